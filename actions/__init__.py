@@ -1,0 +1,1 @@
+"""Custom actions for the OneWindow assistant, one module per service area."""

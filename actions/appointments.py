@@ -1,0 +1,445 @@
+"""Booking, rescheduling, cancelling and checking appointments."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.shared import SlotQuestion, backend, button, call, first, now, resolve_one, service_buttons
+from onewindow.backend import BookingError
+from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.records import AppointmentRecord
+from onewindow.backend.references import normalise_reference
+from onewindow.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.wording import join_words
+
+DomainDict = Dict[Text, Any]
+Slots = Dict[Text, Any]
+BOOKABLE_EXAMPLES = ["passport_renewal", "id_card_renewal", "birth_registration", "marriage_registration", "pension_application"]
+NAME_PREFIX = re.compile(r"^(my name is|my name's|name is|i am|i'm|it is|it's|this is|call me)\s+", re.I)
+MAX_TIME_BUTTONS = 6
+
+PROBLEMS = {
+    "not_bookable": "That service does not take appointments.",
+    "not_offered": "That office does not offer this service.",
+    "past": "That day has already passed.",
+    "too_far": "That is too far ahead. You can book up to two months ahead.",
+    "closed_day": "The office is closed on that day.",
+    "outside_hours": "The office is not open at that time.",
+    "fully_booked": "That day is fully booked.",
+    "slot_taken": "That time is already taken.",
+    "duplicate": "You already have an appointment at that time.",
+    "bad_phone": "That does not look like a phone number.",
+    "unknown_reference": "I could not find an appointment with that number. Please check it.",
+    "not_active": "That appointment has already been cancelled.",
+}
+
+
+def times_text(starts: List[datetime]) -> str:
+    return join_words([spoken_datetime(start) for start in starts], last="or")
+
+
+def alternatives_buttons(starts: List[datetime]) -> List[Dict[str, str]]:
+    return [
+        button(spoken_datetime(s), "inform", date=s.date().isoformat(), time=s.strftime("%H:%M"))
+        for s in starts
+    ]
+
+
+def report_problem(dispatcher: CollectingDispatcher, error: BookingError) -> None:
+    text = PROBLEMS.get(error.reason, "That did not work.")
+    if error.alternatives:
+        text += f" The nearest free times are {times_text(error.alternatives)}."
+    dispatcher.utter_message(text=text, buttons=alternatives_buttons(error.alternatives))
+
+
+def confirmation_text(record: AppointmentRecord, verb: str) -> str:
+    items = " ".join(f"{n}. {item}." for n, item in enumerate(record.documents, start=1))
+    return (
+        f"Your appointment is {verb}. {record.service_name} at {record.office_name}, "
+        f"{record.office_address}, on {spoken_datetime(record.starts_at)}. "
+        f"Your appointment number is {record.reference}. Please bring: {items} "
+        "Please arrive ten minutes early. You can change or cancel it here at any time."
+    )
+
+
+class InFormOrder:
+    """Validate slots in the form's order, so the office is known before the date, and so on."""
+
+    async def get_validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Dict[Text, Any]]:
+        order = self.domain_slots(domain)  # type: ignore[attr-defined]
+        unordered = tracker.slots_to_validate
+
+        def ordered() -> Slots:
+            return dict(sorted(unordered().items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+        tracker.slots_to_validate = ordered  # type: ignore[assignment]
+        return await super().get_validation_events(dispatcher, tracker, domain)  # type: ignore[misc]
+
+
+class DateTimeValidation(InFormOrder):
+    """Date, time and confirmation checks shared by booking and rescheduling."""
+
+    async def validate_appointment_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        answer = parse_date(str(first(value)), now().date())
+        if answer.problem == "impossible":
+            dispatcher.utter_message(text="That date does not exist. Please give another day.")
+            return {"appointment_date": None}
+        if answer.value is None:
+            dispatcher.utter_message(text="Sorry, I did not understand the day. You can say, for example, next Monday or 3 December.")
+            return {"appointment_date": None}
+        service, office = tracker.get_slot("service"), tracker.get_slot("office")
+        if service and office:
+            try:
+                await call(backend().bookings.check_day, service, office, answer.value)
+            except BookingError as error:
+                report_problem(dispatcher, error)
+                return {"appointment_date": None}
+        elif answer.value < now().date():
+            dispatcher.utter_message(text=PROBLEMS["past"])
+            return {"appointment_date": None}
+        return {"appointment_date": answer.value.isoformat()}
+
+    async def validate_appointment_time(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        day_text = tracker.get_slot("appointment_date")
+        service, office = tracker.get_slot("service"), tracker.get_slot("office")
+        if not (day_text and service and office):
+            return {"appointment_time": None}  # asked again once the day is known
+        day = date.fromisoformat(day_text)
+        wanted = parse_time(str(first(value)))
+        try:
+            free = await call(backend().bookings.check_day, service, office, day)
+            if wanted.period:
+                start = _first_in_period(free, wanted.period)
+            elif wanted.value:
+                start = await call(backend().bookings.check_time, office, day, wanted.value, free)
+            else:
+                dispatcher.utter_message(text="Sorry, I did not understand the time. You can say, for example, 10 am or half past two.")
+                return {"appointment_time": None}
+        except BookingError as error:
+            report_problem(dispatcher, error)
+            return {"appointment_time": None, **({"appointment_date": None} if error.reason in ("fully_booked", "closed_day", "past") else {})}
+        return {"appointment_time": start.strftime("%H:%M")}
+
+    async def validate_booking_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        return {"booking_confirmed": bool(value)}
+
+
+def _first_in_period(free: List[datetime], period: tuple) -> datetime:
+    for start in free:
+        if period[0] <= start.time() < period[1]:
+            return start
+    raise BookingError("slot_taken", free[:3])
+
+
+class ReferenceValidation(InFormOrder):
+    """Checks an appointment number and fills in the appointment's service and office."""
+
+    async def validate_appointment_reference(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        code = normalise_reference(str(first(value)), "appointment")
+        if code is None:
+            dispatcher.utter_message(text="That does not look like an appointment number. It is B K and six digits, for example B K 1 2 3 4 5 6.")
+            return {"appointment_reference": None}
+        record = await call(backend().bookings.get, code)
+        if record is None or (record.status != "booked" and self.form_name() != "check_appointment_form"):  # type: ignore[attr-defined]
+            dispatcher.utter_message(text=PROBLEMS["unknown_reference" if record is None else "not_active"])
+            return {"appointment_reference": None}
+        return {"appointment_reference": code, "service": record.service_id, "office": record.office_id}
+
+
+class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_appointment_form"
+
+    async def validate_service(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        ids = await resolve_one("service", str(first(value)))
+        services = await call(backend().catalogue.services, ids) if ids else []
+        bookable = [s for s in services if s.bookable]
+        if len(bookable) == 1:
+            return {"service": bookable[0].id}
+        if len(bookable) > 1:
+            names = join_words([s.name for s in bookable], last="or")
+            dispatcher.utter_message(text=f"Do you mean {names}?", buttons=service_buttons(bookable, "inform"))
+        elif services:
+            where = services[0].online_where
+            dispatcher.utter_message(text=f"{services[0].name} does not need an appointment." + (f" You can do it online, at the {where}." if where else ""))
+        return {"service": None}
+
+    async def validate_office(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        service = tracker.get_slot("service")
+        if not service:
+            return {"office": None}
+        said = str(first(value))
+        offices = await call(backend().catalogue.offices, service_id=service)
+        matches = [o for o in offices if o.id in await resolve_one("office", said)]
+        if not matches:
+            districts = await resolve_one("district", said)
+            matches = [o for o in offices if o.district_id in districts]
+        if len(matches) == 1:
+            return {"office": matches[0].id}
+        choices = matches or offices
+        dispatcher.utter_message(
+            text="These offices offer this service. Which one would you like?" if not matches else "Which of these offices?",
+            buttons=[button(o.name, "inform", office=o.id) for o in choices[:6]],
+        )
+        return {"office": None}
+
+    async def validate_citizen_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        name = NAME_PREFIX.sub("", " ".join(str(first(value)).split())).strip(" .,!")
+        letters = sum(ch.isalpha() for ch in name)
+        if not 2 <= len(name) <= 100 or letters < 2 or any(ch in name for ch in "<>{}[]/\\=;@#$%*_|~^`"):
+            dispatcher.utter_message(text="Please tell me the name for the appointment, using letters only.")
+            return {"citizen_name": None}
+        return {"citizen_name": name}
+
+    async def validate_citizen_phone(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        phone = normalise_phone(str(first(value)))
+        if phone is None:
+            dispatcher.utter_message(text="That does not look like a phone number. Please give it with the area code, for example 0412 345 678.")
+        return {"citizen_phone": phone}
+
+
+class ValidateRescheduleForm(ReferenceValidation, DateTimeValidation, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_reschedule_form"
+
+
+class ValidateCancelForm(ReferenceValidation, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_cancel_form"
+
+
+class ValidateCheckAppointmentForm(ReferenceValidation, FormValidationAction):
+    def name(self) -> Text:
+        return "validate_check_appointment_form"
+
+
+# --- questions the forms ask, with buttons built from real data -------------------
+
+
+class AskCitizenName(SlotQuestion):
+    slot = "citizen_name"
+    text = "What name should the appointment be under? Please say or type your full name."
+
+
+class AskCitizenPhone(SlotQuestion):
+    slot = "citizen_phone"
+    text = "What phone number can the office call if something changes?"
+
+
+class AskAppointmentReference(SlotQuestion):
+    slot = "appointment_reference"
+    text = "What is your appointment number? It starts with B K, for example B K 1 2 3 4 5 6."
+
+
+class ActionAskService(Action):
+    def name(self) -> Text:
+        return "action_ask_service"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        services = await call(backend().catalogue.services, BOOKABLE_EXAMPLES)
+        dispatcher.utter_message(
+            text="Which service is the appointment for? You can type its name, for example passport renewal.",
+            buttons=service_buttons(services, "inform"),
+        )
+        return []
+
+
+class ActionAskOffice(Action):
+    def name(self) -> Text:
+        return "action_ask_office"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        service = await call(backend().catalogue.service, tracker.get_slot("service"))
+        offices = await call(backend().catalogue.offices, service_id=service.id)
+        dispatcher.utter_message(
+            text=f"Which office would you like to go to? {len(offices)} offices offer {service.name.lower()}. You can also say your district.",
+            buttons=[button(o.name, "inform", office=o.id) for o in offices[:6]],
+        )
+        return []
+
+
+class ActionAskAppointmentDate(Action):
+    def name(self) -> Text:
+        return "action_ask_appointment_date"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        office = tracker.get_slot("office")
+        free = await call(backend().bookings.next_free, office, now().date(), 4)
+        if not free:
+            dispatcher.utter_message(text="Sorry, this office has no free appointments in the next two months. You can choose another office, or say stop.")
+            return [SlotSet("office", None)]
+        days = [start.date() for start in free]
+        dispatcher.utter_message(
+            text=f"Which day would you like? The first free days are {join_words([spoken_date(d) for d in days], last='and')}.",
+            buttons=[button(spoken_date(d), "inform", date=d.isoformat()) for d in days],
+        )
+        return []
+
+
+class ActionAskAppointmentTime(Action):
+    def name(self) -> Text:
+        return "action_ask_appointment_time"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        day = date.fromisoformat(tracker.get_slot("appointment_date"))
+        free = await call(backend().bookings.free_slots, tracker.get_slot("office"), day)
+        step = max(1, len(free) // MAX_TIME_BUTTONS)
+        shown = free[::step][:MAX_TIME_BUTTONS]
+        dispatcher.utter_message(
+            text=f"What time on {spoken_date(day)}? Free times start at {spoken_time(free[0].time())}, and the last is {spoken_time(free[-1].time())}." if free else "That day has no free times left. Please choose another day.",
+            buttons=[button(spoken_time(s.time()), "inform", time=s.strftime("%H:%M")) for s in shown],
+        )
+        return [] if free else [SlotSet("appointment_date", None)]
+
+
+class ActionAskBookingConfirmed(Action):
+    def name(self) -> Text:
+        return "action_ask_booking_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        service = await call(backend().catalogue.service, tracker.get_slot("service"))
+        office = await call(backend().catalogue.office, tracker.get_slot("office"))
+        moment = _slot_start(tracker)
+        if tracker.active_loop_name == "reschedule_form":
+            text = f"Shall I move appointment {tracker.get_slot('appointment_reference')} to {spoken_datetime(moment)}?"
+        else:
+            text = (
+                f"Please check: {service.name} at {office.name}, on {spoken_datetime(moment)}, "
+                f"for {tracker.get_slot('citizen_name')}. Shall I book it?"
+            )
+        dispatcher.utter_message(text=text, buttons=[button("Yes", "affirm"), button("No", "deny")])
+        return []
+
+
+class ActionAskCancelConfirmed(Action):
+    def name(self) -> Text:
+        return "action_ask_cancel_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        record = await call(backend().bookings.get, tracker.get_slot("appointment_reference"))
+        dispatcher.utter_message(
+            text=f"Shall I cancel your appointment for {record.service_name} at {record.office_name} on {spoken_datetime(record.starts_at)}?",
+            buttons=[button("Yes, cancel it", "affirm"), button("No, keep it", "deny")],
+        )
+        return []
+
+
+def _slot_start(tracker: Tracker) -> datetime:
+    day = date.fromisoformat(tracker.get_slot("appointment_date"))
+    return datetime.combine(day, time.fromisoformat(tracker.get_slot("appointment_time")))
+
+
+# --- what happens when a form is complete ----------------------------------------
+
+RESET_BOOKING = [SlotSet("appointment_date", None), SlotSet("appointment_time", None), SlotSet("booking_confirmed", None)]
+
+
+class ActionBookAppointment(Action):
+    def name(self) -> Text:
+        return "action_book_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        if not tracker.get_slot("booking_confirmed"):
+            dispatcher.utter_message(text="All right, I have not booked anything. Is there anything else I can do for you?")
+            return RESET_BOOKING
+        try:
+            record = await call(
+                backend().bookings.book,
+                tracker.get_slot("service"),
+                tracker.get_slot("office"),
+                _slot_start(tracker),
+                tracker.get_slot("citizen_name"),
+                tracker.get_slot("citizen_phone"),
+                tracker.get_latest_input_channel() or "rest",
+            )
+        except BookingError as error:
+            report_problem(dispatcher, error)
+            return [*RESET_BOOKING, FollowupAction("appointment_form")]
+        dispatcher.utter_message(text=confirmation_text(record, "booked"))
+        return [*RESET_BOOKING, SlotSet("appointment_reference", record.reference)]
+
+
+class ActionRescheduleAppointment(Action):
+    def name(self) -> Text:
+        return "action_reschedule_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        if not tracker.get_slot("booking_confirmed"):
+            dispatcher.utter_message(text="All right, I have not changed your appointment.")
+            return RESET_BOOKING
+        try:
+            record = await call(backend().bookings.reschedule, tracker.get_slot("appointment_reference"), _slot_start(tracker))
+        except BookingError as error:
+            report_problem(dispatcher, error)
+            return [*RESET_BOOKING, FollowupAction("reschedule_form")]
+        dispatcher.utter_message(text=confirmation_text(record, "moved"))
+        return RESET_BOOKING
+
+
+class ActionCancelAppointment(Action):
+    def name(self) -> Text:
+        return "action_cancel_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        reset = [SlotSet("cancel_confirmed", None)]
+        if not tracker.get_slot("cancel_confirmed"):
+            dispatcher.utter_message(text="All right, your appointment is still booked.")
+            return reset
+        try:
+            record = await call(backend().bookings.cancel, tracker.get_slot("appointment_reference"))
+        except BookingError as error:
+            report_problem(dispatcher, error)
+            return reset
+        dispatcher.utter_message(
+            text=f"Your appointment {record.reference} on {spoken_datetime(record.starts_at)} is cancelled. The time is free for someone else now."
+        )
+        return [*reset, SlotSet("appointment_reference", None)]
+
+
+class ActionCheckAppointment(Action):
+    def name(self) -> Text:
+        return "action_check_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        record: Optional[AppointmentRecord] = await call(backend().bookings.get, tracker.get_slot("appointment_reference"))
+        if record is None:
+            dispatcher.utter_message(text=PROBLEMS["unknown_reference"])
+            return []
+        if record.status != "booked":
+            dispatcher.utter_message(text=f"Appointment {record.reference} was cancelled. You can book a new one.")
+            return []
+        dispatcher.utter_message(
+            text=(
+                f"Appointment {record.reference}: {record.service_name} at {record.office_name}, "
+                f"{record.office_address}, on {spoken_datetime(record.starts_at)}."
+            ),
+            buttons=[
+                button("Change the time", "reschedule_appointment", reference=record.reference),
+                button("Cancel it", "cancel_appointment", reference=record.reference),
+                button("What to bring", "ask_documents", service=record.service_id),
+            ],
+        )
+        return []

@@ -1,0 +1,124 @@
+"""Finding an office: address, hours today, accessibility, services; and opening hours."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.shared import backend, button, call, now, resolve_one
+from onewindow.backend.records import OfficeRecord
+from onewindow.dates import spoken_date
+from onewindow.wording import join_words, periods_text, week_text
+
+MAX_LISTED = 4
+
+
+def today_text(office: OfficeRecord, today: date) -> str:
+    periods = office.hours_on(today)
+    if periods:
+        return f"Open today from {periods_text(periods)}."
+    for ahead in range(1, 8):
+        day = today + timedelta(days=ahead)
+        if office.hours_on(day):
+            return f"Closed today. Next open {spoken_date(day)}, {periods_text(office.hours_on(day))}."
+    return "Closed at the moment."
+
+
+def office_details(office: OfficeRecord, today: date, service_names: List[str]) -> str:
+    access = f" Access: {join_words(office.accessibility)}." if office.accessibility else ""
+    note = f" {office.note}" if office.note else ""
+    offered = ""
+    if service_names:
+        more = len(office.service_ids) - len(service_names)
+        tail = f", and {more} more" if more > 0 else ""
+        offered = f" Services here include {join_words(service_names)}{tail}."
+    return (
+        f"{office.name}, {office.address}. {today_text(office, today)}{access} "
+        f"Phone {office.phone}.{note}{offered}"
+    )
+
+
+class ActionAnswerOfficeQuestion(Action):
+    """find_office and ask_opening_hours, narrowed by office, district and the service in context."""
+
+    def name(self) -> Text:
+        return "action_answer_office_question"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        catalogue = backend().catalogue
+        today = now().date()
+        hours_question = tracker.get_intent_of_latest_message() == "ask_opening_hours"
+        office_ids = await resolve_one("office", tracker.get_slot("office"))
+        if len(office_ids) == 1:
+            office = await call(catalogue.office, office_ids[0])
+            await self._describe(dispatcher, office, today, hours_question)
+            return [SlotSet("office", office.id)]
+        district_ids = await resolve_one("district", tracker.get_slot("district"))
+        service_ids = await resolve_one("service", tracker.get_slot("service"))
+        district = district_ids[0] if len(district_ids) == 1 else None
+        service = service_ids[0] if len(service_ids) == 1 else None
+        if district is None and service is None:
+            await self._ask_district(dispatcher, hours_question)
+            return []
+        offices = await call(catalogue.offices, service_id=service, district_id=district)
+        note = ""
+        if not offices and district and service:
+            offices = await call(catalogue.offices, service_id=service)
+            note = "No office in that district offers this service. These ones do. "
+        await self._list(dispatcher, offices, today, service, note)
+        return [SlotSet("district", district)]
+
+    @staticmethod
+    async def _describe(
+        dispatcher: CollectingDispatcher, office: OfficeRecord, today: date, hours_question: bool
+    ) -> None:
+        if hours_question:
+            text = f"{office.name} opening hours. {week_text(office.hours)} {today_text(office, today)}"
+        else:
+            names = [s.name for s in await call(backend().catalogue.services, office.service_ids[:3])]
+            text = office_details(office, today, names)
+        dispatcher.utter_message(
+            text=text,
+            buttons=[
+                button("Book an appointment here", "book_appointment", office=office.id),
+                button("Opening hours", "ask_opening_hours", office=office.id),
+            ],
+        )
+
+    @staticmethod
+    async def _list(
+        dispatcher: CollectingDispatcher,
+        offices: List[OfficeRecord],
+        today: date,
+        service: Optional[str],
+        note: str,
+    ) -> None:
+        if not offices:
+            dispatcher.utter_message(text="I could not find an office for that. You can call the city hotline.")
+            return
+        record = await call(backend().catalogue.service, service) if service else None
+        subject = f" for {record.name.lower()}" if record else ""
+        lines = " ".join(
+            f"{number}. {o.name}, {o.address}. {today_text(o, today)}"
+            for number, o in enumerate(offices[:MAX_LISTED], start=1)
+        )
+        more = f" There are {len(offices) - MAX_LISTED} more." if len(offices) > MAX_LISTED else ""
+        dispatcher.utter_message(
+            text=f"{note}Offices{subject}: {lines}{more}",
+            buttons=[button(o.name, "find_office", office=o.id) for o in offices[:MAX_LISTED]],
+        )
+
+    @staticmethod
+    async def _ask_district(dispatcher: CollectingDispatcher, hours_question: bool) -> None:
+        offices = await call(backend().catalogue.offices)
+        centres = [o for o in offices if o.kind in ("service_centre", "rural_point")]
+        intent = "ask_opening_hours" if hours_question else "find_office"
+        dispatcher.utter_message(
+            text="Which office, or which part of the city are you in?",
+            buttons=[button(o.name, intent, office=o.id) for o in centres[:6]],
+        )

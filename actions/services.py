@@ -1,0 +1,110 @@
+"""Questions about one service: what it is, documents, fee, time, online or in person."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.shared import backend, button, call, resolve_one, service_buttons
+from onewindow.backend.records import ServiceRecord
+from onewindow.wording import join_words, money, processing_time
+
+POPULAR = ["passport_renewal", "id_card_renewal", "birth_registration", "pension_application", "unemployment_benefit"]
+
+
+def overview(service: ServiceRecord, currency: str) -> str:
+    return (
+        f"{service.name}. {service.description} Who can apply: {service.eligibility} "
+        f"{fee(service, currency)} It takes {processing_time(service.processing_days)}. "
+        f"{online(service)}"
+    )
+
+
+def documents(service: ServiceRecord, _currency: str) -> str:
+    listing = " ".join(f"{number}. {item}." for number, item in enumerate(service.documents, start=1))
+    visit = (
+        " If you bring all of these, one visit is enough."
+        if service.one_visit
+        else " You may need to come back once to collect the result."
+    )
+    return f"For {service.name.lower()}, please bring {len(service.documents)} things. {listing}{visit}"
+
+
+def fee(service: ServiceRecord, currency: str) -> str:
+    price = money(service.fee, currency)
+    text = f"{service.name} is free." if price == "free" else f"{service.name} costs {price}."
+    return f"{text} {service.fee_note}" if service.fee_note else text
+
+
+def duration(service: ServiceRecord, _currency: str) -> str:
+    return f"{service.name} takes {processing_time(service.processing_days)}."
+
+
+def online(service: ServiceRecord, _currency: str = "") -> str:
+    if service.online_available:
+        return (
+            f"You can do {service.name.lower()} fully online, at the {service.online_where}. "
+            "You can also go to an office if you prefer."
+        )
+    visit = " One visit is enough if you bring all the documents." if service.one_visit else ""
+    return f"{service.name} cannot be done fully online. You need to go to an office.{visit}"
+
+
+ASPECTS: Dict[str, Callable[[ServiceRecord, str], str]] = {
+    "ask_service_info": overview,
+    "ask_documents": documents,
+    "ask_fee": fee,
+    "ask_processing_time": duration,
+    "ask_online": online,
+}
+
+
+def follow_up_buttons(service: ServiceRecord, aspect: str) -> List[Dict[str, str]]:
+    options = [
+        ("What to bring", "ask_documents", True),
+        ("Where to go", "find_office", True),
+        ("Book an appointment", "book_appointment", service.bookable),
+        ("How much it costs", "ask_fee", True),
+    ]
+    return [button(title, intent, service=service.id) for title, intent, ok in options if ok and intent != aspect]
+
+
+class ActionAnswerServiceQuestion(Action):
+    """Answers from the database; asks which service when it is unknown or ambiguous."""
+
+    def name(self) -> Text:
+        return "action_answer_service_question"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        intent = tracker.get_intent_of_latest_message()
+        aspect = intent if intent in ASPECTS else tracker.get_slot("question") or "ask_service_info"
+        ids = await resolve_one("service", tracker.get_slot("service"))
+        if len(ids) != 1:
+            await self._ask_which(dispatcher, ids, aspect, tracker.get_slot("service"))
+            return [SlotSet("question", aspect), SlotSet("service", None)]
+        service = await call(backend().catalogue.service, ids[0])
+        city = await call(backend().catalogue.city)
+        dispatcher.utter_message(
+            text=ASPECTS[aspect](service, city.currency), buttons=follow_up_buttons(service, aspect)
+        )
+        return [SlotSet("question", None), SlotSet("service", service.id)]
+
+    @staticmethod
+    async def _ask_which(
+        dispatcher: CollectingDispatcher, ids: List[str], aspect: str, said: Optional[str]
+    ) -> None:
+        if ids:
+            services = await call(backend().catalogue.services, ids)
+            names = join_words([s.name for s in services], last="or")
+            dispatcher.utter_message(text=f"Do you mean {names}?", buttons=service_buttons(services, aspect))
+            return
+        services = await call(backend().catalogue.services, POPULAR)
+        opening = f"Sorry, I do not know a service called {said}. " if said else ""
+        dispatcher.utter_message(
+            text=f"{opening}Which service is it about? You can type its name, for example passport renewal.",
+            buttons=service_buttons(services, aspect),
+        )

@@ -1,0 +1,81 @@
+"""What every action needs: the backend, a way to call it without blocking, and buttons."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from onewindow.backend import ServiceBackend
+from onewindow.backend.records import ServiceRecord
+
+T = TypeVar("T")
+MAX_BUTTONS = 6
+
+
+@functools.lru_cache(maxsize=1)
+def backend() -> ServiceBackend:
+    """One backend per action-server process (DATABASE_URL or the embedded SQLite file)."""
+    return ServiceBackend.from_url()
+
+
+async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking backend call in a worker thread so other conversations go on."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+def now() -> datetime:
+    return datetime.now()
+
+
+def channel_of(tracker: Tracker) -> str:
+    return tracker.get_latest_input_channel() or "rest"
+
+
+def button(title: str, intent: str, **entities: Any) -> Dict[str, str]:
+    """A button whose press sends `intent` with these entities, like a typed message would."""
+    payload = f"/{intent}"
+    if entities:
+        payload += json.dumps(entities, separators=(",", ":"))
+    return {"title": title, "payload": payload}
+
+
+def service_buttons(services: List[ServiceRecord], intent: str) -> List[Dict[str, str]]:
+    return [button(s.name, intent, service=s.id) for s in services[:MAX_BUTTONS]]
+
+
+def first(value: Any) -> Any:
+    """Slots filled from several entities arrive as lists; use the first one."""
+    return value[0] if isinstance(value, list) and value else value
+
+
+async def resolve_one(kind: str, text: Optional[str]) -> List[str]:
+    """Catalogue ids that `text` may mean (an alias, a name or an id)."""
+    if not text:
+        return []
+    return await call(backend().catalogue.resolve, kind, text)
+
+
+class SlotQuestion(Action, ABC):
+    """`action_ask_<slot>`: asks for one form slot in plain words (subclasses set slot and text)."""
+
+    text: str = ""
+
+    @property
+    @abstractmethod
+    def slot(self) -> str:
+        """The slot this question fills."""
+
+    def name(self) -> str:
+        return f"action_ask_{self.slot}"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
+        dispatcher.utter_message(text=self.text)
+        return []

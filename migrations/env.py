@@ -1,0 +1,33 @@
+"""Alembic environment: migrates the database named by DATABASE_URL (or the given connection)."""
+from __future__ import annotations
+
+from alembic import context
+
+from onewindow.db import make_engine
+from onewindow.models import Base
+
+config = context.config
+
+
+def run_migrations() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _migrate(connection)
+        return
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or None)
+    with engine.begin() as connection:
+        _migrate(connection)
+
+
+def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()

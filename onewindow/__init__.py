@@ -1,0 +1,1 @@
+"""OneWindow: the service backend and shared code behind every channel."""

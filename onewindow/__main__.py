@@ -1,0 +1,79 @@
+"""Command line: `python -m onewindow migrate | seed | check-catalogue | export-nlu`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+from alembic import command
+from alembic.config import Config
+
+from onewindow import settings
+from onewindow.backend import ServiceBackend
+from onewindow.catalogue import CatalogueError, load_catalogue
+from onewindow.catalogue.nlu_export import write_lookups
+from onewindow.catalogue.seed import seed_catalogue
+from onewindow.db import make_engine, make_sessionmaker
+from onewindow.demo_data import load_sample_applications
+
+LOOKUPS_FILE = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
+
+
+def migrate(url: Optional[str] = None) -> None:
+    """Bring the database schema up to date with Alembic."""
+    config = Config(str(settings.PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(settings.PROJECT_ROOT / "migrations"))
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def seed(url: Optional[str] = None, folder: Optional[Path] = None, demo: bool = False) -> str:
+    """Migrate, then load the catalogue (and the sample applications with `demo`)."""
+    catalogue = load_catalogue(folder or settings.catalogue_dir())
+    migrate(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as session:
+        seed_catalogue(session, catalogue)
+    summary = (
+        f"{len(catalogue.services)} services, {len(catalogue.offices)} offices, "
+        f"{len(catalogue.life_events)} life events, {len(catalogue.districts)} districts"
+    )
+    if demo:
+        count = load_sample_applications(ServiceBackend(engine), datetime.now())
+        summary += f", {count} sample applications"
+    return summary
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m onewindow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    seed_parser = sub.add_parser("seed", help="migrate and load the catalogue into the database")
+    seed_parser.add_argument("--demo", action="store_true", help="also add sample applications")
+    sub.add_parser("check-catalogue", help="validate the catalogue files only")
+    sub.add_parser("export-nlu", help=f"write {LOOKUPS_FILE.relative_to(settings.PROJECT_ROOT)}")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "migrate":
+            migrate()
+            print("database schema is up to date")
+        elif args.command == "seed":
+            print(f"seeded: {seed(demo=args.demo)}")
+        elif args.command == "check-catalogue":
+            catalogue = load_catalogue(settings.catalogue_dir())
+            print(f"catalogue OK: {len(catalogue.services)} services, {len(catalogue.offices)} offices")
+        elif args.command == "export-nlu":
+            changed = write_lookups(load_catalogue(settings.catalogue_dir()), LOOKUPS_FILE)
+            print(f"{LOOKUPS_FILE.name}: {'rewritten' if changed else 'unchanged'}")
+    except CatalogueError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

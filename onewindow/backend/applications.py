@@ -1,0 +1,65 @@
+"""Applications citizens have submitted, and their status history."""
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload, sessionmaker
+
+from onewindow import models
+from onewindow.backend.records import ApplicationRecord, StatusChangeRecord
+from onewindow.backend.references import normalise_reference
+
+
+class Applications:
+    def __init__(self, sessions: sessionmaker) -> None:
+        self._sessions = sessions
+
+    def status(self, reference: Optional[str]) -> Optional[ApplicationRecord]:
+        """The application with this reference (APP-123456), or None."""
+        code = normalise_reference(reference, "application")
+        if code is None:
+            return None
+        with self._sessions() as session:
+            application = session.scalars(
+                select(models.Application)
+                .where(models.Application.reference == code)
+                .options(
+                    selectinload(models.Application.history),
+                    selectinload(models.Application.service),
+                )
+            ).first()
+            if application is None:
+                return None
+            return ApplicationRecord(
+                reference=application.reference,
+                service_name=application.service.name,
+                status=application.status,
+                submitted_at=application.submitted_at,
+                history=[
+                    StatusChangeRecord(change.status, change.changed_at, change.note)
+                    for change in application.history
+                ],
+            )
+
+    def record(self, reference: str, service_id: str, changes: list) -> None:
+        """Store an application with its history [(status, when, note), ...] (sample data, imports)."""
+        with self._sessions.begin() as session:
+            existing = session.scalars(
+                select(models.Application).where(models.Application.reference == reference)
+            ).first()
+            if existing is not None:
+                return
+            status, submitted, _ = changes[0]
+            application = models.Application(
+                reference=reference,
+                service_id=service_id,
+                status=changes[-1][0],
+                submitted_at=submitted,
+            )
+            application.history = [
+                models.ApplicationStatusChange(status=s, changed_at=when, note=note)
+                for s, when, note in changes
+            ]
+            session.add(application)
+

@@ -1,0 +1,71 @@
+"""Citizens and the channel identities (chats, caller numbers) linked to them."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from onewindow import models
+
+PHONE_PATTERN = re.compile(r"^\+?\d{8,15}$")
+
+
+def normalise_phone(text: Optional[str]) -> Optional[str]:
+    """"0412 345-678" -> "0412345678"; None when it cannot be a phone number."""
+    if not text:
+        return None
+    compact = re.sub(r"[\s\-().]", "", str(text))
+    return compact if PHONE_PATTERN.match(compact) else None
+
+
+def find_or_create_citizen(session: Session, phone: str, name: Optional[str] = None) -> models.Citizen:
+    """The citizen with this (normalised) phone number, created if new; the name is kept up to date."""
+    citizen = session.scalars(select(models.Citizen).where(models.Citizen.phone == phone)).first()
+    if citizen is None:
+        citizen = models.Citizen(phone=phone, name=name)
+        session.add(citizen)
+        session.flush()
+    elif name:
+        citizen.name = name
+    return citizen
+
+
+class Citizens:
+    """Link channel identities to citizens so that any channel finds their business."""
+
+    def __init__(self, sessions: sessionmaker) -> None:
+        self._sessions = sessions
+
+    def link_identity(self, channel: str, external_id: str, phone: str, name: Optional[str] = None) -> int:
+        """Link a chat or caller to the citizen with this phone; returns the citizen id."""
+        normalised = normalise_phone(phone)
+        if normalised is None:
+            raise ValueError("not a phone number")
+        with self._sessions.begin() as session:
+            citizen = find_or_create_citizen(session, normalised, name)
+            identity = session.scalars(
+                select(models.ChannelIdentity).where(
+                    models.ChannelIdentity.channel == channel,
+                    models.ChannelIdentity.external_id == external_id,
+                )
+            ).first()
+            if identity is None:
+                session.add(
+                    models.ChannelIdentity(citizen_id=citizen.id, channel=channel, external_id=external_id)
+                )
+            else:
+                identity.citizen_id = citizen.id
+            return citizen.id
+
+    def phone_for_identity(self, channel: str, external_id: str) -> Optional[str]:
+        with self._sessions() as session:
+            return session.scalars(
+                select(models.Citizen.phone)
+                .join(models.ChannelIdentity)
+                .where(
+                    models.ChannelIdentity.channel == channel,
+                    models.ChannelIdentity.external_id == external_id,
+                )
+            ).first()

@@ -1,0 +1,112 @@
+"""Plain records the backend hands to actions and channels (no database sessions attached)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Dict, List, Optional, Tuple
+
+Periods = List[Tuple[time, time]]
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    id: str
+    name: str
+    department: str
+    description: str
+    eligibility: str
+    documents: List[str]
+    fee: float
+    fee_note: Optional[str]
+    processing_days: int
+    online_available: bool
+    online_where: Optional[str]
+    one_visit: bool
+    bookable: bool
+    office_ids: List[str]
+    life_event_ids: List[str]
+
+
+@dataclass(frozen=True)
+class OfficeRecord:
+    id: str
+    name: str
+    kind: str
+    district_id: str
+    district_name: str
+    address: str
+    phone: str
+    accessibility: List[str]
+    note: Optional[str]
+    hours: Dict[int, Periods]  # weekday -> periods
+    service_ids: List[str]
+
+    def hours_on(self, day: date) -> Periods:
+        return self.hours.get(day.weekday(), [])
+
+
+@dataclass(frozen=True)
+class LifeEventStepRecord:
+    service: ServiceRecord
+    when: str
+
+
+@dataclass(frozen=True)
+class LifeEventRecord:
+    id: str
+    name: str
+    summary: str
+    steps: List[LifeEventStepRecord]
+
+
+@dataclass(frozen=True)
+class CityRecord:
+    name: str
+    currency: str
+    hotline_number: str
+    hotline_hours: Dict[int, Periods]
+
+
+@dataclass(frozen=True)
+class AppointmentRecord:
+    reference: str
+    status: str
+    starts_at: datetime
+    service_id: str
+    service_name: str
+    office_id: str
+    office_name: str
+    office_address: str
+    documents: List[str]
+
+
+@dataclass(frozen=True)
+class StatusChangeRecord:
+    status: str
+    changed_at: datetime
+    note: Optional[str]
+
+
+@dataclass(frozen=True)
+class ApplicationRecord:
+    reference: str
+    service_name: str
+    status: str
+    submitted_at: datetime
+    history: List[StatusChangeRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    reference: str
+    category_name: str
+    department: str
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class HandoffRecord:
+    reference: str
+    reason: str
+    priority: int
+    position_in_queue: int

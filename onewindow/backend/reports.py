@@ -1,0 +1,41 @@
+"""Issues citizens report (potholes, broken lights...), routed to the right department."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from onewindow import models
+from onewindow.backend.records import ReportRecord
+from onewindow.backend.references import new_reference
+
+MAX_TEXT = 2000
+
+
+class Reports:
+    def __init__(self, sessions: sessionmaker) -> None:
+        self._sessions = sessions
+
+    def submit(
+        self, category_id: str, location: str, description: str, channel: str, sender_id: str
+    ) -> ReportRecord:
+        """File a report; raises LookupError for an unknown category."""
+        with self._sessions.begin() as session:
+            category = session.get(models.ReportCategory, category_id)
+            if category is None or not category.active:
+                raise LookupError(f"unknown report category {category_id!r}")
+            reference = new_reference("report")
+            while session.scalars(select(models.Report.id).where(models.Report.reference == reference)).first():
+                reference = new_reference("report")
+            session.add(
+                models.Report(
+                    reference=reference,
+                    category_id=category.id,
+                    department=category.department,
+                    location=location.strip()[:MAX_TEXT],
+                    description=description.strip()[:MAX_TEXT],
+                    urgent=category.urgent,
+                    channel=channel,
+                    sender_id=sender_id,
+                )
+            )
+            return ReportRecord(reference, category.name, category.department, category.urgent)

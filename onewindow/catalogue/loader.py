@@ -1,0 +1,221 @@
+"""Load the catalogue YAML files and validate them, naming file, line, entry and field."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from onewindow.catalogue import schema
+
+FILES = ("city.yml", "offices.yml", "services.yml", "life_events.yml", "report_categories.yml")
+SHARED_ALIAS_KIND = "service"  # only services may share an alias (the assistant then asks which)
+
+
+class CatalogueError(Exception):
+    """The catalogue has problems; `problems` lists each one, fully located."""
+
+    def __init__(self, problems: List[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"The service catalogue has {len(problems)} problem(s):\n{listing}")
+
+
+@dataclass
+class Catalogue:
+    city: Dict[str, Any]
+    districts: List[Dict[str, Any]]
+    offices: List[Dict[str, Any]]
+    services: List[Dict[str, Any]]
+    life_events: List[Dict[str, Any]]
+    report_categories: List[Dict[str, Any]]
+
+    def aliases(self) -> Dict[str, Dict[str, List[str]]]:
+        """kind -> phrase -> ids it may mean (the id's own name counts as an alias)."""
+        table: Dict[str, Dict[str, List[str]]] = defaultdict(lambda: defaultdict(list))
+        kinds = {
+            "service": self.services,
+            "office": self.offices,
+            "district": self.districts,
+            "life_event": self.life_events,
+            "report_category": self.report_categories,
+        }
+        for kind, entries in kinds.items():
+            for entry in entries:
+                for phrase in [entry["name"].lower(), *entry["aliases"]]:
+                    if entry["id"] not in table[kind][phrase]:
+                        table[kind][phrase].append(entry["id"])
+        return {kind: dict(phrases) for kind, phrases in table.items()}
+
+
+@dataclass
+class _Reader:
+    """Collects problems while reading one catalogue folder."""
+
+    folder: Path
+    problems: List[str] = field(default_factory=list)
+
+    def load(self, name: str, top_key: str) -> Any:
+        path = self.folder / name
+        if not path.exists():
+            self.problems.append(f"{path}: file is missing")
+            return None
+        try:
+            document = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        except YAMLError as error:
+            self.problems.append(f"{path}: not valid YAML: {error}".replace("\n", " "))
+            return None
+        if not isinstance(document, dict) or top_key not in document:
+            self.problems.append(f"{path}: must start with '{top_key}:'")
+            return None
+        return document[top_key]
+
+    def entries(self, name: str, top_key: str, rules: schema.Schema) -> List[Dict[str, Any]]:
+        items = self.load(name, top_key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            self.problems.append(f"{self.folder / name}: '{top_key}' must be a list")
+            return []
+        valid, seen = [], set()
+        for index, item in enumerate(items):
+            where = f"{top_key}[{index}]"
+            if self.check(name, where, item, rules):
+                if item["id"] in seen:
+                    self.report(name, item, where, "id", f"'{item['id']}' is used twice")
+                    continue
+                seen.add(item["id"])
+                valid.append(_plain(item))
+        return valid
+
+    def check(self, name: str, where: str, item: Any, rules: schema.Schema) -> bool:
+        if not isinstance(item, dict):
+            self.problems.append(f"{self.folder / name}: {where}: must be a mapping of fields")
+            return False
+        ok = True
+        for key, (check, required) in rules.items():
+            if key not in item:
+                if required:
+                    self.report(name, item, where, key, "is missing")
+                    ok = False
+                continue
+            problem = check(item[key])
+            if problem:
+                self.report(name, item, where, key, problem)
+                ok = False
+        for key in item:
+            if key not in rules:
+                self.report(name, item, where, str(key), "is not a known field (typo?)")
+                ok = False
+        return ok
+
+    def report(self, name: str, item: Any, where: str, key: str, problem: str) -> None:
+        line = _line_of(item, key)
+        label = f" ({item.get('id')})" if isinstance(item, dict) and item.get("id") else ""
+        location = f"{self.folder / name}:{line}" if line else f"{self.folder / name}"
+        self.problems.append(f"{location}: {where}{label}: field '{key}' {problem}")
+
+
+def _line_of(item: Any, key: str) -> Optional[int]:
+    try:
+        if key in item:
+            return item.lc.key(key)[0] + 1
+        return item.lc.line + 1
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers to plain dicts and lists."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def load_catalogue(folder: Path) -> Catalogue:
+    """Read and validate every catalogue file; raise CatalogueError listing all problems."""
+    reader = _Reader(Path(folder))
+    city = _load_city(reader)
+    districts = city.pop("districts", []) if city else []
+    offices = reader.entries("offices.yml", "offices", schema.OFFICE)
+    services = reader.entries("services.yml", "services", schema.SERVICE)
+    life_events = reader.entries("life_events.yml", "life_events", schema.LIFE_EVENT)
+    categories = reader.entries("report_categories.yml", "report_categories", schema.REPORT_CATEGORY)
+    catalogue = Catalogue(city or {}, districts, offices, services, life_events, categories)
+    if not reader.problems:
+        _check_references(catalogue, reader)
+    if reader.problems:
+        raise CatalogueError(reader.problems)
+    return catalogue
+
+
+def _load_city(reader: _Reader) -> Optional[Dict[str, Any]]:
+    city = reader.load("city.yml", "city")
+    if city is None or not reader.check("city.yml", "city", city, schema.CITY):
+        return None
+    if not reader.check("city.yml", "city.hotline", city["hotline"], schema.HOTLINE):
+        return None
+    districts, seen = [], set()
+    for index, district in enumerate(city["districts"]):
+        where = f"city.districts[{index}]"
+        if reader.check("city.yml", where, district, schema.DISTRICT):
+            if district["id"] in seen:
+                reader.report("city.yml", district, where, "id", f"'{district['id']}' is used twice")
+            seen.add(district["id"])
+            districts.append(_plain(district))
+    plain = _plain(city)
+    plain["districts"] = districts
+    return plain
+
+
+def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
+    district_ids = {d["id"] for d in catalogue.districts}
+    office_ids = {o["id"] for o in catalogue.offices}
+    service_ids = {s["id"] for s in catalogue.services}
+    folder = reader.folder
+    for index, office in enumerate(catalogue.offices):
+        if office["district"] not in district_ids:
+            reader.problems.append(
+                f"{folder / 'offices.yml'}: offices[{index}] ({office['id']}): field 'district' "
+                f"'{office['district']}' is not a district in city.yml"
+            )
+    for index, service in enumerate(catalogue.services):
+        for office_id in service["offices"]:
+            if office_id not in office_ids:
+                reader.problems.append(
+                    f"{folder / 'services.yml'}: services[{index}] ({service['id']}): field 'offices' "
+                    f"'{office_id}' is not an office in offices.yml"
+                )
+    for index, event in enumerate(catalogue.life_events):
+        for position, step in enumerate(event["steps"], start=1):
+            if step["service"] not in service_ids:
+                reader.problems.append(
+                    f"{folder / 'life_events.yml'}: life_events[{index}] ({event['id']}): field "
+                    f"'steps' step {position}: '{step['service']}' is not a service in services.yml"
+                )
+    _check_alias_clashes(catalogue, reader)
+
+
+def _check_alias_clashes(catalogue: Catalogue, reader: _Reader) -> None:
+    owners: Dict[str, set] = defaultdict(set)
+    for kind, phrases in catalogue.aliases().items():
+        for phrase in phrases:
+            owners[phrase].add(kind)
+    for phrase, kinds in sorted(owners.items()):
+        if len(kinds) > 1:
+            reader.problems.append(
+                f"{reader.folder}: alias '{phrase}' is used by more than one kind of entry "
+                f"({', '.join(sorted(kinds))}); each phrase may name only one kind"
+            )
+    for kind, phrases in catalogue.aliases().items():
+        for phrase, ids in phrases.items():
+            if len(ids) > 1 and kind != SHARED_ALIAS_KIND:
+                reader.problems.append(
+                    f"{reader.folder}: {kind} alias '{phrase}' is used by {', '.join(ids)}; "
+                    "only services may share an alias"
+                )

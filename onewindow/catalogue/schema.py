@@ -1,0 +1,193 @@
+"""Field checks for catalogue entries; each returns an error message or None."""
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+Check = Callable[[Any], Optional[str]]
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OFFICE_KINDS = ("service_centre", "rural_point", "mobile_point", "specialist_office")
+
+
+def identifier(value: Any) -> Optional[str]:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        return "must be a lowercase id (letters, digits, underscore), for example passport_new"
+    return None
+
+
+def text(value: Any) -> Optional[str]:
+    if not isinstance(value, str) or not value.strip():
+        return "must be non-empty text"
+    return None
+
+
+def optional_text(value: Any) -> Optional[str]:
+    return None if value is None else text(value)
+
+
+def texts(value: Any) -> Optional[str]:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of texts"
+    if any(text(item) for item in value):
+        return "every item must be non-empty text"
+    return None
+
+
+def aliases(value: Any) -> Optional[str]:
+    problem = texts(value)
+    if problem:
+        return problem
+    if any(item != item.strip().lower() for item in value):
+        return "aliases must be lowercase, without spaces around them"
+    return None
+
+
+def optional_texts(value: Any) -> Optional[str]:
+    return None if value in (None, []) else texts(value)
+
+
+def boolean(value: Any) -> Optional[str]:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def amount(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return "must be a number, 0 or more (0 means free)"
+    return None
+
+
+def whole_number(minimum: int) -> Check:
+    def check(value: Any) -> Optional[str]:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            return f"must be a whole number, {minimum} or more"
+        return None
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> Optional[str]:
+        if value not in choices:
+            return f"must be one of: {', '.join(choices)}"
+        return None
+
+    return check
+
+
+def parse_day_hours(value: Any) -> List[Tuple[time, time]]:
+    """Parse "08:30-12:00, 13:00-17:00" or "closed"; raises ValueError when malformed."""
+    if isinstance(value, str) and value.strip().lower() == "closed":
+        return []
+    if not isinstance(value, str):
+        raise ValueError('must be "HH:MM-HH:MM", several of them separated by commas, or closed')
+    periods = []
+    for part in value.split(","):
+        match = HOURS_PATTERN.match(part.strip())
+        if not match:
+            raise ValueError(f'"{part.strip()}" is not like 08:30-17:00')
+        opens = time(int(match.group(1)), int(match.group(2)))
+        closes = time(int(match.group(3)), int(match.group(4)))
+        if closes <= opens:
+            raise ValueError(f'"{part.strip()}" closes before it opens')
+        if periods and opens < periods[-1][1]:
+            raise ValueError(f'"{part.strip()}" overlaps the period before it')
+        periods.append((opens, closes))
+    return periods
+
+
+def week_hours(value: Any) -> Optional[str]:
+    if not isinstance(value, dict):
+        return "must map each day (mon..sun) to hours or closed"
+    missing = [day for day in WEEKDAYS if day not in value]
+    unknown = [str(day) for day in value if day not in WEEKDAYS]
+    if missing or unknown:
+        return f"needs exactly the days mon..sun (missing: {missing or 'none'}, unknown: {unknown or 'none'})"
+    for day in WEEKDAYS:
+        try:
+            parse_day_hours(value[day])
+        except ValueError as error:
+            return f"{day}: {error}"
+    return None
+
+
+def online(value: Any) -> Optional[str]:
+    if not isinstance(value, dict) or boolean(value.get("available")):
+        return "must have available: true or false"
+    if value["available"] and text(value.get("where")):
+        return "must say where (online.where) when available is true"
+    return None
+
+
+def steps(value: Any) -> Optional[str]:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of {service, when}"
+    for position, step in enumerate(value, start=1):
+        if not isinstance(step, dict) or identifier(step.get("service")) or text(step.get("when")):
+            return f"step {position} must have a service id and a plain-language 'when'"
+    return None
+
+
+Schema = Dict[str, Tuple[Check, bool]]  # field -> (check, required)
+
+DISTRICT: Schema = {"id": (identifier, True), "name": (text, True), "aliases": (aliases, True)}
+
+CITY: Schema = {
+    "name": (text, True),
+    "currency": (text, True),
+    "hotline": (lambda v: None if isinstance(v, dict) else "must have number and hours", True),
+    "districts": (lambda v: None if isinstance(v, list) and v else "must list the districts", True),
+}
+
+HOTLINE: Schema = {"number": (text, True), "hours": (week_hours, True)}
+
+OFFICE: Schema = {
+    "id": (identifier, True),
+    "name": (text, True),
+    "kind": (one_of(*OFFICE_KINDS), True),
+    "district": (identifier, True),
+    "address": (text, True),
+    "phone": (text, True),
+    "aliases": (aliases, True),
+    "accessibility": (optional_texts, False),
+    "windows": (whole_number(1), True),
+    "slot_minutes": (whole_number(5), True),
+    "hours": (week_hours, True),
+    "note": (optional_text, False),
+}
+
+SERVICE: Schema = {
+    "id": (identifier, True),
+    "name": (text, True),
+    "aliases": (aliases, True),
+    "department": (text, True),
+    "description": (text, True),
+    "eligibility": (text, True),
+    "documents": (texts, True),
+    "fee": (amount, True),
+    "fee_note": (optional_text, False),
+    "processing_days": (whole_number(0), True),
+    "online": (online, True),
+    "one_visit": (boolean, True),
+    "bookable": (boolean, True),
+    "offices": (texts, True),
+}
+
+LIFE_EVENT: Schema = {
+    "id": (identifier, True),
+    "name": (text, True),
+    "aliases": (aliases, True),
+    "summary": (text, True),
+    "steps": (steps, True),
+}
+
+REPORT_CATEGORY: Schema = {
+    "id": (identifier, True),
+    "name": (text, True),
+    "aliases": (aliases, True),
+    "department": (text, True),
+    "urgent": (boolean, True),
+}

@@ -1,0 +1,125 @@
+"""Write a validated catalogue into the database (insert or update, never lose bookings)."""
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from onewindow import models
+from onewindow.catalogue.loader import Catalogue
+from onewindow.catalogue.schema import WEEKDAYS, parse_day_hours
+
+
+def week_periods(hours: dict) -> dict:
+    """{"mon": "08:00-12:00, 13:00-17:00"} -> {"mon": [["08:00", "12:00"], ["13:00", "17:00"]]}."""
+    return {
+        day: [[o.strftime("%H:%M"), c.strftime("%H:%M")] for o, c in parse_day_hours(hours[day])]
+        for day in WEEKDAYS
+    }
+
+
+def seed_catalogue(session: Session, catalogue: Catalogue) -> None:
+    """Replace the catalogue tables' content; entries removed from the files become inactive."""
+    city = catalogue.city
+    session.merge(
+        models.City(
+            id=1,
+            name=city["name"],
+            currency=city["currency"],
+            hotline_number=city["hotline"]["number"],
+            hotline_hours=week_periods(city["hotline"]["hours"]),
+        )
+    )
+    for district in catalogue.districts:
+        session.merge(models.District(id=district["id"], name=district["name"]))
+    _seed_offices(session, catalogue)
+    _seed_services(session, catalogue)
+    _seed_life_events(session, catalogue)
+    session.execute(update(models.ReportCategory).values(active=False))
+    for category in catalogue.report_categories:
+        session.merge(
+            models.ReportCategory(
+                id=category["id"],
+                name=category["name"],
+                department=category["department"],
+                urgent=category["urgent"],
+                active=True,
+            )
+        )
+    session.execute(delete(models.Alias))
+    for kind, phrases in catalogue.aliases().items():
+        for phrase, ids in phrases.items():
+            session.add_all(models.Alias(kind=kind, phrase=phrase, target_id=i) for i in ids)
+    session.flush()
+
+
+def _seed_offices(session: Session, catalogue: Catalogue) -> None:
+    session.execute(update(models.Office).values(active=False))
+    session.execute(delete(models.OpeningHours))
+    for office in catalogue.offices:
+        session.merge(
+            models.Office(
+                id=office["id"],
+                name=office["name"],
+                kind=office["kind"],
+                district_id=office["district"],
+                address=office["address"],
+                phone=office["phone"],
+                accessibility=office.get("accessibility") or [],
+                windows=office["windows"],
+                slot_minutes=office["slot_minutes"],
+                note=office.get("note"),
+                active=True,
+            )
+        )
+        for weekday, day in enumerate(WEEKDAYS):
+            for opens, closes in parse_day_hours(office["hours"][day]):
+                session.add(
+                    models.OpeningHours(
+                        office_id=office["id"], weekday=weekday, opens=opens, closes=closes
+                    )
+                )
+
+
+def _seed_services(session: Session, catalogue: Catalogue) -> None:
+    session.execute(update(models.Service).values(active=False))
+    session.execute(delete(models.ServiceOffice))
+    for service in catalogue.services:
+        session.merge(
+            models.Service(
+                id=service["id"],
+                name=service["name"],
+                department=service["department"],
+                description=service["description"],
+                eligibility=service["eligibility"],
+                documents=service["documents"],
+                fee_cents=round(service["fee"] * 100),
+                fee_note=service.get("fee_note"),
+                processing_days=service["processing_days"],
+                online_available=service["online"]["available"],
+                online_where=service["online"].get("where"),
+                one_visit=service["one_visit"],
+                bookable=service["bookable"],
+                active=True,
+            )
+        )
+        session.add_all(
+            models.ServiceOffice(service_id=service["id"], office_id=office_id)
+            for office_id in dict.fromkeys(service["offices"])
+        )
+
+
+def _seed_life_events(session: Session, catalogue: Catalogue) -> None:
+    session.execute(update(models.LifeEvent).values(active=False))
+    session.execute(delete(models.LifeEventStep))
+    for event in catalogue.life_events:
+        session.merge(
+            models.LifeEvent(
+                id=event["id"], name=event["name"], summary=event["summary"], active=True
+            )
+        )
+        session.add_all(
+            models.LifeEventStep(
+                life_event_id=event["id"], position=position, service_id=step["service"], when=step["when"]
+            )
+            for position, step in enumerate(event["steps"], start=1)
+        )

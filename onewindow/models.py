@@ -1,0 +1,267 @@
+"""SQLAlchemy models of the service backend (written in 2.0 style on SQLAlchemy 1.4)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> datetime:
+    return datetime.utcnow()
+
+
+# --- catalogue (loaded from catalogue/*.yml) -------------------------------------
+
+
+class City(Base):
+    __tablename__ = "city"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False)
+    currency = Column(String(30), nullable=False)
+    hotline_number = Column(String(40), nullable=False)
+    hotline_hours = Column(JSON, nullable=False)  # {"mon": [["08:00", "20:00"]], ...}
+
+
+class District(Base):
+    __tablename__ = "districts"
+    id = Column(String(50), primary_key=True)
+    name = Column(String(100), nullable=False)
+
+
+class Office(Base):
+    __tablename__ = "offices"
+    id = Column(String(50), primary_key=True)
+    name = Column(String(200), nullable=False)
+    kind = Column(String(30), nullable=False)
+    district_id = Column(String(50), ForeignKey("districts.id"), nullable=False)
+    address = Column(String(300), nullable=False)
+    phone = Column(String(40), nullable=False)
+    accessibility = Column(JSON, nullable=False, default=list)
+    windows = Column(Integer, nullable=False)
+    slot_minutes = Column(Integer, nullable=False)
+    note = Column(Text)
+    active = Column(Boolean, nullable=False, default=True)
+
+    district = relationship("District")
+    hours = relationship("OpeningHours", cascade="all, delete-orphan", order_by="OpeningHours.opens")
+
+
+class OpeningHours(Base):
+    __tablename__ = "opening_hours"
+    id = Column(Integer, primary_key=True)
+    office_id = Column(String(50), ForeignKey("offices.id"), nullable=False, index=True)
+    weekday = Column(Integer, nullable=False)  # 0 = Monday
+    opens = Column(Time, nullable=False)
+    closes = Column(Time, nullable=False)
+    __table_args__ = (CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),)
+
+
+class ServiceOffice(Base):
+    __tablename__ = "service_offices"
+    service_id = Column(String(60), ForeignKey("services.id"), primary_key=True)
+    office_id = Column(String(50), ForeignKey("offices.id"), primary_key=True)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id = Column(String(60), primary_key=True)
+    name = Column(String(200), nullable=False)
+    department = Column(String(200), nullable=False)
+    description = Column(Text, nullable=False)
+    eligibility = Column(Text, nullable=False)
+    documents = Column(JSON, nullable=False)
+    fee_cents = Column(Integer, nullable=False)  # in the city currency; 0 means free
+    fee_note = Column(Text)
+    processing_days = Column(Integer, nullable=False)
+    online_available = Column(Boolean, nullable=False)
+    online_where = Column(Text)
+    one_visit = Column(Boolean, nullable=False)
+    bookable = Column(Boolean, nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+
+    offices = relationship("Office", secondary="service_offices", order_by="Office.name")
+
+
+class LifeEvent(Base):
+    __tablename__ = "life_events"
+    id = Column(String(60), primary_key=True)
+    name = Column(String(200), nullable=False)
+    summary = Column(Text, nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+
+    steps = relationship(
+        "LifeEventStep", cascade="all, delete-orphan", order_by="LifeEventStep.position"
+    )
+
+
+class LifeEventStep(Base):
+    __tablename__ = "life_event_steps"
+    id = Column(Integer, primary_key=True)
+    life_event_id = Column(String(60), ForeignKey("life_events.id"), nullable=False, index=True)
+    position = Column(Integer, nullable=False)
+    service_id = Column(String(60), ForeignKey("services.id"), nullable=False)
+    when = Column(Text, nullable=False)
+
+    service = relationship("Service")
+
+
+class ReportCategory(Base):
+    __tablename__ = "report_categories"
+    id = Column(String(60), primary_key=True)
+    name = Column(String(200), nullable=False)
+    department = Column(String(200), nullable=False)
+    urgent = Column(Boolean, nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+
+
+class Alias(Base):
+    """A phrase citizens use for a catalogue entry (service, office, district, ...)."""
+
+    __tablename__ = "aliases"
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(30), nullable=False)
+    phrase = Column(String(200), nullable=False)
+    target_id = Column(String(60), nullable=False)
+    __table_args__ = (UniqueConstraint("kind", "phrase", "target_id", name="alias_once"),)
+
+
+# --- citizens and their business with the city ----------------------------------
+
+
+class Citizen(Base):
+    __tablename__ = "citizens"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(200))
+    phone = Column(String(30), unique=True)  # normalised digits, "+" allowed first
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    identities = relationship("ChannelIdentity", cascade="all, delete-orphan")
+
+
+class ChannelIdentity(Base):
+    """Links a chat, a caller number or a REST sender id to a citizen."""
+
+    __tablename__ = "channel_identities"
+    id = Column(Integer, primary_key=True)
+    citizen_id = Column(Integer, ForeignKey("citizens.id"), nullable=False, index=True)
+    channel = Column(String(30), nullable=False)
+    external_id = Column(String(200), nullable=False)
+    linked_at = Column(DateTime, nullable=False, default=utcnow)
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="identity_once"),)
+
+
+class AppointmentSlot(Base):
+    """A bookable time window at an office; `booked` never exceeds `capacity`."""
+
+    __tablename__ = "appointment_slots"
+    id = Column(Integer, primary_key=True)
+    office_id = Column(String(50), ForeignKey("offices.id"), nullable=False)
+    day = Column(Date, nullable=False)
+    starts_at = Column(DateTime, nullable=False)
+    capacity = Column(Integer, nullable=False)
+    booked = Column(Integer, nullable=False, default=0)
+    __table_args__ = (
+        UniqueConstraint("office_id", "starts_at", name="slot_once"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="not_overbooked"),
+    )
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(20), nullable=False, unique=True)
+    slot_id = Column(Integer, ForeignKey("appointment_slots.id"), nullable=False, index=True)
+    service_id = Column(String(60), ForeignKey("services.id"), nullable=False)
+    office_id = Column(String(50), ForeignKey("offices.id"), nullable=False)
+    citizen_id = Column(Integer, ForeignKey("citizens.id"), nullable=False, index=True)
+    status = Column(String(20), nullable=False, default="booked")  # booked | cancelled
+    channel = Column(String(30), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    slot = relationship("AppointmentSlot")
+    service = relationship("Service")
+    office = relationship("Office")
+    citizen = relationship("Citizen")
+
+
+class Application(Base):
+    __tablename__ = "applications"
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(20), nullable=False, unique=True)
+    service_id = Column(String(60), ForeignKey("services.id"), nullable=False)
+    citizen_id = Column(Integer, ForeignKey("citizens.id"), index=True)
+    status = Column(String(30), nullable=False)
+    submitted_at = Column(DateTime, nullable=False, default=utcnow)
+
+    service = relationship("Service")
+    history = relationship(
+        "ApplicationStatusChange",
+        cascade="all, delete-orphan",
+        order_by="ApplicationStatusChange.changed_at",
+    )
+
+
+class ApplicationStatusChange(Base):
+    __tablename__ = "application_status_changes"
+    id = Column(Integer, primary_key=True)
+    application_id = Column(Integer, ForeignKey("applications.id"), nullable=False, index=True)
+    status = Column(String(30), nullable=False)
+    changed_at = Column(DateTime, nullable=False, default=utcnow)
+    note = Column(Text)
+
+
+class Report(Base):
+    """An issue a citizen reported (pothole, broken light...), routed to a department."""
+
+    __tablename__ = "reports"
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(20), nullable=False, unique=True)
+    category_id = Column(String(60), ForeignKey("report_categories.id"), nullable=False)
+    department = Column(String(200), nullable=False)
+    location = Column(Text, nullable=False)
+    description = Column(Text, nullable=False)
+    urgent = Column(Boolean, nullable=False)
+    status = Column(String(20), nullable=False, default="open")
+    channel = Column(String(30), nullable=False)
+    sender_id = Column(String(200), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class HandoffRequest(Base):
+    """A request for a person to take over a conversation."""
+
+    __tablename__ = "handoff_requests"
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(20), nullable=False, unique=True)
+    sender_id = Column(String(200), nullable=False, index=True)
+    channel = Column(String(30), nullable=False)
+    reason = Column(String(40), nullable=False)
+    summary = Column(JSON, nullable=False)
+    priority = Column(Integer, nullable=False, default=2)  # 1 high .. 3 low
+    status = Column(String(20), nullable=False, default="open")
+    created_at = Column(DateTime, nullable=False, default=utcnow)
