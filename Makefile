@@ -1,0 +1,88 @@
+# OneWindow — `make run` serves the assistant, `make test` runs every test.
+# Both install what they need: a Python 3.10 virtualenv in .venv (about 3 minutes
+# and 2.7 GB the first time), Debian packages, the database, the trained model.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+MODEL := models/onewindow.tar.gz
+STAMPS := .make
+export PYTHONPATH := $(CURDIR)
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/nlu_components.py
+
+.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench lock clean
+
+run: install $(MODEL) seed
+	@scripts/run.sh
+
+shell: install $(MODEL) seed
+	@scripts/run.sh --shell
+
+test: install $(MODEL) validate nlu-quality test-stories pytest
+
+install: $(VENV)/.installed $(STAMPS)/system
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@python=$$(scripts/find-python.sh) || exit 1; \
+	  echo "==> creating $(VENV) with $$python"; \
+	  [ -x $(PY) ] || "$$python" -m venv $(VENV)
+	@echo "==> installing Python packages (about 3 minutes and 2.7 GB on a fresh machine)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check "pip==24.0"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@$(PY) -m pip check
+	@touch $@
+
+$(STAMPS)/system: scripts/system-packages.sh
+	@mkdir -p $(STAMPS)
+	@scripts/system-packages.sh
+	@touch $@
+
+lookups: install
+	@$(PY) -m onewindow export-nlu
+
+seed: install lookups
+	@$(PY) -m onewindow seed --demo
+
+train: $(MODEL)
+
+$(MODEL): $(TRAINING_DATA) catalogue/services.yml catalogue/offices.yml catalogue/life_events.yml catalogue/city.yml catalogue/report_categories.yml | install
+	@$(MAKE) --no-print-directory lookups
+	@echo "==> training the Rasa model (data or config changed)"
+	@$(RASA) train --data nlu dialogue --domain domain.yml --config config.yml \
+	  --out models --fixed-model-name onewindow
+	@touch $@
+
+validate: install
+	@echo "==> rasa data validate (must print no warnings)"
+	@$(RASA) data validate --data nlu dialogue --domain domain.yml --config config.yml \
+	  > $(STAMPS)/validate.log 2>&1; status=$$?; \
+	  if [ $$status -ne 0 ] || grep -E "UserWarning|WARNING|ERROR" $(STAMPS)/validate.log; then \
+	    cat $(STAMPS)/validate.log; echo "rasa data validate: FAILED"; exit 1; fi; \
+	  echo "rasa data validate: no warnings"
+
+nlu-quality: $(MODEL)
+	@$(PY) scripts/nlu_quality.py --model $(MODEL) --test-data tests/nlu/test_nlu.yml
+
+test-stories: $(MODEL)
+	@echo "==> test stories (rasa test core --fail-on-prediction-errors)"
+	@$(RASA) test core --model $(MODEL) --stories tests/stories --out results/stories \
+	  --fail-on-prediction-errors > $(STAMPS)/stories.log 2>&1 \
+	  || { tail -60 $(STAMPS)/stories.log; cat results/stories/failed_test_stories.yml 2>/dev/null; exit 1; }
+	@grep -E "Correct:|Accuracy:" $(STAMPS)/stories.log | head -4
+
+pytest: install $(MODEL)
+	@echo "==> pytest"
+	@$(PY) -m pytest
+
+bench: install $(MODEL) seed
+	@$(PY) bench/rest_load.py
+
+lock: $(VENV)/.installed
+	@(echo "# Locked versions of every package in the virtualenv (pip freeze). Regenerate: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable) > constraints.txt
+
+clean:
+	rm -rf models results var $(STAMPS) .pytest_cache

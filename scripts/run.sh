@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Serve OneWindow on this machine: the action server and the Rasa server (REST channel
+# and HTTP API) on localhost. With --shell, chat in this terminal instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RASA=.venv/bin/rasa
+MODEL=${ONEWINDOW_MODEL:-models/onewindow.tar.gz}
+ACTIONS_PORT=${ACTIONS_PORT:-5055}
+RASA_PORT=${RASA_PORT:-5005}
+LOGS=var/log
+mkdir -p "$LOGS"
+export SANIC_HOST=127.0.0.1 PYTHONPATH="$PWD"
+
+endpoints=$(mktemp)
+sed "s#http://localhost:5055/webhook#http://127.0.0.1:${ACTIONS_PORT}/webhook#" endpoints.yml > "$endpoints"
+trap 'kill $(jobs -p) 2>/dev/null; rm -f "$endpoints"' EXIT INT TERM
+
+echo "==> starting the action server on 127.0.0.1:${ACTIONS_PORT} (log: $LOGS/actions.log)"
+"$RASA" run actions --actions actions -p "$ACTIONS_PORT" > "$LOGS/actions.log" 2>&1 &
+
+if [ "${1:-}" = "--shell" ]; then
+  "$RASA" shell -m "$MODEL" --endpoints "$endpoints" -p "$RASA_PORT"
+  exit 0
+fi
+
+echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
+"$RASA" run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$RASA_PORT" \
+  --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/rasa.log" 2>&1 &
+
+for _ in $(seq 1 120); do
+  if curl -fs "http://127.0.0.1:${RASA_PORT}/status" 2>/dev/null | grep -q model_id; then break; fi
+  if ! kill -0 $(jobs -p) 2>/dev/null; then echo "a server stopped; see $LOGS/" >&2; exit 1; fi
+  sleep 1
+done
+
+cat <<MSG
+
+OneWindow is running on the embedded default (SQLite file var/onewindow.db).
+  REST channel:  curl -s http://127.0.0.1:${RASA_PORT}/webhooks/rest/webhook \\
+                   -d '{"sender": "me", "message": "I just had a baby"}'
+  HTTP API:      http://127.0.0.1:${RASA_PORT}/status  (Rasa HTTP API, enabled)
+  Action server: http://127.0.0.1:${ACTIONS_PORT}/health
+  Terminal chat: make shell   (in another terminal, on other ports: ACTIONS_PORT=5056 RASA_PORT=5006 make shell)
+Press Ctrl-C to stop.
+MSG
+wait

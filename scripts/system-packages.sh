@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages OneWindow needs, only when something is missing.
+#   espeak-ng  speech synthesis behind pyttsx3 (voice replies, the hotline)
+set -eu
+needed=(espeak-ng)
+missing=()
+for package in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "error: need root to install ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1
+  fi
+else SUDO=""; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
