@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -13,6 +13,13 @@ from onewindow.catalogue import schema
 
 FILES = ("city.yml", "offices.yml", "services.yml", "life_events.yml", "report_categories.yml")
 SHARED_ALIAS_KIND = "service"  # only services may share an alias (the assistant then asks which)
+KIND_FILES = {
+    "service": "services.yml",
+    "office": "offices.yml",
+    "district": "city.yml",
+    "life_event": "life_events.yml",
+    "report_category": "report_categories.yml",
+}
 
 
 class CatalogueError(Exception):
@@ -57,6 +64,8 @@ class _Reader:
 
     folder: Path
     problems: List[str] = field(default_factory=list)
+    # (file name, entry id) -> (where, the entry as read, with its line numbers)
+    read: Dict[Tuple[str, str], Tuple[str, Any]] = field(default_factory=dict)
 
     def load(self, name: str, top_key: str) -> Any:
         path = self.folder / name
@@ -88,6 +97,7 @@ class _Reader:
                     self.report(name, item, where, "id", f"'{item['id']}' is used twice")
                     continue
                 seen.add(item["id"])
+                self.read[(name, item["id"])] = (where, item)
                 valid.append(_plain(item))
         return valid
 
@@ -112,11 +122,20 @@ class _Reader:
                 ok = False
         return ok
 
-    def report(self, name: str, item: Any, where: str, key: str, problem: str) -> None:
-        line = _line_of(item, key)
+    def report(
+        self, name: str, item: Any, where: str, key: str, problem: str, line: Optional[int] = None
+    ) -> None:
+        line = line or _line_of(item, key)
         label = f" ({item.get('id')})" if isinstance(item, dict) and item.get("id") else ""
         location = f"{self.folder / name}:{line}" if line else f"{self.folder / name}"
         self.problems.append(f"{location}: {where}{label}: field '{key}' {problem}")
+
+    def report_entry(
+        self, name: str, entry_id: str, key: str, problem: str, line: Optional[int] = None
+    ) -> None:
+        """Report a problem found after reading (a reference, an alias), at the entry's field."""
+        where, item = self.read.get((name, entry_id), ("", {"id": entry_id}))
+        self.report(name, item, where, key, problem, line)
 
 
 def _line_of(item: Any, key: str) -> Optional[int]:
@@ -166,6 +185,8 @@ def _load_city(reader: _Reader) -> Optional[Dict[str, Any]]:
         if reader.check("city.yml", where, district, schema.DISTRICT):
             if district["id"] in seen:
                 reader.report("city.yml", district, where, "id", f"'{district['id']}' is used twice")
+            else:
+                reader.read[("city.yml", district["id"])] = (where, district)
             seen.add(district["id"])
             districts.append(_plain(district))
     plain = _plain(city)
@@ -177,45 +198,62 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
     district_ids = {d["id"] for d in catalogue.districts}
     office_ids = {o["id"] for o in catalogue.offices}
     service_ids = {s["id"] for s in catalogue.services}
-    folder = reader.folder
-    for index, office in enumerate(catalogue.offices):
+    for office in catalogue.offices:
         if office["district"] not in district_ids:
-            reader.problems.append(
-                f"{folder / 'offices.yml'}: offices[{index}] ({office['id']}): field 'district' "
-                f"'{office['district']}' is not a district in city.yml"
+            reader.report_entry(
+                "offices.yml", office["id"], "district",
+                f"'{office['district']}' is not a district in city.yml",
             )
-    for index, service in enumerate(catalogue.services):
+    for service in catalogue.services:
         for office_id in service["offices"]:
             if office_id not in office_ids:
-                reader.problems.append(
-                    f"{folder / 'services.yml'}: services[{index}] ({service['id']}): field 'offices' "
-                    f"'{office_id}' is not an office in offices.yml"
+                reader.report_entry(
+                    "services.yml", service["id"], "offices",
+                    f"'{office_id}' is not an office in offices.yml",
                 )
-    for index, event in enumerate(catalogue.life_events):
+    for event in catalogue.life_events:
+        _, read = reader.read.get(("life_events.yml", event["id"]), ("", {}))
         for position, step in enumerate(event["steps"], start=1):
             if step["service"] not in service_ids:
-                reader.problems.append(
-                    f"{folder / 'life_events.yml'}: life_events[{index}] ({event['id']}): field "
-                    f"'steps' step {position}: '{step['service']}' is not a service in services.yml"
+                step_read = read["steps"][position - 1] if "steps" in read else None
+                reader.report_entry(
+                    "life_events.yml", event["id"], "steps",
+                    f"step {position}: '{step['service']}' is not a service in services.yml",
+                    line=_line_of(step_read, "service"),
                 )
     _check_alias_clashes(catalogue, reader)
 
 
 def _check_alias_clashes(catalogue: Catalogue, reader: _Reader) -> None:
+    entries = {
+        "service": catalogue.services,
+        "office": catalogue.offices,
+        "district": catalogue.districts,
+        "life_event": catalogue.life_events,
+        "report_category": catalogue.report_categories,
+    }
+
+    def report(kind: str, entry_id: str, phrase: str, problem: str) -> None:
+        entry = next(e for e in entries[kind] if e["id"] == entry_id)
+        key = "aliases" if phrase in entry["aliases"] else "name"
+        reader.report_entry(KIND_FILES[kind], entry_id, key, f"alias '{phrase}' {problem}")
+
+    aliases = catalogue.aliases()
     owners: Dict[str, set] = defaultdict(set)
-    for kind, phrases in catalogue.aliases().items():
+    for kind, phrases in aliases.items():
         for phrase in phrases:
             owners[phrase].add(kind)
     for phrase, kinds in sorted(owners.items()):
         if len(kinds) > 1:
-            reader.problems.append(
-                f"{reader.folder}: alias '{phrase}' is used by more than one kind of entry "
-                f"({', '.join(sorted(kinds))}); each phrase may name only one kind"
+            problem = (
+                f"is used by more than one kind of entry ({', '.join(sorted(kinds))}); "
+                "each phrase may name only one kind"
             )
-    for kind, phrases in catalogue.aliases().items():
+            for kind in sorted(kinds):
+                for entry_id in aliases[kind][phrase]:
+                    report(kind, entry_id, phrase, problem)
+    for kind, phrases in aliases.items():
         for phrase, ids in phrases.items():
             if len(ids) > 1 and kind != SHARED_ALIAS_KIND:
-                reader.problems.append(
-                    f"{reader.folder}: {kind} alias '{phrase}' is used by {', '.join(ids)}; "
-                    "only services may share an alias"
-                )
+                for entry_id in ids:
+                    report(kind, entry_id, phrase, f"is used by {', '.join(ids)}; only services may share an alias")

@@ -1,0 +1,1 @@
+"""What every channel shares before a message reaches the assistant."""

@@ -1,0 +1,105 @@
+"""Start the real action server and Rasa server on loopback, on a fresh seeded database."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from onewindow.__main__ import seed
+from onewindow.settings import PROJECT_ROOT
+
+MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
+STARTUP_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0) -> Optional[bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.read()
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return None
+
+
+@dataclass
+class Stack:
+    """A running OneWindow: action server + Rasa server (REST channel and HTTP API)."""
+
+    workdir: Path
+    database_url: str = ""
+    rasa_port: int = 0
+    actions_port: int = 0
+    processes: List[subprocess.Popen] = field(default_factory=list)
+
+    def start(self) -> "Stack":
+        if not MODEL.exists():
+            raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+        self.database_url = f"sqlite:///{self.workdir / 'onewindow.db'}"
+        seed(self.database_url, demo=True)
+        self.rasa_port, self.actions_port = free_port(), free_port()
+        endpoints = self.workdir / "endpoints.yml"
+        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n')
+        env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1"}
+        rasa = str(Path(sys.executable).with_name("rasa"))
+        self._spawn([rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env, "actions.log")
+        self._spawn(
+            [rasa, "run", "-m", str(MODEL), "--enable-api", "-i", "127.0.0.1", "-p", str(self.rasa_port),
+             "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml")],
+            env,
+            "rasa.log",
+        )
+        self._wait_ready()
+        return self
+
+    def _spawn(self, command: List[str], env: Dict[str, str], log: str) -> None:
+        handle = open(self.workdir / log, "wb")
+        self.processes.append(
+            subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"a server exited during start-up; logs in {self.workdir}")
+            status = _get(f"http://127.0.0.1:{self.rasa_port}/status")
+            health = _get(f"http://127.0.0.1:{self.actions_port}/health")
+            if status and b"model_id" in status and health:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"servers not ready after {STARTUP_SECONDS} s; logs in {self.workdir}")
+
+    def say(self, sender: str, message: Any, timeout: float = 30.0) -> List[Dict[str, Any]]:
+        """Send one message over the REST channel; returns the bot's messages."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook",
+            data=json.dumps({"sender": sender, "message": message}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return json.loads(answer.read())
+
+    def tracker(self, sender: str) -> Dict[str, Any]:
+        return json.loads(_get(f"http://127.0.0.1:{self.rasa_port}/conversations/{sender}/tracker", timeout=10) or b"{}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
