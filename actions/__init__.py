@@ -1,1 +1,4 @@
 """Custom actions for the OneWindow assistant, one module per service area."""
+from onewindow.logs import configure
+
+configure()

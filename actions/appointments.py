@@ -207,7 +207,7 @@ class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
     ) -> Slots:
         name = NAME_PREFIX.sub("", " ".join(str(first(value)).split())).strip(" .,!")
         letters = sum(ch.isalpha() for ch in name)
-        if not 2 <= len(name) <= 100 or letters < 2 or any(ch in name for ch in "<>{}[]/\\=;@#$%*_|~^`"):
+        if not 2 <= len(name) <= 100 or letters < 2 or any(ch.isdigit() or ch in "<>{}[]/\\=;@#$%*_|~^`" for ch in name):
             dispatcher.utter_message(text="Please tell me the name for the appointment, using letters only.")
             return {"citizen_name": None}
         return {"citizen_name": name}
@@ -275,7 +275,7 @@ class ActionAskOffice(Action):
         service = await call(backend().catalogue.service, tracker.get_slot("service"))
         offices = await call(backend().catalogue.offices, service_id=service.id)
         dispatcher.utter_message(
-            text=f"Which office would you like to go to? {len(offices)} offices offer {service.name.lower()}. You can also say your district.",
+            text=f"Which office would you like to go to? {len(offices)} {'office offers' if len(offices) == 1 else 'offices offer'} {service.name.lower()}. You can also say your district.",
             buttons=[button(o.name, "inform", office=o.id) for o in offices[:6]],
         )
         return []

@@ -41,6 +41,14 @@ def office_details(office: OfficeRecord, today: date, service_names: List[str]) 
     )
 
 
+def _current(tracker: Tracker, slot: str) -> Optional[str]:
+    """The office or district named in this message; the remembered one only if none was named."""
+    named = [e["entity"] for e in tracker.latest_message.get("entities", []) if e["entity"] in ("office", "district")]
+    if named and slot not in named:
+        return None
+    return tracker.get_slot(slot)
+
+
 class ActionAnswerOfficeQuestion(Action):
     """find_office and ask_opening_hours, narrowed by office, district and the service in context."""
 
@@ -53,12 +61,12 @@ class ActionAnswerOfficeQuestion(Action):
         catalogue = backend().catalogue
         today = now().date()
         hours_question = tracker.get_intent_of_latest_message() == "ask_opening_hours"
-        office_ids = await resolve_one("office", tracker.get_slot("office"))
+        office_ids = await resolve_one("office", _current(tracker, "office"))
         if len(office_ids) == 1:
             office = await call(catalogue.office, office_ids[0])
             await self._describe(dispatcher, office, today, hours_question)
             return [SlotSet("office", office.id)]
-        district_ids = await resolve_one("district", tracker.get_slot("district"))
+        district_ids = await resolve_one("district", _current(tracker, "district"))
         service_ids = await resolve_one("service", tracker.get_slot("service"))
         district = district_ids[0] if len(district_ids) == 1 else None
         service = service_ids[0] if len(service_ids) == 1 else None

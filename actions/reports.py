@@ -44,20 +44,21 @@ class ValidateReportForm(FormValidationAction):
     async def validate_report_location(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        text = _clean(value)
-        if sum(ch.isalnum() for ch in text) < 3:
-            dispatcher.utter_message(text="Please tell me the street, and a landmark or house number.")
-            return {"report_location": None}
-        return {"report_location": text[:MAX_TEXT]}
+        return _free_text("report_location", value, dispatcher, "Please tell me the street, and a landmark or house number.")
 
     async def validate_report_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        text = _clean(value)
-        if sum(ch.isalnum() for ch in text) < 3:
-            dispatcher.utter_message(text="Please describe the problem in a few words.")
-            return {"report_description": None}
-        return {"report_description": text[:MAX_TEXT]}
+        return _free_text("report_description", value, dispatcher, "Please describe the problem in a few words.")
+
+
+def _free_text(slot: str, value: Any, dispatcher: CollectingDispatcher, ask_again: str) -> Dict[Text, Any]:
+    """Accept text with at least three letters or digits, cut to a sane length."""
+    text = _clean(value)
+    if sum(ch.isalnum() for ch in text) < 3:
+        dispatcher.utter_message(text=ask_again)
+        return {slot: None}
+    return {slot: text[:MAX_TEXT]}
 
 
 class ActionAskReportCategory(Action):

@@ -15,7 +15,7 @@ from onewindow.backend import ServiceBackend
 from onewindow.catalogue import CatalogueError, load_catalogue
 from onewindow.catalogue.nlu_export import write_lookups
 from onewindow.catalogue.seed import seed_catalogue
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.db import make_engine, make_sessionmaker, use_write_ahead_log
 from onewindow.demo_data import load_sample_applications
 
 LOOKUPS_FILE = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
@@ -26,9 +26,11 @@ def migrate(url: Optional[str] = None) -> None:
     config = Config(str(settings.PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(settings.PROJECT_ROOT / "migrations"))
     engine = make_engine(url)
+    use_write_ahead_log(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    engine.dispose()
 
 
 def seed(url: Optional[str] = None, folder: Optional[Path] = None, demo: bool = False) -> str:

@@ -1,6 +1,7 @@
 """Understand the dates and times citizens say, and say dates back in plain words."""
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -55,9 +56,12 @@ def _day_month(day: int, month: int, year: Optional[int], today: date) -> DateAn
         return _build(year if year > 99 else 2000 + year, month, day)
     answer = _build(today.year, month, day)
     if answer.value and answer.value < today:
-        return _build(today.year + 1, month, day)
+        answer = _build(today.year + 1, month, day)
     if answer.problem and month == 2 and day == 29:
-        return _build(today.year + 1 + (3 - today.year % 4) % 4, month, day)
+        year = today.year + 1
+        while not calendar.isleap(year):
+            year += 1
+        return _build(year, month, day)
     return answer
 
 

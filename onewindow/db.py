@@ -7,6 +7,7 @@ from typing import Optional
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from onewindow import settings
 
@@ -20,18 +21,29 @@ def make_engine(url: Optional[str] = None) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+        url,
+        future=True,
+        poolclass=QueuePool,
+        pool_size=8,
+        connect_args={"check_same_thread": False, "timeout": 30},
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """Per connection: enforce foreign keys, wait for locks. WAL mode persists in the file."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def use_write_ahead_log(engine: Engine) -> None:
+    """Let readers and one writer work at once on an SQLite file (a setting stored in the file)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from onewindow import models
 from onewindow.backend import ServiceBackend
-from tests.stack import Stack
+from onewindow.stack import Stack
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{6}\b")

@@ -1,6 +1,7 @@
 """Appointment slots and bookings; a slot is never booked beyond its capacity."""
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, time, timedelta
 from typing import Callable, List, Optional
 
@@ -12,6 +13,9 @@ from onewindow import models
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import new_reference, normalise_reference
+from onewindow.logs import log_event
+
+logger = logging.getLogger(__name__)
 
 Slot = models.AppointmentSlot
 
@@ -153,6 +157,7 @@ class Bookings:
             session.add(appointment)
             session.flush()
             reference = appointment.reference
+        log_event(logger, "appointment.booked", reference=reference, service=service_id, office=office_id, channel=channel)
         return self.get(reference)  # type: ignore[return-value]
 
     def cancel(self, reference: str) -> AppointmentRecord:
@@ -167,6 +172,7 @@ class Bookings:
             if changed.rowcount != 1:
                 raise BookingError("not_active")
             self._release_place(session, appointment.slot_id)
+        log_event(logger, "appointment.cancelled", reference=code)
         return self.get(code)  # type: ignore[arg-type,return-value]
 
     def reschedule(self, reference: str, starts_at: datetime) -> AppointmentRecord:
@@ -194,6 +200,7 @@ class Bookings:
             if moved.rowcount != 1:
                 raise BookingError("not_active")
             self._release_place(session, old_slot)
+        log_event(logger, "appointment.rescheduled", reference=code)
         return self.get(code)  # type: ignore[arg-type,return-value]
 
     # --- lookups --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Requests for a person to take over a conversation (the staff side reads these)."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict
 
 from sqlalchemy import func, select
@@ -9,6 +10,9 @@ from sqlalchemy.orm import sessionmaker
 from onewindow import models
 from onewindow.backend.records import HandoffRecord
 from onewindow.backend.references import new_reference
+from onewindow.logs import log_event, pseudonym
+
+logger = logging.getLogger(__name__)
 
 
 class Handoffs:
@@ -43,4 +47,6 @@ class Handoffs:
                     models.HandoffRequest.id < handoff.id,
                 )
             )
-            return HandoffRecord(handoff.reference, handoff.reason, handoff.priority, int(ahead) + 1)
+            record = HandoffRecord(handoff.reference, handoff.reason, handoff.priority, int(ahead) + 1)
+        log_event(logger, "handoff.requested", reference=record.reference, reason=reason, channel=channel, sender=pseudonym(sender_id), position=record.position_in_queue)
+        return record

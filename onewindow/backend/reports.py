@@ -1,12 +1,17 @@
 """Issues citizens report (potholes, broken lights...), routed to the right department."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from onewindow import models
 from onewindow.backend.records import ReportRecord
 from onewindow.backend.references import new_reference
+from onewindow.logs import log_event, pseudonym
+
+logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 
@@ -38,4 +43,6 @@ class Reports:
                     sender_id=sender_id,
                 )
             )
-            return ReportRecord(reference, category.name, category.department, category.urgent)
+            record = ReportRecord(reference, category.name, category.department, category.urgent)
+        log_event(logger, "report.submitted", reference=reference, category=category_id, channel=channel, sender=pseudonym(sender_id))
+        return record

@@ -1,0 +1,143 @@
+"""Compare candidate NLU pipelines on public benchmarks and on OneWindow's own held-out set.
+
+For each pipeline: training time, parse time per message, and
+  - CLINC150 (Larson et al. 2019): in-scope accuracy on the 4,500 in-scope test rows and
+    out-of-scope recall on the 1,000 out-of-scope rows (predicted out_of_scope, or below the
+    fallback threshold), trained on the full training set with out_of_scope as an intent;
+  - OneWindow: intent macro-F1 on tests/nlu/test_nlu.yml, trained on nlu/.
+
+    .venv/bin/python bench/nlu_pipelines.py [--only lr] [--clinc-limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATASETS = ROOT.parent / "shared" / "datasets"
+RESULTS = ROOT / "bench" / "results"
+FALLBACK_THRESHOLD = 0.3
+
+SPARSE = [
+    {"name": "WhitespaceTokenizer"},
+    {"name": "RegexFeaturizer", "case_sensitive": False},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5},
+]
+PIPELINES = {
+    "lr": SPARSE + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
+    "lr-words-only": SPARSE[:3] + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
+    "diet": SPARSE + [{"name": "DIETClassifier", "epochs": 40, "entity_recognition": False, "constrain_similarities": True}],
+}
+
+
+def write_config(folder: Path, pipeline: List[Dict]) -> Path:
+    path = folder / "config.yml"
+    config = {"recipe": "default.v1", "language": "en", "assistant_id": "bench", "pipeline": pipeline, "policies": []}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train(config: Path, data: List[str], out: Path) -> Tuple[str, float]:
+    from rasa.model_training import train_nlu
+
+    started = time.perf_counter()
+    model = train_nlu(str(config), data if len(data) > 1 else data[0], str(out), fixed_model_name="bench")
+    return model, time.perf_counter() - started
+
+
+def examples(path: Path, limit: int = 0) -> List[Tuple[str, str]]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    rows = [(m.get("text"), m.get("intent")) for m in load_data(str(path)).intent_examples]
+    return rows[:limit] if limit else rows
+
+
+def parse_all(model: str, rows: List[Tuple[str, str]]) -> Tuple[List[Tuple[str, str, float]], float]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(model)
+
+    async def go() -> List[Tuple[str, str, float]]:
+        out = []
+        for text, intent in rows:
+            parsed = await agent.parse_message(text)
+            out.append((intent, parsed["intent"]["name"], parsed["intent"]["confidence"]))
+        return out
+
+    started = time.perf_counter()
+    predictions = asyncio.run(go())
+    return predictions, (time.perf_counter() - started) / max(1, len(rows)) * 1000
+
+
+def macro_f1(predictions: List[Tuple[str, str, float]]) -> float:
+    labels = sorted({truth for truth, _, _ in predictions})
+    scores = []
+    for label in labels:
+        tp = sum(1 for t, p, _ in predictions if t == label and p == label)
+        fp = sum(1 for t, p, _ in predictions if t != label and p == label)
+        fn = sum(1 for t, p, _ in predictions if t == label and p != label)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(scores) / len(scores)
+
+
+def clinc(name: str, pipeline: List[Dict], folder: Path, limit: int) -> Dict:
+    config = write_config(folder, pipeline)
+    model, seconds = train(config, [str(DATASETS / "clinc150" / "train_nlu.yml")], folder / "clinc")
+    rows = examples(DATASETS / "clinc150" / "test_nlu.yml")
+    in_scope = [r for r in rows if r[1] != "out_of_scope"]
+    oos = [r for r in rows if r[1] == "out_of_scope"]
+    if limit:
+        in_scope, oos = in_scope[:limit], oos[: max(1, limit // 4)]
+    predictions, ms = parse_all(model, in_scope + oos)
+    scoped = predictions[: len(in_scope)]
+    outside = predictions[len(in_scope):]
+    accuracy = sum(1 for t, p, c in scoped if t == p and c >= FALLBACK_THRESHOLD) / len(scoped)
+    recall = sum(1 for _, p, c in outside if p == "out_of_scope" or c < FALLBACK_THRESHOLD) / len(outside)
+    return {"train_s": round(seconds, 1), "parse_ms": round(ms, 2), "in_scope_accuracy": round(accuracy, 3), "oos_recall": round(recall, 3)}
+
+
+def own(name: str, pipeline: List[Dict], folder: Path) -> Dict:
+    config = write_config(folder, pipeline)
+    model, seconds = train(config, [str(ROOT / "nlu")], folder / "own")
+    predictions, ms = parse_all(model, examples(ROOT / "tests" / "nlu" / "test_nlu.yml"))
+    return {"train_s": round(seconds, 1), "parse_ms": round(ms, 2), "intent_macro_f1": round(macro_f1(predictions), 3)}
+
+
+def main() -> int:
+    import logging
+
+    from rasa.utils.common import configure_logging_and_warnings
+
+    configure_logging_and_warnings(logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(PIPELINES), action="append")
+    parser.add_argument("--clinc-limit", type=int, default=0, help="evaluate on the first N in-scope rows only (quick look)")
+    args = parser.parse_args()
+    results = {}
+    for name in args.only or list(PIPELINES):
+        with tempfile.TemporaryDirectory() as scratch:
+            print(f"==> {name}", flush=True)
+            results[name] = {"own": own(name, PIPELINES[name], Path(scratch)), "clinc150": clinc(name, PIPELINES[name], Path(scratch), args.clinc_limit)}
+            print(json.dumps(results[name]), flush=True)
+    print(f"\n{'pipeline':<15} {'own macro-F1':>12} {'CLINC in-scope':>14} {'CLINC OOS recall':>16} {'parse ms':>8} {'CLINC train s':>13}")
+    for name, r in results.items():
+        print(f"{name:<15} {r['own']['intent_macro_f1']:>12} {r['clinc150']['in_scope_accuracy']:>14} {r['clinc150']['oos_recall']:>16} {r['clinc150']['parse_ms']:>8} {r['clinc150']['train_s']:>13}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "nlu_pipelines.json").write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

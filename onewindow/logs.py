@@ -1,0 +1,60 @@
+"""Structured JSON logging that never writes personal data in clear text.
+
+Use `log_event(logger, "appointment.booked", reference=..., office=...)`. String fields
+are scrubbed of phone numbers and long digit runs (ID numbers); people are named only by
+a pseudonym (`pseudonym(sender_id)`), never by name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+PHONE_OR_ID = re.compile(r"\+?\d[\d\s\-().]{6,}\d")
+SALT = os.environ.get("ONEWINDOW_LOG_SALT", "onewindow")
+
+
+def redact(text: str) -> str:
+    """Replace phone numbers and ID-like digit runs with a placeholder."""
+    return PHONE_OR_ID.sub("[number]", text)
+
+
+def pseudonym(value: Any) -> str:
+    """A stable, non-reversible tag for a sender or citizen, so log lines can be joined."""
+    return hashlib.sha256(f"{SALT}:{value}".encode()).hexdigest()[:12]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": redact(record.getMessage()),
+            **{key: redact(value) if isinstance(value, str) else value for key, value in fields.items()},
+        }
+        if record.exc_info:
+            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+        return json.dumps(entry, default=str)
+
+
+def configure(level: str = "") -> None:
+    """Send the `onewindow` loggers to stderr as JSON lines (once per process)."""
+    logger = logging.getLogger("onewindow")
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level or os.environ.get("ONEWINDOW_LOG_LEVEL", "INFO"))
+    logger.propagate = False
+
+
+def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
+    logger.info(event, extra={"fields": fields})

@@ -1,0 +1,274 @@
+"""Finding an office and its opening hours with ActionAnswerOfficeQuestion, from the seeded database."""
+from __future__ import annotations
+
+import functools
+import json
+from datetime import date, datetime
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+from rasa_sdk import Tracker
+
+from actions import offices as office_actions
+from actions import shared
+from actions.offices import MAX_LISTED, ActionAnswerOfficeQuestion
+from onewindow import settings
+from onewindow.__main__ import seed
+from onewindow.backend import ServiceBackend
+from onewindow.catalogue import Catalogue, load_catalogue
+from onewindow.catalogue.schema import WEEKDAYS
+from tests.action_harness import load_domain, make_tracker, run_action, slot_events
+from tests.conftest import _postgres_database
+
+THURSDAY = datetime(2026, 11, 26, 10, 0)
+SUNDAY = datetime(2026, 11, 29, 10, 0)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue(settings.PROJECT_ROOT / "catalogue")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalogue_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One seeded database of each kind, shared by this module's tests (they only read)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('offices') / 'onewindow.db'}"
+        seed(url, demo=True)
+        yield url
+        return
+    database = _postgres_database()
+    url = next(database)
+    try:
+        seed(url, demo=True)
+        yield url
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def actions_db(catalogue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
+    """The actions' backend on the seeded database; the actions' clock reads Thursday 10 am."""
+    monkeypatch.setenv("DATABASE_URL", catalogue_url)
+    monkeypatch.setattr(office_actions, "now", lambda: THURSDAY)
+    shared.backend.cache_clear()
+    yield shared.backend()
+    shared.backend().engine.dispose()
+    shared.backend.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def domain() -> Dict[str, Any]:
+    return load_domain()
+
+
+def tracker(slots: Dict[str, Any], intent: str) -> Tracker:
+    """A tracker as Rasa sends it: the latest message also carries its intent ranking."""
+    made = make_tracker(slots, intent=intent)
+    made.latest_message["intent_ranking"] = [{"name": intent, "confidence": 0.99}]
+    return made
+
+
+def ask(slots: Dict[str, Any], intent: str = "find_office") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    messages, events = run_action(ActionAnswerOfficeQuestion(), tracker(slots, intent), domain())
+    assert len(messages) == 1
+    return messages[0], slot_events(events)
+
+
+def payloads(message: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    found = []
+    for button in message["buttons"]:
+        intent, _, entities = button["payload"][1:].partition("{")
+        found.append((intent, json.loads("{" + entities) if entities else {}))
+    return found
+
+
+def spoken(hhmm: str) -> str:
+    """"08:30" -> "8:30 am", "19:00" -> "7 pm" (written here independently of the code under test)."""
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    suffix = "am" if hour < 12 else "pm"
+    hour = hour % 12 or 12
+    return f"{hour} {suffix}" if minute == 0 else f"{hour}:{minute:02d} {suffix}"
+
+
+def hours_words(catalogue: Catalogue, office_id: str, day: str) -> str:
+    """The catalogue's hours for one day, as the assistant should say them ("8:30 am to 7 pm")."""
+    office = next(o for o in catalogue.offices if o["id"] == office_id)
+    value = office["hours"][day]
+    if value == "closed":
+        return "closed"
+    parts = [f"{spoken(p.split('-')[0].strip())} to {spoken(p.split('-')[1].strip())}" for p in value.split(",")]
+    return " and ".join(parts)
+
+
+def offices_offering(catalogue: Catalogue, service_id: str) -> List[str]:
+    return next(s["offices"] for s in catalogue.services if s["id"] == service_id)
+
+
+# --- one office ---------------------------------------------------------------------------
+
+
+def test_named_office_gives_address_hours_today_accessibility_and_phone(
+    actions_db: ServiceBackend, catalogue: Catalogue
+) -> None:
+    office = next(o for o in catalogue.offices if o["id"] == "central_centre")
+    message, slots = ask({"office": "market square office"})
+    text = message["text"]
+    assert office["address"] in text and office["phone"] in text
+    assert all(item in text for item in office["accessibility"])
+    assert f"Open today from {hours_words(catalogue, 'central_centre', 'thu')}." in text
+    assert slots == {"office": "central_centre"}
+
+
+def test_named_office_offers_booking_and_hours_buttons(actions_db: ServiceBackend) -> None:
+    message, _ = ask({"office": "North Service Centre"})
+    assert payloads(message) == [
+        ("book_appointment", {"office": "north_centre"}),
+        ("ask_opening_hours", {"office": "north_centre"}),
+    ]
+
+
+def test_named_office_mentions_services_offered_there(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    offered = sorted(s["id"] for s in catalogue.services if "business_centre" in s["offices"])
+    assert len(offered) > 3
+    message, _ = ask({"office": "business_centre"})
+    names = [s["name"] for s in catalogue.services if s["id"] in offered[:3]]
+    assert all(name in message["text"] for name in names)
+    assert f"and {len(offered) - 3} more." in message["text"]
+
+
+def test_office_closed_today_says_when_it_next_opens(
+    actions_db: ServiceBackend, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(office_actions, "now", lambda: SUNDAY)
+    assert hours_words(catalogue, "central_centre", "sun") == "closed"
+    message, _ = ask({"office": "central_centre"})
+    monday = hours_words(catalogue, "central_centre", "mon")
+    assert f"Closed today. Next open Monday 30 November, {monday}." in message["text"]
+
+
+def test_mobile_point_gives_its_note(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    office = next(o for o in catalogue.offices if o["kind"] == "mobile_point")
+    message, slots = ask({"office": office["id"]})
+    assert office["note"].split(".")[0] in message["text"]
+    assert slots == {"office": office["id"]}
+
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def week_words(catalogue: Catalogue, office_id: str) -> str:
+    """"Monday to Wednesday: 8:30 am to 5 pm. Thursday: ..." built from the catalogue file."""
+    groups: List[Tuple[int, int, str]] = []
+    for index, day in enumerate(WEEKDAYS):
+        words = hours_words(catalogue, office_id, day)
+        if groups and groups[-1][2] == words:
+            groups[-1] = (groups[-1][0], index, words)
+        else:
+            groups.append((index, index, words))
+    label = lambda a, b: DAY_NAMES[a] if a == b else f"{DAY_NAMES[a]} to {DAY_NAMES[b]}"  # noqa: E731
+    return " ".join(f"{label(a, b)}: {words}." for a, b, words in groups)
+
+
+@pytest.mark.parametrize("office_id", ["central_centre", "north_centre", "riverside_point", "mobile_van"])
+def test_opening_hours_give_the_whole_week(actions_db: ServiceBackend, catalogue: Catalogue, office_id: str) -> None:
+    office = next(o for o in catalogue.offices if o["id"] == office_id)
+    message, slots = ask({"office": office["name"].lower()}, "ask_opening_hours")
+    assert message["text"].startswith(f"{office['name']} opening hours. {week_words(catalogue, office_id)}")
+    assert slots == {"office": office_id}
+
+
+def test_central_centre_is_open_late_on_thursday(actions_db: ServiceBackend) -> None:
+    message, _ = ask({"office": "central_centre"}, "ask_opening_hours")
+    assert "Thursday: 8:30 am to 7 pm." in message["text"] and "Sunday: closed." in message["text"]
+
+
+def test_opening_hours_of_office_with_lunch_break(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    with_break = [
+        o for o in catalogue.offices if any("," in str(h) for h in o["hours"].values())
+    ]
+    if not with_break:
+        pytest.skip("no office closes for lunch in the catalogue")
+    office = with_break[0]
+    day = next(d for d in WEEKDAYS if "," in str(office["hours"][d]))
+    message, _ = ask({"office": office["id"]}, "ask_opening_hours")
+    assert hours_words(catalogue, office["id"], day) in message["text"]
+
+
+# --- several offices ---------------------------------------------------------------------------
+
+
+def test_district_lists_its_offices(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    expected = {o["id"] for o in catalogue.offices if o["district"] == "north"}
+    assert len(expected) >= 2
+    message, slots = ask({"district": "northside"})
+    listed = {entities["office"] for intent, entities in payloads(message) if intent == "find_office"}
+    assert listed == expected
+    names = {o["name"] for o in catalogue.offices if o["id"] in expected}
+    assert all(name in message["text"] for name in names)
+    others = {o["name"] for o in catalogue.offices if o["district"] != "north"}
+    assert not any(name in message["text"] for name in others)
+    assert slots == {"district": "north"}
+
+
+def test_service_in_context_narrows_to_offices_offering_it(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    expected = set(offices_offering(catalogue, "business_licence"))
+    assert 0 < len(expected) <= MAX_LISTED
+    message, _ = ask({"service": "business licence"})
+    assert {e["office"] for _, e in payloads(message)} == expected
+    assert "for business licence" in message["text"]
+
+
+def test_service_and_district_together(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    in_district = {o["id"] for o in catalogue.offices if o["district"] == "east"}
+    expected = in_district & set(offices_offering(catalogue, "company_registration"))
+    assert expected and expected != in_district
+    message, slots = ask({"service": "company_registration", "district": "east"})
+    assert {e["office"] for _, e in payloads(message)} == expected
+    assert slots == {"district": "east"}
+
+
+def test_service_not_offered_in_district_offers_other_offices(
+    actions_db: ServiceBackend, catalogue: Catalogue
+) -> None:
+    offering = set(offices_offering(catalogue, "passport_renewal"))
+    in_riverside = {o["id"] for o in catalogue.offices if o["district"] == "riverside"}
+    assert in_riverside and not offering & in_riverside
+    message, _ = ask({"service": "passport_renewal", "district": "riverside"})
+    assert message["text"].startswith("No office in that district offers this service.")
+    listed = {e["office"] for _, e in payloads(message)}
+    assert listed and listed <= offering
+    assert len(listed) == min(len(offering), MAX_LISTED)
+    if len(offering) > MAX_LISTED:
+        assert f"There are {len(offering) - MAX_LISTED} more." in message["text"]
+
+
+# --- nothing to go on ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("intent", ["find_office", "ask_opening_hours"])
+def test_no_office_district_or_service_asks_with_buttons(
+    actions_db: ServiceBackend, catalogue: Catalogue, intent: str
+) -> None:
+    message, slots = ask({}, intent)
+    assert "Which office, or which part of the city" in message["text"]
+    buttons = payloads(message)
+    assert buttons and {i for i, _ in buttons} == {intent}
+    known = {o["id"] for o in catalogue.offices}
+    assert {e["office"] for _, e in buttons} <= known
+    kinds = {o["id"]: o["kind"] for o in catalogue.offices}
+    assert "rural_point" in {kinds[e["office"]] for _, e in buttons}
+    assert slots == {}
+
+
+def test_unknown_office_name_asks_again(actions_db: ServiceBackend) -> None:
+    message, _ = ask({"office": "moon base office"})
+    assert "Which office" in message["text"]
+
+
+def test_today_text_uses_the_day_of_the_clock(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    office = actions_db.catalogue.office("central_centre")
+    saturday = date(2026, 11, 28)
+    assert office_actions.today_text(office, saturday) == (
+        f"Open today from {hours_words(catalogue, 'central_centre', 'sat')}."
+    )
