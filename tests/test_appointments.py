@@ -50,7 +50,7 @@ from actions.appointments import (
 from onewindow import models
 from onewindow.__main__ import seed
 from onewindow.backend import BookingError, ServiceBackend
-from onewindow.dates import spoken_date, spoken_datetime, spoken_time
+from onewindow.dates import spoken_date, spoken_datetime
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import _postgres_database
 

@@ -233,6 +233,22 @@ def test_alias_clash_is_reported_at_both_entries(copy: Path) -> None:
     assert all("'pothole'" in p for p in caught.value.problems)
 
 
+def test_alias_shared_by_two_offices_is_reported_at_both(copy: Path) -> None:
+    """Only services may share an alias; two offices may not."""
+    _edit_entry(copy, "offices.yml", "south_centre", "aliases: [", "aliases: [market square office, ")
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(copy)
+    text = (copy / "offices.yml").read_text(encoding="utf-8")
+    for entry in ("central_centre", "south_centre"):
+        line = _line_number(text, "market square office", _entry_line(text, entry))
+        expected = Expected("offices.yml", line, entry, "aliases")
+        assert _located(caught.value.problems, expected, copy), caught.value.problems
+
+
+def test_alias_shared_by_two_services_is_allowed(catalogue: Catalogue) -> None:
+    assert sorted(catalogue.aliases()["service"]["passport"]) == ["passport_new", "passport_renewal"]
+
+
 def test_invalid_yaml_names_file_and_line(copy: Path) -> None:
     path = copy / "services.yml"
     text = path.read_text(encoding="utf-8")

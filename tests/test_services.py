@@ -131,7 +131,7 @@ def test_processing_time(actions_db: ServiceBackend, service_id: str) -> None:
     service = actions_db.catalogue.service(service_id)
     message, _ = ask({"service": service_id}, "ask_processing_time")
     days = service.processing_days
-    expected = "the same day" if days == 0 else "one working day" if days == 1 else f"{days} working days"
+    expected = "the same day" if days == 0 else "one working day" if days == 1 else f"about {days} working days"
     assert message["text"] == f"{service.name} takes {expected}."
 
 

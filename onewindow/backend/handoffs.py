@@ -31,8 +31,13 @@ class Handoffs:
                 )
             ).first()
             if handoff is None:
+                reference = new_reference("handoff")
+                while session.scalars(
+                    select(models.HandoffRequest.id).where(models.HandoffRequest.reference == reference)
+                ).first():
+                    reference = new_reference("handoff")
                 handoff = models.HandoffRequest(
-                    reference=new_reference("handoff"),
+                    reference=reference,
                     sender_id=sender_id,
                     channel=channel,
                     reason=reason,

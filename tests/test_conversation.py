@@ -1,0 +1,133 @@
+"""Conversation control: ActionStop leaves any task, ActionHandleLowConfidence asks to rephrase, then offers a person."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, List
+
+import pytest
+
+from actions.conversation import TASK_SLOTS, ActionHandleLowConfidence, ActionStop, trailing_fallbacks
+from tests.action_harness import load_domain, make_tracker, run_action, slot_events
+
+
+@functools.lru_cache(maxsize=1)
+def domain() -> Dict[str, Any]:
+    return load_domain()
+
+
+def user(intent: str, text: str = "...") -> Dict[str, Any]:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent, "confidence": 0.5}}}
+
+
+def bot(text: str) -> Dict[str, Any]:
+    return {"event": "bot", "text": text}
+
+
+# --- ActionStop ---------------------------------------------------------------------------------
+
+
+TASK_IN_PROGRESS = {
+    "service": "passport_renewal",
+    "office": "central_centre",
+    "appointment_date": "tomorrow",
+    "appointment_time": "10am",
+    "booking_confirmed": None,
+    "report_category": "pothole",
+    "report_location": "Elm Street",
+    "application_reference": "APP-100001",
+    "requested_slot": "citizen_name",
+}
+
+
+def test_every_task_slot_is_a_slot_of_the_domain() -> None:
+    assert set(TASK_SLOTS) <= set(domain()["slots"])
+
+
+def test_stop_leaves_the_form_and_clears_every_task_slot() -> None:
+    messages, events = run_action(
+        ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="appointment_form"), domain()
+    )
+    loops = [e for e in events if e["event"] == "active_loop"]
+    assert len(loops) == 1 and loops[0]["name"] is None
+    cleared = slot_events(events)
+    assert cleared == {name: None for name in (*TASK_SLOTS, "requested_slot")}
+    assert {"appointment_date", "appointment_time", "report_category", "report_location",
+            "report_description", "application_reference", "booking_confirmed", "cancel_confirmed"} <= set(cleared)
+    assert "Nothing was booked or sent" in messages[0]["text"]
+
+
+def test_stop_keeps_what_the_conversation_is_about() -> None:
+    _, events = run_action(ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="report_form"), domain())
+    assert "service" not in slot_events(events) and "office" not in slot_events(events)
+
+
+def test_stop_without_a_task_still_answers() -> None:
+    messages, events = run_action(ActionStop(), make_tracker({}, intent="stop"), domain())
+    assert len(messages) == 1 and messages[0]["text"].startswith("All right, I have stopped.")
+    assert all(e["value"] is None for e in events if e["event"] == "slot")
+
+
+# --- ActionHandleLowConfidence -------------------------------------------------------------------
+
+
+def handle(history: List[Dict[str, Any]]) -> Dict[str, Any]:
+    tracker = make_tracker({}, intent="nlu_fallback", text="blorp", events=history)
+    messages, events = run_action(ActionHandleLowConfidence(), tracker, domain())
+    assert events == []
+    assert len(messages) == 1
+    return messages[0]
+
+
+def asks_to_rephrase(message: Dict[str, Any]) -> bool:
+    return "Could you say it another way?" in message["text"] and not message["buttons"]
+
+
+def offers_a_person(message: Dict[str, Any]) -> bool:
+    payloads = [button["payload"] for button in message["buttons"]]
+    return "Would you like a person to help you?" in message["text"] and "/request_human" in payloads
+
+
+def test_first_misunderstanding_asks_to_rephrase() -> None:
+    message = handle([user("greet", "hi"), bot("Hello!")])
+    assert asks_to_rephrase(message) and not offers_a_person(message)
+
+
+def test_first_message_of_a_conversation_misunderstood_asks_to_rephrase() -> None:
+    assert asks_to_rephrase(handle([]))
+
+
+def test_second_misunderstanding_in_a_row_offers_a_person() -> None:
+    message = handle([user("greet", "hi"), bot("Hello!"), user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that.")])
+    assert offers_a_person(message) and not asks_to_rephrase(message)
+    assert "/help" in [button["payload"] for button in message["buttons"]]
+
+
+def test_third_misunderstanding_still_offers_a_person() -> None:
+    history = [user("nlu_fallback"), bot("Sorry"), user("nlu_fallback"), bot("Still not sure")]
+    assert offers_a_person(handle(history))
+
+
+def test_understood_message_in_between_resets_the_count() -> None:
+    history = [
+        user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that."),
+        user("ask_fee", "how much is a passport"), bot("Which one?"),
+    ]
+    message = handle(history)
+    assert asks_to_rephrase(message) and not offers_a_person(message)
+
+
+@pytest.mark.parametrize(
+    ("intents", "count"),
+    [([], 1), (["greet"], 1), (["nlu_fallback"], 2), (["nlu_fallback", "nlu_fallback"], 3),
+     (["nlu_fallback", "greet"], 1), (["greet", "nlu_fallback"], 2)],
+)
+def test_trailing_fallbacks_counts_only_the_latest_run(intents: List[str], count: int) -> None:
+    history: List[Dict[str, Any]] = []
+    for intent in intents:
+        history += [user(intent), bot("reply"), {"event": "action", "name": "action_listen"}]
+    assert trailing_fallbacks(make_tracker({}, intent="nlu_fallback", events=history)) == count
+
+
+def test_trailing_fallbacks_is_zero_after_an_understood_message() -> None:
+    tracker = make_tracker({}, intent="greet", events=[user("nlu_fallback"), user("nlu_fallback")])
+    assert trailing_fallbacks(tracker) == 0
