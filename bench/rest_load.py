@@ -173,16 +173,17 @@ def start_stock_assistant(workdir: Path) -> tuple:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=600, help="messages in the 20-conversation run")
+    parser.add_argument("--instances", type=int, default=int(os.environ.get("RASA_INSTANCES", "2")), help="Rasa server instances behind the router")
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the stock rasa init assistant")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as scratch:
-        stack = Stack(Path(scratch)).start()
+        stack = Stack(Path(scratch), instances=args.instances).start()
         try:
-            pids = {"rasa server": stack.processes[1].pid, "action server": stack.processes[0].pid}
+            pids = stack.pids()
             url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
             flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
-            results.append(measure("OneWindow (this repository)", url, pids, flows, args.turns))
+            results.append(measure(f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''})", url, pids, flows, args.turns))
         finally:
             stack.stop()
         if not args.skip_reference:

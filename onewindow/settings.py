@@ -21,3 +21,8 @@ def catalogue_dir() -> Path:
 def booking_horizon_days() -> int:
     """How many days ahead citizens may book (`ONEWINDOW_BOOKING_DAYS`)."""
     return int(os.environ.get("ONEWINDOW_BOOKING_DAYS", "60"))
+
+
+def catalogue_ttl_seconds() -> float:
+    """How long a running server keeps its in-memory copy of the catalogue (`ONEWINDOW_CATALOGUE_TTL`)."""
+    return float(os.environ.get("ONEWINDOW_CATALOGUE_TTL", "30"))

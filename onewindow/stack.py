@@ -36,13 +36,17 @@ def _get(url: str, timeout: float = 2.0) -> Optional[bytes]:
 
 @dataclass
 class Stack:
-    """A running OneWindow: action server + Rasa server (REST channel and HTTP API)."""
+    """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
+
+    With `instances` > 1, several Rasa servers run behind the sticky router (onewindow/router.py).
+    """
 
     workdir: Path
+    instances: int = 1
     database_url: str = ""
     rasa_port: int = 0
     actions_port: int = 0
-    processes: List[subprocess.Popen] = field(default_factory=list)
+    processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self) -> "Stack":
         if not MODEL.exists():
@@ -51,33 +55,43 @@ class Stack:
         seed(self.database_url, demo=True)
         self.rasa_port, self.actions_port = free_port(), free_port()
         endpoints = self.workdir / "endpoints.yml"
-        endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n')
+        endpoints.write_text(
+            (PROJECT_ROOT / "endpoints.yml").read_text().replace("localhost:5055", f"127.0.0.1:{self.actions_port}")
+        )
         env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1"}
         rasa = str(Path(sys.executable).with_name("rasa"))
-        self._spawn([rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env, "actions.log")
-        self._spawn(
-            [rasa, "run", "-m", str(MODEL), "--enable-api", "-i", "127.0.0.1", "-p", str(self.rasa_port),
-             "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml")],
-            env,
-            "rasa.log",
-        )
+        self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)
+        ports = [self.rasa_port] if self.instances == 1 else [free_port() for _ in range(self.instances)]
+        for number, port in enumerate(ports, start=1):
+            self._spawn(
+                f"rasa server {number}",
+                [sys.executable, "-m", "onewindow.rasa_server", "run", "-m", str(MODEL), "--enable-api",
+                 "-i", "127.0.0.1", "-p", str(port), "--endpoints", str(endpoints),
+                 "--credentials", str(PROJECT_ROOT / "credentials.yml")],
+                env,
+            )
+        if self.instances > 1:
+            upstreams = [arg for port in ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
+            self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port), *upstreams], env)
+        self._ports = ports
         self._wait_ready()
         return self
 
-    def _spawn(self, command: List[str], env: Dict[str, str], log: str) -> None:
-        handle = open(self.workdir / log, "wb")
-        self.processes.append(
-            subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        )
+    def _spawn(self, name: str, command: List[str], env: Dict[str, str]) -> None:
+        handle = open(self.workdir / f"{name.replace(' ', '-')}.log", "wb")
+        self.processes[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+    def pids(self) -> Dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes):
+            if any(p.poll() is not None for p in self.processes.values()):
                 raise RuntimeError(f"a server exited during start-up; logs in {self.workdir}")
-            status = _get(f"http://127.0.0.1:{self.rasa_port}/status")
+            ready = [_get(f"http://127.0.0.1:{port}/status") for port in [*self._ports, self.rasa_port]]
             health = _get(f"http://127.0.0.1:{self.actions_port}/health")
-            if status and b"model_id" in status and health:
+            if all(status and b"model_id" in status for status in ready) and health:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"servers not ready after {STARTUP_SECONDS} s; logs in {self.workdir}")
@@ -96,9 +110,9 @@ class Stack:
         return json.loads(_get(f"http://127.0.0.1:{self.rasa_port}/conversations/{sender}/tracker", timeout=10) or b"{}")
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             process.terminate()
-        for process in self.processes:
+        for process in self.processes.values():
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -25,7 +25,7 @@ if [ "${1:-}" = "--shell" ]; then
 fi
 
 echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
-"$RASA" run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$RASA_PORT" \
+.venv/bin/python -m onewindow.rasa_server run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$RASA_PORT" \
   --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/rasa.log" 2>&1 &
 
 for _ in $(seq 1 120); do

@@ -29,6 +29,7 @@ def make_tracker(
 ) -> Tracker:
     latest = {
         "intent": {"name": intent, "confidence": 0.99},
+        "intent_ranking": [{"name": intent, "confidence": 0.99}],
         "entities": entities or [],
         "text": text,
     }

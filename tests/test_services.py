@@ -15,7 +15,9 @@ from actions.services import POPULAR, ActionAnswerServiceQuestion
 from onewindow import settings
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
+from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.records import ServiceRecord
+from onewindow.db import make_engine, make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import _postgres_database
 
@@ -262,6 +264,7 @@ def test_changed_fee_in_catalogue_changes_the_answer(
     before, _ = ask({"service": "passport_renewal"}, "ask_fee")
     assert "costs 100 dollars" in before["text"]
     seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "passport_renewal", "fee: 100\n", "fee: 137.5\n"))
+    fresh_actions_db.catalogue.refresh()  # what the running server does when its copy is older than the TTL
     after, _ = ask({"service": "passport_renewal"}, "ask_fee")
     assert "costs 137.5 dollars" in after["text"]
     assert "100 dollars" not in after["text"]
@@ -271,5 +274,19 @@ def test_service_made_free_in_catalogue_is_answered_as_free(
     fresh_actions_db: ServiceBackend, seeded_url: str, tmp_path: Path
 ) -> None:
     seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "passport_renewal", "fee: 100\n", "fee: 0\n"))
+    fresh_actions_db.catalogue.refresh()
     message, _ = ask({"service": "passport_renewal"}, "ask_fee")
     assert message["text"].startswith("Passport renewal or replacement is free.")
+
+
+def test_a_running_backend_sees_a_reseeded_catalogue_once_its_copy_expires(seeded_url: str, tmp_path: Path) -> None:
+    engine = make_engine(seeded_url)
+    now = [0.0]
+    catalogue = CatalogueQueries(make_sessionmaker(engine), ttl_seconds=30, clock=lambda: now[0])
+    assert catalogue.service("passport_renewal").fee == 100
+    seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "passport_renewal", "fee: 100\n", "fee: 90\n"))
+    now[0] = 29.0
+    assert catalogue.service("passport_renewal").fee == 100, "the in-memory copy is kept within its TTL"
+    now[0] = 31.0
+    assert catalogue.service("passport_renewal").fee == 90
+    engine.dispose()

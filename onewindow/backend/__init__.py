@@ -24,8 +24,8 @@ class ServiceBackend:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = datetime.now) -> None:
         self.engine = engine
         sessions = make_sessionmaker(engine)
-        self.catalogue = CatalogueQueries(sessions)
-        self.bookings = Bookings(sessions, clock, horizon_days=settings.booking_horizon_days())
+        self.catalogue = CatalogueQueries(sessions, settings.catalogue_ttl_seconds())
+        self.bookings = Bookings(sessions, self.catalogue, clock, horizon_days=settings.booking_horizon_days())
         self.applications = Applications(sessions)
         self.reports = Reports(sessions)
         self.handoffs = Handoffs(sessions)

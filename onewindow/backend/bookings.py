@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from onewindow import models
+from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import new_reference, normalise_reference
@@ -39,11 +40,13 @@ class Bookings:
     def __init__(
         self,
         sessions: sessionmaker,
+        catalogue: CatalogueQueries,
         clock: Callable[[], datetime] = datetime.now,
         horizon_days: int = 60,
         lead_minutes: int = 30,
     ) -> None:
         self._sessions = sessions
+        self._catalogue = catalogue
         self._clock = clock
         self.horizon_days = horizon_days
         self.lead = timedelta(minutes=lead_minutes)
@@ -70,13 +73,11 @@ class Bookings:
 
     def check_day(self, service_id: str, office_id: str, day: date) -> List[datetime]:
         """Free start times for this service at this office on this day, or a BookingError."""
-        with self._sessions() as session:
-            service = session.get(models.Service, service_id)
-            if service is None or not service.bookable:
-                raise BookingError("not_bookable")
-            offered = session.get(models.ServiceOffice, (service_id, office_id))
-            if offered is None:
-                raise BookingError("not_offered")
+        service = self._catalogue.service(service_id)
+        if service is None or not service.bookable:
+            raise BookingError("not_bookable")
+        if office_id not in service.office_ids:
+            raise BookingError("not_offered")
         today = self._clock().date()
         if day < today:
             raise BookingError("past", self.next_free(office_id, today))
@@ -237,19 +238,11 @@ class Bookings:
     # --- internals ------------------------------------------------------------------
 
     def _periods(self, office_id: str, day: date) -> list:
-        with self._sessions() as session:
-            return session.execute(
-                select(models.OpeningHours.opens, models.OpeningHours.closes)
-                .where(
-                    models.OpeningHours.office_id == office_id,
-                    models.OpeningHours.weekday == day.weekday(),
-                )
-                .order_by(models.OpeningHours.opens)
-            ).all()
+        office = self._catalogue.office(office_id)
+        return office.hours_on(day) if office else []
 
     def _slot_length(self, office_id: str) -> timedelta:
-        with self._sessions() as session:
-            return timedelta(minutes=session.get(models.Office, office_id).slot_minutes)
+        return timedelta(minutes=self._catalogue.office(office_id).slot_minutes)
 
     def _ensure_slots(self, office_id: str, day: date) -> None:
         """Create the day's slots from the opening hours the first time anyone asks."""
@@ -258,7 +251,7 @@ class Bookings:
                 select(Slot.id).where(Slot.office_id == office_id, Slot.day == day).limit(1)
             ).first():
                 return
-            office = session.get(models.Office, office_id)
+            office = self._catalogue.office(office_id)
             length = timedelta(minutes=office.slot_minutes)
             slots = []
             for opens, closes in self._periods(office_id, day):

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
-from datetime import time
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from datetime import time as clock_time
+from typing import Callable, Dict, List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -23,7 +25,7 @@ from onewindow.catalogue.schema import WEEKDAYS
 
 def _periods(hours: Dict[str, list]) -> Dict[int, Periods]:
     return {
-        index: [(time.fromisoformat(o), time.fromisoformat(c)) for o, c in hours.get(day, [])]
+        index: [(clock_time.fromisoformat(o), clock_time.fromisoformat(c)) for o, c in hours.get(day, [])]
         for index, day in enumerate(WEEKDAYS)
     }
 
@@ -33,49 +35,68 @@ def normalise_phrase(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s'-]", " ", text.lower()).split())
 
 
-class CatalogueQueries:
-    """Services, offices, life events and city facts, as plain records."""
+@dataclass(frozen=True)
+class _Snapshot:
+    """The whole active catalogue in memory: it is small and changes only when seeded."""
 
-    def __init__(self, sessions: sessionmaker) -> None:
+    city: Optional[CityRecord]
+    services: Dict[str, ServiceRecord]
+    offices: List[OfficeRecord]
+    life_events: Dict[str, LifeEventRecord]
+    districts: Dict[str, str]
+    aliases: Dict[str, Dict[str, List[str]]]
+    ids: Dict[str, set]
+    taken_at: float
+
+
+class CatalogueQueries:
+    """Services, offices, life events and city facts, as plain records.
+
+    Reads come from an in-memory snapshot of the catalogue tables, reloaded when it is
+    older than `ttl_seconds`, so a `make seed` shows in running servers within that time.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._sessions = sessions
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._snapshot: Optional[_Snapshot] = None
+
+    def refresh(self) -> None:
+        """Forget the snapshot: the next read loads the catalogue tables again."""
+        self._snapshot = None
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None or self._clock() - snapshot.taken_at > self._ttl:
+            snapshot = self._snapshot = _load_snapshot(self._sessions, self._clock())
+        return snapshot
 
     def city(self) -> CityRecord:
-        with self._sessions() as session:
-            city = session.get(models.City, 1)
-            if city is None:
-                raise LookupError("The catalogue has not been loaded: run `make seed`.")
-            return CityRecord(city.name, city.currency, city.hotline_number, _periods(city.hotline_hours))
+        city = self._current().city
+        if city is None:
+            raise LookupError("The catalogue has not been loaded: run `make seed`.")
+        return city
 
     def resolve(self, kind: str, text: Optional[str]) -> List[str]:
         """Ids a phrase may mean: an id itself, or an alias (several when it is ambiguous)."""
         if not text:
             return []
-        phrase = normalise_phrase(text)
-        with self._sessions() as session:
-            ids = session.scalars(
-                select(models.Alias.target_id)
-                .where(models.Alias.kind == kind, models.Alias.phrase == phrase)
-                .order_by(models.Alias.target_id)
-            ).all()
-            if ids:
-                return list(ids)
-            model = _MODELS[kind]
-            return [text] if session.get(model, text) is not None else []
+        snapshot = self._current()
+        ids = snapshot.aliases.get(kind, {}).get(normalise_phrase(text))
+        if ids:
+            return list(ids)
+        return [text] if text in snapshot.ids.get(kind, set()) else []
 
     def service(self, service_id: str) -> Optional[ServiceRecord]:
-        records = self.services([service_id])
-        return records[0] if records else None
+        return self._current().services.get(service_id)
 
     def services(self, service_ids: Optional[List[str]] = None) -> List[ServiceRecord]:
-        with self._sessions() as session:
-            query = select(models.Service).where(models.Service.active.is_(True))
-            if service_ids is not None:
-                query = query.where(models.Service.id.in_(service_ids))
-            services = session.scalars(query.options(selectinload(models.Service.offices))).all()
-            events = _life_events_by_service(session)
-            by_id = {s.id: _service_record(s, events) for s in services}
-            order = service_ids if service_ids is not None else sorted(by_id)
-            return [by_id[i] for i in order if i in by_id]
+        by_id = self._current().services
+        order = service_ids if service_ids is not None else sorted(by_id)
+        return [by_id[i] for i in order if i in by_id]
 
     def office(self, office_id: str) -> Optional[OfficeRecord]:
         offices = self.offices(office_ids=[office_id])
@@ -88,55 +109,84 @@ class CatalogueQueries:
         office_ids: Optional[List[str]] = None,
     ) -> List[OfficeRecord]:
         """Active offices, narrowed by the service they offer, district or ids."""
-        with self._sessions() as session:
-            query = (
+        return [
+            o
+            for o in self._current().offices
+            if (not district_id or o.district_id == district_id)
+            and (office_ids is None or o.id in office_ids)
+            and (not service_id or service_id in o.service_ids)
+        ]
+
+    def life_event(self, event_id: str) -> Optional[LifeEventRecord]:
+        return self._current().life_events.get(event_id)
+
+    def district_name(self, district_id: str) -> Optional[str]:
+        return self._current().districts.get(district_id)
+
+
+def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
+    with sessions() as session:
+        city_row = session.get(models.City, 1)
+        city = (
+            CityRecord(city_row.name, city_row.currency, city_row.hotline_number, _periods(city_row.hotline_hours))
+            if city_row
+            else None
+        )
+        events = _life_events_by_service(session)
+        services = {
+            s.id: _service_record(s, events)
+            for s in session.scalars(
+                select(models.Service)
+                .where(models.Service.active.is_(True))
+                .options(selectinload(models.Service.offices))
+            )
+        }
+        offered: Dict[str, List[str]] = defaultdict(list)
+        for link in session.scalars(select(models.ServiceOffice)):
+            if link.service_id in services:
+                offered[link.office_id].append(link.service_id)
+        offices = [
+            _office_record(o, sorted(offered[o.id]))
+            for o in session.scalars(
                 select(models.Office)
                 .where(models.Office.active.is_(True))
                 .options(selectinload(models.Office.hours), selectinload(models.Office.district))
                 .order_by(models.Office.kind, models.Office.name)
             )
-            if district_id:
-                query = query.where(models.Office.district_id == district_id)
-            if office_ids is not None:
-                query = query.where(models.Office.id.in_(office_ids))
-            if service_id:
-                query = query.join(
-                    models.ServiceOffice, models.ServiceOffice.office_id == models.Office.id
-                ).where(models.ServiceOffice.service_id == service_id)
-            offices = session.scalars(query).unique().all()
-            offered: Dict[str, List[str]] = defaultdict(list)
-            for link in session.scalars(select(models.ServiceOffice)).all():
-                offered[link.office_id].append(link.service_id)
-            return [_office_record(o, sorted(offered[o.id])) for o in offices]
-
-    def life_event(self, event_id: str) -> Optional[LifeEventRecord]:
-        with self._sessions() as session:
-            event = session.get(models.LifeEvent, event_id)
-            if event is None or not event.active:
-                return None
-            steps = [(step.service_id, step.when) for step in event.steps]
-            name, summary = event.name, event.summary
-        services = {s.id: s for s in self.services([sid for sid, _ in steps])}
-        return LifeEventRecord(
-            event_id,
-            name,
-            summary,
-            [LifeEventStepRecord(services[sid], when) for sid, when in steps if sid in services],
+        ]
+        life_events = {
+            e.id: LifeEventRecord(
+                e.id,
+                e.name,
+                e.summary,
+                [LifeEventStepRecord(services[st.service_id], st.when) for st in e.steps if st.service_id in services],
+            )
+            for e in session.scalars(
+                select(models.LifeEvent)
+                .where(models.LifeEvent.active.is_(True))
+                .options(selectinload(models.LifeEvent.steps))
+            )
+        }
+        districts = {d.id: d.name for d in session.scalars(select(models.District))}
+        aliases: Dict[str, Dict[str, List[str]]] = defaultdict(lambda: defaultdict(list))
+        for alias in session.scalars(select(models.Alias).order_by(models.Alias.target_id)):
+            aliases[alias.kind][alias.phrase].append(alias.target_id)
+        categories = set(
+            session.scalars(select(models.ReportCategory.id).where(models.ReportCategory.active.is_(True)))
         )
+    ids = {
+        "service": set(services),
+        "office": {o.id for o in offices},
+        "district": set(districts),
+        "life_event": set(life_events),
+        "report_category": categories,
+    }
+    return _Snapshot(
+        city, services, offices, life_events, districts,
+        {k: dict(v) for k, v in aliases.items()}, ids, taken_at,
+    )
 
-    def district_name(self, district_id: str) -> Optional[str]:
-        with self._sessions() as session:
-            district = session.get(models.District, district_id)
-            return district.name if district else None
 
-
-_MODELS = {
-    "service": models.Service,
-    "office": models.Office,
-    "district": models.District,
-    "life_event": models.LifeEvent,
-    "report_category": models.ReportCategory,
-}
 
 
 def _life_events_by_service(session: Session) -> Dict[str, List[str]]:
@@ -183,4 +233,6 @@ def _office_record(office: models.Office, service_ids: List[str]) -> OfficeRecor
         note=office.note,
         hours={day: sorted(periods) for day, periods in hours.items()},
         service_ids=service_ids,
+        slot_minutes=office.slot_minutes,
+        windows=office.windows,
     )

@@ -40,6 +40,8 @@ class OfficeRecord:
     note: Optional[str]
     hours: Dict[int, Periods]  # weekday -> periods
     service_ids: List[str]
+    slot_minutes: int = 30
+    windows: int = 1
 
     def hours_on(self, day: date) -> Periods:
         return self.hours.get(day.weekday(), [])
