@@ -34,9 +34,12 @@ SPARSE = [
     {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5},
 ]
 PIPELINES = {
-    "lr": SPARSE + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
-    "lr-words-only": SPARSE[:3] + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
-    "diet": SPARSE + [{"name": "DIETClassifier", "epochs": 40, "entity_recognition": False, "constrain_similarities": True}],
+    # OneWindow's choice (config.yml): TF-IDF word and character n-grams, logistic regression
+    "text-lr": [{"name": "WhitespaceTokenizer"}, {"name": "onewindow.intent_classifier.TextIntentClassifier", "C": 100}],
+    # the same model family built from Rasa's sparse features
+    "rasa-lr": SPARSE + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
+    # Rasa's default transformer classifier (the `rasa init` pipeline's intent part), fewer epochs
+    "diet": SPARSE + [{"name": "DIETClassifier", "epochs": 30, "entity_recognition": False, "constrain_similarities": True}],
 }
 
 

@@ -152,6 +152,7 @@ def start_stock_assistant(workdir: Path) -> tuple:
     """`rasa init` in a temporary folder (trains its model), then serve it over REST."""
     rasa = str(Path(sys.executable).with_name("rasa"))
     print("==> rasa init (trains the stock assistant, about 2 minutes)", flush=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run([rasa, "init", "--no-prompt", "--init-dir", str(workdir)], check=True, capture_output=True)
     port = free_port()
     log = open(workdir / "rasa.log", "wb")

@@ -24,19 +24,40 @@ if [ "${1:-}" = "--shell" ]; then
   exit 0
 fi
 
-echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
-.venv/bin/python -m onewindow.rasa_server run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$RASA_PORT" \
-  --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/rasa.log" 2>&1 &
+# Several Rasa instances use several cores; the sticky router keeps each conversation on one.
+INSTANCES=${RASA_INSTANCES:-$([ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
+serve_rasa() {  # port, log name
+  .venv/bin/python -m onewindow.rasa_server run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$1" \
+    --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/$2.log" 2>&1 &
+}
+if [ "$INSTANCES" -le 1 ]; then
+  echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
+  serve_rasa "$RASA_PORT" rasa
+else
+  echo "==> starting $INSTANCES Rasa servers behind the sticky router on 127.0.0.1:${RASA_PORT} (logs: $LOGS/)"
+  upstreams=()
+  for n in $(seq 1 "$INSTANCES"); do
+    port=$((RASA_PORT + 100 + n))
+    serve_rasa "$port" "rasa-$n"
+    upstreams+=(--upstream "http://127.0.0.1:$port")
+  done
+  .venv/bin/python -m onewindow.router --port "$RASA_PORT" "${upstreams[@]}" > "$LOGS/router.log" 2>&1 &
+fi
 
 for _ in $(seq 1 120); do
-  if curl -fs "http://127.0.0.1:${RASA_PORT}/status" 2>/dev/null | grep -q model_id; then break; fi
+  ready=1
+  for port in "$RASA_PORT" $(seq $((RASA_PORT + 101)) $((RASA_PORT + 100 + INSTANCES))); do
+    [ "$INSTANCES" -le 1 ] && [ "$port" != "$RASA_PORT" ] && continue
+    curl -fs "http://127.0.0.1:${port}/status" 2>/dev/null | grep -q model_id || ready=0
+  done
+  if [ "$ready" = 1 ]; then break; fi
   if ! kill -0 $(jobs -p) 2>/dev/null; then echo "a server stopped; see $LOGS/" >&2; exit 1; fi
   sleep 1
 done
 
 cat <<MSG
 
-OneWindow is running on the embedded default (SQLite file var/onewindow.db).
+OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${INSTANCES} Rasa instance(s)).
   REST channel:  curl -s http://127.0.0.1:${RASA_PORT}/webhooks/rest/webhook \\
                    -d '{"sender": "me", "message": "I just had a baby"}'
   HTTP API:      http://127.0.0.1:${RASA_PORT}/status  (Rasa HTTP API, enabled)

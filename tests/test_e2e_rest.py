@@ -21,7 +21,7 @@ REFERENCE = re.compile(r"\bBK-\d{6}\b")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("stack"))).start()
+    running = Stack(Path(tmp_path_factory.mktemp("stack")), instances=2).start()  # the default: two instances behind the router
     yield running
     running.stop()
 
