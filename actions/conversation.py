@@ -41,7 +41,7 @@ class ActionStop(Action):
 
 
 class ActionHandleLowConfidence(Action):
-    """First time: ask to rephrase. Again: offer a person."""
+    """First time: ask to rephrase. Again: offer a person (pausing any form)."""
 
     def name(self) -> Text:
         return "action_handle_low_confidence"
@@ -58,4 +58,6 @@ class ActionHandleLowConfidence(Action):
             text="I am still not sure what you need. Would you like a person to help you?",
             buttons=[button("Yes, a person please", "request_human"), button("No, show me what you can do", "help")],
         )
-        return []
+        # inside a form, pause it so that a typed "yes" answers this offer, not the form's question;
+        # what the citizen already gave stays filled in if they start the task again
+        return [ActiveLoop(None), SlotSet("requested_slot", None)] if tracker.active_loop_name else []

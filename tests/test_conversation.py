@@ -131,3 +131,12 @@ def test_trailing_fallbacks_counts_only_the_latest_run(intents: List[str], count
 def test_trailing_fallbacks_is_zero_after_an_understood_message() -> None:
     tracker = make_tracker({}, intent="greet", events=[user("nlu_fallback"), user("nlu_fallback")])
     assert trailing_fallbacks(tracker) == 0
+
+
+def test_second_misunderstanding_inside_a_form_pauses_it_for_the_offer_of_a_person() -> None:
+    earlier = [{"event": "user", "text": "blorf", "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.3}}}]
+    tracker = make_tracker({"service": "passport_renewal"}, intent="nlu_fallback", text="zong", events=earlier, active_loop="appointment_form")
+    messages, events = run_action(ActionHandleLowConfidence(), tracker)
+    assert "/request_human" in [b["payload"] for b in messages[0]["buttons"]]
+    assert {"event": "active_loop", "name": None} in [{"event": e["event"], "name": e.get("name")} for e in events]
+    assert slot_events(events) == {"requested_slot": None}, "the slots already given are kept"
