@@ -67,9 +67,11 @@ class TextIntentClassifier(GraphComponent):
         model = LogisticRegression(C=self.config["C"], max_iter=self.config["max_iter"], class_weight=self.config["class_weight"])
         model.fit(features, [m.get(INTENT) for m in examples])
         self.classes = [str(c) for c in model.classes_]
-        self.weights, self.bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+        coef, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
         if len(self.classes) == 2:  # one row of weights: softmax over (-z/2, z/2) is the sigmoid of z
-            self.weights, self.bias = np.vstack([-self.weights / 2, self.weights / 2]), np.array([-self.bias[0] / 2, self.bias[0] / 2])
+            coef, bias = np.vstack([-coef / 2, coef / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+        # stored as (features x intents) and contiguous, so that scoring does not copy it per message
+        self.weights, self.bias = np.ascontiguousarray(coef.T), bias
         self.persist()
         return self._resource
 
@@ -89,7 +91,7 @@ class TextIntentClassifier(GraphComponent):
         with model_storage.read_from(resource) as folder:
             described = json.loads((folder / cls.MODEL_FILE).read_text())
             with np.load(folder / cls.WEIGHTS_FILE, allow_pickle=False) as arrays:
-                component.weights, component.bias = arrays["weights"], arrays["bias"]
+                component.weights, component.bias = np.ascontiguousarray(arrays["weights"]), arrays["bias"]
         component.classes = described["classes"]
         component.vectorizers = _vectorizers(component.config, described["vocabularies"])
         for vectorizer, idf in zip(component.vectorizers, described["idf"]):
@@ -98,7 +100,7 @@ class TextIntentClassifier(GraphComponent):
 
     def probabilities(self, texts: List[str]) -> np.ndarray:
         features = hstack([v.transform(texts) for v in self.vectorizers]).tocsr()
-        scores = features @ self.weights.T + self.bias
+        scores = features @ self.weights + self.bias
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)
 

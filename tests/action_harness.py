@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Action, Tracker
@@ -10,8 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 DOMAIN_PATH = "domain.yml"
 
 
+@functools.lru_cache(maxsize=1)
 def load_domain() -> Dict[str, Any]:
-    """The real domain.yml as the action server receives it."""
+    """The real domain.yml as the action server receives it (loaded once; do not modify the result)."""
     from rasa.shared.core.domain import Domain
 
     return Domain.load(DOMAIN_PATH).as_dict()

@@ -2,65 +2,22 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import datetime
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
-from actions import shared
 from actions.applications import ActionCheckStatus, ValidateStatusForm
 from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.dates import spoken_date
-from onewindow.__main__ import seed
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.db import make_sessionmaker
 from onewindow.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-from tests.conftest import _postgres_database
 
 SAMPLES = {reference: (service_id, changes) for reference, service_id, changes in SAMPLE_APPLICATIONS}
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def demo_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One database of each kind seeded with the catalogue and the sample applications (tests only read)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('applications') / 'onewindow.db'}"
-        seed(url, demo=True)
-        yield url
-        return
-    database = _postgres_database()
-    url = next(database)
-    try:
-        seed(url, demo=True)
-        yield url
-    finally:
-        database.close()
-
-
-@pytest.fixture
-def backend(demo_url: str) -> Iterator[ServiceBackend]:
-    engine = make_engine(demo_url)
-    yield ServiceBackend(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def actions_db(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    """The actions' backend on the seeded database of each kind (SQLite file, then PostgreSQL)."""
-    monkeypatch.setenv("DATABASE_URL", demo_url)
-    shared.backend.cache_clear()
-    yield shared.backend()
-    shared.backend().engine.dispose()
-    shared.backend.cache_clear()
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
 
 
 # --- backend.applications.status ----------------------------------------------------------
@@ -70,42 +27,42 @@ def test_there_are_five_sample_applications() -> None:
     assert sorted(SAMPLES) == [f"APP-10000{n}" for n in range(1, 6)]
 
 
-def test_every_sample_application_is_found_with_its_history(backend: ServiceBackend) -> None:
+def test_every_sample_application_is_found_with_its_history(module_backend: ServiceBackend) -> None:
     for reference, (service_id, changes) in SAMPLES.items():
-        record = backend.applications.status(reference)
+        record = module_backend.applications.status(reference)
         assert record is not None, reference
         assert record.reference == reference
-        assert record.service_name == backend.catalogue.service(service_id).name
+        assert record.service_name == module_backend.catalogue.service(service_id).name
         assert record.status == changes[-1][0]
         assert [(c.status, c.note) for c in record.history] == [(s, note) for s, _, note in changes]
         assert record.submitted_at == record.history[0].changed_at
 
 
-def test_history_is_in_time_order(backend: ServiceBackend) -> None:
-    record = backend.applications.status("APP-100001")
+def test_history_is_in_time_order(module_backend: ServiceBackend) -> None:
+    record = module_backend.applications.status("APP-100001")
     times = [change.changed_at for change in record.history]
     assert len(times) == 4 and times == sorted(times) and times[0] < times[-1]
 
 
 @pytest.mark.parametrize("said", ["app-100002", "APP100002", "app100002", "APP 100002", " APP-100002 "])
-def test_reference_case_and_dash_do_not_matter(backend: ServiceBackend, said: str) -> None:
-    record = backend.applications.status(said)
+def test_reference_case_and_dash_do_not_matter(module_backend: ServiceBackend, said: str) -> None:
+    record = module_backend.applications.status(said)
     assert record is not None and record.reference == "APP-100002"
 
 
 @pytest.mark.parametrize("said", ["APP-999999", "APP-100006"])
-def test_unknown_reference_is_none(backend: ServiceBackend, said: str) -> None:
-    assert backend.applications.status(said) is None
+def test_unknown_reference_is_none(module_backend: ServiceBackend, said: str) -> None:
+    assert module_backend.applications.status(said) is None
 
 
 @pytest.mark.parametrize("said", ["", None, "APP-12", "APP-1000011", "100001", "BK-100001", "hello", "APP--100001"])
-def test_malformed_reference_is_none(backend: ServiceBackend, said: Any) -> None:
-    assert backend.applications.status(said) is None
+def test_malformed_reference_is_none(module_backend: ServiceBackend, said: Any) -> None:
+    assert module_backend.applications.status(said) is None
 
 
-def test_loading_samples_again_adds_nothing(backend: ServiceBackend) -> None:
-    load_sample_applications(backend, datetime.now())
-    with make_sessionmaker(backend.engine)() as session:
+def test_loading_samples_again_adds_nothing(module_backend: ServiceBackend) -> None:
+    load_sample_applications(module_backend, datetime.now())
+    with make_sessionmaker(module_backend.engine)() as session:
         assert session.scalar(select(func.count()).select_from(models.Application)) == len(SAMPLES)
         changes = sum(len(c) for _, c in SAMPLES.values())
         assert session.scalar(select(func.count()).select_from(models.ApplicationStatusChange)) == changes
@@ -118,37 +75,37 @@ def validate(value: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     dispatcher = CollectingDispatcher()
     tracker = make_tracker({"requested_slot": "application_reference"}, active_loop="status_form")
     result = asyncio.run(
-        ValidateStatusForm().validate_application_reference(value, dispatcher, tracker, domain())
+        ValidateStatusForm().validate_application_reference(value, dispatcher, tracker, load_domain())
     )
     return result, dispatcher.messages
 
 
-def test_validate_accepts_a_known_reference_and_normalises_it(actions_db: ServiceBackend) -> None:
+def test_validate_accepts_a_known_reference_and_normalises_it(module_action_backend: ServiceBackend) -> None:
     result, messages = validate("app 100003")
     assert result == {"application_reference": "APP-100003"}
     assert messages == []
 
 
-def test_validate_takes_the_first_of_several_entities(actions_db: ServiceBackend) -> None:
+def test_validate_takes_the_first_of_several_entities(module_action_backend: ServiceBackend) -> None:
     result, _ = validate(["APP-100004", "APP-100001"])
     assert result == {"application_reference": "APP-100004"}
 
 
 @pytest.mark.parametrize("said", ["12345", "my application", "APP-12"])
-def test_validate_rejects_a_malformed_reference(actions_db: ServiceBackend, said: str) -> None:
+def test_validate_rejects_a_malformed_reference(module_action_backend: ServiceBackend, said: str) -> None:
     result, messages = validate(said)
     assert result == {"application_reference": None}
     assert "does not look like an application number" in messages[0]["text"]
     assert "appointment number" not in messages[0]["text"]
 
 
-def test_validate_explains_an_appointment_number_was_given(actions_db: ServiceBackend) -> None:
+def test_validate_explains_an_appointment_number_was_given(module_action_backend: ServiceBackend) -> None:
     result, messages = validate("BK-123456")
     assert result == {"application_reference": None}
     assert "That is an appointment number." in messages[0]["text"]
 
 
-def test_validate_says_an_unknown_reference_was_not_found(actions_db: ServiceBackend) -> None:
+def test_validate_says_an_unknown_reference_was_not_found(module_action_backend: ServiceBackend) -> None:
     result, messages = validate("app-999999")
     assert result == {"application_reference": None}
     assert "could not find application APP-999999" in messages[0]["text"]
@@ -158,14 +115,14 @@ def test_validate_says_an_unknown_reference_was_not_found(actions_db: ServiceBac
 
 
 def check(reference: Any) -> Tuple[str, Dict[str, Any]]:
-    messages, events = run_action(ActionCheckStatus(), make_tracker({"application_reference": reference}), domain())
+    messages, events = run_action(ActionCheckStatus(), make_tracker({"application_reference": reference}), load_domain())
     assert len(messages) == 1
     return messages[0]["text"], slot_events(events)
 
 
 @pytest.mark.parametrize("reference", sorted(SAMPLES))
-def test_status_message_has_service_status_date_and_note(actions_db: ServiceBackend, reference: str) -> None:
-    record = actions_db.applications.status(reference)
+def test_status_message_has_service_status_date_and_note(module_action_backend: ServiceBackend, reference: str) -> None:
+    record = module_action_backend.applications.status(reference)
     text, slots = check(reference)
     latest = record.history[-1]
     assert f"Application {reference}, {record.service_name}" in text
@@ -176,13 +133,13 @@ def test_status_message_has_service_status_date_and_note(actions_db: ServiceBack
     assert slots == {"application_reference": None}
 
 
-def test_rejected_application_gives_the_reason(actions_db: ServiceBackend) -> None:
+def test_rejected_application_gives_the_reason(module_action_backend: ServiceBackend) -> None:
     _, changes = SAMPLES["APP-100004"]
     text, _ = check("APP-100004")
     assert "rejected" in text and changes[-1][2] in text
 
 
-def test_status_of_unknown_application(actions_db: ServiceBackend) -> None:
+def test_status_of_unknown_application(module_action_backend: ServiceBackend) -> None:
     text, slots = check("APP-999999")
     assert "could not find that application" in text
     assert slots == {"application_reference": None}

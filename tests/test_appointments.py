@@ -52,7 +52,7 @@ from onewindow.__main__ import seed
 from onewindow.backend import BookingError, ServiceBackend
 from onewindow.dates import spoken_date, spoken_datetime
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-from tests.conftest import _postgres_database
+from tests.conftest import DATABASE_KINDS, postgres_database
 
 CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "catalogue"
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -78,7 +78,7 @@ def _copy_sqlite(template: Path, target: str) -> None:
 @pytest.fixture(scope="module")
 def _postgres_seeded() -> Iterator[str]:
     """One throwaway PostgreSQL database for this module, seeded once (skips without a server)."""
-    for url in _postgres_database():
+    for url in postgres_database():
         seed(url, demo=True)
         yield url
 
@@ -86,7 +86,7 @@ def _postgres_seeded() -> Iterator[str]:
 BOOKING_TABLES = ("appointments", "appointment_slots", "channel_identities", "citizens")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Overrides conftest's: an SQLite file, or this module's PostgreSQL database."""
     if request.param == "sqlite":

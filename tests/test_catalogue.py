@@ -34,11 +34,6 @@ REQUIRED_SERVICES = (
 )
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(CATALOGUE)
-
-
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
     """A private copy of the real catalogue folder, free to break."""

@@ -1,18 +1,12 @@
 """Conversation control: ActionStop leaves any task, ActionHandleLowConfidence asks to rephrase, then offers a person."""
 from __future__ import annotations
 
-import functools
 from typing import Any, Dict, List
 
 import pytest
 
 from actions.conversation import TASK_SLOTS, ActionHandleLowConfidence, ActionStop, trailing_fallbacks
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
 
 
 def user(intent: str, text: str = "...") -> Dict[str, Any]:
@@ -40,12 +34,12 @@ TASK_IN_PROGRESS = {
 
 
 def test_every_task_slot_is_a_slot_of_the_domain() -> None:
-    assert set(TASK_SLOTS) <= set(domain()["slots"])
+    assert set(TASK_SLOTS) <= set(load_domain()["slots"])
 
 
 def test_stop_leaves_the_form_and_clears_every_task_slot() -> None:
     messages, events = run_action(
-        ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="appointment_form"), domain()
+        ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="appointment_form"), load_domain()
     )
     loops = [e for e in events if e["event"] == "active_loop"]
     assert len(loops) == 1 and loops[0]["name"] is None
@@ -57,12 +51,12 @@ def test_stop_leaves_the_form_and_clears_every_task_slot() -> None:
 
 
 def test_stop_keeps_what_the_conversation_is_about() -> None:
-    _, events = run_action(ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="report_form"), domain())
+    _, events = run_action(ActionStop(), make_tracker(TASK_IN_PROGRESS, intent="stop", active_loop="report_form"), load_domain())
     assert "service" not in slot_events(events) and "office" not in slot_events(events)
 
 
 def test_stop_without_a_task_still_answers() -> None:
-    messages, events = run_action(ActionStop(), make_tracker({}, intent="stop"), domain())
+    messages, events = run_action(ActionStop(), make_tracker({}, intent="stop"), load_domain())
     assert len(messages) == 1 and messages[0]["text"].startswith("All right, I have stopped.")
     assert all(e["value"] is None for e in events if e["event"] == "slot")
 
@@ -72,7 +66,7 @@ def test_stop_without_a_task_still_answers() -> None:
 
 def handle(history: List[Dict[str, Any]]) -> Dict[str, Any]:
     tracker = make_tracker({}, intent="nlu_fallback", text="blorp", events=history)
-    messages, events = run_action(ActionHandleLowConfidence(), tracker, domain())
+    messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert events == []
     assert len(messages) == 1
     return messages[0]

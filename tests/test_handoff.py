@@ -1,71 +1,35 @@
 """Asking for a person: ActionRequestHuman records a handoff request, says the queue and the hotline, and signals staff."""
 from __future__ import annotations
 
-import functools
 import re
 from datetime import datetime
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa_sdk import Tracker
 from sqlalchemy import delete, select
 
 from actions import handoff as handoff_actions
-from actions import shared
 from actions.handoff import SUMMARY_TURNS, ActionRequestHuman
-from onewindow import models, settings
-from onewindow.__main__ import seed
+from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import handoffs as handoffs_module
-from onewindow.catalogue import Catalogue, load_catalogue
+from onewindow.catalogue import Catalogue
 from onewindow.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action
-from tests.conftest import _postgres_database
 
 WEDNESDAY_MORNING = datetime(2026, 11, 25, 10, 0)  # the hotline works 08:00-20:00 on weekdays
 SUNDAY_MORNING = datetime(2026, 11, 29, 10, 0)  # the hotline is closed on Sundays
 REFERENCE = re.compile(r"HO-\d{6}")
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(settings.PROJECT_ROOT / "catalogue")
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def handoff_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One seeded database of each kind for this module; each test starts with an empty queue."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('handoff') / 'onewindow.db'}"
-        seed(url)
-        yield url
-        return
-    database = _postgres_database()
-    url = next(database)
-    try:
-        seed(url)
-        yield url
-    finally:
-        database.close()
-
-
 @pytest.fixture
-def actions_db(handoff_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    """The actions' backend on the database, with no handoff requests yet and staff at work."""
-    monkeypatch.setenv("DATABASE_URL", handoff_url)
+def actions_db(module_action_backend: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> ServiceBackend:
+    """The actions' backend on the module's database, with no handoff requests yet and staff at work."""
     monkeypatch.setattr(handoff_actions, "now", lambda: WEDNESDAY_MORNING)
-    shared.backend.cache_clear()
-    backend = shared.backend()
-    with make_sessionmaker(backend.engine).begin() as session:
+    with make_sessionmaker(module_action_backend.engine).begin() as session:
         session.execute(delete(models.HandoffRequest))
-    yield backend
-    backend.engine.dispose()
-    shared.backend.cache_clear()
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
+    return module_action_backend
 
 
 def user(text: str, intent: str) -> Dict[str, Any]:
@@ -87,7 +51,7 @@ def ask_for_person(
         slots or {}, intent="request_human", text="I want to talk to a person", events=events,
         active_loop=active_loop, sender_id=sender_id, channel=channel,
     )
-    messages, returned = run_action(ActionRequestHuman(), tracker, domain())
+    messages, returned = run_action(ActionRequestHuman(), tracker, load_domain())
     assert len(messages) == 1
     return messages[0], returned
 

@@ -1,65 +1,29 @@
 """Finding an office and its opening hours with ActionAnswerOfficeQuestion, from the seeded database."""
 from __future__ import annotations
 
-import functools
 import json
 from datetime import date, datetime
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from rasa_sdk import Tracker
 
 from actions import offices as office_actions
-from actions import shared
 from actions.offices import MAX_LISTED, ActionAnswerOfficeQuestion
-from onewindow import settings
-from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue, load_catalogue
+from onewindow.catalogue import Catalogue
 from onewindow.catalogue.schema import WEEKDAYS
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-from tests.conftest import _postgres_database
 
 THURSDAY = datetime(2026, 11, 26, 10, 0)
 SUNDAY = datetime(2026, 11, 29, 10, 0)
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(settings.PROJECT_ROOT / "catalogue")
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def catalogue_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One seeded database of each kind, shared by this module's tests (they only read)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('offices') / 'onewindow.db'}"
-        seed(url, demo=True)
-        yield url
-        return
-    database = _postgres_database()
-    url = next(database)
-    try:
-        seed(url, demo=True)
-        yield url
-    finally:
-        database.close()
-
-
 @pytest.fixture
-def actions_db(catalogue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    """The actions' backend on the seeded database; the actions' clock reads Thursday 10 am."""
-    monkeypatch.setenv("DATABASE_URL", catalogue_url)
+def actions_db(module_action_backend: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> ServiceBackend:
+    """The actions' backend on the module's seeded database; the actions' clock reads Thursday 10 am."""
     monkeypatch.setattr(office_actions, "now", lambda: THURSDAY)
-    shared.backend.cache_clear()
-    yield shared.backend()
-    shared.backend().engine.dispose()
-    shared.backend.cache_clear()
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
+    return module_action_backend
 
 
 def tracker(slots: Dict[str, Any], intent: str) -> Tracker:
@@ -70,7 +34,7 @@ def tracker(slots: Dict[str, Any], intent: str) -> Tracker:
 
 
 def ask(slots: Dict[str, Any], intent: str = "find_office") -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    messages, events = run_action(ActionAnswerOfficeQuestion(), tracker(slots, intent), domain())
+    messages, events = run_action(ActionAnswerOfficeQuestion(), tracker(slots, intent), load_domain())
     assert len(messages) == 1
     return messages[0], slot_events(events)
 

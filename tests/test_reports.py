@@ -2,71 +2,24 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from actions import shared
 from actions.reports import MAX_TEXT as FORM_MAX_TEXT
 from actions.reports import ActionSubmitReport, ValidateReportForm
-from onewindow import models, settings
-from onewindow.__main__ import seed
+from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import reports as reports_module
 from onewindow.backend.reports import MAX_TEXT as BACKEND_MAX_TEXT
-from onewindow.catalogue import Catalogue, load_catalogue
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.catalogue import Catalogue
+from onewindow.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-from tests.conftest import _postgres_database
 
 REFERENCE = re.compile(r"^RPT-\d{6}$")
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(settings.PROJECT_ROOT / "catalogue")
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def reports_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One seeded database of each kind for this module; tests look rows up by their own reference."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'onewindow.db'}"
-        seed(url)
-        yield url
-        return
-    database = _postgres_database()
-    url = next(database)
-    try:
-        seed(url)
-        yield url
-    finally:
-        database.close()
-
-
-@pytest.fixture
-def backend(reports_url: str) -> Iterator[ServiceBackend]:
-    engine = make_engine(reports_url)
-    yield ServiceBackend(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def actions_db(reports_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    monkeypatch.setenv("DATABASE_URL", reports_url)
-    shared.backend.cache_clear()
-    yield shared.backend()
-    shared.backend().engine.dispose()
-    shared.backend.cache_clear()
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
 
 
 def stored(backend: ServiceBackend, reference: str) -> models.Report:
@@ -77,61 +30,61 @@ def stored(backend: ServiceBackend, reference: str) -> models.Report:
 # --- backend.reports.submit ----------------------------------------------------------------
 
 
-def test_every_category_goes_to_its_department(backend: ServiceBackend, catalogue: Catalogue) -> None:
+def test_every_category_goes_to_its_department(module_backend: ServiceBackend, catalogue: Catalogue) -> None:
     assert len(catalogue.report_categories) >= 5
     for category in catalogue.report_categories:
-        record = backend.reports.submit(category["id"], "Elm Street 4", "It is broken", "rest", "sender-a")
+        record = module_backend.reports.submit(category["id"], "Elm Street 4", "It is broken", "rest", "sender-a")
         assert record.department == category["department"]
         assert record.category_name == category["name"]
-        row = stored(backend, record.reference)
+        row = stored(module_backend, record.reference)
         assert (row.category_id, row.department, row.urgent) == (category["id"], category["department"], category["urgent"])
 
 
 @pytest.mark.parametrize("category_id", ["water_leak", "fallen_tree", "pothole", "noise"])
-def test_urgent_flag_comes_from_the_category(backend: ServiceBackend, catalogue: Catalogue, category_id: str) -> None:
+def test_urgent_flag_comes_from_the_category(module_backend: ServiceBackend, catalogue: Catalogue, category_id: str) -> None:
     urgent = next(c["urgent"] for c in catalogue.report_categories if c["id"] == category_id)
-    record = backend.reports.submit(category_id, "Mill Lane", "Please help", "rest", "sender-b")
+    record = module_backend.reports.submit(category_id, "Mill Lane", "Please help", "rest", "sender-b")
     assert record.urgent is urgent
-    assert stored(backend, record.reference).urgent is urgent
+    assert stored(module_backend, record.reference).urgent is urgent
 
 
 def test_catalogue_has_urgent_and_ordinary_categories(catalogue: Catalogue) -> None:
     assert {c["urgent"] for c in catalogue.report_categories} == {True, False}
 
 
-def test_row_keeps_channel_sender_and_open_status(backend: ServiceBackend) -> None:
-    record = backend.reports.submit("graffiti", " Station Road bridge ", " Tags on the wall ", "telegram", "chat-42")
-    row = stored(backend, record.reference)
+def test_row_keeps_channel_sender_and_open_status(module_backend: ServiceBackend) -> None:
+    record = module_backend.reports.submit("graffiti", " Station Road bridge ", " Tags on the wall ", "telegram", "chat-42")
+    row = stored(module_backend, record.reference)
     assert (row.channel, row.sender_id, row.status) == ("telegram", "chat-42", "open")
     assert (row.location, row.description) == ("Station Road bridge", "Tags on the wall")
 
 
-def test_references_look_right_and_are_unique(backend: ServiceBackend) -> None:
-    references = [backend.reports.submit("rubbish", "Park Row", "Bins full", "rest", "s").reference for _ in range(25)]
+def test_references_look_right_and_are_unique(module_backend: ServiceBackend) -> None:
+    references = [module_backend.reports.submit("rubbish", "Park Row", "Bins full", "rest", "s").reference for _ in range(25)]
     assert all(REFERENCE.match(r) for r in references)
     assert len(set(references)) == len(references)
 
 
-def test_a_reference_already_used_is_never_given_again(backend: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = backend.reports.submit("noise", "Quay Street", "Loud music", "rest", "s1").reference
+def test_a_reference_already_used_is_never_given_again(module_backend: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = module_backend.reports.submit("noise", "Quay Street", "Loud music", "rest", "s1").reference
     offered = iter([first, first, "RPT-000017"])
     monkeypatch.setattr(reports_module, "new_reference", lambda kind: next(offered))
-    second = backend.reports.submit("noise", "Quay Street", "Loud music again", "rest", "s2").reference
+    second = module_backend.reports.submit("noise", "Quay Street", "Loud music again", "rest", "s2").reference
     assert second == "RPT-000017"
-    assert stored(backend, first).sender_id == "s1"
+    assert stored(module_backend, first).sender_id == "s1"
 
 
-def test_long_text_is_truncated(backend: ServiceBackend) -> None:
+def test_long_text_is_truncated(module_backend: ServiceBackend) -> None:
     long_text = "x" * (BACKEND_MAX_TEXT + 500)
-    record = backend.reports.submit("pothole", long_text, long_text, "rest", "s")
-    row = stored(backend, record.reference)
+    record = module_backend.reports.submit("pothole", long_text, long_text, "rest", "s")
+    row = stored(module_backend, record.reference)
     assert len(row.location) == BACKEND_MAX_TEXT and len(row.description) == BACKEND_MAX_TEXT
 
 
 @pytest.mark.parametrize("category_id", ["dragon", "", "Pothole"])
-def test_unknown_category_is_refused(backend: ServiceBackend, category_id: str) -> None:
+def test_unknown_category_is_refused(module_backend: ServiceBackend, category_id: str) -> None:
     with pytest.raises(LookupError):
-        backend.reports.submit(category_id, "Anywhere", "Something", "rest", "s")
+        module_backend.reports.submit(category_id, "Anywhere", "Something", "rest", "s")
 
 
 # --- ValidateReportForm ------------------------------------------------------------------------
@@ -141,7 +94,7 @@ def validate(slot: str, value: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]
     dispatcher = CollectingDispatcher()
     tracker = make_tracker({"requested_slot": slot}, active_loop="report_form")
     method = getattr(ValidateReportForm(), f"validate_{slot}")
-    result = asyncio.run(method(value, dispatcher, tracker, domain()))
+    result = asyncio.run(method(value, dispatcher, tracker, load_domain()))
     return result, dispatcher.messages
 
 
@@ -150,14 +103,14 @@ def validate(slot: str, value: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]
     [("hole in the road", "pothole"), ("Street Light", "street_light"), ("burst pipe", "water_leak"),
      ("pothole", "pothole"), (["tree down", "noise"], "fallen_tree"), ("Broken street light", "street_light")],
 )
-def test_category_is_resolved_from_alias_name_or_id(actions_db: ServiceBackend, said: Any, category_id: str) -> None:
+def test_category_is_resolved_from_alias_name_or_id(module_action_backend: ServiceBackend, said: Any, category_id: str) -> None:
     result, messages = validate("report_category", said)
     assert result == {"report_category": category_id}
     assert messages == []
 
 
 @pytest.mark.parametrize("said", ["dragon", "the thing", "passport"])
-def test_unknown_category_is_asked_again(actions_db: ServiceBackend, said: str) -> None:
+def test_unknown_category_is_asked_again(module_action_backend: ServiceBackend, said: str) -> None:
     result, messages = validate("report_category", said)
     assert result == {"report_category": None}
     assert "what kind of problem" in messages[0]["text"]
@@ -165,21 +118,21 @@ def test_unknown_category_is_asked_again(actions_db: ServiceBackend, said: str) 
 
 @pytest.mark.parametrize("slot", ["report_location", "report_description"])
 @pytest.mark.parametrize("said", ["", "a", " - ! ", "ab"])
-def test_too_short_text_is_asked_again(actions_db: ServiceBackend, slot: str, said: str) -> None:
+def test_too_short_text_is_asked_again(module_action_backend: ServiceBackend, slot: str, said: str) -> None:
     result, messages = validate(slot, said)
     assert result == {slot: None}
     assert len(messages) == 1
 
 
 @pytest.mark.parametrize("slot", ["report_location", "report_description"])
-def test_text_is_tidied(actions_db: ServiceBackend, slot: str) -> None:
+def test_text_is_tidied(module_action_backend: ServiceBackend, slot: str) -> None:
     result, messages = validate(slot, "  12   Elm\n Street  ")
     assert result == {slot: "12 Elm Street"}
     assert messages == []
 
 
 @pytest.mark.parametrize("slot", ["report_location", "report_description"])
-def test_long_form_text_is_cut(actions_db: ServiceBackend, slot: str) -> None:
+def test_long_form_text_is_cut(module_action_backend: ServiceBackend, slot: str) -> None:
     result, _ = validate(slot, "word " * 1000)
     assert len(result[slot]) == FORM_MAX_TEXT
     assert result[slot].startswith("word word")
@@ -190,30 +143,30 @@ def test_long_form_text_is_cut(actions_db: ServiceBackend, slot: str) -> None:
 
 def submit(slots: Dict[str, Any], sender_id: str, channel: str = "rest") -> Tuple[str, List[Dict[str, Any]]]:
     messages, events = run_action(
-        ActionSubmitReport(), make_tracker(slots, sender_id=sender_id, channel=channel), domain()
+        ActionSubmitReport(), make_tracker(slots, sender_id=sender_id, channel=channel), load_domain()
     )
     assert len(messages) == 1
     return messages[0]["text"], events
 
 
 def test_submit_names_department_and_ticket_and_stores_the_report(
-    actions_db: ServiceBackend, catalogue: Catalogue
+    module_action_backend: ServiceBackend, catalogue: Catalogue
 ) -> None:
     slots = {"report_category": "pothole", "report_location": "Elm Street 12", "report_description": "Deep hole"}
     text, events = submit(slots, sender_id="citizen-7", channel="telegram")
     department = next(c["department"] for c in catalogue.report_categories if c["id"] == "pothole")
     assert f"has gone to the {department}" in text
     [reference] = re.findall(r"RPT-\d{6}", text)
-    row = stored(actions_db, reference)
+    row = stored(module_action_backend, reference)
     assert (row.category_id, row.location, row.description) == ("pothole", "Elm Street 12", "Deep hole")
     assert (row.sender_id, row.channel, row.department) == ("citizen-7", "telegram", department)
     assert "urgent" not in text
     assert slot_events(events) == {"report_category": None, "report_location": None, "report_description": None}
 
 
-def test_submit_urgent_report_says_so(actions_db: ServiceBackend) -> None:
+def test_submit_urgent_report_says_so(module_action_backend: ServiceBackend) -> None:
     slots = {"report_category": "water_leak", "report_location": "Harbour Street", "report_description": "Water everywhere"}
     text, _ = submit(slots, sender_id="citizen-8")
     [reference] = re.findall(r"RPT-\d{6}", text)
-    assert stored(actions_db, reference).urgent is True
+    assert stored(module_action_backend, reference).urgent is True
     assert "marked urgent" in text

@@ -1,7 +1,6 @@
 """Service questions (what, documents, fee, time, online) answered from the database by ActionAnswerServiceQuestion."""
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Any, Dict, Iterator, Tuple
 import pytest
 from rasa_sdk import Tracker
 
-from actions import shared
 from actions.services import POPULAR, ActionAnswerServiceQuestion
 from onewindow import settings
 from onewindow.__main__ import seed
@@ -19,51 +17,15 @@ from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.records import ServiceRecord
 from onewindow.db import make_engine, make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
-from tests.conftest import _postgres_database
+from tests.conftest import point_actions_at
 
 ASPECT_INTENTS = ("ask_service_info", "ask_documents", "ask_fee", "ask_processing_time", "ask_online")
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def catalogue_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One seeded database of each kind, shared by the tests of this module that only read."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('services') / 'onewindow.db'}"
-        seed(url, demo=True)
-        yield url
-        return
-    database = _postgres_database()
-    url = next(database)
-    try:
-        seed(url, demo=True)
-        yield url
-    finally:
-        database.close()
-
-
-def _point_actions_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    monkeypatch.setenv("DATABASE_URL", url)
-    shared.backend.cache_clear()
-    yield shared.backend()
-    shared.backend().engine.dispose()
-    shared.backend.cache_clear()
-
-
-@pytest.fixture
-def actions_db(catalogue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
-    """The actions' backend on the shared seeded database (SQLite file, then PostgreSQL)."""
-    yield from _point_actions_at(catalogue_url, monkeypatch)
 
 
 @pytest.fixture
 def fresh_actions_db(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceBackend]:
     """The actions' backend on a database of its own, for tests that re-seed the catalogue."""
-    yield from _point_actions_at(seeded_url, monkeypatch)
-
-
-@functools.lru_cache(maxsize=1)
-def domain() -> Dict[str, Any]:
-    return load_domain()
+    yield from point_actions_at(seeded_url, monkeypatch)
 
 
 def tracker(slots: Dict[str, Any], intent: str, **kwargs: Any) -> Tracker:
@@ -75,7 +37,7 @@ def tracker(slots: Dict[str, Any], intent: str, **kwargs: Any) -> Tracker:
 
 def ask(slots: Dict[str, Any], intent: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Run the action; return the one message it sent and the slots it set."""
-    messages, events = run_action(ActionAnswerServiceQuestion(), tracker(slots, intent), domain())
+    messages, events = run_action(ActionAnswerServiceQuestion(), tracker(slots, intent), load_domain())
     assert len(messages) == 1
     return messages[0], slot_events(events)
 
@@ -95,8 +57,8 @@ def fee_words(service: ServiceRecord) -> str:
 # --- each aspect, from the database -----------------------------------------------------
 
 
-def test_documents_lists_every_document_of_the_service(actions_db: ServiceBackend) -> None:
-    service = actions_db.catalogue.service("passport_renewal")
+def test_documents_lists_every_document_of_the_service(module_action_backend: ServiceBackend) -> None:
+    service = module_action_backend.catalogue.service("passport_renewal")
     message, slots = ask({"service": "renew my passport"}, "ask_documents")
     assert len(service.documents) >= 2
     for document in service.documents:
@@ -106,8 +68,8 @@ def test_documents_lists_every_document_of_the_service(actions_db: ServiceBacken
 
 
 @pytest.mark.parametrize("service_id", ["birth_registration", "death_registration", "business_licence", "pension_application"])
-def test_documents_for_other_services(actions_db: ServiceBackend, service_id: str) -> None:
-    service = actions_db.catalogue.service(service_id)
+def test_documents_for_other_services(module_action_backend: ServiceBackend, service_id: str) -> None:
+    service = module_action_backend.catalogue.service(service_id)
     message, _ = ask({"service": service_id}, "ask_documents")
     assert all(document in message["text"] for document in service.documents)
     visit = "one visit is enough" if service.one_visit else "come back once"
@@ -115,30 +77,30 @@ def test_documents_for_other_services(actions_db: ServiceBackend, service_id: st
 
 
 @pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "business_licence", "child_benefit"])
-def test_fee_in_dollars_or_free(actions_db: ServiceBackend, service_id: str) -> None:
-    service = actions_db.catalogue.service(service_id)
+def test_fee_in_dollars_or_free(module_action_backend: ServiceBackend, service_id: str) -> None:
+    service = module_action_backend.catalogue.service(service_id)
     message, _ = ask({"service": service_id}, "ask_fee")
     assert f"{service.name} {'is' if service.fee == 0 else 'costs'} {fee_words(service)}" in message["text"]
     if service.fee_note:
         assert service.fee_note in message["text"]
 
 
-def test_catalogue_has_both_free_and_paid_services(actions_db: ServiceBackend) -> None:
-    fees = {s.fee for s in actions_db.catalogue.services()}
+def test_catalogue_has_both_free_and_paid_services(module_action_backend: ServiceBackend) -> None:
+    fees = {s.fee for s in module_action_backend.catalogue.services()}
     assert 0 in fees and any(fee > 0 for fee in fees)
 
 
 @pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "unemployment_benefit"])
-def test_processing_time(actions_db: ServiceBackend, service_id: str) -> None:
-    service = actions_db.catalogue.service(service_id)
+def test_processing_time(module_action_backend: ServiceBackend, service_id: str) -> None:
+    service = module_action_backend.catalogue.service(service_id)
     message, _ = ask({"service": service_id}, "ask_processing_time")
     days = service.processing_days
     expected = "the same day" if days == 0 else "one working day" if days == 1 else f"about {days} working days"
     assert message["text"] == f"{service.name} takes {expected}."
 
 
-def test_online_when_available_says_where(actions_db: ServiceBackend) -> None:
-    online = [s for s in actions_db.catalogue.services() if s.online_available]
+def test_online_when_available_says_where(module_action_backend: ServiceBackend) -> None:
+    online = [s for s in module_action_backend.catalogue.services() if s.online_available]
     assert online
     service = online[0]
     message, _ = ask({"service": service.id}, "ask_online")
@@ -146,15 +108,15 @@ def test_online_when_available_says_where(actions_db: ServiceBackend) -> None:
     assert "fully online" in message["text"] and "cannot" not in message["text"]
 
 
-def test_online_when_not_available_says_go_to_an_office(actions_db: ServiceBackend) -> None:
-    offline = [s for s in actions_db.catalogue.services() if not s.online_available]
+def test_online_when_not_available_says_go_to_an_office(module_action_backend: ServiceBackend) -> None:
+    offline = [s for s in module_action_backend.catalogue.services() if not s.online_available]
     assert offline
     message, _ = ask({"service": offline[0].id}, "ask_online")
     assert "cannot be done fully online" in message["text"]
 
 
-def test_service_info_gives_the_overview(actions_db: ServiceBackend) -> None:
-    service = actions_db.catalogue.service("birth_registration")
+def test_service_info_gives_the_overview(module_action_backend: ServiceBackend) -> None:
+    service = module_action_backend.catalogue.service("birth_registration")
     message, slots = ask({"service": "register a birth"}, "ask_service_info")
     for part in (service.name, service.description, service.eligibility, fee_words(service)):
         assert part in message["text"]
@@ -163,7 +125,7 @@ def test_service_info_gives_the_overview(actions_db: ServiceBackend) -> None:
 
 @pytest.mark.parametrize("intent", ASPECT_INTENTS)
 def test_follow_up_buttons_keep_the_service_and_skip_the_question_just_answered(
-    actions_db: ServiceBackend, intent: str
+    module_action_backend: ServiceBackend, intent: str
 ) -> None:
     message, _ = ask({"service": "passport_renewal"}, intent)
     buttons = [payload(b) for b in message["buttons"]]
@@ -172,8 +134,8 @@ def test_follow_up_buttons_keep_the_service_and_skip_the_question_just_answered(
     assert "book_appointment" in [i for i, _ in buttons]  # passport renewal is bookable
 
 
-def test_no_book_button_for_a_service_that_cannot_be_booked(actions_db: ServiceBackend) -> None:
-    unbookable = [s for s in actions_db.catalogue.services() if not s.bookable]
+def test_no_book_button_for_a_service_that_cannot_be_booked(module_action_backend: ServiceBackend) -> None:
+    unbookable = [s for s in module_action_backend.catalogue.services() if not s.bookable]
     if not unbookable:
         pytest.skip("every service in the catalogue is bookable")
     message, _ = ask({"service": unbookable[0].id}, "ask_fee")
@@ -184,12 +146,12 @@ def test_no_book_button_for_a_service_that_cannot_be_booked(actions_db: ServiceB
 
 
 @pytest.mark.parametrize("intent", ASPECT_INTENTS)
-def test_ambiguous_passport_asks_which_with_same_intent(actions_db: ServiceBackend, intent: str) -> None:
-    candidates = actions_db.catalogue.resolve("service", "passport")
+def test_ambiguous_passport_asks_which_with_same_intent(module_action_backend: ServiceBackend, intent: str) -> None:
+    candidates = module_action_backend.catalogue.resolve("service", "passport")
     assert len(candidates) >= 2
     message, slots = ask({"service": "passport"}, intent)
     assert message["text"].startswith("Do you mean")
-    names = [actions_db.catalogue.service(c).name for c in candidates]
+    names = [module_action_backend.catalogue.service(c).name for c in candidates]
     assert all(name in message["text"] for name in names)
     buttons = [payload(b) for b in message["buttons"]]
     assert sorted(e["service"] for _, e in buttons) == sorted(candidates)
@@ -197,7 +159,7 @@ def test_ambiguous_passport_asks_which_with_same_intent(actions_db: ServiceBacke
     assert slots == {"question": intent, "service": None}
 
 
-def test_no_service_asks_which_and_remembers_the_question(actions_db: ServiceBackend) -> None:
+def test_no_service_asks_which_and_remembers_the_question(module_action_backend: ServiceBackend) -> None:
     message, slots = ask({}, "ask_fee")
     assert "Which service" in message["text"]
     buttons = [payload(b) for b in message["buttons"]]
@@ -206,41 +168,41 @@ def test_no_service_asks_which_and_remembers_the_question(actions_db: ServiceBac
     assert slots == {"question": "ask_fee", "service": None}
 
 
-def test_unknown_service_says_so(actions_db: ServiceBackend) -> None:
+def test_unknown_service_says_so(module_action_backend: ServiceBackend) -> None:
     message, slots = ask({"service": "dragon licence"}, "ask_documents")
     assert "do not know a service called dragon licence" in message["text"]
     assert slots["question"] == "ask_documents"
 
 
-def test_inform_with_service_answers_the_pending_question(actions_db: ServiceBackend) -> None:
+def test_inform_with_service_answers_the_pending_question(module_action_backend: ServiceBackend) -> None:
     _, first = ask({}, "ask_fee")
-    service = actions_db.catalogue.service("passport_renewal")
+    service = module_action_backend.catalogue.service("passport_renewal")
     message, slots = ask({"question": first["question"], "service": "renew my passport"}, "inform")
     assert message["text"].startswith(f"{service.name} costs {fee_words(service)}")
     assert slots == {"question": None, "service": "passport_renewal"}
 
 
-def test_inform_after_ambiguity_answers_the_pending_question(actions_db: ServiceBackend) -> None:
+def test_inform_after_ambiguity_answers_the_pending_question(module_action_backend: ServiceBackend) -> None:
     _, first = ask({"service": "passport"}, "ask_documents")
-    service = actions_db.catalogue.service("passport_new")
+    service = module_action_backend.catalogue.service("passport_new")
     message, _ = ask({"question": first["question"], "service": "passport_new"}, "inform")
     assert all(document in message["text"] for document in service.documents)
 
 
-def test_service_in_context_answers_follow_up_without_entity(actions_db: ServiceBackend) -> None:
+def test_service_in_context_answers_follow_up_without_entity(module_action_backend: ServiceBackend) -> None:
     """"How much is it?" after talking about passport renewal: the slot is still set, no entity."""
-    service = actions_db.catalogue.service("passport_renewal")
+    service = module_action_backend.catalogue.service("passport_renewal")
     messages, events = run_action(
         ActionAnswerServiceQuestion(),
         tracker({"service": "passport_renewal"}, "ask_fee", text="how much is it?"),
-        domain(),
+        load_domain(),
     )
     assert messages[0]["text"].startswith(f"{service.name} costs {fee_words(service)}")
     assert slot_events(events)["service"] == "passport_renewal"
 
 
-def test_inform_without_pending_question_gives_the_overview(actions_db: ServiceBackend) -> None:
-    service = actions_db.catalogue.service("child_benefit")
+def test_inform_without_pending_question_gives_the_overview(module_action_backend: ServiceBackend) -> None:
+    service = module_action_backend.catalogue.service("child_benefit")
     message, _ = ask({"service": "child benefit"}, "inform")
     assert service.description in message["text"]
 
