@@ -120,8 +120,6 @@ class CatalogueQueries:
     def life_event(self, event_id: str) -> Optional[LifeEventRecord]:
         return self._current().life_events.get(event_id)
 
-    def district_name(self, district_id: str) -> Optional[str]:
-        return self._current().districts.get(district_id)
 
 
 def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
