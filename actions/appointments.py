@@ -189,7 +189,8 @@ class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
             return {"office": None}
         said = str(first(value))
         offices = await call(backend().catalogue.offices, service_id=service)
-        matches = [o for o in offices if o.id in await resolve_one("office", said)]
+        named = await resolve_one("office", said)
+        matches = [o for o in offices if o.id in named]
         if not matches:
             districts = await resolve_one("district", said)
             matches = [o for o in offices if o.district_id in districts]

@@ -26,7 +26,7 @@ from typing import Dict, List
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from onewindow.stack import Stack, free_port  # noqa: E402
+from onewindow.stack import Stack, free_port, http_get  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -162,11 +162,8 @@ def start_stock_assistant(workdir: Path) -> tuple:
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        try:
-            if b"model_id" in subprocess.run(["curl", "-fs", f"http://127.0.0.1:{port}/status"], capture_output=True).stdout:
-                return process, port
-        except OSError:
-            pass
+        if b"model_id" in (http_get(f"http://127.0.0.1:{port}/status") or b""):
+            return process, port
         time.sleep(0.5)
     raise RuntimeError("the stock assistant did not start")
 

@@ -26,7 +26,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _get(url: str, timeout: float = 2.0) -> Optional[bytes]:
+def http_get(url: str, timeout: float = 2.0) -> Optional[bytes]:
+    """The body at `url`, or None when nothing answers there (yet)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             return answer.read()
@@ -89,8 +90,8 @@ class Stack:
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes.values()):
                 raise RuntimeError(f"a server exited during start-up; logs in {self.workdir}")
-            ready = [_get(f"http://127.0.0.1:{port}/status") for port in [*self._ports, self.rasa_port]]
-            health = _get(f"http://127.0.0.1:{self.actions_port}/health")
+            ready = [http_get(f"http://127.0.0.1:{port}/status") for port in [*self._ports, self.rasa_port]]
+            health = http_get(f"http://127.0.0.1:{self.actions_port}/health")
             if all(status and b"model_id" in status for status in ready) and health:
                 return
             time.sleep(0.5)
@@ -107,7 +108,7 @@ class Stack:
             return json.loads(answer.read())
 
     def tracker(self, sender: str) -> Dict[str, Any]:
-        return json.loads(_get(f"http://127.0.0.1:{self.rasa_port}/conversations/{sender}/tracker", timeout=10) or b"{}")
+        return json.loads(http_get(f"http://127.0.0.1:{self.rasa_port}/conversations/{sender}/tracker", timeout=10) or b"{}")
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -33,21 +33,23 @@ serve_rasa() {  # port, log name
 if [ "$INSTANCES" -le 1 ]; then
   echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
   serve_rasa "$RASA_PORT" rasa
+  status_ports=("$RASA_PORT")
 else
   echo "==> starting $INSTANCES Rasa servers behind the sticky router on 127.0.0.1:${RASA_PORT} (logs: $LOGS/)"
   upstreams=()
+  status_ports=("$RASA_PORT")
   for n in $(seq 1 "$INSTANCES"); do
     port=$((RASA_PORT + 100 + n))
     serve_rasa "$port" "rasa-$n"
     upstreams+=(--upstream "http://127.0.0.1:$port")
+    status_ports+=("$port")
   done
   .venv/bin/python -m onewindow.router --port "$RASA_PORT" "${upstreams[@]}" > "$LOGS/router.log" 2>&1 &
 fi
 
 for _ in $(seq 1 120); do
   ready=1
-  for port in "$RASA_PORT" $(seq $((RASA_PORT + 101)) $((RASA_PORT + 100 + INSTANCES))); do
-    [ "$INSTANCES" -le 1 ] && [ "$port" != "$RASA_PORT" ] && continue
+  for port in "${status_ports[@]}"; do
     curl -fs "http://127.0.0.1:${port}/status" 2>/dev/null | grep -q model_id || ready=0
   done
   if [ "$ready" = 1 ]; then break; fi

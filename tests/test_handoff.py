@@ -13,7 +13,7 @@ from actions import handoff as handoff_actions
 from actions.handoff import SUMMARY_TURNS, ActionRequestHuman
 from onewindow import models
 from onewindow.backend import ServiceBackend
-from onewindow.backend import handoffs as handoffs_module
+from onewindow.backend import references as references_module
 from onewindow.catalogue import Catalogue
 from onewindow.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action
@@ -161,7 +161,7 @@ def test_a_reference_already_used_is_never_given_again(
 ) -> None:
     first = actions_db.handoffs.request("a", "rest", "citizen_request", {}).reference
     offered = iter([first, first, "HO-000042"])
-    monkeypatch.setattr(handoffs_module, "new_reference", lambda kind: next(offered))
+    monkeypatch.setattr(references_module, "new_reference", lambda kind: next(offered))
     second = actions_db.handoffs.request("b", "rest", "citizen_request", {})
     assert second.reference == "HO-000042"
     assert second.position_in_queue == 2

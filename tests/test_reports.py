@@ -13,7 +13,7 @@ from actions.reports import MAX_TEXT as FORM_MAX_TEXT
 from actions.reports import ActionSubmitReport, ValidateReportForm
 from onewindow import models
 from onewindow.backend import ServiceBackend
-from onewindow.backend import reports as reports_module
+from onewindow.backend import references as references_module
 from onewindow.backend.reports import MAX_TEXT as BACKEND_MAX_TEXT
 from onewindow.catalogue import Catalogue
 from onewindow.db import make_sessionmaker
@@ -68,7 +68,7 @@ def test_references_look_right_and_are_unique(module_backend: ServiceBackend) ->
 def test_a_reference_already_used_is_never_given_again(module_backend: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     first = module_backend.reports.submit("noise", "Quay Street", "Loud music", "rest", "s1").reference
     offered = iter([first, first, "RPT-000017"])
-    monkeypatch.setattr(reports_module, "new_reference", lambda kind: next(offered))
+    monkeypatch.setattr(references_module, "new_reference", lambda kind: next(offered))
     second = module_backend.reports.submit("noise", "Quay Street", "Loud music again", "rest", "s2").reference
     assert second == "RPT-000017"
     assert stored(module_backend, first).sender_id == "s1"

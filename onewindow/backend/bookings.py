@@ -13,7 +13,7 @@ from onewindow import models
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import AppointmentRecord
-from onewindow.backend.references import new_reference, normalise_reference
+from onewindow.backend.references import normalise_reference, unused_reference
 from onewindow.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -130,9 +130,7 @@ class Bookings:
         normalised = normalise_phone(phone)
         if normalised is None:
             raise BookingError("bad_phone")
-        free = self.check_day(service_id, office_id, starts_at.date())
-        if starts_at not in free:
-            raise BookingError("slot_taken", free[:3])
+        self._require_free(service_id, office_id, starts_at)
         with self._sessions.begin() as session:
             citizen = find_or_create_citizen(session, normalised, name)
             clash = session.scalars(
@@ -148,7 +146,7 @@ class Bookings:
                 raise BookingError("duplicate")
             slot_id = self._take_place(session, office_id, starts_at)
             appointment = models.Appointment(
-                reference=self._unused_reference(session),
+                reference=unused_reference(session, models.Appointment, "appointment"),
                 slot_id=slot_id,
                 service_id=service_id,
                 office_id=office_id,
@@ -182,9 +180,7 @@ class Bookings:
         current = self.get(code) if code else None
         if current is None or current.status != "booked":
             raise BookingError("unknown_reference" if current is None else "not_active")
-        free = self.check_day(current.service_id, current.office_id, starts_at.date())
-        if starts_at not in free:
-            raise BookingError("slot_taken", free[:3])
+        self._require_free(current.service_id, current.office_id, starts_at)
         with self._sessions.begin() as session:
             appointment = self._active(session, code)
             old_slot = appointment.slot_id
@@ -236,6 +232,12 @@ class Bookings:
             return [_record(a) for a in appointments]
 
     # --- internals ------------------------------------------------------------------
+
+    def _require_free(self, service_id: str, office_id: str, starts_at: datetime) -> None:
+        """A BookingError unless the slot starting at `starts_at` can still be booked."""
+        free = self.check_day(service_id, office_id, starts_at.date())
+        if starts_at not in free:
+            raise BookingError("slot_taken", free[:3])
 
     def _periods(self, office_id: str, day: date) -> list:
         office = self._catalogue.office(office_id)
@@ -295,15 +297,6 @@ class Bookings:
         if appointment.status != "booked":
             raise BookingError("not_active")
         return appointment
-
-    @staticmethod
-    def _unused_reference(session: Session) -> str:
-        while True:
-            reference = new_reference("appointment")
-            if not session.scalars(
-                select(models.Appointment.id).where(models.Appointment.reference == reference)
-            ).first():
-                return reference
 
 
 _RECORD_LOADS = (

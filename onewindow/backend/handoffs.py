@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from onewindow import models
 from onewindow.backend.records import HandoffRecord
-from onewindow.backend.references import new_reference
+from onewindow.backend.references import unused_reference
 from onewindow.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
@@ -31,13 +31,8 @@ class Handoffs:
                 )
             ).first()
             if handoff is None:
-                reference = new_reference("handoff")
-                while session.scalars(
-                    select(models.HandoffRequest.id).where(models.HandoffRequest.reference == reference)
-                ).first():
-                    reference = new_reference("handoff")
                 handoff = models.HandoffRequest(
-                    reference=reference,
+                    reference=unused_reference(session, models.HandoffRequest, "handoff"),
                     sender_id=sender_id,
                     channel=channel,
                     reason=reason,

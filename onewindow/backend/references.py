@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Optional
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 PREFIXES = {"appointment": "BK", "application": "APP", "report": "RPT", "handoff": "HO"}
 REFERENCE_PATTERN = re.compile(r"^\s*(BK|APP|RPT|HO)[\s-]?(\d{6})\s*$", re.IGNORECASE)
@@ -11,6 +14,14 @@ REFERENCE_PATTERN = re.compile(r"^\s*(BK|APP|RPT|HO)[\s-]?(\d{6})\s*$", re.IGNOR
 
 def new_reference(kind: str) -> str:
     return f"{PREFIXES[kind]}-{secrets.randbelow(900000) + 100000}"
+
+
+def unused_reference(session: Session, model: Any, kind: str) -> str:
+    """A new reference of this kind that no row of `model` (a table with a `reference` column) has yet."""
+    while True:
+        reference = new_reference(kind)
+        if session.scalars(select(model.id).where(model.reference == reference)).first() is None:
+            return reference
 
 
 def normalise_reference(text: Optional[str], kind: Optional[str] = None) -> Optional[str]:

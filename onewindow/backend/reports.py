@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from onewindow import models
 from onewindow.backend.records import ReportRecord
-from onewindow.backend.references import new_reference
+from onewindow.backend.references import unused_reference
 from onewindow.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
@@ -28,9 +27,7 @@ class Reports:
             category = session.get(models.ReportCategory, category_id)
             if category is None or not category.active:
                 raise LookupError(f"unknown report category {category_id!r}")
-            reference = new_reference("report")
-            while session.scalars(select(models.Report.id).where(models.Report.reference == reference)).first():
-                reference = new_reference("report")
+            reference = unused_reference(session, models.Report, "report")
             session.add(
                 models.Report(
                     reference=reference,
