@@ -9,7 +9,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import SlotQuestion, backend, button, call, first, now, resolve_one, service_buttons
+from actions.shared import SlotQuestion, backend, button, call, first, identity_of, now, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.records import AppointmentRecord
@@ -65,6 +65,22 @@ def confirmation_text(record: AppointmentRecord, verb: str) -> str:
         f"Your appointment number is {record.reference}. Please bring: {items} "
         "Please arrive ten minutes early. You can change or cancel it here at any time."
     )
+
+
+async def send_visit_card(dispatcher: CollectingDispatcher, record: AppointmentRecord) -> None:
+    """For channels that show them: the checklist of documents to bring and the office on a map."""
+    dispatcher.utter_message(
+        json_message={
+            "checklist": {
+                "title": f"{record.service_name}: bring these to {record.office_name}",
+                "items": list(record.documents),
+                "reference": record.reference,
+            }
+        }
+    )
+    office = await call(backend().catalogue.office, record.office_id)
+    if office and office.latitude is not None:
+        dispatcher.utter_message(json_message=venue(office))
 
 
 class InFormOrder:
@@ -250,9 +266,32 @@ class AskCitizenPhone(SlotQuestion):
     text = "What phone number can the office call if something changes?"
 
 
-class AskAppointmentReference(SlotQuestion):
-    slot = "appointment_reference"
+class ActionAskAppointmentReference(Action):
+    """Asks for the appointment number; a chat linked to a phone number picks from its appointments."""
+
     text = "What is your appointment number? It starts with B K, for example B K 1 2 3 4 5 6."
+
+    def name(self) -> Text:
+        return "action_ask_appointment_reference"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        phone = await call(backend().citizens.phone_for_identity, *identity_of(tracker))
+        upcoming = await call(backend().bookings.upcoming_for_phone, phone) if phone else []
+        if not upcoming:
+            dispatcher.utter_message(text=self.text)
+            return []
+        listing = " ".join(
+            f"{n}. {r.reference}: {r.service_name} at {r.office_name}, {spoken_datetime(r.starts_at)}."
+            for n, r in enumerate(upcoming[:MAX_TIME_BUTTONS], start=1)
+        )
+        dispatcher.utter_message(
+            text=f"Your upcoming appointments: {listing} Which one is it? You can also type its number.",
+            buttons=[
+                button(f"{r.reference}, {spoken_date(r.starts_at.date())}", "inform", reference=r.reference)
+                for r in upcoming[:MAX_TIME_BUTTONS]
+            ],
+        )
+        return []
 
 
 class ActionAskService(Action):
@@ -380,6 +419,7 @@ class ActionBookAppointment(Action):
             report_problem(dispatcher, error)
             return [*RESET_BOOKING, FollowupAction("appointment_form")]
         dispatcher.utter_message(text=confirmation_text(record, "booked"))
+        await send_visit_card(dispatcher, record)
         return [*RESET_BOOKING, SlotSet("appointment_reference", record.reference)]
 
 
@@ -397,6 +437,7 @@ class ActionRescheduleAppointment(Action):
             report_problem(dispatcher, error)
             return [*RESET_BOOKING, FollowupAction("reschedule_form")]
         dispatcher.utter_message(text=confirmation_text(record, "moved"))
+        await send_visit_card(dispatcher, record)
         return RESET_BOOKING
 
 

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, now, resolve_one
+from actions.shared import backend, button, call, latest_metadata, now, resolve_one, venue
 from onewindow.backend.records import OfficeRecord
 from onewindow.dates import spoken_date
-from onewindow.wording import join_words, periods_text, week_text
+from onewindow.geo import valid_position
+from onewindow.wording import distance_text, join_words, periods_text, week_text
 
 MAX_LISTED = 4
 
@@ -41,6 +42,13 @@ def office_details(office: OfficeRecord, today: date, service_names: List[str]) 
     )
 
 
+def shared_position(tracker: Tracker) -> Optional[Tuple[float, float]]:
+    """(latitude, longitude) when the citizen shared a location with the latest message."""
+    location = latest_metadata(tracker).get("location") or {}
+    latitude, longitude = location.get("latitude"), location.get("longitude")
+    return (latitude, longitude) if valid_position(latitude, longitude) else None
+
+
 def _current(tracker: Tracker, slot: str) -> Optional[str]:
     """The office or district named in this message; the remembered one only if none was named."""
     named = [e["entity"] for e in tracker.latest_message.get("entities", []) if e["entity"] in ("office", "district")]
@@ -61,6 +69,10 @@ class ActionAnswerOfficeQuestion(Action):
         catalogue = backend().catalogue
         today = now().date()
         hours_question = tracker.get_intent_of_latest_message() == "ask_opening_hours"
+        position = shared_position(tracker)
+        if position:
+            await self._nearest(dispatcher, position, tracker.get_slot("service"), today)
+            return []
         office_ids = await resolve_one("office", _current(tracker, "office"))
         if len(office_ids) == 1:
             office = await call(catalogue.office, office_ids[0])
@@ -97,6 +109,29 @@ class ActionAnswerOfficeQuestion(Action):
                 button("Opening hours", "ask_opening_hours", office=office.id),
             ],
         )
+        if office.latitude is not None:
+            dispatcher.utter_message(json_message=venue(office))
+
+    @staticmethod
+    async def _nearest(
+        dispatcher: CollectingDispatcher, position: Tuple[float, float], service: Optional[str], today: date
+    ) -> None:
+        service_ids = await resolve_one("service", service)
+        record = await call(backend().catalogue.service, service_ids[0]) if len(service_ids) == 1 else None
+        nearest = await call(backend().catalogue.nearest_offices, *position, record.id if record else None)
+        if not nearest:
+            dispatcher.utter_message(text="I could not find an office near you. You can call the city hotline.")
+            return
+        subject = f" for {record.name.lower()}" if record else ""
+        lines = " ".join(
+            f"{number}. {o.name}, {o.address}, {distance_text(km)} away. {today_text(o, today)}"
+            for number, (o, km) in enumerate(nearest, start=1)
+        )
+        dispatcher.utter_message(
+            text=f"The nearest offices{subject}: {lines}",
+            buttons=[button(o.name, "find_office", office=o.id) for o, _ in nearest],
+        )
+        dispatcher.utter_message(json_message=venue(nearest[0][0]))
 
     @staticmethod
     async def _list(

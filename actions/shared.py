@@ -6,16 +6,17 @@ import functools
 import json
 from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from onewindow.backend import ServiceBackend
-from onewindow.backend.records import ServiceRecord
+from onewindow.backend.records import OfficeRecord, ServiceRecord
 
 T = TypeVar("T")
 MAX_BUTTONS = 6
+IDENTIFIED_CHANNELS = ("telegram", "phone")
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,6 +36,34 @@ def now() -> datetime:
 
 def channel_of(tracker: Tracker) -> str:
     return tracker.get_latest_input_channel() or "rest"
+
+
+def identity_of(tracker: Tracker) -> Tuple[str, str]:
+    """(channel, id) of the person talking: channels name senders "telegram:<chat id>", "phone:<call>"."""
+    channel, separator, external_id = tracker.sender_id.partition(":")
+    if separator and channel in IDENTIFIED_CHANNELS:
+        return channel, external_id
+    return channel_of(tracker), tracker.sender_id
+
+
+def latest_metadata(tracker: Tracker) -> Dict[str, Any]:
+    """What the channel sent along with the latest message (a shared location, for example)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return event.get("metadata") or {}
+    return {}
+
+
+def venue(office: OfficeRecord) -> Dict[str, Any]:
+    """A custom payload channels show as a map pin (Telegram sends a venue)."""
+    return {
+        "venue": {
+            "latitude": office.latitude,
+            "longitude": office.longitude,
+            "title": office.name,
+            "address": office.address,
+        }
+    }
 
 
 def button(title: str, intent: str, **entities: Any) -> Dict[str, str]:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -59,6 +60,8 @@ class Office(Base):
     kind = Column(String(30), nullable=False)
     district_id = Column(String(50), ForeignKey("districts.id"), nullable=False)
     address = Column(String(300), nullable=False)
+    latitude = Column(Float)
+    longitude = Column(Float)
     phone = Column(String(40), nullable=False)
     accessibility = Column(JSON, nullable=False, default=list)
     windows = Column(Integer, nullable=False)
@@ -172,6 +175,19 @@ class ChannelIdentity(Base):
     external_id = Column(String(200), nullable=False)
     linked_at = Column(DateTime, nullable=False, default=utcnow)
     __table_args__ = (UniqueConstraint("channel", "external_id", name="identity_once"),)
+
+
+class ChatPreference(Base):
+    """How one chat or caller wants answers: by voice as well as text, slower speech."""
+
+    __tablename__ = "chat_preferences"
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(30), nullable=False)
+    external_id = Column(String(200), nullable=False)
+    reply_by_voice = Column(Boolean, nullable=False, default=False)
+    slow_speech = Column(Boolean, nullable=False, default=False)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="preference_once"),)
 
 
 class AppointmentSlot(Base):

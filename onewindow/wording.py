@@ -55,3 +55,10 @@ def week_text(hours: dict) -> str:
 
 def is_open_at(hours: dict, day: date, moment: time) -> bool:
     return any(opens <= moment < closes for opens, closes in hours.get(day.weekday(), []))
+
+
+def distance_text(km: float) -> str:
+    """1.234 -> "1.2 kilometres"; under one kilometre in metres, rounded to 50."""
+    if km < 1:
+        return f"{max(50, round(km * 1000 / 50) * 50)} metres"
+    return f"{km:.1f} kilometres"

@@ -28,6 +28,7 @@ def make_tracker(
     active_loop: Optional[str] = None,
     sender_id: str = "test-user",
     channel: str = "rest",
+    metadata: Optional[Dict[str, Any]] = None,
 ) -> Tracker:
     latest = {
         "intent": {"name": intent, "confidence": 0.99},
@@ -35,7 +36,7 @@ def make_tracker(
         "entities": entities or [],
         "text": text,
     }
-    user_event = {"event": "user", "text": text, "parse_data": latest, "input_channel": channel}
+    user_event = {"event": "user", "text": text, "parse_data": latest, "input_channel": channel, "metadata": metadata or {}}
     return Tracker(
         sender_id=sender_id,
         slots=dict(slots or {}),

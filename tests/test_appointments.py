@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from actions.appointments import (
     ActionAskAppointmentDate,
+    ActionAskAppointmentReference,
     ActionAskAppointmentTime,
     ActionAskBookingConfirmed,
     ActionAskCancelConfirmed,
@@ -990,6 +991,18 @@ def test_book_appointment_books_and_confirms(action_backend, domain) -> None:
     assert slot_row(action_backend, "riverside_point", start) == (1, 1)
 
 
+def test_booking_sends_a_checklist_and_the_office_pin_for_channels_that_show_them(action_backend, domain) -> None:
+    _, slots = _booking_slots(action_backend)
+    messages, events = run(ActionBookAppointment(), domain, slots)
+    reference = slot_events(events)["appointment_reference"]
+    checklist, pin = messages[1]["custom"]["checklist"], messages[2]["custom"]["venue"]
+    assert checklist["items"] == service_yml("birth_registration")["documents"]
+    assert checklist["reference"] == reference and "Riverside Service Point" in checklist["title"]
+    office = office_yml("riverside_point")
+    assert (pin["latitude"], pin["longitude"]) == (office["location"]["lat"], office["location"]["lon"])
+    assert pin["title"] == office["name"] and pin["address"] == office["address"]
+
+
 def test_book_appointment_declined_books_nothing(action_backend, domain) -> None:
     start, slots = _booking_slots(action_backend)
     for confirmed in (False, None):
@@ -1083,3 +1096,24 @@ def test_check_appointment_action(action_backend, domain) -> None:
     assert messages[0]["text"] == f"Appointment {record.reference} was cancelled. You can book a new one."
     messages, _ = run(ActionCheckAppointment(), domain, {"appointment_reference": "nonsense"})
     assert messages[0]["text"] == "I could not find an appointment with that number. Please check it."
+
+
+def test_a_chat_linked_to_a_phone_picks_from_its_upcoming_appointments(action_backend, domain) -> None:
+    day = open_day(action_backend, "riverside_point")
+    free = action_backend.bookings.free_slots("riverside_point", day)
+    mine = [book(action_backend, "birth_registration", "riverside_point", moment, phone="0412 999 000") for moment in free[:2]]
+    book(action_backend, "birth_registration", "riverside_point", free[2], phone="0412 999 111")  # someone else's
+    action_backend.citizens.link_identity("telegram", "4242", "0412 999 000")
+    tracker = make_tracker({}, active_loop="check_appointment_form", sender_id="telegram:4242", channel="rest")
+    messages, _ = run_action(ActionAskAppointmentReference(), tracker, domain)
+    assert payloads(messages[0]) == [f'/inform{{"reference":"{r.reference}"}}' for r in mine]
+    assert all(r.reference in messages[0]["text"] for r in mine)
+
+
+@pytest.mark.parametrize("sender", ["telegram:5151", "someone-on-rest"])
+def test_without_a_linked_phone_the_appointment_number_is_asked_for(action_backend, domain, sender: str) -> None:
+    book(action_backend, "birth_registration", "riverside_point",
+         action_backend.bookings.free_slots("riverside_point", open_day(action_backend, "riverside_point"))[0])
+    tracker = make_tracker({}, active_loop="check_appointment_form", sender_id=sender)
+    messages, _ = run_action(ActionAskAppointmentReference(), tracker, domain)
+    assert messages[0]["text"].startswith("What is your appointment number?") and not messages[0]["buttons"]

@@ -7,6 +7,7 @@ import pytest
 
 from onewindow.backend import ServiceBackend
 from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.preferences import Preferences
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,38 @@ def test_a_chat_can_be_relinked_to_another_phone(module_backend: ServiceBackend)
     second = module_backend.citizens.link_identity("telegram", "chat-79", "0455 000 002")
     assert first != second
     assert module_backend.citizens.phone_for_identity("telegram", "chat-79") == "0455000002"
+
+
+def test_unlinking_forgets_the_chat_but_keeps_the_citizens_appointments(module_backend: ServiceBackend) -> None:
+    module_backend.citizens.link_identity("telegram", "unlink-1", "0412 700 700")
+    assert module_backend.citizens.unlink_identity("telegram", "unlink-1") is True
+    assert module_backend.citizens.phone_for_identity("telegram", "unlink-1") is None
+    assert module_backend.citizens.unlink_identity("telegram", "unlink-1") is False
+    module_backend.citizens.link_identity("telegram", "unlink-2", "0412 700 700")  # the citizen record is still there
+    assert module_backend.citizens.phone_for_identity("telegram", "unlink-2") == "0412700700"
+
+
+def test_chat_preferences_default_off_persist_and_are_forgotten(module_backend: ServiceBackend) -> None:
+    preferences = module_backend.preferences
+    assert preferences.get("telegram", "prefs-1") == Preferences(reply_by_voice=False, slow_speech=False)
+    assert preferences.update("telegram", "prefs-1", reply_by_voice=True) == Preferences(True, False)
+    assert preferences.update("telegram", "prefs-1", slow_speech=True) == Preferences(True, True)
+    assert preferences.get("telegram", "prefs-1") == Preferences(True, True)
+    assert preferences.get("phone", "prefs-1") == Preferences()  # per channel
+    with pytest.raises(ValueError, match="unknown preferences"):
+        preferences.update("telegram", "prefs-1", loud=True)
+    preferences.forget("telegram", "prefs-1")
+    assert preferences.get("telegram", "prefs-1") == Preferences()
+
+
+def test_nearest_offices_are_sorted_by_distance_and_filtered_by_service(module_backend: ServiceBackend) -> None:
+    catalogue = module_backend.catalogue
+    nearest = catalogue.nearest_offices(52.1181, 5.1151, limit=14)
+    assert nearest[0][0].id == "north_centre" and nearest[0][1] < 0.05
+    distances = [km for _, km in nearest]
+    assert distances == sorted(distances) and len(nearest) == 14
+    passports = catalogue.nearest_offices(52.1181, 5.1151, "passport_renewal", limit=14)
+    assert {o.id for o, _ in passports} == {o.id for o in catalogue.offices(service_id="passport_renewal")}
+    # one degree of latitude is about 111.2 km anywhere on Earth
+    far = dict((o.id, km) for o, km in catalogue.nearest_offices(51.1180, 5.1150, limit=14))
+    assert far["north_centre"] == pytest.approx(111.2, abs=0.3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from typing import Any, Dict, List, Tuple
 
@@ -35,8 +36,9 @@ def tracker(slots: Dict[str, Any], intent: str) -> Tracker:
 
 def ask(slots: Dict[str, Any], intent: str = "find_office") -> Tuple[Dict[str, Any], Dict[str, Any]]:
     messages, events = run_action(ActionAnswerOfficeQuestion(), tracker(slots, intent), load_domain())
-    assert len(messages) == 1
-    return messages[0], slot_events(events)
+    texts = [m for m in messages if not m.get("custom")]
+    assert len(texts) == 1
+    return texts[0], slot_events(events)
 
 
 def payloads(message: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
@@ -236,3 +238,62 @@ def test_today_text_uses_the_day_of_the_clock(actions_db: ServiceBackend, catalo
     assert office_actions.today_text(office, saturday) == (
         f"Open today from {hours_words(catalogue, 'central_centre', 'sat')}."
     )
+
+
+# --- a shared location (Telegram) finds the nearest offices ---------------------------
+
+def located(position: Dict[str, Any], slots: Dict[str, Any]) -> List[Dict[str, Any]]:
+    made = make_tracker(slots, intent="find_office", metadata={"location": position})
+    messages, _ = run_action(ActionAnswerOfficeQuestion(), made, load_domain())
+    return messages
+
+
+def by_distance(catalogue: Catalogue, lat: float, lon: float, service: str = "") -> List[str]:
+    """Office ids nearest first, by plain Euclidean degrees (fine at city scale; independent of the code)."""
+    offered = {o for s in catalogue.services if s["id"] == service for o in s["offices"]} if service else None
+    offices = [o for o in catalogue.offices if offered is None or o["id"] in offered]
+    scale = math.cos(math.radians(lat))
+    return [o["id"] for o in sorted(offices, key=lambda o: (o["location"]["lat"] - lat) ** 2 + ((o["location"]["lon"] - lon) * scale) ** 2)]
+
+
+def test_shared_location_lists_the_three_nearest_offices_with_distances(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    north = next(o for o in catalogue.offices if o["id"] == "north_centre")["location"]
+    messages = located({"latitude": north["lat"] + 0.001, "longitude": north["lon"]}, {})
+    text = messages[0]["text"]
+    expected = by_distance(catalogue, north["lat"] + 0.001, north["lon"])[:3]
+    assert [intent_entities["office"] for _, intent_entities in payloads(messages[0])] == expected
+    assert "1. North Service Centre" in text and "100 metres away" in text
+    assert messages[1]["custom"]["venue"]["title"] == "North Service Centre"
+    assert messages[1]["custom"]["venue"]["latitude"] == north["lat"]
+
+
+def test_shared_location_only_lists_offices_offering_the_service_in_context(
+    actions_db: ServiceBackend, catalogue: Catalogue
+) -> None:
+    lat, lon = 52.036, 5.229  # by the rural Riverside point, which does not issue passports
+    messages = located({"latitude": lat, "longitude": lon}, {"service": "passport_renewal"})
+    listed = [entities["office"] for _, entities in payloads(messages[0])]
+    assert listed == by_distance(catalogue, lat, lon, "passport_renewal")[:3]
+    assert "riverside_point" not in listed
+    assert "for passport renewal" in messages[0]["text"]
+    assert "kilometres away" in messages[0]["text"]
+
+
+@pytest.mark.parametrize("position", [{"latitude": 999, "longitude": 5.1}, {"latitude": "52", "longitude": 5.1}, {}])
+def test_an_invalid_location_is_ignored(actions_db: ServiceBackend, position: Dict[str, Any]) -> None:
+    messages = located(position, {})
+    assert "Which office, or which part of the city" in messages[0]["text"]
+
+
+def test_a_described_office_comes_with_its_map_pin(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    made = tracker({"office": "central_centre"}, "find_office")
+    messages, _ = run_action(ActionAnswerOfficeQuestion(), made, load_domain())
+    central = next(o for o in catalogue.offices if o["id"] == "central_centre")
+    assert messages[-1]["custom"] == {
+        "venue": {
+            "latitude": central["location"]["lat"],
+            "longitude": central["location"]["lon"],
+            "title": central["name"],
+            "address": central["address"],
+        }
+    }

@@ -12,6 +12,7 @@ from onewindow.backend.bookings import BookingError, Bookings
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import Citizens
 from onewindow.backend.handoffs import Handoffs
+from onewindow.backend.preferences import ChatPreferences
 from onewindow.backend.reports import Reports
 from onewindow.db import make_engine, make_sessionmaker
 
@@ -19,7 +20,7 @@ __all__ = ["BookingError", "ServiceBackend"]
 
 
 class ServiceBackend:
-    """Catalogue questions, bookings, applications, reports, handoffs and citizens."""
+    """Catalogue questions, bookings, applications, reports, handoffs, citizens and chat preferences."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = datetime.now) -> None:
         self.engine = engine
@@ -30,6 +31,7 @@ class ServiceBackend:
         self.reports = Reports(sessions)
         self.handoffs = Handoffs(sessions)
         self.citizens = Citizens(sessions)
+        self.preferences = ChatPreferences(sessions)
 
     @classmethod
     def from_url(cls, url: Optional[str] = None) -> "ServiceBackend":

@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import time as clock_time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -21,6 +21,7 @@ from onewindow.backend.records import (
     ServiceRecord,
 )
 from onewindow.catalogue.schema import WEEKDAYS
+from onewindow.geo import distance_km
 
 
 def _periods(hours: Dict[str, list]) -> Dict[int, Periods]:
@@ -116,6 +117,17 @@ class CatalogueQueries:
             and (office_ids is None or o.id in office_ids)
             and (not service_id or service_id in o.service_ids)
         ]
+
+    def nearest_offices(
+        self, latitude: float, longitude: float, service_id: Optional[str] = None, limit: int = 3
+    ) -> List[Tuple[OfficeRecord, float]]:
+        """The offices (offering the service, if given) closest to a position, with their distance in km."""
+        placed = [o for o in self.offices(service_id=service_id) if o.latitude is not None and o.longitude is not None]
+        ranked = sorted(
+            ((o, distance_km(latitude, longitude, o.latitude, o.longitude)) for o in placed),  # type: ignore[arg-type]
+            key=lambda pair: pair[1],
+        )
+        return ranked[:limit]
 
     def life_event(self, event_id: str) -> Optional[LifeEventRecord]:
         return self._current().life_events.get(event_id)
@@ -233,4 +245,6 @@ def _office_record(office: models.Office, service_ids: List[str]) -> OfficeRecor
         service_ids=service_ids,
         slot_minutes=office.slot_minutes,
         windows=office.windows,
+        latitude=office.latitude,
+        longitude=office.longitude,
     )

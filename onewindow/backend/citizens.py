@@ -32,6 +32,14 @@ def find_or_create_citizen(session: Session, phone: str, name: Optional[str] = N
     return citizen
 
 
+def _is_identity(channel: str, external_id: str) -> tuple:
+    return (models.ChannelIdentity.channel == channel, models.ChannelIdentity.external_id == external_id)
+
+
+def _identity(channel: str, external_id: str):  # type: ignore[no-untyped-def]
+    return select(models.ChannelIdentity).where(*_is_identity(channel, external_id))
+
+
 class Citizens:
     """Link channel identities to citizens so that any channel finds their business."""
 
@@ -45,12 +53,7 @@ class Citizens:
             raise ValueError("not a phone number")
         with self._sessions.begin() as session:
             citizen = find_or_create_citizen(session, normalised, name)
-            identity = session.scalars(
-                select(models.ChannelIdentity).where(
-                    models.ChannelIdentity.channel == channel,
-                    models.ChannelIdentity.external_id == external_id,
-                )
-            ).first()
+            identity = session.scalars(_identity(channel, external_id)).first()
             if identity is None:
                 session.add(
                     models.ChannelIdentity(citizen_id=citizen.id, channel=channel, external_id=external_id)
@@ -59,13 +62,17 @@ class Citizens:
                 identity.citizen_id = citizen.id
             return citizen.id
 
+    def unlink_identity(self, channel: str, external_id: str) -> bool:
+        """Forget which citizen a chat or caller is; True when there was a link."""
+        with self._sessions.begin() as session:
+            identity = session.scalars(_identity(channel, external_id)).first()
+            if identity is None:
+                return False
+            session.delete(identity)
+            return True
+
     def phone_for_identity(self, channel: str, external_id: str) -> Optional[str]:
         with self._sessions() as session:
             return session.scalars(
-                select(models.Citizen.phone)
-                .join(models.ChannelIdentity)
-                .where(
-                    models.ChannelIdentity.channel == channel,
-                    models.ChannelIdentity.external_id == external_id,
-                )
+                select(models.Citizen.phone).join(models.ChannelIdentity).where(*_is_identity(channel, external_id))
             ).first()

@@ -42,6 +42,8 @@ class OfficeRecord:
     service_ids: List[str]
     slot_minutes: int = 30
     windows: int = 1
+    latitude: Optional[float] = None
+    longitude: Optional[float] = None
 
     def hours_on(self, day: date) -> Periods:
         return self.hours.get(day.weekday(), [])

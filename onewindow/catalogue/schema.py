@@ -60,6 +60,16 @@ def amount(value: Any) -> Optional[str]:
     return None
 
 
+def coordinates(value: Any) -> Optional[str]:
+    message = "must be {lat: <-90..90>, lon: <-180..180>}, for example {lat: 52.09, lon: 5.12}"
+    if not isinstance(value, dict) or set(value) != {"lat", "lon"}:
+        return message
+    lat, lon = value["lat"], value["lon"]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (lat, lon)):
+        return message
+    return None if -90 <= lat <= 90 and -180 <= lon <= 180 else message
+
+
 def whole_number(minimum: int) -> Check:
     def check(value: Any) -> Optional[str]:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -150,6 +160,7 @@ OFFICE: Schema = {
     "kind": (one_of(*OFFICE_KINDS), True),
     "district": (identifier, True),
     "address": (text, True),
+    "location": (coordinates, True),
     "phone": (text, True),
     "aliases": (aliases, True),
     "accessibility": (optional_texts, False),

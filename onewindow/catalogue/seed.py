@@ -63,6 +63,8 @@ def _seed_offices(session: Session, catalogue: Catalogue) -> None:
                 kind=office["kind"],
                 district_id=office["district"],
                 address=office["address"],
+                latitude=office["location"]["lat"],
+                longitude=office["location"]["lon"],
                 phone=office["phone"],
                 accessibility=office.get("accessibility") or [],
                 windows=office["windows"],
