@@ -26,3 +26,8 @@ def booking_horizon_days() -> int:
 def catalogue_ttl_seconds() -> float:
     """How long a running server keeps its in-memory copy of the catalogue (`ONEWINDOW_CATALOGUE_TTL`)."""
     return float(os.environ.get("ONEWINDOW_CATALOGUE_TTL", "30"))
+
+
+def country_calling_code() -> str:
+    """The city's country calling code (`ONEWINDOW_COUNTRY_CODE`, default 61): "+61 412..." is stored as "0412..."."""
+    return os.environ.get("ONEWINDOW_COUNTRY_CODE", "61").lstrip("+")

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from onewindow.__main__ import seed
 from onewindow.settings import PROJECT_ROOT
@@ -48,6 +48,7 @@ class Stack:
     rasa_port: int = 0
     actions_port: int = 0
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: Dict[str, Tuple[List[str], Dict[str, str]]] = field(default_factory=dict)
 
     def start(self) -> "Stack":
         if not MODEL.exists():
@@ -79,8 +80,31 @@ class Stack:
         return self
 
     def _spawn(self, name: str, command: List[str], env: Dict[str, str]) -> None:
-        handle = open(self.workdir / f"{name.replace(' ', '-')}.log", "wb")
+        handle = open(self.workdir / f"{name.replace(' ', '-')}.log", "ab")
+        self.commands[name] = (command, env)
         self.processes[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+    def spawn_bot(self, name: str, env: Dict[str, str]) -> subprocess.Popen:
+        """Start `python -m bot` talking to this stack's Rasa server and database; `env` adds TELEGRAM_*."""
+        base = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT),
+                "RASA_URL": f"http://127.0.0.1:{self.rasa_port}"}
+        self._spawn(f"bot {name}", [sys.executable, "-m", "bot"], {**base, **env})
+        return self.processes[f"bot {name}"]
+
+    def halt(self, name: str) -> None:
+        """Stop one server (to test what happens while it is down)."""
+        process = self.processes[name]
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def resume(self, name: str) -> None:
+        """Start a halted server again with the same command, and wait until everything is ready."""
+        self._spawn(name, *self.commands[name])
+        self._wait_ready()
 
     def pids(self) -> Dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
@@ -88,7 +112,7 @@ class Stack:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes.values()):
+            if any(p.poll() is not None for name, p in self.processes.items() if not name.startswith("bot ")):
                 raise RuntimeError(f"a server exited during start-up; logs in {self.workdir}")
             ready = [http_get(f"http://127.0.0.1:{port}/status") for port in [*self._ports, self.rasa_port]]
             health = http_get(f"http://127.0.0.1:{self.actions_port}/health")
@@ -112,7 +136,8 @@ class Stack:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serve OneWindow on this machine: the action server and the Rasa server (REST channel
-# and HTTP API) on localhost. With --shell, chat in this terminal instead.
+# and HTTP API) on localhost, and the Telegram bot when TELEGRAM_TOKEN is set.
+# With --shell, chat in this terminal instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,18 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 
+if [ -n "${TELEGRAM_TOKEN:-}" ]; then
+  mode=$([ -n "${TELEGRAM_WEBHOOK_URL:-}" ] && echo "webhook at $TELEGRAM_WEBHOOK_URL" || echo "long polling")
+  telegram="running ($mode; log: $LOGS/bot.log)"
+  RASA_URL="http://127.0.0.1:${RASA_PORT}" .venv/bin/python -m bot > "$LOGS/bot.log" 2>&1 &
+else
+  telegram="not started: set TELEGRAM_TOKEN (a token from @BotFather) to chat in Telegram; see bot/README.md"
+fi
+if [ -z "${VOSK_MODEL_PATH:-}" ]; then
+  telegram="$telegram
+                 voice notes: set VOSK_MODEL_PATH (scripts/get-vosk-model.sh downloads the English model)"
+fi
+
 cat <<MSG
 
 OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${INSTANCES} Rasa instance(s)).
@@ -64,6 +77,7 @@ OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${IN
                    -d '{"sender": "me", "message": "I just had a baby"}'
   HTTP API:      http://127.0.0.1:${RASA_PORT}/status  (Rasa HTTP API, enabled)
   Action server: http://127.0.0.1:${ACTIONS_PORT}/health
+  Telegram bot:  $telegram
   Terminal chat: make shell   (in another terminal, on other ports: ACTIONS_PORT=5056 RASA_PORT=5006 make shell)
 Press Ctrl-C to stop.
 MSG

@@ -12,7 +12,8 @@ from onewindow.backend.preferences import Preferences
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("0412 345 678", "0412345678"), ("(0412) 345-678", "0412345678"), ("+61 412 345 678", "+61412345678"),
+    [("0412 345 678", "0412345678"), ("(0412) 345-678", "0412345678"), ("+61 412 345 678", "0412345678"),
+     ("61412345678", "0412345678"), ("+44 20 7946 0958", "+442079460958"), ("0061", None),
      ("12345", None), ("call me", None), ("", None), (None, None)],
 )
 def test_phone_numbers_are_normalised_or_refused(text: str, expected: str) -> None:

@@ -7,17 +7,28 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from onewindow import models
+from onewindow import models, settings
 
 PHONE_PATTERN = re.compile(r"^\+?\d{8,15}$")
 
 
 def normalise_phone(text: Optional[str]) -> Optional[str]:
-    """"0412 345-678" -> "0412345678"; None when it cannot be a phone number."""
+    """"0412 345-678" -> "0412345678"; None when it cannot be a phone number.
+
+    A number in international form with the city's own country code ("+61 412 345 678", or
+    "61412345678" as Telegram shares contacts) becomes the national form "0412345678", so the
+    same person is found whichever way the number was written.
+    """
     if not text:
         return None
     compact = re.sub(r"[\s\-().]", "", str(text))
-    return compact if PHONE_PATTERN.match(compact) else None
+    if not PHONE_PATTERN.match(compact):
+        return None
+    home = settings.country_calling_code()
+    international = compact[1:] if compact.startswith("+") else compact
+    if international.startswith(home) and not international.startswith("0") and len(international) > len(home) + 7:
+        return "0" + international[len(home):]
+    return compact
 
 
 def find_or_create_citizen(session: Session, phone: str, name: Optional[str] = None) -> models.Citizen:

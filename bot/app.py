@@ -1,0 +1,68 @@
+"""Build the python-telegram-bot Application: handlers, per-chat ordering, safe retries."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from telegram import BotCommand
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.conversation import Conversations
+from bot.handlers import ChatHandlers
+from bot.keyboards import PayloadStore
+from bot.processing import PerChatUpdateProcessor
+from bot.rasa_client import RasaClient
+from bot.rendering import Renderer
+from bot.delivery import SafeRetries
+from bot.settings import BotSettings
+from onewindow.backend import ServiceBackend
+from onewindow.logs import log_event
+from voice.recognition import SpeechUnavailable, model_path_from_environment, shared_recogniser
+
+logger = logging.getLogger("onewindow.bot")
+COMMANDS = [
+    BotCommand("start", "What I can do"),
+    BotCommand("help", "How to ask, and the commands"),
+    BotCommand("human", "Talk to a person"),
+    BotCommand("cancel", "Stop what we are doing"),
+    BotCommand("voice", "Answers by voice, slower speech"),
+    BotCommand("language", "Choose a language"),
+    BotCommand("forget", "Delete what this chat has stored"),
+]
+
+
+async def _load_speech_model() -> None:
+    """Load the vosk model before the first voice note arrives (it takes seconds)."""
+    if model_path_from_environment() is None:
+        log_event(logger, "bot.speech_model_missing", hint="set VOSK_MODEL_PATH to answer voice notes")
+        return
+    with contextlib.suppress(SpeechUnavailable):
+        await asyncio.to_thread(shared_recogniser)
+        log_event(logger, "bot.speech_model_loaded")
+
+
+def build_application(settings: BotSettings, backend: ServiceBackend) -> Application:
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
+    conversations = Conversations(rasa, Renderer(PayloadStore()), backend, backend.catalogue.city().hotline_number)
+
+    async def post_init(application: Application) -> None:
+        await application.bot.set_my_commands(COMMANDS)
+        application.create_task(_load_speech_model())
+
+    async def post_shutdown(application: Application) -> None:
+        await rasa.close()
+
+    application = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.api_url)
+        .base_file_url(settings.file_url)
+        .rate_limiter(SafeRetries())
+        .concurrent_updates(PerChatUpdateProcessor())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    ChatHandlers(conversations, conversations.renderer.store, backend).register(application)
+    return application

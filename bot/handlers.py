@@ -1,0 +1,227 @@
+"""What the bot does with each kind of update: commands, text, buttons, contacts, places, voice."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Dict, Optional
+
+from telegram import Message, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot.conversation import CHANNEL, Conversations, typing
+from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
+from bot.speech import MAX_VOICE_NOTE_BYTES, transcribe_voice_note
+from onewindow.backend import ServiceBackend
+from onewindow.logs import log_event, pseudonym
+from voice.audio import AudioError
+from voice.recognition import SpeechUnavailable
+
+logger = logging.getLogger("onewindow.bot")
+Context = ContextTypes.DEFAULT_TYPE
+NEW = filters.UpdateType.MESSAGE
+
+WELCOME = (
+    "Hello, I am OneWindow, the city's assistant for public services. I can:\n"
+    "• tell you what a service is, what to bring, what it costs and how long it takes\n"
+    "• tell you every service you need when something happens in your life, like a new baby or a move\n"
+    "• find the right office, its opening hours and the nearest one to you\n"
+    "• book, move or cancel an appointment, check an application, report a problem\n"
+    "• put you through to a person at a service centre (/human)\n\n"
+    "Type your question or send a voice message. /help lists the commands.\n\n"
+    "Privacy: I keep this conversation to answer you and to improve the service. Staff at the "
+    "service centre can read it when you ask for a person. /forget deletes it."
+)
+HELP = (
+    "Ask in your own words, for example \"what do I need for a passport renewal?\" or \"I just had a baby\".\n\n"
+    "/human – talk to a person\n/cancel – stop what we are doing\n/voice – answers by voice, or slower speech\n"
+    "/language – choose a language\n/forget – delete what this chat has stored\n/help – this list\n\n"
+    "Share your phone number with the button below to find appointments you booked elsewhere; share your "
+    "location to find the nearest office."
+)
+UNSUPPORTED = (
+    "I can read text messages and listen to voice messages, but I cannot look at pictures, stickers or files. "
+    "Please type your question or send a voice message."
+)
+UNKNOWN_COMMAND = "I do not know that command. /help lists the ones I know."
+VOICE_SETTINGS = {"on": "Answer me by voice too", "slow": "Speak more slowly", "normal": "Normal speed", "off": "Text only"}
+VOICE_CHANGES: Dict[str, Dict[str, bool]] = {
+    "on": {"reply_by_voice": True},
+    "off": {"reply_by_voice": False},
+    "slow": {"reply_by_voice": True, "slow_speech": True},
+    "normal": {"slow_speech": False},
+}
+
+
+def chat_of(update: Update) -> int:
+    return update.effective_chat.id  # type: ignore[union-attr]
+
+
+class ChatHandlers:
+    def __init__(self, conversations: Conversations, store: PayloadStore, backend: ServiceBackend) -> None:
+        self.conversations = conversations
+        self.store = store
+        self.backend = backend
+
+    def register(self, application: Application) -> None:
+        commands = {
+            "start": self.start, "help": self.help, "human": self.human, "cancel": self.cancel,
+            "language": self.language, "forget": self.forget, "voice": self.voice_settings,
+        }
+        for name, callback in commands.items():
+            application.add_handler(CommandHandler(name, callback, filters=NEW))
+        application.add_handler(MessageHandler(NEW & filters.COMMAND, self.unknown_command))
+        application.add_handler(MessageHandler(NEW & filters.TEXT, self.text))
+        application.add_handler(MessageHandler(NEW & filters.CONTACT, self.contact))
+        application.add_handler(MessageHandler(NEW & filters.LOCATION, self.location))
+        application.add_handler(MessageHandler(NEW & (filters.VOICE | filters.AUDIO), self.voice_note))
+        application.add_handler(MessageHandler(NEW, self.unsupported))
+        application.add_handler(CallbackQueryHandler(self.button))
+        application.add_error_handler(self.error)
+
+    # --- commands ---------------------------------------------------------------------
+
+    async def start(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(WELCOME, reply_markup=share_keyboard())  # type: ignore[union-attr]
+
+    async def help(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(HELP, reply_markup=share_keyboard())  # type: ignore[union-attr]
+
+    async def human(self, update: Update, context: Context) -> None:
+        await self.conversations.turn(context.bot, chat_of(update), "/request_human")
+
+    async def cancel(self, update: Update, context: Context) -> None:
+        await self.conversations.turn(context.bot, chat_of(update), "/stop")
+
+    async def language(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(  # type: ignore[union-attr]
+            "Which language? More languages are coming; for now I speak English.",
+            reply_markup=choice_keyboard("language", {"en": "English"}),
+        )
+
+    async def forget(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(  # type: ignore[union-attr]
+            "Shall I delete what this chat has stored: our conversation, the phone number you shared and "
+            "your voice settings? Appointments and applications stay valid.",
+            reply_markup=choice_keyboard("forget", {"yes": "Yes, delete it", "no": "No, keep it"}),
+        )
+
+    async def voice_settings(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(  # type: ignore[union-attr]
+            "How would you like my answers?", reply_markup=choice_keyboard("voice", VOICE_SETTINGS)
+        )
+
+    async def unknown_command(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(UNKNOWN_COMMAND)  # type: ignore[union-attr]
+
+    # --- messages -----------------------------------------------------------------------
+
+    async def text(self, update: Update, context: Context) -> None:
+        typed = update.effective_message.text.strip().lstrip("/")  # type: ignore[union-attr]  # typed text is never an intent payload
+        await self.conversations.turn(context.bot, chat_of(update), typed)
+
+    async def contact(self, update: Update, context: Context) -> None:
+        message: Message = update.effective_message  # type: ignore[assignment]
+        contact = message.contact
+        if contact is None or update.effective_user is None or contact.user_id != update.effective_user.id:
+            await message.reply_text("Please share your own number, with the \"Share my phone number\" button.", reply_markup=share_keyboard())
+            return
+        try:
+            await asyncio.to_thread(self.backend.citizens.link_identity, CHANNEL, str(chat_of(update)), contact.phone_number)
+        except ValueError:
+            await message.reply_text("Sorry, I could not read that phone number.")
+            return
+        log_event(logger, "bot.phone_linked", chat=pseudonym(chat_of(update)))
+        await message.reply_text(
+            f"Thank you. This chat is now linked to your phone number ending in {contact.phone_number[-2:]}. "
+            "I can find appointments you booked by phone, on the website or at an office: ask \"check my appointment\"."
+        )
+
+    async def location(self, update: Update, context: Context) -> None:
+        place = update.effective_message.location  # type: ignore[union-attr]
+        metadata = {"location": {"latitude": place.latitude, "longitude": place.longitude}}  # type: ignore[union-attr]
+        await self.conversations.turn(context.bot, chat_of(update), "/find_office", metadata)
+
+    async def voice_note(self, update: Update, context: Context) -> None:
+        message: Message = update.effective_message  # type: ignore[assignment]
+        note = message.voice or message.audio
+        chat = chat_of(update)
+        if note.file_size and note.file_size > MAX_VOICE_NOTE_BYTES:  # type: ignore[union-attr]
+            await message.reply_text("That voice message is too long for me. Please send a shorter one.")
+            return
+        try:
+            async with typing(context.bot, chat):
+                ogg = bytes(await (await note.get_file()).download_as_bytearray())  # type: ignore[union-attr]
+                transcript = await transcribe_voice_note(ogg)
+        except SpeechUnavailable:
+            log_event(logger, "bot.speech_unavailable", chat=pseudonym(chat))
+            await message.reply_text("Sorry, I cannot listen to voice messages at the moment. Please type your question.")
+            return
+        except AudioError:
+            await message.reply_text("Sorry, I could not play that voice message. Please try recording it again.")
+            return
+        log_event(logger, "bot.voice_note", chat=pseudonym(chat), seconds=round(transcript.seconds, 1), words=len(transcript.text.split()))
+        if not transcript.text:
+            await message.reply_text("Sorry, I could not make out any words. Please try again, a little closer to the phone, or type.")
+            return
+        await message.reply_text(f"I heard: “{transcript.text}”")
+        await self.conversations.turn(context.bot, chat, transcript.text, {"input": "voice", "confidence": transcript.confidence})
+
+    async def unsupported(self, update: Update, context: Context) -> None:
+        await update.effective_message.reply_text(UNSUPPORTED)  # type: ignore[union-attr]
+
+    # --- button presses -------------------------------------------------------------------
+
+    async def button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        data = query.data or ""  # type: ignore[union-attr]
+        name, _, choice = data.partition(":")
+        if name in ("forget", "voice", "language"):
+            await query.answer()  # type: ignore[union-attr]
+            await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
+            await getattr(self, f"_chose_{name}")(update, context, choice)
+            return
+        payload = self.store.payload(data)
+        if payload is None:
+            await query.answer("This button has expired. Please type your answer instead.", show_alert=True)  # type: ignore[union-attr]
+            return
+        await query.answer()  # type: ignore[union-attr]
+        await query.edit_message_reply_markup(None)  # type: ignore[union-attr]  # a choice is made once
+        await self.conversations.turn(context.bot, chat_of(update), payload)
+
+    async def _chose_forget(self, update: Update, context: Context, choice: str) -> None:
+        chat = chat_of(update)
+        if choice != "yes":
+            await context.bot.send_message(chat, "All right, I have kept everything.")
+            return
+        await self.conversations.rasa.forget(chat)
+        await asyncio.to_thread(self.backend.citizens.unlink_identity, CHANNEL, str(chat))
+        await asyncio.to_thread(self.backend.preferences.forget, CHANNEL, str(chat))
+        log_event(logger, "bot.chat_forgotten", chat=pseudonym(chat))
+        await context.bot.send_message(
+            chat, "Done. I have deleted our conversation, the phone number link and your settings. "
+            "Your appointments and applications stay valid."
+        )
+
+    async def _chose_voice(self, update: Update, context: Context, choice: str) -> None:
+        chat = chat_of(update)
+        if choice not in VOICE_CHANGES:
+            return
+        now = await asyncio.to_thread(self.backend.preferences.update, CHANNEL, str(chat), **VOICE_CHANGES[choice])
+        if not now.reply_by_voice:
+            text = "I will answer in text only."
+        else:
+            text = "I will answer by voice as well as text" + (", speaking slowly." if now.slow_speech else ".")
+        await context.bot.send_message(chat, text)
+
+    async def _chose_language(self, update: Update, context: Context, choice: str) -> None:
+        await context.bot.send_message(chat_of(update), "English it is.")
+
+    async def error(self, update: Optional[object], context: Context) -> None:
+        """Log what failed (never the message itself) and tell the citizen when we can."""
+        error: Any = context.error
+        log_event(logger, "bot.update_failed", error=type(error).__name__)
+        if isinstance(update, Update) and update.effective_chat:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_message(update.effective_chat.id, self.conversations.apology)

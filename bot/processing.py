@@ -1,0 +1,69 @@
+"""Per-chat ordering and duplicate suppression for incoming updates.
+
+Updates of different chats run in parallel; a chat's updates run one at a time in the
+order they arrived (asyncio locks wake waiters first in, first out). An update whose
+update_id was already seen (Telegram redelivers after timeouts) is dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any, Awaitable, Dict
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+from onewindow.logs import log_event
+
+logger = logging.getLogger("onewindow.bot")
+
+
+class SeenUpdates:
+    """The most recent update ids, to recognise a redelivered update."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._seen: "OrderedDict[int, None]" = OrderedDict()
+        self._capacity = capacity
+
+    def first_time(self, update_id: int) -> bool:
+        """True the first time an id is offered, False after that."""
+        if update_id in self._seen:
+            return False
+        self._seen[update_id] = None
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+        return True
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: Dict[int, asyncio.Lock] = {}
+        self._waiting: Dict[int, int] = {}
+        self.seen = SeenUpdates()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if isinstance(update, Update) and not self.seen.first_time(update.update_id):
+            log_event(logger, "bot.duplicate_update_dropped", update_id=update.update_id)
+            coroutine.close()  # type: ignore[attr-defined]
+            return
+        chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat, asyncio.Lock())
+        self._waiting[chat] = self._waiting.get(chat, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[chat] -= 1
+            if not self._waiting[chat]:  # nobody else queued for this chat: drop its lock
+                del self._waiting[chat], self._locks[chat]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
