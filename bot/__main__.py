@@ -20,12 +20,12 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines contain the bot token
     try:
         settings = settings_from_environment()
+        application = build_application(settings, ServiceBackend.from_url())
     except SettingsError as error:
         print(f"bot: {error}", file=sys.stderr)
         return 2
-    application = build_application(settings, ServiceBackend.from_url())
     if settings.webhook_mode:
-        log_event(logger, "bot.webhook_mode", listen=settings.webhook_listen, port=settings.webhook_port)
+        log_event(logger, "bot.webhook_mode", port=settings.webhook_port)
         application.run_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,

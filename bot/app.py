@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder
 
@@ -15,7 +16,7 @@ from bot.processing import PerChatUpdateProcessor
 from bot.rasa_client import RasaClient
 from bot.rendering import Renderer
 from bot.delivery import SafeRetries
-from bot.settings import BotSettings
+from bot.settings import BotSettings, SettingsError
 from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event
 from voice.recognition import SpeechUnavailable, model_path_from_environment, shared_recogniser
@@ -43,12 +44,17 @@ async def _load_speech_model() -> None:
 
 
 def build_application(settings: BotSettings, backend: ServiceBackend) -> Application:
+    """The bot; raises SettingsError when the database has no catalogue yet."""
+    try:
+        hotline = backend.catalogue.city().hotline_number
+    except (SQLAlchemyError, LookupError) as error:
+        raise SettingsError(f"the database has no service catalogue ({type(error).__name__}): run `make seed`") from None
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
-    conversations = Conversations(rasa, Renderer(PayloadStore()), backend, backend.catalogue.city().hotline_number)
+    conversations = Conversations(rasa, Renderer(PayloadStore()), backend, hotline)
 
     async def post_init(application: Application) -> None:
         await application.bot.set_my_commands(COMMANDS)
-        application.create_task(_load_speech_model())
+        application.bot_data["speech_model"] = asyncio.create_task(_load_speech_model())  # kept so it is not collected
 
     async def post_shutdown(application: Application) -> None:
         await rasa.close()

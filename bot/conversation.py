@@ -59,18 +59,22 @@ class Conversations:
                 log_event(logger, "bot.rasa_unavailable", chat=pseudonym(chat_id), error=str(error))
                 await bot.send_message(chat_id, self.apology)
                 return
+        if not responses:  # every turn answers something: silence means an action failed (action server down)
+            log_event(logger, "bot.no_answer", chat=pseudonym(chat_id))
+            await bot.send_message(chat_id, self.apology)
+            return
         await self.renderer.send(bot, chat_id, responses)
         await self.speak(bot, chat_id, responses)
 
     async def speak(self, bot: Bot, chat_id: int, responses: List[Dict[str, Any]]) -> None:
         """Also send the answer as a voice note when this chat asked for voice replies."""
         preferences = await asyncio.to_thread(self.backend.preferences.get, CHANNEL, str(chat_id))
-        words = spoken_text(responses)
+        words = spoken_text(responses).strip()
         if not preferences.reply_by_voice or not words:
             return
         try:
             reply = await synthesise_voice_reply(words, preferences.slow_speech)
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             log_event(logger, "bot.voice_reply_failed", chat=pseudonym(chat_id), error=type(error).__name__)
             return
         await bot.send_voice(chat_id, reply.ogg, duration=reply.seconds)

@@ -12,7 +12,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.conversation import CHANNEL, Conversations, typing
 from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
-from bot.speech import MAX_VOICE_NOTE_BYTES, transcribe_voice_note
+from bot.speech import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
 from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event, pseudonym
 from voice.audio import AudioError
@@ -147,7 +147,8 @@ class ChatHandlers:
         message: Message = update.effective_message  # type: ignore[assignment]
         note = message.voice or message.audio
         chat = chat_of(update)
-        if note.file_size and note.file_size > MAX_VOICE_NOTE_BYTES:  # type: ignore[union-attr]
+        too_big = (note.file_size or 0) > MAX_VOICE_NOTE_BYTES or (note.duration or 0) > MAX_VOICE_NOTE_SECONDS  # type: ignore[union-attr]
+        if too_big:
             await message.reply_text("That voice message is too long for me. Please send a shorter one.")
             return
         try:

@@ -14,6 +14,7 @@ from voice.recognition import SpeechRecogniser, Transcript, shared_recogniser
 from voice.synthesis import SLOW, Voice, shared_synthesiser
 
 MAX_VOICE_NOTE_BYTES = 20 * 1024 * 1024  # what a bot may download from Telegram
+MAX_VOICE_NOTE_SECONDS = 120  # decoding holds about 190 KB per second of audio in memory
 
 
 @dataclass(frozen=True)

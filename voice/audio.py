@@ -48,11 +48,14 @@ class Pcm:
 
 
 def _to_int16(samples: numpy.ndarray) -> numpy.ndarray:
+    """Float samples (full scale 1.0) as int16, clipped."""
     return numpy.clip(numpy.round(samples * 32768.0), -32768, 32767).astype(numpy.int16)
 
 
 def _resampled(samples: numpy.ndarray, source: int, target: int) -> numpy.ndarray:
     """Float samples from `source` to `target` Hz with a polyphase low-pass filter."""
+    if target <= 0:
+        raise AudioError(f"sample rate must be positive, got {target}")
     if source == target or not len(samples):
         return samples
     divisor = gcd(source, target)
@@ -61,8 +64,6 @@ def _resampled(samples: numpy.ndarray, source: int, target: int) -> numpy.ndarra
 
 def resample(pcm: Pcm, rate: int) -> Pcm:
     """The same audio at `rate` samples per second (anti-aliased); `pcm` itself when the rate is unchanged."""
-    if rate <= 0:
-        raise AudioError(f"sample rate must be positive, got {rate}")
     if rate == pcm.rate:
         return pcm
     return Pcm(_to_int16(_resampled(pcm.samples / 32768.0, pcm.rate, rate)), rate)

@@ -85,6 +85,7 @@ def model_path_from_environment() -> Optional[str]:
 
 @lru_cache(maxsize=1)
 def _load_shared_recogniser() -> SpeechRecogniser:
+    """Load the model named by VOSK_MODEL_PATH (callers hold _LOADING)."""
     path = model_path_from_environment()
     if path is None:
         raise SpeechUnavailable("speech recognition is off: set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh)")

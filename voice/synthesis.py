@@ -47,11 +47,14 @@ def _wait_until_espeak_idle() -> None:
         time.sleep(0.001)
 
 
-def _start_engine() -> Any:
-    """A pyttsx3 engine whose command queue is idle, so the first job runs like every other one."""
+@lru_cache(maxsize=1)
+def _engine() -> Any:
+    """The process's one pyttsx3 engine (call with _ESPEAK held), ready so its first job runs like every other one."""
     engine = pyttsx3.init()
     _wait_until_espeak_idle()
-    engine.runAndWait()  # a new engine queues commands until its first loop; this empty loop drains it
+    # A new engine queues commands until its first loop: this empty loop drains it. Only ever on a new
+    # engine: on a used one, an empty runAndWait speaks the last text again into the last file name.
+    engine.runAndWait()
     return engine
 
 
@@ -64,7 +67,7 @@ def _speak(engine: Any, text: str, voice: Voice) -> Pcm:
     try:
         engine.save_to_file(text, name)
         engine.runAndWait()
-        _wait_until_espeak_idle()
+        _wait_until_espeak_idle()  # the loop may return before espeak's thread has written the file
         data = Path(name).read_bytes()
     finally:
         os.unlink(name)
@@ -113,11 +116,11 @@ class SpeechSynthesiser:
             worker.join(TIMEOUT_SECONDS)
 
     def _work(self) -> None:
-        """The worker thread: owns the pyttsx3 engine and runs one job at a time."""
+        """The worker thread: gets the pyttsx3 engine (made here, in a worker thread) and runs one job at a time."""
         engine, failure = None, None
         try:
             with _ESPEAK:
-                engine = _start_engine()
+                engine = _engine()
         except Exception as error:  # noqa: BLE001 - every job must hear why there is no speech
             failure = RuntimeError(f"speech synthesis is unavailable (pyttsx3 on espeak-ng): {error}")
         while (item := self._jobs.get()) is not None:
