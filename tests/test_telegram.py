@@ -7,6 +7,7 @@ import html
 import io
 import itertools
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -87,8 +88,8 @@ def texts(calls: List[ApiCall]) -> str:
     return " ".join(html.unescape(str(c.params.get("text", ""))) for c in calls if c.method == "sendMessage")
 
 
-def say(api: LocalBotApi, chat: int, text: str) -> List[ApiCall]:
-    return exchange(api, chat, lambda: api.user_sends_text(chat, text))
+def say(api: LocalBotApi, chat: int, text: str, timeout: float = 30) -> List[ApiCall]:
+    return exchange(api, chat, lambda: api.user_sends_text(chat, text), timeout=timeout)
 
 
 def press(api: LocalBotApi, chat: int, contains: str) -> List[ApiCall]:
@@ -358,6 +359,28 @@ def test_action_server_down_gets_an_apology_then_service_resumes(api: LocalBotAp
     finally:
         stack.resume("action server")
     assert "costs" in texts(say(api, chat, "how much does a passport renewal cost"))
+
+
+def test_rasa_too_slow_gets_an_apology_within_ten_seconds_then_service_resumes(api: LocalBotApi, stack: Stack, chat: int) -> None:
+    rasa = stack.processes["rasa server 1"]
+    rasa.send_signal(signal.SIGSTOP)  # frozen: the connection opens but no answer comes
+    try:
+        asked = time.monotonic()
+        calls = say(api, chat, "how much does a passport renewal cost", timeout=20)
+        assert "Sorry, I cannot answer right now" in texts(calls) and calls[0].at - asked < 10
+    finally:
+        rasa.send_signal(signal.SIGCONT)
+    assert "costs" in texts(say(api, chat, "how much does an id card renewal cost"))
+
+
+def test_the_bot_log_holds_no_personal_data(api: LocalBotApi, stack: Stack, chat: int) -> None:
+    exchange(api, chat, lambda: api.user_shares_contact(chat, "61498765432"))
+    say(api, chat, "my name is Ana Silva and my id number is 8812345678, I need a passport renewal")
+    api.wait_quiet(1.0)
+    log = (stack.workdir / "bot-polling.log").read_text()
+    assert "bot.phone_linked" in log  # the events are there...
+    for personal in ("98765432", "8812345678", "Ana Silva", "passport renewal", str(chat), api.token):
+        assert personal not in log  # ...but no numbers, names, message text or the token
 
 
 def test_rasa_down_gets_an_apology_within_ten_seconds_then_service_resumes(api: LocalBotApi, stack: Stack, chat: int) -> None:
