@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/nlu_components.py onewindow/intent_classifier.py
 
-.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench lock clean
+.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-telegram bench-voice voice-model lock clean
 
 run: install $(MODEL) seed
 	@scripts/run.sh
@@ -79,6 +79,9 @@ pytest: install $(MODEL)
 
 bench: install $(MODEL) seed
 	@$(PY) bench/rest_load.py
+
+voice-model:
+	@scripts/get-vosk-model.sh
 
 lock: $(VENV)/.installed
 	@(echo "# Locked versions of every package in the virtualenv (pip freeze). Regenerate: make lock"; \

@@ -9,7 +9,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import SlotQuestion, backend, button, call, first, identity_of, now, resolve_one, service_buttons, venue
+from actions.shared import SlotQuestion, backend, button, call, channel_of, first, identity_of, now, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.records import AppointmentRecord
@@ -413,7 +413,7 @@ class ActionBookAppointment(Action):
                 _slot_start(tracker),
                 tracker.get_slot("citizen_name"),
                 tracker.get_slot("citizen_phone"),
-                tracker.get_latest_input_channel() or "rest",
+                channel_of(tracker),
             )
         except BookingError as error:
             report_problem(dispatcher, error)

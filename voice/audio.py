@@ -7,7 +7,6 @@ from math import gcd
 
 import numpy
 import soundfile
-from scipy.signal import resample_poly
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 OPUS_RATE = 48000
@@ -58,6 +57,8 @@ def _resampled(samples: numpy.ndarray, source: int, target: int) -> numpy.ndarra
         raise AudioError(f"sample rate must be positive, got {target}")
     if source == target or not len(samples):
         return samples
+    from scipy.signal import resample_poly  # imported on first use: scipy.signal takes about 0.5 s to import
+
     divisor = gcd(source, target)
     return resample_poly(samples, target // divisor, source // divisor)
 

@@ -1,4 +1,4 @@
-"""Speech to text with vosk: one model per process, one recogniser per call."""
+"""Speech to text with vosk: one model per process, one recogniser per call, streaming."""
 from __future__ import annotations
 
 import json
@@ -6,19 +6,24 @@ import logging
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import vosk
 
 from onewindow.logs import log_event
-from voice.audio import Pcm, resample
+from voice.audio import AudioError, Pcm, resample
 
 logger = logging.getLogger("onewindow.voice.recognition")
-CHUNK_SECONDS = 0.5
+CHUNK_SECONDS = 0.5  # how much audio transcribe() feeds at a time
+RATES = (8000, 16000)  # telephone audio and vosk models' own rate
 _LOADING = threading.Lock()
+# What a vosk model folder holds; named in the error when a folder cannot be loaded.
+MODEL_FILES = ("am/final.mdl", "conf/model.conf")
+GRAMMAR_FILES = ("graph/HCLr.fst", "graph/Gr.fst")  # runtime grammars need both (lookahead models)
 
 
 class SpeechUnavailable(RuntimeError):
@@ -26,16 +31,114 @@ class SpeechUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Word:
+    """One recognised word: seconds from the start of its stream, and vosk's confidence (0 to 1)."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Transcript:
-    """What was said, how sure the recogniser is (mean word confidence, 0 to 1) and how long the audio was."""
+    """What was said, how sure the recogniser is (mean word confidence, 0 to 1), how long the audio was, and each word."""
 
     text: str
     confidence: float
     seconds: float
+    words: Tuple[Word, ...] = ()
 
 
-class SpeechRecogniser:
-    """A loaded vosk model; `transcribe` may be called from many threads at once."""
+class RecognitionStream(ABC):
+    """One caller's audio, fed as it arrives; used by one task/thread only."""
+
+    rate: int
+
+    @abstractmethod
+    def accept(self, pcm: bytes) -> str:
+        """Feed mono signed 16-bit little-endian audio at `self.rate`; the current partial text ("" if none)."""
+
+    @abstractmethod
+    def finish(self) -> Transcript:
+        """The final result of everything fed since the last finish(); the stream is then ready for the next utterance."""
+
+
+class Recogniser(ABC):
+    """The engine interface channels use; a test may put scripted text here when no English model exists."""
+
+    @abstractmethod
+    def stream(self, rate: int, grammar: Optional[Sequence[str]] = None) -> RecognitionStream:
+        """A new stream for one call (or one turn) at `rate` Hz, free-form or limited to the phrases in `grammar`."""
+
+
+def _mean_confidence(words: Sequence[Word]) -> float:
+    return sum(word.confidence for word in words) / len(words) if words else 0.0
+
+
+class _VoskStream(RecognitionStream):
+    """A KaldiRecognizer fed incrementally; its results are kept until finish() so a mid-stream endpoint loses nothing."""
+
+    def __init__(self, model: vosk.Model, rate: int, grammar: Optional[str]) -> None:
+        self.rate = rate
+        self.grammar = grammar is not None
+        self._kaldi = vosk.KaldiRecognizer(model, rate, grammar) if grammar is not None else vosk.KaldiRecognizer(model, rate)
+        self._kaldi.SetWords(True)
+        self._results: List[Dict[str, Any]] = []  # utterances vosk closed itself (its endpoints) since the last finish()
+        self._bytes = 0
+        self._busy = 0.0  # seconds spent in vosk since the last finish()
+
+    def _settled_text(self) -> List[str]:
+        return [result["text"] for result in self._results if result.get("text")]
+
+    def accept(self, pcm: bytes) -> str:
+        """Feed audio; the text heard so far in this utterance (vosk's partial result after any endpoint text)."""
+        if len(pcm) % 2:
+            raise AudioError(f"16-bit audio needs an even number of bytes, got {len(pcm)}")
+        if not pcm:
+            return " ".join(self._settled_text())
+        started = time.perf_counter()
+        if self._kaldi.AcceptWaveform(bytes(pcm)):
+            # vosk found an endpoint (a pause): keep its result, or the words before the pause are lost
+            self._results.append(json.loads(self._kaldi.Result()))
+        # after an endpoint vosk answers {"text": ""} until new speech: hence get()
+        partial = json.loads(self._kaldi.PartialResult()).get("partial", "")
+        self._busy += time.perf_counter() - started
+        self._bytes += len(pcm)
+        return " ".join(self._settled_text() + ([partial] if partial else []))
+
+    def finish(self) -> Transcript:
+        """Everything heard since the last finish(); the next accept() starts a new utterance on the same recogniser."""
+        started = time.perf_counter()
+        self._results.append(json.loads(self._kaldi.FinalResult()))
+        busy = self._busy + time.perf_counter() - started
+        words = tuple(
+            Word(text=word["word"], start=float(word["start"]), end=float(word["end"]), confidence=float(word["conf"]))
+            for result in self._results
+            for word in result.get("result", [])
+        )
+        transcript = Transcript(
+            text=" ".join(self._settled_text()),
+            confidence=_mean_confidence(words),
+            seconds=self._bytes / 2 / self.rate,
+            words=words,
+        )
+        self._results, self._bytes, self._busy = [], 0, 0.0
+        log_event(
+            logger,
+            "speech.transcribed",
+            rate=self.rate,
+            grammar=self.grammar,
+            seconds=round(transcript.seconds, 2),
+            words=len(words),
+            confidence=round(transcript.confidence, 2),
+            elapsed=round(busy, 3),
+        )
+        return transcript
+
+
+class SpeechRecogniser(Recogniser):
+    """A loaded vosk model shared by every stream; `stream` and `transcribe` may be called from many threads at once."""
 
     SAMPLE_RATE = 16000
 
@@ -49,33 +152,87 @@ class SpeechRecogniser:
         try:
             self.model = vosk.Model(model_path=str(folder))
         except Exception as error:  # noqa: BLE001 - vosk raises a bare Exception
-            raise SpeechUnavailable(f"vosk cannot load the model in {model_path!r}: {error}") from error
-        log_event(logger, "speech.model_loaded", seconds=round(time.perf_counter() - started, 2))
-
-    def transcribe(self, pcm: Pcm) -> Transcript:
-        """The words in `pcm` (blocking: run it in a worker thread)."""
-        started = time.perf_counter()
-        audio = resample(pcm, self.SAMPLE_RATE).to_bytes()
-        recogniser = vosk.KaldiRecognizer(self.model, self.SAMPLE_RATE)
-        recogniser.SetWords(True)
-        chunk = 2 * int(self.SAMPLE_RATE * CHUNK_SECONDS)
-        results = []
-        for start in range(0, len(audio), chunk):
-            if recogniser.AcceptWaveform(audio[start : start + chunk]):
-                results.append(json.loads(recogniser.Result()))
-        results.append(json.loads(recogniser.FinalResult()))
-        words = [word for result in results for word in result.get("result", [])]
-        text = " ".join(result["text"] for result in results if result.get("text"))
-        confidence = sum(word["conf"] for word in words) / len(words) if words else 0.0
+            missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+            hint = f"; missing {', '.join(missing)}" if missing else ""
+            raise SpeechUnavailable(
+                f"vosk cannot load the model in {model_path!r} ({error}{hint}): "
+                "the folder must be an unpacked vosk model (am/, conf/, graph/, ivector/)"
+            ) from error
+        self.path = str(folder)
+        self.supports_grammar = all((folder / name).is_file() for name in GRAMMAR_FILES)
+        self._unknown_word = self.model.vosk_model_find_word("[unk]") >= 0
+        self._warned: set = set()
+        self._warning = threading.Lock()
         log_event(
             logger,
-            "speech.transcribed",
-            seconds=round(pcm.seconds, 2),
-            words=len(words),
-            confidence=round(confidence, 2),
-            elapsed=round(time.perf_counter() - started, 3),
+            "speech.model_loaded",
+            seconds=round(time.perf_counter() - started, 2),
+            grammars=self.supports_grammar,
         )
-        return Transcript(text=text, confidence=confidence, seconds=pcm.seconds)
+
+    def _warn_once(self, key: Any, event: str, **fields: Any) -> None:
+        with self._warning:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(event, extra={"fields": fields})  # the fields as log_event writes them, at warning level
+
+    def _in_vocabulary(self, word: str) -> Optional[str]:
+        """The word as the model spells it (as given, else lower case), or None when the model does not know it."""
+        for candidate in (word, word.lower()):
+            if self.model.vosk_model_find_word(candidate) >= 0:
+                return candidate
+        return None
+
+    def _grammar_json(self, grammar: Sequence[str]) -> Optional[str]:
+        """vosk's grammar for these phrases, or None to recognise freely (the model cannot, or knows none of them)."""
+        if isinstance(grammar, str):
+            raise TypeError("a grammar is a sequence of phrases, not one string")
+        phrases = [" ".join(str(phrase).split()) for phrase in grammar]
+        if not any(phrases):
+            raise ValueError("a grammar needs at least one phrase")  # vosk crashes the process on an empty grammar
+        if not self.supports_grammar:
+            self._warn_once("unsupported", "speech.grammar_ignored", reason="model has no graph/HCLr.fst and graph/Gr.fst")
+            return None
+        kept, missing = [], []
+        for phrase in phrases:
+            spelled = [self._in_vocabulary(word) for word in phrase.split()]
+            if spelled and all(spelled):
+                kept.append(" ".join(spelled))  # type: ignore[arg-type]
+            else:
+                missing.extend(word for word, known in zip(phrase.split(), spelled) if not known)
+        if missing:
+            # vosk would silently drop the unknown words from a phrase ("press one" -> "press"): drop the phrase
+            self._warn_once(tuple(phrases), "speech.grammar_words_missing", missing=sorted(set(missing))[:20])
+        if not kept:
+            self._warn_once(("none", tuple(phrases)), "speech.grammar_ignored", reason="the model knows none of its words")
+            return None
+        if self._unknown_word:
+            kept.append("[unk]")
+        # ensure_ascii=False: vosk's JSON reader does not decode \u escapes, so "네" would become an unknown word
+        return json.dumps(kept, ensure_ascii=False)
+
+    def stream(self, rate: int, grammar: Optional[Sequence[str]] = None) -> RecognitionStream:
+        """A new KaldiRecognizer for one call at 8,000 or 16,000 Hz, with word times and confidences.
+
+        With `grammar` (phrases such as ["yes", "no"] or digits) and a model that supports runtime
+        grammars, only those phrases (and "[unk]" when the model has it) can be heard; otherwise the
+        grammar is ignored (logged once) and recognition is free-form.
+        """
+        if rate not in RATES:
+            raise ValueError(f"a recognition stream takes audio at {' or '.join(map(str, RATES))} Hz, not {rate}")
+        return _VoskStream(self.model, rate, self._grammar_json(grammar) if grammar is not None else None)
+
+    def transcribe(self, pcm: Pcm) -> Transcript:
+        """The words in `pcm`, at any rate (blocking: run it in a worker thread)."""
+        if pcm.rate not in RATES:
+            pcm = resample(pcm, self.SAMPLE_RATE)
+        stream = self.stream(pcm.rate)
+        audio = pcm.to_bytes()
+        chunk = 2 * int(pcm.rate * CHUNK_SECONDS)
+        for start in range(0, len(audio), chunk):
+            stream.accept(audio[start : start + chunk])
+        return stream.finish()
 
 
 def model_path_from_environment() -> Optional[str]:
@@ -92,7 +249,7 @@ def _load_shared_recogniser() -> SpeechRecogniser:
     try:
         return SpeechRecogniser(path)
     except SpeechUnavailable as error:
-        raise SpeechUnavailable(f"{error}; set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh)") from error
+        raise SpeechUnavailable(f"{error}; set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh)") from None
 
 
 def shared_recogniser() -> SpeechRecogniser:

@@ -14,13 +14,14 @@ from onewindow.backend.citizens import Citizens
 from onewindow.backend.handoffs import Handoffs
 from onewindow.backend.preferences import ChatPreferences
 from onewindow.backend.reports import Reports
+from onewindow.backend.transcripts import Transcripts
 from onewindow.db import make_engine, make_sessionmaker
 
 __all__ = ["BookingError", "ServiceBackend"]
 
 
 class ServiceBackend:
-    """Catalogue questions, bookings, applications, reports, handoffs, citizens and chat preferences."""
+    """Catalogue questions, bookings, applications, reports, handoffs, citizens, preferences, call transcripts."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = datetime.now) -> None:
         self.engine = engine
@@ -32,6 +33,7 @@ class ServiceBackend:
         self.handoffs = Handoffs(sessions)
         self.citizens = Citizens(sessions)
         self.preferences = ChatPreferences(sessions)
+        self.transcripts = Transcripts(sessions)
 
     @classmethod
     def from_url(cls, url: Optional[str] = None) -> "ServiceBackend":

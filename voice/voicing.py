@@ -1,0 +1,37 @@
+"""Text to call audio, sentence by sentence: playback starts after the first sentence is ready."""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import AsyncIterator, List
+
+from voice.synthesis import PromptCache, Voice
+from voice.transport import RATE
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> List[str]:
+    return [part for part in SENTENCE_END.split(text.strip()) if part.strip()]
+
+
+class Voicing:
+    def __init__(self, prompts: PromptCache) -> None:
+        self._prompts = prompts
+
+    async def audio(self, text: str, voice: Voice) -> AsyncIterator[bytes]:
+        """8 kHz s16le audio of `text`; the next sentence is synthesised while this one plays."""
+        parts = sentences(text)
+        upcoming = self._start(parts[0], voice) if parts else None
+        for index in range(len(parts)):
+            current = upcoming
+            upcoming = self._start(parts[index + 1], voice) if index + 1 < len(parts) else None
+            try:
+                yield (await current).to_bytes()  # type: ignore[misc]
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                raise
+
+    def _start(self, sentence: str, voice: Voice) -> asyncio.Task:
+        return asyncio.ensure_future(asyncio.to_thread(self._prompts.get, sentence, voice, RATE))
