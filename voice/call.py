@@ -22,7 +22,7 @@ from onewindow.logs import log_event, pseudonym
 from voice.listening import Interrupted, Key, Listener, Utterance
 from voice.normalise import normalise_caller_text
 from voice.playback import Playback
-from voice.speaking import SpokenTurn, choose, speak_responses
+from voice.speaking import SpokenTurn, choose, speak_responses, spell_code
 from voice.synthesis import SLOW, Voice
 from voice.transport import RATE, CallTransport, DigitIn, HungUp
 from voice.voicing import Voicing
@@ -39,11 +39,7 @@ NUMBER_QUESTION = ("number", "phone")  # while the assistant asks for one, keys 
 
 @dataclass(frozen=True)
 class CallSettings:
-    greeting: str = (
-        "Hello, this is the city hotline. I can tell you about public services, what to bring, "
-        "where to go, and book an appointment. What can I do for you? "
-        "You can press 0 at any time to talk to a person."
-    )
+    greeting: str = "Hello, this is the city hotline. What can I do for you? Press 0 at any time for a person."
     silence_timeout: float = 8.0
     end_silence_ms: int = 500
     max_utterance_ms: int = 15_000
@@ -94,6 +90,7 @@ class CallSession:
         """Hold the call until it ends; the transcript is saved whatever happens."""
         reading = asyncio.create_task(self._read())
         try:
+            self.listener.prepare()
             await self._link_caller()
             await self._converse()
         except Exception as error:  # noqa: BLE001 - one call's failure must not end the others
@@ -116,7 +113,7 @@ class CallSession:
             await asyncio.to_thread(self.backend.citizens.link_identity, self.rasa.channel, number, number)
 
     async def _converse(self) -> None:
-        await self._say(self.settings.greeting)
+        await self._say(self.settings.greeting, fixed=True)
         silences = 0
         while True:
             event = await self._next_event()
@@ -188,7 +185,7 @@ class CallSession:
         text = heard.text.strip()
         self._note("caller", text, via="speech", confidence=round(heard.confidence, 2), audio_seconds=round(heard.audio_seconds, 2))
         if not text or heard.confidence < self.settings.min_confidence:
-            await self._say(NOT_HEARD)
+            await self._say(NOT_HEARD, fixed=True)
             return False
         said = text.lower().strip(" .!?")
         if said in REPEAT:
@@ -236,9 +233,9 @@ class CallSession:
         if silences == 1:
             await self._say("Are you still there? " + self.last.text)
         elif silences == 2:
-            await self._say("If you would like to talk to a person, say person or press 0. Otherwise, please tell me what you need.")
+            await self._say("If you would like to talk to a person, say person or press 0. Otherwise, please tell me what you need.", fixed=True)
         else:
-            await self._say("I have not heard anything, so I will end the call now. Please call again at any time. Goodbye.")
+            await self._say("I have not heard anything, so I will end the call now. Please call again at any time. Goodbye.", fixed=True)
             return False
         return True
 
@@ -254,11 +251,12 @@ class CallSession:
             apology = "Sorry, I cannot answer right now because of a technical problem. I will put you through to a person."
             await self._say(apology, asked_at)
             return self._transfer()
-        turn = speak_responses(responses)
-        self.last = turn
-        await self._say(turn.text, asked_at)
-        if any("handoff" in (r.get("custom") or {}) for r in responses):
+        handoff = next((r["custom"]["handoff"] for r in responses if "handoff" in (r.get("custom") or {})), None)
+        if handoff is not None:  # the chat wording (a person will reply here) does not fit a call
+            await self._say(f"I am putting you through to a person now. Your request number is {spell_code(handoff['reference'])}. Please hold.", asked_at)
             return self._transfer()
+        self.last = speak_responses(responses)
+        await self._say(self.last.text, asked_at)
         return False
 
     def _transfer(self) -> bool:
@@ -266,12 +264,12 @@ class CallSession:
         log_event(logger, "call.transferred", call=self.transport.call_id)
         return True
 
-    async def _say(self, text: str, asked_at: Optional[float] = None) -> None:
+    async def _say(self, text: str, asked_at: Optional[float] = None, fixed: bool = False) -> None:
         """Speak, stoppable by the caller; the first frame's delay after `asked_at` is the turn latency."""
         self._note("bot", text)
         await self.listener.forget_speech()
         self.listener.bot_started_speaking()
-        await self.playback.play(self.voicing.audio(text, self.voice))
+        await self.playback.play(self.voicing.audio(text, self.voice, fixed))
         if asked_at is not None and self.playback.first_frame_at is not None:
             latency = (self.playback.first_frame_at - asked_at) * 1000
             self.latencies_ms.append(latency)

@@ -22,7 +22,8 @@ from voice.audiosocket import AudioSocketTransport, ProtocolError
 from voice.call import CallSession, CallSettings
 from voice.listening import Listener
 from voice.recognition import Recogniser
-from voice.synthesis import PromptCache
+from voice.synthesis import PromptCache, Voice
+from voice.transport import RATE
 from voice.voicing import Voicing
 
 logger = logging.getLogger("onewindow.voice.gateway")
@@ -54,6 +55,7 @@ class Gateway:
         self._control: Optional[web.AppRunner] = None
 
     async def start(self, address: Address = Address()) -> "Gateway":
+        await asyncio.to_thread(self.prompts.get, self.call_settings.greeting, Voice(), RATE)  # starts the speech worker
         self._server = await asyncio.start_server(self._handle, address.host, address.port)
         self._control = web.AppRunner(self._control_app(), access_log=None)
         await self._control.setup()

@@ -112,6 +112,19 @@ class Listener:
         transcript = await asyncio.to_thread(self._stream.finish)
         return Utterance(transcript.text, transcript.confidence, seconds, ended_at, event.truncated)
 
+    def prepare(self) -> None:
+        """Open the call's recognition stream now, in the background: vosk builds its search graph
+        on the first audio (about a second), which should happen during the greeting."""
+        if self._recogniser is None:
+            return
+        stream = self._stream = self._recogniser.stream(RATE)
+
+        async def warm() -> None:
+            await asyncio.to_thread(stream.accept, bytes(RATE))  # half a second of silence
+            await asyncio.to_thread(stream.finish)
+
+        self._feeding = asyncio.create_task(warm())
+
     async def forget_speech(self) -> None:
         """Drop a half-heard utterance (a key was pressed, or the bot starts a new turn)."""
         self._vad.reset()

@@ -449,7 +449,7 @@ class PromptCache:
     def __init__(self, synthesiser: SpeechSynthesiser, size: int = 256) -> None:
         if size < 1:
             raise ValueError("a prompt cache holds at least one prompt")
-        self._synthesiser = synthesiser
+        self.synthesiser = synthesiser
         self._size = size
         self._prompts: "OrderedDict[Tuple[str, Voice, Optional[int]], Pcm]" = OrderedDict()
         self._lock = threading.Lock()
@@ -477,7 +477,7 @@ class PromptCache:
                 self.hits += 1
                 return pcm
             self.misses += 1
-        pcm = self._synthesiser.synthesise(text, voice, rate)  # outside the lock: other prompts need not wait
+        pcm = self.synthesiser.synthesise(text, voice, rate)  # outside the lock: other prompts need not wait
         pcm.samples.flags.writeable = False
         with self._lock:
             earlier = self._cached(key)  # another thread made it meanwhile: everyone gets the same object

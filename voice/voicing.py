@@ -19,13 +19,16 @@ class Voicing:
     def __init__(self, prompts: PromptCache) -> None:
         self._prompts = prompts
 
-    async def audio(self, text: str, voice: Voice) -> AsyncIterator[bytes]:
-        """8 kHz s16le audio of `text`; the next sentence is synthesised while this one plays."""
+    async def audio(self, text: str, voice: Voice, fixed: bool = False) -> AsyncIterator[bytes]:
+        """8 kHz s16le audio of `text`; the next sentence is synthesised while this one plays.
+
+        Fixed prompts (the greeting, reprompts) come from the prompt cache; answers are synthesised.
+        """
         parts = sentences(text)
-        upcoming = self._start(parts[0], voice) if parts else None
+        upcoming = self._start(parts[0], voice, fixed) if parts else None
         for index in range(len(parts)):
             current = upcoming
-            upcoming = self._start(parts[index + 1], voice) if index + 1 < len(parts) else None
+            upcoming = self._start(parts[index + 1], voice, fixed) if index + 1 < len(parts) else None
             try:
                 yield (await current).to_bytes()  # type: ignore[misc]
             except BaseException:
@@ -33,5 +36,6 @@ class Voicing:
                     upcoming.cancel()
                 raise
 
-    def _start(self, sentence: str, voice: Voice) -> asyncio.Task:
-        return asyncio.ensure_future(asyncio.to_thread(self._prompts.get, sentence, voice, RATE))
+    def _start(self, sentence: str, voice: Voice, fixed: bool) -> asyncio.Task:
+        speak = self._prompts.get if fixed else self._prompts.synthesiser.synthesise
+        return asyncio.ensure_future(asyncio.to_thread(speak, sentence, voice, RATE))
