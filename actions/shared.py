@@ -16,7 +16,7 @@ from onewindow.backend.records import OfficeRecord, ServiceRecord
 
 T = TypeVar("T")
 MAX_BUTTONS = 6
-IDENTIFIED_CHANNELS = ("telegram", "phone")
+IDENTIFIED_CHANNELS = ("telegram", "phone", "kiosk")
 
 
 @functools.lru_cache(maxsize=1)
