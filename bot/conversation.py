@@ -18,26 +18,32 @@ from onewindow.logs import log_event, pseudonym
 
 logger = logging.getLogger("onewindow.bot")
 TYPING_EVERY_SECONDS = 4.0  # Telegram shows "typing" for 5 seconds per call
+STOP_TYPING_SECONDS = 0.5
 CHANNEL = "telegram"
 
 
 @contextlib.asynccontextmanager
 async def typing(bot: Bot, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing..." in the chat until the block ends."""
+    """Show "typing..." in the chat until the block ends.
+
+    The loop is told to stop rather than cancelled: httpx can swallow a cancel that arrives during
+    a request, and a turn waiting for such a task would hold its chat's lock for good.
+    """
+    done = asyncio.Event()
 
     async def keep_typing() -> None:
-        while True:
+        while not done.is_set():
             with contextlib.suppress(TelegramError):
                 await bot.send_chat_action(chat_id, ChatAction.TYPING)
-            await asyncio.sleep(TYPING_EVERY_SECONDS)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), TYPING_EVERY_SECONDS)
 
     task = asyncio.create_task(keep_typing())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()
+        await asyncio.wait({task}, timeout=STOP_TYPING_SECONDS)  # a request in flight finishes on its own
 
 
 class Conversations:

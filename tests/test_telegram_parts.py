@@ -13,6 +13,7 @@ import pytest
 from telegram import Bot, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
+from bot.conversation import typing
 from bot.delivery import SafeRetries, is_idempotent, never_delivered
 from bot.keyboards import CALLBACK_LIMIT, PayloadStore, inline_keyboard
 from bot.processing import PerChatUpdateProcessor, SeenUpdates
@@ -200,3 +201,32 @@ def test_renderer_sends_escaped_split_text_buttons_pins_and_checklists() -> None
         keyboards = [c.params.get("reply_markup") for c in sent[:pieces]]
         assert keyboards[:-1] == [None] * (pieces - 1) and keyboards[-1]["inline_keyboard"][0][0]["callback_data"] == "/affirm"
         assert stored[pieces]["text"] == "Bring\n☐ ID <card>"
+
+
+# --- typing indicator ---------------------------------------------------------------------------------------
+
+
+def test_typing_stops_even_when_a_request_in_flight_ignores_cancellation() -> None:
+    """httpx can swallow a cancel during a request: the turn must still end, and the loop with it."""
+    sent: List[float] = []
+
+    class StubbornBot:
+        async def send_chat_action(self, chat_id: int, action: str) -> bool:
+            sent.append(asyncio.get_running_loop().time())
+            try:
+                await asyncio.sleep(0.3)
+            except asyncio.CancelledError:
+                pass  # swallowed, as httpx sometimes does
+            return True
+
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with typing(StubbornBot(), 1):  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)
+        ended = loop.time() - started
+        await asyncio.wait_for(asyncio.sleep(0.5), 5)  # the old cancel-and-await design hung here forever
+        return ended
+
+    took = asyncio.run(go())
+    assert took < 0.7 and len(sent) == 1  # no waiting forever, and no "typing" after the turn
