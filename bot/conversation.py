@@ -19,6 +19,7 @@ from onewindow.logs import log_event, pseudonym
 logger = logging.getLogger("onewindow.bot")
 TYPING_EVERY_SECONDS = 4.0  # Telegram shows "typing" for 5 seconds per call
 STOP_TYPING_SECONDS = 0.5
+TYPING_AFTER_SECONDS = 0.3
 CHANNEL = "telegram"
 
 
@@ -32,6 +33,8 @@ async def typing(bot: Bot, chat_id: int) -> AsyncIterator[None]:
     done = asyncio.Event()
 
     async def keep_typing() -> None:
+        with contextlib.suppress(asyncio.TimeoutError):  # a quick answer needs no indicator (one request less)
+            await asyncio.wait_for(done.wait(), TYPING_AFTER_SECONDS)
         while not done.is_set():
             with contextlib.suppress(TelegramError):
                 await bot.send_chat_action(chat_id, ChatAction.TYPING)

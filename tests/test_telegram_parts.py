@@ -223,10 +223,10 @@ def test_typing_stops_even_when_a_request_in_flight_ignores_cancellation() -> No
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with typing(StubbornBot(), 1):  # type: ignore[arg-type]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.4)  # slower than TYPING_AFTER_SECONDS: the indicator shows
         ended = loop.time() - started
         await asyncio.sleep(0.5)
         return ended
 
     took = asyncio.run(asyncio.wait_for(go(), 5))  # cancelling and awaiting the loop hung here for good
-    assert took < 0.7 and len(sent) == 1  # no waiting forever, and no "typing" after the turn
+    assert took < 1.0 and len(sent) == 1  # no waiting forever, and no "typing" after the turn
