@@ -15,7 +15,7 @@ call tests do), then measures:
    does a passport renewal cost" with a warm worker: its first sentence alone (what the gateway
    waits for, since it speaks sentence by sentence), the whole answer, and the gateway's own path
    (voice.voicing.Voicing, first chunk).
-4. end of speech to first bot audio in a scripted call of 14 turns (fee, documents, office, hours,
+4. end of speech to first bot audio in a scripted call of 13 turns (fee, documents, office, hours,
    a life event, processing time, a booking answered with keypad presses): from the moment the
    caller sent the last frame of its speech (PhoneCall.say; the prompts are trimmed of silence) to
    the arrival of the first frame of the reply; p50/p95/max, and per turn a breakdown measured
@@ -105,8 +105,7 @@ CALL_SCRIPT = (
     Step("I just had a baby", "hello-world"),
     Step("how long does an id card renewal take", "vm-tocallback"),
     Step("can I do it online", "queue-thankyou"),
-    Step("I would like to book an appointment for a passport renewal", "vm-rec-name"),
-    Step("1"),  # the first office
+    Step("I would like to book an appointment for a passport renewal", "vm-rec-name"),  # the office is known by now
     Step("1"),  # the first day
     Step("1"),  # the first time
     Step("ana silva", "one-moment-please"),
@@ -231,14 +230,14 @@ def transcript(hotline: RunningGateway, call_id: str) -> Any:
     return hotline.backend.transcripts.get(call_id)
 
 
-def caller_turns(record: Any) -> List[Tuple[Dict[str, Any], Optional[int]]]:
-    """Each caller turn of a transcript with the gateway's latency figure for the bot's reply to it."""
+def caller_turns(record: Any) -> List[Tuple[Dict[str, Any], Dict[str, Any]]]:
+    """Each caller turn of a transcript with the bot's reply to it (its latency_ms is the gateway's own figure)."""
     turns = record.turns if record is not None else []
     paired = []
     for index, turn in enumerate(turns):
         if turn["speaker"] == "caller":
             reply = turns[index + 1] if index + 1 < len(turns) and turns[index + 1]["speaker"] == "bot" else {}
-            paired.append((turn, reply.get("latency_ms")))
+            paired.append((turn, reply))
     return paired
 
 
@@ -288,7 +287,17 @@ def recognition_rtf(recogniser: SpeechRecogniser, utterances: int = 4) -> Dict[s
                      "cpu_rtf_with_final": round((time.thread_time() - cpu) / audio, 3),
                      "final_result_ms": round(final * 1000), "words": len(heard.words), "confidence": round(heard.confidence, 2)})
     later = rows[1:]
+    created, warmed = [], []
+    for _ in range(3):  # what Listener.prepare does for each call: a new stream, half a second of silence, finish()
+        started = time.perf_counter()
+        fresh = recogniser.stream(RATE)
+        created.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        fresh.accept(bytes(RATE))
+        fresh.finish()
+        warmed.append(time.perf_counter() - started)
     figures = {"audio_seconds": round(audio, 2), "prompts": list(RTF_PROMPTS), "utterances": rows,
+               "new_stream_ms": round(statistics.median(created) * 1000), "warm_up_ms": round(statistics.median(warmed) * 1000),
                "first_cpu_rtf": rows[0]["cpu_rtf"], "later_cpu_rtf_median": round(statistics.median(r["cpu_rtf"] for r in later), 3)}
     print(f"  one stream at 8 kHz, {audio:.1f} s of recorded English speech in 20 ms frames (partial result after each):")
     print(f"  {'utterance':>9} {'CPU/audio':>10} {'wall/audio':>11} {'with final':>11} {'FinalResult ms':>15} {'words':>6}")
@@ -296,7 +305,9 @@ def recognition_rtf(recogniser: SpeechRecogniser, utterances: int = 4) -> Dict[s
         print(f"  {row['utterance']:>9} {row['cpu_rtf']:>10} {row['wall_rtf']:>11} {row['cpu_rtf_with_final']:>11} "
               f"{row['final_result_ms']:>15} {row['words']:>6}")
     print(f"  => first utterance {figures['first_cpu_rtf']} of a core, later ones {figures['later_cpu_rtf_median']} "
-          f"(about {1 / figures['later_cpu_rtf_median']:.0f} warm streams per core while everyone speaks)", flush=True)
+          f"(about {1 / figures['later_cpu_rtf_median']:.0f} warm streams per core while everyone speaks)")
+    print(f"  a call's new stream: created in {figures['new_stream_ms']} ms (the gateway does this on its event loop), "
+          f"warm-up (0.5 s of silence, then finish) {figures['warm_up_ms']} ms; medians of 3", flush=True)
     return figures
 
 
@@ -317,7 +328,9 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
             spent.append(time.perf_counter() - started)
         return result, spent
 
+    content = " ".join(parts[:2])  # the answer itself; the spoken turn goes on with its options
     opening, first_times = timed(lambda: speech.synthesise(parts[0], rate=RATE))
+    two, two_times = timed(lambda: speech.synthesise(content, rate=RATE))
     whole, whole_times = timed(lambda: speech.synthesise(answer, rate=RATE))
     voicing = Voicing(PromptCache(speech))
 
@@ -338,6 +351,8 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
         "first_job_ms": round(first_job * 1000),
         "first_sentence": {"seconds_of_speech": round(opening.seconds, 2), "median_ms": round(statistics.median(first_times) * 1000, 1),
                            "max_ms": round(max(first_times) * 1000, 1)},
+        "two_sentences": {"text": content, "seconds_of_speech": round(two.seconds, 2), "median_ms": round(statistics.median(two_times) * 1000, 1),
+                          "max_ms": round(max(two_times) * 1000, 1)},
         "whole_answer": {"seconds_of_speech": round(whole.seconds, 2), "median_ms": round(statistics.median(whole_times) * 1000, 1),
                          "max_ms": round(max(whole_times) * 1000, 1)},
         "voicing_first_chunk": {"median_ms": round(statistics.median(voicing_times) * 1000, 1), "max_ms": round(max(voicing_times) * 1000, 1)},
@@ -346,7 +361,9 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
     print(f"  first job (starts the worker process) {figures['first_job_ms']} ms; then, medians (max) of {TTS_RUNS}:")
     print(f"  first sentence alone ({opening.seconds:.1f} s of speech): {figures['first_sentence']['median_ms']} ms "
           f"({figures['first_sentence']['max_ms']})")
-    print(f"  whole answer ({whole.seconds:.1f} s of speech): {figures['whole_answer']['median_ms']} ms ({figures['whole_answer']['max_ms']})")
+    print(f"  the answer's two sentences synthesised whole ({two.seconds:.1f} s of speech): {figures['two_sentences']['median_ms']} ms "
+          f"({figures['two_sentences']['max_ms']})")
+    print(f"  the whole spoken turn, with its options, synthesised whole ({whole.seconds:.1f} s of speech): {figures['whole_answer']['median_ms']} ms ({figures['whole_answer']['max_ms']})")
     print(f"  the gateway's path (Voicing, first sentence in a worker thread): {figures['voicing_first_chunk']['median_ms']} ms "
           f"({figures['voicing_first_chunk']['max_ms']})", flush=True)
     return figures
@@ -366,14 +383,15 @@ class ClientTurn:
 CLIPS = {step.clip: speech_clip(step.clip) for step in (*CALL_SCRIPT, *LOAD_QUESTIONS) if step.clip}
 
 
-async def scripted_call(port: int, steps: Sequence[Step], script: Optional[ScriptedRecogniser]) -> Tuple[str, List[ClientTurn], str]:
-    """One caller going through `steps`, listening to every reply to the end; (call id, turns, error)."""
+async def scripted_call(port: int, steps: Sequence[Step], script: Optional[ScriptedRecogniser]) -> Tuple[str, float, List[ClientTurn], str]:
+    """One caller going through `steps`, listening to every reply to the end; (call id, greeting's delay, turns, error)."""
     turns: List[ClientTurn] = []
     phone = PhoneCall(port)
-    error = ""
+    error, answered = "", math.nan
+    dialled = time.monotonic()
     async with phone:
         try:
-            await phone.bot_turn(timeout=TURN_TIMEOUT, gap=REPLY_GAP)  # the greeting
+            answered = (await phone.bot_turn(timeout=TURN_TIMEOUT, gap=REPLY_GAP)).first_frame_at - dialled  # the greeting
             for step in steps:
                 if step.clip:
                     if script is not None:
@@ -389,7 +407,7 @@ async def scripted_call(port: int, steps: Sequence[Step], script: Optional[Scrip
             await phone.hang_up()
         except AssertionError as failure:  # the bot said nothing, or hung up
             error = f"turn {len(turns)}: {failure}"
-    return phone.call_id, turns, error
+    return phone.call_id, answered, turns, error
 
 
 def breakdown(turn: ClientTurn, call_id: str) -> Dict[str, Optional[float]]:
@@ -420,22 +438,23 @@ def run_scripted_call(stack: Stack, recogniser: Recogniser, script: Optional[Scr
                       steps: Sequence[Step], end_silence_ms: int, label: str) -> Dict[str, Any]:
     hotline = gateway(stack, recogniser, end_silence_ms)
     try:
-        call_id, turns, error = asyncio.run(scripted_call(hotline.address.port, steps, script))
+        call_id, answered, turns, error = asyncio.run(scripted_call(hotline.address.port, steps, script))
         record = transcript(hotline, call_id)
     finally:
         hotline.stop()
     paired = caller_turns(record)
     rows = []
     for index, turn in enumerate(turns):
-        noted, gateway_ms = paired[index] if index < len(paired) else ({}, None)
+        noted, reply = paired[index] if index < len(paired) else ({}, {})
         client_ms = None if turn.first_audio is None else round((turn.first_audio - turn.ended) * 1000)
         rows.append({"turn": index + 1, "via": turn.via, "script": turn.said, "heard": noted.get("text"),
-                     "confidence": noted.get("confidence"), "client_ms": client_ms, "gateway_ms": gateway_ms,
-                     "reply_seconds": round(turn.reply_seconds, 1), **breakdown(turn, call_id)})
+                     "confidence": noted.get("confidence"), "client_ms": client_ms, "gateway_ms": reply.get("latency_ms"),
+                     "reply_seconds": round(turn.reply_seconds, 1), "reply": reply.get("text"), **breakdown(turn, call_id)})
     speech = [r for r in rows if r["via"] == "speech" and r["client_ms"] is not None]
     keys = [r for r in rows if r["via"] == "keypad" and r["client_ms"] is not None]
     figures = {
         "recogniser": label, "end_silence_ms": end_silence_ms, "call_id": call_id, "error": error,
+        "greeting_after_ms": None if math.isnan(answered) else round(answered * 1000),
         "outcome": record.outcome if record is not None else "no transcript",
         "transcript_caller_turns": len(paired), "client_turns": len(turns),
         "speech": spread_ms([r["client_ms"] / 1000 for r in speech]),
@@ -454,7 +473,8 @@ def run_scripted_call(stack: Stack, recogniser: Recogniser, script: Optional[Scr
 def print_call(figures: Dict[str, Any]) -> None:
     keys = ("p50_ms", "p95_ms", "max_ms")
     print(f"  {figures['recogniser']}, end silence {figures['end_silence_ms']} ms: outcome {figures['outcome']}, "
-          f"{figures['client_turns']} turns played, {figures['transcript_caller_turns']} caller turns in the transcript"
+          f"{figures['client_turns']} turns played, {figures['transcript_caller_turns']} caller turns in the transcript; "
+          f"greeting's first frame {figures['greeting_after_ms']} ms after connecting"
           + (f"; FAILED at {figures['error']}" if figures["error"] else ""))
     print(f"  {'':<30} {'n':>3} {'p50/p95/max ms':>16}")
     for key, label in (("speech", "speech: true end -> 1st frame"), ("speech_gateway_figure", "speech: gateway's latency_ms"),
@@ -466,13 +486,13 @@ def print_call(figures: Dict[str, Any]) -> None:
           f"to Rasa {medians['to_rasa_ms']} ms, Rasa {medians['rasa_ms']} ms, synthesis + playout start {medians['speech_out_ms']} ms "
           f"(synthesis of the first sentence {medians['synthesis_ms']} ms); gateway figure minus true figure "
           f"{figures['gateway_minus_client_median_ms']} ms")
-    print(f"  {'#':>2} {'via':<6} {'true':>5} {'gw':>5} {'VAD':>4} {'rec':>4} {'rasa':>5} {'out':>4} {'tts':>4} {'reply s':>7}  heard")
+    print(f"  {'#':>2} {'via':<6} {'true':>5} {'gw':>5} {'VAD':>4} {'rec':>4} {'rasa':>5} {'out':>4} {'tts':>4} {'reply s':>7}  heard -> reply")
     for row in figures["turns"]:
         values = [row.get(k) for k in ("client_ms", "gateway_ms", "vad_wait_ms", "final_recognition_ms", "rasa_ms", "speech_out_ms", "synthesis_ms")]
         shown = ["-" if v is None else str(v) for v in values]
         heard = row["heard"] if row["heard"] is not None else "(not in transcript)"
         print(f"  {row['turn']:>2} {row['via']:<6} {shown[0]:>5} {shown[1]:>5} {shown[2]:>4} {shown[3]:>4} {shown[4]:>5} "
-              f"{shown[5]:>4} {shown[6]:>4} {row['reply_seconds']:>7}  {heard[:60]}")
+              f"{shown[5]:>4} {shown[6]:>4} {row['reply_seconds']:>7}  {heard[:45]} -> {(row['reply'] or '')[:50]}")
     sys.stdout.flush()
 
 
@@ -669,14 +689,16 @@ def measure(stack: Stack, args: argparse.Namespace, callers: ProcessPoolExecutor
 
 
 def print_summary(result: Dict[str, Any]) -> None:
-    print("\nSummary")
+    print(f"\nSummary ({result['cores']} cores; load average before {result['load_average_1_5_15min']['before']}, "
+          f"after {result['load_average_1_5_15min']['after']})")
     if "model" in result:
         print(f"  1. {result['model']['model']}: load {result['model']['load_seconds']} s, +{result['model']['rss_delta_mb']} MB")
         print(f"  2. recognition at 8 kHz, CPU/audio: first utterance {result['recognition']['first_cpu_rtf']}, "
               f"later {result['recognition']['later_cpu_rtf_median']}")
     tts = result["synthesis"]
-    print(f"  3. synthesis to first audio: first sentence {tts['first_sentence']['median_ms']} ms, whole answer "
-          f"{tts['whole_answer']['median_ms']} ms, gateway path {tts['voicing_first_chunk']['median_ms']} ms")
+    print(f"  3. synthesis to first audio: first sentence {tts['first_sentence']['median_ms']} ms, two-sentence answer whole "
+          f"{tts['two_sentences']['median_ms']} ms, whole spoken turn ({tts['sentences']} sentences) {tts['whole_answer']['median_ms']} ms, "
+          f"gateway path {tts['voicing_first_chunk']['median_ms']} ms")
     for call in result["scripted_calls"]:
         print(f"  4. {call['recogniser']}, end silence {call['end_silence_ms']} ms: end of speech -> first bot audio p50/p95/max "
               f"{cells(call['speech'], ('p50_ms', 'p95_ms', 'max_ms'))} ms (n={call['speech']['n']}); gateway's figure "
@@ -696,6 +718,7 @@ def main() -> int:
     workdir = RESULTS / f"voice_load-{stamp}"
     workdir.mkdir(parents=True)
     capture_logs(workdir / "gateway.log")
+    load_before = os.getloadavg()
     print(f"==> starting the action server and {args.instances} Rasa instance(s) (logs in {workdir})", flush=True)
     stack = Stack(workdir, instances=args.instances)
     callers = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
@@ -710,7 +733,8 @@ def main() -> int:
         shared_synthesiser().close()
     logs = {"gateway": log_problems(workdir / "gateway.log"), **{name: log_problems(workdir / f"{name.replace(' ', '-')}.log")
                                                                for name in stack.processes}}
-    result = {"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "instances": args.instances,
+    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
+    result = {"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "load_average_1_5_15min": load, "instances": args.instances,
               "arguments": vars(args), **figures, "gateway_events": gateway_events(0), "log_problems": logs, "logs": str(workdir)}
     print_summary(result)
     output = RESULTS / f"voice_load-{stamp}.json"

@@ -44,12 +44,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a test runner may have swapped and closed the old one)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        """sys.stderr is always used."""
+
+
 def configure(level: str = "") -> None:
     """Send the `onewindow` loggers to stderr as JSON lines (once per process)."""
     logger = logging.getLogger("onewindow")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderr()
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
     logger.setLevel(level or os.environ.get("ONEWINDOW_LOG_LEVEL", "INFO"))
