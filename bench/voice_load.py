@@ -544,6 +544,12 @@ def call_wave(port: int, calls: int, turns: int, stagger: float, clips: Sequence
     return asyncio.run(wave())
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all the machine's cores have spent busy since boot (to see what else ran during a level)."""
+    user, nice, system, idle, iowait, *rest = (int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:])
+    return (user + nice + system + sum(rest[:3])) / os.sysconf("SC_CLK_TCK")
+
+
 async def loop_lag(samples: List[float], period: float = 0.05) -> None:
     """How late the gateway's event loop wakes up from a sleep (its responsiveness under load)."""
     loop = asyncio.get_running_loop()
@@ -558,6 +564,7 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
     print(f"==> {label}: {calls} calls at once, {args.turns} questions each", flush=True)
     pids = {"gateway": os.getpid(), "speech worker": shared_synthesiser().worker_pid, **stack.pids(), "callers": callers_pid}
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+    machine = machine_busy_seconds()
     lag: List[float] = []
     probe = asyncio.run_coroutine_threadsafe(loop_lag(lag), hotline.loop)
     memory = Sampler({"gateway": os.getpid()}).start()
@@ -573,6 +580,7 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
         memory.running = False
     elapsed = time.monotonic() - started
     cores = {name: round((cpu_seconds(pids[name]) - spent) / elapsed, 2) for name, spent in cpu.items()}
+    cores["other processes"] = round((machine_busy_seconds() - machine) / elapsed - sum(cores.values()), 2)
     outcomes: Dict[str, int] = {}
     for result in results:
         record = transcript(hotline, result["call_id"])
@@ -618,6 +626,8 @@ def print_level(f: Dict[str, Any]) -> None:
           f"frames between replies {f['frames_between_replies']}; outcomes {f['outcomes']}; {f['seconds']} s")
     print("  cores used: " + ", ".join(f"{k} {v}" for k, v in f["cores_used"].items())
           + f"; gateway process RSS {f['gateway_rss_mb']['before']} -> peak {f['gateway_rss_mb']['peak']} MB")
+    if f["cores_used"]["other processes"] > 0.25:
+        print(f"  note: other processes on the machine used {f['cores_used']['other processes']} cores during this level")
     if f["failures"]:
         print(f"  failures: {f['failures']}")
     if f["gateway_log"]:
