@@ -144,24 +144,24 @@ class PhoneCall:
         self._writer.write(encode(Kind.HANGUP))
         await self._writer.drain()
 
-    async def bot_started(self, timeout: float = 20.0, listen: float = 0.3) -> None:
-        """Wait until the bot starts its next turn, and listen to it briefly (a caller who knows the menu)."""
+    async def _next_bot_audio(self, timeout: float) -> int:
+        """Wait for the bot's next audio frame; the index in `received` where it starts."""
         start = len(self.received)
         deadline = time.monotonic() + timeout
         while len(self.received) == start:
             if time.monotonic() > deadline or self.hung_up_by_gateway:
                 raise AssertionError("the bot said nothing")
             await asyncio.sleep(0.01)
+        return start
+
+    async def bot_started(self, timeout: float = 20.0, listen: float = 0.3) -> None:
+        """Wait until the bot starts its next turn, and listen to it briefly (a caller who knows the menu)."""
+        await self._next_bot_audio(timeout)
         await asyncio.sleep(listen)
 
     async def bot_turn(self, timeout: float = 20.0, gap: float = 0.6) -> BotTurn:
         """The bot's next stretch of audio: waits for it to start, then for `gap` seconds without frames."""
-        start = len(self.received)
-        deadline = time.monotonic() + timeout
-        while len(self.received) == start:
-            if time.monotonic() > deadline or self.hung_up_by_gateway:
-                raise AssertionError("the bot said nothing")
-            await asyncio.sleep(0.01)
+        start = await self._next_bot_audio(timeout)
         while time.monotonic() - self.received[-1][0] < gap:
             await asyncio.sleep(0.02)
         frames = self.received[start:]

@@ -293,6 +293,18 @@ def test_commands_and_webhook_info(api: LocalBotApi) -> None:
     assert [c.command for c in commands] == ["start", "help"] and info.url == "" and info.pending_update_count == 0
 
 
+async def webhook_receiver(path: str, receive: Callable[[web.Request], Awaitable[web.Response]]) -> tuple[web.AppRunner, str]:
+    """A bot's webhook endpoint on a free loopback port: (runner to clean up, its URL)."""
+    app = web.Application()
+    app.router.add_post(path, receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}{path}"
+
+
 def test_webhook_deliveries_carry_the_secret_and_block_get_updates(api: LocalBotApi) -> None:
     received: list[tuple[dict[str, Any], str | None]] = []
 
@@ -301,15 +313,9 @@ def test_webhook_deliveries_carry_the_secret_and_block_get_updates(api: LocalBot
         return web.Response(text="ok")
 
     async def scenario(bot: Bot) -> tuple[WebhookInfo, BaseException]:
-        app = web.Application()
-        app.router.add_post("/telegram", receive)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, url = await webhook_receiver("/telegram", receive)
         try:
-            await bot.set_webhook(f"http://127.0.0.1:{port}/telegram", secret_token="s3cret_Token-1")
+            await bot.set_webhook(url, secret_token="s3cret_Token-1")
             api.user_sends_text(CHAT, "via webhook")
             await asyncio.to_thread(api.wait_webhook_deliveries, 1, 5)
             try:
@@ -335,17 +341,11 @@ def test_updates_queued_before_the_webhook_is_set_are_delivered_in_order(api: Lo
         return web.Response(status=500 if len(received) == 3 else 200)
 
     async def scenario(bot: Bot) -> WebhookInfo:
-        app = web.Application()
-        app.router.add_post("/", receive)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, url = await webhook_receiver("/", receive)
         try:
             for text in ("one", "two"):
                 api.user_sends_text(CHAT, text)
-            await bot.set_webhook(f"http://127.0.0.1:{port}/")
+            await bot.set_webhook(url)
             duplicate = api.user_sends_text(CHAT, "three")
             api.deliver(duplicate)  # Telegram sometimes sends an update twice
             await asyncio.to_thread(api.wait_webhook_deliveries, 4, 5)

@@ -22,6 +22,7 @@ import pytest
 
 from onewindow import models
 from onewindow.backend import ServiceBackend
+from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient
 from onewindow.stack import Stack, free_port, http_get
 from tests.phone import PhoneCall, ScriptedRecogniser, loudness, recorded_speech
@@ -85,9 +86,14 @@ def run(scenario: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(scenario())
 
 
+def saved_transcript(gateway: RunningGateway, call: PhoneCall) -> CallRecord:
+    """The call's transcript, once the gateway has stored it (when the call ends)."""
+    wait_until(lambda: gateway.backend.transcripts.get(call.call_id) is not None)
+    return gateway.backend.transcripts.get(call.call_id)  # type: ignore[return-value]
+
+
 def transcript_texts(hotline: RunningGateway, call: PhoneCall) -> str:
-    wait_until(lambda: hotline.backend.transcripts.get(call.call_id) is not None)
-    record = hotline.backend.transcripts.get(call.call_id)
+    record = saved_transcript(hotline, call)
     return " | ".join(f"{t['speaker']}: {t['text']}" for t in record.turns)
 
 
@@ -207,7 +213,7 @@ def test_silence_reprompts_then_offers_a_person_then_says_goodbye(hotline: Runni
     phone = run(call)
     said = transcript_texts(hotline, phone)
     assert "Are you still there?" in said and "press 0" in said and "end the call" in said
-    assert hotline.backend.transcripts.get(phone.call_id).outcome == "no_response"
+    assert saved_transcript(hotline, phone).outcome == "no_response"
 
 
 def test_zero_transfers_to_a_person_with_a_handoff_record(hotline: RunningGateway) -> None:
@@ -250,7 +256,7 @@ def test_a_known_caller_number_finds_their_appointments(hotline: RunningGateway,
     phone = run(call)
     said = transcript_texts(hotline, phone)
     assert spell_code(booked.reference) in said and "press 1" in said, said
-    assert hotline.backend.transcripts.get(phone.call_id).sender_id == "phone:0413222555"
+    assert saved_transcript(hotline, phone).sender_id == "phone:0413222555"
 
 
 def test_transcript_has_both_sides_with_times_confidence_and_audio_length(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
@@ -264,8 +270,7 @@ def test_transcript_has_both_sides_with_times_confidence_and_audio_length(hotlin
             return phone
 
     phone = run(call)
-    wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
-    record = hotline.backend.transcripts.get(phone.call_id)
+    record = saved_transcript(hotline, phone)
     caller = [t for t in record.turns if t["speaker"] == "caller"]
     assert caller[0]["text"] == "how much does a passport renewal cost" and caller[0]["confidence"] == 0.82
     assert 3.0 < caller[0]["audio_seconds"] < 4.0  # the 3.3 s utterance, found by the VAD
@@ -322,7 +327,7 @@ def test_bad_frames_mid_call_end_only_that_call(hotline: RunningGateway) -> None
 
     for bad in (encode(Kind.AUDIO, bytes(321)), encode(Kind.DTMF, b"x"), b"\x10\xff\xff" + bytes(10)):
         phone = run(lambda: call(bad))
-        wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
+        saved_transcript(hotline, phone)
     answered_and_hung_up(hotline)
 
 
@@ -334,8 +339,7 @@ def test_a_caller_hanging_up_mid_sentence_is_handled(hotline: RunningGateway) ->
             return phone  # leaves while the greeting plays: the connection just closes
 
     phone = run(call)
-    wait_until(lambda: hotline.backend.transcripts.get(phone.call_id) is not None)
-    assert hotline.backend.transcripts.get(phone.call_id).outcome == "caller_hung_up"
+    assert saved_transcript(hotline, phone).outcome == "caller_hung_up"
 
 
 def test_twenty_calls_at_once(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
@@ -377,8 +381,7 @@ def test_a_call_on_the_real_vosk_engine(stack: Stack, tmp_path: Path) -> None:
                 return phone
 
         phone = run(call)
-        wait_until(lambda: gateway.backend.transcripts.get(phone.call_id) is not None)
-        caller = [t for t in gateway.backend.transcripts.get(phone.call_id).turns if t["speaker"] == "caller"]
+        caller = [t for t in saved_transcript(gateway, phone).turns if t["speaker"] == "caller"]
         assert caller and caller[0]["via"] == "speech" and 0 <= caller[0]["confidence"] <= 1
         # the Korean model hears Korean words (or nothing it trusts): either way the bot answers
         assert caller[0]["text"] == "" or any("\uac00" <= ch <= "\ud7a3" for ch in caller[0]["text"])
