@@ -161,7 +161,7 @@ class CallSession:
                 await self.events.put(item)
                 return
             if isinstance(item, DigitIn):
-                await self.listener.forget_speech()
+                self.listener.forget_speech()
                 self._interrupt()
                 await self.events.put(Key(item.digit))
                 continue
@@ -267,7 +267,7 @@ class CallSession:
     async def _say(self, text: str, asked_at: Optional[float] = None, fixed: bool = False) -> None:
         """Speak, stoppable by the caller; the first frame's delay after `asked_at` is the turn latency."""
         self._note("bot", text)
-        await self.listener.forget_speech()
+        self.listener.forget_speech()
         self.listener.bot_started_speaking()
         await self.playback.play(self.voicing.audio(text, self.voice, fixed))
         if asked_at is not None and self.playback.first_frame_at is not None:

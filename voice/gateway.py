@@ -24,7 +24,7 @@ from voice.listening import Listener
 from voice.recognition import Recogniser
 from voice.synthesis import PromptCache, Voice
 from voice.transport import RATE
-from voice.voicing import Voicing
+from voice.voicing import Voicing, sentences
 
 logger = logging.getLogger("onewindow.voice.gateway")
 KEEP_OUTCOMES = 10_000
@@ -55,7 +55,8 @@ class Gateway:
         self._control: Optional[web.AppRunner] = None
 
     async def start(self, address: Address = Address()) -> "Gateway":
-        await asyncio.to_thread(self.prompts.get, self.call_settings.greeting, Voice(), RATE)  # starts the speech worker
+        for sentence in sentences(self.call_settings.greeting):  # starts the speech worker; the greeting is then cached as calls play it
+            await asyncio.to_thread(self.prompts.get, sentence, Voice(), RATE)
         self._server = await asyncio.start_server(self._handle, address.host, address.port)
         self._control = web.AppRunner(self._control_app(), access_log=None)
         await self._control.setup()

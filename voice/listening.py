@@ -10,13 +10,14 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, List, Optional, Union
+from typing import Callable, Deque, List, Optional, TypeVar, Union
 
 from voice.dtmf import DtmfDetector
 from voice.recognition import RecognitionStream, Recogniser
 from voice.transport import FRAME_BYTES, RATE
 from voice.vad import BargeIn, SpeechStarted, UtteranceDetector, UtteranceEnded
 
+T = TypeVar("T")
 PRE_ROLL_FRAMES = 10  # 200 ms before the detected start of speech
 BATCH_FRAMES = 10  # feed the recogniser every 200 ms of speech
 
@@ -61,7 +62,7 @@ class Listener:
         heard: List[Heard] = []
         digit = self._dtmf.feed(frame)
         if digit:
-            await self.forget_speech()
+            self.forget_speech()
             return [Key(digit)]
         if bot_speaking and self._barge_in.feed(frame):
             heard.append(Interrupted())
@@ -84,57 +85,54 @@ class Listener:
         self._recent.clear()
 
     def _feed(self) -> None:
-        """Send the batch to the recogniser in a worker thread, after the batches before it."""
+        """Send the batch to the recogniser, after the batches before it."""
         audio, self._batch = b"".join(self._batch), []
-        if self._recogniser is None or not audio:
-            return
+        if self._recogniser is not None and audio:
+            self._in_turn(lambda: self._opened().accept(audio))
+
+    def _opened(self) -> RecognitionStream:
+        """The call's recognition stream, created on first use (in the worker thread: it takes tens of ms)."""
         if self._stream is None:
-            self._stream = self._recogniser.stream(RATE)
-        before, stream = self._feeding, self._stream
+            self._stream = self._recogniser.stream(RATE)  # type: ignore[union-attr]
+        return self._stream
 
-        async def accept() -> None:
+    def _in_turn(self, work: Callable[[], T]) -> "asyncio.Task[T]":
+        """Run recogniser work in a worker thread after the work queued before it: one thread at a
+        time uses the call's recogniser, and nobody on the event loop waits unless they need the result."""
+        before = self._feeding
+
+        async def after_before() -> T:
             if before is not None:
-                await before
-            await asyncio.to_thread(stream.accept, audio)
+                await asyncio.gather(before, return_exceptions=True)
+            return await asyncio.to_thread(work)
 
-        self._feeding = asyncio.create_task(accept())
+        self._feeding = asyncio.ensure_future(after_before())
+        return self._feeding
 
     async def _finish(self, event: UtteranceEnded) -> Utterance:
         ended_at = time.monotonic() - (event.detected_at_ms - event.speech_ended_at_ms) / 1000
         self._feed()
         self._in_utterance = False
         seconds = len(event.audio) / (2 * RATE)
-        if self._feeding is not None:
-            await self._feeding
-            self._feeding = None
-        if self._stream is None:
+        if self._recogniser is None:
             return Utterance("", 0.0, seconds, ended_at, event.truncated)
-        transcript = await asyncio.to_thread(self._stream.finish)
+        transcript = await self._in_turn(lambda: self._opened().finish())
         return Utterance(transcript.text, transcript.confidence, seconds, ended_at, event.truncated)
 
     def prepare(self) -> None:
         """Open the call's recognition stream now, in the background: vosk builds its search graph
         on the first audio (about a second), which should happen during the greeting."""
-        if self._recogniser is None:
-            return
-        stream = self._stream = self._recogniser.stream(RATE)
+        if self._recogniser is not None:
+            self._in_turn(lambda: self._opened().accept(bytes(RATE)))  # half a second of silence
+            self.forget_speech()
 
-        async def warm() -> None:
-            await asyncio.to_thread(stream.accept, bytes(RATE))  # half a second of silence
-            await asyncio.to_thread(stream.finish)
-
-        self._feeding = asyncio.create_task(warm())
-
-    async def forget_speech(self) -> None:
+    def forget_speech(self) -> None:
         """Drop a half-heard utterance (a key was pressed, or the bot starts a new turn)."""
         self._vad.reset()
         self._barge_in.reset()
         self._batch, self._in_utterance = [], False
-        if self._feeding is not None:
-            await self._feeding
-            self._feeding = None
-        if self._stream is not None:
-            await asyncio.to_thread(self._stream.finish)  # empties the recogniser for the next utterance
+        if self._recogniser is not None:
+            self._in_turn(lambda: self._opened().finish())  # empties the recogniser for the next utterance
 
     @property
     def caller_speaking(self) -> bool:
