@@ -17,6 +17,7 @@ from onewindow.catalogue.nlu_export import write_lookups
 from onewindow.catalogue.seed import seed_catalogue
 from onewindow.db import make_engine, make_sessionmaker, use_write_ahead_log
 from onewindow.demo_data import load_sample_applications
+from onewindow.tracker_events import tracker_engine
 
 LOOKUPS_FILE = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
 
@@ -65,6 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("database schema is up to date")
         elif args.command == "seed":
             print(f"seeded: {seed(demo=args.demo)}")
+            tracker_engine().dispose()  # Rasa's tracker store (endpoints.yml), in WAL mode before Rasa opens it
         elif args.command == "check-catalogue":
             catalogue = load_catalogue(settings.catalogue_dir())
             print(f"catalogue OK: {len(catalogue.services)} services, {len(catalogue.offices)} offices")

@@ -294,5 +294,92 @@ class HandoffRequest(Base):
     reason = Column(String(40), nullable=False)
     summary = Column(JSON, nullable=False)
     priority = Column(Integer, nullable=False, default=2)  # 1 high .. 3 low
+    # open (waiting) -> claimed (a person is on it) -> resolved | returned (to the assistant);
+    # withdrawn when the citizen leaves the queue
     status = Column(String(20), nullable=False, default="open")
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    claimed_by = Column(String(80))
+    claimed_at = Column(DateTime)
+    closed_at = Column(DateTime)
+    outcome = Column(String(60))
+    notified_position = Column(Integer)  # the queue place the citizen was last told
+    callback_requested = Column(Boolean, nullable=False, default=False)
+    messages = relationship("HandoffMessage", order_by="HandoffMessage.id", cascade="all, delete-orphan")
+
+
+class HandoffMessage(Base):
+    """A staff reply sent to the citizen, or an internal note only staff see."""
+
+    __tablename__ = "handoff_messages"
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(Integer, ForeignKey("handoff_requests.id"), nullable=False, index=True)
+    kind = Column(String(10), nullable=False)  # reply | note
+    author = Column(String(80), nullable=False)
+    text = Column(Text, nullable=False)
+    delivered = Column(Boolean, nullable=False, default=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+# --- staff console -----------------------------------------------------------------
+
+
+class StaffUser(Base):
+    """A person who works in the staff console."""
+
+    __tablename__ = "staff_users"
+    id = Column(Integer, primary_key=True)
+    username = Column(String(80), nullable=False, unique=True)
+    password_hash = Column(String(300), nullable=False)
+    role = Column(String(20), nullable=False)  # agent | supervisor | admin
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class StaffSession(Base):
+    """A server-side login session; the browser holds only the random token whose hash is the key."""
+
+    __tablename__ = "staff_sessions"
+    token_hash = Column(String(64), primary_key=True)
+    user_id = Column(Integer, ForeignKey("staff_users.id"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False)
+
+
+class AuditEntry(Base):
+    """Who looked at or changed what: every transcript view and personal-data reveal."""
+
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    username = Column(String(80), nullable=False)
+    action = Column(String(40), nullable=False)
+    target = Column(String(200), nullable=False, default="")
+    detail = Column(JSON, nullable=False, default=dict)
+
+
+class ConversationReview(Base):
+    """Staff's review of one conversation: tags, a note and the reviewed mark."""
+
+    __tablename__ = "conversation_reviews"
+    sender_id = Column(String(200), primary_key=True)
+    tags = Column(JSON, nullable=False, default=list)
+    note = Column(Text, nullable=False, default="")
+    reviewed = Column(Boolean, nullable=False, default=False)
+    reviewed_by = Column(String(80))
+    updated_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class NluCorrection(Base):
+    """A misunderstood message with the intent staff say it should have had."""
+
+    __tablename__ = "nlu_corrections"
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(200), nullable=False, index=True)
+    event_id = Column(Integer, nullable=False, unique=True)  # the user event in Rasa's tracker store
+    text = Column(Text, nullable=False)
+    predicted_intent = Column(String(80))
+    confidence = Column(Float)
+    correct_intent = Column(String(80), nullable=False)
+    corrected_by = Column(String(80), nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from onewindow.__main__ import seed
 from onewindow.settings import PROJECT_ROOT
+from onewindow.tracker_events import tracker_database_url, tracker_engine
 
 MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
 STARTUP_SECONDS = 180
@@ -45,6 +46,8 @@ class Stack:
     workdir: Path
     instances: int = 1
     database_url: str = ""
+    tracker_database_url: str = ""
+    endpoints: Path = Path()
     rasa_port: int = 0
     actions_port: int = 0
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -58,8 +61,13 @@ class Stack:
         self.rasa_port, self.actions_port = free_port(), free_port()
         endpoints = self.workdir / "endpoints.yml"
         endpoints.write_text(
-            (PROJECT_ROOT / "endpoints.yml").read_text().replace("localhost:5055", f"127.0.0.1:{self.actions_port}")
+            (PROJECT_ROOT / "endpoints.yml").read_text()
+            .replace("localhost:5055", f"127.0.0.1:{self.actions_port}")
+            .replace("db: var/tracker.db", f"db: {self.workdir / 'tracker.db'}")
         )
+        self.endpoints = endpoints
+        self.tracker_database_url = tracker_database_url(endpoints)
+        tracker_engine(url=self.tracker_database_url).dispose()
         env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1"}
         rasa = str(Path(sys.executable).with_name("rasa"))
         self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)

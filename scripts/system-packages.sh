@@ -3,8 +3,9 @@
 #   espeak-ng                    speech synthesis behind pyttsx3 (voice replies, the hotline)
 #   asterisk-core-sounds-en-wav  recorded 8 kHz English prompts: real human speech for the voice tests
 #   libportaudio2                audio devices for the kiosk mode (sounddevice)
+#   chromium                     the browser the staff console's Playwright tests drive, headless
 set -eu
-needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2)
+needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2 chromium)
 missing=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -72,7 +72,7 @@ def test_compare_detects_a_schema_that_differs(database_url: str, engine: Engine
     """The check above can fail: a missing table is reported."""
     migrate(database_url)
     with engine.begin() as connection:
-        Base.metadata.tables["handoff_requests"].drop(connection)
+        Base.metadata.tables["chat_preferences"].drop(connection)
     kinds = [diff[0] for diff in _differences(engine) if isinstance(diff, tuple)]
     assert "add_table" in kinds
 

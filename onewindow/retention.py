@@ -1,0 +1,44 @@
+"""Deleting conversations: one citizen's on request (/forget), and all older than the retention period."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import List, Optional
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Engine
+
+from onewindow import models
+from onewindow.backend import ServiceBackend
+from onewindow.tracker_events import events
+
+
+def forget_conversation(backend: ServiceBackend, tracker: Engine, sender_id: str) -> int:
+    """Delete a conversation's stored events, staff review, NLU corrections and call transcripts.
+
+    Returns how many tracker events were deleted. Appointments, applications, reports and the
+    handoff records stay: they are the city's records of services given, not the conversation.
+    """
+    with tracker.begin() as connection:
+        deleted = connection.execute(delete(events).where(events.c.sender_id == sender_id)).rowcount
+    with backend.engine.begin() as connection:
+        for table in (models.ConversationReview, models.NluCorrection, models.CallTranscript):
+            connection.execute(delete(table).where(table.sender_id == sender_id))
+    return deleted
+
+
+def stale_conversations(tracker: Engine, days: int, now: Optional[datetime] = None) -> List[str]:
+    """Senders whose last stored event is more than `days` old."""
+    cutoff = ((now or datetime.now()) - timedelta(days=days)).timestamp()
+    query = select(events.c.sender_id).group_by(events.c.sender_id).having(func.max(events.c.timestamp) < cutoff)
+    with tracker.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def purge_older_than(backend: ServiceBackend, tracker: Engine, days: int, now: Optional[datetime] = None) -> List[str]:
+    """Forget every conversation idle for more than `days`; returns the senders forgotten."""
+    if days < 1:
+        raise ValueError("the retention period must be at least 1 day")
+    senders = stale_conversations(tracker, days, now)
+    for sender_id in senders:
+        forget_conversation(backend, tracker, sender_id)
+    return senders
