@@ -1,4 +1,4 @@
-"""Conversation control: stopping any task, and patience when the assistant does not understand."""
+"""Conversation control: stopping any task, and patience when the assistant does not understand (then a person)."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -7,7 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import button
+from actions.handoff import hand_off
 
 TASK_SLOTS = (
     "appointment_date", "appointment_time", "booking_confirmed", "cancel_confirmed",
@@ -41,7 +41,7 @@ class ActionStop(Action):
 
 
 class ActionHandleLowConfidence(Action):
-    """First time: ask to rephrase. Again: offer a person (pausing any form)."""
+    """First time: ask to rephrase. Twice in a row: hand the conversation to a person (reason low_confidence)."""
 
     def name(self) -> Text:
         return "action_handle_low_confidence"
@@ -54,10 +54,8 @@ class ActionHandleLowConfidence(Action):
                 text="Sorry, I did not understand that. Could you say it another way? For example: what do I need for a passport renewal?"
             )
             return []
-        dispatcher.utter_message(
-            text="I am still not sure what you need. Would you like a person to help you?",
-            buttons=[button("Yes, a person please", "request_human"), button("No, show me what you can do", "help")],
+        # a form in progress is left; what the citizen already gave stays filled in
+        return await hand_off(
+            dispatcher, tracker, "low_confidence", 3,
+            "I am still not sure what you need, so I have asked a person from the service centre to help you.",
         )
-        # inside a form, pause it so that a typed "yes" answers this offer, not the form's question;
-        # what the citizen already gave stays filled in if they start the task again
-        return [ActiveLoop(None), SlotSet("requested_slot", None)] if tracker.active_loop_name else []

@@ -1,19 +1,39 @@
-"""Asking for a person: record a handoff request and say what happens next."""
+"""Handing a conversation to a person, and what the assistant does while a person has it.
+
+Every trigger goes through `hand_off`: it records the handoff (reason, channel, summary,
+priority), sets the `handoff_active` slot and tells the citizen their place, the expected wait
+and the staff hours, or outside staff hours the offline path (an office, the hotline, a call
+back). Its answer carries the structured signal `{"handoff": {...}}` that channels act on
+(the phone call transfers on it). While `handoff_active` is true, onewindow/handoff_policy.py
+sends every message to `action_handoff_waiting`.
+
+Triggers (reason, priority): citizen_request 2 (asking for a person), keypad 2 (a caller
+pressing 0), low_confidence 3 (actions/conversation.py), urgent_report 1 (actions/reports.py),
+distress 1 (`action_handle_distress`).
+"""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, call, channel_of, now
-from onewindow.backend.records import CityRecord
+from actions.shared import backend, button, call, channel_of, identity_of, latest_metadata, now
+from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
+from onewindow.channels.outbound import OutboundChannels
+from onewindow.staff_desk import HANDOFF_SLOT, queue_place_text, tell_queue_moves
 from onewindow.wording import is_open_at, week_text
 
 SUMMARY_TURNS = 6
 SUMMARY_SLOTS = ("service", "office", "life_event", "appointment_reference", "application_reference", "report_category")
+ASK_CALLBACK, ASK_NUMBER = "callback", "callback_number"  # what the last handoff answer asked (`asking` in its payload)
+EMERGENCY = (
+    "If you or someone else is in danger or hurt right now, please call emergency services straight away. "
+    "I have asked a person from the service centre to contact you first."
+)
 
 
 def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
@@ -21,7 +41,7 @@ def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
     turns = [
         {"from": "citizen" if e["event"] == "user" else "bot", "text": e.get("text") or ""}
         for e in tracker.events
-        if e.get("event") in ("user", "bot")
+        if e.get("event") in ("user", "bot") and e.get("text")
     ][-SUMMARY_TURNS:]
     asked = [
         e["parse_data"]["intent"].get("name")
@@ -32,8 +52,12 @@ def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
     return {"intents": asked[-SUMMARY_TURNS:], "slots": slots, "last_turns": turns}
 
 
+def staff_working(city: CityRecord, moment: datetime) -> bool:
+    return is_open_at(city.hotline_hours, moment.date(), moment.time())
+
+
 def staff_hours_text(city: CityRecord, moment: datetime) -> str:
-    if is_open_at(city.hotline_hours, moment.date(), moment.time()):
+    if staff_working(city, moment):
         return "Staff are working now, so someone should reply soon."
     return (
         "Staff are not working right now. A person will reply when they are back. "
@@ -41,28 +65,188 @@ def staff_hours_text(city: CityRecord, moment: datetime) -> str:
     )
 
 
+def handoff_payload(handoff: HandoffRecord, wait: Optional[int], asking: Optional[str] = None) -> Dict[str, Any]:
+    """The structured signal channels act on (never the wording)."""
+    signal = {
+        "state": "waiting" if handoff.status == "open" else "with_staff",
+        "reference": handoff.reference, "position": handoff.position_in_queue, "wait_minutes": wait,
+        "reason": handoff.reason, "priority": handoff.priority,
+    }
+    return {"handoff": {**signal, "asking": asking} if asking else signal}
+
+
+async def expected_wait(handoff: HandoffRecord) -> Optional[int]:
+    place = handoff.position_in_queue
+    return await call(backend().handoffs.expected_wait_minutes, place) if place else None
+
+
+def place_text(handoff: HandoffRecord, wait: Optional[int], working: bool) -> str:
+    if handoff.position_in_queue is None:
+        return "A person already has your conversation and will reply here."
+    if working and wait:
+        return queue_place_text(handoff.position_in_queue, wait)
+    return f"You are number {handoff.position_in_queue} in the queue."
+
+
+async def office_to_visit(tracker: Tracker) -> Optional[OfficeRecord]:
+    """The office talked about, or else the first district service centre."""
+    if tracker.get_slot("office"):
+        office = await call(backend().catalogue.office, tracker.get_slot("office"))
+        if office:
+            return office
+    offices = await call(backend().catalogue.offices)
+    return next((o for o in offices if o.kind == "service_centre"), offices[0] if offices else None)
+
+
+async def offline_path(tracker: Tracker, city: CityRecord) -> str:
+    office = await office_to_visit(tracker)
+    visit = f"you can visit the {office.name}, {office.address}. Its hours are: {week_text(office.hours)} Or " if office else ""
+    return (
+        f"In the meantime, {visit}call the city hotline on {city.hotline_number} during the staff hours. "
+        "Would you like a person to call you back when staff are back?"
+    )
+
+
+async def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, priority: int, opening: str
+) -> List[EventType]:
+    """Record a handoff and tell the citizen what happens next; the events that put the conversation on hold."""
+    handoff = await call(
+        backend().handoffs.request, tracker.sender_id, channel_of(tracker), reason, conversation_summary(tracker), priority
+    )
+    city, moment = await call(backend().catalogue.city), now()
+    working = staff_working(city, moment)
+    wait = await expected_wait(handoff)
+    text = (
+        f"{opening} Your request number is {handoff.reference}. {place_text(handoff, wait, working)} "
+        f"They will reply here, and they can see what we talked about. {staff_hours_text(city, moment)} "
+    )
+    if working:
+        text += f"You can also call the city hotline on {city.hotline_number}, or visit any service centre."
+        text += " To leave the queue, say stop." if handoff.status == "open" else ""
+        dispatcher.utter_message(text=text, json_message=handoff_payload(handoff, wait))
+    else:
+        dispatcher.utter_message(
+            text=text + await offline_path(tracker, city),
+            buttons=[button("Yes, call me back", "affirm"), button("No, I will wait for a reply here", "deny")],
+            json_message=handoff_payload(handoff, wait, asking=ASK_CALLBACK),
+        )
+    await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
+    leave_form = [ActiveLoop(None), SlotSet("requested_slot", None)] if tracker.active_loop_name else []
+    return [*leave_form, SlotSet(HANDOFF_SLOT, True)]
+
+
 class ActionRequestHuman(Action):
+    """The citizen asks for a person, or a caller presses 0 (the phone sends input "keypad")."""
+
     def name(self) -> Text:
         return "action_request_human"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        handoff = await call(
-            backend().handoffs.request,
-            tracker.sender_id,
-            channel_of(tracker),
-            "citizen_request",
-            conversation_summary(tracker),
-        )
-        city = await call(backend().catalogue.city)
-        dispatcher.utter_message(
-            text=(
-                f"I have asked a person from the service centre to help you. Your request number is "
-                f"{handoff.reference}, and you are number {handoff.position_in_queue} in the queue. "
-                f"They will reply here, and they can see what we talked about. {staff_hours_text(city, now())} "
-                f"You can also call the city hotline on {city.hotline_number}, or visit any service centre."
-            ),
-            json_message={"handoff": {"reference": handoff.reference, "reason": handoff.reason, "priority": handoff.priority}},
-        )
-        return [ActiveLoop(None), SlotSet("requested_slot", None)] if tracker.active_loop_name else []
+        reason = "keypad" if latest_metadata(tracker).get("input") == "keypad" else "citizen_request"
+        return await hand_off(dispatcher, tracker, reason, 2, "I have asked a person from the service centre to help you.")
+
+
+class ActionHandleDistress(Action):
+    """Words about self-harm, violence or danger: the emergency line first, then a person, first in the queue."""
+
+    def name(self) -> Text:
+        return "action_handle_distress"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        return await hand_off(dispatcher, tracker, "distress", 1, EMERGENCY)
+
+
+def last_question(tracker: Tracker) -> Optional[str]:
+    """What the assistant's last message asked about a call back (from its handoff payload), if anything."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            signal = ((event.get("data") or {}).get("custom") or {}).get("handoff") or {}
+            return signal.get("asking")
+    return None
+
+
+def linked_phone(tracker: Tracker) -> Optional[str]:
+    """The citizen's number: linked to their chat, or the caller's own number."""
+    channel, external_id = identity_of(tracker)
+    linked = backend().citizens.phone_for_identity(channel, external_id)
+    return linked or (normalise_phone(external_id) if channel == "phone" else None)
+
+
+class ActionHandoffWaiting(Action):
+    """Every message while a person has the conversation: the assistant stays quiet but for the queue.
+
+    It answers with the handoff payload only, plus a short text the first time the citizen's place
+    changed since they were last told, when they ask for a person again, or about a call back.
+    "stop" leaves the queue while nobody has claimed the conversation.
+    """
+
+    def name(self) -> Text:
+        return "action_handoff_waiting"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        handoff = await call(backend().handoffs.active, tracker.sender_id)
+        if handoff is None:  # closed while Rasa could not be told (the row is the truth), or forgotten
+            dispatcher.utter_message(text="You are back with the assistant. What can I do for you?")
+            return [SlotSet(HANDOFF_SLOT, False)]
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent == "stop" and handoff.status == "open":
+            return await self._leave_queue(dispatcher, handoff)
+        wait = await expected_wait(handoff)
+        asking = last_question(tracker)
+        if asking == ASK_CALLBACK and intent in ("affirm", "deny"):
+            return await self._callback(dispatcher, tracker, handoff, wait, intent == "affirm")
+        if asking == ASK_NUMBER:
+            return await self._callback_number(dispatcher, tracker, handoff, wait)
+        moved = handoff.position_in_queue is not None and handoff.position_in_queue != handoff.notified_position
+        if moved or intent == "request_human":
+            city = await call(backend().catalogue.city)
+            dispatcher.utter_message(text=place_text(handoff, wait, staff_working(city, now())), json_message=handoff_payload(handoff, wait))
+            await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
+        else:
+            dispatcher.utter_message(json_message=handoff_payload(handoff, wait))
+        return []
+
+    @staticmethod
+    async def _leave_queue(dispatcher: CollectingDispatcher, handoff: HandoffRecord) -> List[EventType]:
+        await call(backend().handoffs.withdraw, handoff.sender_id)
+        dispatcher.utter_message(text="All right, you have left the queue, so no person will reply. I am here again: what can I do for you?")
+        await tell_queue_moves(backend(), OutboundChannels.from_environment())
+        return [SlotSet(HANDOFF_SLOT, False)]
+
+    @staticmethod
+    async def _callback(
+        dispatcher: CollectingDispatcher, tracker: Tracker, handoff: HandoffRecord, wait: Optional[int], wanted: bool
+    ) -> List[EventType]:
+        if not wanted:
+            dispatcher.utter_message(text="All right. A person will reply here when staff are back.", json_message=handoff_payload(handoff, wait))
+            return []
+        phone = await call(linked_phone, tracker)
+        if phone is None:
+            dispatcher.utter_message(text="Which number should we call? Please type it.", json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER))
+            return []
+        await call(backend().handoffs.request_callback, handoff.reference, phone)
+        dispatcher.utter_message(text=f"A person will call you on your number ending in {phone[-2:]} when staff are back.", json_message=handoff_payload(handoff, wait))
+        return []
+
+    @staticmethod
+    async def _callback_number(
+        dispatcher: CollectingDispatcher, tracker: Tracker, handoff: HandoffRecord, wait: Optional[int]
+    ) -> List[EventType]:
+        phone = next((normalise_phone(value) for value in tracker.get_latest_entity_values("phone")), None)
+        if phone is None:
+            dispatcher.utter_message(
+                text="I could not find a phone number in that, so a person will reply here when staff are back.",
+                json_message=handoff_payload(handoff, wait),
+            )
+            return []
+        await call(backend().handoffs.request_callback, handoff.reference, phone)
+        dispatcher.utter_message(text=f"Thank you. A person will call you on the number ending in {phone[-2:]} when staff are back.", json_message=handoff_payload(handoff, wait))
+        return []
+

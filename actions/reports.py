@@ -7,6 +7,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.handoff import hand_off
 from actions.shared import SlotQuestion, backend, button, call, channel_of, first, resolve_one
 
 MAX_TEXT = 1000
@@ -97,4 +98,7 @@ class ActionSubmitReport(Action):
                 f"{record.department}. Your ticket number is {record.reference}.{urgent}"
             )
         )
-        return RESET
+        if not record.urgent:
+            return RESET
+        opening = "Because it is urgent, I have also asked a person from the service centre to follow it up with you."
+        return [*RESET, *await hand_off(dispatcher, tracker, "urgent_report", 1, opening)]

@@ -19,6 +19,7 @@ from bot.delivery import SafeRetries
 from bot.settings import BotSettings, SettingsError
 from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event
+from onewindow.tracker_events import TrackerStoreConfigError, tracker_engine
 from voice.recognition import SpeechUnavailable, model_path_from_environment, shared_recogniser
 
 logger = logging.getLogger("onewindow.bot")
@@ -49,6 +50,10 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
         hotline = backend.catalogue.city().hotline_number
     except (SQLAlchemyError, LookupError) as error:
         raise SettingsError(f"the database has no service catalogue ({type(error).__name__}): run `make seed`") from None
+    try:
+        tracker = tracker_engine(settings.rasa_endpoints)
+    except (TrackerStoreConfigError, SQLAlchemyError, OSError) as error:
+        raise SettingsError(f"cannot open Rasa's tracker store from {settings.rasa_endpoints} (RASA_ENDPOINTS): {error}") from None
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, CHANNEL)
     conversations = Conversations(rasa, Renderer(PayloadStore()), backend, hotline)
 
@@ -58,6 +63,7 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
 
     async def post_shutdown(application: Application) -> None:
         await rasa.close()
+        tracker.dispose()
 
     application = (
         ApplicationBuilder()
@@ -70,5 +76,5 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
         .post_shutdown(post_shutdown)
         .build()
     )
-    ChatHandlers(conversations, conversations.renderer.store, backend).register(application)
+    ChatHandlers(conversations, conversations.renderer.store, backend, tracker).register(application)
     return application

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from typing import Any, Dict, Optional
 
+from sqlalchemy.engine import Engine
 from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
@@ -15,6 +16,7 @@ from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
 from bot.speech import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
 from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event, pseudonym
+from onewindow.retention import forget_conversation
 from voice.audio import AudioError
 from voice.recognition import SpeechUnavailable
 
@@ -59,10 +61,11 @@ def chat_of(update: Update) -> int:
 
 
 class ChatHandlers:
-    def __init__(self, conversations: Conversations, store: PayloadStore, backend: ServiceBackend) -> None:
+    def __init__(self, conversations: Conversations, store: PayloadStore, backend: ServiceBackend, tracker: Engine) -> None:
         self.conversations = conversations
         self.store = store
         self.backend = backend
+        self.tracker = tracker  # Rasa's tracker store, where the chat's conversation is kept
 
     def register(self, application: Application) -> None:
         commands = {
@@ -196,7 +199,7 @@ class ChatHandlers:
         if choice != "yes":
             await context.bot.send_message(chat, "All right, I have kept everything.")
             return
-        await self.conversations.rasa.forget(chat)
+        await asyncio.to_thread(forget_conversation, self.backend, self.tracker, self.conversations.rasa.sender_id(chat))
         await asyncio.to_thread(self.backend.citizens.unlink_identity, CHANNEL, str(chat))
         await asyncio.to_thread(self.backend.preferences.forget, CHANNEL, str(chat))
         log_event(logger, "bot.chat_forgotten", chat=pseudonym(chat))

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Optional
+
+from onewindow.channels.outbound import TELEGRAM_API_URL
+from onewindow.settings import PROJECT_ROOT
 
 
 class SettingsError(ValueError):
@@ -19,8 +23,9 @@ class BotSettings:
     secret_token: Optional[str] = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
-    api_url: str = "https://api.telegram.org/bot"
+    api_url: str = TELEGRAM_API_URL
     file_url: str = "https://api.telegram.org/file/bot"
+    rasa_endpoints: Path = PROJECT_ROOT / "endpoints.yml"  # where Rasa keeps conversations (/forget deletes there)
 
     @property
     def webhook_mode(self) -> bool:
@@ -55,4 +60,5 @@ def settings_from_environment(env: Mapping[str, str] = os.environ) -> BotSetting
         webhook_port=int(_number(env, "TELEGRAM_WEBHOOK_PORT", BotSettings.webhook_port)),
         api_url=env.get("TELEGRAM_API_URL", BotSettings.api_url),
         file_url=env.get("TELEGRAM_FILE_URL", BotSettings.file_url),
+        rasa_endpoints=Path(env.get("RASA_ENDPOINTS", BotSettings.rasa_endpoints)),
     )

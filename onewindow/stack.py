@@ -95,7 +95,7 @@ class Stack:
     def spawn_bot(self, name: str, env: Dict[str, str]) -> subprocess.Popen:
         """Start `python -m bot` talking to this stack's Rasa server and database; `env` adds TELEGRAM_*."""
         base = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT),
-                "RASA_URL": f"http://127.0.0.1:{self.rasa_port}"}
+                "RASA_URL": f"http://127.0.0.1:{self.rasa_port}", "RASA_ENDPOINTS": str(self.endpoints)}
         self._spawn(f"bot {name}", [sys.executable, "-m", "bot"], {**base, **env})
         return self.processes[f"bot {name}"]
 
@@ -113,6 +113,11 @@ class Stack:
         """Start a halted server again with the same command, and wait until everything is ready."""
         self._spawn(name, *self.commands[name])
         self._wait_ready()
+
+    def restart(self, name: str) -> None:
+        """Stop one server and start it again (what survives a restart is what was stored)."""
+        self.halt(name)
+        self.resume(name)
 
     def pids(self) -> Dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serve OneWindow on this machine: the action server and the Rasa server (REST channel
-# and HTTP API) on localhost, the hotline gateway (AudioSocket for Asterisk), and the
-# Telegram bot when TELEGRAM_TOKEN is set.
+# and HTTP API) on localhost, the hotline gateway (AudioSocket for Asterisk), the staff
+# console, and the Telegram bot when TELEGRAM_TOKEN is set.
 # With --shell, chat in this terminal instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +76,29 @@ if [ -z "${VOSK_MODEL_PATH:-}" ]; then
                  voice notes: set VOSK_MODEL_PATH (scripts/get-vosk-model.sh downloads the English model)"
 fi
 
+# The staff console: the first admin account is made here, in the terminal, never with a default password.
+CONSOLE_PORT=${CONSOLE_PORT:-5080}
+first_admin="cd $(pwd) && .venv/bin/python -m console create-user --username admin --role admin"
+if [ -z "$(.venv/bin/python -m console list-users)" ]; then
+  if [ -t 0 ]; then
+    echo "==> the staff console has no accounts yet: create the first admin"
+    read -r -p "Username for the first admin [admin]: " admin_name
+    for _ in 1 2 3; do
+      .venv/bin/python -m console create-user --username "${admin_name:-admin}" --role admin && break
+    done
+  fi
+  if [ -z "$(.venv/bin/python -m console list-users)" ]; then
+    echo "==> the staff console has no accounts yet; create the first admin with:"
+    echo "      $first_admin"
+  fi
+fi
+RASA_URL="http://127.0.0.1:${RASA_PORT}" CONSOLE_HOST=127.0.0.1 CONSOLE_PORT=$CONSOLE_PORT \
+  .venv/bin/python -m console serve > "$LOGS/console.log" 2>&1 &
+for _ in $(seq 1 60); do
+  curl -fs -o /dev/null "http://127.0.0.1:${CONSOLE_PORT}/login" && break
+  sleep 0.5
+done
+
 cat <<MSG
 
 OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${INSTANCES} Rasa instance(s)).
@@ -86,6 +109,7 @@ OneWindow is running on the embedded default (SQLite file var/onewindow.db, ${IN
   Telegram bot:  $telegram
   Hotline:       AudioSocket on 127.0.0.1:${VOICE_PORT} (control: http://127.0.0.1:${VOICE_CONTROL_PORT}/health; log: $LOGS/voice.log)
                  Asterisk dialplan: see voice/README.md ("Connect Asterisk"); kiosk: .venv/bin/python -m voice kiosk
+  Staff console: http://127.0.0.1:${CONSOLE_PORT}/  (log: $LOGS/console.log; accounts: .venv/bin/python -m console create-user --help)
   Terminal chat: make shell   (in another terminal, on other ports: ACTIONS_PORT=5056 RASA_PORT=5006 make shell)
 Press Ctrl-C to stop.
 MSG

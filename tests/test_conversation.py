@@ -1,4 +1,4 @@
-"""Conversation control: ActionStop leaves any task, ActionHandleLowConfidence asks to rephrase, then offers a person."""
+"""Conversation control: ActionStop leaves any task, ActionHandleLowConfidence asks to rephrase, then hands over to a person."""
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 import pytest
 
 from actions.conversation import TASK_SLOTS, ActionHandleLowConfidence, ActionStop, trailing_fallbacks
+from onewindow.backend import ServiceBackend
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 
@@ -64,11 +65,11 @@ def test_stop_without_a_task_still_answers() -> None:
 # --- ActionHandleLowConfidence -------------------------------------------------------------------
 
 
-def handle(history: List[Dict[str, Any]]) -> Dict[str, Any]:
-    tracker = make_tracker({}, intent="nlu_fallback", text="blorp", events=history)
+def handle(history: List[Dict[str, Any]], sender_id: str = "test-user") -> Dict[str, Any]:
+    tracker = make_tracker({}, intent="nlu_fallback", text="blorp", events=history, sender_id=sender_id)
     messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
-    assert events == []
     assert len(messages) == 1
+    assert events == ([{"event": "slot", "name": "handoff_active", "value": True, "timestamp": None}] if hands_off(messages[0]) else [])
     return messages[0]
 
 
@@ -76,29 +77,30 @@ def asks_to_rephrase(message: Dict[str, Any]) -> bool:
     return "Could you say it another way?" in message["text"] and not message["buttons"]
 
 
-def offers_a_person(message: Dict[str, Any]) -> bool:
-    payloads = [button["payload"] for button in message["buttons"]]
-    return "Would you like a person to help you?" in message["text"] and "/request_human" in payloads
+def hands_off(message: Dict[str, Any]) -> bool:
+    """The handoff signal (actions/handoff.py) with the reason low_confidence."""
+    return (message.get("custom") or {}).get("handoff", {}).get("reason") == "low_confidence"
 
 
 def test_first_misunderstanding_asks_to_rephrase() -> None:
     message = handle([user("greet", "hi"), bot("Hello!")])
-    assert asks_to_rephrase(message) and not offers_a_person(message)
+    assert asks_to_rephrase(message) and not hands_off(message)
 
 
 def test_first_message_of_a_conversation_misunderstood_asks_to_rephrase() -> None:
     assert asks_to_rephrase(handle([]))
 
 
-def test_second_misunderstanding_in_a_row_offers_a_person() -> None:
-    message = handle([user("greet", "hi"), bot("Hello!"), user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that.")])
-    assert offers_a_person(message) and not asks_to_rephrase(message)
-    assert "/help" in [button["payload"] for button in message["buttons"]]
+def test_second_misunderstanding_in_a_row_hands_over_to_a_person(module_action_backend: ServiceBackend) -> None:
+    message = handle([user("greet", "hi"), bot("Hello!"), user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that.")], "lost-1")
+    assert hands_off(message) and not asks_to_rephrase(message)
+    assert message["text"].startswith("I am still not sure what you need, so I have asked a person")
+    assert module_action_backend.handoffs.active("lost-1").priority == 3
 
 
-def test_third_misunderstanding_still_offers_a_person() -> None:
+def test_third_misunderstanding_still_hands_over(module_action_backend: ServiceBackend) -> None:
     history = [user("nlu_fallback"), bot("Sorry"), user("nlu_fallback"), bot("Still not sure")]
-    assert offers_a_person(handle(history))
+    assert hands_off(handle(history, "lost-2"))
 
 
 def test_understood_message_in_between_resets_the_count() -> None:
@@ -107,7 +109,7 @@ def test_understood_message_in_between_resets_the_count() -> None:
         user("ask_fee", "how much is a passport"), bot("Which one?"),
     ]
     message = handle(history)
-    assert asks_to_rephrase(message) and not offers_a_person(message)
+    assert asks_to_rephrase(message) and not hands_off(message)
 
 
 @pytest.mark.parametrize(
@@ -127,10 +129,10 @@ def test_trailing_fallbacks_is_zero_after_an_understood_message() -> None:
     assert trailing_fallbacks(tracker) == 0
 
 
-def test_second_misunderstanding_inside_a_form_pauses_it_for_the_offer_of_a_person() -> None:
+def test_second_misunderstanding_inside_a_form_leaves_it_for_a_person(module_action_backend: ServiceBackend) -> None:
     earlier = [{"event": "user", "text": "blorf", "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.3}}}]
-    tracker = make_tracker({"service": "passport_renewal"}, intent="nlu_fallback", text="zong", events=earlier, active_loop="appointment_form")
+    tracker = make_tracker({"service": "passport_renewal"}, intent="nlu_fallback", text="zong", events=earlier, active_loop="appointment_form", sender_id="lost-3")
     messages, events = run_action(ActionHandleLowConfidence(), tracker)
-    assert "/request_human" in [b["payload"] for b in messages[0]["buttons"]]
+    assert hands_off(messages[0])
     assert {"event": "active_loop", "name": None} in [{"event": e["event"], "name": e.get("name")} for e in events]
-    assert slot_events(events) == {"requested_slot": None}, "the slots already given are kept"
+    assert slot_events(events) == {"requested_slot": None, "handoff_active": True}, "the slots already given are kept"

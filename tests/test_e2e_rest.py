@@ -128,11 +128,11 @@ def test_application_status_by_reference(stack: Stack) -> None:
     assert "could not find" in texts(answer)
 
 
-def test_two_misunderstandings_in_a_row_offer_a_person(stack: Stack) -> None:
+def test_two_misunderstandings_in_a_row_hand_over_to_a_person(stack: Stack) -> None:
     first = stack.say("e2e-lost", "blorf wibble zong")
     assert "another way" in texts(first)
     second = stack.say("e2e-lost", "zorp quux flib")
-    assert "/request_human" in payloads(second)
+    assert [r["custom"]["handoff"]["reason"] for r in second if "custom" in r] == ["low_confidence"]  # tests/test_handoff_e2e.py
 
 
 @pytest.mark.parametrize(

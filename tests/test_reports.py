@@ -166,7 +166,8 @@ def test_submit_names_department_and_ticket_and_stores_the_report(
 
 def test_submit_urgent_report_says_so(module_action_backend: ServiceBackend) -> None:
     slots = {"report_category": "water_leak", "report_location": "Harbour Street", "report_description": "Water everywhere"}
-    text, _ = submit(slots, sender_id="citizen-8")
-    [reference] = re.findall(r"RPT-\d{6}", text)
+    messages, _ = run_action(ActionSubmitReport(), make_tracker(slots, sender_id="citizen-8"), load_domain())
+    report, handoff = messages  # an urgent report also goes to a person (tests/test_handoff.py)
+    [reference] = re.findall(r"RPT-\d{6}", report["text"])
     assert stored(module_action_backend, reference).urgent is True
-    assert "marked urgent" in text
+    assert "marked urgent" in report["text"] and handoff["custom"]["handoff"]["reason"] == "urgent_report"

@@ -208,10 +208,10 @@ class CallSession:
                 return False
             typed, self.digits = self.digits, ""
             self._note("caller", f"keys {typed}", via="keypad")
-            return await self._ask(typed, time.monotonic())
+            return await self._ask(typed, time.monotonic(), via="keypad")
         self._note("caller", f"key {digit}", via="keypad")
-        if digit == "0":
-            return await self._ask("/request_human", time.monotonic())
+        if digit == "0":  # the handoff records reason "keypad" from the input
+            return await self._ask("/request_human", time.monotonic(), via="keypad")
         if digit == "*":
             await self._say(self.last.text)
             return False
@@ -222,7 +222,7 @@ class CallSession:
         if option is None:
             await self._say("That key is not one of the choices. " + self.last.text)
             return False
-        return await self._ask(option.payload, time.monotonic())
+        return await self._ask(option.payload, time.monotonic(), via="keypad")
 
     def _asking_for_number(self) -> bool:
         question = self.last.text.lower()
@@ -241,10 +241,10 @@ class CallSession:
 
     # --- the assistant's side ----------------------------------------------------------------
 
-    async def _ask(self, message: str, asked_at: float) -> bool:
+    async def _ask(self, message: str, asked_at: float, via: str = "voice") -> bool:
         """Send the caller's words (or a choice's payload) to the assistant and speak the answer; True when the call is handed over."""
         try:
-            responses = await self.rasa.send(self.caller_id, message, {"input": "voice"})
+            responses = await self.rasa.send(self.caller_id, message, {"input": via})
         except RasaUnavailable:
             responses = []
         if not responses:

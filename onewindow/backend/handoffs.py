@@ -1,52 +1,219 @@
-"""Requests for a person to take over a conversation (the staff side reads these)."""
+"""Handoffs to a person: the queue both sides share (the assistant opens them, the staff console works them).
+
+The queue is every open handoff, highest priority (1) first, then oldest first; a claimed
+handoff has left the queue (a person is on it). This table is the staff side's state; the
+conversation's `handoff_active` slot is the assistant's, and both are changed together.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
-from typing import Any, Dict
+import math
+import statistics
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from onewindow import models
-from onewindow.backend.records import HandoffRecord
+from onewindow.backend.records import DeskMessage, HandoffRecord, QueueItem
 from onewindow.backend.references import unused_reference
 from onewindow.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
+ACTIVE = ("open", "claimed")
+STAFF_CLOSINGS = ("resolved", "returned")
+DEFAULT_MINUTES_PER_PLACE = 5
+RECENT_CLAIMS = 20  # the expected wait is the median claim wait of this many recent handoffs
+Handoff = models.HandoffRequest
+
+
+class HandoffNotFound(LookupError):
+    """No handoff has this reference."""
+
+
+class HandoffStateError(ValueError):
+    """The handoff is not in a state that allows this (closed, or claimed by someone else)."""
+
+
+def queue_positions(session: Session) -> Dict[int, int]:
+    """Place in the queue (1 = next) of every open handoff, by id."""
+    ids = session.scalars(select(Handoff.id).where(Handoff.status == "open").order_by(Handoff.priority, Handoff.id))
+    return {handoff_id: place for place, handoff_id in enumerate(ids, start=1)}
+
+
+def _record(row: Handoff, positions: Dict[int, int]) -> HandoffRecord:
+    return HandoffRecord(
+        row.reference, row.sender_id, row.reason, row.priority, row.status,
+        positions.get(row.id), row.notified_position, bool(row.callback_requested),
+    )
+
+
+def _item(row: Handoff, positions: Dict[int, int]) -> QueueItem:
+    return QueueItem(
+        reference=row.reference, sender_id=row.sender_id, channel=row.channel, reason=row.reason,
+        priority=row.priority, status=row.status, created_at=row.created_at, claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at, position=positions.get(row.id), summary=dict(row.summary or {}),
+        callback_requested=bool(row.callback_requested), outcome=row.outcome,
+        messages=[DeskMessage(m.kind, m.author, m.text, bool(m.delivered), m.created_at) for m in row.messages],
+    )
 
 
 class Handoffs:
     def __init__(self, sessions: sessionmaker) -> None:
         self._sessions = sessions
 
+    # --- the citizen's side (actions) ------------------------------------------------------------
+
     def request(
         self, sender_id: str, channel: str, reason: str, summary: Dict[str, Any], priority: int = 2
     ) -> HandoffRecord:
-        """Open a handoff for this conversation, or return the one already open."""
+        """Open a handoff for this conversation, or return the active one (made more urgent if this reason is)."""
         with self._sessions.begin() as session:
-            handoff = session.scalars(
-                select(models.HandoffRequest).where(
-                    models.HandoffRequest.sender_id == sender_id,
-                    models.HandoffRequest.status == "open",
+            row = self._active_row(session, sender_id)
+            if row is None:
+                row = Handoff(
+                    reference=unused_reference(session, Handoff, "handoff"), sender_id=sender_id,
+                    channel=channel, reason=reason, summary=summary, priority=priority,
                 )
-            ).first()
-            if handoff is None:
-                handoff = models.HandoffRequest(
-                    reference=unused_reference(session, models.HandoffRequest, "handoff"),
-                    sender_id=sender_id,
-                    channel=channel,
-                    reason=reason,
-                    summary=summary,
-                    priority=priority,
-                )
-                session.add(handoff)
-                session.flush()
-            ahead = session.scalar(
-                select(func.count(models.HandoffRequest.id)).where(
-                    models.HandoffRequest.status == "open",
-                    models.HandoffRequest.id < handoff.id,
-                )
-            )
-            record = HandoffRecord(handoff.reference, handoff.reason, handoff.priority, int(ahead) + 1)
-        log_event(logger, "handoff.requested", reference=record.reference, reason=reason, channel=channel, sender=pseudonym(sender_id), position=record.position_in_queue)
+                session.add(row)
+            elif priority < row.priority:
+                row.priority, row.reason = priority, reason
+            session.flush()
+            record = _record(row, queue_positions(session))
+        log_event(logger, "handoff.requested", reference=record.reference, reason=record.reason, priority=record.priority,
+                  channel=channel, sender=pseudonym(sender_id), position=record.position_in_queue)
         return record
+
+    def active(self, sender_id: str) -> Optional[HandoffRecord]:
+        """The conversation's open or claimed handoff, if any."""
+        with self._sessions() as session:
+            row = self._active_row(session, sender_id)
+            return _record(row, queue_positions(session)) if row else None
+
+    def withdraw(self, sender_id: str) -> Optional[HandoffRecord]:
+        """The citizen leaves the queue (only while nobody has claimed the handoff)."""
+        with self._sessions.begin() as session:
+            row = self._active_row(session, sender_id)
+            if row is None or row.status != "open":
+                return None
+            row.status, row.closed_at = "withdrawn", models.utcnow()
+            record = _record(row, {})
+        log_event(logger, "handoff.withdrawn", reference=record.reference)
+        return record
+
+    def mark_notified(self, reference: str, position: Optional[int]) -> None:
+        """Remember the queue place the citizen was last told."""
+        with self._sessions.begin() as session:
+            self._row(session, reference).notified_position = position
+
+    def request_callback(self, reference: str, phone: Optional[str]) -> None:
+        """The citizen asks to be called back; the number (if given) goes into the summary staff read."""
+        with self._sessions.begin() as session:
+            row = self._row(session, reference)
+            row.callback_requested = True
+            if phone:
+                summary = dict(row.summary or {})
+                summary["slots"] = {**summary.get("slots", {}), "callback_phone": phone}
+                row.summary = summary
+        log_event(logger, "handoff.callback_requested", reference=reference, number_known=bool(phone))
+
+    def waiting(self) -> List[HandoffRecord]:
+        """The open handoffs in queue order."""
+        with self._sessions() as session:
+            positions = queue_positions(session)
+            rows = session.scalars(select(Handoff).where(Handoff.id.in_(list(positions))))
+            return sorted((_record(row, positions) for row in rows), key=lambda r: r.position_in_queue or 0)
+
+    # --- the staff side (onewindow.staff_desk) ---------------------------------------------------
+
+    def queue(self) -> List[QueueItem]:
+        """Open and claimed handoffs, highest priority first, then oldest first."""
+        with self._sessions() as session:
+            positions = queue_positions(session)
+            rows = session.scalars(
+                select(Handoff).options(selectinload(Handoff.messages))
+                .where(Handoff.status.in_(ACTIVE)).order_by(Handoff.priority, Handoff.id)
+            )
+            return [_item(row, positions) for row in rows]
+
+    def get(self, reference: str) -> QueueItem:
+        with self._sessions() as session:
+            return _item(self._row(session, reference), queue_positions(session))
+
+    def claim(self, reference: str, username: str) -> QueueItem:
+        """A person takes the handoff (again, if they already have it)."""
+        with self._sessions.begin() as session:
+            row = self._worked_row(session, reference, username)
+            if row.status == "open":
+                row.status, row.claimed_by, row.claimed_at = "claimed", username, models.utcnow()
+                log_event(logger, "handoff.claimed", reference=reference)
+            session.flush()
+            return _item(row, queue_positions(session))
+
+    def add_message(self, reference: str, kind: str, author: str, text: str, delivered: bool = False) -> None:
+        with self._sessions.begin() as session:
+            row = self._row(session, reference)
+            row.messages.append(models.HandoffMessage(kind=kind, author=author, text=text, delivered=delivered))
+
+    def close(self, reference: str, username: str, status: str, outcome: Optional[str] = None) -> QueueItem:
+        """Resolve the handoff or return the conversation to the assistant."""
+        if status not in STAFF_CLOSINGS:
+            raise ValueError(f"not a closing status: {status}")
+        with self._sessions.begin() as session:
+            row = self._worked_row(session, reference, username)
+            row.status, row.outcome, row.closed_at = status, outcome, models.utcnow()
+            if row.claimed_by is None:
+                row.claimed_by = username
+            session.flush()
+            item = _item(row, {})
+        log_event(logger, f"handoff.{status}", reference=reference, outcome=outcome)
+        return item
+
+    def expected_wait_minutes(self, position: int) -> int:
+        """Minutes until a person takes a handoff at this place: the median claim wait of recent handoffs per place."""
+        with self._sessions() as session:
+            recent = session.execute(
+                select(Handoff.created_at, Handoff.claimed_at).where(Handoff.claimed_at.is_not(None))
+                .order_by(Handoff.claimed_at.desc()).limit(RECENT_CLAIMS)
+            ).all()
+        waits = [(claimed - created).total_seconds() / 60 for created, claimed in recent]
+        per_place = statistics.median(waits) if waits else DEFAULT_MINUTES_PER_PLACE
+        return max(1, math.ceil(per_place * max(position, 1)))
+
+    def version(self) -> str:
+        """Changes whenever the queue or a handoff's messages change."""
+        with self._sessions() as session:
+            active = session.execute(
+                select(Handoff.id, Handoff.status, Handoff.priority, Handoff.claimed_by, Handoff.callback_requested)
+                .where(Handoff.status.in_(ACTIVE)).order_by(Handoff.id)
+            ).all()
+            totals = session.execute(
+                select(func.count(Handoff.id), func.max(Handoff.closed_at)).select_from(Handoff)
+            ).one()
+            messages = session.scalar(select(func.max(models.HandoffMessage.id)))
+        return hashlib.sha256(repr((active, tuple(totals), messages)).encode()).hexdigest()[:16]
+
+    # --- rows ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _active_row(session: Session, sender_id: str) -> Optional[Handoff]:
+        return session.scalars(
+            select(Handoff).where(Handoff.sender_id == sender_id, Handoff.status.in_(ACTIVE)).order_by(Handoff.id.desc())
+        ).first()
+
+    @staticmethod
+    def _row(session: Session, reference: str) -> Handoff:
+        row = session.scalars(select(Handoff).where(Handoff.reference == reference)).first()
+        if row is None:
+            raise HandoffNotFound(reference)
+        return row
+
+    def _worked_row(self, session: Session, reference: str, username: str) -> Handoff:
+        """The handoff, if `username` may work on it: still active, and not claimed by someone else."""
+        row = self._row(session, reference)
+        if row.status not in ACTIVE:
+            raise HandoffStateError(f"{reference} is {row.status}")
+        if row.status == "claimed" and row.claimed_by != username:
+            raise HandoffStateError(f"{reference} is claimed by {row.claimed_by}")
+        return row

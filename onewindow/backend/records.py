@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 Periods = List[Tuple[time, time]]
 
@@ -110,7 +110,44 @@ class ReportRecord:
 
 @dataclass(frozen=True)
 class HandoffRecord:
+    """A conversation's handoff as the assistant sees it."""
+
     reference: str
+    sender_id: str
     reason: str
     priority: int
-    position_in_queue: int
+    status: str  # open | claimed | resolved | returned | withdrawn
+    position_in_queue: Optional[int]  # place in the queue while open, else None
+    notified_position: Optional[int]  # the place the citizen was last told
+    callback_requested: bool = False
+
+
+@dataclass
+class DeskMessage:
+    """One staff reply or internal note."""
+
+    kind: str  # reply | note
+    author: str
+    text: str
+    delivered: bool
+    created_at: datetime
+
+
+@dataclass
+class QueueItem:
+    """A handoff as the staff console shows it."""
+
+    reference: str
+    sender_id: str
+    channel: str
+    reason: str
+    priority: int
+    status: str
+    created_at: datetime
+    claimed_by: Optional[str]
+    claimed_at: Optional[datetime]
+    position: Optional[int]
+    summary: Dict[str, Any]
+    callback_requested: bool
+    outcome: Optional[str]
+    messages: List[DeskMessage]

@@ -1,7 +1,8 @@
-"""How channels talk to the Rasa server: the REST channel for messages, the HTTP API to forget one."""
+"""How channels talk to the Rasa server: the REST channel for messages, the HTTP API for a conversation's events."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
+from urllib.parse import quote
 
 import httpx
 
@@ -30,13 +31,16 @@ class RasaClient:
         except (httpx.HTTPError, ValueError) as error:
             raise RasaUnavailable(type(error).__name__) from error
 
-    async def forget(self, external_id: object) -> None:
-        """Delete the conversation's stored events (PUT an empty event list to the tracker)."""
-        try:
-            answer = await self._client.put(f"/conversations/{self.sender_id(external_id)}/tracker/events", json=[])
-            answer.raise_for_status()
-        except httpx.HTTPError as error:
-            raise RasaUnavailable(type(error).__name__) from error
-
     async def close(self) -> None:
         await self._client.aclose()
+
+
+async def append_events(base_url: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0) -> None:
+    """Add events to a conversation through Rasa's HTTP API (POST /conversations/<id>/tracker/events)."""
+    path = f"/conversations/{quote(sender_id, safe=':+')}/tracker/events"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+            answer = await client.post(path, json=events)
+            answer.raise_for_status()
+    except httpx.HTTPError as error:
+        raise RasaUnavailable(type(error).__name__) from error

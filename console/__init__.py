@@ -1,0 +1,1 @@
+"""The OneWindow staff console: a Sanic web application (python -m console serve)."""

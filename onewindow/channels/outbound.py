@@ -1,0 +1,59 @@
+"""Messages the assistant's side starts: staff replies and queue updates, sent on the citizen's own channel.
+
+The channel comes from the conversation's sender id ("telegram:<chat id>", "phone:<caller>",
+"kiosk:<id>", anything else is REST). Telegram gets a sendMessage through the Bot API, with
+the bot's own TELEGRAM_TOKEN and TELEGRAM_API_URL. A phone or kiosk conversation cannot be
+reached once the call is over (the console offers a call back), nor can a REST client.
+Logs name the channel and a pseudonym of the conversation, never the text or a number.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping, Optional
+
+import httpx
+
+from onewindow.logs import log_event, pseudonym
+
+logger = logging.getLogger(__name__)
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+
+def channel_of_sender(sender_id: str) -> str:
+    """telegram, phone, kiosk, or rest."""
+    channel, separator, _ = sender_id.partition(":")
+    return channel if separator and channel in ("telegram", "phone", "kiosk") else "rest"
+
+
+class OutboundChannels:
+    def __init__(self, telegram_token: Optional[str] = None, telegram_api_url: str = TELEGRAM_API_URL, timeout: float = 10.0) -> None:
+        self.telegram_token = telegram_token
+        self.telegram_api_url = telegram_api_url
+        self.timeout = timeout
+        if telegram_token:
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines contain the bot token
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> "OutboundChannels":
+        """Telegram from the bot's TELEGRAM_TOKEN and TELEGRAM_API_URL (not configured without a token)."""
+        return cls(env.get("TELEGRAM_TOKEN", "").strip() or None, env.get("TELEGRAM_API_URL", TELEGRAM_API_URL))
+
+    async def deliver(self, sender_id: str, text: str) -> bool:
+        """Send `text` to the conversation's citizen; True when their channel accepted it."""
+        channel = channel_of_sender(sender_id)
+        delivered = False
+        if channel == "telegram" and self.telegram_token:
+            delivered = await self._telegram(sender_id.partition(":")[2], text)
+        log_event(logger, "outbound.delivery", channel=channel, sender=pseudonym(sender_id), delivered=delivered)
+        return delivered
+
+    async def _telegram(self, chat_id: str, text: str) -> bool:
+        url = f"{self.telegram_api_url}{self.telegram_token}/sendMessage"
+        chat: object = int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                answer = await client.post(url, json={"chat_id": chat, "text": text})
+            return answer.status_code == 200 and bool(answer.json().get("ok"))
+        except (httpx.HTTPError, ValueError):
+            return False
