@@ -7,8 +7,11 @@ conversation gave to name-like slots (NAME_SLOTS) and are shown as "••••
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Optional
+from functools import lru_cache
+from typing import Any, Callable, FrozenSet, Iterable, Optional
 
+from onewindow import settings
+from onewindow.catalogue import load_catalogue
 from onewindow.logs import PHONE_OR_ID
 
 MASK = "••••"
@@ -19,9 +22,17 @@ PERSONAL_SLOTS = NAME_SLOTS + NUMBER_SLOTS
 MIN_NAME_LENGTH = 2
 
 
+@lru_cache(maxsize=1)
+def public_numbers() -> FrozenSet[str]:
+    """The digits of the numbers the city publishes (hotline, offices): service information, shown as they are."""
+    catalogue = load_catalogue(settings.catalogue_dir())
+    numbers = [catalogue.city["hotline"]["number"], *(office.get("phone") or "" for office in catalogue.offices)]
+    return frozenset(re.sub(r"\D", "", number) for number in numbers if number)
+
+
 def mask_number(match: "re.Match[str]") -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    return f"{MASK} {digits[-2:]}"
+    return match.group(0) if digits in public_numbers() else f"{MASK} {digits[-2:]}"
 
 
 class Masker:

@@ -15,6 +15,7 @@ from console.conversations import ConversationStore, Transcript
 from console.corrections import Corrections
 from console.filters import ConversationFilter, InvalidFilter, parse_filter, parse_range, tags_from_text
 from console.masking import Masker
+from onewindow.catalogue import Catalogue
 from console.statistics import analytics
 from onewindow import models
 from onewindow.backend import ServiceBackend
@@ -94,6 +95,14 @@ def test_masker_hides_numbers_and_known_names_as_whole_words() -> None:
     assert mask("ID 1234567890123") == "ID •••• 23"
     assert mask(None) is None and mask(3) == 3
 
+
+
+def test_the_citys_published_numbers_are_not_personal_data(catalogue: Catalogue) -> None:
+    hotline = catalogue.city["hotline"]["number"]
+    office = next(o["phone"] for o in catalogue.offices if o.get("phone"))
+    mask = Masker()
+    assert mask(f"call the hotline on {hotline} or the office on {office}") == f"call the hotline on {hotline} or the office on {office}"
+    assert mask("mine is 0412 100 200") == "mine is •••• 00"  # a citizen's number is masked as before
 
 # --- hand-built rows ---------------------------------------------------------------------------
 
