@@ -223,7 +223,7 @@ def test_reply_by_voice_sends_an_ogg_opus_voice_note(api: LocalBotApi, backend: 
     assert "How would you like my answers" in texts(say(api, chat, "/voice"))
     assert texts(press(api, chat, "voice:on")) == "I will answer by voice as well as text."
     assert backend.preferences.get("telegram", str(chat)).reply_by_voice
-    calls = say(api, chat, "how much does a passport renewal cost")
+    calls = say_and_speak(api, chat, "how much does a passport renewal cost")
     voice = [c for c in calls if c.method == "sendVoice"]
     assert len(voice) == 1 and "costs" in texts(calls)
     ogg = voice[0].files["voice"]
@@ -232,10 +232,18 @@ def test_reply_by_voice_sends_an_ogg_opus_voice_note(api: LocalBotApi, backend: 
     assert info.format == "OGG" and info.subtype == "OPUS" and info.duration > 1.5
     assert int(voice[0].params["duration"]) == pytest.approx(info.duration, abs=1.0)
     assert "speaking slowly" in texts(press_after(api, chat, "/voice", "voice:slow"))
-    slow = [c for c in say(api, chat, "how much does a passport renewal cost") if c.method == "sendVoice"]
+    slow = [c for c in say_and_speak(api, chat, "how much does a passport renewal cost") if c.method == "sendVoice"]
     assert soundfile.info(io.BytesIO(slow[0].files["voice"])).duration > info.duration * 1.1
     assert texts(press_after(api, chat, "/voice", "voice:off")) == "I will answer in text only."
     assert not [c for c in say(api, chat, "thanks") if c.method == "sendVoice"]
+
+
+def say_and_speak(api: LocalBotApi, chat: int, text: str) -> List[ApiCall]:
+    """Like `say`, but also wait for the voice note that follows the text (synthesis and encoding take a while)."""
+    since = api.mark()
+    say(api, chat, text)
+    api.wait_for("sendVoice", chat_id=chat, since=since, timeout=30)
+    return [c for c in api.calls_to(chat_id=chat, since=since) if c.method.startswith("send") and c.method != "sendChatAction"]
 
 
 def press_after(api: LocalBotApi, chat: int, command: str, choice: str) -> List[ApiCall]:
