@@ -32,6 +32,10 @@ events = Table(
 )
 
 
+LEAN_SQL_STORE = "onewindow.tracker_store.LeanSQLTrackerStore"
+SQL_STORE_TYPES = ("sql", LEAN_SQL_STORE.lower())
+
+
 class TrackerStoreConfigError(ValueError):
     """The tracker_store section of endpoints.yml is not an SQL store this module can read."""
 
@@ -41,8 +45,10 @@ def tracker_store_config(endpoints: Path) -> Dict[str, Any]:
     from rasa.utils.endpoints import read_endpoint_config
 
     config = read_endpoint_config(str(endpoints), "tracker_store")
-    if config is None or str(config.type or "").lower() != "sql":
-        raise TrackerStoreConfigError(f"{endpoints}: tracker_store must be `type: SQL` for transcripts")
+    if config is None or str(config.type or "").lower() not in SQL_STORE_TYPES:
+        raise TrackerStoreConfigError(
+            f"{endpoints}: tracker_store must be `type: SQL` or `type: {LEAN_SQL_STORE}` for transcripts"
+        )
     return {"url": config.url, **config.kwargs}
 
 
