@@ -211,7 +211,8 @@ class ActionHandoffWaiting(Action):
             await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
         else:
             dispatcher.utter_message(json_message=handoff_payload(handoff, wait))
-        return []
+        # a new session starts without the slot: the open handoff puts the hold back
+        return [] if tracker.get_slot(HANDOFF_SLOT) else [SlotSet(HANDOFF_SLOT, True)]
 
     @staticmethod
     async def _leave_queue(dispatcher: CollectingDispatcher, handoff: HandoffRecord) -> List[EventType]:

@@ -7,12 +7,19 @@ A Rasa policy (priority 7, above RulePolicy's 6) that predicts, with full confid
 - `action_handoff_waiting` after any other message while the `handoff_active` slot is true, so
   no rule, form or fallback answers a conversation a person has taken over;
 - `action_listen` after those two actions, and after any action while `handoff_active` is true.
-Otherwise it predicts nothing and the other policies decide. Its predictions are marked as not
+Otherwise it predicts nothing and the other policies decide.
+
+A new Rasa session (after an hour of silence, domain.yml) starts without the slot, so at the first
+message of a session the policy asks the service database whether the conversation still has an
+open handoff; if so it predicts `action_handoff_waiting`, which puts the slot back. That is one
+indexed query per session, never per message; a database it cannot read counts as no handoff. Its predictions are marked as not
 depending on user input so that they also win over a form's happy path (RulePolicy predicts an
 active form that way, and such predictions are compared only among themselves).
 """
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from typing import Any, List, Optional
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
@@ -21,12 +28,47 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.events import SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.exc import SQLAlchemyError
+
+from onewindow.backend.handoffs import Handoffs
+from onewindow.logs import log_event
 
 HANDOFF_SLOT = "handoff_active"
 DISTRESS_ENTITY = "distress"
 WAITING_ACTION = "action_handoff_waiting"
 DISTRESS_ACTION = "action_handle_distress"
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def service_handoffs() -> Handoffs:
+    """The service database's handoffs (DATABASE_URL), opened once per Rasa server."""
+    from onewindow.backend import ServiceBackend
+
+    return ServiceBackend.from_url().handoffs
+
+
+def first_message_of_session(tracker: DialogueStateTracker) -> bool:
+    """Whether the latest user message is the first one since the session started."""
+    messages = 0
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            messages += 1
+        elif isinstance(event, SessionStarted):
+            return messages == 1
+    return False
+
+
+def held_by_a_person(sender_id: str) -> bool:
+    """Whether the conversation has an open or claimed handoff in the service database."""
+    try:
+        return service_handoffs().active(sender_id) is not None
+    except SQLAlchemyError as error:
+        log_event(logger, "handoff_policy.database_unavailable", error=type(error).__name__)
+        return False
 
 
 def next_action(tracker: DialogueStateTracker) -> Optional[str]:
@@ -36,7 +78,9 @@ def next_action(tracker: DialogueStateTracker) -> Optional[str]:
         entities = tracker.latest_message.entities if tracker.latest_message else []
         if any(entity.get("entity") == DISTRESS_ENTITY for entity in entities):
             return DISTRESS_ACTION
-        return WAITING_ACTION if handed_off else None
+        if handed_off or (first_message_of_session(tracker) and held_by_a_person(tracker.sender_id)):
+            return WAITING_ACTION
+        return None
     if handed_off or tracker.latest_action_name in (WAITING_ACTION, DISTRESS_ACTION):
         return ACTION_LISTEN_NAME
     return None

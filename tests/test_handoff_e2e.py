@@ -144,6 +144,33 @@ def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend
     assert "costs" in texts(say(stack, sender, "how much does a passport renewal cost")), "the assistant answers again"
 
 
+def age_conversation(stack: Stack, sender: str, seconds: float) -> None:
+    """Move every stored event of the conversation `seconds` into the past, as if the citizen had been silent."""
+    engine = tracker_engine(url=stack.tracker_database_url)
+    with engine.begin() as connection:
+        rows = connection.execute(select(tracker_events.c.id, tracker_events.c.data).where(tracker_events.c.sender_id == sender)).all()
+        for event_id, data in rows:
+            event = json.loads(data)
+            event["timestamp"] -= seconds
+            connection.execute(
+                tracker_events.update().where(tracker_events.c.id == event_id)
+                .values(timestamp=event["timestamp"], data=json.dumps(event))
+            )
+    engine.dispose()
+
+
+def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, sender: str) -> None:
+    """After an hour of silence Rasa starts a new session without the slot; the open handoff keeps the hold."""
+    reference = signal(say(stack, sender, "I want to talk to a person"))["reference"]
+    age_conversation(stack, sender, 2 * 3600)
+    answer = say(stack, sender, "how much does a passport renewal cost")
+    assert texts(answer) == "" and signal(answer)["reference"] == reference, "no assistant answer in the new session"
+    events = stack.tracker(sender)["events"]
+    assert any(e["event"] == "session_started" for e in events), "a new session did start"
+    assert handed_off(stack, sender)
+    assert row(backend, sender).status == "open"
+
+
 def test_stop_while_waiting_leaves_the_queue(stack: Stack, backend: ServiceBackend, sender: str) -> None:
     say(stack, sender, "I want to talk to a person")
     assert "you have left the queue" in texts(say(stack, sender, "stop"))
