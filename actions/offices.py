@@ -10,22 +10,37 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import backend, button, call, latest_metadata, now, resolve_one, venue
 from onewindow.backend.records import OfficeRecord
-from onewindow.dates import spoken_date
+from onewindow.dates import parse_date, spoken_date
 from onewindow.geo import valid_position
 from onewindow.wording import distance_text, join_words, periods_text, week_text
 
 MAX_LISTED = 4
 
 
-def today_text(office: OfficeRecord, today: date) -> str:
-    periods = office.hours_on(today)
+def day_text(office: OfficeRecord, day: date, today: date) -> str:
+    """The hours on `day` ("Open today from ...", "Closed on Sunday 29 November. Next open ...")."""
+    when = "today" if day == today else f"on {spoken_date(day)}"
+    periods = office.hours_on(day)
     if periods:
-        return f"Open today from {periods_text(periods)}."
+        return f"Open {when} from {periods_text(periods)}."
     for ahead in range(1, 8):
-        day = today + timedelta(days=ahead)
-        if office.hours_on(day):
-            return f"Closed today. Next open {spoken_date(day)}, {periods_text(office.hours_on(day))}."
+        later = day + timedelta(days=ahead)
+        if office.hours_on(later):
+            return f"Closed {when}. Next open {spoken_date(later)}, {periods_text(office.hours_on(later))}."
     return "Closed at the moment."
+
+
+def today_text(office: OfficeRecord, today: date) -> str:
+    return day_text(office, today, today)
+
+
+def day_asked(tracker: Tracker, today: date) -> Optional[date]:
+    """The day the latest message asks about ("on saturday", "tomorrow"), if it names one."""
+    for value in tracker.get_latest_entity_values("date"):
+        answer = parse_date(str(value), today)
+        if answer.value is not None and answer.value >= today:
+            return answer.value
+    return None
 
 
 def office_details(office: OfficeRecord, today: date, service_names: List[str]) -> str:
@@ -76,7 +91,7 @@ class ActionAnswerOfficeQuestion(Action):
         office_ids = await resolve_one("office", _current(tracker, "office"))
         if len(office_ids) == 1:
             office = await call(catalogue.office, office_ids[0])
-            await self._describe(dispatcher, office, today, hours_question)
+            await self._describe(dispatcher, office, today, day_asked(tracker, today) if hours_question else None, hours_question)
             return [SlotSet("office", office.id)]
         district_ids = await resolve_one("district", _current(tracker, "district"))
         service_ids = await resolve_one("service", tracker.get_slot("service"))
@@ -95,9 +110,11 @@ class ActionAnswerOfficeQuestion(Action):
 
     @staticmethod
     async def _describe(
-        dispatcher: CollectingDispatcher, office: OfficeRecord, today: date, hours_question: bool
+        dispatcher: CollectingDispatcher, office: OfficeRecord, today: date, day: Optional[date], hours_question: bool
     ) -> None:
-        if hours_question:
+        if day is not None and day != today:
+            text = f"{office.name}: {day_text(office, day, today)} All its opening hours: {week_text(office.hours)}"
+        elif hours_question:
             text = f"{office.name} opening hours. {week_text(office.hours)} {today_text(office, today)}"
         else:
             names = [s.name for s in await call(backend().catalogue.services, office.service_ids[:3])]

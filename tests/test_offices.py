@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa_sdk import Tracker
@@ -34,8 +34,11 @@ def tracker(slots: Dict[str, Any], intent: str) -> Tracker:
     return made
 
 
-def ask(slots: Dict[str, Any], intent: str = "find_office") -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    messages, events = run_action(ActionAnswerOfficeQuestion(), tracker(slots, intent), load_domain())
+def ask(slots: Dict[str, Any], intent: str = "find_office", day: Optional[str] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    asked = tracker(slots, intent)
+    if day is not None:
+        asked.latest_message["entities"].append({"entity": "date", "value": day})
+    messages, events = run_action(ActionAnswerOfficeQuestion(), asked, load_domain())
     texts = [m for m in messages if not m.get("custom")]
     assert len(texts) == 1
     return texts[0], slot_events(events)
@@ -147,6 +150,18 @@ def test_opening_hours_give_the_whole_week(actions_db: ServiceBackend, catalogue
 def test_central_centre_is_open_late_on_thursday(actions_db: ServiceBackend) -> None:
     message, _ = ask({"office": "central_centre"}, "ask_opening_hours")
     assert "Thursday: 8:30 am to 7 pm." in message["text"] and "Sunday: closed." in message["text"]
+
+
+def test_opening_hours_on_the_day_asked_about(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+    """Thursday 10 am: "is the central service centre open on saturday" answers for Saturday first."""
+    message, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="saturday")
+    saturday = hours_words(catalogue, "central_centre", "sat")
+    assert message["text"].startswith(f"Central Service Centre: Open on Saturday 28 November from {saturday}. All its opening hours:")
+    message, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="sunday")
+    monday = hours_words(catalogue, "central_centre", "mon")
+    assert message["text"].startswith(f"Central Service Centre: Closed on Sunday 29 November. Next open Monday 30 November, {monday}.")
+    today, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="today")
+    assert today["text"] == ask({"office": "central_centre"}, "ask_opening_hours")[0]["text"], "today: the usual answer"
 
 
 def test_opening_hours_of_office_with_lunch_break(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
