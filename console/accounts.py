@@ -3,20 +3,26 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import datetime, timedelta
 from typing import Dict, Optional
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
+from sqlalchemy.engine import Engine
 
 from console import audit
 from console.auth import (
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, end_session, public, requires, set_cookie, start_session, tokens_match,
 )
 from console.templates import error_page, render
-from console.users import ROLES, AccountError, authenticate, create_user, deactivate, list_users
+from console.users import ROLES, AccountError, authenticate, create_user, deactivate, is_account, list_users
 
 bp = Blueprint("accounts")
 LOGIN_FORM_SECONDS = 3600
+# after this many failed logins in this many minutes an account refuses logins until the window has passed
+LOCKOUT_FAILURES = 5
+LOCKOUT_MINUTES = 15
+UNKNOWN_ACCOUNT = "(no such account)"
 
 
 def safe_next(target: str) -> str:
@@ -24,6 +30,12 @@ def safe_next(target: str) -> str:
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/queue"
+
+
+def locked_out(engine: Engine, username: str) -> bool:
+    """Whether the account had LOCKOUT_FAILURES failed logins within the last LOCKOUT_MINUTES."""
+    since = datetime.utcnow() - timedelta(minutes=LOCKOUT_MINUTES)
+    return audit.count_since(engine, "login.failed", username, since) >= LOCKOUT_FAILURES
 
 
 def login_form(request: Request, status: int = 200, error: str = "", username: str = "", next_path: str = "") -> HTTPResponse:
@@ -55,9 +67,15 @@ async def login(request: Request) -> HTTPResponse:
     username = (form.get("username") or "").strip().lower()
     next_path = safe_next(form.get("next", ""))
     engine = request.app.ctx.backend.engine
+    known = await asyncio.to_thread(is_account, engine, username)
+    if known and await asyncio.to_thread(locked_out, engine, username):
+        await asyncio.to_thread(audit.write, engine, "-", "login.locked", username, {})
+        return login_form(request, 429, f"Too many failed logins for this account. Try again in {LOCKOUT_MINUTES} minutes, "
+                                        "or ask an admin.", username, next_path)
     member = await asyncio.to_thread(authenticate, engine, username, form.get("password") or "")
     if member is None:
-        await asyncio.to_thread(audit.write, engine, "-", "login.failed", username[:80], {})
+        # what was typed is logged only when it is an account's name: it could be a password typed in the wrong box
+        await asyncio.to_thread(audit.write, engine, "-", "login.failed", username if known else UNKNOWN_ACCOUNT, {})
         return login_form(request, 401, "Wrong username or password, or the account is deactivated.", username, next_path)
     old_token = request.cookies.get(SESSION_COOKIE)
     if old_token:

@@ -42,6 +42,16 @@ def write(engine: Engine, username: str, action: str, target: str, detail: Dict[
         session.add(models.AuditEntry(at=datetime.utcnow(), username=username, action=action, target=target[:200], detail=detail))
 
 
+def count_since(engine: Engine, action: str, target: str, since: datetime) -> int:
+    """How many `action` entries on `target` were written after `since` (UTC)."""
+    with Session(engine, future=True) as session:
+        return session.scalar(
+            select(func.count(models.AuditEntry.id)).where(
+                models.AuditEntry.action == action, models.AuditEntry.target == target, models.AuditEntry.at > since
+            )
+        )
+
+
 async def record(request: Request, action: str, target: str, **detail: Any) -> None:
     """Log that the current user did `action` on `target` (e.g. "transcript.view", "telegram:123")."""
     await asyncio.to_thread(write, request.app.ctx.backend.engine, request.ctx.user.username, action, target, detail)

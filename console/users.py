@@ -67,6 +67,12 @@ def authenticate(engine: Engine, username: str, password: str) -> Optional[Staff
     return member_of(row) if row is not None and row.active and matches else None
 
 
+def is_account(engine: Engine, username: str) -> bool:
+    """Whether a staff account has this username (active or not)."""
+    with Session(engine, future=True) as session:
+        return session.scalars(select(models.StaffUser.id).where(models.StaffUser.username == username)).first() is not None
+
+
 def list_users(engine: Engine) -> List[StaffMember]:
     with Session(engine, future=True) as session:
         return [member_of(row) for row in session.scalars(select(models.StaffUser).order_by(models.StaffUser.username))]

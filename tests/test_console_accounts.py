@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from console import audit, passwords
+from console.accounts import LOCKOUT_FAILURES, LOCKOUT_MINUTES, UNKNOWN_ACCOUNT
 from console.users import authenticate
 from onewindow import models
 from onewindow.db import make_engine
@@ -115,6 +116,27 @@ def test_login_with_wrong_credentials_is_refused(console: RunningConsole, creden
     assert answer.status_code == 401
     assert "Wrong username or password" in answer.text
     assert "ow_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_repeated_failed_logins_lock_the_account_for_a_while(console: RunningConsole, engine) -> None:
+    username = staff(console, "agent")
+    for _ in range(LOCKOUT_FAILURES):
+        assert login(console, username, "not the password").status_code == 401
+    locked = login(console, username, PASSWORD)
+    assert locked.status_code == 429 and "Too many failed logins" in locked.text
+    assert "ow_session" not in locked.headers.get("set-cookie", "")
+    with Session(engine) as session, session.begin():  # the window passes
+        session.execute(update(models.AuditEntry).where(models.AuditEntry.target == username)
+                        .values(at=datetime.utcnow() - timedelta(minutes=LOCKOUT_MINUTES + 1)))
+    assert login(console, username, PASSWORD).status_code == 303
+
+
+def test_a_failed_login_names_only_existing_accounts_in_the_audit_log(console: RunningConsole, engine) -> None:
+    typed = "my-secret-password-in-the-wrong-box"
+    assert login(console, typed, "whatever it is").status_code == 401
+    with Session(engine) as session:
+        targets = session.scalars(select(models.AuditEntry.target).where(models.AuditEntry.action == "login.failed")).all()
+    assert typed not in targets and UNKNOWN_ACCOUNT in targets
 
 
 @pytest.mark.parametrize("token", [None, "forged"])
