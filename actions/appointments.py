@@ -9,7 +9,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import SlotQuestion, backend, button, call, channel_of, first, identity_of, now, resolve_one, service_buttons, venue
+from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, identity_of, now, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.records import AppointmentRecord
@@ -299,6 +299,8 @@ class ActionAskService(Action):
         return "action_ask_service"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        if choices_offered_this_turn(tracker):  # "Do you mean A or B?" is the question this turn
+            return []
         services = await call(backend().catalogue.services, BOOKABLE_EXAMPLES)
         dispatcher.utter_message(
             text="Which service is the appointment for? You can type its name, for example passport renewal.",

@@ -91,6 +91,20 @@ async def resolve_one(kind: str, text: Optional[str]) -> List[str]:
     return await call(backend().catalogue.resolve, kind, text)
 
 
+def choices_offered_this_turn(tracker: Tracker) -> bool:
+    """Whether a reply since the citizen's latest message already offered choices (buttons).
+
+    A form's validation that finds an ambiguous answer asks "Do you mean A or B?" with buttons;
+    the form's own question for the slot would then be a second question in the same turn.
+    """
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "bot" and (event.get("data") or {}).get("buttons"):
+            return True
+    return False
+
+
 class SlotQuestion(Action, ABC):
     """`action_ask_<slot>`: asks for one form slot in plain words (subclasses set slot and text)."""
 

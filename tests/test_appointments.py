@@ -877,6 +877,17 @@ def test_validate_appointment_reference(action_backend, domain) -> None:
 # =========================================================================================
 
 
+def test_ask_service_stays_quiet_when_the_validation_just_offered_choices(action_backend, domain) -> None:
+    """ "book a passport appointment": "Do you mean New passport or Passport renewal?" is the only question."""
+    tracker = make_tracker({}, intent="book_appointment", active_loop="appointment_form")
+    tracker.events.append({"event": "bot", "text": "Do you mean New passport or Passport renewal or replacement?",
+                           "data": {"buttons": [{"title": "New passport", "payload": '/inform{"service":"passport_new"}'}]}})
+    assert run_action(ActionAskService(), tracker, domain) == ([], [])
+    tracker.events.append({"event": "user", "text": "what", "parse_data": {"intent": {"name": "nlu_fallback"}}})
+    messages, _ = run_action(ActionAskService(), tracker, domain)
+    assert messages[0]["text"].startswith("Which service is the appointment for?"), "a later turn asks again"
+
+
 def test_ask_service_and_office(action_backend, domain) -> None:
     messages, events = run(ActionAskService(), domain, {})
     assert events == [] and messages[0]["text"].startswith("Which service is the appointment for?")
