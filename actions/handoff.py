@@ -22,9 +22,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import backend, button, call, channel_of, identity_of, latest_metadata, now
 from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
 from onewindow.channels.outbound import OutboundChannels
-from onewindow.staff_desk import HANDOFF_SLOT, queue_place_text, tell_queue_moves
+from onewindow.staff_desk import queue_place_text, tell_queue_moves
 from onewindow.wording import is_open_at, week_text
 
 SUMMARY_TURNS = 6

@@ -13,10 +13,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from onewindow.backend import ServiceBackend
 from onewindow.backend.records import OfficeRecord, ServiceRecord
+from onewindow.channels.senders import split_sender
 
 T = TypeVar("T")
 MAX_BUTTONS = 6
-IDENTIFIED_CHANNELS = ("telegram", "phone", "kiosk")
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,10 +36,8 @@ def now() -> datetime:
 
 def identity_of(tracker: Tracker) -> Tuple[str, str]:
     """(channel, id) of the person talking: channels name senders "telegram:<chat id>", "phone:<caller>"."""
-    channel, separator, external_id = tracker.sender_id.partition(":")
-    if separator and channel in IDENTIFIED_CHANNELS:
-        return channel, external_id
-    return tracker.get_latest_input_channel() or "rest", tracker.sender_id
+    channel, external_id = split_sender(tracker.sender_id)
+    return (channel, external_id) if channel else (tracker.get_latest_input_channel() or "rest", external_id)
 
 
 def channel_of(tracker: Tracker) -> str:

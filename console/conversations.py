@@ -17,9 +17,10 @@ from sqlalchemy import and_, case, func, insert, not_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select
 
-from console.filters import CHANNELS, FALLBACK_INTENT, ConversationFilter
+from console.filters import FALLBACK_INTENT, ConversationFilter
 from console.masking import PERSONAL_SLOTS
 from onewindow import models
+from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
 from onewindow.tracker_events import events
 
 PER_PAGE = 25
@@ -34,12 +35,6 @@ TRANSCRIPT_EVENTS = ("user", "bot", "action", "slot", *SESSION_EVENTS)
 handoffs = models.HandoffRequest.__table__
 reviews = models.ConversationReview.__table__
 calls = models.CallTranscript.__table__
-
-
-def channel_of(sender_id: str) -> str:
-    """telegram, phone or kiosk from the sender id's prefix; anything else came over REST."""
-    prefix = sender_id.split(":", 1)[0] if ":" in sender_id else ""
-    return prefix if prefix in CHANNELS else "rest"
 
 
 def moment(timestamp: Optional[float]) -> datetime:
@@ -379,7 +374,7 @@ class ConversationStore:
         review_map = self.reviews_of(senders)
         return [
             ConversationSummary(
-                key=row.key, sender_id=row.sender_id, channel=channel_of(row.sender_id),
+                key=row.key, sender_id=row.sender_id, channel=channel_of_sender(row.sender_id),
                 started_at=moment(row.first_at), last_at=moment(row.last_at), user_messages=int(row.user_messages),
                 first_text=first_text.get(row.sender_id, ""), intents=intents.get(row.sender_id, []),
                 outcome=outcome_of(bool(handoff_map.get(row.sender_id)), last_intent.get(row.sender_id)),
@@ -462,7 +457,7 @@ class ConversationStore:
 
     def _transcript(self, key: int, sender_id: str, rows: Sequence[Any], handoff_list: Optional[List[HandoffInfo]] = None,
                     review: Optional[Review] = None, with_calls: bool = True) -> Transcript:
-        channel = channel_of(sender_id)
+        channel = channel_of_sender(sender_id)
         if handoff_list is None:
             handoff_list = self.handoffs_of([sender_id]).get(sender_id, [])
         if review is None:
@@ -533,9 +528,8 @@ def outcome_of(handed_off: bool, last_intent: Optional[str]) -> str:
 
 
 def channel_condition(channel: str) -> ColumnElement:
-    prefixes = [c for c in CHANNELS if c != "rest"]
-    if channel == "rest":
-        return and_(*(not_(events.c.sender_id.like(f"{p}:%")) for p in prefixes))
+    if channel == REST:
+        return and_(*(not_(events.c.sender_id.like(f"{p}:%")) for p in IDENTIFIED_CHANNELS))
     return events.c.sender_id.like(f"{channel}:%")
 
 

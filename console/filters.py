@@ -14,9 +14,10 @@ from typing import Collection, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST
 from onewindow.settings import PROJECT_ROOT
 
-CHANNELS = ("telegram", "phone", "kiosk", "rest")
+CHANNELS = (*IDENTIFIED_CHANNELS, REST)
 FALLBACK_INTENT = "nlu_fallback"
 # how a conversation ended (conversations.outcome_of): handed off to a person, left after a message the
 # assistant did not understand, or answered by the assistant

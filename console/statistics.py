@@ -9,9 +9,10 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import func, select
 
-from console.conversations import ConversationStore, abandoned_senders, channel_of, handoffs, moment, user_message
+from console.conversations import ConversationStore, abandoned_senders, handoffs, moment, user_message
 from console.filters import FALLBACK_INTENT, OUTCOMES, day_start
 from console.masking import Masker
+from onewindow.channels.senders import channel_of_sender
 from onewindow.tracker_events import events
 
 TOP = 10
@@ -61,7 +62,7 @@ def analytics(store: ConversationStore, date_from: date, date_to: date) -> Analy
         abandoned = set(connection.execute(abandoned_senders()).scalars()) & senders
     per_day: Dict[date, Set[Tuple[str, str]]] = {}
     for row in active:
-        per_day.setdefault(moment(row.timestamp).date(), set()).add((row.sender_id, channel_of(row.sender_id)))
+        per_day.setdefault(moment(row.timestamp).date(), set()).add((row.sender_id, channel_of_sender(row.sender_id)))
     result.per_day = {day: dict(Counter(channel for _, channel in pairs)) for day, pairs in sorted(per_day.items())}
     result.top_intents = [(row.intent_name, int(row.n)) for row in intents]
 

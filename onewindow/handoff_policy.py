@@ -32,10 +32,9 @@ from rasa.shared.core.events import SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import SQLAlchemyError
 
-from onewindow.backend.handoffs import Handoffs
+from onewindow.backend.handoffs import HANDOFF_SLOT, Handoffs
 from onewindow.logs import log_event
 
-HANDOFF_SLOT = "handoff_active"
 DISTRESS_ENTITY = "distress"
 WAITING_ACTION = "action_handoff_waiting"
 DISTRESS_ACTION = "action_handle_distress"

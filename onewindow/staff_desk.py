@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List
 
 from onewindow.backend import ServiceBackend
-from onewindow.backend.handoffs import HandoffNotFound, HandoffStateError
+from onewindow.backend.handoffs import HANDOFF_SLOT, HandoffNotFound, HandoffStateError
 from onewindow.backend.records import DeskMessage, QueueItem
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.rasa_client import RasaUnavailable, append_events
@@ -26,7 +26,6 @@ __all__ = [
     "queue_place_text", "tell_queue_moves",
 ]
 logger = logging.getLogger(__name__)
-HANDOFF_SLOT = "handoff_active"
 OUTCOMES = ("answered", "booked", "referred to an office", "callback arranged", "no reply from citizen")
 MAX_REPLY = 4000  # a Telegram message holds 4,096 characters
 BACK_TEXT = (

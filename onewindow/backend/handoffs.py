@@ -26,6 +26,8 @@ STAFF_CLOSINGS = ("resolved", "returned")
 DEFAULT_MINUTES_PER_PLACE = 5
 RECENT_CLAIMS = 20  # the expected wait is the median claim wait of this many recent handoffs
 Handoff = models.HandoffRequest
+# the conversation's slot that holds it for a person (domain.yml; onewindow/handoff_policy.py acts on it)
+HANDOFF_SLOT = "handoff_active"
 
 
 class HandoffNotFound(LookupError):

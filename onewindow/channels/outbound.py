@@ -14,16 +14,11 @@ from typing import Mapping, Optional
 
 import httpx
 
+from onewindow.channels.senders import channel_of_sender, split_sender
 from onewindow.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
-
-
-def channel_of_sender(sender_id: str) -> str:
-    """telegram, phone, kiosk, or rest."""
-    channel, separator, _ = sender_id.partition(":")
-    return channel if separator and channel in ("telegram", "phone", "kiosk") else "rest"
 
 
 class OutboundChannels:
@@ -44,7 +39,7 @@ class OutboundChannels:
         channel = channel_of_sender(sender_id)
         delivered = False
         if channel == "telegram" and self.telegram_token:
-            delivered = await self._telegram(sender_id.partition(":")[2], text)
+            delivered = await self._telegram(split_sender(sender_id)[1], text)
         log_event(logger, "outbound.delivery", channel=channel, sender=pseudonym(sender_id), delivered=delivered)
         return delivered
 
