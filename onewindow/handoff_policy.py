@@ -64,7 +64,7 @@ def first_message_of_session(tracker: DialogueStateTracker) -> bool:
 def held_by_a_person(sender_id: str) -> bool:
     """Whether the conversation has an open or claimed handoff in the service database."""
     try:
-        return service_handoffs().active(sender_id) is not None
+        return service_handoffs().is_held(sender_id)
     except SQLAlchemyError as error:
         log_event(logger, "handoff_policy.database_unavailable", error=type(error).__name__)
         return False

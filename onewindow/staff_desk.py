@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List
 
 from onewindow.backend import ServiceBackend
-from onewindow.backend.handoffs import HANDOFF_SLOT, HandoffNotFound, HandoffStateError
+from onewindow.backend.handoffs import HANDOFF_SLOT, HandoffNotFound, HandoffStateError, wait_for_place
 from onewindow.backend.records import DeskMessage, QueueItem
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.rasa_client import RasaUnavailable, append_events
@@ -48,13 +48,16 @@ async def tell_queue_moves(backend: ServiceBackend, outbound: OutboundChannels) 
 
     A citizen who cannot be reached now (a REST client, a caller) is told at their next message.
     """
+    moved = [h for h in await asyncio.to_thread(backend.handoffs.waiting)
+             if h.position_in_queue is not None and h.position_in_queue != h.notified_position]
+    if not moved:
+        return 0
+    per_place = await asyncio.to_thread(backend.handoffs.minutes_per_place)  # one query for all of them
     told = 0
-    for handoff in await asyncio.to_thread(backend.handoffs.waiting):
+    for handoff in moved:
         place = handoff.position_in_queue
-        if place is None or place == handoff.notified_position:
-            continue
-        wait = await asyncio.to_thread(backend.handoffs.expected_wait_minutes, place)
-        if await outbound.deliver(handoff.sender_id, "An update on your request: " + queue_place_text(place, wait)):
+        text = "An update on your request: " + queue_place_text(place, wait_for_place(place, per_place))
+        if await outbound.deliver(handoff.sender_id, text):
             await asyncio.to_thread(backend.handoffs.mark_notified, handoff.reference, place)
             told += 1
     return told

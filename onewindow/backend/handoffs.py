@@ -12,8 +12,9 @@ import math
 import statistics
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 from onewindow import models
 from onewindow.backend.records import DeskMessage, HandoffRecord, QueueItem
@@ -42,6 +43,16 @@ def queue_positions(session: Session) -> Dict[int, int]:
     """Place in the queue (1 = next) of every open handoff, by id."""
     ids = session.scalars(select(Handoff.id).where(Handoff.status == "open").order_by(Handoff.priority, Handoff.id))
     return {handoff_id: place for place, handoff_id in enumerate(ids, start=1)}
+
+
+def held(sender_id: str) -> ColumnElement:
+    """The conversation's open or claimed handoffs."""
+    return and_(Handoff.sender_id == sender_id, Handoff.status.in_(ACTIVE))
+
+
+def wait_for_place(position: int, minutes_per_place: float) -> int:
+    """Whole minutes until a person takes the handoff at this place in the queue (at least 1)."""
+    return max(1, math.ceil(minutes_per_place * max(position, 1)))
 
 
 def _record(row: Handoff, positions: Dict[int, int]) -> HandoffRecord:
@@ -92,6 +103,11 @@ class Handoffs:
         with self._sessions() as session:
             row = self._active_row(session, sender_id)
             return _record(row, queue_positions(session)) if row else None
+
+    def is_held(self, sender_id: str) -> bool:
+        """Whether the conversation has an open or claimed handoff (one indexed lookup, no queue places)."""
+        with self._sessions() as session:
+            return session.scalar(select(Handoff.id).where(held(sender_id)).limit(1)) is not None
 
     def withdraw(self, sender_id: str) -> Optional[HandoffRecord]:
         """The citizen leaves the queue (only while nobody has claimed the handoff)."""
@@ -173,15 +189,18 @@ class Handoffs:
         return item
 
     def expected_wait_minutes(self, position: int) -> int:
-        """Minutes until a person takes a handoff at this place: the median claim wait of recent handoffs per place."""
+        """Minutes until a person takes a handoff at this place."""
+        return wait_for_place(position, self.minutes_per_place())
+
+    def minutes_per_place(self) -> float:
+        """The median claim wait of recent handoffs, or a default without history."""
         with self._sessions() as session:
             recent = session.execute(
                 select(Handoff.created_at, Handoff.claimed_at).where(Handoff.claimed_at.is_not(None))
                 .order_by(Handoff.claimed_at.desc()).limit(RECENT_CLAIMS)
             ).all()
         waits = [(claimed - created).total_seconds() / 60 for created, claimed in recent]
-        per_place = statistics.median(waits) if waits else DEFAULT_MINUTES_PER_PLACE
-        return max(1, math.ceil(per_place * max(position, 1)))
+        return statistics.median(waits) if waits else DEFAULT_MINUTES_PER_PLACE
 
     def version(self) -> str:
         """Changes whenever the queue or a handoff's messages change."""
@@ -200,9 +219,7 @@ class Handoffs:
 
     @staticmethod
     def _active_row(session: Session, sender_id: str) -> Optional[Handoff]:
-        return session.scalars(
-            select(Handoff).where(Handoff.sender_id == sender_id, Handoff.status.in_(ACTIVE)).order_by(Handoff.id.desc())
-        ).first()
+        return session.scalars(select(Handoff).where(held(sender_id)).order_by(Handoff.id.desc())).first()
 
     @staticmethod
     def _row(session: Session, reference: str) -> Handoff:
