@@ -41,16 +41,10 @@ class LeanSQLTrackerStore(SQLTrackerStore):
             .where(table.c.sender_id == sender, table.c.type_name == SessionStarted.type_name)
             .scalar_subquery()
         )
-        every_session = sa.select(table.c.data).where(table.c.sender_id == sender).order_by(table.c.id)
-        self._all_sessions_query = every_session
-        self._latest_session_query = every_session.where(
-            sa.or_(table.c.timestamp >= session_start, session_start.is_(None))
-        )
-        self._latest_session_count = (
-            sa.select(sa.func.count())
-            .select_from(table)
-            .where(table.c.sender_id == sender, sa.or_(table.c.timestamp >= session_start, session_start.is_(None)))
-        )
+        in_latest_session = sa.or_(table.c.timestamp >= session_start, session_start.is_(None))
+        self._all_sessions_query = sa.select(table.c.data).where(table.c.sender_id == sender).order_by(table.c.id)
+        self._latest_session_query = self._all_sessions_query.where(in_latest_session)
+        self._latest_session_count = sa.select(sa.func.count()).where(table.c.sender_id == sender, in_latest_session)
         self._insert = table.insert()
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
