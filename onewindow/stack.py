@@ -27,6 +27,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def write_endpoints(path: Path, tracker_db: Path, actions_port: Optional[int] = None) -> Path:
+    """The project's endpoints.yml with its SQLite tracker store at `tracker_db` (and the action server on `actions_port`)."""
+    text = (PROJECT_ROOT / "endpoints.yml").read_text().replace("db: var/tracker.db", f"db: {tracker_db}")
+    path.write_text(text.replace("localhost:5055", f"127.0.0.1:{actions_port}") if actions_port else text)
+    return path
+
+
 def http_get(url: str, timeout: float = 2.0) -> Optional[bytes]:
     """The body at `url`, or None when nothing answers there (yet)."""
     try:
@@ -59,12 +66,7 @@ class Stack:
         self.database_url = f"sqlite:///{self.workdir / 'onewindow.db'}"
         seed(self.database_url, demo=True)
         self.rasa_port, self.actions_port = free_port(), free_port()
-        endpoints = self.workdir / "endpoints.yml"
-        endpoints.write_text(
-            (PROJECT_ROOT / "endpoints.yml").read_text()
-            .replace("localhost:5055", f"127.0.0.1:{self.actions_port}")
-            .replace("db: var/tracker.db", f"db: {self.workdir / 'tracker.db'}")
-        )
+        endpoints = write_endpoints(self.workdir / "endpoints.yml", self.workdir / "tracker.db", self.actions_port)
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()

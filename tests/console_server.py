@@ -22,17 +22,10 @@ from console.users import create_user
 from onewindow.__main__ import migrate
 from onewindow.db import make_engine
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import free_port, http_get
+from onewindow.stack import free_port, http_get, write_endpoints
 
 STARTUP_SECONDS = 90
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def tracker_endpoints(workdir: Path) -> Path:
-    """An endpoints.yml whose SQL tracker store is an SQLite file in `workdir`."""
-    endpoints = workdir / "console-endpoints.yml"
-    endpoints.write_text((PROJECT_ROOT / "endpoints.yml").read_text().replace("db: var/tracker.db", f"db: {workdir / 'tracker.db'}"))
-    return endpoints
 
 
 class RunningConsole:
@@ -43,7 +36,7 @@ class RunningConsole:
                  rasa_url: str = "http://127.0.0.1:9", env: Optional[Dict[str, str]] = None) -> None:
         self.database_url = database_url
         self.workdir = workdir
-        self.endpoints = endpoints or tracker_endpoints(workdir)
+        self.endpoints = endpoints or write_endpoints(workdir / "console-endpoints.yml", workdir / "tracker.db")
         self.rasa_url = rasa_url
         self.extra_env = env or {}
         self.port = 0
