@@ -1,6 +1,6 @@
 """Load benchmark of the Telegram bot through the local Bot API server (tests/telegram_api.py).
 
-Starts the real stack (action server, Rasa server(s) behind the sticky router), a local Bot
+Starts the real stack (action server, Rasa server(s) behind the router), a local Bot
 API server speaking Telegram's HTTP protocol and one `python -m bot` in long-polling mode, then:
 
 1. text: --chats simulated citizens at once, each asking --turns questions one at a time

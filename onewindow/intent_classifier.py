@@ -19,9 +19,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-from scipy.sparse import hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy.sparse import csr_matrix, diags, hstack
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 
@@ -35,6 +36,11 @@ def _vectorizers(config: Dict[str, Any], vocabularies: Optional[List[Dict[str, i
         ),
         TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(config["char_ngrams"]), sublinear_tf=True, lowercase=True, vocabulary=char),
     ]
+
+
+def _idf_diagonals(vectorizers: List[TfidfVectorizer]) -> List[csr_matrix]:
+    """Each vectorizer's idf weights as the diagonal matrix its `transform` multiplies by."""
+    return [diags(v.idf_, offsets=0, shape=(len(v.idf_), len(v.idf_)), format="csr", dtype=np.float64) for v in vectorizers]
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -51,6 +57,7 @@ class TextIntentClassifier(GraphComponent):
         self._storage = storage
         self._resource = resource
         self.vectorizers: List[TfidfVectorizer] = []
+        self.idf_diagonals: List[csr_matrix] = []
         self.classes: List[str] = []
         self.weights = np.zeros((0, 0))
         self.bias = np.zeros(0)
@@ -72,6 +79,7 @@ class TextIntentClassifier(GraphComponent):
             coef, bias = np.vstack([-coef / 2, coef / 2]), np.array([-bias[0] / 2, bias[0] / 2])
         # stored as (features x intents) and contiguous, so that scoring does not copy it per message
         self.weights, self.bias = np.ascontiguousarray(coef.T), bias
+        self.idf_diagonals = _idf_diagonals(self.vectorizers)
         self.persist()
         return self._resource
 
@@ -96,11 +104,25 @@ class TextIntentClassifier(GraphComponent):
         component.vectorizers = _vectorizers(component.config, described["vocabularies"])
         for vectorizer, idf in zip(component.vectorizers, described["idf"]):
             vectorizer.idf_ = np.asarray(idf)
+        component.idf_diagonals = _idf_diagonals(component.vectorizers)
         return component
 
+    def features(self, texts: List[str]) -> csr_matrix:
+        """The TF-IDF features of `texts`, exactly as the vectorizers' `transform` computes them.
+
+        Done here because scikit-learn's `transform` checks every fitted attribute and rebuilds
+        the idf vector from its diagonal matrix on each call: half of the classifier's time per message.
+        """
+        blocks = []
+        for vectorizer, idf in zip(self.vectorizers, self.idf_diagonals):
+            counts = CountVectorizer.transform(vectorizer, texts).astype(np.float64)
+            np.log(counts.data, counts.data)  # sublinear tf: 1 + log(count)
+            counts.data += 1
+            blocks.append(normalize(counts * idf, norm="l2", copy=False))
+        return hstack(blocks).tocsr()
+
     def probabilities(self, texts: List[str]) -> np.ndarray:
-        features = hstack([v.transform(texts) for v in self.vectorizers]).tocsr()
-        scores = features @ self.weights + self.bias
+        scores = self.features(texts) @ self.weights + self.bias
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)
 

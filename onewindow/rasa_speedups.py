@@ -1,7 +1,7 @@
 """Speed-ups for the Rasa 3.6 server process, installed by `python -m onewindow.rasa_server`.
 
-Both were found by profiling the Rasa server under the REST benchmark (bench/rest_load.py);
-neither changes what Rasa computes.
+All were found by profiling the Rasa server under the REST benchmark (bench/rest_load.py);
+none changes what Rasa computes.
 
 1. Rasa validates every action-server response with `jsonschema.validate()`, which checks
    the schema itself against the JSON Schema meta-schema on every call. That re-check took
@@ -10,12 +10,21 @@ neither changes what Rasa computes.
 2. Rasa turns every stored event back into an object through `Event.resolve_by_type`,
    which walks the whole class tree of events for each one (about 4 ms per message).
    The type-name-to-class table is now built once, and rebuilt if a name is not found.
+3. Rasa runs its model graph through dask, whose per-run bookkeeping was 15 % of the server's
+   time; onewindow/graph_runner.py runs the same nodes in dependency order without it.
+4. Rasa opens a new HTTP client session, and so a new connection, for every call to the action
+   server and closes it afterwards. Calls now share one session per endpoint settings and event
+   loop, which keeps connections open (idle ones are closed after 2 seconds, before the
+   action server's own 5-second keep-alive limit, so a request never meets a closing connection).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
+
+import aiohttp
 
 import jsonschema
 from jsonschema import exceptions, validators
@@ -63,8 +72,51 @@ class _EventTypes:
         return found if found is not None else self.original(type_name, default)
 
 
+class _SharedSession:
+    """`async with` gives the shared session and leaves it open (Rasa enters one per request)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self.session
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        return None
+
+
+_SESSIONS: Dict[Tuple[Any, ...], Tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+IDLE_CONNECTION_SECONDS = 2.0
+
+
+def shared_session(endpoint: Any) -> _SharedSession:
+    """Replaces `EndpointConfig.session()`: the same headers, authentication and timeout, one open session."""
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    loop = asyncio.get_running_loop()
+    auth = (endpoint.basic_auth["username"], endpoint.basic_auth["password"]) if endpoint.basic_auth else None
+    key = (id(loop), tuple(sorted(endpoint.headers.items())), auth)
+    found = _SESSIONS.get(key)
+    if found is None or found[0] is not loop or found[1].closed:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_CONNECTION_SECONDS),
+            headers=endpoint.headers,
+            auth=aiohttp.BasicAuth(*auth) if auth else None,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+        )
+        found = _SESSIONS[key] = (loop, session)
+    return _SharedSession(found[1])
+
+
 def install() -> None:
+    import rasa.core.processor
     from rasa.shared.core.events import Event
+    from rasa.utils.endpoints import EndpointConfig
+
+    from onewindow.graph_runner import SequentialGraphRunner
+
+    rasa.core.processor.DaskGraphRunner = SequentialGraphRunner  # the runner Rasa loads a model with
+    EndpointConfig.session = shared_session  # type: ignore[method-assign,assignment]
 
     jsonschema.validate = validate_with_compiled_schema
     if not isinstance(getattr(Event.resolve_by_type, "__self__", None), _EventTypes):

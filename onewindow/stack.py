@@ -47,7 +47,7 @@ def http_get(url: str, timeout: float = 2.0) -> Optional[bytes]:
 class Stack:
     """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
 
-    With `instances` > 1, several Rasa servers run behind the sticky router (onewindow/router.py).
+    The Rasa servers (`instances` of them) run behind the router (onewindow/router.py), as `make run` starts them.
     """
 
     workdir: Path
@@ -73,7 +73,7 @@ class Stack:
         env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1"}
         rasa = str(Path(sys.executable).with_name("rasa"))
         self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)
-        ports = [self.rasa_port] if self.instances == 1 else [free_port() for _ in range(self.instances)]
+        ports = [free_port() for _ in range(self.instances)]
         for number, port in enumerate(ports, start=1):
             self._spawn(
                 f"rasa server {number}",
@@ -82,9 +82,8 @@ class Stack:
                  "--credentials", str(PROJECT_ROOT / "credentials.yml")],
                 env,
             )
-        if self.instances > 1:
-            upstreams = [arg for port in ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
-            self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port), *upstreams], env)
+        upstreams = [arg for port in ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
+        self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port), *upstreams], env)
         self._ports = ports
         self._wait_ready()
         return self

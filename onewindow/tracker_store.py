@@ -5,8 +5,15 @@ taking about 40 % of its time, nearly all of it in SQLAlchemy's ORM: loading eve
 the conversation as an ORM object, then, to save, counting the stored events again with the same
 query and adding each new event as an ORM object. This store reads and writes the same `events`
 table with plain SQL statements built once, and remembers on the tracker how many of its events
-came from the table, so saving needs no count. Configure it in endpoints.yml with the usual SQL
-tracker store settings:
+came from the table, so saving needs no count.
+
+It also keeps the trackers it saved last (`keep_trackers`, default 200 conversations): the next
+message of a conversation takes its tracker back instead of reading and replaying every event,
+after one indexed query shows that the conversation's rows are still exactly the ones saved
+(newest row id and row count). Anything that changed them (another Rasa instance, the staff
+console through Rasa's API, `/forget` or the retention purge deleting rows) makes it read the
+table again. An SQLite file keeps one open connection instead of opening one per statement.
+Configure it in endpoints.yml with the usual SQL tracker store settings:
 
     tracker_store:
       type: onewindow.tracker_store.LeanSQLTrackerStore
@@ -17,9 +24,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Dict, Optional
+from collections import OrderedDict
+from typing import Any, Dict, Optional, Tuple
 
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool, SingletonThreadPool
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -32,8 +42,15 @@ STORED_EVENTS = "_onewindow_stored_events"
 class LeanSQLTrackerStore(SQLTrackerStore):
     """An SQLTrackerStore that reads with one plain query and saves without re-counting."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, keep_trackers: int = 200, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite" and isinstance(self.engine.pool, NullPool):
+            self.engine.dispose()
+            self.engine = sa.create_engine(self.engine.url, poolclass=SingletonThreadPool)
+            self.sessionmaker = sessionmaker(bind=self.engine)
+        self.keep_trackers = int(keep_trackers)
+        # sender -> ((newest row id, row count) when saved, the tracker as saved)
+        self._kept: "OrderedDict[str, Tuple[Tuple[Any, int], DialogueStateTracker]]" = OrderedDict()
         table = self.SQLEvent.__table__
         sender = sa.bindparam("sender_id")
         session_start = (
@@ -45,11 +62,17 @@ class LeanSQLTrackerStore(SQLTrackerStore):
         self._all_sessions_query = sa.select(table.c.data).where(table.c.sender_id == sender).order_by(table.c.id)
         self._latest_session_query = self._all_sessions_query.where(in_latest_session)
         self._latest_session_count = sa.select(sa.func.count()).where(table.c.sender_id == sender, in_latest_session)
+        self._rows_now = sa.select(sa.func.max(table.c.id), sa.func.count()).where(table.c.sender_id == sender)
         self._insert = table.insert()
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
         query = self._all_sessions_query if fetch_events_from_all_sessions else self._latest_session_query
+        kept = None if fetch_events_from_all_sessions else self._kept.pop(sender_id, None)
+        if kept is not None and getattr(kept[1], STORED_EVENTS, None) != len(kept[1].events):
+            kept = None  # changed in memory after it was saved
         with self.engine.connect() as connection:
+            if kept is not None and self._rows_of(connection, sender_id) == kept[0]:
+                return kept[1]  # nothing changed since it was saved here
             rows = connection.execute(query, {"sender_id": sender_id}).scalars().all()
         if not (self.domain and rows):
             return None
@@ -63,12 +86,34 @@ class LeanSQLTrackerStore(SQLTrackerStore):
         await self.stream_events(tracker)
         with self.engine.begin() as connection:
             stored = getattr(tracker, STORED_EVENTS, None)
+            read_here = stored is not None
             if stored is None:  # a tracker not read here (new, or rebuilt by Rasa): count as Rasa does
                 stored = connection.execute(self._latest_session_count, {"sender_id": tracker.sender_id}).scalar_one()
-            rows = [event_row(tracker.sender_id, event) for event in itertools.islice(tracker.events, stored, None)]
-            if rows:
-                connection.execute(self._insert, rows)
+            new_events = list(itertools.islice(tracker.events, stored, None))
+            if new_events:
+                connection.execute(self._insert, [event_row(tracker.sender_id, event) for event in new_events])
+            started_session = any(isinstance(event, SessionStarted) for event in new_events)
+            keep = read_here and not started_session and self.keep_trackers > 0
+            rows_now = self._rows_of(connection, tracker.sender_id) if keep else None
         setattr(tracker, STORED_EVENTS, len(tracker.events))
+        self._keep(tracker, rows_now)
+
+    def _rows_of(self, connection: Any, sender_id: str) -> Tuple[Any, int]:
+        newest, count = connection.execute(self._rows_now, {"sender_id": sender_id}).one()
+        return newest, count
+
+    def _keep(self, tracker: DialogueStateTracker, rows_now: Optional[Tuple[Any, int]]) -> None:
+        """Keep the tracker as saved for its next message (`rows_now` None: do not keep it).
+
+        Only a tracker read here from the latest session, which began no new session this turn,
+        is kept: anything else holds events that a read of the latest session leaves out.
+        """
+        self._kept.pop(tracker.sender_id, None)
+        if rows_now is None:
+            return
+        self._kept[tracker.sender_id] = (rows_now, tracker)
+        while len(self._kept) > self.keep_trackers:
+            self._kept.popitem(last=False)
 
 
 def event_row(sender_id: str, event: Event) -> Dict[str, Any]:

@@ -26,28 +26,20 @@ if [ "${1:-}" = "--shell" ]; then
   exit 0
 fi
 
-# Several Rasa instances use several cores; the sticky router keeps each conversation on one.
+# Several Rasa instances use several cores; the router in front queues the messages and keeps
+# each conversation's messages in order (onewindow/router.py).
 INSTANCES=${RASA_INSTANCES:-$([ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
-serve_rasa() {  # port, log name
-  .venv/bin/python -m onewindow.rasa_server run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$1" \
-    --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/$2.log" 2>&1 &
-}
-if [ "$INSTANCES" -le 1 ]; then
-  echo "==> starting the Rasa server on 127.0.0.1:${RASA_PORT} (log: $LOGS/rasa.log); loading the model takes a few seconds"
-  serve_rasa "$RASA_PORT" rasa
-  status_ports=("$RASA_PORT")
-else
-  echo "==> starting $INSTANCES Rasa servers behind the sticky router on 127.0.0.1:${RASA_PORT} (logs: $LOGS/)"
-  upstreams=()
-  status_ports=("$RASA_PORT")
-  for n in $(seq 1 "$INSTANCES"); do
-    port=$((RASA_PORT + 100 + n))
-    serve_rasa "$port" "rasa-$n"
-    upstreams+=(--upstream "http://127.0.0.1:$port")
-    status_ports+=("$port")
-  done
-  .venv/bin/python -m onewindow.router --port "$RASA_PORT" "${upstreams[@]}" > "$LOGS/router.log" 2>&1 &
-fi
+echo "==> starting $INSTANCES Rasa server(s) behind the router on 127.0.0.1:${RASA_PORT} (logs: $LOGS/); loading the model takes a few seconds"
+upstreams=()
+status_ports=("$RASA_PORT")
+for n in $(seq 1 "$INSTANCES"); do
+  port=$((RASA_PORT + 100 + n))
+  .venv/bin/python -m onewindow.rasa_server run -m "$MODEL" --enable-api -i 127.0.0.1 -p "$port" \
+    --endpoints "$endpoints" --credentials credentials.yml > "$LOGS/rasa-$n.log" 2>&1 &
+  upstreams+=(--upstream "http://127.0.0.1:$port")
+  status_ports+=("$port")
+done
+.venv/bin/python -m onewindow.router --port "$RASA_PORT" "${upstreams[@]}" > "$LOGS/router.log" 2>&1 &
 
 for _ in $(seq 1 120); do
   ready=1

@@ -1,4 +1,4 @@
-"""The sticky router: a conversation always reaches the same Rasa instance."""
+"""The router: one queue in front of the Rasa instances, a conversation's messages on one instance at a time."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,7 @@ from typing import Dict, List, Tuple
 
 from aiohttp import ClientSession, web
 
-from onewindow.router import make_app, pick, sender_of
+from onewindow.router import Dispatcher, make_app, sender_of
 from onewindow.stack import free_port
 
 
@@ -18,23 +18,73 @@ def test_sender_comes_from_the_rest_body_or_the_conversation_path() -> None:
     assert sender_of("GET", "/status", b"") is None
 
 
-def test_pick_is_stable_and_spreads_senders() -> None:
-    upstreams = ["http://a", "http://b"]
-    assert all(pick(upstreams, "chat-42") == pick(upstreams, "chat-42") for _ in range(5))
-    chosen = {pick(upstreams, f"chat-{n}") for n in range(50)}
-    assert chosen == set(upstreams)
-    assert pick(upstreams, None) == "http://a"
+def test_a_free_instance_takes_the_next_message_and_a_busy_conversation_stays_where_it_is() -> None:
+    async def scenario() -> None:
+        dispatcher = Dispatcher(["http://a", "http://b"], limit=1)
+        first = await dispatcher.acquire("ana")
+        second = await dispatcher.acquire("ben")
+        assert {first, second} == {"http://a", "http://b"}, "both instances take work"
+        again = await dispatcher.acquire("ana")  # ana's next message while ana's first is worked on
+        assert again == first, "a conversation being worked on keeps its instance"
+        dispatcher.release("ana", again)
+        dispatcher.release("ana", first)
+        dispatcher.release("ben", second)
+        assert await dispatcher.acquire("ben") == second, "back to the instance that served it last"
+        assert await dispatcher.acquire("ana") == first
+
+    asyncio.run(scenario())
 
 
-async def _exchange() -> Tuple[Dict[str, List[str]], List[int]]:
-    """Two recording upstreams behind a real router; returns who got which sender."""
+def test_waiting_messages_are_served_oldest_first_and_a_gone_caller_frees_its_turn() -> None:
+    async def scenario() -> None:
+        dispatcher = Dispatcher(["http://a"], limit=1)
+        busy = await dispatcher.acquire("busy")
+        served: List[str] = []
+
+        async def message(sender: str) -> None:
+            upstream = await dispatcher.acquire(sender)
+            served.append(sender)
+            await asyncio.sleep(0)
+            dispatcher.release(sender, upstream)
+
+        tasks = [asyncio.create_task(message(f"c{n}")) for n in range(4)]
+        await asyncio.sleep(0.01)
+        assert served == [], "nobody passes the message being worked on"
+        tasks[1].cancel()  # this caller hung up while waiting
+        dispatcher.release("busy", busy)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert served == ["c0", "c2", "c3"]
+        assert dispatcher.working == {"http://a": 0} and not dispatcher.serving and not dispatcher.waiting
+
+    asyncio.run(scenario())
+
+
+async def _exchange(messages_per_instance: int) -> Tuple[Dict[str, List[str]], List[int], int, List[str]]:
+    """Two recording upstreams behind a real router, 20 conversations at once with 3 messages each.
+
+    Returns who got which sender, the answer statuses, the most messages one upstream held at
+    once, and any conversation seen on two upstreams at the same time.
+    """
     seen: Dict[str, List[str]] = {"one": [], "two": []}
+    at_once: Dict[str, int] = {"one": 0, "two": 0}
+    most = [0]
+    working_on: Dict[str, str] = {}
+    overlaps: List[str] = []
     runners = []
 
     def upstream(name: str) -> web.Application:
         async def handle(request: web.Request) -> web.Response:
             body = await request.read()
-            seen[name].append(sender_of(request.method, request.path, body) or request.path)
+            sender = sender_of(request.method, request.path, body) or request.path
+            seen[name].append(sender)
+            if working_on.get(sender, name) != name:
+                overlaps.append(sender)
+            working_on[sender] = name
+            at_once[name] += 1
+            most[0] = max(most[0], at_once[name])
+            await asyncio.sleep(0.005)
+            at_once[name] -= 1
+            working_on.pop(sender, None)
             return web.json_response([{"recipient_id": "x", "text": name}])
 
         app = web.Application()
@@ -49,32 +99,34 @@ async def _exchange() -> Tuple[Dict[str, List[str]], List[int]]:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
         ports.append(port)
-    router = web.AppRunner(make_app([f"http://127.0.0.1:{p}" for p in ports]))
+    router = web.AppRunner(make_app([f"http://127.0.0.1:{p}" for p in ports], messages_per_instance))
     await router.setup()
     router_port = free_port()
     await web.TCPSite(router, "127.0.0.1", router_port).start()
     statuses = []
     async with ClientSession() as session:
-        for n in range(20):
+
+        async def conversation(n: int) -> None:
             for _ in range(3):
                 async with session.post(f"http://127.0.0.1:{router_port}/webhooks/rest/webhook", json={"sender": f"c{n}", "message": "hi"}) as answer:
                     statuses.append(answer.status)
+
+        await asyncio.gather(*(conversation(n) for n in range(20)))
         async with session.get(f"http://127.0.0.1:{router_port}/conversations/c0/tracker") as answer:
             statuses.append(answer.status)
         async with session.get(f"http://127.0.0.1:{router_port}/status") as answer:
             statuses.append(answer.status)
     for runner in [router, *runners]:
         await runner.cleanup()
-    return seen, statuses
+    return seen, statuses, most[0], overlaps
 
 
-def test_router_keeps_each_conversation_on_one_instance() -> None:
-    seen, statuses = asyncio.run(_exchange())
+def test_router_spreads_the_load_and_gives_each_instance_at_most_its_share() -> None:
+    seen, statuses, most, overlaps = asyncio.run(_exchange(messages_per_instance=2))
     assert set(statuses) == {200}
-    senders_one = {s for s in seen["one"] if s.startswith("c")}
-    senders_two = {s for s in seen["two"] if s.startswith("c")}
-    assert senders_one and senders_two, "both instances get conversations"
-    assert not senders_one & senders_two, "no conversation is split between instances"
+    conversations = [s for s in seen["one"] + seen["two"] if s.startswith("c")]
+    assert len(conversations) == 61, "every message and the tracker request reach an instance"
+    assert len(seen["one"]) > 10 and len(seen["two"]) > 10, "both instances get work"
+    assert most == 2, "20 conversations at once, but never more than 2 messages on an instance"
+    assert overlaps == [], "no conversation is worked on by two instances at once"
     assert "/status" in seen["one"], "requests without a conversation go to the first instance"
-    c0 = (seen["one"].count("c0"), seen["two"].count("c0"))
-    assert sorted(c0) == [0, 4], "three messages and the tracker request of c0 reach the same instance"

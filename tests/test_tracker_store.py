@@ -31,15 +31,15 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from empty_database(request.param, tmp_path)
 
 
-def stores(url: str, domain: Domain) -> tuple:
-    """(lean, stock) tracker stores on the same database, configured the way endpoints.yml does."""
+def settings_for(url: str) -> dict:
+    """Tracker store settings for the database at `url`, the way endpoints.yml gives them."""
     parsed = make_url(url)
-    settings = (
-        {"dialect": "sqlite", "db": parsed.database}
-        if parsed.get_backend_name() == "sqlite"
-        else {"host": url}
-    )
-    return LeanSQLTrackerStore(domain, **settings), SQLTrackerStore(domain, **settings)
+    return {"dialect": "sqlite", "db": parsed.database} if parsed.get_backend_name() == "sqlite" else {"host": url}
+
+
+def stores(url: str, domain: Domain) -> tuple:
+    """(lean, stock) tracker stores on the same database."""
+    return LeanSQLTrackerStore(domain, **settings_for(url)), SQLTrackerStore(domain, **settings_for(url))
 
 
 def turn(text: str, intent: str, at: float) -> List[Event]:
@@ -127,3 +127,78 @@ def test_a_conversation_deleted_while_being_handled_is_not_written_back(url: str
     held.update(BotUttered("goodbye"))
     asyncio.run(lean.save(held))
     assert [r.type_name for r in stored_rows(url)] == ["bot"]
+
+
+def _opened(sender: str, at: float, domain: Domain) -> DialogueStateTracker:
+    opening = [ActionExecuted("action_session_start", timestamp=at), SessionStarted(timestamp=at), ActionExecuted("action_listen", timestamp=at)]
+    return DialogueStateTracker.from_events(sender, opening + turn("hello", "greet", at + 1), domain.slots)
+
+
+def _next_turn(store: LeanSQLTrackerStore, sender: str, text: str, at: float) -> DialogueStateTracker:
+    tracker = asyncio.run(store.retrieve(sender))
+    for event in turn(text, "ask_fee", at):
+        tracker.update(event)
+    asyncio.run(store.save(tracker))
+    return tracker
+
+
+def test_the_next_message_takes_back_the_tracker_it_saved_while_the_rows_are_unchanged(url: str, domain: Domain) -> None:
+    lean, _ = stores(url, domain)
+    start = time.time() - 100
+    asyncio.run(lean.save(_opened("citizen-5", start, domain)))  # a new session: not kept, read next time
+    saved = _next_turn(lean, "citizen-5", "how much is it", start + 2)
+    again = asyncio.run(lean.retrieve("citizen-5"))
+    assert again is saved, "no read and replay of the events"
+    assert asyncio.run(lean.retrieve("citizen-5")) is not saved, "taken back once: the next read is a fresh one"
+    fresh = asyncio.run(lean.retrieve("citizen-5"))
+    assert [e.as_dict() for e in fresh.events] == [e.as_dict() for e in saved.events]
+
+
+def test_a_kept_tracker_is_not_used_once_anything_changed_its_rows(url: str, domain: Domain) -> None:
+    lean, _ = stores(url, domain)
+    other_instance, _ = stores(url, domain)
+    start = time.time() - 100
+    asyncio.run(lean.save(_opened("citizen-6", start, domain)))
+    _next_turn(lean, "citizen-6", "how much is it", start + 2)
+    # another Rasa instance answers the conversation's next message
+    _next_turn(other_instance, "citizen-6", "and how long does it take", start + 3)
+    seen = asyncio.run(lean.retrieve("citizen-6"))
+    assert [e.text for e in seen.events if isinstance(e, UserUttered)] == ["hello", "how much is it", "and how long does it take"]
+    asyncio.run(lean.save(seen))
+    # /forget deletes the rows outside Rasa
+    engine = tracker_engine(url=url)
+    with engine.begin() as connection:
+        connection.execute(events_table.delete().where(events_table.c.sender_id == "citizen-6"))
+    engine.dispose()
+    assert asyncio.run(lean.retrieve("citizen-6")) is None, "a forgotten conversation is not brought back from memory"
+
+
+def test_a_tracker_changed_after_saving_or_starting_a_session_is_read_again(url: str, domain: Domain) -> None:
+    lean, _ = stores(url, domain)
+    start = time.time() - 7200
+    asyncio.run(lean.save(_opened("citizen-7", start, domain)))
+    saved = _next_turn(lean, "citizen-7", "how much is it", start + 2)
+    saved.update(BotUttered("not saved"))  # Rasa added an event after saving and stopped
+    again = asyncio.run(lean.retrieve("citizen-7"))
+    assert again is not saved and "not saved" not in [getattr(e, "text", None) for e in again.events]
+    # a new session begins in this turn: the tracker still holds the old session's events
+    later = time.time()
+    for event in [ActionExecuted("action_session_start", timestamp=later), SessionStarted(timestamp=later), ActionExecuted("action_listen", timestamp=later)]:
+        again.update(event)
+    asyncio.run(lean.save(again))
+    latest = asyncio.run(lean.retrieve("citizen-7"))
+    assert latest is not again and len(latest.events) == 3, "only the latest session is read"
+
+
+def test_only_the_most_recent_conversations_are_kept(url: str, domain: Domain) -> None:
+    lean = LeanSQLTrackerStore(domain, keep_trackers=1, **settings_for(url))
+    start = time.time() - 100
+    saved = {}
+    for sender in ("citizen-8", "citizen-9"):
+        asyncio.run(lean.save(_opened(sender, start, domain)))
+        saved[sender] = _next_turn(lean, sender, "how much is it", start + 2)
+    assert asyncio.run(lean.retrieve("citizen-9")) is saved["citizen-9"]
+    assert asyncio.run(lean.retrieve("citizen-8")) is not saved["citizen-8"], "the older one made room"
+    never = LeanSQLTrackerStore(domain, keep_trackers=0, **settings_for(url))
+    kept_none = _next_turn(never, "citizen-8", "and how long", start + 3)
+    assert asyncio.run(never.retrieve("citizen-8")) is not kept_none
