@@ -202,3 +202,21 @@ def test_booking_in_the_past_or_outside_hours_gets_a_clear_reply(stack: Stack) -
     day = (datetime.now() + timedelta(days=7 - datetime.now().weekday())).date()  # next Monday
     answer = stack.say("e2e-late", "/book_appointment" + json.dumps({"service": "passport_renewal", "office": "north_centre", "date": day.isoformat(), "time": "21:00"}))
     assert "not open at that time" in texts(answer)
+
+
+def test_a_booking_goes_on_when_the_instance_it_started_on_stops(stack: Stack) -> None:
+    """The instances share the tracker store: the other one continues the conversation where it was."""
+    sender = "e2e-failover"
+    answer = stack.say(sender, "I would like to book an appointment for a passport renewal please")
+    answer = press(stack, sender, answer, "north_centre")
+    assert "Which day" in texts(answer)
+    stack.halt("rasa server 1")  # the first instance took the idle router's first message
+    try:
+        answer = press(stack, sender, answer, '"date"')
+        assert "What time" in texts(answer), "the form goes on at the step it had reached"
+        answer = stack.say(sender, "how much is it?")
+        assert "100 dollars" in texts(answer) and "What time" in texts(answer)
+    finally:
+        stack.resume("rasa server 1")
+    answer = stack.say(sender, "stop")
+    assert "stopped" in texts(answer)

@@ -59,7 +59,7 @@ def test_waiting_messages_are_served_oldest_first_and_a_gone_caller_frees_its_tu
     asyncio.run(scenario())
 
 
-async def _exchange(messages_per_instance: int) -> Tuple[Dict[str, List[str]], List[int], int, List[str]]:
+async def _exchange(messages_per_instance: int, down: Tuple[str, ...] = ()) -> Tuple[Dict[str, List[str]], List[int], int, List[str]]:
     """Two recording upstreams behind a real router, 20 conversations at once with 3 messages each.
 
     Returns who got which sender, the answer statuses, the most messages one upstream held at
@@ -93,12 +93,14 @@ async def _exchange(messages_per_instance: int) -> Tuple[Dict[str, List[str]], L
 
     ports = []
     for name in ("one", "two"):
+        port = free_port()
+        ports.append(port)
+        if name in down:  # nothing listens on its port
+            continue
         runner = web.AppRunner(upstream(name))
         await runner.setup()
-        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
-        ports.append(port)
     router = web.AppRunner(make_app([f"http://127.0.0.1:{p}" for p in ports], messages_per_instance))
     await router.setup()
     router_port = free_port()
@@ -130,3 +132,13 @@ def test_router_spreads_the_load_and_gives_each_instance_at_most_its_share() -> 
     assert most == 2, "20 conversations at once, but never more than 2 messages on an instance"
     assert overlaps == [], "no conversation is worked on by two instances at once"
     assert "/status" in seen["one"], "requests without a conversation go to the first instance"
+
+
+def test_an_instance_that_is_down_leaves_its_messages_to_the_other() -> None:
+    seen, statuses, most, overlaps = asyncio.run(_exchange(messages_per_instance=2, down=("two",)))
+    assert statuses[:-1] == [200] * 61, "every conversation message answered by the instance that is up"
+    assert len([s for s in seen["one"] if s.startswith("c")]) == 61 and seen["two"] == [] and overlaps == []
+    assert most == 2
+    assert statuses[-1] == 200, "status goes to the first instance, which is up"
+    _, statuses, _, _ = asyncio.run(_exchange(messages_per_instance=2, down=("one", "two")))
+    assert set(statuses) == {502}, "nothing up: a clear 502, not a hang"
