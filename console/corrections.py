@@ -6,7 +6,6 @@ threshold (CONSOLE_LOW_CONFIDENCE, default 0.5), or when it was the citizen's la
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,11 +24,6 @@ from onewindow.tracker_events import events
 corrections = models.NluCorrection.__table__
 PER_PAGE = 25
 WHY = {"fallback": "not understood", "low_confidence": "low confidence", "handoff": "last message before a handoff"}
-
-
-def low_confidence_threshold() -> float:
-    """`CONSOLE_LOW_CONFIDENCE`: messages understood with less confidence than this are listed (default 0.5)."""
-    return float(os.environ.get("CONSOLE_LOW_CONFIDENCE", "0.5"))
 
 
 def confidence_column(dialect: str) -> ColumnElement:
@@ -61,9 +55,10 @@ class MisunderstoodPage:
 
 
 class Corrections:
-    def __init__(self, store: ConversationStore, threshold: Optional[float] = None) -> None:
+    def __init__(self, store: ConversationStore, threshold: float) -> None:
+        """`threshold`: messages understood with less confidence than this are listed (ConsoleSettings)."""
         self.store = store
-        self.threshold = low_confidence_threshold() if threshold is None else threshold
+        self.threshold = threshold
 
     @property
     def tracker(self) -> Engine:

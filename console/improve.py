@@ -21,7 +21,8 @@ bp = Blueprint("improve")
 
 
 def corrections_of(request: Request) -> Corrections:
-    return Corrections(ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine))
+    store = ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine)
+    return Corrections(store, request.app.ctx.settings.low_confidence)
 
 
 def list_link(page: int, include_corrected: bool) -> str:

@@ -17,11 +17,12 @@ class ConsoleSettings:
     rasa_url: str              # Rasa's HTTP API (StaffDesk replies and hand-backs go through it)
     session_minutes: int       # a login lasts this long
     secure_cookies: bool       # set the Secure flag (behind HTTPS)
+    low_confidence: float = 0.5  # Improve lists messages understood with less confidence than this
 
     @classmethod
     def from_env(cls) -> "ConsoleSettings":
         """CONSOLE_HOST, CONSOLE_PORT, DATABASE_URL, RASA_ENDPOINTS, RASA_URL, CONSOLE_SESSION_MINUTES,
-        CONSOLE_SECURE_COOKIES."""
+        CONSOLE_SECURE_COOKIES, CONSOLE_LOW_CONFIDENCE."""
         return cls(
             host=os.environ.get("CONSOLE_HOST", "127.0.0.1"),
             port=int(os.environ.get("CONSOLE_PORT", "5080")),
@@ -30,4 +31,5 @@ class ConsoleSettings:
             rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
             session_minutes=int(os.environ.get("CONSOLE_SESSION_MINUTES", "480")),
             secure_cookies=os.environ.get("CONSOLE_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+            low_confidence=float(os.environ.get("CONSOLE_LOW_CONFIDENCE", "0.5")),
         )
