@@ -85,7 +85,7 @@ class _SharedSession:
         return None
 
 
-_SESSIONS: Dict[Tuple[Any, ...], Tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+_SESSIONS: Dict[Tuple[Any, ...], aiohttp.ClientSession] = {}  # (event loop, headers, auth) -> session
 IDLE_CONNECTION_SECONDS = 2.0
 
 
@@ -95,17 +95,16 @@ def shared_session(endpoint: Any) -> _SharedSession:
 
     loop = asyncio.get_running_loop()
     auth = (endpoint.basic_auth["username"], endpoint.basic_auth["password"]) if endpoint.basic_auth else None
-    key = (id(loop), tuple(sorted(endpoint.headers.items())), auth)
-    found = _SESSIONS.get(key)
-    if found is None or found[0] is not loop or found[1].closed:
-        session = aiohttp.ClientSession(
+    key = (loop, tuple(sorted(endpoint.headers.items())), auth)
+    session = _SESSIONS.get(key)
+    if session is None or session.closed:
+        session = _SESSIONS[key] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_CONNECTION_SECONDS),
             headers=endpoint.headers,
             auth=aiohttp.BasicAuth(*auth) if auth else None,
             timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
         )
-        found = _SESSIONS[key] = (loop, session)
-    return _SharedSession(found[1])
+    return _SharedSession(session)
 
 
 def install() -> None:

@@ -41,6 +41,7 @@ from onewindow.logs import configure, log_event
 
 log = logging.getLogger("onewindow.router")
 CONVERSATION_PATH = re.compile(r"^/conversations/([^/]+)/")
+MESSAGES_PER_INSTANCE = 2  # one working while the other waits for the action server
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
 
@@ -70,7 +71,7 @@ class Dispatcher:
     """
 
     upstreams: List[str]
-    limit: int = 1
+    limit: int = MESSAGES_PER_INSTANCE
     working: Dict[str, int] = field(default_factory=dict)
     serving: Dict[str, List[Any]] = field(default_factory=dict)  # sender -> [upstream, messages]
     last: "OrderedDict[str, str]" = field(default_factory=OrderedDict)
@@ -131,7 +132,7 @@ class Dispatcher:
         return upstream
 
 
-def make_app(upstreams: List[str], messages_per_instance: int = 2, timeout_seconds: float = 60.0) -> web.Application:
+def make_app(upstreams: List[str], messages_per_instance: int = MESSAGES_PER_INSTANCE, timeout_seconds: float = 60.0) -> web.Application:
     app = web.Application(client_max_size=4 * 2**20)
     dispatcher = Dispatcher(upstreams, messages_per_instance)
     session_key = web.AppKey("session", ClientSession)
@@ -189,8 +190,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", action="append", required=True, help="a Rasa server URL; repeat for each instance")
     parser.add_argument(
-        "--messages-per-instance", type=int, default=int(os.environ.get("ONEWINDOW_MESSAGES_PER_INSTANCE", "2")),
-        help="messages an instance works on at once; the rest wait in the router's queue (default 2)",
+        "--messages-per-instance", type=int,
+        default=int(os.environ.get("ONEWINDOW_MESSAGES_PER_INSTANCE", MESSAGES_PER_INSTANCE)),
+        help=f"messages an instance works on at once; the rest wait in the router's queue (default {MESSAGES_PER_INSTANCE})",
     )
     args = parser.parse_args(argv)
     configure()
