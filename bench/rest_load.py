@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
@@ -26,7 +27,7 @@ from typing import Dict, List
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from onewindow.stack import Stack, free_port, http_get  # noqa: E402
+from onewindow.stack import Stack, free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -148,6 +149,17 @@ def print_result(result: Dict) -> None:
     print(f"  peak memory: {memory}; total {result['total_rss_mb']} MB")
 
 
+def answered(url: str) -> bool:
+    """True when the REST channel at `url` answers a greeting (the model is loaded)."""
+    request = urllib.request.Request(url, data=json.dumps({"sender": "bench-ready", "message": STOCK_FLOW[0]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return bool(json.loads(answer.read()))
+    except (OSError, ValueError):
+        return False
+
+
 def start_stock_assistant(workdir: Path) -> tuple:
     """`rasa init` in a temporary folder (trains its model), then serve it over REST."""
     rasa = str(Path(sys.executable).with_name("rasa"))
@@ -156,13 +168,13 @@ def start_stock_assistant(workdir: Path) -> tuple:
     subprocess.run([rasa, "init", "--no-prompt", "--init-dir", str(workdir)], check=True, capture_output=True)
     port = free_port()
     log = open(workdir / "rasa.log", "wb")
-    process = subprocess.Popen(
-        [rasa, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port), "-m", "models"],
+    process = subprocess.Popen(  # the REST channel only: no HTTP API to open
+        [rasa, "run", "-i", "127.0.0.1", "-p", str(port), "-m", "models"],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if b"model_id" in (http_get(f"http://127.0.0.1:{port}/status") or b""):
+        if answered(f"http://127.0.0.1:{port}/webhooks/rest/webhook"):
             return process, port
         time.sleep(0.5)
     raise RuntimeError("the stock assistant did not start")

@@ -14,7 +14,7 @@ from sanic.config import Config
 from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.response import HTTPResponse
 
-from console import accounts, analytics, audit, auth, improve, queue, transcripts
+from console import accounts, analytics, audit, auth, improve, queue, transcripts, validation
 from console.settings import ConsoleSettings
 from console.templates import error_page
 from onewindow.backend import ServiceBackend
@@ -31,13 +31,15 @@ def create_app(settings: ConsoleSettings) -> Sanic:
     config.GRACEFUL_SHUTDOWN_TIMEOUT = 2.0  # live queue streams never end by themselves
     config.REQUEST_MAX_SIZE = 1_000_000
     config.FALLBACK_ERROR_FORMAT = "text"
+    config.PROXIES_COUNT = settings.proxies_count  # X-Forwarded-For is believed only behind that many proxies
     app = Sanic("onewindow_console", config=config)
     app.ctx.settings = settings
     app.ctx.backend = ServiceBackend.from_url(settings.database_url)
     app.ctx.tracker = tracker_engine(settings.endpoints)
-    app.ctx.desk = StaffDesk(app.ctx.backend, settings.rasa_url, OutboundChannels.from_environment())
+    app.ctx.desk = StaffDesk(app.ctx.backend, settings.rasa_url, OutboundChannels.from_environment(), settings.rasa_api_secret)
     app.static("/static", str(STATIC), name="static")
     app.blueprint([accounts.bp, queue.bp, audit.bp, transcripts.bp, improve.bp, analytics.bp])
+    validation.install(app)
     auth.install(app)
     queue.install(app)
 

@@ -1,5 +1,12 @@
 """Router: one public port in front of one or more Rasa server instances, with one queue.
 
+Two listeners. The public one (`--host`/`--port`) forwards only the channels' paths,
+/webhooks/<channel>/... exactly as sent (no percent-encoding, no dot segments), and answers
+GET /health itself; every other path gets a 404 and reaches no instance. The internal one
+(`--api-host`/`--api-port`, loopback by default) forwards Rasa's HTTP API, and only requests with
+an admin token signed with RASA_JWT_SECRET (onewindow/api_auth.py; each Rasa instance checks it
+again). The router refuses to start without RASA_JWT_SECRET.
+
 All of a Rasa server's work runs on one core, so several instances use several cores. They
 share the tracker store (endpoints.yml), so any instance can continue any conversation, but
 a conversation's messages must be worked on in order: while an instance works on a
@@ -19,7 +26,8 @@ may have been handled), the caller gets a 502.
 Measured with bench/rest_load.py (20 conversations, 2 instances): p95 589 ms when each
 conversation was bound to an instance by a hash, 263 to 287 ms with this queue.
 
-    python -m onewindow.router --port 5005 --upstream http://127.0.0.1:5101 --upstream http://127.0.0.1:5102
+    RASA_JWT_SECRET=... python -m onewindow.router --port 5005 --api-port 5100 \
+        --upstream http://127.0.0.1:5101 --upstream http://127.0.0.1:5102
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import json
 import logging
 import os
 import re
+import signal
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -36,11 +45,15 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from aiohttp import ClientConnectionError, ClientConnectorError, ClientSession, ClientTimeout, web
+from yarl import URL
 
+from onewindow.api_auth import refusal
 from onewindow.logs import configure, log_event
+from onewindow.settings import rasa_jwt_secret
 
 log = logging.getLogger("onewindow.router")
 CONVERSATION_PATH = re.compile(r"^/conversations/([^/]+)/")
+CHANNEL_PATH = re.compile(r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$")
 MESSAGES_PER_INSTANCE = 2  # one working while the other waits for the action server
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
@@ -132,43 +145,45 @@ class Dispatcher:
         return upstream
 
 
-def make_app(upstreams: List[str], messages_per_instance: int = MESSAGES_PER_INSTANCE, timeout_seconds: float = 60.0) -> web.Application:
-    app = web.Application(client_max_size=4 * 2**20)
-    dispatcher = Dispatcher(upstreams, messages_per_instance)
-    session_key = web.AppKey("session", ClientSession)
+class Relay:
+    """Forwards requests to the instances: a conversation's through the dispatcher, others to the first instance."""
 
-    async def start(app: web.Application) -> None:
-        app[session_key] = ClientSession(timeout=ClientTimeout(total=timeout_seconds), auto_decompress=False)
+    def __init__(self, upstreams: List[str], messages_per_instance: int, timeout_seconds: float) -> None:
+        self.upstreams = upstreams
+        self.dispatcher = Dispatcher(upstreams, messages_per_instance)
+        self.timeout = ClientTimeout(total=timeout_seconds)
+        self.session: Optional[ClientSession] = None
 
-    async def stop(app: web.Application) -> None:
-        await app[session_key].close()
-
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         sender = sender_of(request.method, request.path, body)
         if sender is None:
             try:
-                return await relay(request, body, upstreams[0])
+                return await self._relay(request, body, self.upstreams[0])
             except ClientConnectorError:
                 return unreachable()
-        for _ in upstreams:
-            upstream = await dispatcher.acquire(sender)
+        for _ in self.upstreams:
+            upstream = await self.dispatcher.acquire(sender)
             try:
-                return await relay(request, body, upstream)
+                return await self._relay(request, body, upstream)
             except ClientConnectorError:  # the message never reached this instance: another one takes it
                 log_event(log, "router.upstream_refused", upstream=upstream)
-                dispatcher.unreachable(upstream)
+                self.dispatcher.unreachable(upstream)
             finally:
-                dispatcher.release(sender, upstream)
+                self.dispatcher.release(sender, upstream)
         return unreachable()
 
-    def unreachable() -> web.Response:
-        return web.json_response({"error": "no Rasa server is reachable; try again shortly"}, status=502)
+    async def close(self, _app: web.Application) -> None:
+        if self.session is not None and not self.session.closed:
+            await self.session.close()
 
-    async def relay(request: web.Request, body: bytes, upstream: str) -> web.Response:
+    async def _relay(self, request: web.Request, body: bytes, upstream: str) -> web.Response:
+        if self.session is None or self.session.closed:
+            self.session = ClientSession(timeout=self.timeout, auto_decompress=False)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        url = URL(upstream + request.raw_path, encoded=True)  # the path exactly as checked, not re-normalised
         try:
-            async with app[session_key].request(request.method, upstream + request.path_qs, data=body, headers=headers) as answer:
+            async with self.session.request(request.method, url, data=body, headers=headers) as answer:
                 payload = await answer.read()
                 kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
                 return web.Response(body=payload, status=answer.status, headers=kept)
@@ -178,16 +193,72 @@ def make_app(upstreams: List[str], messages_per_instance: int = MESSAGES_PER_INS
             log_event(log, "router.upstream_lost", upstream=upstream)
             return unreachable()
 
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return app
+
+def unreachable() -> web.Response:
+    return web.json_response({"error": "no Rasa server is reachable; try again shortly"}, status=502)
+
+
+def is_channel_path(raw_path: str) -> bool:
+    """A channel's path (/webhooks/<channel>/...), as sent: no percent-encoding, no dot segments."""
+    return CHANNEL_PATH.match(raw_path.partition("?")[0]) is not None
+
+
+def make_apps(
+    upstreams: List[str], api_secret: str, messages_per_instance: int = MESSAGES_PER_INSTANCE, timeout_seconds: float = 60.0,
+) -> Tuple[web.Application, web.Application]:
+    """The public application (the channels and a liveness answer) and the internal one (the HTTP API, with a token).
+
+    Both share one dispatcher, so a conversation's API calls keep their order with its messages.
+    """
+    relay = Relay(upstreams, messages_per_instance, timeout_seconds)
+
+    async def public(request: web.Request) -> web.Response:
+        if request.raw_path == "/health" and request.method in ("GET", "HEAD"):
+            return web.json_response({"status": "ok"})
+        if not is_channel_path(request.raw_path):
+            return web.json_response({"error": "not found"}, status=404)
+        return await relay.forward(request)
+
+    async def internal(request: web.Request) -> web.Response:
+        refused = refusal(api_secret, request.headers.get("Authorization"))
+        if refused is not None:
+            status, reason = refused
+            log_event(log, "router.api_refused", status=status, reason=reason, method=request.method)
+            return web.json_response({"error": reason}, status=status)
+        return await relay.forward(request)
+
+    apps = []
+    for handler in (public, internal):
+        app = web.Application(client_max_size=4 * 2**20)
+        app.router.add_route("*", "/{tail:.*}", handler)
+        app.on_cleanup.append(relay.close)
+        apps.append(app)
+    return apps[0], apps[1]
+
+
+async def serve(apps: List[Tuple[web.Application, str, int]]) -> None:
+    """Serve each (application, host, port) until SIGTERM or SIGINT."""
+    runners = []
+    for app, host, port in apps:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+    stopped = asyncio.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signal_number, stopped.set)
+    log_event(log, "router.started", listeners=[f"{host}:{port}" for _, host, port in apps])
+    await stopped.wait()
+    for runner in reversed(runners):
+        await runner.cleanup()
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="the public listener's address (the channels)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-host", default="127.0.0.1", help="the internal listener's address (the HTTP API)")
+    parser.add_argument("--api-port", type=int, required=True)
     parser.add_argument("--upstream", action="append", required=True, help="a Rasa server URL; repeat for each instance")
     parser.add_argument(
         "--messages-per-instance", type=int,
@@ -195,6 +266,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         help=f"messages an instance works on at once; the rest wait in the router's queue (default {MESSAGES_PER_INSTANCE})",
     )
     args = parser.parse_args(argv)
+    api_secret = rasa_jwt_secret()
     configure()
     if args.messages_per_instance < 1:
         parser.error("--messages-per-instance must be at least 1")
@@ -204,8 +276,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         uvloop.install()
     except ImportError:  # the router works on the standard event loop too, only slower
         pass
-    app = make_app([u.rstrip("/") for u in args.upstream], args.messages_per_instance)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    public, internal = make_apps([u.rstrip("/") for u in args.upstream], api_secret, args.messages_per_instance)
+    asyncio.run(serve([(public, args.host, args.port), (internal, args.api_host, args.api_port)]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""Start the real action server and Rasa server on loopback, on a fresh seeded database."""
+"""Start the real action server and Rasa server on loopback, on a fresh seeded database.
+
+Each stack has its own random RASA_JWT_SECRET: its clients reach Rasa's HTTP API through the
+router's internal listener (`api_url`) with `api_get`/`api_post`, which sign the header.
+"""
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,9 +17,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote
 
 from onewindow.__main__ import seed
-from onewindow.settings import PROJECT_ROOT
+from onewindow.api_auth import authorization
+from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.tracker_events import tracker_database_url, tracker_engine
 
 MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
@@ -34,10 +41,10 @@ def write_endpoints(path: Path, tracker_db: Path, actions_port: Optional[int] = 
     return path
 
 
-def http_get(url: str, timeout: float = 2.0) -> Optional[bytes]:
-    """The body at `url`, or None when nothing answers there (yet)."""
+def http_get(url: str, timeout: float = 2.0, headers: Optional[Dict[str, str]] = None) -> Optional[bytes]:
+    """The body at `url`, or None when nothing answers there (yet) or it answers with an error."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as answer:
             return answer.read()
     except (urllib.error.URLError, ConnectionError, OSError):
         return None
@@ -47,7 +54,8 @@ def http_get(url: str, timeout: float = 2.0) -> Optional[bytes]:
 class Stack:
     """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
 
-    The Rasa servers (`instances` of them) run behind the router (onewindow/router.py), as `make run` starts them.
+    The Rasa servers (`instances` of them, on `instance_ports`) run behind the router (onewindow/router.py), as
+    `make run` starts them: the channels on `rasa_port`, the HTTP API on `api_port`.
     """
 
     workdir: Path
@@ -56,7 +64,10 @@ class Stack:
     tracker_database_url: str = ""
     endpoints: Path = Path()
     rasa_port: int = 0
+    api_port: int = 0
     actions_port: int = 0
+    instance_ports: List[int] = field(default_factory=list)
+    api_secret: str = field(default="", repr=False)
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: Dict[str, Tuple[List[str], Dict[str, str]]] = field(default_factory=dict)
 
@@ -65,16 +76,18 @@ class Stack:
             raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
         self.database_url = f"sqlite:///{self.workdir / 'onewindow.db'}"
         seed(self.database_url, demo=True)
-        self.rasa_port, self.actions_port = free_port(), free_port()
+        self.rasa_port, self.api_port, self.actions_port = free_port(), free_port(), free_port()
+        self.api_secret = secrets.token_urlsafe(32)
         endpoints = write_endpoints(self.workdir / "endpoints.yml", self.workdir / "tracker.db", self.actions_port)
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()
-        env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1"}
+        env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1",
+               **self.api_env()}
         rasa = str(Path(sys.executable).with_name("rasa"))
         self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)
-        ports = [free_port() for _ in range(self.instances)]
-        for number, port in enumerate(ports, start=1):
+        self.instance_ports = [free_port() for _ in range(self.instances)]
+        for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(
                 f"rasa server {number}",
                 [sys.executable, "-m", "onewindow.rasa_server", "run", "-m", str(MODEL), "--enable-api",
@@ -82,9 +95,9 @@ class Stack:
                  "--credentials", str(PROJECT_ROOT / "credentials.yml")],
                 env,
             )
-        upstreams = [arg for port in ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
-        self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port), *upstreams], env)
-        self._ports = ports
+        upstreams = [arg for port in self.instance_ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
+        self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port),
+                               "--api-port", str(self.api_port), *upstreams], env)
         self._wait_ready()
         return self
 
@@ -128,9 +141,10 @@ class Stack:
         while time.monotonic() < deadline:
             if any(p.poll() is not None for name, p in self.processes.items() if not name.startswith("bot ")):
                 raise RuntimeError(f"a server exited during start-up; logs in {self.workdir}")
-            ready = [http_get(f"http://127.0.0.1:{port}/status") for port in [*self._ports, self.rasa_port]]
-            health = http_get(f"http://127.0.0.1:{self.actions_port}/health")
-            if all(status and b"model_id" in status for status in ready) and health:
+            urls = [*(f"http://127.0.0.1:{port}" for port in self.instance_ports), self.api_url]
+            ready = [http_get(f"{url}/status", headers=authorization(self.api_secret)) for url in urls]
+            health = [http_get(f"http://127.0.0.1:{port}/health") for port in (self.actions_port, self.rasa_port)]
+            if all(status and b"model_id" in status for status in ready) and all(health):
                 return
             time.sleep(0.5)
         raise RuntimeError(f"servers not ready after {STARTUP_SECONDS} s; logs in {self.workdir}")
@@ -145,8 +159,32 @@ class Stack:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return json.loads(answer.read())
 
+    @property
+    def api_url(self) -> str:
+        """Rasa's HTTP API: the router's internal listener."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def api_env(self) -> Dict[str, str]:
+        """The environment a client of the HTTP API needs besides its URL (the console's RASA_JWT_SECRET)."""
+        return {API_SECRET_VARIABLE: self.api_secret}
+
+    def api_get(self, path: str, timeout: float = 10.0) -> Any:
+        """GET `path` of the HTTP API with a valid token; the decoded JSON answer (HTTPError on an error status)."""
+        return self._api("GET", path, None, timeout)
+
+    def api_post(self, path: str, body: Any, timeout: float = 10.0) -> Any:
+        """POST `body` as JSON to `path` of the HTTP API with a valid token; the decoded JSON answer."""
+        return self._api("POST", path, json.dumps(body).encode(), timeout)
+
+    def _api(self, method: str, path: str, data: Optional[bytes], timeout: float) -> Any:
+        headers = {"Content-Type": "application/json", **authorization(self.api_secret)}
+        request = urllib.request.Request(self.api_url + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return json.loads(answer.read())
+
     def tracker(self, sender: str) -> Dict[str, Any]:
-        return json.loads(http_get(f"http://127.0.0.1:{self.rasa_port}/conversations/{sender}/tracker", timeout=10) or b"{}")
+        """The conversation's tracker from the HTTP API."""
+        return self.api_get(f"/conversations/{quote(sender, safe=':+')}/tracker")
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -20,6 +20,7 @@ from onewindow.backend.records import DeskMessage, QueueItem
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.rasa_client import RasaUnavailable, append_events
 from onewindow.logs import log_event, pseudonym
+from onewindow.settings import checked_api_secret
 
 __all__ = [
     "DeskMessage", "HandoffNotFound", "HandoffStateError", "OUTCOMES", "QueueItem", "StaffDesk",
@@ -74,9 +75,11 @@ def staff_event(text: str, username: str) -> Dict[str, Any]:
 
 
 class StaffDesk:
-    def __init__(self, backend: ServiceBackend, rasa_url: str, outbound: OutboundChannels) -> None:
+    def __init__(self, backend: ServiceBackend, rasa_url: str, outbound: OutboundChannels, api_secret: str) -> None:
+        """`rasa_url`: Rasa's HTTP API (the router's internal listener); `api_secret` signs its tokens (RASA_JWT_SECRET)."""
         self.backend = backend
         self.rasa_url = rasa_url.rstrip("/")
+        self.api_secret = checked_api_secret(api_secret)
         self.outbound = outbound
 
     async def queue(self) -> List[QueueItem]:
@@ -133,7 +136,7 @@ class StaffDesk:
         """Append to the conversation in Rasa. If Rasa is unreachable the row still holds the truth: the
         assistant's waiting action sees a closed handoff at the citizen's next message and hands back then."""
         try:
-            await append_events(self.rasa_url, sender_id, events)
+            await append_events(self.rasa_url, self.api_secret, sender_id, events)
         except RasaUnavailable as error:
             log_event(logger, "staff_desk.rasa_unavailable", sender=pseudonym(sender_id), error=str(error))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import httpx
 from console.users import create_user
 from onewindow.__main__ import migrate
 from onewindow.db import make_engine
-from onewindow.settings import PROJECT_ROOT
+from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.stack import free_port, http_get, write_endpoints
 
 STARTUP_SECONDS = 90
@@ -52,7 +53,9 @@ class RunningConsole:
         self.port = free_port()
         env = {
             **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": self.database_url,
-            "RASA_ENDPOINTS": str(self.endpoints), "RASA_URL": self.rasa_url, **self.extra_env,
+            "RASA_ENDPOINTS": str(self.endpoints), "RASA_URL": self.rasa_url,
+            API_SECRET_VARIABLE: secrets.token_urlsafe(32),  # a stack's own secret comes in `env` (Stack.api_env)
+            **self.extra_env,
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -130,7 +133,8 @@ def console_routes(console: RunningConsole) -> List[ConsoleRoute]:
     from console.settings import ConsoleSettings
 
     settings = ConsoleSettings(host="127.0.0.1", port=console.port, database_url=console.database_url,
-                               endpoints=console.endpoints, rasa_url=console.rasa_url, session_minutes=60, secure_cookies=False)
+                               endpoints=console.endpoints, rasa_url=console.rasa_url, rasa_api_secret=secrets.token_urlsafe(32),
+                               session_minutes=60, secure_cookies=False)
     app = create_app(settings)
     routes = []
     for route in app.router.routes:

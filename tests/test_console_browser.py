@@ -60,7 +60,7 @@ def console(stack: Stack, api: LocalBotApi, tmp_path_factory: pytest.TempPathFac
     create_staff_user(stack.database_url, "sam", "supervisor", PASSWORD)
     running = RunningConsole(
         stack.database_url, Path(tmp_path_factory.mktemp("console")), endpoints=stack.endpoints,
-        rasa_url=f"http://127.0.0.1:{stack.rasa_port}", env=bot_env(api),
+        rasa_url=stack.api_url, env={**bot_env(api), **stack.api_env()},
     ).start()
     yield running
     running.stop()

@@ -301,7 +301,7 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     stack = Stack(workdir).start()
     try:
         with RunningConsole(stack.database_url, workdir, endpoints=stack.endpoints,
-                            rasa_url=f"http://127.0.0.1:{stack.rasa_port}") as running:
+                            rasa_url=stack.api_url, env=stack.api_env()) as running:
             yield stack, running
     finally:
         stack.stop()

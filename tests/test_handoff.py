@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import threading
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from actions.reports import ActionSubmitReport
 from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
+from onewindow.api_auth import refusal
 from onewindow.catalogue import Catalogue
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.db import make_sessionmaker
@@ -38,6 +40,7 @@ from tests.telegram_api import LocalBotApi
 WEDNESDAY_MORNING = datetime(2026, 11, 25, 10, 0)  # the hotline works 08:00-20:00 on weekdays
 SUNDAY_MORNING = datetime(2026, 11, 29, 10, 0)  # the hotline is closed on Sundays
 REFERENCE = re.compile(r"HO-\d{6}")
+API_SECRET = secrets.token_urlsafe(32)  # the stand-in for Rasa's HTTP API checks the staff desk's token
 
 
 @pytest.fixture
@@ -446,6 +449,10 @@ class RasaApiStandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if refusal(API_SECRET, self.headers.get("Authorization")):  # as Rasa with --jwt-secret
+                    self.send_response(401)
+                    self.end_headers()
+                    return
                 stand_in.appended.append((self.path, body))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -479,7 +486,7 @@ def telegram() -> Iterator[LocalBotApi]:
 @pytest.fixture
 def desk(actions_db: ServiceBackend, rasa_api: RasaApiStandIn, telegram: LocalBotApi) -> StaffDesk:
     rasa_api.appended.clear()
-    return StaffDesk(actions_db, rasa_api.url, OutboundChannels(telegram.token, telegram.base_url))
+    return StaffDesk(actions_db, rasa_api.url, OutboundChannels(telegram.token, telegram.base_url), API_SECRET)
 
 
 chat_ids = iter(range(9100, 9999))
@@ -627,7 +634,7 @@ def test_queue_version_changes_with_every_change(desk: StaffDesk, actions_db: Se
 def test_rasa_unreachable_still_closes_the_handoff(actions_db: ServiceBackend, telegram: LocalBotApi, capsys: pytest.CaptureFixture) -> None:
     from onewindow.stack import free_port
 
-    desk = StaffDesk(actions_db, f"http://127.0.0.1:{free_port()}", OutboundChannels(telegram.token, telegram.base_url))
+    desk = StaffDesk(actions_db, f"http://127.0.0.1:{free_port()}", OutboundChannels(telegram.token, telegram.base_url), API_SECRET)
     sender = telegram_citizen(telegram)
     capsys.readouterr()
     asyncio.run(desk.hand_back(reference_of(actions_db, sender), "maria"))

@@ -42,7 +42,7 @@ def backend(stack: Stack) -> ServiceBackend:
 
 @pytest.fixture(scope="module")
 def desk(stack: Stack, backend: ServiceBackend) -> StaffDesk:
-    return StaffDesk(backend, f"http://127.0.0.1:{stack.rasa_port}", OutboundChannels())
+    return StaffDesk(backend, stack.api_url, OutboundChannels(), stack.api_secret)
 
 
 @pytest.fixture
@@ -212,7 +212,7 @@ def test_a_staff_reply_reaches_the_telegram_chat(stack: Stack, backend: ServiceB
     api.wait_quiet(1.0)
     assert not api.calls_to("sendMessage", chat_id=chat, since=before), "only the handoff signal: no text, no apology"
 
-    desk = StaffDesk(backend, f"http://127.0.0.1:{stack.rasa_port}", OutboundChannels(api.token, api.base_url))
+    desk = StaffDesk(backend, stack.api_url, OutboundChannels(api.token, api.base_url), stack.api_secret)
     reference = row(backend, sender).reference
     assert asyncio.run(desk.reply(reference, "maria", "Hello, this is Maria. How can I help?")) is True
     assert api.sent_texts(chat)[-1] == "Hello, this is Maria. How can I help?"

@@ -1,14 +1,21 @@
-"""The router: one queue in front of the Rasa instances, a conversation's messages on one instance at a time."""
+"""The router: one queue in front of the Rasa instances, a conversation's messages on one instance at a time;
+the channels on the public listener, the HTTP API (with a token) only on the internal one."""
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from typing import Dict, List, Tuple
 
 from aiohttp import ClientSession, web
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from yarl import URL
 
-from onewindow.router import Dispatcher, make_app, sender_of
+from onewindow.api_auth import api_token, authorization
+from onewindow.router import Dispatcher, is_channel_path, make_apps, sender_of
 from onewindow.stack import free_port
+
+SECRET = secrets.token_urlsafe(32)
 
 
 def test_sender_comes_from_the_rest_body_or_the_conversation_path() -> None:
@@ -101,26 +108,119 @@ async def _exchange(messages_per_instance: int, down: Tuple[str, ...] = ()) -> T
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
-    router = web.AppRunner(make_app([f"http://127.0.0.1:{p}" for p in ports], messages_per_instance))
-    await router.setup()
-    router_port = free_port()
-    await web.TCPSite(router, "127.0.0.1", router_port).start()
+    public, internal = await start_router([f"http://127.0.0.1:{p}" for p in ports], messages_per_instance)
     statuses = []
     async with ClientSession() as session:
 
         async def conversation(n: int) -> None:
             for _ in range(3):
-                async with session.post(f"http://127.0.0.1:{router_port}/webhooks/rest/webhook", json={"sender": f"c{n}", "message": "hi"}) as answer:
+                async with session.post(f"{public.url}/webhooks/rest/webhook", json={"sender": f"c{n}", "message": "hi"}) as answer:
                     statuses.append(answer.status)
 
         await asyncio.gather(*(conversation(n) for n in range(20)))
-        async with session.get(f"http://127.0.0.1:{router_port}/conversations/c0/tracker") as answer:
+        async with session.get(f"{internal.url}/conversations/c0/tracker", headers=authorization(SECRET)) as answer:
             statuses.append(answer.status)
-        async with session.get(f"http://127.0.0.1:{router_port}/status") as answer:
+        async with session.get(f"{internal.url}/status", headers=authorization(SECRET)) as answer:
             statuses.append(answer.status)
-    for runner in [router, *runners]:
+    for runner in [public.runner, internal.runner, *runners]:
         await runner.cleanup()
     return seen, statuses, most[0], overlaps
+
+
+class Listener:
+    def __init__(self, runner: web.AppRunner, port: int) -> None:
+        self.runner, self.url = runner, f"http://127.0.0.1:{port}"
+
+
+async def start_router(upstreams: List[str], messages_per_instance: int = 2) -> Tuple[Listener, Listener]:
+    """The router's public and internal listeners on free loopback ports."""
+    listeners = []
+    for app in make_apps(upstreams, SECRET, messages_per_instance):
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        listeners.append(Listener(runner, port))
+    return listeners[0], listeners[1]
+
+
+async def _recorded(requests: List[Tuple[str, str, Dict[str, str]]]) -> Tuple[List[Tuple[str, int]], List[str]]:
+    """Send (listener, path, headers) requests through a real router to a recording upstream.
+
+    Returns each answer's (body, status) and the raw paths the upstream received.
+    """
+    received: List[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(request.raw_path)
+        return web.json_response({"upstream": True})
+
+    upstream_app = web.Application()
+    upstream_app.router.add_route("*", "/{tail:.*}", handle)
+    upstream = web.AppRunner(upstream_app)
+    await upstream.setup()
+    upstream_port = free_port()
+    await web.TCPSite(upstream, "127.0.0.1", upstream_port).start()
+    public, internal = await start_router([f"http://127.0.0.1:{upstream_port}"])
+    answers = []
+    async with ClientSession() as session:
+        for listener, path, headers in requests:
+            url = URL((public if listener == "public" else internal).url + path, encoded=True)
+            async with session.get(url, headers=headers) as answer:
+                answers.append((await answer.text(), answer.status))
+    for runner in (public.runner, internal.runner, upstream):
+        await runner.cleanup()
+    return answers, received
+
+
+API_PATHS = ["/status", "/version", "/", "/conversations/telegram:42/tracker", "/conversations/x/tracker/events",
+             "/model", "/domain", "/auth", "/webhooks/../conversations/x/tracker", "/webhooks/rest/../../model",
+             "/webhooks/rest/%2e%2e/%2e%2e/status", "/webhooks%2frest/webhook", "//conversations/x/tracker",
+             "/health/../status"]
+
+
+def test_the_public_listener_forwards_only_channel_paths_and_answers_health_itself() -> None:
+    answers, received = asyncio.run(_recorded(
+        [("public", path, authorization(SECRET)) for path in API_PATHS]
+        + [("public", "/webhooks/rest/webhook", {}), ("public", "/webhooks/rest/", {}), ("public", "/health", {})]
+    ))
+    assert [status for _, status in answers[:len(API_PATHS)]] == [404] * len(API_PATHS), "a token does not open the public port"
+    assert [status for _, status in answers[len(API_PATHS):]] == [200, 200, 200]
+    assert json.loads(answers[-1][0]) == {"status": "ok"}
+    assert received == ["/webhooks/rest/webhook", "/webhooks/rest/"], "only the channel paths reach Rasa, as sent"
+
+
+def test_the_internal_listener_forwards_only_requests_with_an_admin_token() -> None:
+    refused = [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": f"Bearer {api_token('x' * 32)}"},
+               {"Authorization": f"Bearer {api_token(SECRET, lifetime_seconds=-60)}"},
+               {"Authorization": f"Bearer {api_token(SECRET, role='user')}"}, {"Authorization": api_token(SECRET)}]
+    answers, received = asyncio.run(_recorded(
+        [("internal", "/conversations/ana/tracker", headers) for headers in refused]
+        + [("internal", "/conversations/ana/tracker", authorization(SECRET))]
+    ))
+    assert [status for _, status in answers] == [401, 401, 401, 401, 403, 401, 200]
+    assert received == ["/conversations/ana/tracker"]
+
+
+PREFIXES = ["", "/webhooks", "/webhooks/rest", "/webhooks/rest/webhook", "/conversations/telegram:42", "/health"]
+TAIL = st.text(st.sampled_from(list("abXZ09_-.%2e/:~?=&")), max_size=24)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PREFIXES), TAIL)
+def test_generated_paths_reach_rasa_only_when_they_are_plain_channel_paths(prefix: str, tail: str) -> None:
+    path = "/" + (prefix + tail).lstrip("/")
+    assume(not path.endswith("?"))  # the client drops an empty query
+    answers, received = asyncio.run(_recorded([("public", path, {})]))
+    (_, status), = answers
+    if is_channel_path(path):
+        plain = path.partition("?")[0]
+        assert [got.partition("?")[0] for got in received] == [plain] and status == 200, "forwarded as sent"
+        assert plain.startswith("/webhooks/") and ".." not in plain and "%" not in plain
+    elif path == "/health":
+        assert received == [] and status == 200
+    else:
+        assert received == [] and status in (400, 404), (path, status)
 
 
 def test_router_spreads_the_load_and_gives_each_instance_at_most_its_share() -> None:

@@ -6,6 +6,10 @@ from urllib.parse import quote
 
 import httpx
 
+from onewindow.channels.senders import sign_sender
+
+from onewindow.api_auth import authorization
+
 
 class RasaUnavailable(RuntimeError):
     """The Rasa server (or its action server) did not answer in time."""
@@ -23,7 +27,9 @@ class RasaClient:
 
     async def send(self, external_id: object, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
         """The assistant's responses to one message from this chat or caller."""
-        body = {"sender": self.sender_id(external_id), "message": text, "metadata": {"channel": self.channel, **(metadata or {})}}
+        sender = self.sender_id(external_id)
+        signed = {"channel": self.channel, **(metadata or {}), "sender_signature": sign_sender(sender)}
+        body = {"sender": sender, "message": text, "metadata": signed}
         try:
             answer = await self._client.post("/webhooks/rest/webhook", json=body)
             answer.raise_for_status()
@@ -35,12 +41,13 @@ class RasaClient:
         await self._client.aclose()
 
 
-async def append_events(base_url: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0) -> None:
-    """Add events to a conversation through Rasa's HTTP API (POST /conversations/<id>/tracker/events)."""
+async def append_events(base_url: str, api_secret: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0) -> None:
+    """Add events to a conversation through Rasa's HTTP API (POST /conversations/<id>/tracker/events),
+    at `base_url` (the router's internal listener), with a token signed with `api_secret`."""
     path = f"/conversations/{quote(sender_id, safe=':+')}/tracker/events"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
-            answer = await client.post(path, json=events)
+            answer = await client.post(path, json=events, headers=authorization(api_secret))
             answer.raise_for_status()
     except httpx.HTTPError as error:
         raise RasaUnavailable(type(error).__name__) from error
