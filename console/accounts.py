@@ -1,28 +1,27 @@
-"""Logging in and out, and the admin's user management pages."""
+"""Logging in and out (throttled, console.throttle), changing one's password, and the admin's user management pages."""
 from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import datetime, timedelta
 from typing import Dict, Optional
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
-from sqlalchemy.engine import Engine
 
-from console import audit
+from console import audit, throttle
 from console.auth import (
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, end_session, public, requires, set_cookie, start_session, tokens_match,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE, audit_denied, end_other_sessions, end_session, public, requires, set_cookie,
+    source_address, start_session, tokens_match,
 )
 from console.templates import error_page, render
-from console.users import ROLES, AccountError, authenticate, create_user, deactivate, is_account, list_users
+from console.users import (
+    ROLES, AccountError, authenticate, change_password, create_user, deactivate, is_account, list_users, member_by_id,
+)
 
 bp = Blueprint("accounts")
 LOGIN_FORM_SECONDS = 3600
-# after this many failed logins in this many minutes an account refuses logins until the window has passed
-LOCKOUT_FAILURES = 5
-LOCKOUT_MINUTES = 15
 UNKNOWN_ACCOUNT = "(no such account)"
+THROTTLED = "Too many failed logins. Try again in {minutes} minutes, or ask an admin to unlock the account."
 
 
 def safe_next(target: str) -> str:
@@ -30,12 +29,6 @@ def safe_next(target: str) -> str:
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/queue"
-
-
-def locked_out(engine: Engine, username: str) -> bool:
-    """Whether the account had LOCKOUT_FAILURES failed logins within the last LOCKOUT_MINUTES."""
-    since = datetime.utcnow() - timedelta(minutes=LOCKOUT_MINUTES)
-    return audit.count_since(engine, "login.failed", username, since) >= LOCKOUT_FAILURES
 
 
 def login_form(request: Request, status: int = 200, error: str = "", username: str = "", next_path: str = "") -> HTTPResponse:
@@ -61,22 +54,28 @@ async def login_page(request: Request) -> HTTPResponse:
 @bp.post("/login")
 @public
 async def login(request: Request) -> HTTPResponse:
-    form = request.form
+    form = request.form or {}
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE, ""), form.get("csrf_token", "")):
+        await audit_denied(request, "-", "csrf")
         return error_page(request, 403, "The login form has expired. Reload the page and try again.", back="/login")
-    username = (form.get("username") or "").strip().lower()
+    username = (form.get("username") or "").strip().lower()[:200]
     next_path = safe_next(form.get("next", ""))
     engine = request.app.ctx.backend.engine
+    source = source_address(request)
     known = await asyncio.to_thread(is_account, engine, username)
-    if known and await asyncio.to_thread(locked_out, engine, username):
-        await asyncio.to_thread(audit.write, engine, "-", "login.locked", username, {})
-        return login_form(request, 429, f"Too many failed logins for this account. Try again in {LOCKOUT_MINUTES} minutes, "
-                                        "or ask an admin.", username, next_path)
+    # what was typed is logged only when it is an account's name: it could be a password typed in the wrong box
+    logged_name = username if known else UNKNOWN_ACCOUNT
+    # names that are accounts and names that are not are throttled, and answered, alike
+    wait = await asyncio.to_thread(throttle.wait_seconds, engine, username, source)
+    if wait:
+        await asyncio.to_thread(audit.write, engine, "-", "login.throttled", logged_name, {})
+        return login_form(request, 429, THROTTLED.format(minutes=max(1, -(-wait // 60))), username, next_path)
     member = await asyncio.to_thread(authenticate, engine, username, form.get("password") or "")
     if member is None:
-        # what was typed is logged only when it is an account's name: it could be a password typed in the wrong box
-        await asyncio.to_thread(audit.write, engine, "-", "login.failed", username if known else UNKNOWN_ACCOUNT, {})
+        await asyncio.to_thread(throttle.record_failure, engine, username, source)
+        await asyncio.to_thread(audit.write, engine, "-", "login.failed", logged_name, {})
         return login_form(request, 401, "Wrong username or password, or the account is deactivated.", username, next_path)
+    await asyncio.to_thread(throttle.forget, engine, username, source)
     old_token = request.cookies.get(SESSION_COOKIE)
     if old_token:
         await asyncio.to_thread(end_session, engine, old_token)
@@ -100,9 +99,11 @@ async def logout(request: Request) -> HTTPResponse:
 
 async def users_page(request: Request, status: int = 200, error: str = "", notice: str = "",
                      form: Optional[Dict[str, str]] = None) -> HTTPResponse:
-    users = await asyncio.to_thread(list_users, request.app.ctx.backend.engine)
+    engine = request.app.ctx.backend.engine
+    users = await asyncio.to_thread(list_users, engine)
+    failures = await asyncio.to_thread(throttle.recent_failures, engine, [member.username for member in users])
     return render(request, "admin_users.html", status=status, users=users, roles=ROLES, error=error, notice=notice,
-                  form=form or {"username": "", "role": "agent"})
+                  form=form or {"username": "", "role": "agent"}, failures=failures)
 
 
 @bp.get("/admin/users")
@@ -135,3 +136,41 @@ async def deactivate_user(request: Request, user_id: int) -> HTTPResponse:
         return error_page(request, 404, str(error), back="/admin/users")
     await audit.record(request, "user.deactivate", member.username)
     return await users_page(request, notice=f"Deactivated {member.username}; their sessions have ended.")
+
+
+@bp.post("/admin/users/<user_id:int>/unlock")
+@requires("admin")
+async def unlock_user(request: Request, user_id: int) -> HTTPResponse:
+    """Forget the account's failed logins from every address, so that nobody waits to log in as it."""
+    engine = request.app.ctx.backend.engine
+    member = await asyncio.to_thread(member_by_id, engine, user_id)
+    if member is None:
+        return error_page(request, 404, "There is no such user.", back="/admin/users")
+    forgotten = await asyncio.to_thread(throttle.forget, engine, member.username)
+    await audit.record(request, "user.unlock", member.username, failures=forgotten)
+    return await users_page(request, notice=f"Unlocked {member.username}: {forgotten} failed login(s) forgotten.")
+
+
+@bp.get("/account/password")
+@requires("agent")
+async def password_page(request: Request) -> HTTPResponse:
+    return render(request, "password.html", error="", notice="")
+
+
+@bp.post("/account/password")
+@requires("agent")
+async def password_change(request: Request) -> HTTPResponse:
+    """A new password: the current one, the new one twice, and the policy (console.password_policy)."""
+    form = request.form or {}
+    current, new = form.get("current") or "", form.get("new") or ""
+    engine = request.app.ctx.backend.engine
+    try:
+        if new != (form.get("again") or ""):
+            raise AccountError("the two new passwords differ")
+        await asyncio.to_thread(change_password, engine, request.ctx.user, current, new)
+    except AccountError as error:
+        await audit.record(request, "password.change_refused", request.ctx.user.username)
+        return render(request, "password.html", status=400, error=f"{str(error)[:1].upper()}{str(error)[1:]}.", notice="")
+    await asyncio.to_thread(end_other_sessions, engine, request.ctx.user.id, request.cookies[SESSION_COOKIE])
+    await audit.record(request, "password.change", request.ctx.user.username)
+    return render(request, "password.html", error="", notice="Your password has been changed; your other sessions have ended.")

@@ -9,8 +9,7 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
@@ -18,10 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from console.audit_store import write
 from console.auth import requires
-from console.templates import error_page, render
+from console.filters import InvalidFilter, parse_page
+from console.templates import render
 from onewindow import models
 
+__all__ = ["AuditPage", "bp", "known_actions", "record", "search", "write"]
 PER_PAGE = 50
 FILTER_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 
@@ -34,22 +36,6 @@ class AuditPage:
     page: int
     pages: int
     total: int
-
-
-def write(engine: Engine, username: str, action: str, target: str, detail: Dict[str, Any]) -> None:
-    """Append one entry (blocking; `record` is the way to call it from a handler)."""
-    with Session(engine, future=True) as session, session.begin():
-        session.add(models.AuditEntry(at=datetime.utcnow(), username=username, action=action, target=target[:200], detail=detail))
-
-
-def count_since(engine: Engine, action: str, target: str, since: datetime) -> int:
-    """How many `action` entries on `target` were written after `since` (UTC)."""
-    with Session(engine, future=True) as session:
-        return session.scalar(
-            select(func.count(models.AuditEntry.id)).where(
-                models.AuditEntry.action == action, models.AuditEntry.target == target, models.AuditEntry.at > since
-            )
-        )
 
 
 async def record(request: Request, action: str, target: str, **detail: Any) -> None:
@@ -88,12 +74,10 @@ def known_actions(engine: Engine) -> List[str]:
 async def audit_page(request: Request) -> HTTPResponse:
     username = request.args.get("user", "").strip()
     action = request.args.get("action", "").strip()
-    page_text = request.args.get("page", "1")
     if (username and not FILTER_PATTERN.match(username)) or (action and not FILTER_PATTERN.match(action)):
-        return error_page(request, 400, "User and action filters may only contain letters, digits, '.', '_' and '-'.", back="/audit")
-    if not page_text.isdigit() or not 1 <= int(page_text) <= 100000:
-        return error_page(request, 400, "The page must be a whole number from 1.", back="/audit")
+        raise InvalidFilter("'user' and 'action' may only contain letters, digits, '.', '_' and '-'")
+    number = parse_page(request.args)
     engine = request.app.ctx.backend.engine
-    result = await asyncio.to_thread(search, engine, username or None, action or None, int(page_text))
+    result = await asyncio.to_thread(search, engine, username or None, action or None, number)
     actions = await asyncio.to_thread(known_actions, engine)
     return render(request, "audit.html", result=result, filter_user=username, filter_action=action, actions=actions)

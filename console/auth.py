@@ -11,6 +11,9 @@ open by mistake), and a response middleware that adds the security headers.
 Without a valid session, GET and HEAD requests are redirected to /login?next=<path>, other
 requests get 401. A role below the one required gets 403. Every other method must carry the
 session's CSRF token in the form field `csrf_token` or the header `X-CSRF-Token`, or gets 403.
+Both refusals are audited (`access.denied`, with the reason). A session ends after
+`CONSOLE_SESSION_MINUTES`, or earlier after `CONSOLE_IDLE_MINUTES` without a request; requests the
+pages make by themselves (`requires(role, touch=False)`: the live queue) do not count as activity.
 """
 from __future__ import annotations
 
@@ -26,15 +29,18 @@ from urllib.parse import quote
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, redirect, text
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from console.audit_store import write as audit_write
+from console.masking import Masker
 from console.templates import error_page
 from console.users import ROLES, StaffMember, member_of
 from onewindow import models
 
 SESSION_COOKIE = "ow_session"
+REVEAL_ROLE = "supervisor"  # the lowest role that may see personal data in clear (reveal, search in clear)
 LOGIN_CSRF_COOKIE = "ow_login_csrf"  # the login form's token, before there is a session
 SAFE_METHODS = ("GET", "HEAD")
 SECURITY_HEADERS = {
@@ -48,6 +54,7 @@ SECURITY_HEADERS = {
 }
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
+TOUCH_SECONDS = 15  # a session's last activity is written at most this often
 
 
 def _token_hash(token: str) -> str:
@@ -70,25 +77,55 @@ def start_session(engine: Engine, member: StaffMember, minutes: int) -> str:
     return token
 
 
-def session_member(engine: Engine, token: str) -> Optional[Tuple[StaffMember, str]]:
-    """The active member and CSRF token of an unexpired session, or None."""
+def session_member(engine: Engine, token: str, idle_minutes: int, touch: bool = True) -> Optional[Tuple[StaffMember, str]]:
+    """The active member and CSRF token of a session that has neither expired nor been idle for `idle_minutes`,
+    or None. `touch` counts this as activity (the idle time starts again)."""
+    now = datetime.utcnow()
+    sessions = models.StaffSession
+    token_hash = _token_hash(token)
     query = (
-        select(models.StaffUser, models.StaffSession.csrf_token)
-        .join(models.StaffSession, models.StaffSession.user_id == models.StaffUser.id)
+        select(models.StaffUser, sessions.csrf_token)
+        .join(sessions, sessions.user_id == models.StaffUser.id)
         .where(
-            models.StaffSession.token_hash == _token_hash(token),
-            models.StaffSession.expires_at > datetime.utcnow(),
+            sessions.token_hash == token_hash,
+            sessions.expires_at > now,
+            func.coalesce(sessions.last_seen_at, sessions.created_at) > now - timedelta(minutes=idle_minutes),
             models.StaffUser.active.is_(True),
         )
     )
-    with Session(engine, future=True) as session:
+    with Session(engine, future=True) as session, session.begin():
         row = session.execute(query).first()
-    return (member_of(row[0]), row[1]) if row else None
+        found = (member_of(row[0]), row[1]) if row else None
+        if found is not None and touch:
+            session.execute(update(sessions).where(
+                sessions.token_hash == token_hash,
+                or_(sessions.last_seen_at.is_(None), sessions.last_seen_at < now - timedelta(seconds=TOUCH_SECONDS)),
+            ).values(last_seen_at=now))
+    return found
 
 
 def end_session(engine: Engine, token: str) -> None:
     with Session(engine, future=True) as session, session.begin():
         session.execute(delete(models.StaffSession).where(models.StaffSession.token_hash == _token_hash(token)))
+
+
+def end_other_sessions(engine: Engine, user_id: int, token: str) -> None:
+    """End every session of the user but the one with `token` (after a password change)."""
+    with Session(engine, future=True) as session, session.begin():
+        session.execute(delete(models.StaffSession).where(models.StaffSession.user_id == user_id,
+                                                          models.StaffSession.token_hash != _token_hash(token)))
+
+
+def source_address(request: Request) -> str:
+    """Where the request comes from: the client's address, or the proxy's X-Forwarded-For when
+    CONSOLE_PROXIES_COUNT says how many proxies are in front."""
+    return request.remote_addr or request.ip or "-"
+
+
+async def audit_denied(request: Request, username: str, reason: str) -> None:
+    """Record a refused request: who, the path (masked, without its query) and why."""
+    await asyncio.to_thread(audit_write, request.app.ctx.backend.engine, username, "access.denied",
+                            Masker()(request.path), {"method": request.method, "reason": reason})
 
 
 def set_cookie(request: Request, response: HTTPResponse, name: str, value: str, max_age: int) -> None:
@@ -121,29 +158,33 @@ def login_redirect(request: Request) -> HTTPResponse:
     return redirect(f"/login?next={quote(target, safe='')}")
 
 
-async def _refusal(request: Request, role: str) -> Optional[HTTPResponse]:
+async def _refusal(request: Request, role: str, touch: bool) -> Optional[HTTPResponse]:
     """None when the request may go on (request.ctx.user and .csrf_token are then set), else the refusal."""
     token = request.cookies.get(SESSION_COOKIE)
-    found = await asyncio.to_thread(session_member, request.app.ctx.backend.engine, token) if token else None
+    idle = request.app.ctx.settings.idle_minutes
+    found = await asyncio.to_thread(session_member, request.app.ctx.backend.engine, token, idle, touch) if token else None
     if found is None:
         return login_redirect(request) if request.method in SAFE_METHODS else text("Please log in.", status=401)
     request.ctx.user, request.ctx.csrf_token = found
     if request.method not in SAFE_METHODS and not tokens_match(request.ctx.csrf_token, submitted_csrf_token(request)):
+        await audit_denied(request, request.ctx.user.username, "csrf")
         return error_page(request, 403, "This form has expired. Go back, reload the page and try again.")
     if not request.ctx.user.can(role):
+        await audit_denied(request, request.ctx.user.username, "role")
         return error_page(request, 403, "Your role does not give access to this page.")
     return None
 
 
-def requires(role: str) -> Callable[[Handler], Handler]:
-    """Let the handler run only for a logged-in member with `role` or above (and a valid CSRF token)."""
+def requires(role: str, touch: bool = True) -> Callable[[Handler], Handler]:
+    """Let the handler run only for a logged-in member with `role` or above (and a valid CSRF token);
+    `touch=False` for requests a page makes by itself, which do not keep an idle session alive."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
 
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-            refusal = await _refusal(request, role)
+            refusal = await _refusal(request, role, touch)
             if refusal is not None:
                 return refusal
             response = handler(request, *args, **kwargs)

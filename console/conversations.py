@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
-from console.masking import PERSONAL_SLOTS
+from console.masking import PERSONAL_SLOTS, Masker
 from onewindow import models
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
 from onewindow.tracker_events import events
@@ -167,6 +168,12 @@ class Transcript:
         for session in self.sessions:
             yield from session.turns
 
+    def masker(self) -> Masker:
+        """Masks this conversation's personal data: its slots' values and the names found in any of its texts."""
+        texts = [m.text for turn in self.turns() for m in ([turn.citizen] if turn.citizen else []) + turn.replies]
+        texts += [str(t.get("text", "")) for call in self.calls for t in call.turns]
+        return Masker(self.personal_values, texts)
+
 
 @dataclass
 class Page:
@@ -244,11 +251,15 @@ def personal_values_in(rows: Iterable[Any]) -> Dict[str, List[str]]:
 
 
 class ConversationStore:
-    """Reads conversations from the tracker store and the service database; writes staff reviews."""
+    """Reads conversations from the tracker store and the service database; writes staff reviews.
 
-    def __init__(self, tracker: Engine, service: Engine) -> None:
+    The free-text search matches what the citizen and the assistant wrote as it is when `search_in_clear`
+    (staff who may reveal personal data), else only the masked text staff are shown (console.masking)."""
+
+    def __init__(self, tracker: Engine, service: Engine, search_in_clear: bool = False) -> None:
         self.tracker = tracker
         self.service = service
+        self.search_in_clear = search_in_clear
 
     # keys ----------------------------------------------------------------------------------
 
@@ -324,16 +335,26 @@ class ConversationStore:
         )
 
     def _senders_saying(self, connection: Connection, text: str) -> Set[str]:
-        """Senders with a user or bot message containing `text` (case-insensitive): narrowed with LIKE on the
-        event JSON, then checked on the message text itself."""
-        needle = json.dumps(text)[1:-1]  # the text as it appears inside the stored JSON
-        rows = connection.execute(
-            select(events.c.sender_id, events.c.data).where(
-                events.c.type_name.in_(("user", "bot")), events.c.data.ilike(f"%{escape_like(needle)}%", escape="\\")
-            )
-        )
+        """Senders with a user or bot message containing `text` (case-insensitive), in clear or masked (see the
+        class): narrowed with LIKE on the event JSON, then checked on the message text itself."""
+        # the text as it appears inside the stored JSON
+        needle = json.dumps(text if self.search_in_clear else longest_letter_run(text))[1:-1]
+        query = select(events.c.sender_id, events.c.data).where(events.c.type_name.in_(("user", "bot")))
+        if needle:
+            query = query.where(events.c.data.ilike(f"%{escape_like(needle)}%", escape="\\"))
+        texts: Dict[str, List[str]] = {}
+        for row in connection.execute(query):
+            texts.setdefault(row.sender_id, []).append(json.loads(row.data).get("text") or "")
         wanted = text.casefold()
-        return {row.sender_id for row in rows if wanted in (json.loads(row.data).get("text") or "").casefold()}
+        if self.search_in_clear:
+            return {sender for sender, said in texts.items() if any(wanted in t.casefold() for t in said)}
+        personal = self.personal_values(sorted(texts))
+        found = set()
+        for sender, said in texts.items():
+            mask = Masker(personal.get(sender, []), said)
+            if any(wanted in mask(t).casefold() for t in said):
+                found.add(sender)
+        return found
 
     def _handed_off(self, reason: str = "") -> Set[str]:
         query = select(handoffs.c.sender_id).distinct()
@@ -512,6 +533,13 @@ class ConversationStore:
         """Every tag in use, for the filter's suggestions."""
         with self.service.connect() as connection:
             return sorted({tag for tags in connection.execute(select(reviews.c.tags)).scalars() for tag in tags or []})
+
+
+def longest_letter_run(text: str) -> str:
+    """The longest run of letters in `text`: masking keeps letters outside a mask where they were, so a masked
+    text containing `text` has this run in the stored text too (narrowing a masked search by LIKE)."""
+    runs = re.findall(r"[^\W\d_]+", text)
+    return max(runs, key=len) if runs else ""
 
 
 def is_typed(text: str) -> bool:

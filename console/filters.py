@@ -31,6 +31,9 @@ REVIEWED = ("yes", "no")
 TAG = re.compile(r"^[\w][\w \-]{0,39}$")
 MAX_TEXT = 200
 MAX_PAGE = 100_000
+PAGE = re.compile(r"[0-9]{1,6}")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)  # the dates a conversation can have
 ANALYTICS_DEFAULT_DAYS = 30
 MAX_RANGE_DAYS = 366
 
@@ -56,11 +59,14 @@ def parse_day(args: Mapping[str, str], name: str) -> Optional[date]:
     if not value:
         return None
     try:
-        if len(value) != 10:
+        if not DAY.fullmatch(value):
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidFilter(f"'{name}' must be a date written YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidFilter(f"'{name}' must be a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return day
 
 
 def parse_choice(args: Mapping[str, str], name: str, choices: Collection[str]) -> str:
@@ -80,8 +86,8 @@ def parse_tag(value: str) -> str:
 
 def parse_page(args: Mapping[str, str]) -> int:
     value = (args.get("page") or "1").strip()
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidFilter("'page' must be a whole number from 1")
+    if not PAGE.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
+        raise InvalidFilter(f"'page' must be a whole number from 1 to {MAX_PAGE}")
     return int(value)
 
 

@@ -13,7 +13,7 @@ from console import audit
 from console.auth import requires
 from console.conversations import ConversationStore
 from console.corrections import WHY, Corrections
-from console.filters import InvalidFilter, domain_intents, parse_page
+from console.filters import InvalidFilter, domain_intents, parse_choice, parse_page
 from console.masking import Masker
 from console.templates import error_page, render
 
@@ -32,11 +32,8 @@ def list_link(page: int, include_corrected: bool) -> str:
 @bp.get("/improve")
 @requires("agent")
 async def improve_page(request: Request) -> HTTPResponse:
-    try:
-        number = parse_page(request.args)
-    except InvalidFilter as error:
-        return error_page(request, 400, str(error), back="/improve")
-    include_corrected = request.args.get("all") == "1"
+    number = parse_page(request.args)
+    include_corrected = parse_choice(request.args, "all", ("1",)) == "1"
     corrections = corrections_of(request)
     page = await asyncio.to_thread(corrections.misunderstood, number, include_corrected)
     personal = await asyncio.to_thread(corrections.store.personal_values, sorted({i.message.sender_id for i in page.items}))

@@ -8,11 +8,6 @@ import secrets
 
 # scrypt cost: 16 MiB of memory and about 50 ms per hash
 N, R, P, KEY_BYTES = 2**14, 8, 1, 32
-MIN_LENGTH = 10
-
-
-class WeakPasswordError(ValueError):
-    """The password is too short to be accepted."""
 
 
 def _b64(data: bytes) -> str:
@@ -24,9 +19,7 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def hash_password(password: str) -> str:
-    """"scrypt$n$r$p$salt$key" with a fresh 16-byte salt; refuses passwords under MIN_LENGTH characters."""
-    if len(password) < MIN_LENGTH:
-        raise WeakPasswordError(f"the password must have at least {MIN_LENGTH} characters")
+    """"scrypt$n$r$p$salt$key" with a fresh 16-byte salt (console.password_policy decides what may be hashed)."""
     salt = secrets.token_bytes(16)
     return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(_scrypt(password, salt, N, R, P))}"
 

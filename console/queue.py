@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, redirect
 
 from console import audit
 from console.auth import SESSION_COOKIE, requires, session_member
+from console.conversations import ConversationStore
 from console.masking import PERSONAL_SLOTS, Masker, no_masking, slot_value_masked
 from console.templates import error_page, render
+from console.users import active_username
 from onewindow.backend.references import normalise_reference
 from onewindow.logs import log_event
-from onewindow.staff_desk import OUTCOMES, HandoffNotFound, HandoffStateError, QueueItem, StaffDesk
+from onewindow.staff_desk import OUTCOMES, HandoffNotFound, HandoffStateError, QueueItem, StaffDesk, tell_queue_moves
 
 logger = logging.getLogger("onewindow.console")  # OneWindow's JSON log lines (onewindow.logs)
 bp = Blueprint("queue")
@@ -74,12 +76,15 @@ def install(app: Sanic) -> None:
         await asyncio.gather(app.ctx.queue_watch_task, return_exceptions=True)
 
 
-def masker_for(item: QueueItem, revealed: bool) -> Callable[[Any], Any]:
-    """Masks the citizen's name and numbers in what the page shows, unless a supervisor revealed them."""
+def masker_for(item: QueueItem, history: List[str], revealed: bool) -> Callable[[Any], Any]:
+    """Masks the citizen's personal data in what the page shows, unless a supervisor revealed it: the summary's
+    personal slots, `history` (every value the conversation's personal slots ever held, also ones cleared since)
+    and the names found in the summary's and the staff's texts."""
     if revealed:
         return no_masking
     slots = item.summary.get("slots") or {}
-    return Masker(str(slots[name]) for name in PERSONAL_SLOTS if slots.get(name))
+    texts = [str(turn.get("text", "")) for turn in item.summary.get("last_turns") or []] + [m.text for m in item.messages]
+    return Masker([str(slots[name]) for name in PERSONAL_SLOTS if slots.get(name)] + history, texts)
 
 
 def shown_summary(item: QueueItem, mask: Callable[[Any], Any]) -> Dict[str, Any]:
@@ -98,14 +103,14 @@ async def queue_page(request: Request) -> HTTPResponse:
 
 
 @bp.get("/queue/items")
-@requires("agent")
+@requires("agent", touch=False)
 async def queue_items(request: Request) -> HTTPResponse:
     """The queue's rows alone, fetched by the page when the queue changes."""
     return render(request, "queue_items.html", items=await request.app.ctx.desk.queue(), priorities=PRIORITIES)
 
 
 @bp.get("/queue/events")
-@requires("agent")
+@requires("agent", touch=False)
 async def queue_events(request: Request) -> None:
     """Server-sent events: `event: queue` with the queue's version when it changes; ends at logout."""
     watch: QueueWatch = request.app.ctx.queue_watch
@@ -116,7 +121,7 @@ async def queue_events(request: Request) -> None:
     await response.send(f"retry: 3000\nevent: queue\ndata: {seen}\n\n")
     while True:
         version = await watch.next_version(seen, HEARTBEAT_SECONDS)
-        if not await asyncio.to_thread(session_member, engine, token):
+        if not await asyncio.to_thread(session_member, engine, token, request.app.ctx.settings.idle_minutes, False):
             break
         if version is None:
             await response.send(": still here\n\n")
@@ -139,13 +144,16 @@ async def find_handoff(request: Request, reference: str) -> Optional[QueueItem]:
         return None
 
 
-def render_handoff(request: Request, item: QueueItem, revealed: bool) -> HTTPResponse:
-    mask = masker_for(item, revealed)
+async def render_handoff(request: Request, item: QueueItem, revealed: bool) -> HTTPResponse:
+    store = ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine)
+    history = (await asyncio.to_thread(store.personal_values, [item.sender_id])).get(item.sender_id, [])
+    transcript_key = await asyncio.to_thread(store.key_of, item.sender_id)  # links carry the key, never the sender id
+    mask = masker_for(item, history, revealed)
     messages = [{"kind": m.kind, "author": m.author, "text": mask(m.text), "delivered": m.delivered, "created_at": m.created_at}
                 for m in item.messages]
     return render(
         request, "handoff.html", item=item, summary=shown_summary(item, mask), messages=messages, revealed=revealed,
-        outcomes=OUTCOMES, priorities=PRIORITIES, max_text=MAX_TEXT,
+        outcomes=OUTCOMES, priorities=PRIORITIES, max_text=MAX_TEXT, transcript_key=transcript_key,
     )
 
 
@@ -155,7 +163,7 @@ async def show(request: Request, reference: str, action: str, revealed: bool) ->
     if item is None:
         return error_page(request, 404, NOT_FOUND)
     await audit.record(request, action, item.reference)
-    return render_handoff(request, item, revealed=revealed)
+    return await render_handoff(request, item, revealed=revealed)
 
 
 @bp.get("/handoffs/<reference>")
@@ -237,3 +245,22 @@ async def resolve(request: Request, reference: str) -> HTTPResponse:
 async def hand_back(request: Request, reference: str) -> HTTPResponse:
     username = request.ctx.user.username
     return await _act(request, reference, "handoff.hand_back", lambda desk, ref: desk.hand_back(ref, username), done="/queue")
+
+
+@bp.post("/handoffs/<reference>/reassign")
+@requires("supervisor")
+async def reassign(request: Request, reference: str) -> HTTPResponse:
+    """A supervisor releases a claimed handoff back to the queue (`to` empty) or gives it to another active member,
+    also when the one who claimed it has left (a deactivated account)."""
+    target = (request.form.get("to") or "").strip().lower()
+    username = await asyncio.to_thread(active_username, request.app.ctx.backend.engine, target) if target else None
+    if target and username is None:
+        return error_page(request, 400, "Choose an active staff member to reassign to, or none to release.",
+                          back=f"/handoffs/{reference}")
+
+    async def change(desk: StaffDesk, ref: str) -> None:
+        await asyncio.to_thread(desk.backend.handoffs.reassign, ref, username)
+        await tell_queue_moves(desk.backend, desk.outbound)
+
+    return await _act(request, reference, "handoff.release" if username is None else "handoff.reassign", change,
+                      **({"to": username} if username else {}))

@@ -18,13 +18,13 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw, redirect
 
 from console import audit
-from console.auth import requires
+from console.auth import REVEAL_ROLE, requires
 from console.conversations import ConversationStore, ConversationSummary, Transcript
 from console.filters import (
-    CHANNELS, HANDOFF_REASONS, OUTCOMES, REVIEWED, InvalidFilter, known_intents, parse_filter,
+    CHANNELS, ConversationFilter, HANDOFF_REASONS, OUTCOMES, REVIEWED, InvalidFilter, known_intents, parse_filter,
     parse_page, tags_from_text,
 )
-from console.masking import Masker, no_masking, slot_value_masked
+from console.masking import Masker, no_masking, search_detail, slot_value_masked
 from console.templates import error_page, render
 
 bp = Blueprint("transcripts")
@@ -33,7 +33,15 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def store_of(request: Request) -> ConversationStore:
-    return ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine)
+    """The conversations as this user may search them: in clear for roles that may reveal personal data."""
+    return ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine,
+                             search_in_clear=request.ctx.user.can(REVEAL_ROLE))
+
+
+async def audit_search(request: Request, criteria: ConversationFilter, where: str) -> None:
+    """Every free-text search is audited, the query as a salted hash and its kinds of personal data, never in clear."""
+    if criteria.text:
+        await audit.record(request, "transcripts.search", where, **search_detail(criteria.text, store_of(request).search_in_clear))
 
 
 def first(args: Mapping[str, Any], name: str) -> str:
@@ -60,6 +68,7 @@ async def transcript_list(request: Request) -> HTTPResponse:
     except InvalidFilter as error:
         return render(request, "transcripts.html", status=400, error=str(error), form=form, page=None, tags=tags,
                       maskers={}, links={}, **filter_options())
+    await audit_search(request, criteria, "list")
     page = await asyncio.to_thread(store.search, criteria, number)
     personal = await asyncio.to_thread(store.personal_values, [item.sender_id for item in page.items])
     maskers = {item.sender_id: Masker(personal.get(item.sender_id, [])) for item in page.items}
@@ -74,17 +83,6 @@ async def transcript_list(request: Request) -> HTTPResponse:
                   **filter_options())
 
 
-@bp.get("/transcripts/by-sender")
-@requires("agent")
-async def by_sender(request: Request) -> HTTPResponse:
-    """The transcript of a Rasa sender id (for links from the queue): redirects to its key."""
-    sender = first(request.args, "id").strip()
-    key = await asyncio.to_thread(store_of(request).key_of, sender) if 0 < len(sender) <= 200 else None
-    if key is None:
-        return error_page(request, 404, "There is no conversation with that id.", back="/transcripts")
-    return redirect(f"/transcripts/{key}")
-
-
 # --- one conversation --------------------------------------------------------------------------
 
 
@@ -95,7 +93,7 @@ async def conversation(request: Request, key: int) -> Optional[Transcript]:
 
 
 def render_transcript(request: Request, transcript: Transcript, revealed: bool, status: int = 200, error: str = "") -> HTTPResponse:
-    mask: Callable[[Any], Any] = no_masking if revealed else Masker(transcript.personal_values)
+    mask: Callable[[Any], Any] = no_masking if revealed else transcript.masker()
     slot = (lambda name, value: value) if revealed else (lambda name, value: slot_value_masked(mask, name, value))
     return render(request, "transcript.html", status=status, t=transcript, mask=mask, slot=slot, revealed=revealed,
                   error=error, outcomes=OUTCOMES)
@@ -152,6 +150,7 @@ async def exported(request: Request, kind: str) -> Any:
     except InvalidFilter as error:
         return error_page(request, 400, str(error), back="/transcripts")
     store = store_of(request)
+    await audit_search(request, criteria, kind)
     summaries = await asyncio.to_thread(store.matching, criteria)
     transcripts = await asyncio.to_thread(store.transcripts, summaries)
     await audit.record(request, "transcripts.export", kind, filter=criteria.params(), conversations=len(transcripts))
@@ -174,7 +173,7 @@ def csv_cell(value: Any) -> Any:
 
 def csv_rows(transcript: Transcript) -> Iterator[List[Any]]:
     """One row per message: conversation, sender, time, channel, from, text, intent, confidence, actions."""
-    mask = Masker(transcript.personal_values)
+    mask = transcript.masker()
     sender = mask(transcript.sender_id)
     for turn in transcript.turns():
         messages = ([turn.citizen] if turn.citizen else []) + turn.replies
@@ -205,7 +204,7 @@ async def export_csv(request: Request) -> HTTPResponse:
 
 
 def conversation_json(summary: ConversationSummary, transcript: Transcript) -> Dict[str, Any]:
-    mask = Masker(transcript.personal_values)
+    mask = transcript.masker()
 
     def message(m: Any) -> Dict[str, Any]:
         return {"at": m.at.isoformat() + "Z", "from": m.speaker, "author": m.author or None, "text": mask(m.text)}

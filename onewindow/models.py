@@ -333,6 +333,7 @@ class StaffUser(Base):
     role = Column(String(20), nullable=False)  # agent | supervisor | admin
     active = Column(Boolean, nullable=False, default=True)
     created_at = Column(DateTime, nullable=False, default=utcnow)
+    password_changed_at = Column(DateTime)
 
 
 class StaffSession(Base):
@@ -344,6 +345,17 @@ class StaffSession(Base):
     csrf_token = Column(String(64), nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     expires_at = Column(DateTime, nullable=False)
+    last_seen_at = Column(DateTime)  # the last request the staff member made (idle timeout)
+
+
+class LoginFailure(Base):
+    """A failed console login, for throttling: the typed name and the source address only as keyed hashes."""
+
+    __tablename__ = "login_failures"
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    account_key = Column(String(64), nullable=False, index=True)
+    source_key = Column(String(64), nullable=False, index=True)
 
 
 class AuditEntry(Base):

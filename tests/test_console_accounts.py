@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -13,8 +14,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from console import audit, passwords
-from console.accounts import LOCKOUT_FAILURES, LOCKOUT_MINUTES, UNKNOWN_ACCOUNT
+from console import audit, password_policy, passwords, throttle
+from console.accounts import UNKNOWN_ACCOUNT
 from console.users import authenticate
 from onewindow import models
 from onewindow.db import make_engine
@@ -31,7 +32,8 @@ names = (f"user{n}" for n in itertools.count(1))
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
     workdir = tmp_path_factory.mktemp("console")
-    with RunningConsole(f"sqlite:///{workdir / 'onewindow.db'}", workdir) as running:
+    # one proxy in front: each test's logins come from their own X-Forwarded-For address (login throttling is per source)
+    with RunningConsole(f"sqlite:///{workdir / 'onewindow.db'}", workdir, env={"CONSOLE_PROXIES_COUNT": "1"}) as running:
         yield running
 
 
@@ -58,8 +60,13 @@ def client_as(console: RunningConsole, role: str) -> httpx.Client:
     return logged_in_client(console.base_url, staff(console, role), PASSWORD)
 
 
-def login(console: RunningConsole, username: str, password: str) -> httpx.Response:
-    client = httpx.Client(base_url=console.base_url)
+def a_source() -> str:
+    """A documentation-range address (RFC 5737) that no other login in these tests comes from, most likely."""
+    return f"203.0.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+def login(console: RunningConsole, username: str, password: str, source: str = "") -> httpx.Response:
+    client = httpx.Client(base_url=console.base_url, headers={"X-Forwarded-For": source or a_source()})
     token = csrf_token_in(client.get("/login").text)
     return client.post("/login", data={"csrf_token": token, "username": username, "password": password, "next": "/queue"})
 
@@ -94,8 +101,8 @@ def test_password_checks_compare_in_constant_time_and_cost_the_same_for_unknown_
 
 
 def test_short_passwords_are_refused() -> None:
-    with pytest.raises(passwords.WeakPasswordError):
-        passwords.hash_password("short")
+    with pytest.raises(password_policy.WeakPasswordError, match="at least 10 characters"):
+        password_policy.check_password("short")
 
 
 # --- logging in and out --------------------------------------------------------------------------
@@ -119,16 +126,16 @@ def test_login_with_wrong_credentials_is_refused(console: RunningConsole, creden
 
 
 def test_repeated_failed_logins_lock_the_account_for_a_while(console: RunningConsole, engine) -> None:
-    username = staff(console, "agent")
-    for _ in range(LOCKOUT_FAILURES):
-        assert login(console, username, "not the password").status_code == 401
-    locked = login(console, username, PASSWORD)
+    username, source = staff(console, "agent"), a_source()
+    for _ in range(throttle.PAIR_FAILURES):
+        assert login(console, username, "not the password", source).status_code == 401
+    locked = login(console, username, PASSWORD, source)
     assert locked.status_code == 429 and "Too many failed logins" in locked.text
     assert "ow_session" not in locked.headers.get("set-cookie", "")
     with Session(engine) as session, session.begin():  # the window passes
-        session.execute(update(models.AuditEntry).where(models.AuditEntry.target == username)
-                        .values(at=datetime.utcnow() - timedelta(minutes=LOCKOUT_MINUTES + 1)))
-    assert login(console, username, PASSWORD).status_code == 303
+        session.execute(update(models.LoginFailure).where(models.LoginFailure.account_key == throttle.account_key(username))
+                        .values(at=datetime.utcnow() - timedelta(minutes=throttle.WINDOW_MINUTES + 1)))
+    assert login(console, username, PASSWORD, source).status_code == 303
 
 
 def test_a_failed_login_names_only_existing_accounts_in_the_audit_log(console: RunningConsole, engine) -> None:
@@ -344,6 +351,9 @@ def test_create_user_command(console: RunningConsole) -> None:
     assert bad_role.returncode == 1 and "the role must be one of: agent, supervisor, admin" in bad_role.stderr
     weak = run_console(console, "create-user", "--username", next(names), "--role", "agent", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
+    trivial = run_console(console, "create-user", "--username", next(names), "--role", "agent", "--password-stdin",
+                          stdin="aaaaaaaaaa\n")
+    assert trivial.returncode == 1 and "too easy to guess" in trivial.stderr
 
 
 def test_purge_command_forgets_old_conversations(console: RunningConsole) -> None:

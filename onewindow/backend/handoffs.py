@@ -170,9 +170,27 @@ class Handoffs:
             return _item(row, queue_positions(session))
 
     def add_message(self, reference: str, kind: str, author: str, text: str, delivered: bool = False) -> None:
+        """A reply or an internal note, by someone who may work on the handoff (as for replies: still active, and
+        not claimed by someone else)."""
+        with self._sessions.begin() as session:
+            row = self._worked_row(session, reference, author)
+            row.messages.append(models.HandoffMessage(kind=kind, author=author, text=text, delivered=delivered))
+
+    def reassign(self, reference: str, username: Optional[str]) -> QueueItem:
+        """A supervisor's change of who works on an active handoff: to `username` (claimed by them), or back to
+        the queue (open, claimed by nobody) when None; whoever had claimed it before, even a deactivated account."""
         with self._sessions.begin() as session:
             row = self._row(session, reference)
-            row.messages.append(models.HandoffMessage(kind=kind, author=author, text=text, delivered=delivered))
+            if row.status not in ACTIVE:
+                raise HandoffStateError(f"{reference} is {row.status}")
+            if username is None:
+                row.status, row.claimed_by, row.claimed_at = "open", None, None
+            else:
+                row.status, row.claimed_by, row.claimed_at = "claimed", username, models.utcnow()
+            session.flush()
+            item = _item(row, queue_positions(session))
+        log_event(logger, "handoff.released" if username is None else "handoff.reassigned", reference=reference)
+        return item
 
     def close(self, reference: str, username: str, status: str, outcome: Optional[str] = None) -> QueueItem:
         """Resolve the handoff or return the conversation to the assistant."""
