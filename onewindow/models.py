@@ -283,6 +283,20 @@ class Report(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
+class RecordLookup(Base):
+    """A failed or refused look-up of a citizen's record, for the limits and for staff; pseudonyms only."""
+
+    __tablename__ = "record_lookups"
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    kind = Column(String(20), nullable=False)  # appointment | application
+    channel = Column(String(30), nullable=False)
+    conversation_key = Column(String(64), nullable=False, index=True)  # pseudonym of the sender id
+    source_key = Column(String(64), nullable=False, index=True)  # pseudonym of the channel and linked identity or sender
+    record_key = Column(String(64), nullable=False, index=True)  # pseudonym of the reference asked for
+    reason = Column(String(20), nullable=False)  # unknown | wrong_proof | limited
+
+
 class HandoffRequest(Base):
     """A request for a person to take over a conversation."""
 

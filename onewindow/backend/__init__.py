@@ -12,6 +12,7 @@ from onewindow.backend.bookings import BookingError, Bookings
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import Citizens
 from onewindow.backend.handoffs import Handoffs
+from onewindow.backend.ownership import Ownership
 from onewindow.backend.preferences import ChatPreferences
 from onewindow.backend.reports import Reports
 from onewindow.backend.transcripts import Transcripts
@@ -21,7 +22,7 @@ __all__ = ["BookingError", "ServiceBackend"]
 
 
 class ServiceBackend:
-    """Catalogue questions, bookings, applications, reports, handoffs, citizens, preferences, call transcripts."""
+    """Catalogue questions, bookings, applications (seen and changed through `ownership`), reports, handoffs, citizens, preferences, call transcripts."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = datetime.now) -> None:
         self.engine = engine
@@ -29,6 +30,7 @@ class ServiceBackend:
         self.catalogue = CatalogueQueries(sessions, settings.catalogue_ttl_seconds())
         self.bookings = Bookings(sessions, self.catalogue, clock, horizon_days=settings.booking_horizon_days())
         self.applications = Applications(sessions)
+        self.ownership = Ownership(sessions, self.bookings, self.applications)
         self.reports = Reports(sessions)
         self.handoffs = Handoffs(sessions)
         self.citizens = Citizens(sessions)

@@ -7,16 +7,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from onewindow import models
+from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import ApplicationRecord, StatusChangeRecord
 from onewindow.backend.references import normalise_reference
 
 
 class Applications:
+    """Applications and their status history (shown to citizens only through `ownership`)."""
+
     def __init__(self, sessions: sessionmaker) -> None:
         self._sessions = sessions
 
     def status(self, reference: Optional[str]) -> Optional[ApplicationRecord]:
-        """The application with this reference (APP-123456), or None."""
+        """The application with this reference (APP-48291-37508, or a six-digit APP-123456), or None."""
         code = normalise_reference(reference, "application")
         if code is None:
             return None
@@ -42,8 +45,8 @@ class Applications:
                 ],
             )
 
-    def record(self, reference: str, service_id: str, changes: list) -> None:
-        """Store an application with its history [(status, when, note), ...] (sample data, imports)."""
+    def record(self, reference: str, service_id: str, changes: list, phone: Optional[str] = None) -> None:
+        """Store an application with its history [(status, when, note), ...] and its citizen's phone (sample data, imports)."""
         with self._sessions.begin() as session:
             existing = session.scalars(
                 select(models.Application).where(models.Application.reference == reference)
@@ -51,9 +54,11 @@ class Applications:
             if existing is not None:
                 return
             status, submitted, _ = changes[0]
+            normalised = normalise_phone(phone)
             application = models.Application(
                 reference=reference,
                 service_id=service_id,
+                citizen_id=find_or_create_citizen(session, normalised).id if normalised else None,
                 status=changes[-1][0],
                 submitted_at=submitted,
             )
