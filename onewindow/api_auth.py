@@ -5,6 +5,8 @@ signed with that secret whose payload has `user.role` "admin" (rasa/server.py `r
 role "user" would open the one conversation named by `user.username`: OneWindow never issues it).
 The router's internal listener (onewindow/router.py) checks the same before forwarding anything.
 A header, not Rasa's `?token=`: query strings end up in access logs.
+
+    RASA_JWT_SECRET=$(cat var/api-secret) .venv/bin/python -m onewindow.api_auth   # prints a token for curl
 """
 from __future__ import annotations
 
@@ -45,3 +47,9 @@ def refusal(secret: str, header: Optional[str]) -> Optional[Tuple[int, str]]:
     if not isinstance(user, dict) or user.get("role") != ADMIN:
         return 403, "the token's role may not use the HTTP API"
     return None
+
+
+if __name__ == "__main__":
+    from onewindow.settings import rasa_jwt_secret
+
+    print(api_token(rasa_jwt_secret()))

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import quote
 
 from onewindow.__main__ import seed
 from onewindow.api_auth import authorization
+from onewindow.local_servers import http_get, write_endpoints
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.tracker_events import tracker_database_url, tracker_engine
 
@@ -32,22 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def write_endpoints(path: Path, tracker_db: Path, actions_port: Optional[int] = None) -> Path:
-    """The project's endpoints.yml with its SQLite tracker store at `tracker_db` (and the action server on `actions_port`)."""
-    text = (PROJECT_ROOT / "endpoints.yml").read_text().replace("db: var/tracker.db", f"db: {tracker_db}")
-    path.write_text(text.replace("localhost:5055", f"127.0.0.1:{actions_port}") if actions_port else text)
-    return path
-
-
-def http_get(url: str, timeout: float = 2.0, headers: Optional[Dict[str, str]] = None) -> Optional[bytes]:
-    """The body at `url`, or None when nothing answers there (yet) or it answers with an error."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as answer:
-            return answer.read()
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None
 
 
 @dataclass
