@@ -35,7 +35,7 @@ PERSONAL_SLOTS = NAME_SLOTS + NUMBER_SLOTS
 MIN_NAME_LENGTH = 2
 MIN_NAME_PART = 3  # parts of a name shorter than this ("de", "Li") are masked only as part of the whole name
 
-EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")  # the local part as RFC 5322 allows it
 STREET_TYPES = (
     "street|st|road|rd|avenue|ave|lane|ln|drive|dr|court|ct|place|pl|way|boulevard|blvd|crescent|cres|parade|pde|"
     "terrace|tce|highway|hwy|close|square|sq|grove|gardens|row|walk|strasse|straße|gasse|weg"

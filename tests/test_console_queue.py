@@ -198,6 +198,45 @@ def test_bad_forms_are_refused_with_400(console: RunningConsole, backend: Servic
     assert row(backend, reference).status == "open" and row(backend, reference).messages == []
 
 
+def test_notes_follow_the_ownership_rules_of_replies(console: RunningConsole, backend: ServiceBackend) -> None:
+    first, second = staff(console), staff(console)
+    claimed, closed = handoff(backend), handoff(backend)
+    first.post(f"/handoffs/{claimed}/claim", data=form(first))
+    refused = second.post(f"/handoffs/{claimed}/note", data=form(second, text="I will take this over"))
+    assert refused.status_code == 409 and f"claimed by {first.username}" in refused.text  # type: ignore[attr-defined]
+    assert first.post(f"/handoffs/{claimed}/note", data=form(first, text="called back")).status_code == 303
+    first.post(f"/handoffs/{closed}/resolve", data=form(first, outcome="answered"))
+    late = first.post(f"/handoffs/{closed}/note", data=form(first, text="afterthought"))
+    assert late.status_code == 409 and "is resolved" in late.text
+    assert [(m.author, m.text) for m in row(backend, claimed).messages] == [(first.username, "called back")]  # type: ignore[attr-defined]
+    assert row(backend, closed).messages == []
+
+
+def test_supervisors_release_or_reassign_a_handoff_whose_claimer_left(console: RunningConsole, backend: ServiceBackend) -> None:
+    leaver, colleague, supervisor = staff(console), staff(console), staff(console, "supervisor")
+    admin = staff(console, "admin")
+    reference = handoff(backend)
+    leaver.post(f"/handoffs/{reference}/claim", data=form(leaver))
+    users_page = admin.get("/admin/users").text
+    leaver_row = users_page[users_page.index(f"<td>{leaver.username}</td>"):]  # type: ignore[attr-defined]
+    leaver_id = leaver_row[leaver_row.index('action="/admin/users/') + len('action="/admin/users/'):].split("/")[0]
+    assert admin.post(f"/admin/users/{leaver_id}/deactivate", data=form(admin)).status_code == 200
+    assert colleague.post(f"/handoffs/{reference}/resolve", data=form(colleague, outcome="answered")).status_code == 409
+    assert colleague.post(f"/handoffs/{reference}/reassign", data=form(colleague, to="")).status_code == 403
+    to_nobody = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=leaver.username))  # type: ignore[attr-defined]
+    assert to_nobody.status_code == 400 and "active staff member" in to_nobody.text
+    released = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=""))
+    assert released.status_code == 303 and row(backend, reference).status == "open" and row(backend, reference).claimed_by is None
+    given = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=colleague.username))  # type: ignore[attr-defined]
+    assert given.status_code == 303 and row(backend, reference).claimed_by == colleague.username  # type: ignore[attr-defined]
+    assert colleague.post(f"/handoffs/{reference}/resolve", data=form(colleague, outcome="answered")).status_code == 303
+    assert row(backend, reference).status == "resolved"
+    actions = [action for action, target in audited(backend, supervisor.username) if target == reference]  # type: ignore[attr-defined]
+    assert actions == ["handoff.release", "handoff.reassign"]
+    closed = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=""))
+    assert closed.status_code == 409
+
+
 # --- what the pages show -------------------------------------------------------------------------
 
 
@@ -227,6 +266,34 @@ def test_personal_data_is_masked_and_only_supervisors_reveal_it(console: Running
     assert revealed.status_code == 200 and "Maria Jones" in revealed.text and "0412 345 678" in revealed.text
     assert ("personal_data.reveal", reference) in audited(backend, supervisor.username)  # type: ignore[attr-defined]
     assert ("personal_data.reveal", reference) not in audited(backend, agent.username)  # type: ignore[attr-defined]
+
+
+def test_a_name_the_assistant_echoed_is_masked_after_the_slot_was_cleared(console: RunningConsole, backend: ServiceBackend) -> None:
+    echo = "Please check: Passport renewal at Central, on Friday 4 December at 10:00, for Rosa Delgado. Shall I book it?"
+    summary = {"intents": ["book_appointment"], "slots": {"appointment_date": "2026-12-04", "report_location": "7 Elm Street"},
+               "last_turns": [{"from": "assistant", "text": echo}, {"from": "citizen", "text": "no, Ms Delgado is my mother"},
+                              {"from": "citizen", "text": "write to rosa.d@example.org"}]}
+    reference = handoff(backend, summary=summary)
+    page = staff(console).get(f"/handoffs/{reference}").text
+    assert "Rosa" not in page and "Delgado" not in page and "rosa.d@example.org" not in page and "7 Elm Street" not in page
+    assert "for ••••. Shall I book it?" in page and "Ms •••• is my mother" in page and "••••@••••" in page
+    assert "2026-12-04" in page and "10:00" in page  # dates and times are shown as they are
+
+
+def test_the_handoff_page_links_to_the_transcript_without_the_sender_id(console: RunningConsole, backend: ServiceBackend) -> None:
+    from onewindow.tracker_events import events, tracker_engine
+
+    sender = "phone:0412777888"
+    tracker = tracker_engine(console.endpoints)
+    with tracker.begin() as connection:
+        connection.execute(events.insert(), [{"sender_id": sender, "type_name": "user", "timestamp": time.time(),
+                                              "data": '{"text": "a person please"}'}])
+        key = connection.scalar(select(events.c.id).where(events.c.sender_id == sender))
+    tracker.dispose()
+    reference = backend.handoffs.request(sender, "phone", "citizen_request", {"intents": [], "slots": {}, "last_turns": []}).reference
+    page = staff(console).get(f"/handoffs/{reference}").text
+    assert f'href="/transcripts/{key}"' in page
+    assert "0412777888" not in page and "by-sender" not in page
 
 
 # --- live updates --------------------------------------------------------------------------------
