@@ -1,41 +1,44 @@
-"""Application status by reference number."""
+"""Application status by reference number, for the citizen who proves the application is theirs."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import SlotQuestion, backend, call, first
+from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, refusal
+from actions.shared import SlotQuestion, backend, call, first, requester_of
+from onewindow.backend.records import ApplicationRecord
 from onewindow.backend.references import normalise_reference
 from onewindow.dates import spoken_date
 
 
 class AskApplicationReference(SlotQuestion):
     slot = "application_reference"
-    text = "What is your application number? It starts with A P P, for example A P P 1 2 3 4 5 6."
+    text = f"What is your application number? {FORMATS['application']}"
 
 
-class ValidateStatusForm(FormValidationAction):
+class ValidateStatusForm(RecordProof, FormValidationAction):
+    kind = "application"
+    reference_slot = "application_reference"
+
     def name(self) -> Text:
         return "validate_status_form"
+
+    def fetch(self) -> Callable[..., Tuple[Any, Optional[ApplicationRecord]]]:
+        return backend().ownership.application
+
+    def unknown_text(self, code: str) -> str:
+        return f"I could not find application {code}. Please check the number on your receipt."
 
     async def validate_application_reference(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        said = str(first(value))
-        code = normalise_reference(said, "application")
-        if code is None:
-            hint = " That is an appointment number." if normalise_reference(said, "appointment") else ""
-            dispatcher.utter_message(
-                text=f"That does not look like an application number.{hint} It is A P P and six digits, for example A P P 1 2 3 4 5 6."
-            )
+        if normalise_reference(str(first(value)), "appointment"):
+            dispatcher.utter_message(text=f"That is an appointment number, not an application number. {FORMATS['application']}")
             return {"application_reference": None}
-        if await call(backend().applications.status, code) is None:
-            dispatcher.utter_message(text=f"I could not find application {code}. Please check the number on your receipt.")
-            return {"application_reference": None}
-        return {"application_reference": code}
+        return await self.check_reference(value, dispatcher, tracker)
 
 
 class ActionCheckStatus(Action):
@@ -45,10 +48,11 @@ class ActionCheckStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        record = await call(backend().applications.status, tracker.get_slot("application_reference"))
+        forget = [SlotSet("application_reference", None), *FORGET_PROOF]
+        _, record = await call(backend().ownership.application, tracker.get_slot("application_reference"), requester_of(tracker))
         if record is None:
-            dispatcher.utter_message(text="I could not find that application. Please check the number.")
-            return [SlotSet("application_reference", None)]
+            refusal(dispatcher, "application")
+            return forget
         latest = record.history[-1] if record.history else None
         note = f" {latest.note}" if latest and latest.note else ""
         since = f" since {spoken_date(latest.changed_at.date())}" if latest else ""
@@ -58,4 +62,4 @@ class ActionCheckStatus(Action):
                 f"{spoken_date(record.submitted_at.date())}. Its status is: {record.status}{since}.{note}"
             )
         )
-        return [SlotSet("application_reference", None)]
+        return forget

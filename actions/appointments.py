@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, identity_of, now, resolve_one, service_buttons, venue
+from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
+from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, now, requester_of, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.ownership import NotYours
 from onewindow.backend.records import AppointmentRecord
-from onewindow.backend.references import normalise_reference
 from onewindow.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
 from onewindow.wording import join_words
 
@@ -160,21 +161,29 @@ def _first_in_period(free: List[datetime], period: tuple) -> datetime:
     raise BookingError("slot_taken", free[:3])
 
 
-class ReferenceValidation(InFormOrder):
-    """Checks an appointment number and fills in the appointment's service and office."""
+class ReferenceValidation(RecordProof, InFormOrder):
+    """Checks an appointment number and its owner, then fills in the appointment's service and office."""
+
+    kind = "appointment"
+    reference_slot = "appointment_reference"
+
+    def fetch(self) -> Callable[..., Tuple[Any, Optional[AppointmentRecord]]]:
+        return backend().ownership.appointment
+
+    def unknown_text(self, code: str) -> str:
+        return PROBLEMS["unknown_reference"]
+
+    def accepted(self, record: AppointmentRecord, dispatcher: CollectingDispatcher) -> Slots:
+        """The service and office of a proven appointment; a cancelled one can only be checked."""
+        if record.status != "booked" and self.form_name() != "check_appointment_form":  # type: ignore[attr-defined]
+            dispatcher.utter_message(text=PROBLEMS["not_active"])
+            return {"appointment_reference": None}
+        return {"service": record.service_id, "office": record.office_id}
 
     async def validate_appointment_reference(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        code = normalise_reference(str(first(value)), "appointment")
-        if code is None:
-            dispatcher.utter_message(text="That does not look like an appointment number. It is B K and six digits, for example B K 1 2 3 4 5 6.")
-            return {"appointment_reference": None}
-        record = await call(backend().bookings.get, code)
-        if record is None or (record.status != "booked" and self.form_name() != "check_appointment_form"):  # type: ignore[attr-defined]
-            dispatcher.utter_message(text=PROBLEMS["unknown_reference" if record is None else "not_active"])
-            return {"appointment_reference": None}
-        return {"appointment_reference": code, "service": record.service_id, "office": record.office_id}
+        return await self.check_reference(value, dispatcher, tracker)
 
 
 class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
@@ -267,16 +276,15 @@ class AskCitizenPhone(SlotQuestion):
 
 
 class ActionAskAppointmentReference(Action):
-    """Asks for the appointment number; a chat linked to a phone number picks from its appointments."""
+    """Asks for the appointment number; a chat or caller the channel vouched for picks from its appointments."""
 
-    text = "What is your appointment number? It starts with B K, for example B K 1 2 3 4 5 6."
+    text = f"What is your appointment number? {FORMATS['appointment']}"
 
     def name(self) -> Text:
         return "action_ask_appointment_reference"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        phone = await call(backend().citizens.phone_for_identity, *identity_of(tracker))
-        upcoming = await call(backend().bookings.upcoming_for_phone, phone) if phone else []
+        upcoming = await call(backend().ownership.upcoming_appointments, requester_of(tracker))
         if not upcoming:
             dispatcher.utter_message(text=self.text)
             return []
@@ -381,7 +389,10 @@ class ActionAskCancelConfirmed(Action):
         return "action_ask_cancel_confirmed"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        record = await call(backend().bookings.get, tracker.get_slot("appointment_reference"))
+        _, record = await call(backend().ownership.appointment, tracker.get_slot("appointment_reference"), requester_of(tracker))
+        if record is None:
+            refusal(dispatcher, "appointment")
+            return []
         dispatcher.utter_message(
             text=f"Shall I cancel your appointment for {record.service_name} at {record.office_name} on {spoken_datetime(record.starts_at)}?",
             buttons=[button("Yes, cancel it", "affirm"), button("No, keep it", "deny")],
@@ -430,11 +441,18 @@ class ActionRescheduleAppointment(Action):
         return "action_reschedule_appointment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        if not await gate(dispatcher, tracker, "appointment", "appointment_reference"):
+            return [*RESET_BOOKING, *FORGET_PROOF]
         if not tracker.get_slot("booking_confirmed"):
             dispatcher.utter_message(text="All right, I have not changed your appointment.")
             return RESET_BOOKING
         try:
-            record = await call(backend().bookings.reschedule, tracker.get_slot("appointment_reference"), _slot_start(tracker))
+            record = await call(
+                backend().ownership.reschedule_appointment, tracker.get_slot("appointment_reference"), requester_of(tracker), _slot_start(tracker)
+            )
+        except NotYours:
+            refusal(dispatcher, "appointment")
+            return [*RESET_BOOKING, *FORGET_PROOF]
         except BookingError as error:
             report_problem(dispatcher, error)
             return [*RESET_BOOKING, FollowupAction("reschedule_form")]
@@ -449,18 +467,23 @@ class ActionCancelAppointment(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         reset = [SlotSet("cancel_confirmed", None)]
+        if not await gate(dispatcher, tracker, "appointment", "appointment_reference"):
+            return [*reset, *FORGET_PROOF]
         if not tracker.get_slot("cancel_confirmed"):
             dispatcher.utter_message(text="All right, your appointment is still booked.")
             return reset
         try:
-            record = await call(backend().bookings.cancel, tracker.get_slot("appointment_reference"))
+            record = await call(backend().ownership.cancel_appointment, tracker.get_slot("appointment_reference"), requester_of(tracker))
+        except NotYours:
+            refusal(dispatcher, "appointment")
+            return [*reset, *FORGET_PROOF]
         except BookingError as error:
             report_problem(dispatcher, error)
             return reset
         dispatcher.utter_message(
             text=f"Your appointment {record.reference} on {spoken_datetime(record.starts_at)} is cancelled. The time is free for someone else now."
         )
-        return [*reset, SlotSet("appointment_reference", None)]
+        return [*reset, SlotSet("appointment_reference", None), *FORGET_PROOF]
 
 
 class ActionCheckAppointment(Action):
@@ -468,10 +491,10 @@ class ActionCheckAppointment(Action):
         return "action_check_appointment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        record: Optional[AppointmentRecord] = await call(backend().bookings.get, tracker.get_slot("appointment_reference"))
+        _, record = await call(backend().ownership.appointment, tracker.get_slot("appointment_reference"), requester_of(tracker))
         if record is None:
-            dispatcher.utter_message(text=PROBLEMS["unknown_reference"])
-            return []
+            refusal(dispatcher, "appointment")
+            return FORGET_PROOF
         if record.status != "booked":
             dispatcher.utter_message(text=f"Appointment {record.reference} was cancelled. You can book a new one.")
             return []

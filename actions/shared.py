@@ -12,8 +12,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from onewindow.backend import ServiceBackend
+from onewindow.backend.ownership import Requester
 from onewindow.backend.records import OfficeRecord, ServiceRecord
-from onewindow.channels.senders import split_sender
+from onewindow.channels.senders import signed_by_channel, split_sender
 
 T = TypeVar("T")
 MAX_BUTTONS = 6
@@ -43,6 +44,14 @@ def identity_of(tracker: Tracker) -> Tuple[str, str]:
 def channel_of(tracker: Tracker) -> str:
     """telegram, phone, or the Rasa input channel (rest) for other senders."""
     return identity_of(tracker)[0]
+
+
+def requester_of(tracker: Tracker) -> Requester:
+    """Who asks for a record: the identity counts only when a channel adapter signed the sender id."""
+    channel, external_id = identity_of(tracker)
+    signed = signed_by_channel(tracker.sender_id, latest_metadata(tracker).get("sender_signature"))
+    identity = (channel, external_id) if signed and split_sender(tracker.sender_id)[0] else None
+    return Requester(tracker.sender_id, channel, identity, tracker.get_slot("record_proof"))
 
 
 def latest_metadata(tracker: Tracker) -> Dict[str, Any]:

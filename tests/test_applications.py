@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
 from typing import Any, Dict, List, Tuple
 
@@ -14,17 +15,22 @@ from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.dates import spoken_date
 from onewindow.db import make_sessionmaker
+from onewindow.backend.citizens import normalise_phone
+from onewindow.backend.references import normalise_reference
 from onewindow.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
-SAMPLES = {reference: (service_id, changes) for reference, service_id, changes in SAMPLE_APPLICATIONS}
+SAMPLES = {reference: (service_id, changes) for reference, service_id, _, changes in SAMPLE_APPLICATIONS}
+PHONES = {reference: phone for reference, _, phone, _ in SAMPLE_APPLICATIONS}
 
 
 # --- backend.applications.status ----------------------------------------------------------
 
 
-def test_there_are_five_sample_applications() -> None:
-    assert sorted(SAMPLES) == [f"APP-10000{n}" for n in range(1, 6)]
+def test_sample_applications_have_old_and_new_references_and_an_owner() -> None:
+    assert sorted(SAMPLES) == [f"APP-10000{n}" for n in range(1, 6)] + ["APP-48291-37508"]
+    assert all(normalise_reference(reference, "application") == reference for reference in SAMPLES)
+    assert all(normalise_phone(phone).startswith("0491570") for phone in PHONES.values())
 
 
 def test_every_sample_application_is_found_with_its_history(module_backend: ServiceBackend) -> None:
@@ -44,18 +50,22 @@ def test_history_is_in_time_order(module_backend: ServiceBackend) -> None:
     assert len(times) == 4 and times == sorted(times) and times[0] < times[-1]
 
 
-@pytest.mark.parametrize("said", ["app-100002", "APP100002", "app100002", "APP 100002", " APP-100002 "])
-def test_reference_case_and_dash_do_not_matter(module_backend: ServiceBackend, said: str) -> None:
+@pytest.mark.parametrize("said,reference", [
+    ("app-100002", "APP-100002"), ("APP100002", "APP-100002"), ("app100002", "APP-100002"), ("APP 100002", "APP-100002"),
+    (" APP-100002 ", "APP-100002"), ("app 4829137508", "APP-48291-37508"), ("APP 48291 37508", "APP-48291-37508"),
+    ("a.p.p-4829-1375-08", None), ("4829137508", "APP-48291-37508"),
+])
+def test_reference_case_and_dash_do_not_matter(module_backend: ServiceBackend, said: str, reference: Any) -> None:
     record = module_backend.applications.status(said)
-    assert record is not None and record.reference == "APP-100002"
+    assert (record.reference if record else None) == reference
 
 
-@pytest.mark.parametrize("said", ["APP-999999", "APP-100006"])
+@pytest.mark.parametrize("said", ["APP-999999", "APP-100006", "APP-48291-37508x"])
 def test_unknown_reference_is_none(module_backend: ServiceBackend, said: str) -> None:
     assert module_backend.applications.status(said) is None
 
 
-@pytest.mark.parametrize("said", ["", None, "APP-12", "APP-1000011", "100001", "BK-100001", "hello", "APP--100001"])
+@pytest.mark.parametrize("said", ["", None, "APP-12", "APP-1000011", "BK-100001", "hello", "APP-48291-37580", "APP-48219-37508"])
 def test_malformed_reference_is_none(module_backend: ServiceBackend, said: Any) -> None:
     assert module_backend.applications.status(said) is None
 
@@ -68,45 +78,64 @@ def test_loading_samples_again_adds_nothing(module_backend: ServiceBackend) -> N
         assert session.scalar(select(func.count()).select_from(models.ApplicationStatusChange)) == changes
 
 
-# --- ValidateStatusForm ------------------------------------------------------------------------
+# --- ValidateStatusForm: the reference, then the proof -------------------------------------------
 
 
-def validate(value: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+def validate(slot: str, value: Any, slots: Dict[str, Any] = None, sender: str = "") -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """(slots set, messages) when the status form validates `slot`; each call its own conversation unless `sender` is given."""
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker({"requested_slot": "application_reference"}, active_loop="status_form")
-    result = asyncio.run(
-        ValidateStatusForm().validate_application_reference(value, dispatcher, tracker, load_domain())
-    )
+    tracker = make_tracker({**(slots or {}), "requested_slot": slot}, active_loop="status_form", sender_id=sender or uuid.uuid4().hex)
+    method = getattr(ValidateStatusForm(), f"validate_{slot}")
+    result = asyncio.run(method(value, dispatcher, tracker, load_domain()))
     return result, dispatcher.messages
 
 
-def test_validate_accepts_a_known_reference_and_normalises_it(module_action_backend: ServiceBackend) -> None:
-    result, messages = validate("app 100003")
-    assert result == {"application_reference": "APP-100003"}
+def last_four(reference: str) -> str:
+    return normalise_phone(PHONES[reference])[-4:]
+
+
+def test_a_known_reference_alone_shows_nothing_and_asks_for_proof(module_action_backend: ServiceBackend) -> None:
+    result, messages = validate("application_reference", "app 100003")
+    assert result == {"application_reference": "APP-100003", "record_proof": None}
     assert messages == []
 
 
+def test_the_last_four_digits_of_the_phone_prove_it(module_action_backend: ServiceBackend) -> None:
+    for reference in SAMPLES:
+        result, messages = validate("record_proof", last_four(reference), {"application_reference": reference})
+        assert result == {"record_proof": last_four(reference)} and messages == [], reference
+    result, messages = validate("record_proof", "0000", {"application_reference": "APP-100001"})
+    assert result == {"record_proof": None}
+    assert messages[0]["text"] == "Those digits do not match the phone number on this application. Please try again."
+
+
 def test_validate_takes_the_first_of_several_entities(module_action_backend: ServiceBackend) -> None:
-    result, _ = validate(["APP-100004", "APP-100001"])
-    assert result == {"application_reference": "APP-100004"}
+    result, _ = validate("application_reference", ["APP-100004", "APP-100001"])
+    assert result == {"application_reference": "APP-100004", "record_proof": None}
 
 
 @pytest.mark.parametrize("said", ["12345", "my application", "APP-12"])
 def test_validate_rejects_a_malformed_reference(module_action_backend: ServiceBackend, said: str) -> None:
-    result, messages = validate(said)
+    result, messages = validate("application_reference", said)
     assert result == {"application_reference": None}
     assert "does not look like an application number" in messages[0]["text"]
     assert "appointment number" not in messages[0]["text"]
 
 
-def test_validate_explains_an_appointment_number_was_given(module_action_backend: ServiceBackend) -> None:
-    result, messages = validate("BK-123456")
+def test_validate_catches_a_mistyped_reference(module_action_backend: ServiceBackend) -> None:
+    result, messages = validate("application_reference", "APP-48291-37580")
     assert result == {"application_reference": None}
-    assert "That is an appointment number." in messages[0]["text"]
+    assert messages[0]["text"].startswith("That number has a mistake")
+
+
+def test_validate_explains_an_appointment_number_was_given(module_action_backend: ServiceBackend) -> None:
+    result, messages = validate("application_reference", "BK-123456")
+    assert result == {"application_reference": None}
+    assert "That is an appointment number" in messages[0]["text"]
 
 
 def test_validate_says_an_unknown_reference_was_not_found(module_action_backend: ServiceBackend) -> None:
-    result, messages = validate("app-999999")
+    result, messages = validate("application_reference", "app-999999")
     assert result == {"application_reference": None}
     assert "could not find application APP-999999" in messages[0]["text"]
 
@@ -114,8 +143,9 @@ def test_validate_says_an_unknown_reference_was_not_found(module_action_backend:
 # --- ActionCheckStatus ---------------------------------------------------------------------------
 
 
-def check(reference: Any) -> Tuple[str, Dict[str, Any]]:
-    messages, events = run_action(ActionCheckStatus(), make_tracker({"application_reference": reference}), load_domain())
+def check(reference: Any, proof: Any = None) -> Tuple[str, Dict[str, Any]]:
+    tracker = make_tracker({"application_reference": reference, "record_proof": proof}, sender_id=uuid.uuid4().hex)
+    messages, events = run_action(ActionCheckStatus(), tracker, load_domain())
     assert len(messages) == 1
     return messages[0]["text"], slot_events(events)
 
@@ -123,23 +153,31 @@ def check(reference: Any) -> Tuple[str, Dict[str, Any]]:
 @pytest.mark.parametrize("reference", sorted(SAMPLES))
 def test_status_message_has_service_status_date_and_note(module_action_backend: ServiceBackend, reference: str) -> None:
     record = module_action_backend.applications.status(reference)
-    text, slots = check(reference)
+    text, slots = check(reference, last_four(reference))
     latest = record.history[-1]
     assert f"Application {reference}, {record.service_name}" in text
     assert f"sent on {spoken_date(record.submitted_at.date())}" in text
     assert f"Its status is: {record.status} since {spoken_date(latest.changed_at.date())}." in text
     if latest.note:
         assert text.endswith(latest.note)
-    assert slots == {"application_reference": None}
+    assert slots == {"application_reference": None, "record_proof": None}
+
+
+@pytest.mark.parametrize("proof", [None, "refused", "linked", "1234"])
+def test_without_proof_the_status_is_not_shown(module_action_backend: ServiceBackend, proof: Any) -> None:
+    text, slots = check("APP-100004", proof)
+    assert text.startswith("For your security I cannot show or change this application here.")
+    assert "business" not in text.lower() and "rejected" not in text
+    assert slots == {"application_reference": None, "record_proof": None}
 
 
 def test_rejected_application_gives_the_reason(module_action_backend: ServiceBackend) -> None:
     _, changes = SAMPLES["APP-100004"]
-    text, _ = check("APP-100004")
+    text, _ = check("APP-100004", last_four("APP-100004"))
     assert "rejected" in text and changes[-1][2] in text
 
 
 def test_status_of_unknown_application(module_action_backend: ServiceBackend) -> None:
-    text, slots = check("APP-999999")
-    assert "could not find that application" in text
-    assert slots == {"application_reference": None}
+    text, slots = check("APP-999999", "1234")
+    assert text.startswith("For your security")
+    assert slots == {"application_reference": None, "record_proof": None}

@@ -51,13 +51,14 @@ from actions.appointments import (
 from onewindow import models
 from onewindow.__main__ import seed
 from onewindow.backend import BookingError, ServiceBackend
+from onewindow.channels.senders import sign_sender
 from onewindow.dates import spoken_date, spoken_datetime
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import DATABASE_KINDS, postgres_database
 
 CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "catalogue"
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-REFERENCE = re.compile(r"^BK-\d{6}$")
+REFERENCE = re.compile(r"^BK-[1-9]\d{4}-\d{5}$")
 Slot = models.AppointmentSlot
 
 
@@ -84,7 +85,7 @@ def _postgres_seeded() -> Iterator[str]:
         yield url
 
 
-BOOKING_TABLES = ("appointments", "appointment_slots", "channel_identities", "citizens")
+BOOKING_TABLES = ("appointments", "appointment_slots", "channel_identities", "citizens", "record_lookups")
 
 
 @pytest.fixture(params=DATABASE_KINDS)
@@ -236,6 +237,11 @@ def fill_day(backend: ServiceBackend, service: str, office: str, day: date) -> i
             return count
         book(backend, service, office, free[0])
         count += 1
+
+
+def proof_of(backend: ServiceBackend, reference: str) -> str:
+    """The last four digits of the phone number on the appointment: what its owner can tell."""
+    return stored_appointment(backend, reference).citizen.phone[-4:]
 
 
 def reason_of(call, *args) -> BookingError:
@@ -432,12 +438,14 @@ def test_fully_booked_day_offers_later_days(clocked_backend) -> None:
 
 def test_bad_phone_is_refused_before_anything_is_written(clocked_backend) -> None:
     backend = clocked_backend(MOMENT)
+    with Session(backend.engine) as session:
+        citizens = session.scalar(select(func.count(models.Citizen.id)))  # the sample applications' owners, if any
     for phone in ("12ab", "123", "", "0412 345 678 ext 5"):
         error = reason_of(backend.bookings.book, "passport_renewal", "central_centre", at(TUE, "10:00"), "Ana", phone, "rest")
         assert error.reason == "bad_phone"
     assert appointment_count(backend) == 0
     with Session(backend.engine) as session:
-        assert session.scalar(select(func.count(models.Citizen.id))) == 0
+        assert session.scalar(select(func.count(models.Citizen.id))) == citizens
     backend.bookings.free_slots("central_centre", TUE)
     assert slot_row(backend, "central_centre", at(TUE, "10:00")) == (0, 6)
 
@@ -566,7 +574,7 @@ def test_reschedule_moves_the_appointment_atomically(clocked_backend) -> None:
     backend = clocked_backend(MOMENT)
     old, new = at(TUE, "10:00"), at(THU, "11:00")
     record = book(backend, "birth_registration", "riverside_point", old)
-    digits = record.reference.split("-")[1]
+    digits = record.reference.split("-", 1)[1]
     moved = backend.bookings.reschedule(f"bk {digits}", new)
     assert moved.reference == record.reference and moved.starts_at == new and moved.status == "booked"
     assert slot_row(backend, "riverside_point", old) == (0, 1)
@@ -600,8 +608,10 @@ def test_get_accepts_spoken_styles_and_rejects_malformed(clocked_backend) -> Non
     digits = record.reference[3:]
     for said in (record.reference, f"bk {digits}", f"BK{digits}", f"  bk-{digits} ", f"Bk {digits}"):
         assert backend.bookings.get(said) == record, said
+    assert backend.bookings.get(digits) == record  # keyed on a phone: the digits alone
     other = "BK-100000" if digits != "100000" else "BK-100001"
-    for said in (f"BK-{digits[:5]}", f"BK-{digits}9", f"APP-{digits}", f"booking {digits}", digits, "", None, other):
+    mistyped = record.reference[:-1] + str((int(record.reference[-1]) + 1) % 10)
+    for said in (f"BK-{digits[:5]}", f"BK-{digits}9", f"APP-{digits}", f"booking {digits}", "", None, other, mistyped):
         assert backend.bookings.get(said) is None, said
 
 
@@ -637,17 +647,18 @@ def next_weekday(weekday: int) -> date:
     return today + timedelta(days=(weekday - today.weekday()) % 7 or 7)
 
 
-def form_tracker(form: str, slots: Dict[str, Any], said: List[Tuple[str, Any]], requested: Optional[str] = None, channel: str = "rest"):
+def form_tracker(form: str, slots: Dict[str, Any], said: List[Tuple[str, Any]], requested: Optional[str] = None,
+                 channel: str = "rest", sender: str = "test-user"):
     """A tracker as the form hands it to its validation action: the candidates are set
     and their SlotSet events come after the latest user message, in the given order."""
-    tracker = make_tracker({**slots, **dict(said), "requested_slot": requested}, active_loop=form, channel=channel)
+    tracker = make_tracker({**slots, **dict(said), "requested_slot": requested}, active_loop=form, channel=channel, sender_id=sender)
     tracker.events.extend(SlotSet(name, value) for name, value in said)
     return tracker
 
 
-def validate(action, domain, slots: Dict[str, Any], said: List[Tuple[str, Any]], form: Optional[str] = None):
+def validate(action, domain, slots: Dict[str, Any], said: List[Tuple[str, Any]], form: Optional[str] = None, sender: str = "test-user"):
     """(messages, {slot: value} of the SlotSet events returned)."""
-    tracker = form_tracker(form or action.form_name(), slots, said)
+    tracker = form_tracker(form or action.form_name(), slots, said, sender=sender)
     messages, events = run_action(action, tracker, domain)
     assert all(e["event"] == "slot" for e in events)
     return messages, slot_events(events)
@@ -836,15 +847,15 @@ def test_reschedule_form_checks_the_reference_before_the_date(action_backend, do
     start = action_backend.bookings.free_slots("riverside_point", day)[0]
     record = book(action_backend, "birth_registration", "riverside_point", start)
     monday = next_weekday(0)  # the rural point is closed on Mondays
-    digits = record.reference[3:]
-    messages, slots = validate(ValidateRescheduleForm(), domain, {},
+    digits, proof = record.reference[3:], proof_of(action_backend, record.reference)
+    messages, slots = validate(ValidateRescheduleForm(), domain, {"record_proof": proof},
                                [("appointment_date", monday.isoformat()), ("appointment_reference", f"bk {digits}")])
-    assert slots == {"appointment_reference": record.reference, "service": "birth_registration",
+    assert slots == {"appointment_reference": record.reference, "record_proof": proof, "service": "birth_registration",
                      "office": "riverside_point", "appointment_date": None}
     assert messages[0]["text"].startswith("The office is closed on that day.")
 
     other = open_day(action_backend, "riverside_point", skip=1)
-    messages, slots = validate(ValidateRescheduleForm(), domain, {},
+    messages, slots = validate(ValidateRescheduleForm(), domain, {"record_proof": proof},
                                [("appointment_date", other.isoformat()), ("appointment_reference", record.reference)])
     assert slots["appointment_date"] == other.isoformat() and messages == []
 
@@ -852,23 +863,39 @@ def test_reschedule_form_checks_the_reference_before_the_date(action_backend, do
 def test_validate_appointment_reference(action_backend, domain) -> None:
     day = open_day(action_backend, "central_centre")
     record = book(action_backend, "passport_renewal", "central_centre", action_backend.bookings.free_slots("central_centre", day)[0])
-    digits = record.reference[3:]
+    digits, proof = record.reference[3:], proof_of(action_backend, record.reference)
+    wrong = f"{(int(proof) + 1) % 10000:04d}"
     for form in (ValidateCancelForm(), ValidateCheckAppointmentForm(), ValidateRescheduleForm()):
-        messages, slots = validate(form, domain, {}, [("appointment_reference", f"bk {digits}")])
-        assert slots == {"appointment_reference": record.reference, "service": "passport_renewal", "office": "central_centre"}
-        messages, slots = validate(form, domain, {}, [("appointment_reference", "my number is 12")])
+        me = form.form_name()  # a conversation each, so that their failures do not add up to the limit
+        # a valid number alone reveals nothing: the form asks for the proof next
+        messages, slots = validate(form, domain, {}, [("appointment_reference", f"bk {digits}")], sender=me)
+        assert slots == {"appointment_reference": record.reference, "record_proof": None} and messages == []
+        messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", wrong)], sender=me)
+        assert slots == {"record_proof": None}
+        assert messages[0]["text"] == "Those digits do not match the phone number on this appointment. Please try again."
+        messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", f"it ends in {proof}")], sender=me)
+        assert slots == {"record_proof": proof, "service": "passport_renewal", "office": "central_centre"} and messages == []
+        messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", "12")], sender=me)
+        assert slots == {"record_proof": None} and messages[0]["text"].startswith("Please give four digits")
+        messages, slots = validate(form, domain, {}, [("appointment_reference", "my number is 12")], sender=me)
         assert slots == {"appointment_reference": None}
         assert messages[0]["text"].startswith("That does not look like an appointment number.")
+        swapped = record.reference[:-2] + record.reference[-1] + record.reference[-2]
+        if swapped != record.reference:  # two equal last digits swap into the same number
+            messages, slots = validate(form, domain, {}, [("appointment_reference", swapped)], sender=me)
+            assert slots == {"appointment_reference": None} and messages[0]["text"].startswith("That number has a mistake")
         unknown = "BK-100000" if digits != "100000" else "BK-100001"
-        messages, slots = validate(form, domain, {}, [("appointment_reference", unknown)])
+        messages, slots = validate(form, domain, {}, [("appointment_reference", unknown)], sender=me)
         assert slots == {"appointment_reference": None}
         assert messages[0]["text"] == "I could not find an appointment with that number. Please check it."
 
     action_backend.bookings.cancel(record.reference)
     messages, slots = validate(ValidateCancelForm(), domain, {}, [("appointment_reference", record.reference)])
-    assert slots == {"appointment_reference": None}
+    assert slots == {"appointment_reference": record.reference, "record_proof": None} and messages == []  # not even its status
+    messages, slots = validate(ValidateCancelForm(), domain, {"appointment_reference": record.reference}, [("record_proof", proof)])
+    assert slots == {"record_proof": proof, "appointment_reference": None}
     assert messages[0]["text"] == "That appointment has already been cancelled."
-    messages, slots = validate(ValidateCheckAppointmentForm(), domain, {}, [("appointment_reference", record.reference)])
+    messages, slots = validate(ValidateCheckAppointmentForm(), domain, {"record_proof": proof}, [("appointment_reference", record.reference)])
     assert slots["appointment_reference"] == record.reference and messages == []
 
 
@@ -962,7 +989,8 @@ def test_ask_confirmations_describe_the_appointment(action_backend, domain) -> N
     assert messages[0]["text"] == f"Shall I move appointment BK-123456 to {spoken_date(day)} at 10:15 am?"
 
     record = book(action_backend, "passport_renewal", "central_centre", at(day, "11:00"))
-    messages, _ = run(ActionAskCancelConfirmed(), domain, {"appointment_reference": record.reference}, "cancel_form")
+    messages, _ = run(ActionAskCancelConfirmed(), domain,
+                      {"appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}, "cancel_form")
     assert messages[0]["text"] == (
         f"Shall I cancel your appointment for Passport renewal or replacement at Central Service Centre on {spoken_date(day)} at 11 am?"
     )
@@ -1046,7 +1074,13 @@ def test_reschedule_action_moves_or_sends_back_to_the_form(action_backend, domai
     record = book(action_backend, "birth_registration", "riverside_point", free[0])
     new = free[2]
     slots = {"appointment_reference": record.reference, "appointment_date": day.isoformat(),
-             "appointment_time": new.strftime("%H:%M"), "booking_confirmed": True}
+             "appointment_time": new.strftime("%H:%M"), "booking_confirmed": True,
+             "record_proof": proof_of(action_backend, record.reference)}
+
+    messages, events = run(ActionRescheduleAppointment(), domain, {**slots, "record_proof": None}, "reschedule_form")
+    assert messages[0]["text"].startswith("For your security I cannot show or change this appointment here.")
+    assert slot_events(events) == {**RESET, "record_proof": None}
+    assert action_backend.bookings.get(record.reference).starts_at == free[0]
 
     messages, events = run(ActionRescheduleAppointment(), domain, {**slots, "booking_confirmed": False}, "reschedule_form")
     assert messages[0]["text"] == "All right, I have not changed your appointment."
@@ -1070,20 +1104,28 @@ def test_reschedule_action_moves_or_sends_back_to_the_form(action_backend, domai
 def test_cancel_action(action_backend, domain) -> None:
     start, _ = _booking_slots(action_backend)
     record = book(action_backend, "birth_registration", "riverside_point", start)
-    messages, events = run(ActionCancelAppointment(), domain, {"appointment_reference": record.reference, "cancel_confirmed": False})
+    mine = {"appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}
+    for proof in (None, "refused", "0000" if mine["record_proof"] != "0000" else "1111"):
+        messages, events = run(ActionCancelAppointment(), domain, {**mine, "record_proof": proof, "cancel_confirmed": True})
+        assert messages[0]["text"].startswith("For your security I cannot show or change this appointment here.")
+        assert payloads(messages[0]) == ["/request_human", "/find_office"]
+        assert slot_events(events) == {"cancel_confirmed": None, "record_proof": None}
+        assert action_backend.bookings.get(record.reference).status == "booked"
+
+    messages, events = run(ActionCancelAppointment(), domain, {**mine, "cancel_confirmed": False})
     assert messages[0]["text"] == "All right, your appointment is still booked."
     assert slot_events(events) == {"cancel_confirmed": None}
     assert action_backend.bookings.get(record.reference).status == "booked"
 
-    messages, events = run(ActionCancelAppointment(), domain, {"appointment_reference": record.reference, "cancel_confirmed": True})
+    messages, events = run(ActionCancelAppointment(), domain, {**mine, "cancel_confirmed": True})
     assert messages[0]["text"] == (
         f"Your appointment {record.reference} on {spoken_datetime(start)} is cancelled. The time is free for someone else now."
     )
-    assert slot_events(events) == {"cancel_confirmed": None, "appointment_reference": None}
+    assert slot_events(events) == {"cancel_confirmed": None, "appointment_reference": None, "record_proof": None}
     assert stored_appointment(action_backend, record.reference).status == "cancelled"
     assert slot_row(action_backend, "riverside_point", start) == (0, 1)
 
-    messages, events = run(ActionCancelAppointment(), domain, {"appointment_reference": record.reference, "cancel_confirmed": True})
+    messages, events = run(ActionCancelAppointment(), domain, {**mine, "cancel_confirmed": True})
     assert messages[0]["text"] == "That appointment has already been cancelled."
     assert slot_events(events) == {"cancel_confirmed": None}
 
@@ -1091,7 +1133,11 @@ def test_cancel_action(action_backend, domain) -> None:
 def test_check_appointment_action(action_backend, domain) -> None:
     start, _ = _booking_slots(action_backend, "central_centre", "passport_renewal")
     record = book(action_backend, "passport_renewal", "central_centre", start)
+    mine = {"appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}
     messages, events = run(ActionCheckAppointment(), domain, {"appointment_reference": record.reference})
+    assert messages[0]["text"].startswith("For your security I cannot show or change this appointment here.")
+    assert record.reference not in messages[0]["text"] and "Central" not in messages[0]["text"]
+    messages, events = run(ActionCheckAppointment(), domain, mine)
     assert events == []
     assert messages[0]["text"] == (
         f"Appointment {record.reference}: Passport renewal or replacement at Central Service Centre, "
@@ -1103,10 +1149,10 @@ def test_check_appointment_action(action_backend, domain) -> None:
         '/ask_documents{"service":"passport_renewal"}',
     ]
     action_backend.bookings.cancel(record.reference)
-    messages, _ = run(ActionCheckAppointment(), domain, {"appointment_reference": record.reference})
+    messages, _ = run(ActionCheckAppointment(), domain, mine)
     assert messages[0]["text"] == f"Appointment {record.reference} was cancelled. You can book a new one."
-    messages, _ = run(ActionCheckAppointment(), domain, {"appointment_reference": "nonsense"})
-    assert messages[0]["text"] == "I could not find an appointment with that number. Please check it."
+    messages, _ = run(ActionCheckAppointment(), domain, {**mine, "appointment_reference": "nonsense"})
+    assert messages[0]["text"].startswith("For your security I cannot show or change this appointment here.")
 
 
 def test_a_chat_linked_to_a_phone_picks_from_its_upcoming_appointments(action_backend, domain) -> None:
@@ -1115,10 +1161,32 @@ def test_a_chat_linked_to_a_phone_picks_from_its_upcoming_appointments(action_ba
     mine = [book(action_backend, "birth_registration", "riverside_point", moment, phone="0412 999 000") for moment in free[:2]]
     book(action_backend, "birth_registration", "riverside_point", free[2], phone="0412 999 111")  # someone else's
     action_backend.citizens.link_identity("telegram", "4242", "0412 999 000")
-    tracker = make_tracker({}, active_loop="check_appointment_form", sender_id="telegram:4242", channel="rest")
+    signed = {"sender_signature": sign_sender("telegram:4242")}
+    tracker = make_tracker({}, active_loop="check_appointment_form", sender_id="telegram:4242", channel="rest", metadata=signed)
     messages, _ = run_action(ActionAskAppointmentReference(), tracker, domain)
     assert payloads(messages[0]) == [f'/inform{{"reference":"{r.reference}"}}' for r in mine]
     assert all(r.reference in messages[0]["text"] for r in mine)
+    # the chat's identity proves the appointment is theirs: no digits asked for
+    tracker = form_tracker("check_appointment_form", {}, [("appointment_reference", mine[0].reference)])
+    tracker.sender_id, tracker.events[-2]["metadata"] = "telegram:4242", signed
+    _, events = run_action(ValidateCheckAppointmentForm(), tracker, domain)
+    assert slot_events(events) == {"appointment_reference": mine[0].reference, "record_proof": "linked",
+                                   "service": "birth_registration", "office": "riverside_point"}
+
+
+@pytest.mark.parametrize("signature", [None, "0" * 64, "forged"])
+def test_a_sender_id_claimed_over_rest_is_not_a_linked_identity(action_backend, domain, signature: Optional[str]) -> None:
+    day = open_day(action_backend, "riverside_point")
+    theirs = book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
+                  phone="0412 999 000")
+    action_backend.citizens.link_identity("telegram", "4242", "0412 999 000")
+    metadata = {"sender_signature": signature} if signature else {}
+    tracker = make_tracker({}, active_loop="check_appointment_form", sender_id="telegram:4242", metadata=metadata)
+    messages, _ = run_action(ActionAskAppointmentReference(), tracker, domain)
+    assert not messages[0]["buttons"] and theirs.reference not in messages[0]["text"]
+    tracker = make_tracker({"appointment_reference": theirs.reference}, sender_id="telegram:4242", metadata=metadata)
+    messages, _ = run_action(ActionCheckAppointment(), tracker, domain)
+    assert messages[0]["text"].startswith("For your security") and "Riverside" not in messages[0]["text"]
 
 
 @pytest.mark.parametrize("sender", ["telegram:5151", "someone-on-rest"])

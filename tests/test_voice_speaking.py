@@ -50,9 +50,12 @@ def said_aloud(spelled: str, letter_names: Dict[str, str] | None = None) -> str:
 
 
 def spelled_by_hand(reference: str) -> str:
-    """"BK-826846" -> "B K, 8 2 6, 8 4 6", written here independently of the code under test."""
-    prefix, digits = reference.split("-")
-    return f"{' '.join(prefix)}, {' '.join(digits[:3])}, {' '.join(digits[3:])}"
+    """"BK-826846" -> "B K, 8 2 6, 8 4 6", "BK-48291-37506" -> "B K, 4 8 2, 9 1 3, 7 5 0 6", written here
+    independently of the code under test."""
+    prefix, digits = reference.split("-", 1)
+    digits = digits.replace("-", "")
+    groups = [digits[:3], digits[3:6]] + ([digits[6:]] if len(digits) > 6 else [])
+    return ", ".join([" ".join(prefix)] + [" ".join(group) for group in groups])
 
 
 def button(title: str, payload: str) -> Dict[str, str]:
@@ -212,8 +215,8 @@ def test_life_event_list_aligned_with_its_buttons(real: Dict[str, Any]) -> None:
 
 def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, Any]) -> None:
     text = real["ask_reference"][0]["text"]
-    assert text.endswith("for example B K 1 2 3 4 5 6.")
-    assert speak_responses(real["ask_reference"]).text.endswith("for example B K, 1 2 3, 4 5 6.")
+    assert text.endswith("for example B K 4 8 2 9 1 3 7 5 0 6.")
+    assert speak_responses(real["ask_reference"]).text.endswith("for example B K, 4 8 2, 9 1 3, 7 5 0 6.")
 
 
 def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[str, Any]) -> None:
@@ -232,7 +235,8 @@ def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[st
 @pytest.mark.parametrize(
     ("code", "spoken"),
     [("BK-482913", "B K, 4 8 2, 9 1 3"), ("APP-100001", "A P P, 1 0 0, 0 0 1"),
-     ("RPT-000123", "R P T, 0 0 0, 1 2 3"), ("HO-643282", "H O, 6 4 3, 2 8 2"), ("bk 482913", "B K, 4 8 2, 9 1 3")],
+     ("RPT-000123", "R P T, 0 0 0, 1 2 3"), ("HO-643282", "H O, 6 4 3, 2 8 2"), ("bk 482913", "B K, 4 8 2, 9 1 3"),
+     ("APP-48291-37508", "A P P, 4 8 2, 9 1 3, 7 5 0 8")],
 )
 def test_spell_code(code: str, spoken: str) -> None:
     assert spell_code(code) == spoken
@@ -248,7 +252,7 @@ def test_spell_phone(number: str, spoken: str) -> None:
     assert spell_phone(number) == spoken
 
 
-@pytest.mark.parametrize("code", ["BK-482913", "APP-100001", "RPT-000123", "HO-643282", "APP-100005"])
+@pytest.mark.parametrize("code", ["BK-482913", "APP-100001", "RPT-000123", "HO-643282", "APP-100005", "BK-48291-37508"])
 def test_spelled_codes_said_back_become_the_code(code: str) -> None:
     assert normalise_caller_text(said_aloud(spell_code(code))) == code
     assert normalise_caller_text(spell_code(code)) == code

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, List, Optional, Tuple
 
-from onewindow.backend.references import PREFIXES
+from onewindow.backend.references import BODY_DIGITS, PREFIXES, normalise_reference
 from onewindow.dates import MONTH_NAMES, NUMBER_WORDS
 
 Found = Optional[Tuple[str, int]]  # (the written form, the index of the first word after it)
@@ -77,7 +77,7 @@ def _letters(key: str) -> Optional[str]:
 
 
 def _reference(keys: List[str], index: int) -> Found:
-    """"b k four eight two nine one three" (or "bee kay ...", "bk ...") -> "BK-482913"."""
+    """"b k four eight two nine one three" (or "bee kay ...", "bk ...") -> "BK-482913"; ten digits -> "BK-48291-37506"."""
     letters = ""
     for end in range(index, min(index + 3, len(keys))):
         letter = _letters(keys[end])
@@ -87,8 +87,8 @@ def _reference(keys: List[str], index: int) -> Found:
         if letters in CODE_PREFIXES:
             start = end + 2 if end + 1 < len(keys) and keys[end + 1] in DASHES else end + 1
             digits, after = _digit_run(keys, start)
-            if len(digits) == 6:
-                return f"{letters.upper()}-{digits}", after
+            if len(digits) in BODY_DIGITS:  # written as the assistant writes it; a mistyped one as heard
+                return normalise_reference(letters + digits) or f"{letters.upper()}-{digits}", after
     return None
 
 

@@ -52,8 +52,8 @@ CLOSING = re.compile(r"\b(?:you|your|please)\b|\?|^(?:There (?:is|are)|That is|T
 UNSPOKEN_COUNT = re.compile(r"There (?:is|are) \d+ more\.\s*")
 ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::\d{2})?)?\b")
 CLOCK = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b(?!\s*(?:am|pm|a\.m\.|p\.m\.))", re.IGNORECASE)
-SPELLED_CODE = re.compile(r"\b([A-Z](?: [A-Z]){1,3}) (\d(?: \d){5})\b")
-REFERENCE = re.compile(r"\b[A-Z]{2,4}-\d{4,8}\b")
+SPELLED_CODE = re.compile(r"\b([A-Z](?: [A-Z]){1,3}) (\d(?: \d){5}(?:(?: \d){4})?)\b")
+REFERENCE = re.compile(r"\b[A-Z]{2,4}-\d{4,8}(?:-\d{4,6})?\b")
 PHONE = re.compile(r"(?<![\w+-])\+?\d{1,4}(?:[ -]?\d{2,4}){1,5}(?![\w-])")
 
 
