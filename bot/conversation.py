@@ -15,6 +15,7 @@ from bot.rendering import Renderer, spoken_text
 from bot.speech import synthesise_voice_reply
 from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event, pseudonym
+from onewindow.wording import technical_apology
 
 logger = logging.getLogger("onewindow.bot")
 TYPING_EVERY_SECONDS = 4.0  # Telegram shows "typing" for 5 seconds per call
@@ -54,10 +55,7 @@ class Conversations:
         self.rasa = rasa
         self.renderer = renderer
         self.backend = backend
-        self.apology = (
-            "Sorry, I cannot answer right now because of a technical problem. Please try again in a few "
-            f"minutes. If it is urgent, call the city hotline on {hotline}, or visit any service centre."
-        )
+        self.apology = technical_apology(hotline)
 
     async def turn(self, bot: Bot, chat_id: int, text: str, metadata: Optional[Dict[str, Any]] = None) -> None:
         """Send `text` to the assistant and deliver its answer (or an apology within the Rasa timeout)."""

@@ -62,3 +62,11 @@ def distance_text(km: float) -> str:
     if km < 1:
         return f"{max(50, round(km * 1000 / 50) * 50)} metres"
     return f"{km:.1f} kilometres"
+
+
+def technical_apology(hotline: str) -> str:
+    """What a citizen reads when a part of the assistant is down: never silence, always a way to a person."""
+    return (
+        "Sorry, I cannot answer right now because of a technical problem. Please try again in a few "
+        f"minutes. If it is urgent, call the city hotline on {hotline}, or visit any service centre."
+    )

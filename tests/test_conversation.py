@@ -69,7 +69,8 @@ def handle(history: List[Dict[str, Any]], sender_id: str = "test-user") -> Dict[
     tracker = make_tracker({}, intent="nlu_fallback", text="blorp", events=history, sender_id=sender_id)
     messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert len(messages) == 1
-    assert events == ([{"event": "slot", "name": "handoff_active", "value": True, "timestamp": None}] if hands_off(messages[0]) else [])
+    handed_off = [{"event": "slot", "name": "handoff_active", "value": True, "timestamp": None}]
+    assert events == (handed_off if hands_off(messages[0]) else [{"event": "rewind", "timestamp": None}])
     return messages[0]
 
 
@@ -124,9 +125,25 @@ def test_trailing_fallbacks_counts_only_the_latest_run(intents: List[str], count
     assert trailing_fallbacks(make_tracker({}, intent="nlu_fallback", events=history)) == count
 
 
-def test_trailing_fallbacks_is_zero_after_an_understood_message() -> None:
-    tracker = make_tracker({}, intent="greet", events=[user("nlu_fallback"), user("nlu_fallback")])
-    assert trailing_fallbacks(tracker) == 0
+def test_the_message_being_handled_counts_whatever_its_intent() -> None:
+    """The action also runs as the core fallback, for a message NLU read as an intent that no rule answers."""
+    tracker = make_tracker({}, intent="inform", events=[user("greet"), bot("Hello!")])
+    assert trailing_fallbacks(tracker) == 1
+
+
+def test_a_message_no_rule_answered_counts_as_misunderstood() -> None:
+    """"🙏🙏🙏" reads as inform at 0.53; the core fallback ran for it: the next miss hands over."""
+    earlier = [user("inform", "🙏🙏🙏"), {"event": "action", "name": "action_handle_low_confidence"}, bot("Sorry"),
+               {"event": "rewind"}]
+    assert trailing_fallbacks(make_tracker({}, intent="inform", events=earlier)) == 2
+
+
+def test_first_misunderstanding_rewinds_the_message_so_the_conversation_stays_where_it_was() -> None:
+    tracker = make_tracker({"service": "passport_renewal", "requested_slot": "office"}, intent="inform", text="👍",
+                           active_loop="appointment_form")
+    messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
+    assert events == [{"event": "rewind", "timestamp": None}]
+    assert len(messages) == 1 and "answer my last question again" in messages[0]["text"]
 
 
 def test_second_misunderstanding_inside_a_form_leaves_it_for_a_person(module_action_backend: ServiceBackend) -> None:

@@ -22,6 +22,7 @@ from onewindow.stack import Stack
 from onewindow.staff_desk import StaffDesk
 from onewindow.tracker_events import events as tracker_events, tracker_engine
 from tests.telegram_api import LocalBotApi
+from tests.tracker_rows import age_conversation
 from tests.test_telegram import bot_env, press, say as telegram_say, started, texts as telegram_texts
 
 pytestmark = pytest.mark.stack
@@ -142,21 +143,6 @@ def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend
     asyncio.run(desk.hand_back(reference, "maria"))
     assert not handed_off(stack, sender) and row(backend, sender).status == "returned"
     assert "costs" in texts(say(stack, sender, "how much does a passport renewal cost")), "the assistant answers again"
-
-
-def age_conversation(stack: Stack, sender: str, seconds: float) -> None:
-    """Move every stored event of the conversation `seconds` into the past, as if the citizen had been silent."""
-    engine = tracker_engine(url=stack.tracker_database_url)
-    with engine.begin() as connection:
-        rows = connection.execute(select(tracker_events.c.id, tracker_events.c.data).where(tracker_events.c.sender_id == sender)).all()
-        for event_id, data in rows:
-            event = json.loads(data)
-            event["timestamp"] -= seconds
-            connection.execute(
-                tracker_events.update().where(tracker_events.c.id == event_id)
-                .values(timestamp=event["timestamp"], data=json.dumps(event))
-            )
-    engine.dispose()
 
 
 def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, sender: str) -> None:

@@ -8,10 +8,10 @@ import json
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from console.filters import day_start
@@ -21,6 +21,9 @@ from onewindow.backend.transcripts import CallRecord
 from onewindow.db import make_engine
 from onewindow.tracker_events import events, tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole, create_staff_user, logged_in_client
+
+if TYPE_CHECKING:
+    from onewindow.stack import Stack
 
 
 def user(text: str, intent: str, confidence: float = 0.95, entities: Iterable[Dict[str, Any]] = (), channel: str = "") -> Dict[str, Any]:
@@ -129,3 +132,18 @@ def staff(console: RunningConsole, role: str, landing: str = "/transcripts") -> 
         yield client
     finally:
         client.close()
+
+
+def age_conversation(stack: "Stack", sender: str, seconds: float) -> None:
+    """Move every stored event of the conversation `seconds` into the past, as if the citizen had been silent."""
+    engine = tracker_engine(url=stack.tracker_database_url)
+    with engine.begin() as connection:
+        rows = connection.execute(select(events.c.id, events.c.data).where(events.c.sender_id == sender)).all()
+        for event_id, data in rows:
+            event = json.loads(data)
+            event["timestamp"] -= seconds
+            connection.execute(
+                events.update().where(events.c.id == event_id)
+                .values(timestamp=event["timestamp"], data=json.dumps(event))
+            )
+    engine.dispose()

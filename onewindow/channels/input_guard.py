@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Optional
+from typing import Any, Optional
 
 MAX_CHARACTERS = 2000
 
@@ -17,9 +17,9 @@ NOT_ENGLISH = (
 )
 
 
-def input_problem(text: Optional[str]) -> Optional[str]:
+def input_problem(text: Any) -> Optional[str]:
     """The reply to send instead of processing `text`, or None when it can be processed."""
-    if text is None or not text.strip():
+    if not isinstance(text, str) or not text.strip():
         return EMPTY
     if len(text) > MAX_CHARACTERS:
         return TOO_LONG

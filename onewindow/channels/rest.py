@@ -1,17 +1,68 @@
 """The REST channel with OneWindow's input checks; registered as `rest` in credentials.yml."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import asyncio
+import logging
+from functools import lru_cache
+from typing import Any, Awaitable, Callable, Dict, Set
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from sanic import Blueprint
+from sanic import Blueprint, Sanic
+from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.channels.input_guard import input_problem
+from onewindow.channels.payloads import citizen_text, is_payload, offered_payloads
+from onewindow.logs import pseudonym
+from onewindow.wording import technical_apology
+
+logger = logging.getLogger(__name__)
+GENERIC_HOTLINE = "the number on the city's website"
+
+
+@lru_cache(maxsize=1)
+def hotline_number() -> str:
+    """The city hotline from the service database (read once); a generic hint when it cannot be read."""
+    from onewindow.backend import ServiceBackend
+
+    try:
+        return ServiceBackend.from_url().catalogue.city().hotline_number
+    except (SQLAlchemyError, LookupError, AttributeError):
+        hotline_number.cache_clear()  # try again at the next apology
+        return GENERIC_HOTLINE
+
+
+class CountingOutputChannel(OutputChannel):
+    """Passes every response on to `inner` and counts them, so an empty turn can be noticed."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def name(self) -> str:  # type: ignore[override]  # the inner channel's name, for channel-specific responses
+        return self.inner.name()
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+
+async def payloads_offered_to(sender_id: str) -> Set[str]:
+    """The button payloads the assistant offered to this conversation in its current session."""
+    tracker = await Sanic.get_app().ctx.agent.tracker_store.retrieve(sender_id)
+    return offered_payloads(event.as_dict() for event in tracker.events) if tracker else set()
 
 
 class GuardedRestInput(RestInput):
-    """Rasa's REST channel, but empty, over-long or unreadable messages get a clear reply."""
+    """Rasa's REST channel, but empty, over-long or unreadable messages get a clear reply, and no turn is silent.
+
+    Text starting with "/" is taken as an intent payload only when the assistant offered it
+    (onewindow/channels/payloads.py); otherwise it is read as typed words.
+
+    A turn that produced no response at all (the action server down, a lock or database error, a
+    timeout) gets the technical apology with the hotline instead of Rasa's `[]`; the error is logged
+    without the message text.
+    """
 
     @classmethod
     def name(cls) -> str:
@@ -19,9 +70,24 @@ class GuardedRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         async def guarded(message: UserMessage) -> None:
+            counting = CountingOutputChannel(message.output_channel)
+            message.output_channel = counting
+            try:
+                await answer(message)
+            except asyncio.CancelledError:
+                logger.error("rest.turn_cancelled", extra={"fields": {"sender": pseudonym(message.sender_id)}})
+            except Exception:  # noqa: BLE001 - whatever broke, the citizen gets an answer; the traceback is logged
+                logger.exception("rest.turn_failed", extra={"fields": {"sender": pseudonym(message.sender_id)}})
+            if counting.sent == 0:
+                logger.error("rest.turn_without_answer", extra={"fields": {"sender": pseudonym(message.sender_id)}})
+                await counting.inner.send_text_message(message.sender_id, technical_apology(hotline_number()))
+
+        async def answer(message: UserMessage) -> None:
+            if isinstance(message.text, str) and is_payload(message.text):
+                message.text = citizen_text(message.text, await payloads_offered_to(message.sender_id))
             problem = input_problem(message.text)
             if problem:
-                await message.output_channel.send_text_message(message.sender_id, problem)
+                await message.output_channel.send_response(message.sender_id, {"text": problem})
                 return
             await on_new_message(message)
 
