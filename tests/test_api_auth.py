@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -27,6 +26,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from onewindow.api_auth import api_token, authorization
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.stack import MODEL, Stack, free_port
+from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
 CONVERSATION = "telegram:42"  # a guessable id, as in the issue
@@ -184,20 +184,6 @@ def test_the_secret_is_in_no_log_and_on_no_command_line(stack: Stack) -> None:
         assert secret not in log.read_bytes(), log.name
     for name, pid in stack.pids().items():
         assert secret not in Path(f"/proc/{pid}/cmdline").read_bytes(), name
-
-
-def listening_addresses(port: int) -> List[str]:
-    """The local addresses a TCP socket listens on at `port` (from /proc/net/tcp and tcp6)."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, port_hex = local.rsplit(":", 1)
-            if state == "0A" and int(port_hex, 16) == port:
-                found.append(socket.inet_ntop(socket.AF_INET if len(address) == 8 else socket.AF_INET6,
-                                              bytes.fromhex(address)[::-1] if len(address) == 8 else
-                                              b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8))))
-    return found
 
 
 def test_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> None:

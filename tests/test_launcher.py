@@ -24,6 +24,7 @@ from onewindow.launcher import api_secret
 from onewindow.local_servers import http_get
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from onewindow.stack import MODEL, free_port
+from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
 SUPERVISORCTL = str(Path(sys.executable).with_name("supervisorctl"))
@@ -111,6 +112,8 @@ def test_make_run_prints_where_everything_is(launched: Launched) -> None:
     status = launched.supervisorctl("status")
     assert all(line.split()[1] == "RUNNING" for line in status.splitlines()), status
     assert {line.split()[0] for line in status.splitlines()} == {"actions", "rasa-1", "router", "voice", "console"}
+    for name, port in ports.items():
+        assert listening_addresses(port) == ["127.0.0.1"], name
 
 
 def test_a_killed_action_server_is_started_again_and_the_assistant_answers_again(launched: Launched) -> None:
