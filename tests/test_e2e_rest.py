@@ -16,7 +16,8 @@ from onewindow.backend import ServiceBackend
 from onewindow.stack import Stack
 
 pytestmark = pytest.mark.stack
-REFERENCE = re.compile(r"\bBK-\d{6}\b")
+REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")
+PROOF = "5678"  # the last four digits of the phone number the booking was made with
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,13 @@ def test_book_check_reschedule_and_cancel(stack: Stack, backend: ServiceBackend)
     answer = stack.say("e2e-checker", "can you check my appointment")
     assert "appointment number" in texts(answer)
     answer = stack.say("e2e-checker", reference.lower().replace("-", " "))
+    assert "last four digits" in texts(answer) and "North Service Centre" not in texts(answer)
+    answer = stack.say("e2e-checker", PROOF)
     assert reference in texts(answer) and "North Service Centre" in texts(answer)
 
     answer = stack.say("e2e-mover", f"I need to change my appointment {reference}")
+    assert "last four digits" in texts(answer)
+    answer = stack.say("e2e-mover", PROOF)
     assert "Which day" in texts(answer)
     answer = press(stack, "e2e-mover", answer, '"date"', index=1)
     answer = press(stack, "e2e-mover", answer, '"time"', index=1)
@@ -86,6 +91,8 @@ def test_book_check_reschedule_and_cancel(stack: Stack, backend: ServiceBackend)
     assert moved.starts_at != booked.starts_at and moved.status == "booked"
 
     answer = stack.say("e2e-canceller", f"please cancel appointment {reference}")
+    assert "last four digits" in texts(answer)
+    answer = stack.say("e2e-canceller", PROOF)
     assert "Shall I cancel" in texts(answer)
     answer = stack.say("e2e-canceller", "yes")
     assert "is cancelled" in texts(answer)
@@ -119,6 +126,8 @@ def test_life_event_gets_every_related_service(stack: Stack, backend: ServiceBac
 
 def test_application_status_by_reference(stack: Stack) -> None:
     answer = stack.say("e2e-status", "what is the status of my application APP-100001")
+    assert "last four digits" in texts(answer) and "ready for collection" not in texts(answer)
+    answer = stack.say("e2e-status", "0006")  # the sample application's phone number ends in 0006
     assert "ready for collection" in texts(answer)
     answer = stack.say("e2e-status-2", "check the status of my application")
     assert "application number" in texts(answer)
