@@ -165,6 +165,21 @@ def test_staff_see_every_failure_without_personal_data(module_backend: ServiceBa
     assert gate.failed_lookups(since=clock.now) == rows[:1]
 
 
+def test_staff_see_who_keeps_failing(module_backend: ServiceBackend, gate: Ownership, clock: Clock) -> None:
+    start = clock.now
+    guesser, slip = someone(), someone()
+    for n in range(MAX_FAILURES + 2):
+        clock.now += timedelta(seconds=10)
+        gate.check("appointment", f"BK-{200000 + n}", guesser)
+    gate.check("appointment", "BK-299999", slip)  # one slip is not repeated
+    [repeated] = gate.repeated_failures(since=start)
+    assert (repeated.source_key, repeated.channel) == (pseudonym(guesser.source()), "rest")
+    assert (repeated.failures, repeated.limited) == (MAX_FAILURES + 2, 2)
+    assert (repeated.first_at, repeated.last_at) == (start + timedelta(seconds=10), clock.now)
+    assert [r.source_key for r in gate.repeated_failures(since=start, at_least=1)] == [pseudonym(guesser.source()), pseudonym(slip.source())]
+    assert gate.repeated_failures(since=clock.now + timedelta(seconds=1)) == []
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet="0123456789 -", min_size=0, max_size=8))
 @example("0137")

@@ -87,6 +87,18 @@ class FailedLookup:
     reason: str
 
 
+@dataclass(frozen=True)
+class RepeatedFailures:
+    """One source's failed look-ups in a period, for staff: who keeps trying (pseudonymous), how often, when."""
+
+    source_key: str
+    channel: str
+    failures: int
+    limited: int  # look-ups refused because a limit was reached
+    first_at: datetime
+    last_at: datetime
+
+
 class Ownership:
     """The only way actions see or change appointments and applications: each call proves ownership first."""
 
@@ -171,6 +183,22 @@ class Ownership:
                 FailedLookup(row.at, row.kind, row.channel, row.conversation_key, row.source_key, row.record_key, row.reason)
                 for row in session.scalars(query)
             ]
+
+    def repeated_failures(self, since: datetime, at_least: int = MAX_FAILURES) -> List[RepeatedFailures]:
+        """Sources with at least `at_least` failed or refused look-ups since `since`, the most first."""
+        lookups = models.RecordLookup
+        query = (
+            select(
+                lookups.source_key, lookups.channel, func.count(), func.count().filter(lookups.reason == "limited"),
+                func.min(lookups.at), func.max(lookups.at),
+            )
+            .where(lookups.at >= since)
+            .group_by(lookups.source_key, lookups.channel)
+            .having(func.count() >= at_least)
+            .order_by(func.count().desc(), func.max(lookups.at).desc())
+        )
+        with self._sessions() as session:
+            return [RepeatedFailures(*row) for row in session.execute(query)]
 
     # --- internals -----------------------------------------------------------------------
 
