@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
@@ -28,7 +29,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def input_problem(request: Request) -> str:
     """What is wrong with the request's address (a message for the 400 page), or ""."""
-    if CONTROL.search(request.path):
+    if CONTROL.search(unquote(request.path)):
         return "The address contains characters that are not allowed."
     if len(request.query_string) > MAX_QUERY:
         return f"The address is too long: its query can have at most {MAX_QUERY} characters."

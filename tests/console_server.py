@@ -122,6 +122,7 @@ class ConsoleRoute:
     method: str
     path: str      # with sample values for its parameters, e.g. /handoffs/HO-100000/claim
     access: str    # "public", "agent", "supervisor" or "admin" (what console.auth marked it with)
+    pattern: str = ""  # the path with its parameters, e.g. /handoffs/<reference>/claim
 
 
 SAMPLE_VALUES = {"int": "1", "str": "HO-100000"}
@@ -140,10 +141,11 @@ def console_routes(console: RunningConsole) -> List[ConsoleRoute]:
     for route in app.router.routes:
         if getattr(route.ctx, "static", False):
             continue
-        path = "/" + route.path
+        path = pattern = "/" + route.path
         for param in route._params.values():  # sanic-routing keeps the parameter list private
             path = re.sub(rf"<{param.name}(:[^>]*)?>", SAMPLE_VALUES.get(param.label, "x"), path)
-        routes.extend(ConsoleRoute(method, path, getattr(route.handler, "console_access", "")) for method in route.methods)
+            pattern = re.sub(rf"<{param.name}(:[^>]*)?>", f"<{param.name}>", pattern)
+        routes.extend(ConsoleRoute(method, path, getattr(route.handler, "console_access", ""), pattern) for method in route.methods)
     app.ctx.backend.engine.dispose()
     app.ctx.tracker.dispose()
     return sorted(routes, key=lambda r: (r.path, r.method))
