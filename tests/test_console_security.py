@@ -18,6 +18,7 @@ from console import throttle
 from console.password_policy import WeakPasswordError, check_password
 from onewindow import models
 from onewindow.db import make_engine
+from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, create_staff_user, csrf_token_in, logged_in_client
 
 PASSWORD = "correct horse battery"
@@ -26,11 +27,13 @@ names = (f"sec{n}" for n in itertools.count(1))
 sources = (f"198.51.{n // 250}.{n % 250 + 1}" for n in itertools.count(1))  # RFC 5737 documentation addresses
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
+def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
+    """The console on an SQLite file and on a throwaway PostgreSQL database."""
     workdir = tmp_path_factory.mktemp("console-security")
-    with RunningConsole(f"sqlite:///{workdir / 'onewindow.db'}", workdir, env={"CONSOLE_PROXIES_COUNT": "1"}) as running:
-        yield running
+    for url in empty_database(request.param, workdir):
+        with RunningConsole(url, workdir, env={"CONSOLE_PROXIES_COUNT": "1"}) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
