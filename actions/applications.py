@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, refusal
 from actions.shared import SlotQuestion, backend, call, first, requester_of
 from onewindow.backend.records import ApplicationRecord
@@ -19,7 +20,7 @@ class AskApplicationReference(SlotQuestion):
     text = f"What is your application number? {FORMATS['application']}"
 
 
-class ValidateStatusForm(RecordProof, FormValidationAction):
+class ValidateStatusForm(RecordProof, TaskFormValidation):
     kind = "application"
     reference_slot = "application_reference"
 

@@ -5,10 +5,11 @@ import re
 from datetime import date, datetime, time
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
 from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, now, requester_of, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
@@ -186,7 +187,7 @@ class ReferenceValidation(RecordProof, InFormOrder):
         return await self.check_reference(value, dispatcher, tracker)
 
 
-class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
+class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_appointment_form"
 
@@ -247,17 +248,17 @@ class ValidateAppointmentForm(DateTimeValidation, FormValidationAction):
         return {"citizen_phone": phone}
 
 
-class ValidateRescheduleForm(ReferenceValidation, DateTimeValidation, FormValidationAction):
+class ValidateRescheduleForm(ReferenceValidation, DateTimeValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_reschedule_form"
 
 
-class ValidateCancelForm(ReferenceValidation, FormValidationAction):
+class ValidateCancelForm(ReferenceValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_cancel_form"
 
 
-class ValidateCheckAppointmentForm(ReferenceValidation, FormValidationAction):
+class ValidateCheckAppointmentForm(ReferenceValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_check_appointment_form"
 

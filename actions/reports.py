@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.forms import TaskFormValidation
 from actions.handoff import hand_off
 from actions.shared import SlotQuestion, backend, button, call, channel_of, first, resolve_one
 
@@ -29,7 +30,7 @@ class AskReportDescription(SlotQuestion):
     text = "Please describe the problem in a few words."
 
 
-class ValidateReportForm(FormValidationAction):
+class ValidateReportForm(TaskFormValidation):
     def name(self) -> Text:
         return "validate_report_form"
 

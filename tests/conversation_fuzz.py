@@ -58,6 +58,7 @@ STATES = [
 
 
 ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}")
+NAMED = re.compile(r"\]\((service|office|life_event)\)")
 # questions a citizen may ask in the middle of a task; those about a service or an office must name it
 CHITCHAT = ("greet", "thank", "help", "bot_challenge")
 QUESTIONS = ("ask_service_info", "ask_documents", "ask_fee", "ask_processing_time", "ask_online", "ask_opening_hours",
@@ -85,9 +86,9 @@ def nlu_phrases() -> List[str]:
 
 
 def other_requests() -> List[str]:
-    """Messages that change the subject, whose answer does not depend on what came before."""
+    """Messages that change the subject, whose answer does not depend on what came before (they name what they ask about)."""
     return [plain(text) for intent, text in nlu_examples()
-            if intent in CHITCHAT or (intent in QUESTIONS and ANNOTATION.search(text))]
+            if intent in CHITCHAT or (intent in QUESTIONS and NAMED.search(text))]
 
 
 def with_noise(phrase: str, draw: Callable[[Any], Any]) -> str:
