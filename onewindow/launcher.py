@@ -152,8 +152,13 @@ def wait_ready(checks: Dict[str, Tuple[str, bool]], secret: str, supervisor: sub
     return sorted(waiting)
 
 
+def shown(path: Path) -> str:
+    """`path` as printed: relative to the project when inside it (the summary's commands run from there)."""
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def summary(ports: Ports, var: Path, secret_place: str, env: Mapping[str, str], instances: int) -> str:
-    logs, config = var / "log", var / "supervisord.conf"
+    logs, config = shown(var / "log"), shown(var / "supervisord.conf")
     if env.get("TELEGRAM_TOKEN"):
         mode = f"webhook at {env['TELEGRAM_WEBHOOK_URL']}" if env.get("TELEGRAM_WEBHOOK_URL") else "long polling"
         telegram = f"running ({mode}; log: {logs}/bot.log)"
@@ -163,13 +168,17 @@ def summary(ports: Ports, var: Path, secret_place: str, env: Mapping[str, str], 
         telegram += "\n                 voice notes: set VOSK_MODEL_PATH (scripts/get-vosk-model.sh downloads the English model)"
     database = "DATABASE_URL (" if env.get("DATABASE_URL") else "the embedded default (SQLite file var/onewindow.db, "
     host = env.get("RASA_HOST", LOOPBACK)
+    if secret_place != API_SECRET_VARIABLE:
+        secret_place = shown(Path(secret_place))
+    from_file = "" if secret_place == API_SECRET_VARIABLE else f"RASA_JWT_SECRET=$(cat {secret_place}) "
+    token_command = f"{from_file}.venv/bin/python -m onewindow.api_auth"
     return f"""
 OneWindow is running on {database}{instances} Rasa instance(s)).
   REST channel:  curl -s http://{host}:{ports.rasa}/webhooks/rest/webhook \\
                    -d '{{"sender": "me", "message": "I just had a baby"}}'
                  (this port serves the channels, /webhooks/..., and /health only)
-  HTTP API:      http://{LOOPBACK}:{ports.api}/status  (Rasa HTTP API, loopback only; needs a token signed with
-                 the secret in {secret_place}: TOKEN=$(RASA_JWT_SECRET=... .venv/bin/python -m onewindow.api_auth))
+  HTTP API:      http://{LOOPBACK}:{ports.api}/status  (Rasa HTTP API, loopback only; with a token signed with the secret in {secret_place}:)
+                 curl -H "Authorization: Bearer $({token_command})" http://{LOOPBACK}:{ports.api}/status
   Action server: http://{LOOPBACK}:{ports.actions}/health  (no authentication: keep it on loopback)
   Telegram bot:  {telegram}
   Hotline:       AudioSocket on {LOOPBACK}:{ports.voice} (control: http://{LOOPBACK}:{ports.voice_control}/health; log: {logs}/voice.log)
