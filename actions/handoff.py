@@ -29,6 +29,7 @@ from onewindow.staff_desk import queue_place_text, tell_queue_moves
 from onewindow.wording import is_open_at, week_text
 
 SUMMARY_TURNS = 6
+KEPT_FOR_STAFF = "I have kept your message for the person who will reply here."
 SUMMARY_SLOTS = ("service", "office", "life_event", "appointment_reference", "application_reference", "report_category")
 ASK_CALLBACK, ASK_NUMBER = "callback", "callback_number"  # what the last handoff answer asked (`asking` in its payload)
 EMERGENCY = (
@@ -181,8 +182,9 @@ def linked_phone(tracker: Tracker) -> Optional[str]:
 class ActionHandoffWaiting(Action):
     """Every message while a person has the conversation: the assistant stays quiet but for the queue.
 
-    It answers with the handoff payload only, plus a short text the first time the citizen's place
-    changed since they were last told, when they ask for a person again, or about a call back.
+    It answers with the handoff payload and, while the citizen waits, a short text: their place and
+    the wait (said first when the place changed, or when they ask for a person again), or about a
+    call back. Once a person has claimed the conversation only the payload: the person answers.
     "stop" leaves the queue while nobody has claimed the conversation.
     """
 
@@ -206,11 +208,14 @@ class ActionHandoffWaiting(Action):
         if asking == ASK_NUMBER:
             return await self._callback_number(dispatcher, tracker, handoff, wait)
         moved = handoff.position_in_queue is not None and handoff.position_in_queue != handoff.notified_position
-        if moved or intent == "request_human":
+        if moved or intent == "request_human" or handoff.status == "open":
             city = await call(backend().catalogue.city)
-            dispatcher.utter_message(text=place_text(handoff, wait, staff_working(city, now())), json_message=handoff_payload(handoff, wait))
+            place = place_text(handoff, wait, staff_working(city, now()))
+            # never silence while waiting: the message is kept for the person who will reply
+            text = place if moved or intent == "request_human" else f"{KEPT_FOR_STAFF} {place}"
+            dispatcher.utter_message(text=text, json_message=handoff_payload(handoff, wait))
             await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
-        else:
+        else:  # a person is talking with the citizen, and answers
             dispatcher.utter_message(json_message=handoff_payload(handoff, wait))
         # a new session starts without the slot: the open handoff puts the hold back
         return [] if tracker.get_slot(HANDOFF_SLOT) else [SlotSet(HANDOFF_SLOT, True)]

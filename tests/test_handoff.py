@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from actions import handoff as handoff_actions
 from actions.conversation import ActionHandleLowConfidence
 from actions.handoff import (
-    SUMMARY_TURNS, ActionHandleDistress, ActionHandoffWaiting, ActionRequestHuman,
+    KEPT_FOR_STAFF, SUMMARY_TURNS, ActionHandleDistress, ActionHandoffWaiting, ActionRequestHuman,
 )
 from actions.reports import ActionSubmitReport
 from onewindow import models
@@ -299,10 +299,12 @@ def test_an_urgent_report_hands_off_and_a_plain_one_does_not(actions_db: Service
 # --- while handed off ----------------------------------------------------------------------------------------
 
 
-def test_waiting_gets_only_the_payload_when_nothing_changed(actions_db: ServiceBackend) -> None:
+def test_waiting_is_never_silent_and_the_message_is_kept(actions_db: ServiceBackend) -> None:
+    """ "are you there?" while waiting: the place in the queue, never silence, and no assistant answer."""
     ask_for_person(sender_id="a")
     messages, returned = waiting_turn("a", text="are you there?")
-    assert len(messages) == 1 and messages[0]["text"] is None and messages[0]["custom"]["handoff"]["state"] == "waiting"
+    assert len(messages) == 1 and messages[0]["custom"]["handoff"]["state"] == "waiting"
+    assert messages[0]["text"].startswith(KEPT_FOR_STAFF) and "number 1 in the queue" in messages[0]["text"]
     assert returned == []
 
 
@@ -314,7 +316,7 @@ def test_waiting_is_told_the_new_place_once_when_the_queue_moved(actions_db: Ser
     assert message["text"] == "You are number 1 in the queue, and the wait is about 5 minutes."
     assert message["custom"]["handoff"]["position"] == 1
     [again], _ = waiting_turn("b")
-    assert again["text"] is None
+    assert again["text"] == f"{KEPT_FOR_STAFF} {message['text']}"
 
 
 def test_asking_for_a_person_again_repeats_the_place(actions_db: ServiceBackend) -> None:

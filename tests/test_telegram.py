@@ -7,6 +7,7 @@ import html
 import io
 import itertools
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -19,11 +20,13 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import soundfile
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import select
 
 from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.stack import Stack, free_port
+from tests.conversation_fuzz import MAX_MESSAGES_PER_TURN, citizen_messages, nlu_phrases
 from tests.telegram_api import ApiCall, LocalBotApi
 from tests.test_e2e_rest import book_by_buttons
 from voice.audio import Pcm, decode_ogg_opus, encode_ogg_opus, read_wav
@@ -264,6 +267,18 @@ def test_without_a_speech_model_voice_notes_get_a_clear_message_and_text_still_w
 
 
 # --- robustness ---------------------------------------------------------------------------------------
+
+@settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 5, deadline=None, database=None,
+          derandomize="ONEWINDOW_FUZZ_SEED" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+@given(text=citizen_messages(nlu_phrases()).filter(lambda text: text.strip()))
+def test_any_message_gets_an_answer_never_a_loop(api: LocalBotApi, text: str) -> None:
+    """The invariants of every turn (tests/test_conversation_invariants.py) hold in Telegram too."""
+    chat = next(chats)
+    messages = [(c.method, c.params.get("text"), c.params.get("caption")) for c in say(api, chat, text)]
+    assert 1 <= len(messages) <= MAX_MESSAGES_PER_TURN, f"{text!r}: {messages}"
+    assert len(set(messages)) == len(messages), f"{text!r}: the same message twice: {messages}"
+    assert "Hello" in texts(say(api, chat, "hello")), f"the conversation goes on after {text!r}"
+
 
 def test_unsupported_updates_get_a_short_explanation(api: LocalBotApi, chat: int) -> None:
     for send in (api.user_sends_sticker, api.user_sends_photo, api.user_sends_document):

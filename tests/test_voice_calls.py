@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import threading
 import time
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient
 from onewindow.stack import Stack, free_port, http_get
+from tests.conversation_fuzz import citizen_messages, nlu_phrases
 from tests.phone import PhoneCall, ScriptedRecogniser, loudness, recorded_speech
 from voice.audiosocket import Kind, encode
 from voice.call import CallSettings
@@ -175,6 +178,27 @@ def test_barge_in_stops_the_bot_at_once_and_the_caller_is_heard(hotline: Running
     greeting_frames = len(frames)
     assert greeting_frames * 0.02 < 1.5  # the greeting (over 3 s) was cut short
     assert answer.seconds > 1
+
+
+@settings(max_examples=max(2, int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 20), deadline=None, database=None,
+          derandomize="ONEWINDOW_FUZZ_SEED" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+@given(heard=citizen_messages(nlu_phrases()).filter(lambda text: text.strip() and len(text) < 300))
+def test_anything_a_caller_is_heard_to_say_gets_a_spoken_answer(
+    hotline: RunningGateway, script: ScriptedRecogniser, heard: str
+) -> None:
+    """Never silence and never a loop on the phone either: one spoken answer of a sensible length."""
+    async def call() -> Any:
+        async with PhoneCall(hotline.address.port) as phone:
+            while not phone.received:
+                await asyncio.sleep(0.01)
+            script.will_hear(heard)
+            await phone.say(SHORT_SPEECH)
+            answer = await phone.bot_turn()
+            await phone.hang_up()
+            return answer
+
+    answer = run(call)
+    assert 0.3 < answer.seconds < 60, f"{heard!r}: {answer.seconds:.1f} s of answer"
 
 
 def test_repeat_and_slower(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
