@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import and_, case, func, insert, not_, select, update
+from sqlalchemy import and_, case, func, insert, not_, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
-from console.masking import PERSONAL_SLOTS, Masker
+from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, Masker
 from onewindow import models
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
 from onewindow.tracker_events import events
@@ -28,7 +28,10 @@ PER_PAGE = 25
 EXPORT_LIMIT = 5000
 SESSION_EVENTS = ("session_started", "restart")
 HIDDEN_ACTIONS = ("action_listen", "action_session_start")
-HIDDEN_SLOTS = ("requested_slot",)
+REQUESTED_SLOT = "requested_slot"  # the slot a form is asking for
+HIDDEN_SLOTS = (REQUESTED_SLOT,)
+# an answer to the question for a name that is one: one to four words of letters (the form may still refuse it)
+NAME_ANSWER = re.compile(r"[^\W\d_]+(?:['’.-][^\W\d_]*)*(?:\s+[^\W\d_]+(?:['’.-][^\W\d_]*)*){0,3}")
 # what a citizen says to get a person (or to accept the offer of one): not the request that went unmet
 PERSON_INTENTS = ("request_human", "affirm", "deny")
 TRANSCRIPT_EVENTS = ("user", "bot", "action", "slot", *SESSION_EVENTS)
@@ -238,13 +241,29 @@ def build_sessions(rows: Sequence[Any], channel: str) -> List[Session]:
 
 
 def personal_values_in(rows: Iterable[Any]) -> Dict[str, List[str]]:
-    """Per sender, the values its personal slots (names, phone numbers) were set to."""
+    """Per sender, the values its personal slots (names, phone numbers) were set to, and the citizen's answers to
+    the assistant's question for a name that look like one (also an answer the form then refused, whose slot
+    was never set). `rows`: the senders' slot and user events in order (PERSONAL_EVENTS)."""
     values: Dict[str, List[str]] = {}
+    asked: Dict[str, Any] = {}
     for row in rows:
-        value = json.loads(row.data or "{}").get("value")
-        if isinstance(value, str) and value.strip():
-            values.setdefault(row.sender_id, []).append(value)
+        data = json.loads(row.data or "{}")
+        if row.type_name == "user":
+            text = " ".join(str(data.get("text") or "").split())
+            if (asked.pop(row.sender_id, None) in NAME_SLOTS and NAME_ANSWER.fullmatch(text)
+                    and not any(word.lower() in NOT_NAMES for word in text.split())):
+                values.setdefault(row.sender_id, []).append(text)
+        elif row.action_name == REQUESTED_SLOT:
+            asked[row.sender_id] = data.get("value")
+        elif isinstance(data.get("value"), str) and data["value"].strip():
+            values.setdefault(row.sender_id, []).append(data["value"])
     return values
+
+
+def personal_events() -> ColumnElement:
+    """The events personal_values_in reads: personal slots, the slot being asked for, and the citizen's messages."""
+    slots = and_(events.c.type_name == "slot", events.c.action_name.in_((*PERSONAL_SLOTS, REQUESTED_SLOT)))
+    return or_(slots, events.c.type_name == "user")
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -410,9 +429,8 @@ class ConversationStore:
             return {}
         with self.tracker.connect() as connection:
             rows = connection.execute(
-                select(events.c.sender_id, events.c.data).where(
-                    events.c.sender_id.in_(list(senders)), events.c.type_name == "slot", events.c.action_name.in_(PERSONAL_SLOTS)
-                )
+                select(events.c.sender_id, events.c.type_name, events.c.action_name, events.c.data)
+                .where(events.c.sender_id.in_(list(senders)), personal_events()).order_by(events.c.id)
             ).all()
         return personal_values_in(rows)
 
@@ -484,7 +502,8 @@ class ConversationStore:
         if review is None:
             review = self.reviews_of([sender_id]).get(sender_id, Review())
         last_intent = next((row.intent_name for row in reversed(rows) if row.type_name == "user"), None)
-        personal = personal_values_in(r for r in rows if r.type_name == "slot" and r.action_name in PERSONAL_SLOTS)
+        personal = personal_values_in(r for r in rows if r.type_name == "user"
+                                      or (r.type_name == "slot" and r.action_name in (*PERSONAL_SLOTS, REQUESTED_SLOT)))
         return Transcript(
             key=key, sender_id=sender_id, channel=channel, sessions=build_sessions(rows, channel),
             personal_values=personal.get(sender_id, []), outcome=outcome_of(bool(handoff_list), last_intent),

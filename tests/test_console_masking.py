@@ -115,14 +115,17 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
             *session(), user(SAID[0], "inform", 0.3), slot("appointment_date", "2026-12-03"), bot("Thank you, Rosa."),
             user(SAID[1], "nlu_fallback", 0.0), bot("Please check: Passport at Central, for Rosa Delgado. Shall I book it?"),
             slot("citizen_name", None), user(SAID[2], "nlu_fallback", 0.0),
+            slot("requested_slot", "citizen_name"), bot("What name should the appointment be under?"),
+            user("Quilla Mamani", "inform", 0.6), slot("citizen_name", None),  # an answer the form refused
+            user("hello", "greet", 0.9), user("is mamani booked now", "nlu_fallback", 0.0),
         ], T1 + 600)
         tracker.dispose()
         yield running
 
 
 def leaks(text: str) -> List[str]:
-    return [secret for secret in ("Rosa", "Delgado", "rosa.delgado", "Harbour Lane", "Quispe", "0412 555 019", "555000111")
-            if secret in text]
+    return [secret for secret in ("Rosa", "Delgado", "rosa.delgado", "Harbour Lane", "Quispe", "0412 555 019", "555000111",
+                                  "Quilla", "Mamani", "mamani") if secret in text]
 
 
 def search_audit(console: RunningConsole, username: str) -> List[dict]:
@@ -155,7 +158,8 @@ def test_pages_and_every_export_mask_personal_data_by_kind(console: RunningConso
     assert "my e-mail is ••••@•••• and I live at •••• (address)" in texts and "I need to see Mr •••• about •••• 19" in texts
     assert "Rosa" not in json.dumps(json.loads(exported_json), ensure_ascii=False)
     examples = "\n".join(block["examples"] for block in yaml.safe_load(nlu)["nlu"])
-    assert "Mr •••• about •••• 19" in examples
+    assert "Mr •••• about •••• 19" in examples and "is •••• booked now" in examples
+    assert "<p class=\"text\">hello</p>" in page  # the next message was no answer to the question for a name: shown
 
 
 @pytest.mark.parametrize("query", ["0412 555 019", "0412", "rosa.delgado@example.org", "Delgado", "Harbour Lane"])
