@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/nlu_components.py onewindow/intent_classifier.py
 
-.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-telegram bench-voice voice-model lock clean
+.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice voice-model lock clean
 
 run: install $(MODEL) seed
 	@scripts/run.sh
@@ -79,6 +79,10 @@ pytest: install $(MODEL)
 
 bench: install $(MODEL) seed
 	@$(PY) bench/rest_load.py
+
+# the conversation invariants with thousands of generated messages and a new seed (about 10 minutes)
+bench-fuzz: install $(MODEL)
+	@$(PY) bench/conversation_fuzz.py
 
 voice-model:
 	@scripts/get-vosk-model.sh

@@ -3,7 +3,6 @@ on hand-built tracker rows (exact times and confidences, SQLite and PostgreSQL) 
 real Rasa server that held conversations over REST."""
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -23,6 +22,7 @@ from onewindow.db import make_engine
 from onewindow.stack import Stack
 from onewindow.tracker_events import tracker_engine
 from tests.conftest import DATABASE_KINDS, empty_database
+from tests.test_e2e_rest import booking_request
 from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_conversations
 
 
@@ -250,8 +250,7 @@ def real(stack: Stack) -> Iterator[ConversationStore]:
     for text in ("qwerty uiop", "asdf zxcv", "I want to talk to a person"):
         stack.say("web-help", text)
     start = backend.bookings.next_free("north_centre", date.today() + timedelta(days=2), 1)[0]
-    entities = {"service": "passport_renewal", "office": "north_centre", "date": start.date().isoformat(), "time": start.strftime("%H:%M")}
-    stack.say("telegram:777000111", "/book_appointment" + json.dumps(entities))
+    stack.say("telegram:777000111", booking_request("passport renewal", "north service centre", start.date(), start.time()))
     stack.say("telegram:777000111", "Ana Silva")
     stack.say("telegram:777000111", "0412 345 678")
     stack.say("telegram:777000111", "stop")

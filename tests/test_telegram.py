@@ -269,7 +269,7 @@ def test_without_a_speech_model_voice_notes_get_a_clear_message_and_text_still_w
 # --- robustness ---------------------------------------------------------------------------------------
 
 @settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 5, deadline=None, database=None,
-          derandomize="ONEWINDOW_FUZZ_SEED" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
 @given(text=citizen_messages(nlu_phrases()).filter(lambda text: text.strip()))
 def test_any_message_gets_an_answer_never_a_loop(api: LocalBotApi, text: str) -> None:
     """The invariants of every turn (tests/test_conversation_invariants.py) hold in Telegram too."""

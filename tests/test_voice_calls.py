@@ -181,7 +181,7 @@ def test_barge_in_stops_the_bot_at_once_and_the_caller_is_heard(hotline: Running
 
 
 @settings(max_examples=max(2, int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 20), deadline=None, database=None,
-          derandomize="ONEWINDOW_FUZZ_SEED" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
 @given(heard=citizen_messages(nlu_phrases()).filter(lambda text: text.strip() and len(text) < 300))
 def test_anything_a_caller_is_heard_to_say_gets_a_spoken_answer(
     hotline: RunningGateway, script: ScriptedRecogniser, heard: str
