@@ -11,7 +11,7 @@ from actions.handoff import hand_off
 
 TASK_SLOTS = (
     "appointment_date", "appointment_time", "booking_confirmed", "cancel_confirmed",
-    "report_category", "report_location", "report_description", "application_reference",
+    "report_category", "report_location", "report_description", "application_reference", "record_proof",
 )
 
 

@@ -20,7 +20,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, channel_of, identity_of, latest_metadata, now
+from actions.shared import backend, button, call, channel_of, latest_metadata, now, requester_of
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
@@ -173,8 +173,11 @@ def last_question(tracker: Tracker) -> Optional[str]:
 
 
 def linked_phone(tracker: Tracker) -> Optional[str]:
-    """The citizen's number: linked to their chat, or the caller's own number."""
-    channel, external_id = identity_of(tracker)
+    """The citizen's number when a channel adapter vouched for who is talking: linked to their chat, or the caller's own."""
+    identity = requester_of(tracker).identity  # an unsigned "telegram:<id>" must not learn a linked number's digits
+    if identity is None:
+        return None
+    channel, external_id = identity
     linked = backend().citizens.phone_for_identity(channel, external_id)
     return linked or (normalise_phone(external_id) if channel == "phone" else None)
 

@@ -53,7 +53,7 @@ class Stack:
     instance_ports: List[int] = field(default_factory=list)
     api_secret: str = field(default="", repr=False)
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
-    commands: Dict[str, Tuple[List[str], Dict[str, str]]] = field(default_factory=dict)
+    commands: Dict[str, Tuple[List[str], Dict[str, str]]] = field(default_factory=dict, repr=False)  # the env holds the secret
 
     def start(self) -> "Stack":
         if not MODEL.exists():

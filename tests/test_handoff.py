@@ -31,6 +31,7 @@ from onewindow.backend import references as references_module
 from onewindow.api_auth import refusal
 from onewindow.catalogue import Catalogue
 from onewindow.channels.outbound import OutboundChannels
+from onewindow.channels.senders import sign_sender
 from onewindow.db import make_sessionmaker
 from onewindow.settings import PROJECT_ROOT
 from onewindow.staff_desk import HandoffNotFound, HandoffStateError, StaffDesk
@@ -84,8 +85,11 @@ def ask_for_person(
 
 
 def waiting_turn(sender_id: str, intent: str = "inform", text: str = "hello?", events: Optional[List[Dict[str, Any]]] = None,
-                 entities: Optional[List[Dict[str, Any]]] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    tracker = make_tracker({"handoff_active": True}, intent=intent, text=text, events=events, sender_id=sender_id, entities=entities)
+                 entities: Optional[List[Dict[str, Any]]] = None, signed: bool = True) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """One message while handed off; `signed`: the channel adapter vouched for the sender id, as the bot and the gateway do."""
+    metadata = {"sender_signature": sign_sender(sender_id)} if signed else {}
+    tracker = make_tracker({"handoff_active": True}, intent=intent, text=text, events=events, sender_id=sender_id,
+                           entities=entities, metadata=metadata)
     return run(ActionHandoffWaiting(), tracker)
 
 
@@ -223,6 +227,15 @@ def test_call_back_to_the_linked_phone_number(sunday: ServiceBackend) -> None:
     assert "call you on your number ending in 01" in messages[0]["text"] and returned == []
     row = row_of(sunday, "telegram:501")
     assert row.callback_requested and row.summary["slots"]["callback_phone"] == "0412555501"
+
+
+def test_an_unsigned_sender_is_not_told_the_linked_numbers_digits(sunday: ServiceBackend) -> None:
+    """A REST client claiming telegram:501 is asked for a number: two digits of the linked one would be half the proof."""
+    sunday.citizens.link_identity("telegram", "501", "0412 555 501")
+    offer, _ = ask_for_person(sender_id="telegram:501", channel="telegram")
+    messages, _ = waiting_turn("telegram:501", intent="affirm", text="yes", events=[bot(offer["text"], offer["custom"])], signed=False)
+    assert "Which number should we call?" in messages[0]["text"] and "01" not in messages[0]["text"]
+    assert not row_of(sunday, "telegram:501").callback_requested
 
 
 def test_call_back_asks_for_a_number_when_none_is_linked(sunday: ServiceBackend) -> None:
