@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
-from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, Masker
+from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, PROOF_SLOTS, Masker, slot_personal_values
 from onewindow import models
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
 from onewindow.tracker_events import events
@@ -241,22 +241,29 @@ def build_sessions(rows: Sequence[Any], channel: str) -> List[Session]:
 
 
 def personal_values_in(rows: Iterable[Any]) -> Dict[str, List[str]]:
-    """Per sender, the values its personal slots (names, phone numbers) were set to, and the citizen's answers to
-    the assistant's question for a name that look like one (also an answer the form then refused, whose slot
-    was never set). `rows`: the senders' slot and user events in order (PERSONAL_EVENTS)."""
+    """Per sender, the values its personal slots (names, phone numbers, proof digits) were set to, the citizen's
+    answers to the assistant's question for a name that look like one, and the digits in answers to the question
+    for a proof (also answers the form then refused, whose slot was never set). `rows`: the senders' slot and user
+    events in order (PERSONAL_EVENTS)."""
     values: Dict[str, List[str]] = {}
     asked: Dict[str, Any] = {}
     for row in rows:
         data = json.loads(row.data or "{}")
+        found: List[str] = []
         if row.type_name == "user":
             text = " ".join(str(data.get("text") or "").split())
-            if (asked.pop(row.sender_id, None) in NAME_SLOTS and NAME_ANSWER.fullmatch(text)
+            question = asked.pop(row.sender_id, None)
+            if question in PROOF_SLOTS:
+                found = slot_personal_values(question, text)
+            elif (question in NAME_SLOTS and NAME_ANSWER.fullmatch(text)
                     and not any(word.lower() in NOT_NAMES for word in text.split())):
-                values.setdefault(row.sender_id, []).append(text)
+                found = [text]
         elif row.action_name == REQUESTED_SLOT:
             asked[row.sender_id] = data.get("value")
-        elif isinstance(data.get("value"), str) and data["value"].strip():
-            values.setdefault(row.sender_id, []).append(data["value"])
+        else:
+            found = slot_personal_values(row.action_name, data.get("value"))
+        if found:
+            values.setdefault(row.sender_id, []).extend(found)
     return values
 
 

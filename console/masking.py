@@ -6,6 +6,8 @@ Every page, export (CSV, JSON, NLU YAML) and handoff summary passes text through
 - street addresses ("12 Harbour Street", "4/7 king st"), shown as "•••• (address)";
 - phone and ID numbers (digit runs, onewindow.logs.PHONE_OR_ID, and letter-prefixed IDs such as "PA1234567"),
   shown as "•••• 78" (the last two digits, so staff can tell two numbers apart);
+- the digits given as proof that a record is the citizen's (the last four of a phone number, the `record_proof`
+  slot and any answer to the question for them), shown as "••••" wherever they appear in the conversation;
 - names, shown as "••••": the values the conversation gave to name and number slots, each part of such a
   name ("Ms Lopez" for "Maria Lopez"), and names found by pattern in any text of the conversation: a title
   and capitalised words ("Ms Lopez", "Dr. Ana Ruiz"), an introduction ("my name is ana", "I'm Ana", "call me Ana"), and the
@@ -30,7 +32,8 @@ EMAIL_MASK = f"{MASK}@{MASK}"
 ADDRESS_MASK = f"{MASK} (address)"
 # slots whose values are a person's name or number: masked wherever the value appears in the conversation
 NAME_SLOTS = ("citizen_name",)
-NUMBER_SLOTS = ("citizen_phone", "callback_phone")
+PROOF_SLOTS = ("record_proof",)  # the last four digits of the phone on a record, given to prove it is the citizen's
+NUMBER_SLOTS = ("citizen_phone", "callback_phone", *PROOF_SLOTS)
 PERSONAL_SLOTS = NAME_SLOTS + NUMBER_SLOTS
 MIN_NAME_LENGTH = 2
 MIN_NAME_PART = 3  # parts of a name shorter than this ("de", "Li") are masked only as part of the whole name
@@ -48,6 +51,7 @@ LETTER_ID = re.compile(r"\b[A-Z]{1,3}\d{6,}\b")
 # a date-shaped run that PHONE_OR_ID would otherwise take for a number
 DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})|(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
 NUMBER = re.compile(rf"(?:{DATE.pattern})(?![\d])|{PHONE_OR_ID.pattern}")
+DIGIT_RUN = re.compile(r"\d(?:[\s.-]*\d)*")  # "0137", "0 1 3 7": digits as a citizen types or says them
 
 WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’-][^\W\d_]+)*"
 ANY_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
@@ -187,6 +191,14 @@ def search_detail(text: str, in_clear: bool) -> Dict[str, Any]:
     length and kinds of personal data, and whether it ran on the text in clear; never the text itself."""
     return {"query": pseudonym(f"search:{text.casefold()}"), "length": len(text), "kinds": personal_kinds(text),
             "in_clear": in_clear}
+
+
+def slot_personal_values(name: str, value: Any) -> List[str]:
+    """What of a personal slot's value is masked wherever it appears: the digits of a proof (not its "linked"
+    or "refused"), else the value itself."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    return DIGIT_RUN.findall(value) if name in PROOF_SLOTS else [value]
 
 
 def slot_value_masked(masker: Callable[[Any], Any], name: str, value: Any) -> Any:

@@ -14,7 +14,7 @@ from sanic.response import HTTPResponse, redirect
 from console import audit
 from console.auth import SESSION_COOKIE, requires, session_member
 from console.conversations import ConversationStore
-from console.masking import PERSONAL_SLOTS, Masker, no_masking, slot_value_masked
+from console.masking import PERSONAL_SLOTS, Masker, no_masking, slot_personal_values, slot_value_masked
 from console.templates import error_page, render
 from console.users import active_username
 from onewindow.backend.references import normalise_reference
@@ -84,7 +84,7 @@ def masker_for(item: QueueItem, history: List[str], revealed: bool) -> Callable[
         return no_masking
     slots = item.summary.get("slots") or {}
     texts = [str(turn.get("text", "")) for turn in item.summary.get("last_turns") or []] + [m.text for m in item.messages]
-    return Masker([str(slots[name]) for name in PERSONAL_SLOTS if slots.get(name)] + history, texts)
+    return Masker([value for name in PERSONAL_SLOTS for value in slot_personal_values(name, str(slots.get(name) or ""))] + history, texts)
 
 
 def shown_summary(item: QueueItem, mask: Callable[[Any], Any]) -> Dict[str, Any]:

@@ -190,3 +190,27 @@ def test_supervisors_search_personal_data_in_clear_and_it_is_audited_without_the
     details = search_audit(console, username)
     assert len(details) == 2 and all(d["in_clear"] is True and query not in json.dumps(d) for d in details)
     assert details[0]["query"] == details[1]["query"]  # the same search can be matched up, not read
+
+
+PROOF_SENDER = "telegram:777000222"
+ASK_PROOF = "To keep your appointment private, please tell me the last four digits of the phone number on the appointment."
+
+
+def test_the_digits_given_as_proof_are_masked_also_when_the_form_refused_them(console: RunningConsole) -> None:
+    tracker = tracker_engine(url=tracker_database_url(console.endpoints))
+    write(tracker, PROOF_SENDER, [
+        *session(), user("check my appointment BK-48291-37508", "check_appointment", 0.9),
+        slot("requested_slot", "record_proof"), bot(ASK_PROOF), user("7394", "inform", 0.5), slot("record_proof", None),
+        bot("Those digits do not match the phone number on this appointment. Please try again."),
+        slot("requested_slot", "record_proof"), user("it is 6 2 0 5", "inform", 0.5), slot("record_proof", "6205"), slot("requested_slot", None),
+        bot("Your appointment is on 2026-12-03 at 10:30."),
+    ], T1 + 900)
+    tracker.dispose()
+    with staff(console, "agent") as agent:
+        keys = LINK.findall(agent.get("/transcripts", params={"channel": "telegram"}).text)
+        page = next(text for text in (agent.get(f"/transcripts/{k}").text for k in keys) if ASK_PROOF in text)
+        exports = [agent.get(f"/transcripts/export.{kind}", params={"channel": "telegram"}).text for kind in ("csv", "json")]
+    for body in (page, *exports):
+        assert not [digits for digits in ("7394", "6 2 0 5", "6205") if digits in body]
+    assert '<p class="text">••••</p>' in page and '<p class="text">it is ••••</p>' in page
+    assert "on 2026-12-03 at 10:30." in page  # dates and times are not proof digits
