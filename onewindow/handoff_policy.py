@@ -12,27 +12,23 @@ Otherwise it predicts nothing and the other policies decide.
 A new Rasa session (after an hour of silence, domain.yml) starts without the slot, so at the first
 message of a session the policy asks the service database whether the conversation still has an
 open handoff; if so it predicts `action_handoff_waiting`, which puts the slot back. That is one
-indexed query per session, never per message; a database it cannot read counts as no handoff. Its predictions are marked as not
-depending on user input so that they also win over a form's happy path (RulePolicy predicts an
-active form that way, and such predictions are compared only among themselves).
+indexed query per session, never per message; a database it cannot read counts as no handoff.
+Like every FixedPolicy (onewindow/fixed_policy.py) its predictions also win over a form's happy path.
 """
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any, List, Optional
+from typing import Optional
 
-from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
-from rasa.shared.core.domain import Domain
-from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.events import SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.backend.handoffs import HANDOFF_SLOT, Handoffs
+from onewindow.fixed_policy import FixedPolicy
 from onewindow.logs import log_event
 
 DISTRESS_ENTITY = "distress"
@@ -86,21 +82,10 @@ def next_action(tracker: DialogueStateTracker) -> Optional[str]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
-class HandoffPolicy(Policy):
+class HandoffPolicy(FixedPolicy):
     @staticmethod
     def get_default_config() -> dict:
         return {"priority": 7}
 
-    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
-        """Nothing to learn: the behaviour is fixed."""
-        return self._resource
-
-    def predict_action_probabilities(
-        self, tracker: DialogueStateTracker, domain: Domain, rule_only_data: Optional[dict] = None, **kwargs: Any
-    ) -> PolicyPrediction:
-        probabilities = self._default_predictions(domain)
-        action = next_action(tracker)
-        if action is None:
-            return self._prediction(probabilities)
-        probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities, is_no_user_prediction=True)
+    def next_action(self, tracker: DialogueStateTracker) -> Optional[str]:
+        return next_action(tracker)

@@ -15,16 +15,14 @@ the dialogue's own design (rules, forms, the fallback's rewind) should never nee
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional
+from typing import List, Optional
 
-from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted
-from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
+
+from onewindow.fixed_policy import FixedPolicy
 
 MAX_ACTIONS_PER_TURN = 8
 
@@ -48,23 +46,15 @@ def must_listen(actions: List[str]) -> bool:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
-class TurnGuardPolicy(Policy):
+class TurnGuardPolicy(FixedPolicy):
     @staticmethod
     def get_default_config() -> dict:
         return {"priority": 8}
 
-    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
-        """Nothing to learn: the behaviour is fixed."""
-        return self._resource
-
-    def predict_action_probabilities(
-        self, tracker: DialogueStateTracker, domain: Domain, rule_only_data: Optional[dict] = None, **kwargs: Any
-    ) -> PolicyPrediction:
-        probabilities = self._default_predictions(domain)
+    def next_action(self, tracker: DialogueStateTracker) -> Optional[str]:
         actions = actions_this_turn(tracker)
         if not must_listen(actions):
-            return self._prediction(probabilities)
+            return None
         if tracker.sender_id:  # not while Rasa trains or tests stories, where trackers have no sender
             logger.warning("turn_guard.stopped: %s", " ".join(actions), extra={"fields": {"actions": actions}})
-        probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
-        return self._prediction(probabilities, is_no_user_prediction=True)
+        return ACTION_LISTEN_NAME
