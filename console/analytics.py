@@ -1,4 +1,5 @@
-"""Analytics: charts first (inline SVG, console.charts), the numbers beside them, for a date range."""
+"""Analytics: charts first (inline SVG, console.charts), the numbers beside them, for a date range; and how many
+sources had repeated failed look-ups in the last week (console.lookups)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ from console.auth import requires
 from console.charts import horizontal_bars, stacked_columns
 from console.conversations import ConversationStore
 from console.filters import CHANNELS, OUTCOMES, InvalidFilter, parse_range
+from console.lookups import DEFAULT_DAYS, repeated_sources
 from console.statistics import Analytics, analytics
 from console.templates import render
 
@@ -44,6 +46,7 @@ async def analytics_page(request: Request) -> HTTPResponse:
                       channels=CHANNELS, outcomes=OUTCOMES)
     store = ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine)
     figures = await asyncio.to_thread(analytics, store, date_from, date_to)
+    repeated = await asyncio.to_thread(repeated_sources, request.app.ctx.backend.ownership)
     form = {"from": date_from.isoformat(), "to": date_to.isoformat()}
     return render(request, "analytics.html", error="", form=form, figures=figures, charts=charts(figures),
-                  channels=CHANNELS, outcomes=OUTCOMES)
+                  channels=CHANNELS, outcomes=OUTCOMES, repeated_lookups=repeated, lookup_days=DEFAULT_DAYS)

@@ -14,7 +14,7 @@ from sanic.config import Config
 from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.response import HTTPResponse
 
-from console import accounts, analytics, audit, auth, improve, queue, transcripts, validation
+from console import accounts, analytics, audit, auth, improve, lookups, queue, transcripts, validation
 from console.settings import ConsoleSettings
 from console.templates import error_page
 from onewindow.backend import ServiceBackend
@@ -38,7 +38,7 @@ def create_app(settings: ConsoleSettings) -> Sanic:
     app.ctx.tracker = tracker_engine(settings.endpoints)
     app.ctx.desk = StaffDesk(app.ctx.backend, settings.rasa_url, OutboundChannels.from_environment(), settings.rasa_api_secret)
     app.static("/static", str(STATIC), name="static")
-    app.blueprint([accounts.bp, queue.bp, audit.bp, transcripts.bp, improve.bp, analytics.bp])
+    app.blueprint([accounts.bp, queue.bp, audit.bp, transcripts.bp, improve.bp, analytics.bp, lookups.bp])
     validation.install(app)
     auth.install(app)
     queue.install(app)

@@ -1,4 +1,4 @@
-"""Validating the query parameters of the transcript list, its exports and the analytics page.
+"""Validating the query parameters of the transcript list, its exports, the analytics and failed look-ups pages.
 
 Every parameter is checked against a fixed list or a length limit; anything else raises InvalidFilter
 with a message the page shows (answered with 400, never a 500).
@@ -31,7 +31,7 @@ REVIEWED = ("yes", "no")
 TAG = re.compile(r"^[\w][\w \-]{0,39}$")
 MAX_TEXT = 200
 MAX_PAGE = 100_000
-PAGE = re.compile(r"[0-9]{1,6}")
+WHOLE = re.compile(r"[0-9]{1,6}")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)  # the dates a conversation can have
 ANALYTICS_DEFAULT_DAYS = 30
@@ -84,11 +84,16 @@ def parse_tag(value: str) -> str:
     return tag
 
 
-def parse_page(args: Mapping[str, str]) -> int:
-    value = (args.get("page") or "1").strip()
-    if not PAGE.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidFilter(f"'page' must be a whole number from 1 to {MAX_PAGE}")
+def parse_whole(args: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    """A whole number from 1 to `maximum` in `args[name]`, `default` when it is missing or empty."""
+    value = (args.get(name) or str(default)).strip()
+    if not WHOLE.fullmatch(value) or not 1 <= int(value) <= maximum:
+        raise InvalidFilter(f"'{name}' must be a whole number from 1 to {maximum}")
     return int(value)
+
+
+def parse_page(args: Mapping[str, str]) -> int:
+    return parse_whole(args, "page", 1, MAX_PAGE)
 
 
 def day_start(day: date) -> float:

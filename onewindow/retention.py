@@ -1,6 +1,8 @@
-"""Deleting conversations: one citizen's on request (/forget), and all older than the retention period."""
+"""Deleting conversations: one citizen's on request (/forget), and all older than the retention period (with the
+failed record look-ups of that age)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import List, Optional
 
@@ -34,11 +36,26 @@ def stale_conversations(tracker: Engine, days: int, now: Optional[datetime] = No
         return list(connection.execute(query).scalars())
 
 
-def purge_older_than(backend: ServiceBackend, tracker: Engine, days: int, now: Optional[datetime] = None) -> List[str]:
-    """Forget every conversation idle for more than `days`; returns the senders forgotten."""
+@dataclass(frozen=True)
+class Purge:
+    """What a purge deleted: the conversations forgotten and how many failed record look-ups."""
+
+    senders: List[str]
+    lookups: int
+
+
+def purge_lookups(backend: ServiceBackend, before: datetime) -> int:
+    """Delete the failed record look-ups (`record_lookups`) stored before `before` (UTC); returns how many."""
+    with backend.engine.begin() as connection:
+        return connection.execute(delete(models.RecordLookup).where(models.RecordLookup.at < before)).rowcount
+
+
+def purge_older_than(backend: ServiceBackend, tracker: Engine, days: int, now: Optional[datetime] = None) -> Purge:
+    """Forget every conversation idle for more than `days` and the failed look-ups older than that (`now`: local time)."""
     if days < 1:
         raise ValueError("the retention period must be at least 1 day")
     senders = stale_conversations(tracker, days, now)
     for sender_id in senders:
         forget_conversation(backend, tracker, sender_id)
-    return senders
+    cutoff = datetime.utcfromtimestamp(((now or datetime.now()) - timedelta(days=days)).timestamp())
+    return Purge(senders, purge_lookups(backend, cutoff))

@@ -4,6 +4,7 @@
         create_staff_user(database_url, "ann", "agent", "a long password")
         client = logged_in_client(console.base_url, "ann", "a long password")
         client.get("/queue"); client.post("/logout", data={"csrf_token": client.csrf_token})
+        run_console(console, "purge", "--older-than-days", "30")          # a command line one
 """
 from __future__ import annotations
 
@@ -86,6 +87,14 @@ class RunningConsole:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def run_console(console: RunningConsole, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python -m console *args` (a command line one, not serve) on the console's databases."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": console.database_url,
+           "RASA_ENDPOINTS": str(console.endpoints)}
+    return subprocess.run([sys.executable, "-m", "console", *args], input=stdin, capture_output=True, text=True,
+                          env=env, cwd=PROJECT_ROOT, timeout=120)
 
 
 def create_staff_user(database_url: str, username: str, role: str, password: str) -> None:

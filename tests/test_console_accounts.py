@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from typing import Iterator, List
 
@@ -19,9 +16,8 @@ from console.accounts import UNKNOWN_ACCOUNT
 from console.users import authenticate
 from onewindow import models
 from onewindow.db import make_engine
-from onewindow.settings import PROJECT_ROOT
 from tests.console_server import (
-    ConsoleRoute, RunningConsole, console_routes, create_staff_user, csrf_token_in, logged_in_client,
+    ConsoleRoute, RunningConsole, console_routes, create_staff_user, csrf_token_in, logged_in_client, run_console,
 )
 
 PASSWORD = "correct horse battery"
@@ -331,13 +327,6 @@ def test_logins_and_user_changes_are_audited(console: RunningConsole, engine) ->
 
 
 # --- the command line ----------------------------------------------------------------------------
-
-
-def run_console(console: RunningConsole, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": console.database_url,
-           "RASA_ENDPOINTS": str(console.endpoints)}
-    return subprocess.run([sys.executable, "-m", "console", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=PROJECT_ROOT, timeout=120)
 
 
 def test_create_user_command(console: RunningConsole) -> None:

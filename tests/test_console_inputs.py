@@ -15,7 +15,7 @@ from tests.console_server import ConsoleRoute, RunningConsole, console_routes
 from tests.tracker_rows import console_with_samples, staff
 
 QUERY_NAMES = ("from", "to", "channel", "intent", "outcome", "reason", "tag", "q", "reviewed", "page", "all", "user",
-               "action", "next", "id")
+               "action", "next", "id", "days")
 FORM_NAMES = ("text", "outcome", "to", "tags", "note", "reviewed", "event_id", "intent", "back", "username", "role",
               "password", "current", "new", "again")
 # /logout would end the session the generated requests use; /queue/events is a stream that never ends by itself
@@ -73,6 +73,7 @@ def test_generated_addresses_never_get_a_server_error(routes: List[ConsoleRoute]
     ("/static/console.css%00.txt", "characters that are not allowed"),
     ("/transcripts?q=a%00b", "'q' contains characters that are not allowed"),
     ("/improve?all=yes", "'all' must be one of"),
+    ("/lookups?days=eight", "'days' must be a whole number from 1 to 366"),
 ])
 def test_the_bad_inputs_of_the_issue_get_a_400_that_says_why(admin: httpx.Client, url: str, message: str) -> None:
     answer = admin.get(url)

@@ -26,6 +26,7 @@ NAV = (
     NavItem("Improve", "/improve", "agent"),
     NavItem("Analytics", "/analytics", "agent"),
     NavItem("Audit", "/audit", "supervisor"),
+    NavItem("Failed look-ups", "/lookups", "supervisor"),
     NavItem("Users", "/admin/users", "admin"),
 )
 
