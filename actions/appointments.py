@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
-from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, now, requester_of, resolve_one, service_buttons, venue
+from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, now, office_buttons, requester_of, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.ownership import NotYours
@@ -82,7 +82,7 @@ async def send_visit_card(dispatcher: CollectingDispatcher, record: AppointmentR
     )
     office = await call(backend().catalogue.office, record.office_id)
     if office and office.latitude is not None:
-        dispatcher.utter_message(json_message=venue(office))
+        dispatcher.utter_message(json_message=venue(office, record.starts_at.date()))
 
 
 class InFormOrder:
@@ -225,7 +225,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
         choices = matches or offices
         dispatcher.utter_message(
             text="These offices offer this service. Which one would you like?" if not matches else "Which of these offices?",
-            buttons=[button(o.name, "inform", office=o.id) for o in choices[:6]],
+            buttons=office_buttons(choices, "inform"),
         )
         return {"office": None}
 
@@ -327,7 +327,7 @@ class ActionAskOffice(Action):
         offices = await call(backend().catalogue.offices, service_id=service.id)
         dispatcher.utter_message(
             text=f"Which office would you like to go to? {len(offices)} {'office offers' if len(offices) == 1 else 'offices offer'} {service.name.lower()}. You can also say your district.",
-            buttons=[button(o.name, "inform", office=o.id) for o in offices[:6]],
+            buttons=office_buttons(offices, "inform"),
         )
         return []
 
@@ -338,7 +338,8 @@ class ActionAskAppointmentDate(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         office = tracker.get_slot("office")
-        free = await call(backend().bookings.next_free, office, now().date(), 4)
+        current = await _current_day(tracker)
+        free = [start for start in await call(backend().bookings.next_free, office, now().date(), 5) if start.date() != current][:4]
         if not free:
             dispatcher.utter_message(text="Sorry, this office has no free appointments in the next two months. You can choose another office, or say stop.")
             return [SlotSet("office", None)]
@@ -348,6 +349,14 @@ class ActionAskAppointmentDate(Action):
             buttons=[button(spoken_date(d), "inform", date=d.isoformat()) for d in days],
         )
         return []
+
+
+async def _current_day(tracker: Tracker) -> Optional[date]:
+    """The day of the appointment being moved (None when booking): moving it offers other days."""
+    if tracker.active_loop_name != "reschedule_form":
+        return None
+    _, record = await call(backend().ownership.appointment, tracker.get_slot("appointment_reference"), requester_of(tracker))
+    return record.starts_at.date() if record else None
 
 
 class ActionAskAppointmentTime(Action):

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, latest_metadata, now, resolve_one, venue
+from actions.shared import backend, button, call, latest_metadata, now, office_buttons, resolve_one, venue
 from onewindow.backend.records import OfficeRecord
 from onewindow.dates import parse_date, spoken_date
 from onewindow.geo import valid_position
@@ -43,6 +43,14 @@ def day_asked(tracker: Tracker, today: date) -> Optional[date]:
     return None
 
 
+def place_text(office: OfficeRecord, day: date, today: date) -> str:
+    """The address, or for a mobile point where it stops on `day` ("today at Oakfield village green")."""
+    if day.weekday() not in office.stops:
+        return office.address
+    when = "today" if day == today else f"on {spoken_date(day)}"
+    return f"{when} at {office.place_on(day).place}"
+
+
 def office_details(office: OfficeRecord, today: date, service_names: List[str]) -> str:
     access = f" Access: {join_words(office.accessibility)}." if office.accessibility else ""
     note = f" {office.note}" if office.note else ""
@@ -52,7 +60,7 @@ def office_details(office: OfficeRecord, today: date, service_names: List[str]) 
         tail = f", and {more} more" if more > 0 else ""
         offered = f" Services here include {join_words(service_names)}{tail}."
     return (
-        f"{office.name}, {office.address}. {today_text(office, today)}{access} "
+        f"{office.name}, {place_text(office, today, today)}. {today_text(office, today)}{access} "
         f"Phone {office.phone}.{note}{offered}"
     )
 
@@ -127,28 +135,28 @@ class ActionAnswerOfficeQuestion(Action):
             ],
         )
         if office.latitude is not None:
-            dispatcher.utter_message(json_message=venue(office))
+            dispatcher.utter_message(json_message=venue(office, day or today))
 
     @staticmethod
     async def _nearest(
         dispatcher: CollectingDispatcher, position: Tuple[float, float], service: Optional[str], today: date
     ) -> None:
-        service_ids = await resolve_one("service", service)
-        record = await call(backend().catalogue.service, service_ids[0]) if len(service_ids) == 1 else None
-        nearest = await call(backend().catalogue.nearest_offices, *position, record.id if record else None)
+        service_ids = await resolve_one("service", service)  # an ambiguous "passport" narrows to offices for either
+        records = await call(backend().catalogue.services, service_ids) if service_ids else []
+        nearest = await call(backend().catalogue.nearest_offices, *position, [r.id for r in records])
         if not nearest:
             dispatcher.utter_message(text="I could not find an office near you. You can call the city hotline.")
             return
-        subject = f" for {record.name.lower()}" if record else ""
+        subject = f" for {join_words([r.name.lower() for r in records], last='or')}" if records else ""
         lines = " ".join(
-            f"{number}. {o.name}, {o.address}, {distance_text(km)} away. {today_text(o, today)}"
+            f"{number}. {o.name}, {place_text(o, today, today)}, {distance_text(km)} away. {today_text(o, today)}"
             for number, (o, km) in enumerate(nearest, start=1)
         )
         dispatcher.utter_message(
             text=f"The nearest offices{subject}: {lines}",
             buttons=[button(o.name, "find_office", office=o.id) for o, _ in nearest],
         )
-        dispatcher.utter_message(json_message=venue(nearest[0][0]))
+        dispatcher.utter_message(json_message=venue(nearest[0][0], today))
 
     @staticmethod
     async def _list(
@@ -164,13 +172,14 @@ class ActionAnswerOfficeQuestion(Action):
         record = await call(backend().catalogue.service, service) if service else None
         subject = f" for {record.name.lower()}" if record else ""
         lines = " ".join(
-            f"{number}. {o.name}, {o.address}. {today_text(o, today)}"
+            f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}"
             for number, o in enumerate(offices[:MAX_LISTED], start=1)
         )
-        more = f" There are {len(offices) - MAX_LISTED} more." if len(offices) > MAX_LISTED else ""
+        rest = offices[MAX_LISTED:]
+        more = f" There {'is' if len(rest) == 1 else 'are'} {len(rest)} more: {join_words([o.name for o in rest])}." if rest else ""
         dispatcher.utter_message(
             text=f"{note}Offices{subject}: {lines}{more}",
-            buttons=[button(o.name, "find_office", office=o.id) for o in offices[:MAX_LISTED]],
+            buttons=office_buttons(offices, "find_office"),
         )
 
     @staticmethod

@@ -5,7 +5,7 @@ import asyncio
 import functools
 import json
 from abc import ABC, abstractmethod
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from rasa_sdk import Action, Tracker
@@ -62,14 +62,15 @@ def latest_metadata(tracker: Tracker) -> Dict[str, Any]:
     return {}
 
 
-def venue(office: OfficeRecord) -> Dict[str, Any]:
-    """A custom payload channels show as a map pin (Telegram sends a venue)."""
+def venue(office: OfficeRecord, day: date) -> Dict[str, Any]:
+    """A custom payload channels show as a map pin (Telegram sends a venue): where the office is on `day`."""
+    place = office.place_on(day)
     return {
         "venue": {
-            "latitude": office.latitude,
-            "longitude": office.longitude,
+            "latitude": place.latitude,
+            "longitude": place.longitude,
             "title": office.name,
-            "address": office.address,
+            "address": place.place,
         }
     }
 
@@ -80,6 +81,11 @@ def button(title: str, intent: str, **entities: Any) -> Dict[str, str]:
     if entities:
         payload += json.dumps(entities, separators=(",", ":"))
     return {"title": title, "payload": payload}
+
+
+def office_buttons(offices: List[OfficeRecord], intent: str) -> List[Dict[str, str]]:
+    """One button for every office: a list never names more offices than can be chosen."""
+    return [button(o.name, intent, office=o.id) for o in offices]
 
 
 def service_buttons(services: List[ServiceRecord], intent: str) -> List[Dict[str, str]]:

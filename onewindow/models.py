@@ -67,6 +67,7 @@ class Office(Base):
     windows = Column(Integer, nullable=False)
     slot_minutes = Column(Integer, nullable=False)
     note = Column(Text)
+    stops = Column(JSON)  # a mobile point's place per weekday: {"0": {"place": ..., "lat": ..., "lon": ...}}
     active = Column(Boolean, nullable=False, default=True)
 
     district = relationship("District")

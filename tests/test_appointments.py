@@ -926,10 +926,53 @@ def test_ask_service_and_office(action_backend, domain) -> None:
     offices = service_yml("passport_renewal")["offices"]
     assert f"{len(offices)} offices offer passport renewal or replacement." in messages[0]["text"]
     shown = [re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
-    assert len(shown) == min(6, len(offices)) and set(shown) <= set(offices)
+    assert sorted(shown) == sorted(offices)  # every office that offers it, none left out
     messages, _ = run(ActionAskOffice(), domain, {"service": "food_business_permit"})
     assert "1 office offers food business permit." in messages[0]["text"]
     assert payloads(messages[0]) == ['/inform{"office":"business_centre"}']
+
+
+BOOKABLE = [s["id"] for s in _yaml("services.yml", "services").values() if s["bookable"]]
+
+
+@pytest.mark.parametrize("service", BOOKABLE)
+def test_every_office_offering_a_service_is_a_button_and_the_count_matches(action_backend, domain, service: str) -> None:
+    offices = service_yml(service)["offices"]
+    messages, _ = run(ActionAskOffice(), domain, {"service": service})
+    shown = [re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
+    assert sorted(shown) == sorted(offices)
+    assert re.search(r"(\d+) offices? offers?", messages[0]["text"]).group(1) == str(len(shown))
+    kinds = [office_yml(o)["kind"] for o in shown]
+    assert "mobile_point" not in kinds or kinds[-1] == "mobile_point"  # the van, open a few hours a week, comes last
+
+    messages, _ = validate(ValidateAppointmentForm(), domain, {"service": service}, [("office", "an office on the moon")])
+    assert sorted(re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])) == sorted(offices)
+
+
+def test_moving_an_appointment_offers_other_days_than_its_own(action_backend, domain) -> None:
+    first = action_backend.bookings.next_free("riverside_point", date.today(), 1)[0]
+    record = book(action_backend, "birth_registration", "riverside_point", first)
+    slots = {"office": "riverside_point", "appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}
+    messages, _ = run(ActionAskAppointmentDate(), domain, slots, "reschedule_form")
+    offered = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
+    assert len(offered) == 4 and first.date() not in offered
+    assert offered == [s.date() for s in action_backend.bookings.next_free("riverside_point", date.today(), 5) if s.date() != first.date()][:4]
+    messages, _ = run(ActionAskAppointmentDate(), domain, {"office": "riverside_point"}, "appointment_form")
+    assert f'/inform{{"date":"{first.date().isoformat()}"}}' in payloads(messages[0])  # a new booking may take that day
+
+
+@pytest.mark.parametrize("weekday", [0, 2, 4])
+def test_a_van_booking_gives_the_stop_of_its_day(action_backend, domain, weekday: int) -> None:
+    van = office_yml("mobile_van")
+    stop = van["stops"][("mon", "tue", "wed", "thu", "fri", "sat", "sun")[weekday]]
+    day = next_weekday(weekday)
+    start = action_backend.bookings.free_slots("mobile_van", day)[0]
+    slots = {"service": "id_card_renewal", "office": "mobile_van", "appointment_date": day.isoformat(),
+             "appointment_time": start.strftime("%H:%M"), "citizen_name": "Ana Silva", "citizen_phone": "0412345678", "booking_confirmed": True}
+    messages, _ = run(ActionBookAppointment(), domain, slots)
+    assert f"at Mobile Service Van, {stop['place']}, on {spoken_datetime(start)}" in messages[0]["text"]
+    assert messages[2]["custom"]["venue"] == {"latitude": stop["location"]["lat"], "longitude": stop["location"]["lon"],
+                                              "title": van["name"], "address": stop["place"]}
 
 
 def test_ask_date_offers_the_first_free_days(action_backend, domain) -> None:

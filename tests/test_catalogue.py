@@ -182,7 +182,37 @@ def alias_of_two_kinds(folder: Path) -> Expected:
     return Expected("city.yml", _line_number(text, "[pothole, riverside,"), "riverside", "aliases")
 
 
+def _stops_line(text: str) -> int:
+    return _line_number(text, "stops:", _entry_line(text, "mobile_van"))
+
+
+def van_without_a_stop_on_an_open_day(folder: Path) -> Expected:
+    path = folder / "offices.yml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("      wed: {place:")), encoding="utf-8")
+    return Expected("offices.yml", _stops_line(path.read_text(encoding="utf-8")), "mobile_van", "stops")
+
+
+def van_stop_on_a_closed_day(folder: Path) -> Expected:
+    text = _edit_entry(folder, "offices.yml", "mobile_van", 'mon: "09:00-12:00"', "mon: closed")
+    return Expected("offices.yml", _stops_line(text), "mobile_van", "stops")
+
+
+def van_stop_without_a_place(folder: Path) -> Expected:
+    text = _edit_entry(folder, "offices.yml", "mobile_van", 'place: "Oakfield village green, Riverside"', 'place: ""')
+    return Expected("offices.yml", _stops_line(text), "mobile_van", "stops")
+
+
+def stops_on_a_fixed_office(folder: Path) -> Expected:
+    text = _edit_entry(folder, "offices.yml", "north_centre", "    hours:\n", "    stops: {mon: {place: Hillcrest, location: {lat: 52.1, lon: 5.1}}}\n    hours:\n")
+    return Expected("offices.yml", _line_number(text, "stops:", _entry_line(text, "north_centre")), "north_centre", "stops")
+
+
 BROKEN: Dict[str, Callable[[Path], Expected]] = {
+    "van without a stop on an open day": van_without_a_stop_on_an_open_day,
+    "van stop on a closed day": van_stop_on_a_closed_day,
+    "van stop without a place": van_stop_without_a_place,
+    "stops on a fixed office": stops_on_a_fixed_office,
     "missing required field": missing_required_field,
     "fee abc": fee_not_a_number,
     "windows 0": windows_zero,

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rasa_sdk import Tracker
 
 from actions import offices as office_actions
@@ -123,6 +125,20 @@ def test_mobile_point_gives_its_note(actions_db: ServiceBackend, catalogue: Cata
     assert slots == {"office": office["id"]}
 
 
+@pytest.mark.parametrize("day", [datetime(2026, 11, 30, 10, 0) + timedelta(days=offset) for offset in range(7)], ids=lambda d: d.strftime("%a"))
+def test_the_van_is_shown_where_it_stops_today(
+    actions_db: ServiceBackend, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch, day: datetime
+) -> None:
+    monkeypatch.setattr(office_actions, "now", lambda: day)
+    van = next(o for o in catalogue.offices if o["kind"] == "mobile_point")
+    stop = van["stops"].get(WEEKDAYS[day.weekday()])
+    messages, _ = run_action(ActionAnswerOfficeQuestion(), tracker({"office": van["id"]}, "find_office"), load_domain())
+    place = stop["place"] if stop else van["address"]
+    location = stop["location"] if stop else van["location"]
+    assert messages[0]["text"].startswith(f"{van['name']}, {'today at ' if stop else ''}{place}.")
+    assert messages[-1]["custom"]["venue"] == {"latitude": location["lat"], "longitude": location["lon"], "title": van["name"], "address": place}
+
+
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -217,11 +233,11 @@ def test_service_not_offered_in_district_offers_other_offices(
     assert in_riverside and not offering & in_riverside
     message, _ = ask({"service": "passport_renewal", "district": "riverside"})
     assert message["text"].startswith("No office in that district offers this service.")
-    listed = {e["office"] for _, e in payloads(message)}
-    assert listed and listed <= offering
-    assert len(listed) == min(len(offering), MAX_LISTED)
-    if len(offering) > MAX_LISTED:
-        assert f"There are {len(offering) - MAX_LISTED} more." in message["text"]
+    assert {e["office"] for _, e in payloads(message)} == offering  # every office can be chosen
+    assert len(offering) > MAX_LISTED
+    names = {o["id"]: o["name"] for o in catalogue.offices}
+    assert all(names[o] in message["text"] for o in offering)  # the ones not described are named
+    assert f"There are {len(offering) - MAX_LISTED} more: " in message["text"]
 
 
 # --- nothing to go on ---------------------------------------------------------------------------
@@ -292,6 +308,18 @@ def test_shared_location_only_lists_offices_offering_the_service_in_context(
     assert "riverside_point" not in listed
     assert "for passport renewal" in messages[0]["text"]
     assert "kilometres away" in messages[0]["text"]
+
+
+@given(lat=st.floats(52.0, 52.13), lon=st.floats(5.05, 5.27), alias=st.sampled_from(["passport", "business licence", "death registration", "id card renewal"]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_nearest_offices_all_offer_a_service_in_context(actions_db: ServiceBackend, catalogue: Catalogue, lat: float, lon: float, alias: str) -> None:
+    meant = {s["id"] for s in catalogue.services if alias in s["aliases"]}
+    assert meant
+    offering = {o for s in catalogue.services if s["id"] in meant for o in s["offices"]}
+    messages = located({"latitude": lat, "longitude": lon}, {"service": alias})
+    listed = [entities["office"] for _, entities in payloads(messages[0])]
+    assert listed and set(listed) <= offering
+    assert len(listed) == min(3, len(offering))
 
 
 @pytest.mark.parametrize("position", [{"latitude": 999, "longitude": 5.1}, {"latitude": "52", "longitude": 5.1}, {}])

@@ -306,6 +306,12 @@ _RECORD_LOADS = (
 )
 
 
+def _place(office: models.Office, starts_at: datetime) -> str:
+    """Where the appointment takes place: a mobile point's stop on that day, otherwise the address."""
+    stop = (office.stops or {}).get(str(starts_at.weekday()))
+    return stop["place"] if stop else office.address
+
+
 def _record(appointment: models.Appointment) -> AppointmentRecord:
     return AppointmentRecord(
         reference=appointment.reference,
@@ -315,6 +321,6 @@ def _record(appointment: models.Appointment) -> AppointmentRecord:
         service_name=appointment.service.name,
         office_id=appointment.office_id,
         office_name=appointment.office.name,
-        office_address=appointment.office.address,
+        office_address=_place(appointment.office, appointment.slot.starts_at),
         documents=list(appointment.service.documents),
     )

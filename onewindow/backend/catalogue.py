@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import time as clock_time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -19,9 +19,12 @@ from onewindow.backend.records import (
     OfficeRecord,
     Periods,
     ServiceRecord,
+    StopRecord,
 )
 from onewindow.catalogue.schema import WEEKDAYS
 from onewindow.geo import distance_km
+
+KIND_ORDER = ("service_centre", "specialist_office", "rural_point", "mobile_point")  # the order offices are offered in
 
 
 def _periods(hours: Dict[str, list]) -> Dict[int, Periods]:
@@ -119,10 +122,14 @@ class CatalogueQueries:
         ]
 
     def nearest_offices(
-        self, latitude: float, longitude: float, service_id: Optional[str] = None, limit: int = 3
+        self, latitude: float, longitude: float, service_ids: Union[str, Sequence[str], None] = None, limit: int = 3
     ) -> List[Tuple[OfficeRecord, float]]:
-        """The offices (offering the service, if given) closest to a position, with their distance in km."""
-        placed = [o for o in self.offices(service_id=service_id) if o.latitude is not None and o.longitude is not None]
+        """The offices (offering the service, or one of the services, if given) closest to a position, with their distance in km."""
+        wanted = [service_ids] if isinstance(service_ids, str) else list(service_ids or [])
+        placed = [
+            o for o in self.offices()
+            if (not wanted or set(wanted) & set(o.service_ids)) and o.latitude is not None and o.longitude is not None
+        ]
         ranked = sorted(
             ((o, distance_km(latitude, longitude, o.latitude, o.longitude)) for o in placed),  # type: ignore[arg-type]
             key=lambda pair: pair[1],
@@ -161,9 +168,9 @@ def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
                 select(models.Office)
                 .where(models.Office.active.is_(True))
                 .options(selectinload(models.Office.hours), selectinload(models.Office.district))
-                .order_by(models.Office.kind, models.Office.name)
             )
         ]
+        offices.sort(key=lambda o: (KIND_ORDER.index(o.kind) if o.kind in KIND_ORDER else len(KIND_ORDER), o.name))
         life_events = {
             e.id: LifeEventRecord(
                 e.id,
@@ -247,4 +254,5 @@ def _office_record(office: models.Office, service_ids: List[str]) -> OfficeRecor
         windows=office.windows,
         latitude=office.latitude,
         longitude=office.longitude,
+        stops={int(day): StopRecord(stop["place"], stop["lat"], stop["lon"]) for day, stop in (office.stops or {}).items()},
     )

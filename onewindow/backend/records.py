@@ -44,9 +44,21 @@ class OfficeRecord:
     windows: int = 1
     latitude: Optional[float] = None
     longitude: Optional[float] = None
+    stops: Dict[int, "StopRecord"] = field(default_factory=dict)  # a mobile point's place per weekday
 
     def hours_on(self, day: date) -> Periods:
         return self.hours.get(day.weekday(), [])
+
+    def place_on(self, day: date) -> "StopRecord":
+        """Where to find the office on `day`: a mobile point's stop that day, otherwise its address."""
+        return self.stops.get(day.weekday()) or StopRecord(self.address, self.latitude, self.longitude)
+
+
+@dataclass(frozen=True)
+class StopRecord:
+    place: str
+    latitude: Optional[float]
+    longitude: Optional[float]
 
 
 @dataclass(frozen=True)

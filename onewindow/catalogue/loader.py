@@ -204,6 +204,7 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
                 "offices.yml", office["id"], "district",
                 f"'{office['district']}' is not a district in city.yml",
             )
+        _check_stops(office, reader)
     for service in catalogue.services:
         for office_id in service["offices"]:
             if office_id not in office_ids:
@@ -222,6 +223,22 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
                     line=_line_of(step_read, "service"),
                 )
     _check_alias_clashes(catalogue, reader)
+
+
+def _check_stops(office: Dict[str, Any], reader: _Reader) -> None:
+    """A mobile point has a stop on every day it is open, and no stop on a closed day; others have none."""
+    open_days = {day for day in schema.WEEKDAYS if schema.parse_day_hours(office["hours"][day])}
+    stop_days = set(office.get("stops") or {})
+    if office["kind"] != "mobile_point":
+        if stop_days:
+            reader.report_entry("offices.yml", office["id"], "stops", "only a mobile_point has stops")
+        return
+    missing = [day for day in schema.WEEKDAYS if day in open_days - stop_days]
+    closed = [day for day in schema.WEEKDAYS if day in stop_days - open_days]
+    if missing:
+        reader.report_entry("offices.yml", office["id"], "stops", f"needs a stop on every open day (missing: {', '.join(missing)})")
+    if closed:
+        reader.report_entry("offices.yml", office["id"], "stops", f"has a stop on a closed day ({', '.join(closed)})")
 
 
 def _check_alias_clashes(catalogue: Catalogue, reader: _Reader) -> None:

@@ -124,6 +124,20 @@ def week_hours(value: Any) -> Optional[str]:
     return None
 
 
+def stops(value: Any) -> Optional[str]:
+    """Where a mobile point stands: a day (mon..sun) to {place, location}."""
+    message = "must map days (mon..sun) to {place: <text>, location: {lat, lon}}"
+    if not isinstance(value, dict) or not value:
+        return message
+    for day, stop in value.items():
+        if day not in WEEKDAYS or not isinstance(stop, dict) or set(stop) != {"place", "location"}:
+            return message
+        problem = text(stop["place"]) or coordinates(stop["location"])
+        if problem:
+            return f"{day}: {problem}"
+    return None
+
+
 def online(value: Any) -> Optional[str]:
     if not isinstance(value, dict) or boolean(value.get("available")):
         return "must have available: true or false"
@@ -167,6 +181,7 @@ OFFICE: Schema = {
     "windows": (whole_number(1), True),
     "slot_minutes": (whole_number(5), True),
     "hours": (week_hours, True),
+    "stops": (stops, False),
     "note": (optional_text, False),
 }
 

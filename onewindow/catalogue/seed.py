@@ -1,6 +1,8 @@
 """Write a validated catalogue into the database (insert or update, never lose bookings)."""
 from __future__ import annotations
 
+from typing import Optional
+
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
@@ -52,6 +54,14 @@ def seed_catalogue(session: Session, catalogue: Catalogue) -> None:
     session.flush()
 
 
+def office_stops(stops: dict) -> Optional[dict]:
+    """The catalogue's stops by weekday number, as the offices table stores them (None without stops)."""
+    return {
+        str(WEEKDAYS.index(day)): {"place": stop["place"], "lat": stop["location"]["lat"], "lon": stop["location"]["lon"]}
+        for day, stop in stops.items()
+    } or None
+
+
 def _seed_offices(session: Session, catalogue: Catalogue) -> None:
     session.execute(update(models.Office).values(active=False))
     session.execute(delete(models.OpeningHours))
@@ -70,6 +80,7 @@ def _seed_offices(session: Session, catalogue: Catalogue) -> None:
                 windows=office["windows"],
                 slot_minutes=office["slot_minutes"],
                 note=office.get("note"),
+                stops=office_stops(office.get("stops") or {}),
                 active=True,
             )
         )

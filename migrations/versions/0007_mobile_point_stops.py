@@ -1,0 +1,24 @@
+"""mobile point stops
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02 16:50:00.000000
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('offices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('stops', sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('offices', schema=None) as batch_op:
+        batch_op.drop_column('stops')
