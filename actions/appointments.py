@@ -276,6 +276,12 @@ class AskCitizenPhone(SlotQuestion):
     text = "What phone number can the office call if something changes?"
 
 
+NONE_UPCOMING = (
+    "You have no upcoming appointments with us. If you have an appointment number, tell me the number now. "
+    "To book a new appointment, say stop, then say book an appointment."
+)
+
+
 class ActionAskAppointmentReference(Action):
     """Asks for the appointment number; a chat or caller the channel vouched for picks from its appointments."""
 
@@ -286,8 +292,11 @@ class ActionAskAppointmentReference(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         upcoming = await call(backend().ownership.upcoming_appointments, requester_of(tracker))
-        if not upcoming:
+        if upcoming is None:  # nobody known: the number is the way in
             dispatcher.utter_message(text=self.text)
+            return []
+        if not upcoming:
+            dispatcher.utter_message(text=NONE_UPCOMING)
             return []
         listing = " ".join(
             f"{n}. {r.reference}: {r.service_name} at {r.office_name}, {spoken_datetime(r.starts_at)}."

@@ -1232,6 +1232,23 @@ def test_a_sender_id_claimed_over_rest_is_not_a_linked_identity(action_backend, 
     assert messages[0]["text"].startswith("For your security") and "Riverside" not in messages[0]["text"]
 
 
+@pytest.mark.parametrize("form", ["check_appointment_form", "reschedule_form", "cancel_form"])
+def test_a_known_citizen_without_upcoming_appointments_is_told_so_plainly(action_backend, domain, form: str) -> None:
+    day = open_day(action_backend, "riverside_point")
+    cancelled = book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
+                     phone="0412 777 000")
+    action_backend.bookings.cancel(cancelled.reference)  # a cancelled one is not upcoming
+    book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
+         phone="0412 777 111")  # someone else's
+    action_backend.citizens.link_identity("telegram", "7070", "0412 777 000")
+    tracker = make_tracker({}, active_loop=form, sender_id="telegram:7070", metadata={"sender_signature": sign_sender("telegram:7070")})
+    messages, events = run_action(ActionAskAppointmentReference(), tracker, domain)
+    text_ = messages[0]["text"]
+    assert text_.startswith("You have no upcoming appointments") and "appointment number" in text_ and "book" in text_
+    assert not messages[0].get("buttons") and events == []
+    assert cancelled.reference not in text_
+
+
 @pytest.mark.parametrize("sender", ["telegram:5151", "someone-on-rest"])
 def test_without_a_linked_phone_the_appointment_number_is_asked_for(action_backend, domain, sender: str) -> None:
     book(action_backend, "birth_registration", "riverside_point",

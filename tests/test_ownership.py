@@ -81,7 +81,7 @@ def test_a_linked_identity_proves_only_its_own_citizens_records(module_backend: 
     assert verdict.reason == "linked" and shown == mine
     assert gate.appointment(theirs.reference, chat)[0].reason == "needs_proof"
     assert [r.reference for r in gate.upcoming_appointments(chat)] == [mine.reference]
-    assert gate.upcoming_appointments(someone()) == []  # no identity vouched for: nothing listed
+    assert gate.upcoming_appointments(someone()) is None  # no identity vouched for: nobody known, nothing listed
 
 
 def test_cancel_and_reschedule_need_the_proof(module_backend: ServiceBackend, gate: Ownership) -> None:

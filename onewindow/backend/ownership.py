@@ -157,14 +157,14 @@ class Ownership:
         """Move the requester's appointment to `starts_at` (NotYours or BookingError when it cannot be)."""
         return self._bookings.reschedule(self._granted("appointment", reference, requester), starts_at)
 
-    def upcoming_appointments(self, requester: Requester) -> List[AppointmentRecord]:
-        """The upcoming appointments of the citizen whose identity a channel vouched for (none otherwise)."""
+    def upcoming_appointments(self, requester: Requester) -> Optional[List[AppointmentRecord]]:
+        """The upcoming appointments of the citizen whose identity a channel vouched for; None when no citizen is known."""
         citizen_id = self._citizen_of(requester.identity) if requester.identity else None
         if citizen_id is None:
-            return []
+            return None
         with self._sessions() as session:
             phone = session.scalars(select(models.Citizen.phone).where(models.Citizen.id == citizen_id)).first()
-        return self._bookings.upcoming_for_phone(phone) if phone else []
+        return self._bookings.upcoming_for_phone(phone) if phone else None
 
     def application(self, reference: Optional[str], requester: Requester) -> Tuple[Verdict, Optional[ApplicationRecord]]:
         """The application and its history, when the requester proves it is theirs."""
