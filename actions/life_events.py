@@ -20,8 +20,9 @@ def bundle_text(event: LifeEventRecord) -> str:
     )
     online = [step.service.name for step in event.steps if step.service.online_available]
     online_text = f" You can do {len(online)} of these online." if online else ""
+    sympathy = f"{event.sympathy} " if event.sympathy else ""
     return (
-        f"{event.summary} Here is everything to do, in order. {steps} "
+        f"{sympathy}{event.summary} Here is everything to do, in order. {steps} "
         f"That is {len(event.steps)} services from {len(departments)} departments.{online_text} "
         "Ask me about any of them for the documents, or to book."
     )

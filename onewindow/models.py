@@ -115,6 +115,7 @@ class LifeEvent(Base):
     id = Column(String(60), primary_key=True)
     name = Column(String(200), nullable=False)
     summary = Column(Text, nullable=False)
+    sympathy = Column(Text)  # a short word of sympathy said first, for sad events
     active = Column(Boolean, nullable=False, default=True)
 
     steps = relationship(

@@ -208,7 +208,13 @@ def stops_on_a_fixed_office(folder: Path) -> Expected:
     return Expected("offices.yml", _line_number(text, "stops:", _entry_line(text, "north_centre")), "north_centre", "stops")
 
 
+def sympathy_empty(folder: Path) -> Expected:
+    text = _edit_entry(folder, "life_events.yml", "death", "sympathy: I am very sorry for your loss.", 'sympathy: ""')
+    return Expected("life_events.yml", _line_number(text, 'sympathy: ""'), "death", "sympathy")
+
+
 BROKEN: Dict[str, Callable[[Path], Expected]] = {
+    "empty sympathy": sympathy_empty,
     "van without a stop on an open day": van_without_a_stop_on_an_open_day,
     "van stop on a closed day": van_stop_on_a_closed_day,
     "van stop without a place": van_stop_without_a_place,

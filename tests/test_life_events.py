@@ -30,3 +30,19 @@ def test_every_life_event_has_steps_across_departments(action_backend) -> None:
                      "retirement", "death", "business", "moving", "disability_elderly"):
         event = action_backend.catalogue.life_event(event_id)
         assert event is not None and len(event.steps) >= 3, event_id
+
+
+SAD = ("death", "job_loss")
+
+
+def test_sad_events_start_with_a_word_of_sympathy_and_others_do_not(action_backend, catalogue) -> None:
+    events = {e["id"]: e for e in catalogue.life_events}
+    assert all(events[event_id].get("sympathy") for event_id in SAD)
+    for event_id, event in events.items():
+        messages, _ = run_action(ActionLifeEvent(), make_tracker({"life_event": event_id}, intent="life_event"))
+        text = messages[0]["text"]
+        if event.get("sympathy"):
+            assert text.startswith(f"{event['sympathy']} {event['summary']}"), event_id
+        else:
+            assert text.startswith(event["summary"]), event_id
+    assert run_action(ActionLifeEvent(), make_tracker({"life_event": "passed away"}, intent="life_event"))[0][0]["text"].startswith("I am very sorry")

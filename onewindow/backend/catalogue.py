@@ -177,6 +177,7 @@ def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
                 e.name,
                 e.summary,
                 [LifeEventStepRecord(services[st.service_id], st.when) for st in e.steps if st.service_id in services],
+                e.sympathy,
             )
             for e in session.scalars(
                 select(models.LifeEvent)

@@ -73,6 +73,7 @@ class LifeEventRecord:
     name: str
     summary: str
     steps: List[LifeEventStepRecord]
+    sympathy: Optional[str] = None  # said first, for sad events (a death, a lost job)
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ LIFE_EVENT: Schema = {
     "id": (identifier, True),
     "name": (text, True),
     "aliases": (aliases, True),
+    "sympathy": (optional_text, False),
     "summary": (text, True),
     "steps": (steps, True),
 }

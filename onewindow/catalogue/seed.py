@@ -127,7 +127,7 @@ def _seed_life_events(session: Session, catalogue: Catalogue) -> None:
     for event in catalogue.life_events:
         session.merge(
             models.LifeEvent(
-                id=event["id"], name=event["name"], summary=event["summary"], active=True
+                id=event["id"], name=event["name"], summary=event["summary"], sympathy=event.get("sympathy"), active=True
             )
         )
         session.add_all(
