@@ -171,14 +171,12 @@ class ActionAnswerOfficeQuestion(Action):
             return
         record = await call(backend().catalogue.service, service) if service else None
         subject = f" for {record.name.lower()}" if record else ""
-        lines = " ".join(
-            f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}"
-            for number, o in enumerate(offices[:MAX_LISTED], start=1)
+        lines = " ".join(  # every office numbered, as its button; the first few with where and when
+            f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}" if number <= MAX_LISTED else f"{number}. {o.name}."
+            for number, o in enumerate(offices, start=1)
         )
-        rest = offices[MAX_LISTED:]
-        more = f" There {'is' if len(rest) == 1 else 'are'} {len(rest)} more: {join_words([o.name for o in rest])}." if rest else ""
         dispatcher.utter_message(
-            text=f"{note}Offices{subject}: {lines}{more}",
+            text=f"{note}Offices{subject}: {lines}",
             buttons=office_buttons(offices, "find_office"),
         )
 

@@ -233,11 +233,12 @@ def test_service_not_offered_in_district_offers_other_offices(
     assert in_riverside and not offering & in_riverside
     message, _ = ask({"service": "passport_renewal", "district": "riverside"})
     assert message["text"].startswith("No office in that district offers this service.")
-    assert {e["office"] for _, e in payloads(message)} == offering  # every office can be chosen
-    assert len(offering) > MAX_LISTED
+    buttons = [e["office"] for _, e in payloads(message)]
+    assert set(buttons) == offering and len(offering) > MAX_LISTED  # every office can be chosen
     names = {o["id"]: o["name"] for o in catalogue.offices}
-    assert all(names[o] in message["text"] for o in offering)  # the ones not described are named
-    assert f"There are {len(offering) - MAX_LISTED} more: " in message["text"]
+    for number, office in enumerate(buttons, start=1):  # item n of the list is button n, the first few with hours
+        assert f" {number}. {names[office]}{',' if number <= MAX_LISTED else '.'}" in message["text"]
+    assert "more" not in message["text"]
 
 
 # --- nothing to go on ---------------------------------------------------------------------------

@@ -98,12 +98,12 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
 
 def test_office_list_is_cut_after_three_with_the_rest_kept_for_more(real: Dict[str, Any]) -> None:
     responses: Responses = real["offices"]
-    assert re.search(r" 4\. .* There are 2 more\.$", responses[0]["text"]), "the chat lists 4 offices of 6"
+    rest = re.search(r" (4\. [^.]+\. [^.]+\. 5\. [^.]+\. 6\. [^.]+\.)$", responses[0]["text"])
+    assert rest, "the chat numbers all 6 offices, the first 4 with their hours"
     turn = speak_responses(responses)
-    fourth = re.search(r"4\. [^.]+\. [^.]+\.", responses[0]["text"]).group(0)
     assert " 3. " in turn.text and " 4. " not in turn.text
-    assert "There is 1 more. Say more, or press the hash key, to hear it." in turn.text
-    assert turn.more == f"{fourth} There are 2 more."
+    assert "There are 3 more. Say more, or press the hash key, to hear them." in turn.text
+    assert turn.more == rest.group(1)
     assert turn.text.endswith("To choose one, press its number or say its name. Or press 0 for a person.")
     assert [(o.key, o.title, o.payload) for o in turn.options] == [
         (str(n), b["title"], b["payload"]) for n, b in enumerate(responses[0]["buttons"], start=1)
