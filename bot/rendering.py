@@ -10,6 +10,7 @@ from telegram.constants import MessageLimit, ParseMode
 
 from bot.keyboards import PayloadStore, inline_keyboard
 from onewindow.logs import log_event
+from voice.speaking import find_listing
 
 logger = logging.getLogger("onewindow.bot")
 
@@ -30,6 +31,14 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> List[str
     if rest:
         pieces.append(rest)
     return pieces
+
+
+def list_lines(text: str) -> str:
+    """Each item of a numbered list ("1. ... 2. ...") on its own line, as the phone finds the items."""
+    listing = find_listing(text)
+    if listing is None:
+        return text
+    return "\n".join(part for part in (listing.before, *listing.items, list_lines(listing.after)) if part)
 
 
 def _fitting_prefix(text: str, limit: int) -> str:
@@ -81,7 +90,7 @@ class Renderer:
         return sent
 
     async def _text(self, bot: Bot, chat_id: int, text: str, buttons: List[Dict[str, str]]) -> List[Message]:
-        pieces = split_text(text)
+        pieces = split_text(list_lines(text))
         sent = []
         for number, piece in enumerate(pieces, start=1):
             markup = inline_keyboard(buttons, self.store) if buttons and number == len(pieces) else None

@@ -10,6 +10,8 @@ import random
 from typing import Any, Dict, List
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from telegram import Bot, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
@@ -17,7 +19,7 @@ from bot.conversation import typing
 from bot.delivery import SafeRetries, is_idempotent, never_delivered
 from bot.keyboards import CALLBACK_LIMIT, PayloadStore, inline_keyboard
 from bot.processing import PerChatUpdateProcessor, SeenUpdates
-from bot.rendering import Renderer, checklist_text, split_text, spoken_text
+from bot.rendering import Renderer, checklist_text, list_lines, split_text, spoken_text
 from bot.settings import SettingsError, settings_from_environment
 from tests.telegram_api import LocalBotApi
 
@@ -59,6 +61,27 @@ def test_split_text_prefers_paragraph_ends_and_leaves_short_text_alone() -> None
     first, second = split_text("a" * 300 + "\n\n" + "b" * 300, limit=400)
     assert first == "a" * 300 and second == "b" * 300
     assert all(len(p) <= 100 for p in split_text("x" * 350, limit=100))  # no space at all: hard cuts
+
+
+WORDS = st.lists(st.sampled_from(["office", "Central", "open", "today", "8:30 am", "25 dollars", "bring", "photo", "the"]), min_size=1, max_size=6)
+SENTENCE = WORDS.map(lambda words: " ".join(words) + ".")
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=SENTENCE, items=st.lists(SENTENCE, min_size=2, max_size=8), after=st.sampled_from(["", "That is all.", "Ask me if you need more.", "There are 3 more."]))  # how the phone, too, tells the end of the last item
+def test_each_numbered_item_goes_on_its_own_line(before: str, items: List[str], after: str) -> None:
+    numbered = [f"{n}. {item}" for n, item in enumerate(items, start=1)]
+    text = " ".join(part for part in (before, *numbered, after) if part)
+    lines = list_lines(text).split("\n")
+    assert lines == [before, *numbered, *([after] if after else [])]
+    assert " ".join(lines) == text  # nothing lost or added but the line breaks
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.lists(SENTENCE, min_size=1, max_size=6).map(" ".join), number=st.integers(2, 40))
+def test_text_without_a_numbered_list_is_left_alone(text: str, number: int) -> None:
+    assert list_lines(text) == text
+    assert list_lines(f"{text} {number}. {text}") == f"{text} {number}. {text}"  # one item that is not 1. is no list
 
 
 def test_checklist_and_spoken_text() -> None:
@@ -201,6 +224,22 @@ def test_renderer_sends_escaped_split_text_buttons_pins_and_checklists() -> None
         keyboards = [c.params.get("reply_markup") for c in sent[:pieces]]
         assert keyboards[:-1] == [None] * (pieces - 1) and keyboards[-1]["inline_keyboard"][0][0]["callback_data"] == "/affirm"
         assert stored[pieces]["text"] == "Bring\n☐ ID <card>"
+
+
+def test_a_numbered_list_arrives_one_item_a_line_and_the_voice_reply_is_unchanged() -> None:
+    text = "Offices for passport renewal: 1. Central Service Centre. Open today. 2. North Service Centre. Closed today. There is 1 more: West."
+    with LocalBotApi() as api:
+        api.set_user(6, "Ana")
+
+        async def go() -> None:
+            async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
+                await Renderer(PayloadStore()).send(bot, 6, [{"text": text}])
+
+        asyncio.run(go())
+        assert api.messages(6)[-1]["text"] == (
+            "Offices for passport renewal:\n1. Central Service Centre. Open today.\n2. North Service Centre. Closed today.\nThere is 1 more: West."
+        )
+    assert spoken_text([{"text": text}]) == text  # a voice reply speaks the text as it was
 
 
 # --- typing indicator ---------------------------------------------------------------------------------------
