@@ -18,11 +18,23 @@ from onewindow.backend import ServiceBackend
 from onewindow.logs import log_event, pseudonym
 from onewindow.retention import forget_conversation
 from voice.audio import AudioError
-from voice.recognition import SpeechUnavailable
+from voice.recognition import SpeechUnavailable, model_path_from_environment
 
 logger = logging.getLogger("onewindow.bot")
 Context = ContextTypes.DEFAULT_TYPE
 NEW = filters.UpdateType.MESSAGE
+
+def welcome_text(listening: bool) -> str:
+    """The /start message; it mentions voice messages only when a speech model is set (VOSK_MODEL_PATH)."""
+    return WELCOME.format(ask="Type your question or send a voice message." if listening else "Type your question.")
+
+
+def unsupported_text(listening: bool) -> str:
+    """The answer to a picture, sticker or file; voice messages are offered only when they can be heard."""
+    if listening:
+        return UNSUPPORTED.format(read="read text messages and listen to voice messages", ask="type your question or send a voice message")
+    return UNSUPPORTED.format(read="read text messages", ask="type your question")
+
 
 WELCOME = (
     "Hello, I am OneWindow, the city's assistant for public services. I can:\n"
@@ -31,7 +43,7 @@ WELCOME = (
     "• find the right office, its opening hours and the nearest one to you\n"
     "• book, move or cancel an appointment, check an application, report a problem\n"
     "• put you through to a person at a service centre (/human)\n\n"
-    "Type your question or send a voice message. /help lists the commands.\n\n"
+    "{ask} /help lists the commands.\n\n"
     "Privacy: I keep this conversation to answer you and to improve the service. Staff at the "
     "service centre can read it when you ask for a person. /forget deletes it."
 )
@@ -42,10 +54,7 @@ HELP = (
     "Share your phone number with the button below to find appointments you booked elsewhere; share your "
     "location to find the nearest office."
 )
-UNSUPPORTED = (
-    "I can read text messages and listen to voice messages, but I cannot look at pictures, stickers or files. "
-    "Please type your question or send a voice message."
-)
+UNSUPPORTED = "I can {read}, but I cannot look at pictures, stickers or files. Please {ask}."
 UNKNOWN_COMMAND = "I do not know that command. /help lists the ones I know."
 VOICE_SETTINGS = {"on": "Answer me by voice too", "slow": "Speak more slowly", "normal": "Normal speed", "off": "Text only"}
 VOICE_CHANGES: Dict[str, Dict[str, bool]] = {
@@ -54,6 +63,11 @@ VOICE_CHANGES: Dict[str, Dict[str, bool]] = {
     "slow": {"reply_by_voice": True, "slow_speech": True},
     "normal": {"slow_speech": False},
 }
+
+
+def listening() -> bool:
+    """Whether voice messages can be heard: a speech model is set (VOSK_MODEL_PATH)."""
+    return model_path_from_environment() is not None
 
 
 def chat_of(update: Update) -> int:
@@ -86,7 +100,7 @@ class ChatHandlers:
     # --- commands ---------------------------------------------------------------------
 
     async def start(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(WELCOME, reply_markup=share_keyboard())  # type: ignore[union-attr]
+        await update.effective_message.reply_text(welcome_text(listening()), reply_markup=share_keyboard())  # type: ignore[union-attr]
 
     async def help(self, update: Update, context: Context) -> None:
         await update.effective_message.reply_text(HELP, reply_markup=share_keyboard())  # type: ignore[union-attr]
@@ -173,7 +187,7 @@ class ChatHandlers:
         await self.conversations.turn(context.bot, chat, transcript.text, {"input": "voice", "confidence": transcript.confidence})
 
     async def unsupported(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(UNSUPPORTED)  # type: ignore[union-attr]
+        await update.effective_message.reply_text(unsupported_text(listening()))  # type: ignore[union-attr]
 
     # --- button presses -------------------------------------------------------------------
 

@@ -124,6 +124,7 @@ def spoken_korean(tmp_path: Path, words: str) -> Pcm:
 def test_start_welcomes_lists_what_it_can_do_with_a_privacy_notice_and_share_buttons(api: LocalBotApi, chat: int) -> None:
     calls = say(api, chat, "/start")
     assert "OneWindow" in texts(calls) and "Privacy" in texts(calls) and "/forget" in texts(calls)
+    assert "send a voice message" in texts(calls)  # this bot has a speech model
     keyboard = calls[0].params["reply_markup"]["keyboard"][0]
     assert [k.get("request_contact") for k in keyboard] == [True, None]
     assert [k.get("request_location") for k in keyboard] == [None, True]
@@ -262,6 +263,9 @@ def test_without_a_speech_model_voice_notes_get_a_clear_message_and_text_still_w
         chat = next(chats)
         answer = texts(exchange(server, chat, lambda: server.user_sends_voice(chat, ogg, duration=1)))
         assert "cannot listen to voice messages" in answer
+        welcome = texts(say(server, chat, "/start"))
+        assert "OneWindow" in welcome and "voice message" not in welcome  # nothing promised that cannot be kept
+        assert "voice message" not in texts(exchange(server, chat, lambda: server.user_sends_sticker(chat)))
         assert "costs" in texts(say(server, chat, "how much does a passport renewal cost"))
         stack.halt("bot without speech")
 

@@ -17,6 +17,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.conversation import typing
 from bot.delivery import SafeRetries, is_idempotent, never_delivered
+from bot.handlers import listening, unsupported_text, welcome_text
 from bot.keyboards import CALLBACK_LIMIT, PayloadStore, inline_keyboard
 from bot.processing import PerChatUpdateProcessor, SeenUpdates
 from bot.rendering import Renderer, checklist_text, list_lines, split_text, spoken_text
@@ -82,6 +83,19 @@ def test_each_numbered_item_goes_on_its_own_line(before: str, items: List[str], 
 def test_text_without_a_numbered_list_is_left_alone(text: str, number: int) -> None:
     assert list_lines(text) == text
     assert list_lines(f"{text} {number}. {text}") == f"{text} {number}. {text}"  # one item that is not 1. is no list
+
+
+@pytest.mark.parametrize("model, heard", [("/models/vosk-small", True), ("", False), (None, False)])
+def test_voice_messages_are_offered_only_with_a_speech_model(monkeypatch: pytest.MonkeyPatch, model: Any, heard: bool) -> None:
+    if model is None:
+        monkeypatch.delenv("VOSK_MODEL_PATH", raising=False)
+    else:
+        monkeypatch.setenv("VOSK_MODEL_PATH", model)
+    assert listening() is heard
+    for text in (welcome_text(listening()), unsupported_text(listening())):
+        assert ("voice message" in text) is heard, text
+        assert "{" not in text and "ype your question" in text
+    assert "Privacy" in welcome_text(heard) and "cannot look at pictures" in unsupported_text(heard)
 
 
 def test_checklist_and_spoken_text() -> None:
