@@ -199,7 +199,8 @@ def test_a_staff_reply_reaches_the_telegram_chat(stack: Stack, backend: ServiceB
     api.user_sends_text(chat, "is anyone there?")
     wait_for_action(stack, sender, "is anyone there?", "action_handoff_waiting")
     api.wait_quiet(1.0)
-    assert not api.calls_to("sendMessage", chat_id=chat, since=before), "only the handoff signal: no text, no apology"
+    waiting = [c.params["text"] for c in api.calls_to("sendMessage", chat_id=chat, since=before)]
+    assert len(waiting) == 1 and waiting[0].startswith(KEPT_FOR_STAFF), "the place in the queue, no assistant answer, no apology"
 
     desk = StaffDesk(backend, stack.api_url, OutboundChannels(api.token, api.base_url), stack.api_secret)
     reference = row(backend, sender).reference

@@ -109,7 +109,12 @@ def test_make_run_prints_where_everything_is(launched: Launched) -> None:
     assert f"http://127.0.0.1:{ports['RASA_PORT']}/webhooks/rest/webhook" in printed
     assert f"http://127.0.0.1:{ports['RASA_API_PORT']}/status" in printed and str(launched.var / "api-secret") in printed
     assert "supervisorctl" in printed and "not answering" not in printed
-    status = launched.supervisorctl("status")
+    deadline = time.monotonic() + 60  # supervisord says RUNNING once a program has lived its startsecs
+    while True:
+        status = launched.supervisorctl("status")
+        if all(line.split()[1] == "RUNNING" for line in status.splitlines()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert all(line.split()[1] == "RUNNING" for line in status.splitlines()), status
     assert {line.split()[0] for line in status.splitlines()} == {"actions", "rasa-1", "router", "voice", "console"}
     for name, port in ports.items():
