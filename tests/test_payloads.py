@@ -1,9 +1,12 @@
 """Which "/intent{...}" payloads a message may carry (onewindow/channels/payloads.py), for any text."""
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given, settings, strategies as st
 
 from onewindow.channels.payloads import CHANNEL_COMMANDS, citizen_text, is_payload, offered_payloads
+from onewindow.channels.rest import OfferedPayloads
 
 BUTTONS = [{"title": "Passport renewal", "payload": '/inform{"service": "passport_renewal"}'}, {"title": "Yes", "payload": "/affirm"}]
 SESSION = [
@@ -41,3 +44,18 @@ def test_anything_else_is_never_read_as_a_payload(text: str) -> None:
 def test_a_typed_command_loses_only_its_slashes(text: str) -> None:
     read = citizen_text(text, set())
     assert not read.lstrip().startswith("/") and (text.strip() in CHANNEL_COMMANDS or len(read) < len(text))
+
+
+def test_a_button_this_server_just_sent_is_known_without_reading_the_conversation() -> None:
+    offered = OfferedPayloads(conversations=2)
+    offered.remember("a", {"/affirm", "/deny"})
+    offered.remember("a", {'/inform{"office": "north_centre"}'})
+    assert asyncio.run(offered.of("a", "/deny")) == {"/affirm", "/deny", '/inform{"office": "north_centre"}'}
+
+
+def test_only_the_most_recent_conversations_are_remembered() -> None:
+    offered = OfferedPayloads(conversations=2)
+    for sender in ("a", "b", "c"):
+        offered.remember(sender, {f"/choice_{sender}"})
+    offered.remember("b", {"/more"})
+    assert list(offered._offered) == ["c", "b"]  # "a" is read from the tracker store again when it presses

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Dict, Set
 
@@ -33,24 +34,47 @@ def hotline_number() -> str:
 
 
 class CountingOutputChannel(OutputChannel):
-    """Passes every response on to `inner` and counts them, so an empty turn can be noticed."""
+    """Passes every response on to `inner` and counts them, so an empty turn can be noticed; keeps the buttons' payloads."""
 
     def __init__(self, inner: OutputChannel) -> None:
         self.inner = inner
         self.sent = 0
+        self.payloads: Set[str] = set()
 
     def name(self) -> str:  # type: ignore[override]  # the inner channel's name, for channel-specific responses
         return self.inner.name()
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         self.sent += 1
+        self.payloads.update(button["payload"] for button in message.get("buttons") or [] if isinstance(button.get("payload"), str))
         await self.inner.send_response(recipient_id, message)
 
 
-async def payloads_offered_to(sender_id: str) -> Set[str]:
-    """The button payloads the assistant offered to this conversation in its current session."""
-    tracker = await Sanic.get_app().ctx.agent.tracker_store.retrieve(sender_id)
-    return offered_payloads(event.as_dict() for event in tracker.events) if tracker else set()
+class OfferedPayloads:
+    """The button payloads this server offered to its recent conversations, with the tracker store behind it.
+
+    A press of a button this server just sent is recognised without reading the conversation; any
+    other payload (offered by another instance, or earlier than this server remembers) is looked
+    up in the conversation's current session.
+    """
+
+    def __init__(self, conversations: int = 10_000) -> None:
+        self.conversations = conversations
+        self._offered: "OrderedDict[str, Set[str]]" = OrderedDict()
+
+    def remember(self, sender_id: str, payloads: Set[str]) -> None:
+        if payloads:
+            self._offered[sender_id] = self._offered.pop(sender_id, set()) | payloads
+            while len(self._offered) > self.conversations:
+                self._offered.popitem(last=False)
+
+    async def of(self, sender_id: str, payload: str) -> Set[str]:
+        """The payloads offered to `sender_id`, read from the stored conversation when `payload` is not among those remembered."""
+        remembered = self._offered.get(sender_id, set())
+        if payload in remembered:
+            return remembered
+        tracker = await Sanic.get_app().ctx.agent.tracker_store.retrieve(sender_id)
+        return offered_payloads(event.as_dict() for event in tracker.events) if tracker else set()
 
 
 class GuardedRestInput(RestInput):
@@ -69,6 +93,8 @@ class GuardedRestInput(RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        offered = OfferedPayloads()
+
         async def guarded(message: UserMessage) -> None:
             counting = CountingOutputChannel(message.output_channel)
             message.output_channel = counting
@@ -81,10 +107,11 @@ class GuardedRestInput(RestInput):
             if counting.sent == 0:
                 logger.error("rest.turn_without_answer", extra={"fields": {"sender": pseudonym(message.sender_id)}})
                 await counting.inner.send_text_message(message.sender_id, technical_apology(hotline_number()))
+            offered.remember(message.sender_id, counting.payloads)
 
         async def answer(message: UserMessage) -> None:
             if isinstance(message.text, str) and is_payload(message.text):
-                message.text = citizen_text(message.text, await payloads_offered_to(message.sender_id))
+                message.text = citizen_text(message.text, await offered.of(message.sender_id, message.text))
             problem = input_problem(message.text)
             if problem:
                 await message.output_channel.send_response(message.sender_id, {"text": problem})
