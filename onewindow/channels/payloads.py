@@ -15,6 +15,12 @@ from typing import Any, Iterable, Mapping, Set
 CHANNEL_COMMANDS = frozenset({"/request_human", "/stop", "/find_office"})
 
 
+def button_payloads(message: Mapping[str, Any]) -> Set[str]:
+    """The payloads of one assistant message's buttons (a response, or a bot event's data)."""
+    return {button["payload"] for button in message.get("buttons") or []
+            if isinstance(button, Mapping) and isinstance(button.get("payload"), str)}
+
+
 def offered_payloads(events: Iterable[Mapping[str, Any]]) -> Set[str]:
     """The button payloads of the assistant's messages since the latest session started."""
     offered: Set[str] = set()
@@ -22,9 +28,7 @@ def offered_payloads(events: Iterable[Mapping[str, Any]]) -> Set[str]:
         if event.get("event") == "session_started":
             offered.clear()
         elif event.get("event") == "bot":
-            for button in (event.get("data") or {}).get("buttons") or []:
-                if isinstance(button, Mapping) and isinstance(button.get("payload"), str):
-                    offered.add(button["payload"])
+            offered |= button_payloads(event.get("data") or {})
     return offered
 
 

@@ -13,7 +13,7 @@ from sanic import Blueprint, Sanic
 from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.channels.input_guard import input_problem
-from onewindow.channels.payloads import citizen_text, is_payload, offered_payloads
+from onewindow.channels.payloads import button_payloads, citizen_text, is_payload, offered_payloads
 from onewindow.logs import pseudonym
 from onewindow.wording import technical_apology
 
@@ -46,7 +46,7 @@ class CountingOutputChannel(OutputChannel):
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         self.sent += 1
-        self.payloads.update(button["payload"] for button in message.get("buttons") or [] if isinstance(button.get("payload"), str))
+        self.payloads |= button_payloads(message)
         await self.inner.send_response(recipient_id, message)
 
 
