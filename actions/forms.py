@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 SUBJECT_CHANGES = frozenset({
-    "ask_service_info", "ask_documents", "ask_fee", "ask_processing_time", "ask_online", "ask_opening_hours",
+    "ask_service_info", "ask_documents", "ask_fee", "ask_benefit_amount", "ask_processing_time", "ask_online", "ask_opening_hours",
     "find_office", "life_event", "help", "bot_challenge",
 })
 

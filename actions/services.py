@@ -22,6 +22,25 @@ def overview(service: ServiceRecord, currency: str) -> str:
     )
 
 
+PERIOD_WORDS = {"week": "a week", "month": "a month", "year": "a year", "once": "as one payment"}
+
+
+def payment(service: ServiceRecord, currency: str) -> str:
+    """What a benefit pays: "Child benefit pays 150 dollars a month. That is for each child, ..."."""
+    benefit = service.benefit
+    if benefit is None:
+        return ""
+    most = "up to " if benefit.up_to else ""
+    return f"{service.name} pays {most}{money(benefit.amount, currency)} {PERIOD_WORDS[benefit.period]}. {benefit.basis}"
+
+
+def amount(service: ServiceRecord, currency: str) -> str:
+    """"How much do I get": the benefit's amount, or plainly that the service pays nothing, and its fee."""
+    if service.benefit is None:
+        return f"{service.name} is not a payment: it does not pay you money. {fee(service, currency)}"
+    return f"{payment(service, currency)} It is free to apply." if service.fee == 0 else f"{payment(service, currency)} {fee(service, currency)}"
+
+
 def documents(service: ServiceRecord, _currency: str) -> str:
     listing = " ".join(f"{number}. {item}." for number, item in enumerate(service.documents, start=1))
     visit = (
@@ -33,8 +52,12 @@ def documents(service: ServiceRecord, _currency: str) -> str:
 
 
 def fee(service: ServiceRecord, currency: str) -> str:
+    """What it costs; a benefit that is free to apply for also says what it pays."""
     price = money(service.fee, currency)
-    text = f"{service.name} is free." if price == "free" else f"{service.name} costs {price}."
+    if price == "free" and service.benefit:
+        text = f"It is free to apply for {service.name.lower()}. {payment(service, currency)}"
+    else:
+        text = f"{service.name} is free." if price == "free" else f"{service.name} costs {price}."
     return f"{text} {service.fee_note}" if service.fee_note else text
 
 
@@ -56,6 +79,7 @@ ASPECTS: Dict[str, Callable[[ServiceRecord, str], str]] = {
     "ask_service_info": overview,
     "ask_documents": documents,
     "ask_fee": fee,
+    "ask_benefit_amount": amount,
     "ask_processing_time": duration,
     "ask_online": online,
 }
@@ -66,7 +90,8 @@ def follow_up_buttons(service: ServiceRecord, aspect: str) -> List[Dict[str, str
         ("What to bring", "ask_documents", True),
         ("Where to go", "find_office", True),
         ("Book an appointment", "book_appointment", service.bookable),
-        ("How much it costs", "ask_fee", True),
+        ("How much you get", "ask_benefit_amount", service.benefit is not None),
+        ("How much it costs", "ask_fee", service.benefit is None),
     ]
     return [button(title, intent, service=service.id) for title, intent, ok in options if ok and intent != aspect]
 

@@ -100,6 +100,11 @@ class Service(Base):
     documents = Column(JSON, nullable=False)
     fee_cents = Column(Integer, nullable=False)  # in the city currency; 0 means free
     fee_note = Column(Text)
+    # what a benefit pays the citizen (NULL: the service pays nothing); period: week | month | year | once
+    benefit_cents = Column(Integer)
+    benefit_up_to = Column(Boolean)
+    benefit_period = Column(String(10))
+    benefit_basis = Column(Text)
     processing_days = Column(Integer, nullable=False)
     online_available = Column(Boolean, nullable=False)
     online_where = Column(Text)

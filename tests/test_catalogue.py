@@ -213,7 +213,34 @@ def sympathy_empty(folder: Path) -> Expected:
     return Expected("life_events.yml", _line_number(text, 'sympathy: ""'), "death", "sympathy")
 
 
+def _broken_benefit(folder: Path, new: str) -> Expected:
+    text = _edit_entry(folder, "services.yml", "child_benefit", "    benefit:\n      amount: 150\n", new)
+    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+
+
+def benefit_paid_daily(folder: Path) -> Expected:
+    return _broken_benefit(folder, "    benefit:\n      amount: 150\n      per: day\n")
+
+
+def benefit_amount_zero(folder: Path) -> Expected:
+    return _broken_benefit(folder, "    benefit:\n      amount: 0\n")
+
+
+def benefit_without_basis(folder: Path) -> Expected:
+    text = _edit_entry(folder, "services.yml", "child_benefit", "      basis: That is for each child", "      note: That is for each child")
+    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+
+
+def benefit_period_fortnight(folder: Path) -> Expected:
+    text = _edit_entry(folder, "services.yml", "child_benefit", "      period: month", "      period: fortnight")
+    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+
+
 BROKEN: Dict[str, Callable[[Path], Expected]] = {
+    "benefit with an unknown field": benefit_paid_daily,
+    "benefit amount 0": benefit_amount_zero,
+    "benefit without basis": benefit_without_basis,
+    "benefit paid each fortnight": benefit_period_fortnight,
     "empty sympathy": sympathy_empty,
     "van without a stop on an open day": van_without_a_stop_on_an_open_day,
     "van stop on a closed day": van_stop_on_a_closed_day,
@@ -380,7 +407,14 @@ def _snapshot(url: str) -> Dict[str, object]:
                               models.LifeEventStep, models.ReportCategory, models.Alias)
             }
             fees = dict(session.execute(select(models.Service.id, models.Service.fee_cents)).all())
-            return {"counts": counts, "fees": fees}
+            benefits = {
+                row.id: tuple(row[1:])
+                for row in session.execute(select(
+                    models.Service.id, models.Service.benefit_cents, models.Service.benefit_up_to,
+                    models.Service.benefit_period, models.Service.benefit_basis,
+                ))
+            }
+            return {"counts": counts, "fees": fees, "benefits": benefits}
     finally:
         engine.dispose()
 
@@ -394,6 +428,14 @@ def test_seeding_twice_changes_nothing(database_url: str, catalogue: Catalogue) 
     assert first["fees"]["passport_renewal"] == 100 * next(
         s["fee"] for s in catalogue.services if s["id"] == "passport_renewal"
     )
+    for service in catalogue.services:
+        benefit = service.get("benefit")
+        expected = (
+            (round(benefit["amount"] * 100), benefit.get("up_to", False), benefit["period"], benefit["basis"])
+            if benefit else (None, None, None, None)
+        )
+        assert first["benefits"][service["id"]] == expected, service["id"]
+    assert sum(1 for s in catalogue.services if s.get("benefit")) >= 10, "the benefits say what they pay"
 
 
 def _remove_service(folder: Path, service_id: str) -> None:

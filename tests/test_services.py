@@ -15,11 +15,13 @@ from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.records import ServiceRecord
+from onewindow.catalogue import Catalogue
 from onewindow.db import make_engine, make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import point_actions_at
 
-ASPECT_INTENTS = ("ask_service_info", "ask_documents", "ask_fee", "ask_processing_time", "ask_online")
+ASPECT_INTENTS = ("ask_service_info", "ask_documents", "ask_fee", "ask_benefit_amount", "ask_processing_time", "ask_online")
+PERIODS = {"week": "a week", "month": "a month", "year": "a year", "once": "as one payment"}
 
 
 @pytest.fixture
@@ -76,13 +78,70 @@ def test_documents_for_other_services(module_action_backend: ServiceBackend, ser
     assert visit in message["text"]
 
 
-@pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "business_licence", "child_benefit"])
+@pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "business_licence"])
 def test_fee_in_dollars_or_free(module_action_backend: ServiceBackend, service_id: str) -> None:
     service = module_action_backend.catalogue.service(service_id)
     message, _ = ask({"service": service_id}, "ask_fee")
     assert f"{service.name} {'is' if service.fee == 0 else 'costs'} {fee_words(service)}" in message["text"]
     if service.fee_note:
         assert service.fee_note in message["text"]
+
+
+# --- what a benefit pays ("how much do I get") and what it costs -----------------------------
+
+
+def pays_words(benefit: Dict[str, Any]) -> str:
+    """What the catalogue's benefit field says, as the answer must word it."""
+    most = "up to " if benefit.get("up_to") else ""
+    return f"pays {most}{benefit['amount']:g} dollars {PERIODS[benefit['period']]}. {benefit['basis']}"
+
+
+def test_every_service_answers_how_much_you_get_from_its_catalogue_entry(
+    module_action_backend: ServiceBackend, catalogue: Catalogue
+) -> None:
+    for entry in catalogue.services:
+        service = module_action_backend.catalogue.service(entry["id"])
+        message, slots = ask({"service": entry["id"]}, "ask_benefit_amount")
+        if entry.get("benefit"):
+            assert message["text"].startswith(f"{service.name} {pays_words(entry['benefit'])}"), entry["id"]
+            assert "free to apply" in message["text"] if entry["fee"] == 0 else fee_words(service) in message["text"]
+            assert "not a payment" not in message["text"]
+        else:
+            assert message["text"].startswith(f"{service.name} is not a payment"), entry["id"]
+            assert f"{service.name} {'is' if service.fee == 0 else 'costs'} {fee_words(service)}" in message["text"]
+        assert slots == {"question": None, "service": entry["id"]}
+
+
+def test_a_benefit_asked_what_it_costs_is_free_to_apply_and_says_what_it_pays(
+    module_action_backend: ServiceBackend, catalogue: Catalogue
+) -> None:
+    benefits = [e for e in catalogue.services if e.get("benefit") and e["fee"] == 0]
+    assert len(benefits) >= 10
+    for entry in benefits:
+        message, _ = ask({"service": entry["id"]}, "ask_fee")
+        assert message["text"].startswith(f"It is free to apply for {entry['name'].lower()}."), entry["id"]
+        assert pays_words(entry["benefit"]) in message["text"]
+        assert f"{entry['name']} is free" not in message["text"], "a benefit is not 'free': it pays"
+
+
+def test_money_follow_up_is_how_much_you_get_for_a_benefit_and_the_cost_otherwise(
+    module_action_backend: ServiceBackend,
+) -> None:
+    for service_id, money_intent in (("child_benefit", "ask_benefit_amount"), ("passport_renewal", "ask_fee")):
+        message, _ = ask({"service": service_id}, "ask_documents")
+        intents = [payload(b)[0] for b in message["buttons"]]
+        assert money_intent in intents and {"ask_fee", "ask_benefit_amount"} - {money_intent} - set(intents)
+
+
+def test_changed_amount_in_catalogue_changes_the_answer(
+    fresh_actions_db: ServiceBackend, seeded_url: str, tmp_path: Path
+) -> None:
+    before, _ = ask({"service": "child_benefit"}, "ask_benefit_amount")
+    assert "pays 150 dollars a month" in before["text"]
+    seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "child_benefit", "amount: 150\n", "amount: 162.5\n"))
+    fresh_actions_db.catalogue.refresh()
+    after, _ = ask({"service": "child_benefit"}, "ask_benefit_amount")
+    assert "pays 162.5 dollars a month" in after["text"] and "150" not in after["text"]
 
 
 def test_catalogue_has_both_free_and_paid_services(module_action_backend: ServiceBackend) -> None:

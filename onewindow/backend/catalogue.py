@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from onewindow import models
 from onewindow.backend.records import (
+    BenefitRecord,
     CityRecord,
     LifeEventRecord,
     LifeEventStepRecord,
@@ -232,6 +233,11 @@ def _service_record(service: models.Service, events: Dict[str, List[str]]) -> Se
         bookable=service.bookable,
         office_ids=[o.id for o in service.offices if o.active],
         life_event_ids=events.get(service.id, []),
+        benefit=(
+            BenefitRecord(service.benefit_cents / 100, service.benefit_period, service.benefit_basis, bool(service.benefit_up_to))
+            if service.benefit_cents is not None
+            else None
+        ),
     )
 
 

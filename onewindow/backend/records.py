@@ -9,6 +9,16 @@ Periods = List[Tuple[time, time]]
 
 
 @dataclass(frozen=True)
+class BenefitRecord:
+    """What a benefit pays the citizen: `amount` (the most, when `up_to`) each `period` (week, month, year, once)."""
+
+    amount: float
+    period: str
+    basis: str
+    up_to: bool = False
+
+
+@dataclass(frozen=True)
 class ServiceRecord:
     id: str
     name: str
@@ -25,6 +35,7 @@ class ServiceRecord:
     bookable: bool
     office_ids: List[str]
     life_event_ids: List[str]
+    benefit: Optional[BenefitRecord] = None  # None: the service pays the citizen nothing
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OFFICE_KINDS = ("service_centre", "rural_point", "mobile_point", "specialist_office")
+BENEFIT_PERIODS = ("week", "month", "year", "once")
 
 
 def identifier(value: Any) -> Optional[str]:
@@ -146,6 +147,26 @@ def online(value: Any) -> Optional[str]:
     return None
 
 
+def benefit(value: Any) -> Optional[str]:
+    """What a service that pays the citizen money pays: {amount, period, basis, up_to (optional)}."""
+    message = (
+        "must be {amount: <number above 0>, period: " + " | ".join(BENEFIT_PERIODS)
+        + ", basis: <plain words>, up_to: true or false (optional)}"
+    )
+    if not isinstance(value, dict) or not {"amount", "period", "basis"} <= set(value) <= {"amount", "period", "basis", "up_to"}:
+        return message
+    if amount(value["amount"]) or value["amount"] == 0:
+        return "amount must be a number above 0, in the city currency"
+    problem = one_of(*BENEFIT_PERIODS)(value["period"])
+    if problem:
+        return f"period {problem}"
+    if text(value["basis"]):
+        return "basis must say in plain words how the amount is worked out"
+    if "up_to" in value and boolean(value["up_to"]):
+        return "up_to must be true or false"
+    return None
+
+
 def steps(value: Any) -> Optional[str]:
     if not isinstance(value, list) or not value:
         return "must be a non-empty list of {service, when}"
@@ -195,6 +216,7 @@ SERVICE: Schema = {
     "documents": (texts, True),
     "fee": (amount, True),
     "fee_note": (optional_text, False),
+    "benefit": (benefit, False),
     "processing_days": (whole_number(0), True),
     "online": (online, True),
     "one_visit": (boolean, True),

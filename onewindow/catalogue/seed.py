@@ -93,6 +93,18 @@ def _seed_offices(session: Session, catalogue: Catalogue) -> None:
                 )
 
 
+def benefit_columns(benefit: Optional[dict]) -> dict:
+    """The services table's benefit columns for the catalogue's benefit field (all None without one)."""
+    if not benefit:
+        return {"benefit_cents": None, "benefit_up_to": None, "benefit_period": None, "benefit_basis": None}
+    return {
+        "benefit_cents": round(benefit["amount"] * 100),
+        "benefit_up_to": bool(benefit.get("up_to", False)),
+        "benefit_period": benefit["period"],
+        "benefit_basis": benefit["basis"],
+    }
+
+
 def _seed_services(session: Session, catalogue: Catalogue) -> None:
     session.execute(update(models.Service).values(active=False))
     session.execute(delete(models.ServiceOffice))
@@ -107,6 +119,7 @@ def _seed_services(session: Session, catalogue: Catalogue) -> None:
                 documents=service["documents"],
                 fee_cents=round(service["fee"] * 100),
                 fee_note=service.get("fee_note"),
+                **benefit_columns(service.get("benefit")),
                 processing_days=service["processing_days"],
                 online_available=service["online"]["available"],
                 online_where=service["online"].get("where"),
