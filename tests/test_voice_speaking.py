@@ -24,7 +24,7 @@ from onewindow.__main__ import seed
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import point_actions_at
 from voice.normalise import normalise_caller_text
-from voice.speaking import Option, SpokenTurn, choose, make_options, speak_responses, spell_code, spell_phone
+from voice.speaking import Option, SpokenTurn, by_key, choose, make_options, speak_responses, spell_code, spell_phone
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "catalogue"
 THURSDAY_MORNING = datetime(2026, 11, 26, 10, 0)
@@ -96,15 +96,17 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         pointed.close()
 
 
-def test_office_list_is_cut_after_three_with_the_rest_kept_for_more(real: Dict[str, Any]) -> None:
+def test_office_list_is_read_as_its_choices_each_with_its_key(real: Dict[str, Any]) -> None:
     responses: Responses = real["offices"]
     rest = re.search(r" (4\. [^.]+\. [^.]+\. 5\. [^.]+\. 6\. [^.]+\.)$", responses[0]["text"])
     assert rest, "the chat numbers all 6 offices, the first 4 with their hours"
     turn = speak_responses(responses)
-    assert " 3. " in turn.text and " 4. " not in turn.text
-    assert "There are 3 more. Say more, or press the hash key, to hear them." in turn.text
-    assert turn.more == rest.group(1)
-    assert turn.text.endswith("To choose one, press its number or say its name. Or press 0 for a person.")
+    assert turn.more is None and len(turn.pages) == 1
+    for key, name in enumerate([b["title"] for b in responses[0]["buttons"]], start=1):
+        assert f"For {name}, press {key}." in turn.text
+        assert f"{key}. {name}" not in turn.text, "no list number is read next to a key"
+    assert "Open today from 8:30 am to 5 pm. For South Service Centre, press 4." in turn.text, "an item's details, then its key"
+    assert turn.text.endswith("For Immigration Office, press 6. For a person, press 0.")
     assert [(o.key, o.title, o.payload) for o in turn.options] == [
         (str(n), b["title"], b["payload"]) for n, b in enumerate(responses[0]["buttons"], start=1)
     ]
@@ -118,7 +120,7 @@ def test_one_office_says_its_phone_number_slowly_and_offers_its_buttons(real: Di
     turn = speak_responses(responses)
     assert "Phone 0 8 0 0, 1 0 0, 2 0 1." in turn.text and central["phone"] not in turn.text
     assert turn.text.count(central["address"]) == 1, "the map pin adds nothing"
-    assert turn.text.endswith("Say book an appointment here, or press 1. Say opening hours, or press 2. Or press 0 for a person.")
+    assert turn.text.endswith("For book an appointment here, press 1. For opening hours, press 2. For a person, press 0.")
     assert [o.payload for o in turn.options] == [b["payload"] for b in responses[0]["buttons"]]
     assert choose("what are the opening hours", turn.options) is turn.options[1]
 
@@ -144,8 +146,8 @@ def test_service_answer_with_follow_up_buttons(real: Dict[str, Any]) -> None:
     assert turn.more is None
     assert all(f"{n}. {item}." in turn.text for n, item in enumerate(documents, start=1))
     assert turn.text.endswith(
-        "Say where to go, or press 1. Say book an appointment, or press 2. Say how much it costs, or press 3. "
-        "Or press 0 for a person."
+        "For where to go, press 1. For book an appointment, press 2. For how much it costs, press 3. "
+        "For a person, press 0."
     )
     assert [o.payload for o in turn.options] == [b["payload"] for b in responses[0]["buttons"]]
     assert choose("where do I go", turn.options) is turn.options[0]
@@ -156,7 +158,9 @@ def test_service_answer_with_follow_up_buttons(real: Dict[str, Any]) -> None:
 def test_booking_question_is_answered_yes_or_no(real: Dict[str, Any]) -> None:
     turn = speak_responses(real["confirm"])
     assert turn.text.startswith("Please check: Work permit at Central Service Centre, on ")
-    assert turn.text.endswith("Shall I book it? Say yes or press 1, say no or press 2.")
+    assert turn.text.endswith("Shall I book it? Say yes or press 1, say no or press 2. For a person, press 0.")
+    keypad = speak_responses(real["confirm"], speech=False)
+    assert keypad.text.endswith("Shall I book it? For yes, press 1. For no, press 2. For a person, press 0.")
     yes, no = turn.options
     assert (yes.key, yes.payload, no.key, no.payload) == ("1", "/affirm", "2", "/deny")
     for said in ("yes", "yeah", "yep", "correct", "that's right", "yes please", "1", "one"):
@@ -176,7 +180,8 @@ def test_booking_confirmation_spells_the_reference_and_cuts_the_documents(real: 
     assert f"Your appointment number is {spelled_by_hand(reference)}." in turn.text
     assert "Please bring: 1. " in turn.text and f"3. {documents[2]}" in turn.text and documents[3] not in turn.text
     assert turn.text.count(documents[0]) == 1, "the checklist repeats the text's list: it is not read twice"
-    assert "There are 2 more. Say more, or press the hash key, to hear them." in turn.text
+    assert "There are 2 more. To hear them, say more or press 9." in turn.text
+    assert "There are 2 more. To hear them, press 9." in speak_responses(responses, speech=False).text
     assert turn.text.endswith("Please arrive ten minutes early. You can change or cancel it here at any time.")
     assert turn.more == f"4. {documents[3]}. 5. {documents[4]}."
     assert turn.options == ()
@@ -206,9 +211,10 @@ def test_life_event_list_aligned_with_its_buttons(real: Dict[str, Any]) -> None:
     steps = catalogue("life_events.yml", "life_events")["birth"]["steps"]
     assert len(steps) == 5 == len(responses[0]["buttons"])
     turn = speak_responses(responses)
-    assert turn.more is not None and turn.more.startswith("4. ") and " 5. " in turn.more
-    assert "There are 2 more. Say more, or press the hash key, to hear them. That is 5 services" in turn.text
-    assert turn.text.endswith("To choose one, press its number or say its name. Or press 0 for a person.")
+    assert turn.more is None, "the steps are the choices: all read, each with its key"
+    assert "Birth registration: Within 30 days of the birth. For birth registration, press 1." in turn.text
+    assert "Only if you plan to travel abroad with your baby. For new passport, press 5. That is 5 services" in turn.text
+    assert turn.text.endswith("For a person, press 0.")
     assert choose("child benefit", turn.options).payload == '/ask_documents{"service":"child_benefit"}'
     assert choose("maternity", turn.options).key == "4"
 
@@ -222,8 +228,8 @@ def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, 
 def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[str, Any]) -> None:
     turn = speak_responses(real["greet"])
     assert turn.text.endswith(
-        "Say I have a life event, or press 1. Say find an office, or press 2. Say book an appointment, or press 3. "
-        "Say check an application, or press 4. Say report a problem, or press 5. Say talk to a person, or press 6."
+        "For I have a life event, press 1. For find an office, press 2. For book an appointment, press 3. "
+        "For check an application, press 4. For report a problem, press 5. For talk to a person, press 6."
     ), "one option already asks for a person"
     assert choose("I want to report a pothole", turn.options).payload == "/report_issue"
     assert choose("I have a question", turn.options) is None
@@ -293,7 +299,7 @@ def test_short_lists_are_read_whole_and_max_listed_is_a_parameter() -> None:
     assert speak_responses([{"text": text}], max_listed=4) == SpokenTurn(text, (), None)
     turn = speak_responses([{"text": text}], max_listed=2)
     assert turn.text == (
-        "Bring: 1. Your ID card. 2. A photo. There are 2 more. Say more, or press the hash key, to hear them. That is all."
+        "Bring: 1. Your ID card. 2. A photo. There are 2 more. To hear them, say more or press 9. That is all."
     )
     assert turn.more == "3. The form. 4. The fee."
 
@@ -321,18 +327,22 @@ def test_venue_handoff_and_image_add_nothing(custom: Dict[str, Any]) -> None:
     assert turn == SpokenTurn("Here it is.", (), None)
 
 
-def test_at_most_nine_options_and_zero_is_for_a_person() -> None:
+def test_options_are_paged_by_eight_with_nine_for_more_and_zero_for_a_person() -> None:
     buttons = [button(f"Choice {name}", f"/inform{{\"n\":{n}}}") for n, name in enumerate("abcdefghijk", start=1)]
     turn = speak_responses([{"text": "Pick one.", "buttons": buttons}])
-    assert [o.key for o in turn.options] == [str(n) for n in range(1, 10)]
-    assert turn.text.endswith("Say choice i, or press 9. Or press 0 for a person.")
+    assert [(o.page, o.key) for o in turn.options] == [(0, str(n)) for n in range(1, 9)] + [(1, "1"), (1, "2"), (1, "3")]
+    assert turn.text.endswith("For choice h, press 8. For more choices, press 9. For a person, press 0.")
+    assert turn.pages[1] == ("For choice i, press 1. For choice j, press 2. For choice k, press 3. "
+                             "To hear the first choices again, press 9. For a person, press 0.")
+    assert by_key("1", turn.options, 1).title == "Choice i" and by_key("9", turn.options, 0) is None
+    assert choose("choice k", turn.options) is turn.options[-1], "said words find an option on any page"
     assert choose("0", turn.options) is None
 
 
 def test_yes_no_style_titles_with_more_words() -> None:
     buttons = [button("Yes, cancel it", "/affirm"), button("No, keep it", "/deny")]
     turn = speak_responses([{"text": "Shall I cancel it?", "buttons": buttons}])
-    assert turn.text == "Shall I cancel it? Say yes or press 1, say no or press 2."
+    assert turn.text == "Shall I cancel it? Say yes or press 1, say no or press 2. For a person, press 0."
     yes, no = turn.options
     assert yes.keywords[:2] == ("yes cancel it", "cancel") and "yeah" in yes.keywords and "nope" in no.keywords
     assert choose("no keep it", turn.options) is no
@@ -342,7 +352,7 @@ def test_yes_no_style_titles_with_more_words() -> None:
 
 def test_only_buttons_is_a_turn_too() -> None:
     turn = speak_responses([{"buttons": [button("Opening hours", "/ask_opening_hours")]}])
-    assert turn.text == "Say opening hours, or press 1. Or press 0 for a person."
+    assert turn.text == "For opening hours, press 1. For a person, press 0."
 
 
 # --- option keywords and choose -------------------------------------------------------------
@@ -361,7 +371,11 @@ def test_choose_by_time_and_date_titles() -> None:
     times = make_options([button("9 am", "/t9"), button("10 am", "/t10"), button("2:30 pm", "/t1430")])
     assert choose(normalise_caller_text("ten o'clock"), times) is times[1]
     assert choose(normalise_caller_text("half past two"), times) is times[2]
-    assert choose("2", times) is times[1], "a key press is a position"
+    assert by_key("2", times) is times[1], "a key press is a position"
+    assert choose("2", times) is times[1], "no title has the number 2: the second"
+    afternoon = make_options([button("1 pm", "/t13"), button("1:30 pm", "/t1330"), button("2 pm", "/t14")])
+    assert choose("two", afternoon) is afternoon[2], "a number said is a time in the titles before it is a key"
+    assert choose("one", afternoon) is afternoon[0] and choose("the second one", afternoon) is afternoon[1]
     days = make_options([button("Monday 30 November", "/d30"), button("Tuesday 1 December", "/d1")])
     assert choose(normalise_caller_text("the first of december"), days) is days[1]
     assert choose("monday", days) is days[0]

@@ -1,7 +1,11 @@
-"""Bot responses rendered for the ear: numbered options, short lists, codes and numbers read slowly.
+"""Bot responses rendered for the ear: options read with their keys and paged, short lists, codes and numbers read slowly.
 
-Keys on the hotline: 1 to 9 choose an option, PERSON_KEY (0) asks for a person, MORE_KEY (#)
-hears the rest of a long list (like saying "more"), REPEAT_KEY (*) hears the last answer again.
+Keys on the hotline: 1 to 8 choose an option of the page being read; MORE_KEY (9) hears the rest
+of a long list or the next page of options (after the last page, the first again); REPEAT_KEY (*)
+hears the last answer again; SLOWER_KEY (#) hears it again more slowly (and ends a keyed-in
+number); PERSON_KEY (0) asks for a person. A choice is read "For 2 pm, press 3" (or "Press 3 for
+the number ending in 1 2 3 4" when the title ends in a digit), so a key is never read right
+beside another number. "Say" is only offered when the hotline can hear speech.
 """
 from __future__ import annotations
 
@@ -16,15 +20,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from onewindow.dates import MONTH_NAMES, NUMBER_WORDS, WEEKDAY_NAMES, parse_time, spoken_date, spoken_time
 from voice.normalise import normalise_caller_text
 
-MAX_OPTIONS = 9
+PAGE_SIZE = 8
 PERSON_KEY = "0"
-MORE_KEY = "#"
+MORE_KEY = "9"
 REPEAT_KEY = "*"
+SLOWER_KEY = "#"
 PERSON_PAYLOAD = "/request_human"
 YES_WORDS = ("yes", "yeah", "yep", "yup", "correct", "right", "sure")
 NO_WORDS = ("no", "nope", "nah")
 NEGATIONS = ("not", "don't", "dont", "never", "isn't", "wasn't", "can't", "cannot")
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+# while the assistant asks for one of these, keys are digits ended by SLOWER_KEY (#) or a pause
+NUMBER_QUESTION = re.compile(r"\b(?:number|phone|reference|digits)\b", re.IGNORECASE)
+KEYED_IN = re.compile(r"\b(?:key|press|hash)\b", re.IGNORECASE)
 # words that never tell options apart
 COMMON_WORDS = frozenset(
     "a an the to of or and for in on at it its it's my me i you your what how can do is be please here "
@@ -59,21 +67,33 @@ PHONE = re.compile(r"(?<![\w+-])\+?\d{1,4}(?:[ -]?\d{2,4}){1,5}(?![\w-])")
 
 @dataclass(frozen=True)
 class Option:
-    """One numbered choice: press `key` or say one of `keywords` to send `payload`."""
+    """One choice: on page `page` press `key`, or say one of `keywords`, to send `payload`."""
 
     key: str
     title: str
     payload: str
     keywords: Tuple[str, ...]
+    page: int = 0
 
 
 @dataclass(frozen=True)
 class SpokenTurn:
-    """What to say now, the options it offers, and the rest of a long list for "more" (or MORE_KEY)."""
+    """What to say now, every option it offers, the rest of a long list for "more", and the choices page by page.
+
+    `text` ends with the first page's choices (`pages[0]`); MORE_KEY reads `more` first (when a
+    list was cut), then `pages[1]`, `pages[2]`, ... and `pages[0]` again. `asks_number`: the
+    assistant asked for a number, so digit keys are collected until # or a pause.
+    """
 
     text: str
     options: Tuple[Option, ...]
     more: Optional[str] = None
+    pages: Tuple[str, ...] = ()
+    asks_number: bool = False
+
+    def on_page(self, page: int) -> Tuple[Option, ...]:
+        """The options keyed on this page."""
+        return tuple(o for o in self.options if o.page == page)
 
 
 @dataclass(frozen=True)
@@ -181,14 +201,15 @@ def _sentences(item: str) -> List[str]:
     return SENTENCE_END.split(LIST_MARKER.sub("", item, count=1).strip())
 
 
-def _more_notice(count: int) -> str:
+def _more_notice(count: int, speech: bool = True) -> str:
     """What to say where a long list is cut."""
+    how = f"say more or press {MORE_KEY}" if speech else f"press {MORE_KEY}"
     if count == 1:
-        return "There is 1 more. Say more, or press the hash key, to hear it."
-    return f"There are {count} more. Say more, or press the hash key, to hear them."
+        return f"There is 1 more. To hear it, {how}."
+    return f"There are {count} more. To hear them, {how}."
 
 
-def shorten(listing: Listing, max_listed: int) -> Tuple[str, Optional[str]]:
+def shorten(listing: Listing, max_listed: int, speech: bool = True) -> Tuple[str, Optional[str]]:
     """(the text with its list cut after max_listed items, the rest of the list) — no rest when short."""
     whole = " ".join(part for part in (listing.before, *listing.items, listing.after) if part)
     if len(listing.items) <= max_listed:
@@ -197,7 +218,7 @@ def shorten(listing: Listing, max_listed: int) -> Tuple[str, Optional[str]]:
     unspoken = UNSPOKEN_COUNT.match(listing.after)  # "There are 2 more." belongs with the rest
     after = listing.after[unspoken.end():] if unspoken else listing.after
     more = " ".join(rest + ([unspoken.group(0).strip()] if unspoken else []))
-    kept = (listing.before, *listing.items[:max_listed], _more_notice(len(rest)), after)
+    kept = (listing.before, *listing.items[:max_listed], _more_notice(len(rest), speech), after)
     return " ".join(part for part in kept if part), more
 
 
@@ -219,15 +240,16 @@ def _answer_words(words: List[str]) -> Tuple[str, ...]:
 
 
 def make_options(buttons: Sequence[Dict[str, Any]]) -> Tuple[Option, ...]:
-    """Buttons as options keyed 1..9, each with its title and the title's words no other option has."""
-    shown = [b for b in buttons if b.get("title") and b.get("payload")][:MAX_OPTIONS]
+    """Every button as an option, keyed 1..PAGE_SIZE page by page, each with its title and the title's words no other option has."""
+    shown = [b for b in buttons if b.get("title") and b.get("payload")]
     titles = [words_of(str(b["title"])) for b in shown]
     options = []
     for index, (button, words) in enumerate(zip(shown, titles)):
         others = {word for other, title in enumerate(titles) if other != index for word in title}
         unique = [w for w in words if w not in others and w not in UNTELLING and not (len(w) == 1 and w.isdigit())]
         keywords = tuple(k for k in dict.fromkeys([" ".join(words), *unique, *_answer_words(words)]) if k)
-        options.append(Option(str(index + 1), str(button["title"]), str(button["payload"]), keywords))
+        page, position = divmod(index, PAGE_SIZE)
+        options.append(Option(str(position + 1), str(button["title"]), str(button["payload"]), keywords, page))
     return tuple(options)
 
 
@@ -248,27 +270,69 @@ def _answer(option: Option) -> Optional[str]:
 
 
 def _aligned(options: Sequence[Option], listing: Optional[Listing]) -> bool:
-    """Whether option n is item n of the list (so "press its number" is enough)."""
+    """Whether option n is item n of the list (so the items are read as the choices)."""
     if listing is None or len(listing.items) != len(options):
         return False
-    labels = [re.sub(r"^\d{1,2}\. ", "", item).lower() for item in listing.items]
-    return all(label.startswith(o.title.split(",")[0].lower()) for label, o in zip(labels, options))
+    return all(label.startswith(o.title.split(",")[0].lower()) for label, o in zip(_labels(listing), options))
 
 
-def options_sentence(options: Sequence[Option], listing: Optional[Listing] = None) -> str:
-    """How to choose, aloud: "Say yes or press 1, say no or press 2." and so on."""
-    if not options:
-        return ""
-    answers = [_answer(o) for o in options]
-    if sorted(map(str, answers)) == ["no", "yes"]:
-        return f"Say {answers[0]} or press 1, say {answers[1]} or press 2."
-    if _aligned(options, listing):
-        sentence = "To choose one, press its number or say its name."
+def _labels(listing: Listing) -> List[str]:
+    """A list's items without their "3. " markers, lowercase."""
+    return [re.sub(r"^\d{1,2}\. ", "", item).lower() for item in listing.items]
+
+
+def press(option: Option, item: str = "") -> str:
+    """"For 2 pm, press 3." — or "Press 1 for ..., ending in 1 2 3 4." when the words end in a digit; a list item's
+    details are read first: "Central Service Centre, 1 Market Square. For Central Service Centre, press 1."."""
+    title = speakable(plain(option.title)).rstrip(" .")
+    details = re.sub(r"^\d{1,2}\. ", "", item).strip()
+    lead = f"{details.rstrip('.')}. " if details and details.rstrip(". ").lower() != plain(option.title).lower() else ""
+    said = _said_title(title)
+    if said[-1:].isdigit():
+        return f"{lead}Press {option.key} for {said}."
+    return f"{lead}For {said}, press {option.key}."
+
+
+def page_sentence(page: Sequence[Option], page_number: int, pages: int, speech: bool = True,
+                  items: Sequence[str] = (), asks_for_person: bool = False, extra: str = "") -> str:
+    """The choices of one page, aloud: each with its key, then `extra`, how to hear more, and the person key."""
+    answers = [_answer(o) for o in page]
+    if pages == 1 and sorted(map(str, answers)) == ["no", "yes"]:
+        if speech:
+            parts = [f"Say {answers[0]} or press 1, say {answers[1]} or press 2."]
+        else:
+            parts = [f"For {answers[0]}, press 1. For {answers[1]}, press 2."]
     else:
-        sentence = " ".join(f"Say {_said_title(o.title)}, or press {o.key}." for o in options)
-    if any(o.payload.startswith(PERSON_PAYLOAD) for o in options):
-        return sentence
-    return f"{sentence} Or press {PERSON_KEY} for a person."
+        parts = [press(option, item) for option, item in zip(page, [*items, *[""] * len(page)])]
+    if extra:
+        parts.append(extra)
+    if pages > 1:
+        last = page_number == pages - 1
+        parts.append(f"To hear the first choices again, press {MORE_KEY}." if last else f"For more choices, press {MORE_KEY}.")
+    if not asks_for_person:
+        parts.append(f"For a person, press {PERSON_KEY}.")
+    return " ".join(parts)
+
+
+def options_sentence(options: Sequence[Option], listing: Optional[Listing] = None, speech: bool = True) -> str:
+    """How to choose on the first page, aloud ("For passport renewal, press 1. ... For a person, press 0.")."""
+    return choice_pages(options, listing, speech)[0] if options else ""
+
+
+def choice_pages(options: Sequence[Option], listing: Optional[Listing] = None, speech: bool = True,
+                 extra: str = "") -> Tuple[str, ...]:
+    """The choices sentence of every page (`extra` after the first page's choices); a list aligned with the
+    options is read item by item as its choices."""
+    if not options:
+        return ()
+    count = max(o.page for o in options) + 1
+    items = listing.items if _aligned(options, listing) else []  # type: ignore[union-attr]
+    person = any(o.payload.startswith(PERSON_PAYLOAD) for o in options)
+    return tuple(
+        page_sentence([o for o in options if o.page == number], number, count, speech,
+                      items[number * PAGE_SIZE:(number + 1) * PAGE_SIZE], person, extra if number == 0 else "")
+        for number in range(count)
+    )
 
 
 # --- whole turns -------------------------------------------------------------------------
@@ -294,21 +358,39 @@ def _texts(responses: Sequence[Dict[str, Any]]) -> List[str]:
     return [text for text in texts if text]
 
 
-def speak_responses(responses: List[Dict[str, Any]], max_listed: int = 3) -> SpokenTurn:
-    """One turn for the ear from Rasa's REST responses: texts, the first long list cut, buttons as options."""
+HINTS = "To hear this again, press star. To hear it more slowly, press hash."
+
+
+def speak_responses(responses: List[Dict[str, Any]], max_listed: int = 3, speech: bool = True, hints: bool = False) -> SpokenTurn:
+    """One turn for the ear from Rasa's REST responses: texts, a long list cut (or read as the choices when it is
+    them), buttons as options paged by PAGE_SIZE; `speech` False offers no speaking; `hints` adds the star and hash keys."""
     options = make_options([b for r in responses for b in r.get("buttons") or []])
     parts: List[str] = []
     more: Optional[str] = None
     first_listing: Optional[Listing] = None
+    after = ""  # what follows a list read as the choices: said after the first page's choices
     for text in _texts(responses):
         listing = find_listing(text)
         if listing and first_listing is None:
             first_listing = listing
-            text, more = shorten(listing, max_listed)
+            if _aligned(options, listing):  # the items are read with their keys, page by page
+                text, after = listing.before, listing.after
+            else:
+                text, more = shorten(listing, max_listed, speech)
         parts.append(text)
-    parts.append(options_sentence(options, first_listing))
+    asked = " ".join(parts)
+    asks_number = bool(NUMBER_QUESTION.search(asked)) and asked.rstrip().endswith("?")
+    keyed_in = asks_number and not KEYED_IN.search(asked)
+    if keyed_in and not options:
+        parts.append("Key in the number, then press hash.")
+    extra = " ".join(part for part in (after, "To give another number, key it in, then press hash." if keyed_in else "") if part)
+    pages = tuple(speakable(page) for page in choice_pages(options, first_listing, speech, extra))
+    if pages:
+        parts.append(pages[0])
+    if hints:
+        parts.append(HINTS)
     spoken = speakable(" ".join(part for part in parts if part))
-    return SpokenTurn(spoken, options, speakable(more) if more else None)
+    return SpokenTurn(spoken, options, speakable(more) if more else None, pages, asks_number)
 
 
 # --- what the caller chose ---------------------------------------------------------------
@@ -322,7 +404,7 @@ def _position(words: List[str]) -> Optional[str]:
     if len(core) != 1:
         return None
     word = core[0]
-    numbers = {name: str(value) for name, value in NUMBER_WORDS.items() if value <= MAX_OPTIONS}
+    numbers = {name: str(value) for name, value in NUMBER_WORDS.items() if value <= PAGE_SIZE}
     ordinals = {name: str(n) for n, name in enumerate(ORDINALS, start=1)}
     if re.fullmatch(r"[1-9](?:st|nd|rd|th)?", word):
         return word[0]
@@ -353,32 +435,45 @@ def _by_words(words: List[str], options: Sequence[Option]) -> Optional[Option]:
     return options[scores.index(best)]
 
 
-def _by_time(said: str, options: Sequence[Option]) -> Optional[Option]:
-    """"10:00" picks the option titled "10 am"."""
+def _by_number(said: str, options: Sequence[Option]) -> Optional[Option]:
+    """"10:00" or "ten" picks the option titled "10 am"; "two" picks "Window 2": numbers in titles before key positions."""
+    if not any(ch.isdigit() for o in options for ch in o.title):
+        return None
     wanted = parse_time(said).value
     matching = [o for o in options if wanted is not None and parse_time(o.title).value == wanted]
+    if not matching:  # only a number was said
+        core = [w for w in words_of(normalise_caller_text(said)) if w not in FILLER_WORDS]
+        matching = [o for o in options if len(core) == 1 and core[0].isdigit() and core[0] in words_of(o.title)]
     return matching[0] if len(matching) == 1 else None
 
 
-def choose(said: str, options: Sequence[Option]) -> Optional[Option]:
-    """The option a caller picked by key, number, yes or no, or words; None when unclear or ambiguous."""
-    return _choose(said, options) or _choose(normalise_caller_text(said), options)
+def by_key(digit: str, options: Sequence[Option], page: int = 0) -> Optional[Option]:
+    """The option a key chooses on the page being read."""
+    return next((o for o in options if o.page == page and o.key == digit), None)
 
 
-def _choose(said: str, options: Sequence[Option]) -> Optional[Option]:
+def choose(said: str, options: Sequence[Option], page: int = 0) -> Optional[Option]:
+    """The option a caller said: by a number in the titles, its position on this page, yes or no, or words; None when unclear."""
+    return _choose(said, options, page) or _choose(normalise_caller_text(said), options, page)
+
+
+def _choose(said: str, options: Sequence[Option], page: int) -> Optional[Option]:
     """choose() on the words as given."""
-    by_key = {o.key: o for o in options}
-    if said.strip() in by_key:
-        return by_key[said.strip()]
     words = words_of(said)
     if not words or not options:
         return None
+    numbered = _by_number(said, options)
+    if numbered is not None:
+        return numbered
+    shown = [o for o in options if o.page == page]
+    if said.strip() in {o.key for o in shown}:
+        return by_key(said.strip(), options, page)
     position = _position(words)
     if position is not None:
-        return options[-1] if position == "last" else by_key.get(position)
+        return shown[-1] if position == "last" and shown else by_key(position, options, page)
     answer = _by_answer(words, options)
     if answer is not None:
         return answer
     if any(w in NEGATIONS or w.endswith("n't") for w in words):
         return None
-    return _by_words(words, options) or _by_time(said, options)
+    return _by_words(words, options)

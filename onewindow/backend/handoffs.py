@@ -109,15 +109,16 @@ class Handoffs:
         with self._sessions() as session:
             return session.scalar(select(Handoff.id).where(held(sender_id)).limit(1)) is not None
 
-    def withdraw(self, sender_id: str) -> Optional[HandoffRecord]:
-        """The citizen leaves the queue (only while nobody has claimed the handoff)."""
+    def withdraw(self, sender_id: str, outcome: Optional[str] = None) -> Optional[HandoffRecord]:
+        """The citizen leaves the queue (only while nobody has claimed the handoff); `outcome` says how
+        (for example "caller_left": a caller who hung up before the transfer)."""
         with self._sessions.begin() as session:
             row = self._active_row(session, sender_id)
             if row is None or row.status != "open":
                 return None
-            row.status, row.closed_at = "withdrawn", models.utcnow()
+            row.status, row.outcome, row.closed_at = "withdrawn", outcome, models.utcnow()
             record = _record(row, {})
-        log_event(logger, "handoff.withdrawn", reference=record.reference)
+        log_event(logger, "handoff.withdrawn", reference=record.reference, outcome=outcome)
         return record
 
     def mark_notified(self, reference: str, position: Optional[int]) -> None:
