@@ -4,15 +4,12 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, SlotSet, UserUtteranceReverted
+from rasa_sdk.events import UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import hand_off
+from actions.shared import TASK_SLOTS, leave_task  # noqa: F401 - TASK_SLOTS: what stop clears
 
-TASK_SLOTS = (
-    "appointment_date", "appointment_time", "booking_confirmed", "cancel_confirmed",
-    "report_category", "report_location", "report_description", "application_reference", "record_proof",
-)
 
 
 LOW_CONFIDENCE_ACTION = "action_handle_low_confidence"
@@ -58,7 +55,7 @@ class ActionStop(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         dispatcher.utter_message(text="All right, I have stopped. Nothing was booked or sent. What would you like to do now?")
-        return [ActiveLoop(None), SlotSet("requested_slot", None), *(SlotSet(name, None) for name in TASK_SLOTS)]
+        return leave_task()
 
 
 class ActionHandleLowConfidence(Action):

@@ -9,15 +9,20 @@ from datetime import date, datetime
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import Requester
 from onewindow.backend.records import OfficeRecord, ServiceRecord
+from onewindow.channel_wording import Abilities, abilities_for
 from onewindow.channels.senders import signed_by_channel, split_sender
 
 T = TypeVar("T")
-MAX_BUTTONS = 6
+TASK_SLOTS = (
+    "appointment_date", "appointment_time", "booking_confirmed", "cancel_confirmed",
+    "report_category", "report_location", "report_description", "application_reference", "record_proof",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,6 +67,11 @@ def latest_metadata(tracker: Tracker) -> Dict[str, Any]:
     return {}
 
 
+def abilities_of(tracker: Tracker) -> Abilities:
+    """What the citizen's channel lets them do (speech, keypad, typing, buttons), from the sender and the latest message."""
+    return abilities_for(tracker.sender_id, latest_metadata(tracker))
+
+
 def venue(office: OfficeRecord, day: date) -> Dict[str, Any]:
     """A custom payload channels show as a map pin (Telegram sends a venue): where the office is on `day`."""
     place = office.place_on(day)
@@ -89,7 +99,13 @@ def office_buttons(offices: List[OfficeRecord], intent: str) -> List[Dict[str, s
 
 
 def service_buttons(services: List[ServiceRecord], intent: str) -> List[Dict[str, str]]:
-    return [button(s.name, intent, service=s.id) for s in services[:MAX_BUTTONS]]
+    """One button for every service (never cut: the phone pages long lists)."""
+    return [button(s.name, intent, service=s.id) for s in services]
+
+
+def leave_task() -> List[Dict[str, Any]]:
+    """The events that leave any form under way and forget the task's answers (what the conversation is about stays)."""
+    return [ActiveLoop(None), SlotSet("requested_slot", None), *(SlotSet(name, None) for name in TASK_SLOTS)]
 
 
 def first(value: Any) -> Any:

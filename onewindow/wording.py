@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
+from onewindow.channel_wording import Abilities, Prompt, abilities_for
 from onewindow.dates import WEEKDAY_NAMES, spoken_time
 
 
@@ -64,9 +65,14 @@ def distance_text(km: float) -> str:
     return f"{km:.1f} kilometres"
 
 
-def technical_apology(hotline: str) -> str:
-    """What a citizen reads when a part of the assistant is down: never silence, always a way to a person."""
-    return (
-        "Sorry, I cannot answer right now because of a technical problem. Please try again in a few "
-        f"minutes. If it is urgent, call the city hotline on {hotline}, or visit any service centre."
-    )
+TECHNICAL_APOLOGY = Prompt(
+    "Sorry, I cannot answer right now because of a technical problem. Please try again in a few minutes.",
+    chat="If it is urgent, call the city hotline on {hotline}, or visit any service centre.",
+    voice="If it is urgent, please visit any service centre.",
+    keypad="If it is urgent, please visit any service centre.",
+)
+
+
+def technical_apology(hotline: str, abilities: Optional[Abilities] = None) -> str:
+    """What a citizen hears when a part of the assistant is down: never silence, always a way to a person (a chat by default)."""
+    return TECHNICAL_APOLOGY.render(abilities or abilities_for("", None), hotline=hotline)

@@ -140,6 +140,14 @@ class CatalogueQueries:
     def life_event(self, event_id: str) -> Optional[LifeEventRecord]:
         return self._current().life_events.get(event_id)
 
+    def life_events(self) -> List[LifeEventRecord]:
+        """Every active life event, by name."""
+        return sorted(self._current().life_events.values(), key=lambda e: e.name)
+
+    def districts(self) -> Dict[str, str]:
+        """The city's districts: id -> name, by name."""
+        return dict(sorted(self._current().districts.items(), key=lambda item: item[1]))
+
 
 
 def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+from typing import List, Tuple
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from onewindow import models
@@ -18,6 +20,16 @@ MAX_TEXT = 2000
 class Reports:
     def __init__(self, sessions: sessionmaker) -> None:
         self._sessions = sessions
+
+    def categories(self) -> List[Tuple[str, str]]:
+        """(id, name) of every active report category, by name."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(models.ReportCategory.id, models.ReportCategory.name)
+                .where(models.ReportCategory.active.is_(True))
+                .order_by(models.ReportCategory.name)
+            )
+            return [(row.id, row.name) for row in rows]
 
     def submit(
         self, category_id: str, location: str, description: str, channel: str, sender_id: str

@@ -5,14 +5,15 @@ typed text could otherwise trigger any intent with any entity: Rasa's own `/rest
 `/session_start` (which wipe the conversation), or slots set by hand. A payload is taken as
 one only when it is a button the assistant offered in this session, or one of the commands the
 channel adapters send themselves (the Telegram commands /human and /cancel, a shared location,
-the keypad's 0). Anything else is read as the words the citizen typed.
+the keypad's 0, the hotline's main menu at the start of a call and its "nothing understood").
+Anything else is read as the words the citizen typed.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Set
 
 # sent by bot/handlers.py and voice/ (call.py, speaking.py) on the citizen's behalf
-CHANNEL_COMMANDS = frozenset({"/request_human", "/stop", "/find_office"})
+CHANNEL_COMMANDS = frozenset({"/request_human", "/stop", "/find_office", "/main_menu", "/nlu_fallback"})
 
 
 def button_payloads(message: Mapping[str, Any]) -> Set[str]:

@@ -12,6 +12,7 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, Sanic
 from sqlalchemy.exc import SQLAlchemyError
 
+from onewindow.channel_wording import CHAT, Abilities, abilities_for
 from onewindow.channels.input_guard import input_problem
 from onewindow.channels.payloads import button_payloads, citizen_text, is_payload, offered_payloads
 from onewindow.logs import pseudonym
@@ -34,15 +35,20 @@ def hotline_number() -> str:
 
 
 class CountingOutputChannel(OutputChannel):
-    """Passes every response on to `inner` and counts them, so an empty turn can be noticed; keeps the buttons' payloads."""
+    """Passes every response on to `inner` and counts them, so an empty turn can be noticed; keeps the buttons' payloads.
 
-    def __init__(self, inner: OutputChannel) -> None:
+    Its name is the citizen's mode (chat, voice or keypad, onewindow/channel_wording.py): Rasa picks
+    a domain response's `channel:` variation by the output channel's name.
+    """
+
+    def __init__(self, inner: OutputChannel, mode: str = CHAT) -> None:
         self.inner = inner
+        self.mode = mode
         self.sent = 0
         self.payloads: Set[str] = set()
 
-    def name(self) -> str:  # type: ignore[override]  # the inner channel's name, for channel-specific responses
-        return self.inner.name()
+    def name(self) -> str:  # type: ignore[override]
+        return self.mode
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         self.sent += 1
@@ -96,23 +102,24 @@ class GuardedRestInput(RestInput):
         offered = OfferedPayloads()
 
         async def guarded(message: UserMessage) -> None:
-            counting = CountingOutputChannel(message.output_channel)
+            abilities = abilities_for(message.sender_id, message.metadata if isinstance(message.metadata, dict) else None)
+            counting = CountingOutputChannel(message.output_channel, abilities.mode)
             message.output_channel = counting
             try:
-                await answer(message)
+                await answer(message, abilities)
             except asyncio.CancelledError:
                 logger.error("rest.turn_cancelled", extra={"fields": {"sender": pseudonym(message.sender_id)}})
             except Exception:  # noqa: BLE001 - whatever broke, the citizen gets an answer; the traceback is logged
                 logger.exception("rest.turn_failed", extra={"fields": {"sender": pseudonym(message.sender_id)}})
             if counting.sent == 0:
                 logger.error("rest.turn_without_answer", extra={"fields": {"sender": pseudonym(message.sender_id)}})
-                await counting.inner.send_text_message(message.sender_id, technical_apology(hotline_number()))
+                await counting.inner.send_text_message(message.sender_id, technical_apology(hotline_number(), abilities))
             offered.remember(message.sender_id, counting.payloads)
 
-        async def answer(message: UserMessage) -> None:
+        async def answer(message: UserMessage, abilities: Abilities) -> None:
             if isinstance(message.text, str) and is_payload(message.text):
                 message.text = citizen_text(message.text, await offered.of(message.sender_id, message.text))
-            problem = input_problem(message.text)
+            problem = input_problem(message.text, abilities)
             if problem:
                 await message.output_channel.send_response(message.sender_id, {"text": problem})
                 return
