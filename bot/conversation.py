@@ -10,6 +10,7 @@ from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
+from bot.delivery import current_deliveries
 from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from bot.rendering import Renderer, spoken_text
 from bot.speech import synthesise_voice_reply
@@ -59,15 +60,16 @@ class Conversations:
 
     async def turn(self, bot: Bot, chat_id: int, text: str, metadata: Optional[Dict[str, Any]] = None) -> None:
         """Send `text` to the assistant and deliver its answer (or an apology within the Rasa timeout)."""
+        current_deliveries().begin_turn()
         async with typing(bot, chat_id):
             try:
                 responses = await self.rasa.send(chat_id, text, metadata)
             except RasaUnavailable as error:
-                log_event(logger, "bot.rasa_unavailable", chat=pseudonym(chat_id), error=str(error))
+                log_event(logger, "bot.rasa_unavailable", level=logging.ERROR, exc_info=error, chat=pseudonym(chat_id))
                 await bot.send_message(chat_id, self.apology)
                 return
         if not responses:  # every turn answers something: silence means an action failed (action server down)
-            log_event(logger, "bot.no_answer", chat=pseudonym(chat_id))
+            log_event(logger, "bot.no_answer", level=logging.ERROR, chat=pseudonym(chat_id))
             await bot.send_message(chat_id, self.apology)
             return
         await self.renderer.send(bot, chat_id, responses)
@@ -82,6 +84,6 @@ class Conversations:
         try:
             reply = await synthesise_voice_reply(words, preferences.slow_speech)
         except (RuntimeError, ValueError) as error:
-            log_event(logger, "bot.voice_reply_failed", chat=pseudonym(chat_id), error=type(error).__name__)
+            log_event(logger, "bot.voice_reply_failed", level=logging.ERROR, exc_info=error, chat=pseudonym(chat_id))
             return
         await bot.send_voice(chat_id, reply.ogg, duration=reply.seconds)

@@ -7,14 +7,20 @@
 - A timeout or a dropped connection after the request was sent: the message may have
   been delivered, so a sending method is not retried (no message is sent twice); reading
   methods (getFile, getMe, ...) are.
+
+Each update is handled with a `Deliveries` record (`recording()`): every message that reached
+the chat is noted, so a failure later in the update can tell whether the citizen already has
+an answer (then no apology is sent, and nothing is sent twice).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, Callable, Coroutine, Dict, Optional, Union
+from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Union
 
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
@@ -24,6 +30,47 @@ from onewindow.logs import log_event
 logger = logging.getLogger("onewindow.bot")
 JSON = Union[bool, Dict[str, Any], list]
 NOT_SENT_MARKERS = ("httpx.ConnectError", "httpx.ConnectTimeout", "Bad Gateway", "Internal Server Error", "Service Unavailable")
+
+
+class Deliveries:
+    """The Bot API methods that put something in the chat while one update is handled, in order."""
+
+    def __init__(self) -> None:
+        self.methods: List[str] = []
+        self._turn_start = 0
+
+    def begin_turn(self) -> None:
+        """The citizen's turn starts here: what was sent before (an "I heard: ..." echo) is not its reply."""
+        self._turn_start = len(self.methods)
+
+    @property
+    def reply_delivered(self) -> bool:
+        """True once any message of the turn has reached the citizen."""
+        return len(self.methods) > self._turn_start
+
+
+CURRENT: ContextVar[Optional[Deliveries]] = ContextVar("onewindow_bot_deliveries", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Deliveries]:
+    """Note what reaches the chat while the block runs (one update; its task's context only)."""
+    record = Deliveries()
+    token = CURRENT.set(record)
+    try:
+        yield record
+    finally:
+        CURRENT.reset(token)
+
+
+def current_deliveries() -> Deliveries:
+    """This update's record (a fresh, unshared one outside `recording()`)."""
+    return CURRENT.get() or Deliveries()
+
+
+def puts_in_chat(endpoint: str) -> bool:
+    """Methods whose success shows the citizen something new (a message, a venue, a voice note)."""
+    return endpoint.startswith(("send", "copyMessage", "forwardMessage")) and endpoint != "sendChatAction"
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -66,21 +113,25 @@ class SafeRetries(BaseRateLimiter):
     ) -> JSON:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except RetryAfter as error:
                 wait = retry_after_seconds(error)
                 if attempt == self.max_attempts or wait > self.max_wait:
                     raise
-                log_event(logger, "bot.flood_control", endpoint=endpoint, retry_after=wait, attempt=attempt)
+                log_event(logger, "bot.flood_control", level=logging.WARNING, endpoint=endpoint, retry_after=wait, attempt=attempt)
                 await asyncio.sleep(wait)
             except BadRequest:
                 raise  # Telegram refused the request itself: sending it again cannot help
             except NetworkError as error:
                 retryable = never_delivered(error) or is_idempotent(endpoint)
                 if attempt == self.max_attempts or not retryable:
-                    log_event(logger, "bot.api_call_failed", endpoint=endpoint, error=type(error).__name__, attempt=attempt)
-                    raise
+                    log_event(logger, "bot.api_call_failed", level=logging.WARNING, endpoint=endpoint, error=type(error).__name__, attempt=attempt)
+                    raise  # whoever made the call logs the failure with its traceback
                 wait = self.backoff * 2 ** (attempt - 1)
-                log_event(logger, "bot.api_call_retry", endpoint=endpoint, error=type(error).__name__, wait=wait)
+                log_event(logger, "bot.api_call_retry", level=logging.WARNING, endpoint=endpoint, error=type(error).__name__, wait=wait)
                 await asyncio.sleep(wait)
+            else:
+                if puts_in_chat(endpoint):
+                    current_deliveries().methods.append(endpoint)
+                return result
         raise AssertionError("unreachable")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Awaitable, Dict, Optional
 
 from sqlalchemy.engine import Engine
 from telegram import Message, Update
@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.conversation import CHANNEL, Conversations, typing
+from bot.delivery import current_deliveries
 from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
 from bot.speech import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
 from onewindow.backend import ServiceBackend
@@ -172,8 +173,8 @@ class ChatHandlers:
             async with typing(context.bot, chat):
                 ogg = bytes(await (await note.get_file()).download_as_bytearray())  # type: ignore[union-attr]
                 transcript = await transcribe_voice_note(ogg)
-        except SpeechUnavailable:
-            log_event(logger, "bot.speech_unavailable", chat=pseudonym(chat))
+        except SpeechUnavailable as error:
+            log_event(logger, "bot.speech_unavailable", level=logging.WARNING, exc_info=error, chat=pseudonym(chat))
             await message.reply_text("Sorry, I cannot listen to voice messages at the moment. Please type your question.")
             return
         except AudioError:
@@ -196,17 +197,28 @@ class ChatHandlers:
         data = query.data or ""  # type: ignore[union-attr]
         name, _, choice = data.partition(":")
         if name in ("forget", "voice", "language"):
-            await query.answer()  # type: ignore[union-attr]
-            await query.edit_message_reply_markup(None)  # type: ignore[union-attr]
+            await self._close_keyboard(update)
             await getattr(self, f"_chose_{name}")(update, context, choice)
             return
         payload = self.store.payload(data)
         if payload is None:
             await query.answer("This button has expired. Please type your answer instead.", show_alert=True)  # type: ignore[union-attr]
             return
-        await query.answer()  # type: ignore[union-attr]
-        await query.edit_message_reply_markup(None)  # type: ignore[union-attr]  # a choice is made once
+        await self._close_keyboard(update)  # a choice is made once
         await self.conversations.turn(context.bot, chat_of(update), payload)
+
+    async def _close_keyboard(self, update: Update) -> None:
+        """Acknowledge the press and remove the keyboard; the answer does not wait on either succeeding."""
+        query = update.callback_query
+        await self._aside(update, "answer_button", query.answer())  # type: ignore[union-attr]
+        await self._aside(update, "remove_keyboard", query.edit_message_reply_markup(None))  # type: ignore[union-attr]
+
+    async def _aside(self, update: Update, step: str, call: Awaitable[Any]) -> None:
+        """Run a step the citizen's answer does not depend on: a failure is logged and the update goes on."""
+        try:
+            await call
+        except TelegramError as error:
+            log_event(logger, "bot.step_failed", level=logging.ERROR, exc_info=error, step=step, chat=pseudonym(chat_of(update)))
 
     async def _chose_forget(self, update: Update, context: Context, choice: str) -> None:
         chat = chat_of(update)
@@ -237,9 +249,19 @@ class ChatHandlers:
         await context.bot.send_message(chat_of(update), "English it is.")
 
     async def error(self, update: Optional[object], context: Context) -> None:
-        """Log what failed (never the message itself) and tell the citizen when we can."""
-        error: Any = context.error
-        log_event(logger, "bot.update_failed", error=type(error).__name__)
-        if isinstance(update, Update) and update.effective_chat:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_message(update.effective_chat.id, self.conversations.apology)
+        """Log what failed with its traceback (never the message itself); apologise only if the turn's reply never arrived.
+
+        A reply that reached the citizen, fully or partly, is not followed by an apology for a
+        later step (a venue, a voice note), and nothing that arrived is sent again.
+        """
+        chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+        deliveries = current_deliveries()
+        apologise = chat is not None and not deliveries.reply_delivered
+        log_event(
+            logger, "bot.update_failed", level=logging.ERROR, exc_info=context.error,
+            chat=pseudonym(chat) if chat is not None else None, delivered=deliveries.methods, apology=apologise,
+        )
+        if chat is None or not apologise:
+            return
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(chat, self.conversations.apology)

@@ -2,7 +2,8 @@
 
 Updates of different chats run in parallel; a chat's updates run one at a time in the
 order they arrived (asyncio locks wake waiters first in, first out). An update whose
-update_id was already seen (Telegram redelivers after timeouts) is dropped.
+update_id was already seen (Telegram redelivers after timeouts) is dropped. Each update is
+handled with its own record of what reached the chat (bot.delivery.recording).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Awaitable, Dict
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.delivery import recording
 from onewindow.logs import log_event
 
 logger = logging.getLogger("onewindow.bot")
@@ -50,13 +52,15 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             return
         chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
         if chat is None:
-            await coroutine
+            with recording():
+                await coroutine
             return
         lock = self._locks.setdefault(chat, asyncio.Lock())
         self._waiting[chat] = self._waiting.get(chat, 0) + 1
         try:
             async with lock:
-                await coroutine
+                with recording():
+                    await coroutine
         finally:
             self._waiting[chat] -= 1
             if not self._waiting[chat]:  # nobody else queued for this chat: drop its lock

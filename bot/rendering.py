@@ -107,5 +107,5 @@ class Renderer:
         if "checklist" in custom:
             return [await bot.send_message(chat_id, checklist_text(custom["checklist"]), parse_mode=ParseMode.HTML)]
         if "handoff" not in custom:  # a handoff comes with its own text; anything else is unknown here
-            log_event(logger, "bot.custom_payload_ignored", keys=sorted(custom))
+            log_event(logger, "bot.custom_payload_ignored", level=logging.WARNING, keys=sorted(custom))
         return []

@@ -1,6 +1,8 @@
 """Structured JSON logging that never writes personal data in clear text.
 
-Use `log_event(logger, "appointment.booked", reference=..., office=...)`. String fields
+Use `log_event(logger, "appointment.booked", reference=..., office=...)`; a failure:
+`log_event(logger, "bot.update_failed", level=logging.ERROR, exc_info=error, chat=pseudonym(chat))`
+adds the exception's class and its traceback (redacted too). String fields
 are scrubbed of phone numbers and long digit runs (ID numbers); people are named only by
 a pseudonym (`pseudonym(sender_id)`), never by name.
 """
@@ -13,7 +15,7 @@ import os
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 PHONE_OR_ID = re.compile(r"\+?\d[\d\s\-().]{6,}\d")
 SALT = os.environ.get("ONEWINDOW_LOG_SALT", "onewindow")
@@ -39,8 +41,9 @@ class JsonFormatter(logging.Formatter):
             "event": redact(record.getMessage()),
             **{key: redact(value) if isinstance(value, str) else value for key, value in fields.items()},
         }
-        if record.exc_info:
-            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+        if record.exc_info and record.exc_info[0]:
+            entry["error"] = record.exc_info[0].__name__
+            entry["traceback"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
@@ -68,5 +71,8 @@ def configure(level: str = "") -> None:
     logger.propagate = False
 
 
-def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
-    logger.info(event, extra={"fields": fields})
+def log_event(
+    logger: logging.Logger, event: str, *, level: int = logging.INFO, exc_info: Optional[BaseException] = None, **fields: Any
+) -> None:
+    """Log `event` with `fields`; a failure passes `exc_info` (its class and traceback are logged) and a higher `level`."""
+    logger.log(level, event, exc_info=exc_info, extra={"fields": fields})

@@ -1028,7 +1028,8 @@ BAD_GATEWAY_HTML = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n"
 )
-FAULT_KINDS = ("flood", "bad_gateway", "server_error", "blocked")
+FAULT_KINDS = ("flood", "bad_gateway", "server_error", "blocked", "disconnect")
+DROPPED = 599  # the status of a "disconnect" fault's reply, which is never sent
 WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; "
                     "use deleteWebhook to delete the webhook first")
 POLL_CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
@@ -1044,12 +1045,23 @@ class Fault:
     remaining: int
     retry_after: int
     chat_id: int | None = None
+    after: int = 0  # matching calls to let through first
 
     def matches(self, method: str, params: JSON) -> bool:
         return (self.remaining > 0 and self.method.lower() == method.lower()
                 and (self.chat_id is None or params.get("chat_id") == self.chat_id))
 
+    def take(self) -> bool:
+        """Count one matching call; True when this one fails."""
+        if self.after:
+            self.after -= 1
+            return False
+        self.remaining -= 1
+        return True
+
     def reply(self) -> web.Response:
+        if self.kind == "disconnect":
+            return web.Response(status=DROPPED)  # never written: the connection is closed instead
         if self.kind == "bad_gateway":
             return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
         error = {
@@ -1202,9 +1214,9 @@ class LocalBotApi:
                     and (chat_id is None or call.chat_id == chat_id)]
 
     def failed_calls(self) -> list[ApiCall]:
-        """Calls answered with an error (4xx/5xx), injected faults included."""
+        """Calls answered with an error (4xx/5xx) or dropped unanswered, injected faults included."""
         with self._cond:
-            return [call for call in self.calls if call.status >= 400]
+            return [call for call in self.calls if call.status >= 400 or call.error is not None]
 
     def wait_for(self, method: str, count: int = 1, chat_id: int | None = None,
                  timeout: float = 15.0, since: int = 0) -> list[ApiCall]:
@@ -1421,23 +1433,23 @@ class LocalBotApi:
     # -- faults ------------------------------------------------------------------------------
 
     def fail_next(self, method: str, times: int = 1, kind: str = "flood", retry_after: int = 1,
-                  chat_id: int | None = None) -> None:
-        """Answer the next `times` calls of `method` (to `chat_id`, if given) with a failure.
+                  chat_id: int | None = None, after: int = 0) -> None:
+        """Answer the next `times` calls of `method` (to `chat_id`, if given) with a failure, once `after` calls have passed.
 
         kind: "flood" (429 with retry_after), "bad_gateway" (502 nginx HTML page),
-        "server_error" (500 JSON error), "blocked" (403 "bot was blocked by the user").
-        Failed calls are recorded with their status but have no effect.
+        "server_error" (500 JSON error), "blocked" (403 "bot was blocked by the user"),
+        "disconnect" (the connection is closed without an answer, as when a network drops).
+        Failed calls are recorded with their status (0 for a disconnect) but have no effect.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
         with self._cond:
-            self._faults.append(Fault(method, kind, times, retry_after, chat_id))
+            self._faults.append(Fault(method, kind, times, retry_after, chat_id, after))
 
     def _take_fault(self, method: str, params: JSON) -> Fault | None:
         for fault in self._faults:
             if fault.matches(method, params):
-                fault.remaining -= 1
-                return fault
+                return fault if fault.take() else None
         return None
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -1475,9 +1487,14 @@ class LocalBotApi:
             self.calls.append(call)
             self._cond.notify_all()
         response = await self._answer(call, token, early)
+        if response.status == DROPPED:
+            assert request.transport is not None
+            request.transport.close()  # the client sees the connection close without an answer
         with self._cond:
-            call.status = response.status
-            if response.status == 200:
+            call.status = 0 if response.status == DROPPED else response.status
+            if response.status == DROPPED:
+                call.error = "connection closed without an answer"
+            elif response.status == 200:
                 call.result = json.loads(response.body)["result"]  # type: ignore[arg-type]
             else:
                 call.error = self._error_text(response)

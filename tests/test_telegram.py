@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 import soundfile
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from onewindow import models
@@ -296,6 +297,97 @@ def test_flood_control_waits_retry_after_and_sends_once(api: LocalBotApi, chat: 
     assert len([c for c in calls if c.method == "sendMessage"]) == 1
     refused = [c for c in api.calls[since:] if c.method == "sendMessage" and c.status == 429]
     assert len(refused) == 1 and calls[0].at - refused[0].at >= 2.0
+
+
+def bot_log_mark(stack: Stack) -> int:
+    return (stack.workdir / "bot-polling.log").stat().st_size
+
+
+def bot_log_records(stack: Stack, since: int, event: str) -> List[Dict[str, Any]]:
+    """The polling bot's JSON log records of `event` written after byte `since`."""
+    with (stack.workdir / "bot-polling.log").open("rb") as log:
+        log.seek(since)
+        lines = log.read().decode(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [r for r in records if r.get("event") == event]
+
+
+def sends(calls: List[ApiCall]) -> List[str]:
+    return [c.method for c in calls if c.method.startswith("send") and c.method != "sendChatAction"]
+
+
+def failed_once(stack: Stack, since: int, error: str) -> Dict[str, Any]:
+    """The one ERROR record of the failed update, with its traceback."""
+    records = bot_log_records(stack, since, "bot.update_failed")
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["level"] == "error" and record["error"] == error
+    assert record["traceback"].startswith("Traceback (most recent call last)") and error in record["traceback"]
+    return record
+
+
+REPLIES_WITH_A_MAP_PIN = ["where is the north service centre", "what are the opening hours of the east service centre"]
+FAULTS = {"disconnect": "NetworkError", "blocked": "Forbidden"}  # neither is sent again (not idempotent / refused)
+
+
+@settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 8, deadline=None, database=None,
+          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+@given(question=st.sampled_from(REPLIES_WITH_A_MAP_PIN), kind=st.sampled_from(sorted(FAULTS)), data=st.data())
+def test_a_failed_step_is_logged_with_its_traceback_and_apologised_for_only_when_nothing_arrived(
+    api: LocalBotApi, stack: Stack, question: str, kind: str, data: st.DataObject
+) -> None:
+    """Whichever message of a reply fails, what arrived is not sent again, and the apology comes only instead of a reply."""
+    reference = sends(say(api, next(chats), question))
+    assert "sendVenue" in reference[1:], reference  # a text, then a map pin
+    position = data.draw(st.integers(0, len(reference) - 1), label="failing message")
+    method = reference[position]
+    chat, since, log = next(chats), api.mark(), bot_log_mark(stack)
+    api.fail_next(method, kind=kind, chat_id=chat, after=reference[:position].count(method))
+    api.user_sends_text(chat, question)
+    api.wait_for("sendMessage", chat_id=chat, since=since, timeout=30)  # the reply, or the apology
+    api.wait_quiet(1.5)
+    calls = [c for c in api.calls[since:] if c.chat_id == chat]
+    delivered = [c for c in calls if c.status == 200 and c.method in reference]
+    texts_sent = [c.params.get("text") for c in delivered if c.method == "sendMessage"]
+    apologies = [t for t in texts_sent if "Sorry, I cannot answer right now" in str(t)]
+    if position == 0:
+        assert sends(delivered) == ["sendMessage"] and len(apologies) == 1, [c.summary() for c in calls]
+    else:
+        assert sends(delivered) == reference[:position] and not apologies, [c.summary() for c in calls]
+        assert len(set(texts_sent)) == len(texts_sent)  # nothing twice
+    assert len([c for c in calls if c.method == method and c.status != 200]) == 1  # the failed message was not sent again
+    failed_once(stack, log, FAULTS[kind])
+
+
+def test_a_map_pin_that_fails_after_the_reply_is_logged_as_an_error_and_not_apologised_for(api: LocalBotApi, stack: Stack, chat: int) -> None:
+    since, log = api.mark(), bot_log_mark(stack)
+    api.fail_next("sendVenue", kind="disconnect", chat_id=chat)
+    calls = say(api, chat, "where is the north service centre")
+    assert len([c for c in calls if c.method == "sendMessage"]) == 1 and "North Service Centre" in texts(calls)
+    assert "Sorry" not in texts(calls)
+    record = failed_once(stack, log, "NetworkError")
+    assert record["delivered"] == ["sendMessage"] and record["apology"] is False
+    assert str(chat) not in json.dumps(record) and "north service centre" not in json.dumps(record).lower()
+    assert len([c for c in api.calls[since:] if c.method == "sendVenue"]) == 1
+
+
+def test_a_reply_that_fails_before_anything_arrived_gets_one_apology(api: LocalBotApi, stack: Stack, chat: int) -> None:
+    log = bot_log_mark(stack)
+    api.fail_next("sendMessage", kind="blocked", chat_id=chat)
+    calls = say(api, chat, "how much does a passport renewal cost")
+    messages = [c for c in calls if c.method == "sendMessage"]
+    assert len(messages) == 1 and "Sorry, I cannot answer right now" in texts(messages)
+    assert failed_once(stack, log, "Forbidden")["apology"] is True
+
+
+def test_a_button_whose_keyboard_cannot_be_removed_is_still_answered(api: LocalBotApi, stack: Stack, chat: int) -> None:
+    say(api, chat, "where is the north service centre")
+    log = bot_log_mark(stack)
+    api.fail_next("editMessageReplyMarkup", kind="blocked", chat_id=chat)
+    assert "opening hours" in texts(press(api, chat, "ask_opening_hours")).lower()
+    records = bot_log_records(stack, log, "bot.step_failed")
+    assert [(r["level"], r["step"], r["error"]) for r in records] == [("error", "remove_keyboard", "Forbidden")]
+    assert not bot_log_records(stack, log, "bot.update_failed")
 
 
 def test_bad_gateway_is_retried_with_backoff_and_the_message_arrives_once(api: LocalBotApi, chat: int) -> None:

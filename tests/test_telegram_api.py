@@ -398,3 +398,20 @@ def test_waiting_helpers_time_out_with_the_recent_calls(api: LocalBotApi) -> Non
     with pytest.raises(AssertionError, match=r"sendMessage \[200\] chat=4242 'hello'"):
         api.wait_for("sendMessage", since=mark, timeout=0.3)
     assert len(api.wait_for("sendMessage", timeout=0.3)) == 1
+
+
+def test_a_dropped_connection_raises_a_network_error_and_after_lets_calls_through_first(api: LocalBotApi) -> None:
+    api.user_sends_text(CHAT, "hi")
+    api.fail_next("sendMessage", kind="disconnect", chat_id=CHAT, after=1)
+
+    async def send_twice(bot: Bot) -> None:
+        await bot.send_message(CHAT, "first")
+        await bot.send_message(CHAT, "second")
+
+    with pytest.raises(NetworkError, match="RemoteProtocolError"):
+        with_bot(api, send_twice)
+    assert api.sent_texts(CHAT) == ["first"]
+    dropped = api.failed_calls()
+    assert [(c.params["text"], c.status, c.error) for c in dropped] == [("second", 0, "connection closed without an answer")]
+    with_bot(api, lambda bot: bot.send_message(CHAT, "third"))  # the fault is used up
+    assert api.sent_texts(CHAT) == ["first", "third"]
