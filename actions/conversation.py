@@ -1,20 +1,38 @@
-"""Conversation control: stopping any task, and patience when the assistant does not understand (then a person)."""
+"""Conversation control: stopping any task, and patience when the assistant does not understand.
+
+In a chat: the first miss asks to rephrase, the second hands over to a person. On a call, where
+the keypad is always there: the first miss asks to rephrase, the second gives the main menu (every
+task by keypad), the third hands over to a person (reason not_understood).
+"""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import UserUtteranceReverted
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import hand_off
-from actions.shared import TASK_SLOTS, leave_task  # noqa: F401 - TASK_SLOTS: what stop clears
-
-
+from actions.menu import main_menu_buttons, send_main_menu
+from actions.shared import TASK_SLOTS, abilities_of, leave_task  # noqa: F401 - TASK_SLOTS: what stop clears
+from onewindow.channel_wording import Prompt
 
 LOW_CONFIDENCE_ACTION = "action_handle_low_confidence"
-REPHRASE = "Sorry, I did not understand that. Could you say it another way? For example: what do I need for a passport renewal?"
-REPHRASE_IN_TASK = "Sorry, I did not understand that. Please answer my last question again, or say stop to leave this task."
+REPHRASE = Prompt(
+    "Sorry, I did not understand that.",
+    chat="Could you put it another way? For example: what do I need for a passport renewal?",
+    voice="Could you say it another way? For example: what do I need for a passport renewal?",
+    keypad="Please choose one of the options.",
+)
+REPHRASE_IN_TASK = Prompt(
+    "Sorry, I did not understand that. Please answer my last question again,",
+    chat="or type stop to leave this task.",
+    voice="or say stop to leave this task.",
+    keypad="or choose one of its options.",
+)
+MENU_AFTER_MISSES = "Sorry, I still did not understand. Here is the main menu."
+STOPPED = Prompt("All right, I have stopped. Nothing was booked or sent. What would you like to do now?")
+STILL_NOT_SURE = "I am still not sure what you need, so I have asked a person from the service centre to help you."
 
 
 def missed_turns(events: List[Dict[Text, Any]]) -> List[bool]:
@@ -54,19 +72,20 @@ class ActionStop(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        dispatcher.utter_message(text="All right, I have stopped. Nothing was booked or sent. What would you like to do now?")
+        dispatcher.utter_message(text=STOPPED.render(abilities_of(tracker)), buttons=main_menu_buttons())
         return leave_task()
 
 
 class ActionHandleLowConfidence(Action):
-    """First time: ask to rephrase. Twice in a row: hand the conversation to a person (reason low_confidence).
+    """The miss ladder: ask to rephrase; on a call then the main menu; then a person (see the module's docstring).
 
-    This is the RulePolicy's core fallback (config.yml) as well as the answer to nlu_fallback. Asking to
-    rephrase ends with UserUtteranceReverted, as Rasa's own fallback does: the conversation goes back to
+    This is the RulePolicy's core fallback (config.yml) as well as the answer to nlu_fallback (and
+    to the hotline's "/nlu_fallback" when nothing usable was heard). Asking to rephrase, and the
+    menu, end with UserUtteranceReverted, as Rasa's own fallback does: the conversation goes back to
     where it was before the message (a form stays at its question), so no rule is left to match and the
     policy does not pick this action again. Without it, a message no rule answers was apologised for
     ten times, until Rasa's circuit breaker stopped the turn without listening, after which every later
-    message of the conversation was refused.
+    message of the conversation was refused. The reverted messages still count as misses (missed_turns).
     """
 
     def name(self) -> Text:
@@ -75,11 +94,15 @@ class ActionHandleLowConfidence(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        if trailing_fallbacks(tracker) <= 1:
-            dispatcher.utter_message(text=REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE)
+        abilities = abilities_of(tracker)
+        misses = trailing_fallbacks(tracker)
+        if misses <= 1:
+            dispatcher.utter_message(text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities))
             return [UserUtteranceReverted()]
-        # a form in progress is left; what the citizen already gave stays filled in
-        return await hand_off(
-            dispatcher, tracker, "low_confidence", 3,
-            "I am still not sure what you need, so I have asked a person from the service centre to help you.",
-        )
+        if abilities.on_call and misses == 2:
+            send_main_menu(dispatcher, tracker, MENU_AFTER_MISSES)
+            return [UserUtteranceReverted(), *leave_task()]
+        # a form in progress is left; what the citizen already gave stays filled in, but not the missed message
+        asked = tracker.get_slot("requested_slot")
+        reason = "not_understood" if abilities.on_call else "low_confidence"
+        return [*([SlotSet(asked, None)] if asked else []), *await hand_off(dispatcher, tracker, reason, 3, STILL_NOT_SURE)]

@@ -31,6 +31,14 @@ def action_before_form(tracker: Tracker, form: str) -> Optional[str]:
     return actions[0] if actions else None
 
 
+NOTHING_HEARD = "/nlu_fallback"  # the hotline's channel command when it heard nothing usable
+
+
+def nothing_heard(tracker: Tracker) -> bool:
+    """Whether the message is the hotline saying it heard nothing usable: never an answer, a miss."""
+    return (tracker.latest_message.get("text") or "").strip() == NOTHING_HEARD
+
+
 def changes_subject(tracker: Tracker, form: str) -> bool:
     """Whether the message just received, while `form` asks its question, asks for something else."""
     if tracker.active_loop_name != form or action_before_form(tracker, form) != "action_listen":
@@ -39,13 +47,17 @@ def changes_subject(tracker: Tracker, form: str) -> bool:
 
 
 class TaskFormValidation(FormValidationAction):
-    """A form validation action that lets the citizen change the subject (see the module's docstring)."""
+    """A form validation action that lets the citizen change the subject (see the module's docstring).
+
+    The hotline's "/nlu_fallback" (nothing usable heard) is rejected too, so a free-text question
+    does not take it as its answer: the miss ladder answers it (actions/conversation.py).
+    """
 
     @abstractmethod
     def name(self) -> Text:
         """`validate_<form>`: each task form's validation names itself (abstract, so the SDK does not register this class)."""
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        if changes_subject(tracker, self.form_name()):
+        if changes_subject(tracker, self.form_name()) or nothing_heard(tracker):
             return [ActionExecutionRejected(self.form_name())]
         return await super().run(dispatcher, tracker, domain)

@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 import pytest
 
 from actions.conversation import TASK_SLOTS, ActionHandleLowConfidence, ActionStop, trailing_fallbacks
+from actions.menu import main_menu_buttons
 from onewindow.backend import ServiceBackend
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
@@ -75,7 +76,7 @@ def handle(history: List[Dict[str, Any]], sender_id: str = "test-user") -> Dict[
 
 
 def asks_to_rephrase(message: Dict[str, Any]) -> bool:
-    return "Could you say it another way?" in message["text"] and not message["buttons"]
+    return "Could you put it another way?" in message["text"] and not message["buttons"]
 
 
 def hands_off(message: Dict[str, Any]) -> bool:
@@ -153,3 +154,43 @@ def test_second_misunderstanding_inside_a_form_leaves_it_for_a_person(module_act
     assert hands_off(messages[0])
     assert {"event": "active_loop", "name": None} in [{"event": e["event"], "name": e.get("name")} for e in events]
     assert slot_events(events) == {"requested_slot": None, "handoff_active": True}, "the slots already given are kept"
+
+
+# --- the miss ladder on a call: rephrase, then the main menu, then a person ----------------------
+
+CALLER = "phone:0412999001"
+
+
+@pytest.mark.parametrize("speech", [True, False])
+def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(module_action_backend: ServiceBackend, speech: bool) -> None:
+    sender = f"{CALLER}{int(speech)}"
+    history: List[Dict[str, Any]] = [user("greet", "hello")]
+    answers = []
+    for _ in range(3):
+        tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=sender,
+                               metadata={"input": "voice", "speech": speech, "heard": ""})
+        messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
+        answers.append((messages, events))
+        history = tracker.events + [bot(messages[0]["text"])]
+    (first, first_events), (second, second_events), (third, _) = answers
+    assert first_events == [{"event": "rewind", "timestamp": None}] and not first[0]["buttons"]
+    assert "another way" in first[0]["text"] if speech else "choose one of the options" in first[0]["text"]
+    assert [b["payload"] for b in second[0]["buttons"]] == [b["payload"] for b in main_menu_buttons()]
+    assert second_events[0] == {"event": "rewind", "timestamp": None}
+    assert {"event": "active_loop", "name": None, "timestamp": None} in second_events
+    assert (third[0].get("custom") or {}).get("handoff", {}).get("reason") == "not_understood"
+    assert module_action_backend.handoffs.active(sender).reason == "not_understood"
+
+
+def test_a_miss_handed_over_inside_a_form_forgets_what_the_missed_message_filled(module_action_backend: ServiceBackend) -> None:
+    earlier = [user("nlu_fallback", "/nlu_fallback"), user("nlu_fallback", "/nlu_fallback")]
+    tracker = make_tracker({"service": "passport_renewal", "requested_slot": "citizen_name", "citizen_name": "/nlu_fallback"},
+                           intent="nlu_fallback", text="/nlu_fallback", events=earlier, active_loop="appointment_form",
+                           sender_id=f"{CALLER}9", metadata={"speech": False})
+    _, events = run_action(ActionHandleLowConfidence(), tracker)
+    assert slot_events(events)["citizen_name"] is None and "service" not in slot_events(events)
+
+
+def test_stop_offers_the_main_menu() -> None:
+    messages, _ = run_action(ActionStop(), make_tracker({}, intent="stop", sender_id=CALLER, metadata={"speech": False}), load_domain())
+    assert messages[0]["buttons"] == main_menu_buttons()

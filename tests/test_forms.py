@@ -45,3 +45,12 @@ def test_a_form_starting_on_a_question_is_not_rejected() -> None:
 
 def test_another_forms_question_is_not_this_forms_business() -> None:
     assert not changes_subject(tracker_for("ask_fee", LISTENED, active_loop="report_form"), "appointment_form")
+
+
+@pytest.mark.parametrize("requested", ["citizen_name", "report_location"])
+def test_the_hotlines_nothing_heard_is_never_an_answer(requested: str) -> None:
+    tracker = make_tracker({"requested_slot": requested, requested: "/nlu_fallback"}, intent="nlu_fallback", text="/nlu_fallback",
+                           events=LISTENED, active_loop="appointment_form")
+    tracker.events.append(FORM_RUNNING)
+    _, events = run_action(ValidateAppointmentForm(), tracker, load_domain())
+    assert [e["event"] for e in events] == ["action_execution_rejected"]

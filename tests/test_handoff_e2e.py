@@ -93,7 +93,7 @@ def test_asking_for_a_person_puts_the_assistant_on_hold(stack: Stack, backend: S
 
 def test_two_misunderstandings_in_a_row_hand_over(stack: Stack, backend: ServiceBackend, sender: str) -> None:
     first = say(stack, sender, "qwerty uiop zxcv")
-    assert "Could you say it another way" in texts(first) and signal(first) is None
+    assert "another way" in texts(first) and signal(first) is None
     second = say(stack, sender, "blorf snargle wib")
     assert "I am still not sure what you need, so I have asked a person" in texts(second)
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("low_confidence", 3)
