@@ -13,7 +13,6 @@ distress 1 (`action_handle_distress`).
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -26,7 +25,8 @@ from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.staff_desk import queue_place_text, tell_queue_moves
-from onewindow.wording import is_open_at, week_text
+from onewindow.staff_hours import staff_hours, staff_hours_text, staff_working, when_staff_reply
+from onewindow.wording import week_text
 
 SUMMARY_TURNS = 6
 KEPT_FOR_STAFF = "I have kept your message for the person who will reply here."
@@ -54,17 +54,10 @@ def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
     return {"intents": asked[-SUMMARY_TURNS:], "slots": slots, "last_turns": turns}
 
 
-def staff_working(city: CityRecord, moment: datetime) -> bool:
-    return is_open_at(city.hotline_hours, moment.date(), moment.time())
-
-
-def staff_hours_text(city: CityRecord, moment: datetime) -> str:
-    if staff_working(city, moment):
-        return "Staff are working now, so someone should reply soon."
-    return (
-        "Staff are not working right now. A person will reply when they are back. "
-        f"Their hours are: {week_text(city.hotline_hours)}"
-    )
+async def staff_back() -> str:
+    """"on Monday from 8 am": when staff next answer (for a call back or a reply out of hours)."""
+    city = await call(backend().catalogue.city)
+    return when_staff_reply(staff_hours(city), now())
 
 
 def handoff_payload(handoff: HandoffRecord, wait: Optional[int], asking: Optional[str] = None) -> Dict[str, Any]:
@@ -117,11 +110,11 @@ async def hand_off(
         backend().handoffs.request, tracker.sender_id, channel_of(tracker), reason, conversation_summary(tracker), priority
     )
     city, moment = await call(backend().catalogue.city), now()
-    working = staff_working(city, moment)
+    working = staff_working(staff_hours(city), moment)
     wait = await expected_wait(handoff)
     text = (
         f"{opening} Your request number is {handoff.reference}. {place_text(handoff, wait, working)} "
-        f"They will reply here, and they can see what we talked about. {staff_hours_text(city, moment)} "
+        f"They will reply here, and they can see what we talked about. {staff_hours_text(staff_hours(city), moment)} "
     )
     if working:
         text += f"You can also call the city hotline on {city.hotline_number}, or visit any service centre."
@@ -213,9 +206,11 @@ class ActionHandoffWaiting(Action):
         moved = handoff.position_in_queue is not None and handoff.position_in_queue != handoff.notified_position
         if moved or intent == "request_human" or handoff.status == "open":
             city = await call(backend().catalogue.city)
-            place = place_text(handoff, wait, staff_working(city, now()))
+            hours, moment = staff_hours(city), now()
+            place = place_text(handoff, wait, staff_working(hours, moment))
             # never silence while waiting: the message is kept for the person who will reply
             text = place if moved or intent == "request_human" else f"{KEPT_FOR_STAFF} {place}"
+            text += f" {staff_hours_text(hours, moment)}" if intent == "request_human" else ""
             dispatcher.utter_message(text=text, json_message=handoff_payload(handoff, wait))
             await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
         else:  # a person is talking with the citizen, and answers
@@ -235,14 +230,14 @@ class ActionHandoffWaiting(Action):
         dispatcher: CollectingDispatcher, tracker: Tracker, handoff: HandoffRecord, wait: Optional[int], wanted: bool
     ) -> List[EventType]:
         if not wanted:
-            dispatcher.utter_message(text="All right. A person will reply here when staff are back.", json_message=handoff_payload(handoff, wait))
+            dispatcher.utter_message(text=f"All right. A person will reply here {await staff_back()}.", json_message=handoff_payload(handoff, wait))
             return []
         phone = await call(linked_phone, tracker)
         if phone is None:
             dispatcher.utter_message(text="Which number should we call? Please type it.", json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER))
             return []
         await call(backend().handoffs.request_callback, handoff.reference, phone)
-        dispatcher.utter_message(text=f"A person will call you on your number ending in {phone[-2:]} when staff are back.", json_message=handoff_payload(handoff, wait))
+        dispatcher.utter_message(text=f"A person will call you on your number ending in {phone[-2:]} {await staff_back()}.", json_message=handoff_payload(handoff, wait))
         return []
 
     @staticmethod
@@ -252,11 +247,11 @@ class ActionHandoffWaiting(Action):
         phone = next((normalise_phone(value) for value in tracker.get_latest_entity_values("phone")), None)
         if phone is None:
             dispatcher.utter_message(
-                text="I could not find a phone number in that, so a person will reply here when staff are back.",
+                text=f"I could not find a phone number in that, so a person will reply here {await staff_back()}.",
                 json_message=handoff_payload(handoff, wait),
             )
             return []
         await call(backend().handoffs.request_callback, handoff.reference, phone)
-        dispatcher.utter_message(text=f"Thank you. A person will call you on the number ending in {phone[-2:]} when staff are back.", json_message=handoff_payload(handoff, wait))
+        dispatcher.utter_message(text=f"Thank you. A person will call you on the number ending in {phone[-2:]} {await staff_back()}.", json_message=handoff_payload(handoff, wait))
         return []
 

@@ -167,6 +167,32 @@ def test_message_gives_hotline_number_says_staff_are_working_and_how_to_leave(ac
     assert not message["buttons"]
 
 
+STAFF_HOURS = "Staff answer at these times. Monday to Friday: 8 am to 8 pm. Saturday: 9 am to 1 pm. Sunday: closed."
+
+
+@pytest.mark.parametrize("moment, expected", [
+    (WEDNESDAY_MORNING, f"You are number 1 in the queue, and the wait is about 5 minutes. They will reply here, and they can see "
+                        f"what we talked about. {STAFF_HOURS} Staff are working now."),
+    (SUNDAY_MORNING, f"{STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."),
+    (datetime(2026, 11, 28, 13, 0), f"{STAFF_HOURS} It is now outside those hours, so a person will reply on Monday from 8 am."),
+    (datetime(2026, 11, 25, 7, 59, 30), f"{STAFF_HOURS} It is now outside those hours, so a person will reply today from 8 am."),
+])
+def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
+    actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch, moment: datetime, expected: str
+) -> None:
+    monkeypatch.setattr(handoff_actions, "now", lambda: moment)
+    message, _ = ask_for_person()
+    assert expected in message["text"]
+    for word in ("type", "say,", "press", "click"):  # channel-neutral (the leave-the-queue hint is worded elsewhere)
+        assert word not in message["text"].split("To leave the queue")[0].lower().split()
+
+
+def test_asking_again_while_waiting_tells_the_place_and_the_staff_hours(sunday: ServiceBackend) -> None:
+    ask_for_person(sender_id="again")
+    [message], _ = waiting_turn("again", intent="request_human", text="is anyone there? I want a person")
+    assert message["text"] == f"You are number 1 in the queue. {STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."
+
+
 def test_custom_payload_is_the_handoff_signal(actions_db: ServiceBackend) -> None:
     message, _ = ask_for_person()
     [row] = rows(actions_db)
@@ -211,7 +237,7 @@ def sunday(actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> Servi
 def test_out_of_hours_gives_staff_hours_an_office_the_hotline_and_offers_a_call_back(sunday: ServiceBackend, catalogue: Catalogue) -> None:
     message, _ = ask_for_person(slots={"office": "north_centre"})
     text = message["text"]
-    assert "Staff are not working right now" in text
+    assert "It is now outside those hours, so a person will reply tomorrow from 8 am." in text
     assert "Monday to Friday: 8 am to 8 pm. Saturday: 9 am to 1 pm. Sunday: closed." in text
     assert "you can visit the North Service Centre, 45 Hillcrest Road" in text
     assert f"call the city hotline on {catalogue.city['hotline']['number']}" in text
@@ -252,7 +278,7 @@ def test_call_back_asks_for_a_number_when_none_is_linked(sunday: ServiceBackend)
 def test_no_call_back_and_no_number_record_nothing(sunday: ServiceBackend) -> None:
     offer, _ = ask_for_person(sender_id="web-2")
     declined, _ = waiting_turn("web-2", intent="deny", text="no", events=[bot(offer["text"], offer["custom"])])
-    assert "A person will reply here when staff are back" in declined[0]["text"]
+    assert "A person will reply here tomorrow from 8 am." in declined[0]["text"]
     asked = [bot("Which number should we call? Please type it.", {"handoff": {"asking": "callback_number"}})]
     unclear, _ = waiting_turn("web-2", text="my usual one", events=asked)
     assert "could not find a phone number" in unclear[0]["text"]

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -21,6 +23,7 @@ from onewindow.backend import ServiceBackend
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.stack import Stack
 from onewindow.staff_desk import StaffDesk
+from onewindow.staff_hours import staff_hours, staff_hours_text, staff_working
 from onewindow.tracker_events import events as tracker_events, tracker_engine
 from tests.telegram_api import LocalBotApi
 from tests.tracker_rows import age_conversation
@@ -89,6 +92,27 @@ def test_asking_for_a_person_puts_the_assistant_on_hold(stack: Stack, backend: S
         assert texts(follow_up).startswith(KEPT_FOR_STAFF), "no assistant answer, only the place in the queue"
         assert signal(follow_up)["reference"] == signal(answer)["reference"]
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("citizen_request", 2)
+
+
+@pytest.mark.parametrize("message, metadata", [
+    ("I want to talk to a person", {}),
+    ("/request_human", {"channel": "phone", "input": "keypad"}),  # a caller pressing 0
+])
+def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
+    stack: Stack, backend: ServiceBackend, message: str, metadata: Dict[str, Any]
+) -> None:
+    """At whatever time this runs: the staff hours, then within them the place and wait, outside them the next opening."""
+    hours = staff_hours(backend.catalogue.city())
+    sender = f"phone:04130000{next(senders):02d}" if metadata else f"citizen-{next(senders)}"
+    before = datetime.now()
+    answer = texts(say(stack, sender, message, metadata))
+    after = datetime.now()
+    told = [staff_hours_text(hours, moment) for moment in (before, after)]  # the clock may cross an opening meanwhile
+    assert told[0] in answer or told[1] in answer, answer
+    if staff_working(hours, before) and staff_working(hours, after):
+        assert re.search(r"You are number \d+ in the queue, and the wait is about \d+ minutes?\.", answer)
+    elif not staff_working(hours, before) and not staff_working(hours, after):
+        assert "It is now outside those hours, so a person will reply " in answer and "wait is about" not in answer
 
 
 def test_two_misunderstandings_in_a_row_hand_over(stack: Stack, backend: ServiceBackend, sender: str) -> None:

@@ -144,7 +144,7 @@ def test_human_hands_over_and_cancel_leaves_the_task(api: LocalBotApi, backend: 
     assert "Which service is the appointment for" in texts(say(api, chat, "I want to book an appointment"))
     assert "All right, I have stopped" in texts(say(api, chat, "/cancel"))
     answer = texts(say(api, chat, "/human"))
-    assert "I have asked a person from the service centre" in answer
+    assert "I have asked a person from the service centre" in answer and "Staff answer at these times." in answer
     with backend.engine.connect() as connection:
         senders = connection.execute(select(models.HandoffRequest.sender_id)).scalars().all()
     assert f"telegram:{chat}" in senders
