@@ -65,6 +65,14 @@ def office_details(office: OfficeRecord, today: date, service_names: List[str]) 
     )
 
 
+def office_listing(offices: List[OfficeRecord], today: date) -> str:
+    """Every office numbered, as its button; the first few with where and when."""
+    return " ".join(
+        f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}" if number <= MAX_LISTED else f"{number}. {o.name}."
+        for number, o in enumerate(offices, start=1)
+    )
+
+
 def shared_position(tracker: Tracker) -> Optional[Tuple[float, float]]:
     """(latitude, longitude) when the citizen shared a location with the latest message."""
     location = latest_metadata(tracker).get("location") or {}
@@ -171,10 +179,7 @@ class ActionAnswerOfficeQuestion(Action):
             return
         record = await call(backend().catalogue.service, service) if service else None
         subject = f" for {record.name.lower()}" if record else ""
-        lines = " ".join(  # every office numbered, as its button; the first few with where and when
-            f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}" if number <= MAX_LISTED else f"{number}. {o.name}."
-            for number, o in enumerate(offices, start=1)
-        )
+        lines = office_listing(offices, today)
         dispatcher.utter_message(
             text=f"{note}Offices{subject}: {lines}",
             buttons=office_buttons(offices, "find_office"),

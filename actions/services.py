@@ -7,19 +7,24 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, resolve_one, service_buttons
+from actions.routes import documents_listing, route_buttons, route_text, stated_mode
+from actions.shared import backend, button, call, now, resolve_one, service_buttons
 from onewindow.backend.records import ServiceRecord
 from onewindow.wording import join_words, money, processing_time
 
 POPULAR = ["passport_renewal", "id_card_renewal", "birth_registration", "pension_application", "unemployment_benefit"]
 
 
-def overview(service: ServiceRecord, currency: str) -> str:
+def about(service: ServiceRecord, currency: str) -> str:
+    """What it is, who can apply, what it costs and how long it takes."""
     return (
         f"{service.name}. {service.description} Who can apply: {service.eligibility} "
-        f"{fee(service, currency)} It takes {processing_time(service.processing_days)}. "
-        f"{online(service)}"
+        f"{fee(service, currency)} It takes {processing_time(service.processing_days)}."
     )
+
+
+def overview(service: ServiceRecord, currency: str) -> str:
+    return f"{about(service, currency)} {online(service)}"
 
 
 PERIOD_WORDS = {"week": "a week", "month": "a month", "year": "a year", "once": "as one payment"}
@@ -42,7 +47,7 @@ def amount(service: ServiceRecord, currency: str) -> str:
 
 
 def documents(service: ServiceRecord, _currency: str) -> str:
-    listing = " ".join(f"{number}. {item}." for number, item in enumerate(service.documents, start=1))
+    listing = documents_listing(service)
     visit = (
         " If you bring all of these, one visit is enough."
         if service.one_visit
@@ -85,6 +90,10 @@ ASPECTS: Dict[str, Callable[[ServiceRecord, str], str]] = {
 }
 
 
+# questions about how to get a service: a stated constraint (in person, from home) shapes their answer
+ROUTE_ASPECTS = ("ask_service_info", "ask_online")
+
+
 def follow_up_buttons(service: ServiceRecord, aspect: str) -> List[Dict[str, str]]:
     options = [
         ("What to bring", "ask_documents", True),
@@ -113,9 +122,16 @@ class ActionAnswerServiceQuestion(Action):
             return [SlotSet("question", aspect), SlotSet("service", None)]
         service = await call(backend().catalogue.service, ids[0])
         city = await call(backend().catalogue.city)
-        dispatcher.utter_message(
-            text=ASPECTS[aspect](service, city.currency), buttons=follow_up_buttons(service, aspect)
-        )
+        mode = stated_mode(tracker.get_slot("mode"))
+        if mode and aspect in ROUTE_ASPECTS:
+            offices = await call(backend().catalogue.offices, service_id=service.id)
+            route = route_text(mode, service, offices, now().date(), city)
+            text = f"{about(service, city.currency)} {route}" if aspect == "ask_service_info" else route
+            dispatcher.utter_message(text=text, buttons=route_buttons(mode, service, offices))
+        else:
+            dispatcher.utter_message(
+                text=ASPECTS[aspect](service, city.currency), buttons=follow_up_buttons(service, aspect)
+            )
         return [SlotSet("question", None), SlotSet("service", service.id)]
 
     @staticmethod
