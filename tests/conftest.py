@@ -17,6 +17,7 @@ from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.catalogue import Catalogue, load_catalogue
 from onewindow.db import make_engine
+from tests.citizen_simulator import GOALS_REPORT
 
 POSTGRES_ADMIN_URL = os.environ.get("ONEWINDOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -65,6 +66,14 @@ def point_actions_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
     yield shared.backend()
     shared.backend().engine.dispose()
     shared.backend.cache_clear()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """The citizen goals' table and totals (tests/test_citizen_goals.py), shown at the end of `make test`."""
+    text = config.stash.get(GOALS_REPORT, None)
+    if text:
+        terminalreporter.section("citizen goals")
+        terminalreporter.write_line(text)
 
 
 @pytest.fixture(scope="module")
