@@ -95,7 +95,8 @@ def programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str])
     found.append(Program("router", [python, "-m", "onewindow.router", "--host", env.get("RASA_HOST", LOOPBACK),
                                     "--port", str(ports.rasa), "--api-port", str(ports.api), *upstreams], {}))
     found.append(Program("voice", [python, "-m", "voice", "gateway"],
-                         {"RASA_URL": public, "VOICE_PORT": str(ports.voice), "VOICE_CONTROL_PORT": str(ports.voice_control)}))
+                         {"RASA_URL": public, "RASA_API_URL": f"http://{LOOPBACK}:{ports.api}",
+                          "VOICE_PORT": str(ports.voice), "VOICE_CONTROL_PORT": str(ports.voice_control)}))
     found.append(Program("console", [python, "-m", "console", "serve"],
                          {"RASA_URL": f"http://{LOOPBACK}:{ports.api}", "CONSOLE_HOST": LOOPBACK, "CONSOLE_PORT": str(ports.console)}))
     if env.get("TELEGRAM_TOKEN"):

@@ -2,24 +2,38 @@
 like Asterisk does (a call id first, then 20 ms audio frames in real time, silence when the caller
 says nothing, DTMF frames, hangup), and a recogniser that supplies scripted English text at the
 speech engine's interface, because no English vosk model can be installed here. Everything else
-in a call (protocol, audio timing, voice activity detection, speech synthesis, keypad, Rasa) is real.
+in a call (protocol, audio timing, voice activity detection, speech synthesis, keypad, Rasa) is real:
+`RunningGateway` is the real gateway in its own event loop against a test stack.
 """
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Deque, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Deque, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy
 import soundfile
 
+from onewindow.backend import ServiceBackend
+from onewindow.backend.transcripts import CallRecord
+from onewindow.channels.rasa_client import RasaClient, append_events
+from onewindow.stack import Stack, free_port, http_get
 from voice.audiosocket import Kind, encode
+from voice.call import CallSettings
+from voice.gateway import Address, Gateway
 from voice.recognition import RecognitionStream, Recogniser, Transcript
+from voice.speech_language import Hearing
+from voice.synthesis import PromptCache, shared_synthesiser
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, RATE
+
+T = TypeVar("T")
+TEST_SETTINGS = CallSettings(silence_timeout=3.0)
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 SILENCE = bytes(FRAME_BYTES)
@@ -173,3 +187,57 @@ class PhoneCall:
             if time.monotonic() > deadline:
                 raise AssertionError("the gateway did not hang up")
             await asyncio.sleep(0.05)
+
+
+class RunningGateway:
+    """The gateway in its own event loop thread, as in production, against the test stack; turns it answers
+    itself go to the conversation through the stack's HTTP API, as `make run` configures it."""
+
+    def __init__(self, stack: Stack, recogniser: Optional[Recogniser], settings: CallSettings = TEST_SETTINGS,
+                 hears: Optional[Hearing] = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.address = Address("127.0.0.1", free_port(), free_port())
+        self.backend = ServiceBackend.from_url(stack.database_url)
+        rasa = RasaClient(f"http://127.0.0.1:{stack.rasa_port}", 8.0, "phone")
+        turns = partial(append_events, stack.api_url, stack.api_secret)
+        self.gateway = Gateway(recogniser, PromptCache(shared_synthesiser()), self.backend, rasa, settings, hears, turns)
+        asyncio.run_coroutine_threadsafe(self.gateway.start(self.address), self.loop).result(60)
+
+    def control(self, path: str) -> str:
+        return (http_get(f"http://127.0.0.1:{self.address.control_port}{path}") or b"").decode()
+
+    def register(self, call: "PhoneCall", caller: str) -> None:
+        """What the dialplan's first CURL does: tell the gateway the caller's number before the call connects."""
+        import urllib.parse
+        import urllib.request
+
+        data = urllib.parse.urlencode({"caller": caller}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.address.control_port}/calls/{call.call_id}", data=data, method="POST")
+        urllib.request.urlopen(request, timeout=5)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.gateway.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(scenario())
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.05)
+
+
+def saved_transcript(gateway: RunningGateway, call: PhoneCall) -> CallRecord:
+    """The call's transcript, once the gateway has stored it (when the call ends)."""
+    wait_until(lambda: gateway.backend.transcripts.get(call.call_id) is not None)
+    return gateway.backend.transcripts.get(call.call_id)  # type: ignore[return-value]
+
+
+def transcript_texts(gateway: RunningGateway, call: PhoneCall) -> str:
+    record = saved_transcript(gateway, call)
+    return " | ".join(f"{t['speaker']}: {t['text']}" for t in record.turns)

@@ -3,7 +3,8 @@ and a small HTTP control port the dialplan uses before and after the call:
 
     POST /calls/<call id>          caller=<number>   (optional: who is calling)
     GET  /calls/<call id>/outcome  -> "transfer" or "hangup" (after AudioSocket returns)
-    GET  /health                   -> {"calls": <active calls>}
+    GET  /health                   -> {"calls": <active calls>, "speech": <callers can speak>, the speech model's
+                                       language, the assistant's, whether they match, and why speech is off}
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from onewindow.backend import ServiceBackend
 from onewindow.channels.rasa_client import RasaClient
 from onewindow.logs import log_event
 from voice.audiosocket import AudioSocketTransport, ProtocolError
-from voice.call import CallSession, CallSettings
+from voice.call import CallSession, CallSettings, LocalTurns
 from voice.listening import Listener
 from voice.recognition import Recogniser
+from voice.speech_language import Hearing, hearing
 from voice.synthesis import PromptCache, Voice
 from voice.transport import RATE
 from voice.voicing import Voicing, sentences
@@ -45,9 +47,14 @@ class Gateway:
         backend: ServiceBackend,
         rasa: RasaClient,
         call_settings: CallSettings = CallSettings(),
+        hears: Optional[Hearing] = None,
+        local_turns: Optional[LocalTurns] = None,
     ) -> None:
-        self.recogniser, self.prompts, self.backend, self.rasa = recogniser, prompts, backend, rasa
-        self.call_settings = call_settings
+        """`hears`: the speech check (voice/speech_language.py) when the caller made it, else one made here from
+        the recogniser's model folder; `local_turns`: how turns the gateway answers itself reach the conversation."""
+        self.hears = hears or hearing(recogniser, getattr(recogniser, "path", None))
+        self.recogniser, self.prompts, self.backend, self.rasa = self.hears.recogniser, prompts, backend, rasa
+        self.call_settings, self.local_turns = call_settings, local_turns
         self.callers: Dict[str, str] = {}
         self.outcomes: "OrderedDict[str, str]" = OrderedDict()
         self.calls: Dict[str, CallSession] = {}
@@ -62,7 +69,8 @@ class Gateway:
         await self._control.setup()
         await web.TCPSite(self._control, address.host, address.control_port).start()
         log_event(logger, "gateway.listening", port=address.port, control_port=address.control_port,
-                  speech=self.recogniser is not None)
+                  silence_action=self.call_settings.silence_action, turns_to_conversation=self.local_turns is not None,
+                  **self.hears.health())
         return self
 
     async def stop(self) -> None:
@@ -82,7 +90,8 @@ class Gateway:
             return
         transport.caller = self.callers.pop(call_id, None)
         listener = Listener(self.recogniser, self.call_settings.end_silence_ms, self.call_settings.max_utterance_ms)
-        session = CallSession(transport, listener, Voicing(self.prompts), self.rasa, self.backend, self.call_settings)
+        session = CallSession(transport, listener, Voicing(self.prompts), self.rasa, self.backend, self.call_settings,
+                              self.hears.speech, self.local_turns)
         self.calls[call_id] = session
         log_event(logger, "gateway.call_started", call=call_id, active=len(self.calls))
         try:
@@ -113,4 +122,4 @@ class Gateway:
         return web.Response(text=self.outcomes.get(request.match_info["call_id"], "unknown"))
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"calls": len(self.calls), "speech": self.recogniser is not None})
+        return web.json_response({"calls": len(self.calls), **self.hears.health()})

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from ruamel.yaml import YAML
 
 from onewindow.settings import PROJECT_ROOT
-from voice.recognition import LiveRecognition
+if TYPE_CHECKING:
+    from voice.recognition import LiveRecognition
 
 # the languages vosk publishes models for, by the codes its model names use, and by name (README)
 CODES = {
