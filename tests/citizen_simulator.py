@@ -1,16 +1,17 @@
 """Simulated citizens for the conversation-level measure (tests/test_citizen_goals.py).
 
 A goal (tests/citizen_goals.yml) is what one citizen wants and knows, written in their own style.
-The citizen sends its first own turn, then each turn either answers what the assistant asks or says
-its next own turn, until the goal's success criterion holds in the real outcome or MAX_TURNS pass:
-- a form asking for a slot (the tracker's requested slot) gets the goal's fact for it; when the
-  question has buttons, the citizen presses the one whose title matches a wish (`choose`), and a
-  day or time asked a second time is answered by pressing the first one offered;
-- a question with buttons outside a form ("Do you mean ...?", the menu) gets the matching button;
-- otherwise the next own turn, and when none is left the citizen has nothing more to say.
-Success is read from what really happened, never from the assistant's wording: an appointment in
-the database, a report or handoff stored for this conversation, or facts read from the catalogue
-(documents, fee, benefit amount, hours, the application's status) present in the answers.
+The citizen sends its first own turn; after each answer it decides, as a person reading the screen:
+- a form asking for a slot (the tracker's requested slot) gets the goal's fact for that slot, or the
+  button whose title matches a wish (`choose`); asked the same thing again (not understood), the
+  citizen presses the offered button closest to what it meant, or for a day or time the first one;
+- a question with a wished button ("Do you mean ...?", a menu) gets the press;
+- otherwise the citizen's next own turn, then a wished follow-up button ("What to bring"), and asked
+  which service it means, the service in its own words; else it has nothing more to say.
+It stops when the goal's success criteria all hold, or after MAX_TURNS messages. Success is read
+from what really happened, never from the assistant's wording: an appointment in the database, a
+report or handoff stored for this conversation, the tracker, or facts read from the catalogue
+(documents, fee, benefit amount, hours, the application's status) present in one answer.
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from sqlalchemy import select
 
 from onewindow import models
 from onewindow.backend import ServiceBackend
+from onewindow.backend.records import ServiceRecord
 from onewindow.dates import WEEKDAY_NAMES, spoken_datetime
 from onewindow.stack import Stack
-from onewindow.wording import money, periods_text, processing_time
+from onewindow.wording import money, periods_text, processing_time, week_text
 
 MAX_TURNS = 12
 AREAS = ("appointments", "services", "life events", "offices and hours", "applications", "reports", "handoff")
@@ -162,7 +164,7 @@ class World:
                 return f"{kind}: {wanted}"
         return None
 
-    def service(self, service_id: str) -> Any:
+    def service(self, service_id: str) -> ServiceRecord:
         record = self.backend.catalogue.service(service_id)
         assert record is not None, f"unknown service {service_id!r} in a goal"
         return record
@@ -200,8 +202,9 @@ def told_fee(world: World, service_id: str, talk: Talk) -> bool:
 
 
 def told_benefit(world: World, service_id: str, talk: Talk) -> bool:
-    benefit = getattr(world.service(service_id), "benefit", None)  # None: the catalogue says nothing about the amount
-    return benefit is not None and mentions(talk.heard, money(benefit.amount, world.currency()), benefit.period)
+    service = world.service(service_id)
+    benefit = getattr(service, "benefit", None)  # None: the catalogue says nothing about the amount
+    return benefit is not None and mentions(talk.heard, service.name, money(benefit.amount, world.currency()))
 
 
 def told_processing_time(world: World, service_id: str, talk: Talk) -> bool:
@@ -259,6 +262,11 @@ def handed_over(world: World, reason: str, talk: Talk) -> bool:
     return handoff is not None and reason in (handoff.reason, "any")
 
 
+def told_staff_hours(world: World, _wanted: Any, talk: Talk) -> bool:
+    """When people answer: the city's staff hours, as the catalogue has them."""
+    return mentions(talk.heard, week_text(world.backend.catalogue.city().hotline_hours))
+
+
 def not_asked(world: World, slots: List[str], talk: Talk) -> bool:
     """The assistant never asked for these (an office the citizen already named, for example)."""
     events = world.stack.tracker(talk.sender)["events"]
@@ -289,6 +297,7 @@ CRITERIA: Dict[str, Callable[..., bool]] = {
     "status": told_status,
     "report": reported,
     "handoff": handed_over,
+    "staff_hours": told_staff_hours,
     "not_asked": not_asked,
     "within_turns": within_turns,
 }
@@ -375,13 +384,17 @@ def run_goal(world: World, goal: Goal) -> Outcome:
     talk = Talk(f"goal-{goal.id}", world.prepare(goal))
     citizen = Citizen(goal, talk.values)
     message: Optional[str] = citizen.first()
-    while message is not None and talk.turns < MAX_TURNS:
-        replies = world.stack.say(talk.sender, message, timeout=60)
-        talk.exchanges.append(Exchange(message, replies))
-        missing = world.unmet(goal, talk)
-        if missing is None:
-            return Outcome(goal, True, talk.turns, "", talk.exchanges)
-        message = citizen.next(replies, asked_slot(world.stack.tracker(talk.sender)))
+    missing: Optional[str] = None
+    try:
+        while message is not None and talk.turns < MAX_TURNS:
+            replies = world.stack.say(talk.sender, message, timeout=60)
+            talk.exchanges.append(Exchange(message, replies))
+            missing = world.unmet(goal, talk)
+            if missing is None:
+                return Outcome(goal, True, talk.turns, "", talk.exchanges)
+            message = citizen.next(replies, asked_slot(world.stack.tracker(talk.sender)))
+    except OSError as error:  # the stack did not answer (an HTTP error, a timeout): the citizen was failed
+        return Outcome(goal, False, talk.turns, f"no answer: {error!r}", talk.exchanges)
     reason = "turn limit" if message is not None else "nothing more to say"
     return Outcome(goal, False, talk.turns, f"{reason}; not met: {missing}", talk.exchanges)
 
@@ -398,40 +411,44 @@ def rate(outcomes: List[Outcome]) -> float:
     return 100.0 * sum(o.success for o in outcomes) / len(outcomes) if outcomes else 0.0
 
 
-def group_line(outcomes: List[Outcome], key: Callable[[Goal], str], order: Tuple[str, ...]) -> str:
-    parts = []
+def turns_text(outcomes: List[Outcome]) -> str:
+    """Mean and median citizen messages to success."""
+    turns = [o.turns for o in outcomes if o.success]
+    return f"mean {statistics.mean(turns):.1f}, median {statistics.median(turns):g}" if turns else "none met"
+
+
+def group_lines(outcomes: List[Outcome], key: Callable[[Goal], str], order: Tuple[str, ...]) -> List[str]:
+    """One line per group: goals met, the rate and the turns to success."""
+    lines = []
     for name in order:
         chosen = [o for o in outcomes if key(o.goal) == name]
         if chosen:
-            parts.append(f"{name} {sum(o.success for o in chosen)}/{len(chosen)}")
-    return ", ".join(parts)
+            met = sum(o.success for o in chosen)
+            lines.append(f"  {name:<18} {met:>3}/{len(chosen):<3} {rate(chosen):5.1f} %   turns to success {turns_text(chosen)}")
+    return lines
 
 
 def report(outcomes: List[Outcome], seconds: float, threshold: float) -> str:
-    """The table of goals, the failures with their last exchanges, and the totals."""
-    lines = [f"{'goal':<34} {'area':<18} {'style':<11} {'success':<8} turns"]
+    """The table of goals, the failures with their last exchanges, and the totals by area and style."""
+    lines = [f"{'goal':<42} {'area':<18} {'style':<11} {'success':<8} turns"]
     for o in outcomes:
-        lines.append(f"{o.goal.id:<34} {o.goal.area:<18} {o.goal.style:<11} {'yes' if o.success else 'NO':<8} {o.turns}")
+        lines.append(f"{o.goal.id:<42} {o.goal.area:<18} {o.goal.style:<11} {'yes' if o.success else 'NO':<8} {o.turns}")
     failed = [o for o in outcomes if not o.success]
     if failed:
-        lines.append("")
-        lines.append("Failed goals, with their last exchanges:")
+        lines += ["", "Failed goals, with their last exchanges:"]
     for o in failed:
         lines.append(f"- {o.goal.id}: {o.reason}")
         for exchange in o.exchanges[-3:]:
             lines.append(f"    citizen:   {shorten(exchange.said)}")
-            for text in texts(exchange.replies) or ["(no text)"]:
-                lines.append(f"    assistant: {shorten(text)}")
-    turns = [o.turns for o in outcomes if o.success]
-    mean = f"{statistics.mean(turns):.1f}" if turns else "-"
-    median = f"{statistics.median(turns):g}" if turns else "-"
+            lines += [f"    assistant: {shorten(text)}" for text in texts(exchange.replies) or ["(no text)"]]
+    met = sum(o.success for o in outcomes)
     lines += [
         "",
-        f"Task success: {sum(o.success for o in outcomes)}/{len(outcomes)} goals = {rate(outcomes):.1f} % (the build fails below {threshold:g} %)",
-        f"Turns to success: mean {mean}, median {median} (citizen messages, at most {MAX_TURNS})",
-        f"By area: {group_line(outcomes, lambda g: g.area, AREAS)}",
-        f"By style: {group_line(outcomes, lambda g: g.style, STYLES)}",
-        f"Time: {seconds:.0f} s over REST against the real stack",
+        f"Task success: {met}/{len(outcomes)} goals = {rate(outcomes):.1f} % (the build fails below {threshold:g} %)",
+        f"Turns to success: {turns_text(outcomes)} (citizen messages, at most {MAX_TURNS})",
+        "By area:", *group_lines(outcomes, lambda g: g.area, AREAS),
+        "By style:", *group_lines(outcomes, lambda g: g.style, STYLES),
+        f"Time: {seconds:.0f} s for {len(outcomes)} conversations over REST against the real stack",
     ]
     return "\n".join(lines)
 
