@@ -47,6 +47,7 @@ PRESS_FIRST = "press the first"  # a fact meaning: press the first button the qu
 FLEXIBLE = ("appointment_date", "appointment_time")  # asked again, a citizen takes the first one offered
 CLOSE_ENOUGH = 0.6  # how alike a fact and a button title must be for the citizen to press it
 FICTIONAL_PHONE = re.compile(r"^0491 57\d \d{3}$")  # the block Australia reserves for fiction, as the demo data
+MISUNDERSTOOD_ACTION = "action_handle_low_confidence"  # asks to rephrase, the second time hands over
 GOALS_REPORT = pytest.StashKey[str]()  # the printed table, shown by tests/conftest.py at the end of the run
 Message = Dict[str, Any]
 
@@ -100,6 +101,7 @@ class Outcome:
     turns: int  # citizen messages sent: to success, or in all when it failed
     reason: str  # what was missing when it failed
     exchanges: List[Exchange]
+    misses: int = 0  # times the assistant said it did not understand
 
 
 def texts(replies: List[Message]) -> List[str]:
@@ -391,12 +393,18 @@ def run_goal(world: World, goal: Goal) -> Outcome:
             talk.exchanges.append(Exchange(message, replies))
             missing = world.unmet(goal, talk)
             if missing is None:
-                return Outcome(goal, True, talk.turns, "", talk.exchanges)
+                return Outcome(goal, True, talk.turns, "", talk.exchanges, misses(world, talk))
             message = citizen.next(replies, asked_slot(world.stack.tracker(talk.sender)))
     except OSError as error:  # the stack did not answer (an HTTP error, a timeout): the citizen was failed
         return Outcome(goal, False, talk.turns, f"no answer: {error!r}", talk.exchanges)
     reason = "turn limit" if message is not None else "nothing more to say"
-    return Outcome(goal, False, talk.turns, f"{reason}; not met: {missing}", talk.exchanges)
+    return Outcome(goal, False, talk.turns, f"{reason}; not met: {missing}", talk.exchanges, misses(world, talk))
+
+
+def misses(world: World, talk: Talk) -> int:
+    """How often the assistant told the citizen it did not understand (its low-confidence action, in the tracker)."""
+    events = world.stack.tracker(talk.sender)["events"]
+    return sum(1 for e in events if e.get("event") == "action" and e.get("name") == MISUNDERSTOOD_ACTION)
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -430,9 +438,11 @@ def group_lines(outcomes: List[Outcome], key: Callable[[Goal], str], order: Tupl
 
 def report(outcomes: List[Outcome], seconds: float, threshold: float) -> str:
     """The table of goals, the failures with their last exchanges, and the totals by area and style."""
-    lines = [f"{'goal':<42} {'area':<18} {'style':<11} {'success':<8} turns"]
+    lines = [f"{'goal':<44} {'area':<18} {'style':<11} {'success':<8} {'turns':<6} not understood"]
     for o in outcomes:
-        lines.append(f"{o.goal.id:<42} {o.goal.area:<18} {o.goal.style:<11} {'yes' if o.success else 'NO':<8} {o.turns}")
+        lines.append(
+            f"{o.goal.id:<44} {o.goal.area:<18} {o.goal.style:<11} {'yes' if o.success else 'NO':<8} {o.turns:<6} {o.misses or ''}"
+        )
     failed = [o for o in outcomes if not o.success]
     if failed:
         lines += ["", "Failed goals, with their last exchanges:"]
@@ -446,6 +456,8 @@ def report(outcomes: List[Outcome], seconds: float, threshold: float) -> str:
         "",
         f"Task success: {met}/{len(outcomes)} goals = {rate(outcomes):.1f} % (the build fails below {threshold:g} %)",
         f"Turns to success: {turns_text(outcomes)} (citizen messages, at most {MAX_TURNS})",
+        f"Not understood: {sum(o.misses for o in outcomes)} of {sum(o.turns for o in outcomes)} citizen messages,"
+        f" in {sum(bool(o.misses) for o in outcomes)} goals",
         "By area:", *group_lines(outcomes, lambda g: g.area, AREAS),
         "By style:", *group_lines(outcomes, lambda g: g.style, STYLES),
         f"Time: {seconds:.0f} s for {len(outcomes)} conversations over REST against the real stack",
