@@ -77,4 +77,4 @@ class ActionLifeEvent(Action):
             text=bundle_text(event, mode, offices),
             buttons=[button(step.service.name, "ask_documents", service=step.service.id) for step in event.steps[:6]],
         )
-        return [SlotSet("life_event", event.id)]
+        return [SlotSet("life_event", event.id), SlotSet("service", None)]  # the subject is now the listed services

@@ -7,6 +7,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.listed import reference_in
 from actions.routes import documents_listing, route_buttons, route_text, stated_mode
 from actions.shared import backend, button, call, now, resolve_one, service_buttons
 from onewindow.backend.records import ServiceRecord
@@ -116,7 +117,8 @@ class ActionAnswerServiceQuestion(Action):
     ) -> List[Dict[Text, Any]]:
         intent = tracker.get_intent_of_latest_message()
         aspect = intent if intent in ASPECTS else tracker.get_slot("question") or "ask_service_info"
-        ids = await resolve_one("service", tracker.get_slot("service"))
+        reference = await call(reference_in, tracker, ("service",))  # "the rent one", after a list of services
+        ids = [reference[1]] if reference else await resolve_one("service", tracker.get_slot("service"))
         if len(ids) != 1:
             await self._ask_which(dispatcher, ids, aspect, tracker.get_slot("service"))
             return [SlotSet("question", aspect), SlotSet("service", None)]

@@ -95,6 +95,10 @@ class CatalogueQueries:
             return list(ids)
         return [text] if text in snapshot.ids.get(kind, set()) else []
 
+    def phrases(self, kind: str, target_id: str) -> List[str]:
+        """Every phrase that names one entry: its name and its aliases, lowercased."""
+        return [phrase for phrase, ids in self._current().aliases.get(kind, {}).items() if target_id in ids]
+
     def service(self, service_id: str) -> Optional[ServiceRecord]:
         return self._current().services.get(service_id)
 
