@@ -118,3 +118,42 @@ def test_an_ordinal_after_a_life_event_gets_that_service(stack: Stack, backend: 
     text = text_of(stack.say(sender, said))
     service = backend.catalogue.service(event["steps"][position - 1]["service"])
     assert text.startswith(service.name), (event["id"], said, text)
+
+
+def synonyms(path: Path) -> Dict[str, List[str]]:
+    """The NLU data's synonyms: value -> the phrases that mean it."""
+    from ruamel.yaml import YAML
+
+    blocks = YAML(typ="safe").load(path.read_text()).get("nlu", [])
+    return {b["synonym"]: [line[2:].strip() for line in b["examples"].splitlines() if line.strip().startswith("- ")]
+            for b in blocks if "synonym" in b}
+
+
+MODE_PHRASES = [(phrase, value) for value, phrases in synonyms(Path(__file__).parent.parent / "nlu" / "services.yml").items()
+                if value in ("in_person", "online") for phrase in phrases]
+TEMPLATES = ["I want to do the {service} {mode}", "my daughter says I have to do it {mode}, it is for the {service}",
+             "{mode} please, for the {service}", "can I sort out the {service} {mode}?"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_constraint_phrase_is_read_with_any_service(stack: Stack, catalogue: Catalogue, data: st.DataObject) -> None:
+    phrase, value = data.draw(st.sampled_from(MODE_PHRASES))
+    service = data.draw(st.sampled_from(catalogue.services))
+    alias = data.draw(st.sampled_from(service["aliases"]))
+    text = data.draw(st.sampled_from(TEMPLATES)).format(service=alias, mode=phrase)
+    parsed = stack.api_post("/model/parse", {"text": text})
+    modes = [e["value"] for e in parsed["entities"] if e["entity"] == "mode"]
+    assert modes == [value], (text, parsed["entities"])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_how_much_is_any_benefit_per_period_says_what_it_pays(stack: Stack, catalogue: Catalogue, data: st.DataObject) -> None:
+    entry = data.draw(st.sampled_from([s for s in catalogue.services if s.get("benefit")]))
+    alias = data.draw(st.sampled_from(entry["aliases"]))
+    asked = data.draw(st.sampled_from(["how much is {} per month", "how much do I get from the {}", "what does the {} pay",
+                                       "how much money is the {}"])).format(alias)
+    answer = text_of(stack.say(next(senders), asked))
+    benefit = entry["benefit"]
+    assert f"{benefit['amount']:g} dollars {PERIODS[benefit['period']]}" in answer, (asked, answer)
