@@ -187,6 +187,15 @@ class ReferenceValidation(RecordProof, InFormOrder):
         return await self.check_reference(value, dispatcher, tracker)
 
 
+def booking_at(office_name: str) -> str:
+    """Which office a booking is for when the citizen did not just choose it, and that it can change."""
+    return f"I will book it at the {office_name}. To use another office, tell me which one."
+
+
+def not_offered(office_name: str, service_name: str) -> str:
+    return f"The {office_name} does not offer {service_name.lower()}."
+
+
 class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_appointment_form"
@@ -198,7 +207,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
         services = await call(backend().catalogue.services, ids) if ids else []
         bookable = [s for s in services if s.bookable]
         if len(bookable) == 1:
-            return {"service": bookable[0].id}
+            return {"service": bookable[0].id, **await self._settled_office(dispatcher, tracker, bookable[0])}
         if len(bookable) > 1:
             names = join_words([s.name for s in bookable], last="or")
             dispatcher.utter_message(text=f"Do you mean {names}?", buttons=service_buttons(bookable, "inform"))
@@ -207,26 +216,41 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
             dispatcher.utter_message(text=f"{services[0].name} does not need an appointment." + (f" You can do it online, at the {where}." if where else ""))
         return {"service": None}
 
+    @staticmethod
+    async def _settled_office(dispatcher: CollectingDispatcher, tracker: Tracker, service: Any) -> Slots:
+        """The office settled before the service (asked about, found, chosen): kept if it offers the service, and said."""
+        office_id = tracker.get_slot("office")
+        if not office_id or "office" in tracker.slots_to_validate():
+            return {}  # no office yet, or it is validated next, with this service
+        office = await call(backend().catalogue.office, office_id)
+        if office is None:
+            return {"office": None}
+        if service.id not in office.service_ids:
+            dispatcher.utter_message(text=not_offered(office.name, service.name))
+            return {"office": None}
+        dispatcher.utter_message(text=booking_at(office.name))
+        return {}
+
     async def validate_office(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
         service = tracker.get_slot("service")
-        if not service:
-            return {"office": None}
         said = str(first(value))
-        offices = await call(backend().catalogue.offices, service_id=service)
         named = await resolve_one("office", said)
+        if not service:  # an office named before the service: kept, and checked once the service is known
+            return {"office": named[0] if len(named) == 1 else None}
+        offices = await call(backend().catalogue.offices, service_id=service)
         matches = [o for o in offices if o.id in named]
         if not matches:
             districts = await resolve_one("district", said)
             matches = [o for o in offices if o.district_id in districts]
         if len(matches) == 1:
+            if tracker.get_slot("requested_slot") != "office":  # not the answer to "which office?": say which one
+                dispatcher.utter_message(text=booking_at(matches[0].name))
             return {"office": matches[0].id}
-        choices = matches or offices
-        dispatcher.utter_message(
-            text="These offices offer this service. Which one would you like?" if not matches else "Which of these offices?",
-            buttons=office_buttons(choices, "inform"),
-        )
+        if not matches and len(named) == 1:  # an office that does not offer the service: the form asks for one that does
+            office, record = await call(backend().catalogue.office, named[0]), await call(backend().catalogue.service, service)
+            dispatcher.utter_message(text=not_offered(office.name, record.name))
         return {"office": None}
 
     async def validate_citizen_name(
@@ -334,6 +358,11 @@ class ActionAskOffice(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         service = await call(backend().catalogue.service, tracker.get_slot("service"))
         offices = await call(backend().catalogue.offices, service_id=service.id)
+        districts = [d for said in tracker.get_latest_entity_values("district") for d in await resolve_one("district", said)]
+        nearby = [o for o in offices if o.district_id in districts]
+        if len(nearby) > 1:  # the district just named has several: only those
+            dispatcher.utter_message(text="Which of these offices?", buttons=office_buttons(nearby, "inform"))
+            return []
         dispatcher.utter_message(
             text=f"Which office would you like to go to? {len(offices)} {'office offers' if len(offices) == 1 else 'offices offer'} {service.name.lower()}. You can also say your district.",
             buttons=office_buttons(offices, "inform"),

@@ -102,8 +102,8 @@ class ActionAnswerOfficeQuestion(Action):
         hours_question = tracker.get_intent_of_latest_message() == "ask_opening_hours"
         position = shared_position(tracker)
         if position:
-            await self._nearest(dispatcher, position, tracker.get_slot("service"), today)
-            return []
+            nearest = await self._nearest(dispatcher, position, tracker.get_slot("service"), today)
+            return [SlotSet("office", nearest)] if nearest else []  # the nearest office is the one settled on
         office_ids = await resolve_one("office", _current(tracker, "office"))
         if len(office_ids) == 1:
             office = await call(catalogue.office, office_ids[0])
@@ -148,13 +148,14 @@ class ActionAnswerOfficeQuestion(Action):
     @staticmethod
     async def _nearest(
         dispatcher: CollectingDispatcher, position: Tuple[float, float], service: Optional[str], today: date
-    ) -> None:
+    ) -> Optional[str]:
+        """Lists the offices nearest to `position`; returns the nearest one's id."""
         service_ids = await resolve_one("service", service)  # an ambiguous "passport" narrows to offices for either
         records = await call(backend().catalogue.services, service_ids) if service_ids else []
         nearest = await call(backend().catalogue.nearest_offices, *position, [r.id for r in records])
         if not nearest:
             dispatcher.utter_message(text="I could not find an office near you. You can call the city hotline.")
-            return
+            return None
         subject = f" for {join_words([r.name.lower() for r in records], last='or')}" if records else ""
         lines = " ".join(
             f"{number}. {o.name}, {place_text(o, today, today)}, {distance_text(km)} away. {today_text(o, today)}"
@@ -165,6 +166,7 @@ class ActionAnswerOfficeQuestion(Action):
             buttons=[button(o.name, "find_office", office=o.id) for o, _ in nearest],
         )
         dispatcher.utter_message(json_message=venue(nearest[0][0], today))
+        return nearest[0][0].id
 
     @staticmethod
     async def _list(

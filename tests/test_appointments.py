@@ -656,9 +656,10 @@ def form_tracker(form: str, slots: Dict[str, Any], said: List[Tuple[str, Any]], 
     return tracker
 
 
-def validate(action, domain, slots: Dict[str, Any], said: List[Tuple[str, Any]], form: Optional[str] = None, sender: str = "test-user"):
-    """(messages, {slot: value} of the SlotSet events returned)."""
-    tracker = form_tracker(form or action.form_name(), slots, said, sender=sender)
+def validate(action, domain, slots: Dict[str, Any], said: List[Tuple[str, Any]], form: Optional[str] = None, sender: str = "test-user",
+             requested: Optional[str] = None):
+    """(messages, {slot: value} of the SlotSet events returned); `requested`: the slot the form asked for."""
+    tracker = form_tracker(form or action.form_name(), slots, said, requested=requested, sender=sender)
     messages, events = run_action(action, tracker, domain)
     assert all(e["event"] == "slot" for e in events)
     return messages, slot_events(events)
@@ -703,26 +704,49 @@ def test_validate_service(action_backend, domain) -> None:
 
 def test_validate_office_by_name_district_or_list(action_backend, domain) -> None:
     form = ValidateAppointmentForm()
-    # An office that does not offer the service: list the ones that do.
-    messages, slots = validate(form, domain, {"service": "work_permit"}, [("office", "west service centre")])
+    # An office that does not offer the service: said; the form's question then lists the ones that do.
+    messages, slots = validate(form, domain, {"service": "work_permit"}, [("office", "west service centre")], requested="office")
     assert slots == {"office": None}
-    assert messages[0]["text"].startswith("These offices offer this service.")
-    offering = sorted(service_yml("work_permit")["offices"])
-    assert sorted(re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])) == offering
-    assert {b["title"] for b in messages[0]["buttons"]} == {office_yml(o)["name"] for o in offering}
+    assert [m["text"] for m in messages] == ["The West Service Centre does not offer work permit."] and not messages[0]["buttons"]
 
     # A district with one office offering the service picks it.
-    messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("office", "South")])
+    messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("office", "South")], requested="office")
     assert slots == {"office": "south_centre"} and messages == []
-    # A district with several asks which, with buttons for just those.
-    messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("office", "north district")])
-    assert slots == {"office": None}
-    assert messages[0]["text"] == "Which of these offices?"
+    # A district with several: the form's question asks which, with buttons for just those (one question, not two).
+    messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("office", "north district")], requested="office")
+    assert (messages, slots) == ([], {"office": None})
+    asked = make_tracker({"service": "passport_renewal", "requested_slot": "office"}, active_loop="appointment_form",
+                         entities=[{"entity": "district", "value": "north district"}])
+    messages, _ = run_action(ActionAskOffice(), asked, domain)
+    assert [m["text"] for m in messages] == ["Which of these offices?"]
     assert sorted(payloads(messages[0])) == ['/inform{"office":"immigration_office"}', '/inform{"office":"north_centre"}']
-    messages, slots = validate(form, domain, {"service": "birth_registration"}, [("office", "registry office")])
-    assert slots == {"office": "civil_registry"}
-    # No service yet: nothing to check the office against.
-    assert validate(form, domain, {}, [("office", "central_centre")])[1] == {"office": None}
+    messages, slots = validate(form, domain, {"service": "birth_registration"}, [("office", "registry office")], requested="office")
+    assert slots == {"office": "civil_registry"} and messages == []
+    # No service yet: a named office is kept, to be checked once the service is known.
+    assert validate(form, domain, {}, [("office", "central service centre")])[1] == {"office": "central_centre"}
+    assert validate(form, domain, {}, [("office", "north district")])[1] == {"office": None}
+
+
+def said_at(office_name: str) -> str:
+    """The first sentence of the message saying which office a booking is for (the rest depends on the channel)."""
+    return f"I will book it at the {office_name}"
+
+
+def test_an_office_settled_before_the_form_asked_is_kept_and_said(action_backend, domain) -> None:
+    form = ValidateAppointmentForm()
+    # Named with the booking request, or settled earlier and validated as the form starts: said, not asked.
+    messages, slots = validate(form, domain, {}, [("service", "passport renewal"), ("office", "north service centre")])
+    assert slots == {"service": "passport_renewal", "office": "north_centre"}
+    assert [m["text"].split(". ")[0] for m in messages] == [said_at("North Service Centre")]
+    # Settled before the service was known: checked and said once the service is given.
+    messages, slots = validate(form, domain, {"office": "east_centre"}, [("service", "passport renewal")], requested="service")
+    assert slots == {"service": "passport_renewal"} and [m["text"].split(". ")[0] for m in messages] == [said_at("East Service Centre")]
+    # ...and dropped, with the reason, when it does not offer that service.
+    offering = set(service_yml("work_permit")["offices"])
+    elsewhere = next(o for o in ("west_centre", "east_centre", "north_centre") if o not in offering)
+    messages, slots = validate(form, domain, {"office": elsewhere}, [("service", "work permit")], requested="service")
+    assert slots == {"service": "work_permit", "office": None}
+    assert [m["text"] for m in messages] == [f"The {office_yml(elsewhere)['name']} does not offer work permit."]
 
 
 def test_validate_date(action_backend, domain) -> None:
@@ -831,7 +855,7 @@ def test_office_is_validated_before_the_date_that_came_with_it(action_backend, d
     tracker = form_tracker("appointment_form", {"service": "passport_renewal"}, [("appointment_date", day.isoformat()), ("office", "west")])
     assert list(tracker.slots_to_validate()) == ["appointment_date", "office"], "the events really are in the wrong order"
     messages, events = run_action(form, tracker, domain)
-    assert messages == []
+    assert [m["text"].split(". ")[0] for m in messages] == [said_at("West Service Centre")]  # not asked: said
     assert slot_events(events) == {"office": "west_centre", "appointment_date": day.isoformat()}
     assert [e["name"] for e in events] == ["office", "appointment_date"]
 
@@ -839,7 +863,7 @@ def test_office_is_validated_before_the_date_that_came_with_it(action_backend, d
     saturday = next_weekday(5)
     messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("appointment_date", saturday.isoformat()), ("office", "west")])
     assert slots == {"office": "west_centre", "appointment_date": None}
-    assert messages[0]["text"].startswith("The office is closed on that day.")
+    assert messages[-1]["text"].startswith("The office is closed on that day.")
 
 
 def test_reschedule_form_checks_the_reference_before_the_date(action_backend, domain) -> None:
@@ -945,8 +969,8 @@ def test_every_office_offering_a_service_is_a_button_and_the_count_matches(actio
     kinds = [office_yml(o)["kind"] for o in shown]
     assert "mobile_point" not in kinds or kinds[-1] == "mobile_point"  # the van, open a few hours a week, comes last
 
-    messages, _ = validate(ValidateAppointmentForm(), domain, {"service": service}, [("office", "an office on the moon")])
-    assert sorted(re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])) == sorted(offices)
+    messages, slots = validate(ValidateAppointmentForm(), domain, {"service": service}, [("office", "an office on the moon")], requested="office")
+    assert (messages, slots) == ([], {"office": None})  # the form asks again, with the buttons above: one question, not two
 
 
 def test_moving_an_appointment_offers_other_days_than_its_own(action_backend, domain) -> None:
