@@ -26,10 +26,12 @@ ORDINAL_WORDS = {
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
 }
-_NUMBER = r"(\d{1,2}|" + "|".join(NUMBER_WORDS) + r")"
+_WORDS = "|".join(ORDINAL_WORDS)
+_NUMBER = r"\d{1,2}|" + "|".join(NUMBER_WORDS)
+# "the second (one)", "second one", "the 2nd", "number 3", "option two", or a number alone; not "last time"
 ORDINAL = re.compile(
-    r"\b(?:(" + "|".join(ORDINAL_WORDS) + r")|(\d{1,2})(?:st|nd|rd|th)|(?:number|option|no\.?|item)\s*" + _NUMBER + r")\b"
-    r"|^\s*(\d{1,2})\s*[.!?]?\s*$",
+    rf"\bthe\s+(?P<the>{_WORDS})\b|\b(?P<one>{_WORDS})\s+(?:one|option|item)\b|\b(?P<suffixed>\d{{1,2}})(?:st|nd|rd|th)\b"
+    rf"|\b(?:number|option|no\.?|item)\s*(?P<numbered>{_NUMBER})\b|^\s*(?P<bare>\d{{1,2}})\s*[.!?]?\s*$",
     re.IGNORECASE,
 )
 WORD = re.compile(r"[a-z]+")
@@ -85,10 +87,10 @@ def ordinal(text: str) -> Optional[int]:
     match = ORDINAL.search(text)
     if not match:
         return None
-    word, suffixed, numbered, bare = match.groups()
+    word = match.group("the") or match.group("one")
     if word:
         return ORDINAL_WORDS[word.lower()]
-    value = suffixed or numbered or bare
+    value = match.group("suffixed") or match.group("numbered") or match.group("bare")
     return NUMBER_WORDS.get(value.lower()) or int(value)
 
 

@@ -165,7 +165,8 @@ def test_words_of_no_item_or_of_two_leave_the_service_in_context(module_action_b
 
 @pytest.mark.parametrize("text, expected", [
     ("the second one", 2), ("number 3", 3), ("the 4th", 4), ("option two", 2), ("3", 3), ("the last one", -1),
-    ("the rent one", None), ("I have 2 children", None), ("one", None),
+    ("second one please", 2), ("i mean the second", 2), ("number one", 1),
+    ("the rent one", None), ("I have 2 children", None), ("one", None), ("how long did it take last time", None),
 ])
 def test_ordinals(text: str, expected: Optional[int]) -> None:
     assert ordinal(text) == expected
