@@ -120,7 +120,7 @@ def test_one_office_says_its_phone_number_slowly_and_offers_its_buttons(real: Di
     turn = speak_responses(responses)
     assert "Phone 0 8 0 0, 1 0 0, 2 0 1." in turn.text and central["phone"] not in turn.text
     assert turn.text.count(central["address"]) == 1, "the map pin adds nothing"
-    assert turn.text.endswith("For book an appointment here, press 1. For opening hours, press 2. For a person, press 0.")
+    assert turn.text.endswith("To book an appointment here, press 1. For opening hours, press 2. For a person, press 0.")
     assert [o.payload for o in turn.options] == [b["payload"] for b in responses[0]["buttons"]]
     assert choose("what are the opening hours", turn.options) is turn.options[1]
 
@@ -146,7 +146,7 @@ def test_service_answer_with_follow_up_buttons(real: Dict[str, Any]) -> None:
     assert turn.more is None
     assert all(f"{n}. {item}." in turn.text for n, item in enumerate(documents, start=1))
     assert turn.text.endswith(
-        "For where to go, press 1. For book an appointment, press 2. For how much it costs, press 3. "
+        "For where to go, press 1. To book an appointment, press 2. For how much it costs, press 3. "
         "For a person, press 0."
     )
     assert [o.payload for o in turn.options] == [b["payload"] for b in responses[0]["buttons"]]
@@ -228,8 +228,8 @@ def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, 
 def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[str, Any]) -> None:
     turn = speak_responses(real["greet"])
     assert turn.text.endswith(
-        "For I have a life event, press 1. For find an office, press 2. For book an appointment, press 3. "
-        "For check an application, press 4. For report a problem, press 5. For talk to a person, press 6."
+        "For I have a life event, press 1. To find an office, press 2. To book an appointment, press 3. "
+        "To check an application, press 4. To report a problem, press 5. To talk to a person, press 6."
     ), "one option already asks for a person"
     assert choose("I want to report a pothole", turn.options).payload == "/report_issue"
     assert choose("I have a question", turn.options) is None

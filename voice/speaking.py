@@ -32,6 +32,11 @@ NEGATIONS = ("not", "don't", "dont", "never", "isn't", "wasn't", "can't", "canno
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 # while the assistant asks for one of these, keys are digits ended by SLOWER_KEY (#) or a pause
 NUMBER_QUESTION = re.compile(r"\b(?:number|phone|reference|digits)\b", re.IGNORECASE)
+# a title starting with one of these is an action: "To book an appointment, press 1"
+VERBS = frozenset(
+    "book check move change cancel talk speak report find ask see hear apply renew register pay get give use "
+    "leave keep go call start choose show tell".split()
+)
 KEYED_IN = re.compile(r"\b(?:key|press|hash)\b", re.IGNORECASE)
 # words that never tell options apart
 COMMON_WORDS = frozenset(
@@ -290,6 +295,8 @@ def press(option: Option, item: str = "") -> str:
     said = _said_title(title)
     if said[-1:].isdigit():
         return f"{lead}Press {option.key} for {said}."
+    if said.split(" ", 1)[0] in VERBS:  # "Talk to a person" -> "To talk to a person, press 7."
+        return f"{lead}To {said}, press {option.key}."
     return f"{lead}For {said}, press {option.key}."
 
 
