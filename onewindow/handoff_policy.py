@@ -62,7 +62,7 @@ def held_by_a_person(sender_id: str) -> bool:
     try:
         return service_handoffs().is_held(sender_id)
     except SQLAlchemyError as error:
-        log_event(logger, "handoff_policy.database_unavailable", error=type(error).__name__)
+        log_event(logger, "handoff_policy.database_unavailable", level=logging.ERROR, exc_info=error)
         return False
 
 

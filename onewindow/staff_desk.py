@@ -138,7 +138,7 @@ class StaffDesk:
         try:
             await append_events(self.rasa_url, self.api_secret, sender_id, events)
         except RasaUnavailable as error:
-            log_event(logger, "staff_desk.rasa_unavailable", sender=pseudonym(sender_id), error=str(error))
+            log_event(logger, "staff_desk.rasa_unavailable", level=logging.ERROR, exc_info=error, sender=pseudonym(sender_id))
 
 
 def _checked(text: str) -> str:

@@ -163,7 +163,7 @@ def test_closed_request_no_longer_counts_in_the_queue(actions_db: ServiceBackend
 def test_message_gives_hotline_number_says_staff_are_working_and_how_to_leave(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
     message, _ = ask_for_person()
     assert f"call the city hotline on {catalogue.city['hotline']['number']}" in message["text"]
-    assert "Staff are working now" in message["text"] and "To leave the queue, say stop." in message["text"]
+    assert "Staff are working now" in message["text"] and "To leave the queue, type stop." in message["text"]
     assert not message["buttons"]
 
 
@@ -680,7 +680,8 @@ def test_rasa_unreachable_still_closes_the_handoff(actions_db: ServiceBackend, t
     capsys.readouterr()
     asyncio.run(desk.hand_back(reference_of(actions_db, sender), "maria"))
     assert row_of(actions_db, sender).status == "returned"
-    assert "staff_desk.rasa_unavailable" in capsys.readouterr().err
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "staff_desk.rasa_unavailable" in line]
+    assert logged and logged[0]["level"] == "error" and "Traceback" in logged[0]["traceback"]
 
 
 # --- outbound delivery ---------------------------------------------------------------------------------------
