@@ -11,7 +11,7 @@ from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, refusal
 from actions.shared import SlotQuestion, backend, call, first, requester_of
 from onewindow.backend.records import ApplicationRecord
-from onewindow.backend.references import normalise_reference
+from onewindow.backend.references import PREFIXES, normalise_reference
 from onewindow.dates import spoken_date
 
 
@@ -36,7 +36,8 @@ class ValidateStatusForm(RecordProof, TaskFormValidation):
     async def validate_application_reference(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        if normalise_reference(str(first(value)), "appointment"):
+        said = normalise_reference(str(first(value)))  # a kind only from its prefix: keyed digits are this form's kind
+        if said and said.startswith(PREFIXES["appointment"]):
             dispatcher.utter_message(text=f"That is an appointment number, not an application number. {FORMATS['application']}")
             return {"application_reference": None}
         return await self.check_reference(value, dispatcher, tracker)

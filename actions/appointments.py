@@ -11,19 +11,74 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
-from actions.shared import SlotQuestion, backend, button, call, channel_of, choices_offered_this_turn, first, now, office_buttons, requester_of, resolve_one, service_buttons, venue
+from actions.handoff import linked_phone
+from actions.menu import main_menu_buttons
+from actions.shared import abilities_of, backend, button, call, channel_of, choices_offered_this_turn, first, now, office_buttons, requester_of, resolve_one, service_buttons, venue
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.ownership import NotYours
 from onewindow.backend.records import AppointmentRecord
 from onewindow.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.channel_wording import KEYPAD, Prompt
 from onewindow.wording import join_words
 
 DomainDict = Dict[Text, Any]
 Slots = Dict[Text, Any]
 BOOKABLE_EXAMPLES = ["passport_renewal", "id_card_renewal", "birth_registration", "marriage_registration", "pension_application"]
 NAME_PREFIX = re.compile(r"^(my name is|my name's|name is|i am|i'm|it is|it's|this is|call me)\s+", re.I)
-MAX_TIME_BUTTONS = 6
+CHAT_DAYS = 4  # a chat offers the first free days and takes any typed day; a call offers every free day
+AT_COUNTER = "to be given at the counter"  # citizen_name of a booking made under the caller's number
+
+DAY_NOT_UNDERSTOOD = Prompt(
+    "Sorry, I did not understand the day.",
+    chat="You can type, for example, next Monday or 3 December.",
+    voice="You can say, for example, next Monday or 3 December.",
+    keypad="Please choose one of the days.",
+)
+TIME_NOT_UNDERSTOOD = Prompt(
+    "Sorry, I did not understand the time.",
+    chat="You can type, for example, 10 am or half past two.",
+    voice="You can say, for example, 10 am or half past two.",
+    keypad="Please choose one of the times.",
+)
+NAME_REFUSED = Prompt(
+    chat="Please type the name for the appointment, using letters only.",
+    voice="Please say the name for the appointment.",
+    keypad="That is not a name.",
+)
+ASK_NAME = Prompt(
+    "What name should the appointment be under?",
+    chat="Please type your full name.",
+    voice="Please say your full name.",
+)
+NO_FREE_DAYS = Prompt(
+    "Sorry, this office has no free appointments in the next two months. Please choose another office.",
+    chat="Or type stop.",
+    voice="Or say stop.",
+)
+ASK_PHONE = Prompt("What phone number can the office call if something changes?")
+ASK_WHICH_APPOINTMENT = Prompt(
+    "Your upcoming appointments: {listing} Which one is it?",
+    chat="You can also type its number.",
+    voice="You can also say its number.",
+    keypad="You can also key in its ten digits.",
+)
+NONE_UPCOMING = Prompt(
+    "You have no upcoming appointments with us.",
+    chat="If you have an appointment number, type it now. To book a new appointment, choose the main menu.",
+    voice="If you have an appointment number, say it now. To book a new appointment, choose the main menu.",
+    keypad="If you have an appointment number, key in its ten digits now. To book a new appointment, choose the main menu.",
+)
+ASK_SERVICE = Prompt(
+    "Which service is the appointment for?",
+    chat="You can type its name, for example passport renewal.",
+    voice="You can say its name, for example passport renewal.",
+)
+ASK_OFFICE = Prompt(
+    "Which office would you like to go to? {count} {offer} {service}.",
+    chat="You can also type your district.",
+    voice="You can also say your district.",
+)
 
 PROBLEMS = {
     "not_bookable": "That service does not take appointments.",
@@ -112,7 +167,7 @@ class DateTimeValidation(InFormOrder):
             dispatcher.utter_message(text="That date does not exist. Please give another day.")
             return {"appointment_date": None}
         if answer.value is None:
-            dispatcher.utter_message(text="Sorry, I did not understand the day. You can say, for example, next Monday or 3 December.")
+            dispatcher.utter_message(text=DAY_NOT_UNDERSTOOD.render(abilities_of(tracker)))
             return {"appointment_date": None}
         service, office = tracker.get_slot("service"), tracker.get_slot("office")
         if service and office:
@@ -142,7 +197,7 @@ class DateTimeValidation(InFormOrder):
             elif wanted.value:
                 start = await call(backend().bookings.check_time, office, day, wanted.value, free)
             else:
-                dispatcher.utter_message(text="Sorry, I did not understand the time. You can say, for example, 10 am or half past two.")
+                dispatcher.utter_message(text=TIME_NOT_UNDERSTOOD.render(abilities_of(tracker)))
                 return {"appointment_time": None}
         except BookingError as error:
             report_problem(dispatcher, error)
@@ -187,9 +242,16 @@ class ReferenceValidation(RecordProof, InFormOrder):
         return await self.check_reference(value, dispatcher, tracker)
 
 
-def booking_at(office_name: str) -> str:
+BOOKING_AT = Prompt(
+    "I will book it at the {office}.",
+    chat="To use another office, type which one.",
+    voice="To use another office, say which one.",
+)
+
+
+def booking_at(office_name: str, tracker: Tracker) -> str:
     """Which office a booking is for when the citizen did not just choose it, and that it can change."""
-    return f"I will book it at the {office_name}. To use another office, tell me which one."
+    return BOOKING_AT.render(abilities_of(tracker), office=office_name)
 
 
 def not_offered(office_name: str, service_name: str) -> str:
@@ -228,7 +290,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
         if service.id not in office.service_ids:
             dispatcher.utter_message(text=not_offered(office.name, service.name))
             return {"office": None}
-        dispatcher.utter_message(text=booking_at(office.name))
+        dispatcher.utter_message(text=booking_at(office.name, tracker))
         return {}
 
     async def validate_office(
@@ -246,20 +308,32 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
             matches = [o for o in offices if o.district_id in districts]
         if len(matches) == 1:
             if tracker.get_slot("requested_slot") != "office":  # not the answer to "which office?": say which one
-                dispatcher.utter_message(text=booking_at(matches[0].name))
+                dispatcher.utter_message(text=booking_at(matches[0].name, tracker))
             return {"office": matches[0].id}
         if not matches and len(named) == 1:  # an office that does not offer the service: the form asks for one that does
             office, record = await call(backend().catalogue.office, named[0]), await call(backend().catalogue.service, service)
             dispatcher.utter_message(text=not_offered(office.name, record.name))
         return {"office": None}
 
+    async def extract_citizen_name(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Slots:
+        """The name on the citizen record of a chat or caller the channel vouched for: not asked again."""
+        if tracker.get_slot("citizen_name") or tracker.get_slot("requested_slot") == "citizen_name":
+            return {}
+        identity = requester_of(tracker).identity
+        name = await call(backend().citizens.name_for_identity, *identity) if identity else None
+        return {"citizen_name": name} if name else {}
+
     async def validate_citizen_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        if tracker.get_slot("requested_slot") == "citizen_name" and tracker.get_intent_of_latest_message() == "affirm":
+            phone = await call(linked_phone, tracker) if abilities_of(tracker).on_call else None
+            if phone:  # "book under the number you are calling from": the office takes the name at the counter
+                return {"citizen_name": AT_COUNTER, "citizen_phone": phone}
         name = NAME_PREFIX.sub("", " ".join(str(first(value)).split())).strip(" .,!")
         letters = sum(ch.isalpha() for ch in name)
         if not 2 <= len(name) <= 100 or letters < 2 or any(ch.isdigit() or ch in "<>{}[]/\\=;@#$%*_|~^`" for ch in name):
-            dispatcher.utter_message(text="Please tell me the name for the appointment, using letters only.")
+            dispatcher.utter_message(text=NAME_REFUSED.render(abilities_of(tracker)))
             return {"citizen_name": None}
         return {"citizen_name": name}
 
@@ -290,20 +364,38 @@ class ValidateCheckAppointmentForm(ReferenceValidation, TaskFormValidation):
 # --- questions the forms ask, with buttons built from real data -------------------
 
 
-class AskCitizenName(SlotQuestion):
-    slot = "citizen_name"
-    text = "What name should the appointment be under? Please say or type your full name."
+def ending_in(phone: str) -> str:
+    """"ending in 5 6 7 8": the last four digits, said one by one."""
+    return "ending in " + " ".join(phone[-4:])
 
 
-class AskCitizenPhone(SlotQuestion):
-    slot = "citizen_phone"
-    text = "What phone number can the office call if something changes?"
+class ActionAskCitizenName(Action):
+    """Asks for the name; a caller whose number is known may book under it (the office takes the name at the counter)."""
+
+    def name(self) -> Text:
+        return "action_ask_citizen_name"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        abilities = abilities_of(tracker)
+        phone = await call(linked_phone, tracker) if abilities.on_call else None
+        buttons = [button(f"Book under the number you are calling from, {ending_in(phone)}. The office takes your name at the counter", "affirm")] if phone else []
+        dispatcher.utter_message(text=ASK_NAME.render(abilities), buttons=buttons)
+        return []
 
 
-NONE_UPCOMING = (
-    "You have no upcoming appointments with us. If you have an appointment number, tell me the number now. "
-    "To book a new appointment, say stop, then say book an appointment."
-)
+class ActionAskCitizenPhone(Action):
+    """Asks for a phone number; the number a channel vouched for (the caller's, a linked chat's) is one button."""
+
+    def name(self) -> Text:
+        return "action_ask_citizen_phone"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        abilities = abilities_of(tracker)
+        phone = await call(linked_phone, tracker)
+        whose = "you are calling from" if abilities.on_call else "linked to this chat"
+        buttons = [button(f"The number {whose}, {ending_in(phone)}", "inform", phone=phone)] if phone else []
+        dispatcher.utter_message(text=ASK_PHONE.render(abilities), buttons=buttons)
+        return []
 
 
 class ActionAskAppointmentReference(Action):
@@ -319,19 +411,17 @@ class ActionAskAppointmentReference(Action):
         if upcoming is None:  # nobody known: the number is the way in
             dispatcher.utter_message(text=self.text)
             return []
+        abilities = abilities_of(tracker)
         if not upcoming:
-            dispatcher.utter_message(text=NONE_UPCOMING)
+            dispatcher.utter_message(text=NONE_UPCOMING.render(abilities), buttons=[button("Main menu", "main_menu"), button("Talk to a person", "request_human")])
             return []
         listing = " ".join(
             f"{n}. {r.reference}: {r.service_name} at {r.office_name}, {spoken_datetime(r.starts_at)}."
-            for n, r in enumerate(upcoming[:MAX_TIME_BUTTONS], start=1)
+            for n, r in enumerate(upcoming, start=1)
         )
         dispatcher.utter_message(
-            text=f"Your upcoming appointments: {listing} Which one is it? You can also type its number.",
-            buttons=[
-                button(f"{r.reference}, {spoken_date(r.starts_at.date())}", "inform", reference=r.reference)
-                for r in upcoming[:MAX_TIME_BUTTONS]
-            ],
+            text=ASK_WHICH_APPOINTMENT.render(abilities, listing=listing),
+            buttons=[button(f"{r.reference}, {spoken_date(r.starts_at.date())}", "inform", reference=r.reference) for r in upcoming],
         )
         return []
 
@@ -343,11 +433,12 @@ class ActionAskService(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         if choices_offered_this_turn(tracker):  # "Do you mean A or B?" is the question this turn
             return []
+        abilities = abilities_of(tracker)
         services = await call(backend().catalogue.services, BOOKABLE_EXAMPLES)
-        dispatcher.utter_message(
-            text="Which service is the appointment for? You can type its name, for example passport renewal.",
-            buttons=service_buttons(services, "inform"),
-        )
+        if abilities.mode == KEYPAD:  # no words to name one: every bookable service, the common ones first
+            others = sorted((s for s in await call(backend().catalogue.services) if s.bookable and s not in services), key=lambda s: s.name)
+            services = [*services, *others]
+        dispatcher.utter_message(text=ASK_SERVICE.render(abilities), buttons=service_buttons(services, "inform"))
         return []
 
 
@@ -364,7 +455,7 @@ class ActionAskOffice(Action):
             dispatcher.utter_message(text="Which of these offices?", buttons=office_buttons(nearby, "inform"))
             return []
         dispatcher.utter_message(
-            text=f"Which office would you like to go to? {len(offices)} {'office offers' if len(offices) == 1 else 'offices offer'} {service.name.lower()}. You can also say your district.",
+            text=ASK_OFFICE.render(abilities_of(tracker), count=len(offices), offer="office offers" if len(offices) == 1 else "offices offer", service=service.name.lower()),
             buttons=office_buttons(offices, "inform"),
         )
         return []
@@ -377,13 +468,15 @@ class ActionAskAppointmentDate(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         office = tracker.get_slot("office")
         current = await _current_day(tracker)
-        free = [start for start in await call(backend().bookings.next_free, office, now().date(), 5) if start.date() != current][:4]
+        abilities = abilities_of(tracker)
+        wanted = CHAT_DAYS if abilities.typing else backend().bookings.horizon_days  # a call offers every free day
+        free = [start for start in await call(backend().bookings.next_free, office, now().date(), wanted + 1) if start.date() != current][:wanted]
         if not free:
-            dispatcher.utter_message(text="Sorry, this office has no free appointments in the next two months. You can choose another office, or say stop.")
+            dispatcher.utter_message(text=NO_FREE_DAYS.render(abilities))
             return [SlotSet("office", None)]
         days = [start.date() for start in free]
         dispatcher.utter_message(
-            text=f"Which day would you like? The first free days are {join_words([spoken_date(d) for d in days], last='and')}.",
+            text=f"Which day would you like? The first free days are {join_words([spoken_date(d) for d in days[:CHAT_DAYS]], last='and')}.",
             buttons=[button(spoken_date(d), "inform", date=d.isoformat()) for d in days],
         )
         return []
@@ -404,11 +497,9 @@ class ActionAskAppointmentTime(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         day = date.fromisoformat(tracker.get_slot("appointment_date"))
         free = await call(backend().bookings.free_slots, tracker.get_slot("office"), day)
-        step = max(1, len(free) // MAX_TIME_BUTTONS)
-        shown = free[::step][:MAX_TIME_BUTTONS]
-        dispatcher.utter_message(
+        dispatcher.utter_message(  # every free time is a button: the phone pages them
             text=f"What time on {spoken_date(day)}? Free times start at {spoken_time(free[0].time())}, and the last is {spoken_time(free[-1].time())}." if free else "That day has no free times left. Please choose another day.",
-            buttons=[button(spoken_time(s.time()), "inform", time=s.strftime("%H:%M")) for s in shown],
+            buttons=[button(spoken_time(s.time()), "inform", time=s.strftime("%H:%M")) for s in free],
         )
         return [] if free else [SlotSet("appointment_date", None)]
 
@@ -424,10 +515,9 @@ class ActionAskBookingConfirmed(Action):
         if tracker.active_loop_name == "reschedule_form":
             text = f"Shall I move appointment {tracker.get_slot('appointment_reference')} to {spoken_datetime(moment)}?"
         else:
-            text = (
-                f"Please check: {service.name} at {office.name}, on {spoken_datetime(moment)}, "
-                f"for {tracker.get_slot('citizen_name')}. Shall I book it?"
-            )
+            name = tracker.get_slot("citizen_name")
+            whom = f"under the number {ending_in(tracker.get_slot('citizen_phone'))}" if name == AT_COUNTER else f"for {name}"
+            text = f"Please check: {service.name} at {office.name}, on {spoken_datetime(moment)}, {whom}. Shall I book it?"
         dispatcher.utter_message(text=text, buttons=[button("Yes", "affirm"), button("No", "deny")])
         return []
 
@@ -464,7 +554,7 @@ class ActionBookAppointment(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         if not tracker.get_slot("booking_confirmed"):
-            dispatcher.utter_message(text="All right, I have not booked anything. Is there anything else I can do for you?")
+            dispatcher.utter_message(text="All right, I have not booked anything. Is there anything else I can do for you?", buttons=main_menu_buttons())
             return RESET_BOOKING
         try:
             record = await call(
@@ -472,16 +562,26 @@ class ActionBookAppointment(Action):
                 tracker.get_slot("service"),
                 tracker.get_slot("office"),
                 _slot_start(tracker),
-                tracker.get_slot("citizen_name"),
+                None if tracker.get_slot("citizen_name") == AT_COUNTER else tracker.get_slot("citizen_name"),
                 tracker.get_slot("citizen_phone"),
                 channel_of(tracker),
             )
         except BookingError as error:
             report_problem(dispatcher, error)
             return [*RESET_BOOKING, FollowupAction("appointment_form")]
-        dispatcher.utter_message(text=confirmation_text(record, "booked"))
+        at_counter = " Please give your name at the counter when you arrive." if tracker.get_slot("citizen_name") == AT_COUNTER else ""
+        dispatcher.utter_message(text=confirmation_text(record, "booked") + at_counter)
         await send_visit_card(dispatcher, record)
+        await link_caller(tracker)
         return [*RESET_BOOKING, SlotSet("appointment_reference", record.reference)]
+
+
+async def link_caller(tracker: Tracker) -> None:
+    """A caller who booked under the number they are calling from is that citizen: later calls find their appointments."""
+    identity = requester_of(tracker).identity
+    phone = normalise_phone(tracker.get_slot("citizen_phone"))
+    if identity and identity[0] == "phone" and phone and normalise_phone(identity[1]) == phone:
+        await call(backend().citizens.link_identity, "phone", identity[1], phone)
 
 
 class ActionRescheduleAppointment(Action):

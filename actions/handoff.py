@@ -8,8 +8,10 @@ back). Its answer carries the structured signal `{"handoff": {...}}` that channe
 sends every message to `action_handoff_waiting`.
 
 Triggers (reason, priority): citizen_request 2 (asking for a person), keypad 2 (a caller
-pressing 0), low_confidence 3 (actions/conversation.py), urgent_report 1 (actions/reports.py),
-distress 1 (`action_handle_distress`).
+pressing 0), silence 2 (a caller silent after the hotline's reprompts), low_confidence 3 (a chat
+not understood twice) and not_understood 3 (a caller, three times; actions/conversation.py),
+urgent_report 1 (actions/reports.py), distress 1 (`action_handle_distress`). A caller whose
+number is linked to a Telegram chat also gets the request number in that chat.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, channel_of, latest_metadata, now, requester_of
+from actions.shared import abilities_of, backend, button, call, channel_of, latest_metadata, now, requester_of
+from onewindow.channel_wording import Prompt
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
@@ -93,13 +96,49 @@ async def office_to_visit(tracker: Tracker) -> Optional[OfficeRecord]:
     return next((o for o in offices if o.kind == "service_centre"), offices[0] if offices else None)
 
 
+HANDED_OFF = Prompt(
+    "{opening} Your request number is {reference}. {place}",
+    chat="They will reply here, and they can see what we talked about. {hours}",
+    voice="They can see what we talked about. {hours}",
+    keypad="They can see what we talked about. {hours}",
+)
+OTHER_WAYS = Prompt(chat="You can also call the city hotline on {hotline}, or visit any service centre.")
+LEAVE_QUEUE = Prompt(chat="To leave the queue, type stop.", voice="To leave the queue, say stop.")
+OFFLINE_PATH = Prompt(
+    "In the meantime, {visit}",
+    chat="call the city hotline on {hotline} during the staff hours. Would you like a person to call you back when staff are back?",
+    voice="call again during the staff hours. Would you like a person to call you back when staff are back?",
+    keypad="call again during the staff hours. Would you like a person to call you back when staff are back?",
+)
+WHICH_NUMBER = Prompt(
+    "Which number should we call?",
+    chat="Please type it.",
+    voice="Please say it, or key it in.",
+    keypad="Please key it in.",
+)
+TOLD_IN_CHAT = (
+    "Your call to the city hotline was passed to a person. Your request number is {reference}. "
+    "They can see what you talked about."
+)
+REASONS_BY_INPUT = {"keypad": "keypad", "silence": "silence"}  # the hotline's metadata: a key pressed, or silence
+
+
 async def offline_path(tracker: Tracker, city: CityRecord) -> str:
     office = await office_to_visit(tracker)
     visit = f"you can visit the {office.name}, {office.address}. Its hours are: {week_text(office.hours)} Or " if office else ""
-    return (
-        f"In the meantime, {visit}call the city hotline on {city.hotline_number} during the staff hours. "
-        "Would you like a person to call you back when staff are back?"
-    )
+    return OFFLINE_PATH.render(abilities_of(tracker), visit=visit, hotline=city.hotline_number)
+
+
+async def tell_linked_chats(tracker: Tracker, handoff: HandoffRecord) -> None:
+    """A caller whose number is linked to a chat gets the request number there too, to keep."""
+    identity = requester_of(tracker).identity
+    if identity is None or identity[0] != "phone":
+        return
+    phone = await call(linked_phone, tracker)
+    chats = await call(backend().citizens.chats_for_phone, phone) if phone else []
+    outbound = OutboundChannels.from_environment()
+    for chat in chats:
+        await outbound.deliver(f"telegram:{chat}", TOLD_IN_CHAT.format(reference=handoff.reference))
 
 
 async def hand_off(
@@ -112,14 +151,15 @@ async def hand_off(
     city, moment = await call(backend().catalogue.city), now()
     working = staff_working(staff_hours(city), moment)
     wait = await expected_wait(handoff)
-    text = (
-        f"{opening} Your request number is {handoff.reference}. {place_text(handoff, wait, working)} "
-        f"They will reply here, and they can see what we talked about. {staff_hours_text(staff_hours(city), moment)} "
-    )
+    abilities = abilities_of(tracker)
+    text = HANDED_OFF.render(
+        abilities, opening=opening, reference=handoff.reference, place=place_text(handoff, wait, working),
+        hours=staff_hours_text(staff_hours(city), moment),
+    ) + " "
     if working:
-        text += f"You can also call the city hotline on {city.hotline_number}, or visit any service centre."
-        text += " To leave the queue, say stop." if handoff.status == "open" else ""
-        dispatcher.utter_message(text=text, json_message=handoff_payload(handoff, wait))
+        text += OTHER_WAYS.render(abilities, hotline=city.hotline_number)
+        text += " " + LEAVE_QUEUE.render(abilities) if handoff.status == "open" else ""
+        dispatcher.utter_message(text=" ".join(text.split()), json_message=handoff_payload(handoff, wait))
     else:
         dispatcher.utter_message(
             text=text + await offline_path(tracker, city),
@@ -127,6 +167,7 @@ async def hand_off(
             json_message=handoff_payload(handoff, wait, asking=ASK_CALLBACK),
         )
     await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
+    await tell_linked_chats(tracker, handoff)
     leave_form = [ActiveLoop(None), SlotSet("requested_slot", None)] if tracker.active_loop_name else []
     return [*leave_form, SlotSet(HANDOFF_SLOT, True)]
 
@@ -140,7 +181,7 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        reason = "keypad" if latest_metadata(tracker).get("input") == "keypad" else "citizen_request"
+        reason = REASONS_BY_INPUT.get(latest_metadata(tracker).get("input"), "citizen_request")
         return await hand_off(dispatcher, tracker, reason, 2, "I have asked a person from the service centre to help you.")
 
 
@@ -234,7 +275,7 @@ class ActionHandoffWaiting(Action):
             return []
         phone = await call(linked_phone, tracker)
         if phone is None:
-            dispatcher.utter_message(text="Which number should we call? Please type it.", json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER))
+            dispatcher.utter_message(text=WHICH_NUMBER.render(abilities_of(tracker)), json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER))
             return []
         await call(backend().handoffs.request_callback, handoff.reference, phone)
         dispatcher.utter_message(text=f"A person will call you on your number ending in {phone[-2:]} {await staff_back()}.", json_message=handoff_payload(handoff, wait))

@@ -65,7 +65,8 @@ class ActionLifeEvent(Action):
         ids = await resolve_one("life_event", tracker.get_slot("life_event"))
         event = await call(backend().catalogue.life_event, ids[0]) if ids else None
         if event is None:
-            events = [await call(backend().catalogue.life_event, i) for i in MENU]
+            every = await call(backend().catalogue.life_events)  # every event, the common ones first
+            events = sorted(every, key=lambda e: MENU.index(e.id) if e.id in MENU else len(MENU))
             dispatcher.utter_message(
                 text="Which of these is happening in your life? I will list every service you need.",
                 buttons=[button(e.name, "life_event", life_event=e.id) for e in events if e],
@@ -75,6 +76,6 @@ class ActionLifeEvent(Action):
         offices = await call(backend().catalogue.offices) if mode == IN_PERSON else []
         dispatcher.utter_message(
             text=bundle_text(event, mode, offices),
-            buttons=[button(step.service.name, "ask_documents", service=step.service.id) for step in event.steps[:6]],
+            buttons=[button(step.service.name, "ask_documents", service=step.service.id) for step in event.steps],
         )
         return [SlotSet("life_event", event.id), SlotSet("service", None)]  # the subject is now the listed services

@@ -15,6 +15,7 @@ from onewindow.geo import valid_position
 from onewindow.wording import distance_text, join_words, periods_text, week_text
 
 MAX_LISTED = 4
+NO_OFFICE = "I could not find an office {where}. A person from the service centre can help you."
 
 
 def day_text(office: OfficeRecord, day: date, today: date) -> str:
@@ -154,7 +155,7 @@ class ActionAnswerOfficeQuestion(Action):
         records = await call(backend().catalogue.services, service_ids) if service_ids else []
         nearest = await call(backend().catalogue.nearest_offices, *position, [r.id for r in records])
         if not nearest:
-            dispatcher.utter_message(text="I could not find an office near you. You can call the city hotline.")
+            dispatcher.utter_message(text=NO_OFFICE.format(where="near you"), buttons=[button("Talk to a person", "request_human")])
             return None
         subject = f" for {join_words([r.name.lower() for r in records], last='or')}" if records else ""
         lines = " ".join(
@@ -177,7 +178,7 @@ class ActionAnswerOfficeQuestion(Action):
         note: str,
     ) -> None:
         if not offices:
-            dispatcher.utter_message(text="I could not find an office for that. You can call the city hotline.")
+            dispatcher.utter_message(text=NO_OFFICE.format(where="for that"), buttons=[button("Talk to a person", "request_human")])
             return
         record = await call(backend().catalogue.service, service) if service else None
         subject = f" for {record.name.lower()}" if record else ""
@@ -190,9 +191,8 @@ class ActionAnswerOfficeQuestion(Action):
     @staticmethod
     async def _ask_district(dispatcher: CollectingDispatcher, hours_question: bool) -> None:
         offices = await call(backend().catalogue.offices)
-        centres = [o for o in offices if o.kind in ("service_centre", "rural_point")]
         intent = "ask_opening_hours" if hours_question else "find_office"
-        dispatcher.utter_message(
+        dispatcher.utter_message(  # every office, service centres first: a caller without words chooses one
             text="Which office, or which part of the city are you in?",
-            buttons=[button(o.name, intent, office=o.id) for o in centres[:6]],
+            buttons=[button(o.name, intent, office=o.id) for o in offices],
         )

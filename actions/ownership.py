@@ -15,7 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.shared import backend, button, call, first, requester_of
+from actions.shared import abilities_of, backend, button, call, first, requester_of
+from onewindow.channel_wording import Prompt
 from onewindow.backend.ownership import Verdict
 
 DomainDict = Dict[Text, Any]
@@ -27,6 +28,12 @@ FORMATS = {
     "appointment": "It is B K and ten digits, for example B K 4 8 2 9 1 3 7 5 0 6.",
     "application": "It is A P P and ten digits, for example A P P 4 8 2 9 1 3 7 5 0 6.",
 }
+ASK_PROOF = Prompt(
+    "To keep your {noun} private, I need the last four digits of the phone number on the {noun}.",
+    chat="Please type them.",
+    voice="Please say them, or key them in.",
+    keypad="Please key them in.",
+)
 MISTYPED = "That number has a mistake: one digit is wrong or two digits are swapped. Please check it and give it again."
 
 
@@ -120,12 +127,7 @@ class ActionAskRecordProof(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         noun = "application" if tracker.active_loop_name == "status_form" else "appointment"
-        dispatcher.utter_message(
-            text=(
-                f"To keep your {noun} private, please tell me the last four digits of the phone number "
-                f"on the {noun}. On the phone you can key them in."
-            )
-        )
+        dispatcher.utter_message(text=ASK_PROOF.render(abilities_of(tracker), noun=noun))
         return []
 
 

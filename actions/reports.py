@@ -9,25 +9,71 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms import TaskFormValidation
 from actions.handoff import hand_off
-from actions.shared import SlotQuestion, backend, button, call, channel_of, first, resolve_one
+from actions.shared import abilities_of, backend, button, call, channel_of, first, resolve_one
+from onewindow.channel_wording import Prompt
 
 MAX_TEXT = 1000
-CATEGORY_BUTTONS = ["pothole", "street_light", "rubbish", "water_leak", "fallen_tree", "noise"]
 RESET = [SlotSet(name, None) for name in ("report_category", "report_location", "report_description")]
+CALL_BACK = "exact place to be asked on a call back to the caller"  # a caller chose only the part of the city
+NO_DETAILS = "No more details: the caller chose to send the report as it is."
+ASK_LOCATION = Prompt(
+    chat="Where is it? Please give the street, and a landmark or house number.",
+    voice="Where is it? Please say the street, and a landmark or house number, or choose the part of the city.",
+    keypad="Which part of the city is it in? The team will call you on the number you are calling from to ask exactly where.",
+)
+LOCATION_AGAIN = Prompt(
+    chat="Please type the street, and a landmark or house number.",
+    voice="Please say the street, and a landmark or house number, or choose the part of the city.",
+    keypad="Please choose the part of the city.",
+)
+ASK_DESCRIPTION = Prompt(
+    chat="Please describe the problem in a few words.",
+    voice="Please describe the problem in a few words, or send the report as it is.",
+    keypad="The team will ask you for the details when they call.",
+)
+DESCRIPTION_AGAIN = Prompt(
+    chat="Please describe the problem in a few words.",
+    voice="Please describe the problem in a few words, or send the report as it is.",
+    keypad="Please send the report as it is.",
+)
 
 
 def _clean(value: Any) -> str:
     return " ".join(str(first(value)).split())
 
 
-class AskReportLocation(SlotQuestion):
-    slot = "report_location"
-    text = "Where is it? Please give the street, and a landmark or house number."
+def pressed(tracker: Tracker) -> bool:
+    """Whether the latest message is a button press (a payload), not words."""
+    return (tracker.latest_message.get("text") or "").startswith("/")
 
 
-class AskReportDescription(SlotQuestion):
-    slot = "report_description"
-    text = "Please describe the problem in a few words."
+class ActionAskReportLocation(Action):
+    """Where the problem is; on a call also the parts of the city as buttons (the team calls back for the exact place)."""
+
+    def name(self) -> Text:
+        return "action_ask_report_location"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        abilities = abilities_of(tracker)
+        dispatcher.utter_message(text=ASK_LOCATION.render(abilities), buttons=await district_buttons() if abilities.on_call else [])
+        return []
+
+
+async def district_buttons() -> List[Dict[str, str]]:
+    districts = await call(backend().catalogue.districts)
+    return [button(f"Somewhere in {name}", "inform", district=district) for district, name in districts.items()]
+
+
+class ActionAskReportDescription(Action):
+    """What the problem is; on a call the report can also be sent as it is."""
+
+    def name(self) -> Text:
+        return "action_ask_report_description"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        abilities = abilities_of(tracker)
+        dispatcher.utter_message(text=ASK_DESCRIPTION.render(abilities), buttons=[button("Send the report as it is", "affirm")] if abilities.on_call else [])
+        return []
 
 
 class ValidateReportForm(TaskFormValidation):
@@ -46,12 +92,18 @@ class ValidateReportForm(TaskFormValidation):
     async def validate_report_location(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        return _free_text("report_location", value, dispatcher, "Please tell me the street, and a landmark or house number.")
+        districts = await call(backend().catalogue.districts)
+        chosen = next((districts[d] for d in tracker.get_latest_entity_values("district") if d in districts), None)
+        if chosen and pressed(tracker):
+            return {"report_location": f"Somewhere in {chosen} ({CALL_BACK})"}
+        return _free_text("report_location", value, dispatcher, LOCATION_AGAIN.render(abilities_of(tracker)))
 
     async def validate_report_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> Dict[Text, Any]:
-        return _free_text("report_description", value, dispatcher, "Please describe the problem in a few words.")
+        if abilities_of(tracker).on_call and tracker.get_intent_of_latest_message() == "affirm":
+            return {"report_description": NO_DETAILS}
+        return _free_text("report_description", value, dispatcher, DESCRIPTION_AGAIN.render(abilities_of(tracker)))
 
 
 def _free_text(slot: str, value: Any, dispatcher: CollectingDispatcher, ask_again: str) -> Dict[Text, Any]:
@@ -70,9 +122,10 @@ class ActionAskReportCategory(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        categories = await call(backend().reports.categories)
         dispatcher.utter_message(
             text="What kind of problem is it? For example a pothole, a broken street light, or rubbish.",
-            buttons=[button(c.replace("_", " ").capitalize(), "inform", report_category=c) for c in CATEGORY_BUTTONS],
+            buttons=[button(name, "inform", report_category=category) for category, name in categories],
         )
         return []
 
@@ -93,6 +146,8 @@ class ActionSubmitReport(Action):
             tracker.sender_id,
         )
         urgent = " It is marked urgent, so a team will look at it today." if record.urgent else ""
+        if CALL_BACK in (tracker.get_slot("report_location") or ""):
+            urgent += " The team will call you on the number you are calling from to ask exactly where it is."
         dispatcher.utter_message(
             text=(
                 f"Thank you. Your report about a {record.category_name.lower()} has gone to the "

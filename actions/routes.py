@@ -49,7 +49,7 @@ def from_home(service: ServiceRecord, offices: List[OfficeRecord], today: date, 
     where = f" These offices offer it: {office_listing(offices, today)}" if offices else ""
     return (
         f"{service.name} cannot be done online or from home. You need to go to an office{' once' if service.one_visit else ''}."
-        f"{where} If you cannot get to an office, call the city hotline on {city.hotline_number} to ask what help there is."
+        f"{where} If you cannot get to an office, a person at the city hotline, {city.hotline_number}, can tell you what help there is."
     )
 
 

@@ -9,11 +9,17 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.listed import reference_in
 from actions.routes import documents_listing, route_buttons, route_text, stated_mode
-from actions.shared import backend, button, call, now, resolve_one, service_buttons
+from actions.shared import abilities_of, backend, button, call, now, resolve_one, service_buttons
+from onewindow.channel_wording import Abilities, Prompt
 from onewindow.backend.records import ServiceRecord
 from onewindow.wording import join_words, money, processing_time
 
 POPULAR = ["passport_renewal", "id_card_renewal", "birth_registration", "pension_application", "unemployment_benefit"]
+ASK_WHICH_SERVICE = Prompt(
+    "Which service is it about?",
+    chat="You can type its name, for example passport renewal.",
+    voice="You can say its name, for example passport renewal.",
+)
 
 
 def about(service: ServiceRecord, currency: str) -> str:
@@ -120,7 +126,7 @@ class ActionAnswerServiceQuestion(Action):
         reference = await call(reference_in, tracker, ("service",))  # "the rent one", after a list of services
         ids = [reference[1]] if reference else await resolve_one("service", tracker.get_slot("service"))
         if len(ids) != 1:
-            await self._ask_which(dispatcher, ids, aspect, tracker.get_slot("service"))
+            await self._ask_which(dispatcher, ids, aspect, tracker.get_slot("service"), abilities_of(tracker))
             return [SlotSet("question", aspect), SlotSet("service", None)]
         service = await call(backend().catalogue.service, ids[0])
         city = await call(backend().catalogue.city)
@@ -138,7 +144,7 @@ class ActionAnswerServiceQuestion(Action):
 
     @staticmethod
     async def _ask_which(
-        dispatcher: CollectingDispatcher, ids: List[str], aspect: str, said: Optional[str]
+        dispatcher: CollectingDispatcher, ids: List[str], aspect: str, said: Optional[str], abilities: Abilities
     ) -> None:
         if ids:
             services = await call(backend().catalogue.services, ids)
@@ -147,7 +153,7 @@ class ActionAnswerServiceQuestion(Action):
             return
         services = await call(backend().catalogue.services, POPULAR)
         opening = f"Sorry, I do not know a service called {said}. " if said else ""
-        dispatcher.utter_message(
-            text=f"{opening}Which service is it about? You can type its name, for example passport renewal.",
-            buttons=service_buttons(services, aspect),
+        dispatcher.utter_message(  # the other services by department, for a caller without words
+            text=opening + ASK_WHICH_SERVICE.render(abilities),
+            buttons=[*service_buttons(services, aspect), button("Other services", "main_menu", menu="services")],
         )

@@ -122,11 +122,11 @@ class Bookings:
         service_id: str,
         office_id: str,
         starts_at: datetime,
-        name: str,
+        name: Optional[str],
         phone: str,
         channel: str,
     ) -> AppointmentRecord:
-        """Book one place in the slot starting at `starts_at`, atomically."""
+        """Book one place in the slot starting at `starts_at`, atomically (without a name, the citizen record keeps the one it has)."""
         normalised = normalise_phone(phone)
         if normalised is None:
             raise BookingError("bad_phone")

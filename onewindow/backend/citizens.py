@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,3 +87,23 @@ class Citizens:
             return session.scalars(
                 select(models.Citizen.phone).join(models.ChannelIdentity).where(*_is_identity(channel, external_id))
             ).first()
+
+    def name_for_identity(self, channel: str, external_id: str) -> Optional[str]:
+        """The name on the citizen record a chat or caller is linked to (as the ownership gate, only a linked identity counts)."""
+        with self._sessions() as session:
+            return session.scalars(
+                select(models.Citizen.name).join(models.ChannelIdentity).where(*_is_identity(channel, external_id))
+            ).first()
+
+    def chats_for_phone(self, phone: str, channel: str = "telegram") -> List[str]:
+        """The ids of the chats on `channel` linked to the citizen with this phone number."""
+        normalised = normalise_phone(phone)
+        if normalised is None:
+            return []
+        with self._sessions() as session:
+            return list(session.scalars(
+                select(models.ChannelIdentity.external_id)
+                .join(models.Citizen)
+                .where(models.Citizen.phone == normalised, models.ChannelIdentity.channel == channel)
+                .order_by(models.ChannelIdentity.linked_at)
+            ))
