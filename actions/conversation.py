@@ -40,10 +40,11 @@ def missed_turns(events: List[Dict[Text, Any]]) -> List[bool]:
 
     A message was not understood when NLU said so (intent nlu_fallback) or when no rule or form
     could answer it and the low-confidence action ran instead (Rasa's core fallback): both count.
+    A turn the hotline handled itself (repeat, slower, more; metadata "handled") is neither.
     """
     missed: List[bool] = []
     for event in events:
-        if event.get("event") == "user":
+        if event.get("event") == "user" and not (event.get("metadata") or {}).get("handled"):
             missed.append((event.get("parse_data", {}).get("intent") or {}).get("name") == "nlu_fallback")
         elif event.get("event") == "action" and event.get("name") == LOW_CONFIDENCE_ACTION and missed:
             missed[-1] = True

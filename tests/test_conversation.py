@@ -194,3 +194,9 @@ def test_a_miss_handed_over_inside_a_form_forgets_what_the_missed_message_filled
 def test_stop_offers_the_main_menu() -> None:
     messages, _ = run_action(ActionStop(), make_tracker({}, intent="stop", sender_id=CALLER, metadata={"speech": False}), load_domain())
     assert messages[0]["buttons"] == main_menu_buttons()
+
+
+def test_a_turn_the_hotline_handled_itself_neither_counts_nor_resets_the_misses() -> None:
+    repeat = {"event": "user", "text": "*", "metadata": {"input": "keypad", "handled": "repeat"}}
+    history = [user("nlu_fallback", "/nlu_fallback"), bot("Sorry"), repeat, bot("Sorry")]
+    assert trailing_fallbacks(make_tracker({}, intent="nlu_fallback", events=history)) == 2
