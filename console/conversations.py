@@ -35,6 +35,16 @@ NAME_ANSWER = re.compile(r"[^\W\d_]+(?:['â€™.-][^\W\d_]*)*(?:\s+[^\W\d_]+(?:['â€
 # what a citizen says to get a person (or to accept the offer of one): not the request that went unmet
 PERSON_INTENTS = ("request_human", "affirm", "deny")
 TRANSCRIPT_EVENTS = ("user", "bot", "action", "slot", *SESSION_EVENTS)
+NOT_UNDERSTOOD = "/nlu_fallback"  # the hotline heard nothing usable; its metadata has what it heard
+
+
+def said_text(data: Dict[str, Any]) -> str:
+    """A citizen message as staff read it: for a caller not understood, what the recogniser heard."""
+    text = data.get("text") or ""
+    heard = (data.get("metadata") or {}).get("heard")
+    if text.strip() == NOT_UNDERSTOOD and heard is not None:
+        return f"(not understood) {heard}".strip()
+    return text
 
 handoffs = models.HandoffRequest.__table__
 reviews = models.ConversationReview.__table__
@@ -222,7 +232,7 @@ def build_sessions(rows: Sequence[Any], channel: str) -> List[Session]:
             parse = data.get("parse_data") or {}
             intent = parse.get("intent") or {}
             turn = Turn(Message(
-                row.id, at, "citizen", data.get("text") or "",
+                row.id, at, "citizen", said_text(data),
                 channel=(data.get("metadata") or {}).get("channel") or channel,
                 intent=intent.get("name") or row.intent_name, confidence=intent.get("confidence"),
                 entities=[(e.get("entity"), e.get("value")) for e in parse.get("entities") or []],

@@ -17,9 +17,11 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from console.conversations import ConversationStore
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
 from onewindow.stack import Stack
+from onewindow.tracker_events import tracker_engine
 from tests.telegram_api import LocalBotApi
 from tests.test_channel_wording import FORBIDDEN
 
@@ -222,7 +224,13 @@ def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_k
     assert caller.texts().count(handoff["reference"]) == 1
     said = [e for e in stack.tracker(caller.sender)["events"] if e["event"] == "user"]
     assert [e["text"] for e in said] == ["/main_menu", "/nlu_fallback", "/nlu_fallback", "/nlu_fallback"]
-    assert [e["metadata"].get("heard") for e in said[1:]] == ["", "blorf", "zong"], "staff see what was heard"
+    assert [e["metadata"].get("heard") for e in said[1:]] == ["", "blorf", "zong"]
+    tracker = tracker_engine(url=stack.tracker_database_url)
+    transcript = ConversationStore(tracker, backend.engine).transcript(caller.sender)
+    tracker.dispose()
+    assert [t.citizen.text for t in transcript.turns() if t.citizen] == [
+        "/main_menu", "(not understood)", "(not understood) blorf", "(not understood) zong",
+    ], "staff see every turn of the call, with what was heard"
     telegram.wait_for("sendMessage", chat_id=7007)
     assert handoff["reference"] in telegram.sent_texts(7007)[-1]
 
@@ -232,3 +240,20 @@ def test_silence_hands_over_with_its_reason(stack: Stack, backend: ServiceBacken
     caller.start()
     caller.send("/request_human", input="silence")
     assert backend.handoffs.active(caller.sender).reason == "silence"
+
+
+def test_a_linked_caller_is_booked_under_the_name_on_record_and_confirms_the_number_with_one_key(stack: Stack, backend: ServiceBackend) -> None:
+    caller = Caller(stack, "0412100009")
+    backend.citizens.link_identity("phone", "0412100009", "0412100009", name="Rosa Diaz")
+    caller.start()
+    caller.press("Appointments")
+    caller.press("Book an appointment")
+    caller.press("ID card renewal")
+    caller.press("Central Service Centre")
+    caller.press(payload='"date"')
+    caller.press(payload='"time"')
+    assert "What name" not in caller.texts() and "What phone number" in caller.texts()
+    caller.press("The number you are calling from, ending in 0 0 0 9")
+    assert "for Rosa Diaz" in caller.texts()
+    caller.press("Yes")
+    assert REFERENCE.search(caller.texts())
