@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.listed import reference_in
 from actions.shared import backend, button, call, latest_metadata, now, office_buttons, resolve_one, venue
 from onewindow.backend.records import OfficeRecord
 from onewindow.dates import parse_date, spoken_date
@@ -111,7 +112,8 @@ class ActionAnswerOfficeQuestion(Action):
             await self._describe(dispatcher, office, today, day_asked(tracker, today) if hours_question else None, hours_question)
             return [SlotSet("office", office.id)]
         district_ids = await resolve_one("district", _current(tracker, "district"))
-        service_ids = await resolve_one("service", tracker.get_slot("service"))
+        reference = await call(reference_in, tracker, ("service",))  # "where do I go for the rent one", after a list
+        service_ids = [reference[1]] if reference else await resolve_one("service", tracker.get_slot("service"))
         district = district_ids[0] if len(district_ids) == 1 else None
         service = service_ids[0] if len(service_ids) == 1 else None
         if district is None and service is None:
@@ -123,7 +125,7 @@ class ActionAnswerOfficeQuestion(Action):
             offices = await call(catalogue.offices, service_id=service)
             note = "No office in that district offers this service. These ones do. "
         await self._list(dispatcher, offices, today, service, note)
-        return [SlotSet("district", district)]
+        return [SlotSet("district", district), *([SlotSet("service", service)] if reference else [])]
 
     @staticmethod
     async def _describe(

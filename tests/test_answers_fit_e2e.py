@@ -100,6 +100,8 @@ def test_the_rent_one_and_the_unemployment_money_after_losing_a_job(stack: Stack
     expected = (f"from home, online, at the {unemployment.online_where}" if unemployment.online_available
                 else "Unemployment benefit cannot be done online or from home")
     assert expected in online, online
+    where = text_of(stack.say(sender, "and where do I go for the rent one"))
+    assert where.startswith("Offices for rent subsidy: 1. "), where
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

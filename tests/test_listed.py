@@ -123,6 +123,16 @@ def test_choose_listed_of_a_question_still_waiting_answers_that_question(module_
     assert answered[0]["text"].startswith(f"{service.name} costs")
 
 
+def test_where_to_go_for_a_listed_service_lists_its_offices(module_action_backend: ServiceBackend) -> None:
+    events, slots = bundle_events("job_loss")
+    tracker = make_tracker(slots, intent="find_office", text="ok and where do I go for the rent one", events=events)
+    messages, returned = run_action(ActionAnswerOfficeQuestion(), tracker)
+    offices = module_action_backend.catalogue.offices(service_id="rent_subsidy")
+    assert messages[0]["text"].startswith("Offices for rent subsidy: 1. ")
+    assert latest_listing([bot_event(messages[0])]).ids == [o.id for o in offices]
+    assert slot_events(returned)["service"] == "rent_subsidy"
+
+
 def test_an_office_of_an_office_list_is_chosen_by_ordinal_or_name(module_action_backend: ServiceBackend) -> None:
     tracker = make_tracker({"service": "passport_renewal"}, intent="find_office", text="where do I go")
     messages, _ = run_action(ActionAnswerOfficeQuestion(), tracker)
