@@ -14,6 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton,
 
 CALLBACK_LIMIT = 64
 SHORT_TITLE = 18  # two buttons per row when both titles are at most this long
+TINY_TITLE = 8  # three per row when all are at most this long ("10:30 am"): every free time of a day stays readable
 
 
 class PayloadStore:
@@ -40,13 +41,19 @@ class PayloadStore:
         return self._payloads.get(data)
 
 
+def row_width(titles: List[str]) -> int:
+    """How many buttons with these titles fit on one row: three tiny ones, two short ones, else one."""
+    longest = max(len(title) for title in titles)
+    return 3 if longest <= TINY_TITLE else 2 if longest <= SHORT_TITLE else 1
+
+
 def inline_keyboard(buttons: List[Dict[str, str]], store: PayloadStore) -> InlineKeyboardMarkup:
-    """Rasa buttons as an inline keyboard: short titles two to a row, long ones alone."""
+    """Rasa buttons as an inline keyboard, all of them: tiny titles three to a row, short ones two, long ones alone."""
     rows: List[List[InlineKeyboardButton]] = []
     for button in buttons:
         key = InlineKeyboardButton(button["title"][:64], callback_data=store.callback_data(button["payload"]))
         last = rows[-1] if rows else None
-        if last and len(last) == 1 and max(len(last[0].text), len(key.text)) <= SHORT_TITLE:
+        if last and len(last) < row_width([b.text for b in last] + [key.text]):
             last.append(key)
         else:
             rows.append([key])

@@ -126,6 +126,13 @@ def test_inline_keyboard_puts_short_titles_two_to_a_row() -> None:
     assert [[b.text for b in row] for row in rows] == [["Yes", "No"], ["A much longer button title"], ["Ok"]]
 
 
+def test_a_long_list_of_times_keeps_every_button_three_to_a_row() -> None:
+    times = [f"{hour}:{minute} am" for hour in range(8, 12) for minute in ("00", "30")] + ["12 pm", "1:30 pm", "2 pm"]
+    rows = inline_keyboard([{"title": t, "payload": f"/p{n}"} for n, t in enumerate(times)], PayloadStore()).inline_keyboard
+    assert [b.text for row in rows for b in row] == times
+    assert [len(row) for row in rows] == [3, 3, 3, 2]
+
+
 # --- retries ------------------------------------------------------------------------------------------
 
 
