@@ -1,0 +1,84 @@
+"""Turn latency of whole keypad-only hotline calls, over REST against the real stack.
+
+Each call is what the gateway sends for keys alone (signed "phone:<number>", metadata
+{"input": "keypad", "speech": false}): the main menu, a booking under the caller's number (every
+free day and time offered), then a report with the part of the city. Prints, per step, the
+p50/p95 latency and how many options the step offered (what the gateway pages).
+
+    .venv/bin/python bench/keypad_turns.py [--calls 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from onewindow.channels.senders import sign_sender  # noqa: E402
+from onewindow.stack import Stack  # noqa: E402
+
+# (step, how to choose: a title prefix or a payload fragment; "" for the call start)
+CALL: List[Tuple[str, str]] = [
+    ("main menu", ""), ("appointments", "Appointments"), ("book", "Book an appointment"), ("service", "Passport renewal"),
+    ("office", "North Service Centre"), ("day", '"date"'), ("time", '"time"'), ("book under the number", "Book under the number"),
+    ("confirm", "Yes"), ("menu again", ""), ("report", "Report a problem"), ("category", "Broken street light"),
+    ("part of the city", "Somewhere in North"), ("send as it is", "Send the report as it is"),
+]
+
+
+def send(port: int, sender: str, message: str, metadata: Dict[str, Any]) -> List[Dict[str, Any]]:
+    body = {"sender": sender, "message": message, "metadata": {**metadata, "sender_signature": sign_sender(sender)}}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/rest/webhook", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def one_call(port: int, number: int, timings: Dict[str, List[float]], options: Dict[str, int]) -> None:
+    sender, last = f"phone:0413{number:06d}", []
+    for step, choose in CALL:
+        if choose:
+            buttons = [b for m in last for b in m.get("buttons") or []]
+            chosen = next(b for b in buttons if b["title"].startswith(choose) or choose in b["payload"])
+            message, metadata = chosen["payload"], {"channel": "phone", "input": "keypad", "speech": False}
+        else:
+            message, metadata = "/main_menu", {"channel": "phone", "input": "call_start", "speech": False}
+        started = time.perf_counter()
+        last = send(port, sender, message, metadata)
+        timings[step].append((time.perf_counter() - started) * 1000)
+        options[step] = max(options.get(step, 0), sum(len(m.get("buttons") or []) for m in last))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20)
+    args = parser.parse_args()
+    timings: Dict[str, List[float]] = defaultdict(list)
+    options: Dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        stack = Stack(Path(folder), instances=1).start()
+        try:
+            one_call(stack.rasa_port, 999_999, defaultdict(list), {})  # warm-up
+            for number in range(args.calls):
+                one_call(stack.rasa_port, number, timings, options)
+        finally:
+            stack.stop()
+    print(f"{args.calls} keypad-only calls, {len(CALL)} turns each (ms)")
+    print(f"{'step':24} {'p50':>7} {'p95':>7} {'options':>8}")
+    for step, _ in CALL:
+        values = sorted(timings[step])
+        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+        print(f"{step:24} {statistics.median(values):7.0f} {p95:7.0f} {options[step]:8d}")
+    every = sorted(v for values in timings.values() for v in values)
+    print(f"{'every turn':24} {statistics.median(every):7.0f} {every[round(0.95 * (len(every) - 1))]:7.0f}")
+
+
+if __name__ == "__main__":
+    main()
