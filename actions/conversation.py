@@ -22,13 +22,13 @@ REPHRASE = Prompt(
     "Sorry, I did not understand that.",
     chat="Could you put it another way? For example: what do I need for a passport renewal?",
     voice="Could you say it another way? For example: what do I need for a passport renewal?",
-    keypad="Please choose one of the options.",
+    keypad="Please try again.",
 )
 REPHRASE_IN_TASK = Prompt(
     "Sorry, I did not understand that. Please answer my last question again,",
     chat="or type stop to leave this task.",
     voice="or say stop to leave this task.",
-    keypad="or choose one of its options.",
+    keypad="or choose again.",
 )
 MENU_AFTER_MISSES = "Sorry, I still did not understand. Here is the main menu."
 STOPPED = Prompt("All right, I have stopped. Nothing was booked or sent. What would you like to do now?")
@@ -64,6 +64,19 @@ def trailing_fallbacks(tracker: Tracker) -> int:
     return count
 
 
+def last_offered(tracker: Tracker) -> List[Dict[Text, Any]]:
+    """The buttons of the assistant's last message before the citizen's latest one (none if it had none)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return []
+            seen_user = True
+        elif event.get("event") == "bot" and seen_user:
+            return list((event.get("data") or {}).get("buttons") or [])
+    return []
+
+
 class ActionStop(Action):
     """Leave whatever task is under way; nothing is booked or sent."""
 
@@ -97,8 +110,9 @@ class ActionHandleLowConfidence(Action):
     ) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
         misses = trailing_fallbacks(tracker)
-        if misses <= 1:
-            dispatcher.utter_message(text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities))
+        if misses <= 1:  # a caller hears the choices again: on a call they are gone once said
+            offered = last_offered(tracker) if abilities.on_call else []
+            dispatcher.utter_message(text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities), buttons=offered)
             return [UserUtteranceReverted()]
         if abilities.on_call and misses == 2:
             send_main_menu(dispatcher, tracker, MENU_AFTER_MISSES)

@@ -174,7 +174,7 @@ def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(mo
         history = tracker.events + [bot(messages[0]["text"])]
     (first, first_events), (second, second_events), (third, _) = answers
     assert first_events == [{"event": "rewind", "timestamp": None}] and not first[0]["buttons"]
-    assert "another way" in first[0]["text"] if speech else "choose one of the options" in first[0]["text"]
+    assert "another way" in first[0]["text"] if speech else "try again" in first[0]["text"]
     assert [b["payload"] for b in second[0]["buttons"]] == [b["payload"] for b in main_menu_buttons()]
     assert second_events[0] == {"event": "rewind", "timestamp": None}
     assert {"event": "active_loop", "name": None, "timestamp": None} in second_events
@@ -200,3 +200,13 @@ def test_a_turn_the_hotline_handled_itself_neither_counts_nor_resets_the_misses(
     repeat = {"event": "user", "text": "*", "metadata": {"input": "keypad", "handled": "repeat"}}
     history = [user("nlu_fallback", "/nlu_fallback"), bot("Sorry"), repeat, bot("Sorry")]
     assert trailing_fallbacks(make_tracker({}, intent="nlu_fallback", events=history)) == 2
+
+
+def test_a_caller_not_understood_hears_the_last_choices_again() -> None:
+    offered = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
+    history = [user("book_appointment", "book"), {"event": "bot", "text": "Shall I book it?", "data": {"buttons": offered}}]
+    tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=CALLER,
+                           metadata={"input": "keypad", "speech": False}, active_loop="appointment_form")
+    messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
+    assert messages[0]["buttons"] == offered and events == [{"event": "rewind", "timestamp": None}]
+    assert "choose again" in messages[0]["text"]

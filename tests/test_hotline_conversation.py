@@ -215,9 +215,9 @@ def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_k
     backend.citizens.link_identity("telegram", "7007", "0412100007")
     caller.start()
     caller.send("/nlu_fallback", input="voice", speech=True, heard="", confidence=0.0)
-    assert "another way" in caller.texts() and not caller.options()
+    assert "another way" in caller.texts() and caller.options()[0]["title"] == "Appointments", "the last choices again"
     caller.send("/nlu_fallback", input="voice", speech=True, heard="blorf", confidence=0.2)
-    assert [b["title"] for b in caller.options()][0] == "Appointments", "the second miss gives the main menu"
+    assert "Here is the main menu" in caller.texts() and caller.options()[0]["title"] == "Appointments", "the second miss gives the main menu"
     caller.send("/nlu_fallback", input="voice", speech=True, heard="zong", confidence=0.1)
     handoff = next(m["custom"]["handoff"] for m in caller.last if "handoff" in (m.get("custom") or {}))
     assert handoff["reason"] == "not_understood" and handoff["reference"] in caller.texts()
