@@ -51,7 +51,7 @@ def bundle_text(event: LifeEventRecord, mode: Optional[str] = None, offices: Opt
     return (
         f"{sympathy}{event.summary} Here is everything to do, in order. {steps} "
         f"That is {len(event.steps)} services from {len(departments)} departments.{route} "
-        "Ask me about any of them for the documents, or to book."
+        "Choose any of them for the documents, or to book."
     )
 
 
