@@ -32,7 +32,8 @@ FORBIDDEN: Dict[str, str] = {
     KEYPAD: f"{CALL_WORDS}|{SPEECH_WORDS}|{KEY_WORDS}",
 }
 ANY_MODE = "|".join(FORBIDDEN.values())
-WORDED_SOURCES = [*(settings.PROJECT_ROOT / "actions").glob("*.py"), settings.PROJECT_ROOT / "onewindow" / "wording.py",
+WORDED_SOURCES = [*(settings.PROJECT_ROOT / "actions").glob("*.py"),
+                  *(settings.PROJECT_ROOT / "onewindow" / name for name in ("wording.py", "staff_desk.py", "staff_hours.py")),
                   settings.PROJECT_ROOT / "onewindow" / "channels" / "input_guard.py"]
 
 
