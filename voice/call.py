@@ -109,6 +109,7 @@ class CallSession:
 
     async def run(self) -> CallRecord:
         """Hold the call until it ends; the transcript is saved whatever happens."""
+        self.listener.deliver = self.events.put_nowait  # utterances arrive when recognised; reading goes on meanwhile
         reading = asyncio.create_task(self._read())
         try:
             self.listener.prepare()
@@ -120,6 +121,7 @@ class CallSession:
         finally:
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
+            self.listener.close()
             await self.transport.hang_up()
             self.record.ended_at = datetime.now()
             await asyncio.to_thread(self.backend.transcripts.save, self.record)
@@ -207,8 +209,8 @@ class CallSession:
         """The cached greeting at once while the assistant's main menu is fetched, then the menu; True when handed over."""
         asked_at = time.monotonic()
         menu = asyncio.ensure_future(self._send(MAIN_MENU, "call_start"))
-        await self._say(self.settings.greeting, fixed=True)
-        return await self._answer(await menu, asked_at, hints=True, already_said=self.settings.greeting)
+        listened = await self._say(self.settings.greeting, fixed=True)
+        return await self._answer(await menu, asked_at, hints=True, already_said=self.settings.greeting, quiet=not listened)
 
     async def _on_utterance(self, heard: Utterance) -> bool:
         text = heard.text.strip()
@@ -306,7 +308,10 @@ class CallSession:
         """Send the caller's words (or a choice's payload) to the assistant and speak the answer; True when the call is handed over."""
         return await self._answer(await self._send(message, via, metadata), asked_at, hints)
 
-    async def _answer(self, responses: List[Dict[str, Any]], asked_at: float, hints: bool = False, already_said: str = "") -> bool:
+    async def _answer(self, responses: List[Dict[str, Any]], asked_at: float, hints: bool = False, already_said: str = "",
+                      quiet: bool = False) -> bool:
+        """Speak the assistant's answer (`quiet`: only take its choices: the caller spoke or pressed a key over
+        the greeting, and is answered next); True when the call is handed over."""
         if not responses:
             apology = "Sorry, I cannot answer right now because of a technical problem. I will put you through to a person."
             await self._say(apology, asked_at)
@@ -316,7 +321,10 @@ class CallSession:
             return await self._put_through(handoff, asked_at)
         turn = speak_responses(responses, speech=self.speech, hints=hints)
         self.last, self.page, self.heard_more = turn, 0, False
-        await self._say(_without_opening(turn.text, already_said), asked_at)
+        if quiet:
+            self._note("bot", turn.text, spoken=False)
+        else:
+            await self._say(_without_opening(turn.text, already_said), asked_at)
         return False
 
     async def _put_through(self, handoff: Dict[str, Any], asked_at: float) -> bool:
@@ -342,25 +350,28 @@ class CallSession:
         if self.local_turns is None:
             return
         now = time.time()
-        events = [{"event": "user", "text": said, "metadata": metadata, "timestamp": now}] if said is not None else []
+        parse = {"text": said, "intent": {}, "entities": []}  # no intent: the assistant did not read it
+        events = [{"event": "user", "text": said, "parse_data": parse, "metadata": metadata, "timestamp": now}] if said is not None else []
         events.append({"event": "bot", "text": answer, "metadata": metadata, "timestamp": now})
         try:
             await self.local_turns(self.record.sender_id, events)
         except RasaUnavailable as error:
             log_event(logger, "call.turn_not_recorded", call=self.transport.call_id, error=str(error))
 
-    async def _say(self, text: str, asked_at: Optional[float] = None, fixed: bool = False) -> None:
-        """Speak, stoppable by the caller; the first frame's delay after `asked_at` is the turn latency."""
+    async def _say(self, text: str, asked_at: Optional[float] = None, fixed: bool = False) -> bool:
+        """Speak, stoppable by the caller; the first frame's delay after `asked_at` is the turn latency. False when
+        the caller spoke or pressed a key over it (or left)."""
         if self.hung_up:
-            return
+            return False
         self._note("bot", text)
         self.listener.forget_speech()
         self.listener.bot_started_speaking()
-        await self.playback.play(self.voicing.audio(text, self.voice, fixed))
+        finished = await self.playback.play(self.voicing.audio(text, self.voice, fixed))
         if asked_at is not None and self.playback.first_frame_at is not None:
             latency = (self.playback.first_frame_at - asked_at) * 1000
             self.latencies_ms.append(latency)
             self.record.turns[-1]["latency_ms"] = round(latency)
+        return finished
 
     def _note(self, speaker: str, text: str, **details: Any) -> None:
         turn: Dict[str, Any] = {"at": datetime.now().isoformat(timespec="milliseconds"), "speaker": speaker, "text": text, **details}

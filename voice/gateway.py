@@ -22,8 +22,8 @@ from onewindow.logs import log_event
 from voice.audiosocket import AudioSocketTransport, ProtocolError
 from voice.call import CallSession, CallSettings, LocalTurns
 from voice.listening import Listener
-from voice.recognition import Recogniser
-from voice.speech_language import Hearing, hearing
+from voice.recognition import LiveRecognition, SpeechUnavailable
+from voice.speech_language import Hearing, hearing, keypad_only
 from voice.synthesis import PromptCache, Voice
 from voice.transport import RATE
 from voice.voicing import Voicing, sentences
@@ -42,7 +42,7 @@ class Address:
 class Gateway:
     def __init__(
         self,
-        recogniser: Optional[Recogniser],
+        recogniser: Optional[LiveRecognition],
         prompts: PromptCache,
         backend: ServiceBackend,
         rasa: RasaClient,
@@ -62,6 +62,12 @@ class Gateway:
         self._control: Optional[web.AppRunner] = None
 
     async def start(self, address: Address = Address()) -> "Gateway":
+        if self.recogniser is not None:
+            try:
+                await self.recogniser.start()  # recognition worker processes load their models
+            except SpeechUnavailable as error:
+                log_event(logger, "gateway.speech_unavailable", reason=str(error))
+                self.recogniser, self.hears = None, keypad_only(str(error), self.hears.assistant_language)
         for sentence in sentences(self.call_settings.greeting):  # starts the speech worker; the greeting is then cached as calls play it
             await asyncio.to_thread(self.prompts.get, sentence, Voice(), RATE)
         self._server = await asyncio.start_server(self._handle, address.host, address.port)
@@ -79,6 +85,8 @@ class Gateway:
             await self._server.wait_closed()
         if self._control is not None:
             await self._control.cleanup()
+        if self.recogniser is not None:
+            await self.recogniser.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         transport = AudioSocketTransport(reader, writer)

@@ -1,8 +1,11 @@
 """The caller's side of a call: keypad digits, barge-in, and utterances recognised while they speak.
 
-Audio is fed to the recogniser during speech, in batches in a worker thread, so when voice
+Audio is fed to the call's live recognition stream during speech, in batches that never make
+the event loop wait (a worker process or the recognition threads decode them), so when voice
 activity detection decides the caller has finished only the last batch and the final result
-remain. Keypad tones found in the audio count like DTMF frames.
+remain. With `deliver` set, the finished utterance is handed over when its transcript is ready and
+hear() goes on meanwhile: keys and the end of the call are seen at once while recognition works.
+Keypad tones found in the audio count like DTMF frames.
 """
 from __future__ import annotations
 
@@ -10,14 +13,13 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, List, Optional, TypeVar, Union
+from typing import Callable, Deque, List, Optional, Set, Union
 
 from voice.dtmf import DtmfDetector
-from voice.recognition import RecognitionStream, Recogniser
+from voice.recognition import LiveRecognition, LiveStream, SpeechUnavailable, Transcript
 from voice.transport import FRAME_BYTES, RATE
 from voice.vad import BargeIn, SpeechStarted, UtteranceDetector, UtteranceEnded
 
-T = TypeVar("T")
 PRE_ROLL_FRAMES = 10  # 200 ms before the detected start of speech
 BATCH_FRAMES = 10  # feed the recogniser every 200 ms of speech
 
@@ -45,16 +47,18 @@ Heard = Union[Utterance, Key, Interrupted]
 
 
 class Listener:
-    def __init__(self, recogniser: Optional[Recogniser], end_silence_ms: int, max_utterance_ms: int) -> None:
+    def __init__(self, recogniser: Optional[LiveRecognition], end_silence_ms: int, max_utterance_ms: int) -> None:
         self._recogniser = recogniser
-        self._stream: Optional[RecognitionStream] = None
+        self._stream: Optional[LiveStream] = None
         self._vad = UtteranceDetector(rate=RATE, end_silence_ms=end_silence_ms, max_utterance_ms=max_utterance_ms)
         self._barge_in = BargeIn(rate=RATE)
         self._dtmf = DtmfDetector(rate=RATE)
         self._recent: Deque[bytes] = deque(maxlen=PRE_ROLL_FRAMES)
         self._batch: List[bytes] = []
-        self._feeding: Optional[asyncio.Task] = None
         self._in_utterance = False
+        self._fed = False  # audio went to the stream since its last finish or discard
+        self._recognising: Set[asyncio.Task] = set()
+        self.deliver: Optional[Callable[[Utterance], None]] = None  # set: utterances arrive here, hear() does not wait
 
     async def hear(self, frame: bytes, bot_speaking: bool) -> List[Heard]:
         """Process one 20 ms frame from the caller; what was heard, if anything."""
@@ -76,7 +80,7 @@ class Listener:
         else:
             self._recent.append(frame)
         if isinstance(event, UtteranceEnded):
-            heard.append(await self._finish(event))
+            heard.extend(await self._finish(event))
         return heard
 
     def _start_utterance(self) -> None:
@@ -85,54 +89,68 @@ class Listener:
         self._recent.clear()
 
     def _feed(self) -> None:
-        """Send the batch to the recogniser, after the batches before it."""
+        """Send the batch to the recogniser, after the batches before it (returns at once)."""
         audio, self._batch = b"".join(self._batch), []
         if self._recogniser is not None and audio:
-            self._in_turn(lambda: self._opened().accept(audio))
+            self._opened().feed(audio)
+            self._fed = True
 
-    def _opened(self) -> RecognitionStream:
-        """The call's recognition stream, created on first use (in the worker thread: it takes tens of ms)."""
+    def _opened(self) -> LiveStream:
+        """The call's recognition stream, opened on first use."""
         if self._stream is None:
-            self._stream = self._recogniser.stream(RATE)  # type: ignore[union-attr]
+            self._stream = self._recogniser.live(RATE)  # type: ignore[union-attr]
         return self._stream
 
-    def _in_turn(self, work: Callable[[], T]) -> "asyncio.Task[T]":
-        """Run recogniser work in a worker thread after the work queued before it: one thread at a
-        time uses the call's recogniser, and nobody on the event loop waits unless they need the result."""
-        before = self._feeding
-
-        async def after_before() -> T:
-            if before is not None:
-                await asyncio.gather(before, return_exceptions=True)
-            return await asyncio.to_thread(work)
-
-        self._feeding = asyncio.ensure_future(after_before())
-        return self._feeding
-
-    async def _finish(self, event: UtteranceEnded) -> Utterance:
+    async def _finish(self, event: UtteranceEnded) -> List[Heard]:
         ended_at = time.monotonic() - (event.detected_at_ms - event.speech_ended_at_ms) / 1000
         self._feed()
-        self._in_utterance = False
+        self._in_utterance, self._fed = False, False
         seconds = len(event.audio) / (2 * RATE)
         if self._recogniser is None:
-            return Utterance("", 0.0, seconds, ended_at, event.truncated)
-        transcript = await self._in_turn(lambda: self._opened().finish())
-        return Utterance(transcript.text, transcript.confidence, seconds, ended_at, event.truncated)
+            return [Utterance("", 0.0, seconds, ended_at, event.truncated)]
+        transcript = self._opened().finish()  # queued now, after this utterance's audio
+        if self.deliver is None:
+            return [await self._heard(transcript, seconds, ended_at, event.truncated)]
+        deliver = self.deliver
+
+        async def recognised() -> None:
+            deliver(await self._heard(transcript, seconds, ended_at, event.truncated))
+
+        task = asyncio.ensure_future(recognised())
+        self._recognising.add(task)
+        task.add_done_callback(self._recognising.discard)
+        return []
+
+    @staticmethod
+    async def _heard(transcript: "asyncio.Future[Transcript]", seconds: float, ended_at: float, truncated: bool) -> Utterance:
+        """The utterance, or one heard as nothing (confidence 0) when recognition failed."""
+        try:
+            heard = await transcript
+        except SpeechUnavailable:
+            heard = Transcript("", 0.0, seconds)
+        return Utterance(heard.text, heard.confidence, seconds, ended_at, truncated)
 
     def prepare(self) -> None:
-        """Open the call's recognition stream now, in the background: vosk builds its search graph
-        on the first audio (about a second), which should happen during the greeting."""
+        """Open the call's recognition stream now, so its recogniser is ready (warm) for the first utterance."""
         if self._recogniser is not None:
-            self._in_turn(lambda: self._opened().accept(bytes(RATE)))  # half a second of silence
-            self.forget_speech()
+            self._opened().open()
 
     def forget_speech(self) -> None:
         """Drop a half-heard utterance (a key was pressed, or the bot starts a new turn)."""
         self._vad.reset()
         self._barge_in.reset()
         self._batch, self._in_utterance = [], False
-        if self._recogniser is not None:
-            self._in_turn(lambda: self._opened().finish())  # empties the recogniser for the next utterance
+        if self._fed:
+            self._opened().discard()  # empties the recogniser for the next utterance
+            self._fed = False
+
+    def close(self) -> None:
+        """The call is over: give its recogniser back (utterances still being recognised are dropped)."""
+        for task in list(self._recognising):
+            task.cancel()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     @property
     def caller_speaking(self) -> bool:

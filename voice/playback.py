@@ -1,4 +1,12 @@
-"""The call's outbound clock: one 20 ms frame every 20 ms, stoppable at once for barge-in."""
+"""The call's outbound clock: one 20 ms frame every 20 ms, stoppable at once for barge-in.
+
+Frames are due at absolute times (the event loop's clock) from the start of a turn, so a late
+wake-up does not push every later frame back: the frames that fell due meanwhile go out at once
+and the line catches up (the far end's jitter buffer plays them without a gap). Only when the audio
+itself was late (the next sentence still being synthesised) by more than CATCH_UP_SECONDS does the
+clock start again from now, so a pause is never followed by a burst. The first LEAD_FRAMES go out
+at once: a small buffer at the far end that absorbs a late tick.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,6 +14,9 @@ import time
 from typing import AsyncIterator, Optional
 
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, CallTransport
+
+LEAD_FRAMES = 2  # sent ahead of the clock at the start of a turn (40 ms): barge-in still stops speech at once
+CATCH_UP_SECONDS = 0.1  # behind the clock by up to this, frames go out at once to catch up; further, the clock restarts
 
 
 class Playback:
@@ -16,13 +27,13 @@ class Playback:
         self._stop = asyncio.Event()
         self.playing = False
         self.first_frame_at: Optional[float] = None  # time.monotonic() of the last turn's first frame
+        self.restarts = 0  # times the clock started again because audio came too late (pauses)
 
     async def play(self, chunks: AsyncIterator[bytes]) -> bool:
         """Play audio chunks as they come (synthesis may still be running); False when stopped early."""
         self._stop.clear()
         self.playing, self.first_frame_at = True, None
-        loop = asyncio.get_running_loop()
-        due = loop.time()
+        self._due: Optional[float] = None
         pending = b""
         try:
             async for chunk in chunks:
@@ -31,20 +42,29 @@ class Playback:
                     if self._stop.is_set():
                         return False
                     frame, pending = pending[:FRAME_BYTES], pending[FRAME_BYTES:]
-                    due = await self._send(frame, max(due, loop.time()))
+                    await self._send(frame)
             if pending and not self._stop.is_set():
-                await self._send(pending.ljust(FRAME_BYTES, b"\0"), max(due, loop.time()))
+                await self._send(pending.ljust(FRAME_BYTES, b"\0"))
             return not self._stop.is_set()
         finally:
             self.playing = False
 
-    async def _send(self, frame: bytes, due: float) -> float:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, due - loop.time()))
+    async def _send(self, frame: bytes) -> None:
+        """Send one frame at its due time (at once when the clock is behind), then set the next one's."""
+        now = asyncio.get_running_loop().time()
+        if self._due is None:
+            self._due = now - LEAD_FRAMES * FRAME_SECONDS
+        elif now - self._due > CATCH_UP_SECONDS:
+            self._due = now  # the audio was late: a pause, then real time again (no burst)
+            self.restarts += 1
+        elif self._due > now:
+            await asyncio.sleep(self._due - now)
+        if self._stop.is_set():
+            return
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
         await self._transport.send_audio(frame)
-        return due + FRAME_SECONDS
+        self._due += FRAME_SECONDS
 
     def stop(self) -> None:
         self._stop.set()

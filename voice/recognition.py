@@ -1,16 +1,24 @@
-"""Speech to text with vosk: one model per process, one recogniser per call, streaming."""
+"""Speech to text with vosk: one model per process, one recogniser per call, streaming.
+
+A call's audio reaches a recogniser through a `LiveStream`: fed without waiting, finished with an
+await. An in-process `Recogniser` decodes in this module's own thread pool (never the event
+loop's default executor, where speech synthesis and the database wait); the hotline gateway uses
+voice.recognition_worker.RecognitionPool instead, which decodes in worker processes.
+"""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import vosk
 
@@ -63,13 +71,110 @@ class RecognitionStream(ABC):
     def finish(self) -> Transcript:
         """The final result of everything fed since the last finish(); the stream is then ready for the next utterance."""
 
+    def reset(self) -> None:
+        """Forget everything fed since the last finish() (by default: finish and drop the result)."""
+        self.finish()
 
-class Recogniser(ABC):
+
+class LiveStream(ABC):
+    """One call's recognition as the event loop uses it: `feed` never waits, `finish` is awaited."""
+
+    @abstractmethod
+    def open(self) -> None:
+        """The call starts: get the recogniser ready now (in the background), not at the first utterance."""
+
+    @abstractmethod
+    def feed(self, pcm: bytes) -> None:
+        """Queue audio (8 kHz s16le) after the audio fed before it; returns at once."""
+
+    @abstractmethod
+    def finish(self) -> "asyncio.Future[Transcript]":
+        """The transcript of everything fed since the last finish() or discard(), queued now (await the answer)."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Forget what was fed since the last finish() (a key was pressed, or the bot starts a turn)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """The call is over: the recogniser may serve another call."""
+
+
+class LiveRecognition(ABC):
+    """Where calls' audio is recognised: opens one live stream per call."""
+
+    async def start(self) -> None:
+        """Get ready before the first call (nothing to do unless the engine has processes to start)."""
+
+    async def close(self) -> None:
+        """Stop what start() started."""
+
+    @abstractmethod
+    def live(self, rate: int, grammar: Optional[Sequence[str]] = None) -> LiveStream:
+        """A live stream for one call at `rate` Hz, free-form or limited to the phrases in `grammar`."""
+
+
+class Recogniser(LiveRecognition):
     """The engine interface channels use; a test may put scripted text here when no English model exists."""
 
     @abstractmethod
     def stream(self, rate: int, grammar: Optional[Sequence[str]] = None) -> RecognitionStream:
         """A new stream for one call (or one turn) at `rate` Hz, free-form or limited to the phrases in `grammar`."""
+
+    def live(self, rate: int, grammar: Optional[Sequence[str]] = None) -> LiveStream:
+        """A live stream decoded in this process, in the recognition thread pool."""
+        return _ThreadedStream(lambda: self.stream(rate, grammar))
+
+
+_DECODING = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="onewindow-recognition")
+
+
+class _ThreadedStream(LiveStream):
+    """A RecognitionStream driven from the event loop: each piece of work runs in the recognition
+    thread pool after the work queued before it, so one thread at a time uses the stream."""
+
+    def __init__(self, new_stream: Callable[[], RecognitionStream]) -> None:
+        self._new_stream = new_stream
+        self._stream: Optional[RecognitionStream] = None
+        self._last: "Optional[asyncio.Future[Any]]" = None
+
+    def _opened(self) -> RecognitionStream:
+        """The stream, created on first use (in the pool: a vosk recogniser takes tens of ms)."""
+        if self._stream is None:
+            self._stream = self._new_stream()
+        return self._stream
+
+    def _in_turn(self, work: Any) -> "asyncio.Future[Any]":
+        before, loop = self._last, asyncio.get_running_loop()
+
+        async def after_before() -> Any:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            return await loop.run_in_executor(_DECODING, work)
+
+        self._last = asyncio.ensure_future(after_before())
+        return self._last
+
+    def open(self) -> None:
+        """Create the stream and decode half a second of silence: vosk's first decoding on a new recogniser is slow."""
+        def warm_up() -> None:
+            stream = self._opened()
+            stream.accept(bytes(stream.rate))
+            stream.finish()
+
+        self._in_turn(warm_up)
+
+    def feed(self, pcm: bytes) -> None:
+        self._in_turn(lambda: self._opened().accept(pcm))
+
+    def finish(self) -> "asyncio.Future[Transcript]":
+        return self._in_turn(lambda: self._opened().finish())
+
+    def discard(self) -> None:
+        self._in_turn(lambda: self._opened().reset())
+
+    def close(self) -> None:
+        """Nothing to hand back: the stream is dropped with the call."""
 
 
 def _mean_confidence(words: Sequence[Word]) -> float:
@@ -79,9 +184,10 @@ def _mean_confidence(words: Sequence[Word]) -> float:
 class _VoskStream(RecognitionStream):
     """A KaldiRecognizer fed incrementally; its results are kept until finish() so a mid-stream endpoint loses nothing."""
 
-    def __init__(self, model: vosk.Model, rate: int, grammar: Optional[str]) -> None:
+    def __init__(self, model: vosk.Model, rate: int, grammar: Optional[str], partials: bool = True) -> None:
         self.rate = rate
         self.grammar = grammar is not None
+        self.partials = partials  # vosk's partial result costs about three times the decoding itself
         self._kaldi = vosk.KaldiRecognizer(model, rate, grammar) if grammar is not None else vosk.KaldiRecognizer(model, rate)
         self._kaldi.SetWords(True)
         self._results: List[Dict[str, Any]] = []  # utterances vosk closed itself (its endpoints) since the last finish()
@@ -102,7 +208,7 @@ class _VoskStream(RecognitionStream):
             # vosk found an endpoint (a pause): keep its result, or the words before the pause are lost
             self._results.append(json.loads(self._kaldi.Result()))
         # after an endpoint vosk answers {"text": ""} until new speech: hence get()
-        partial = json.loads(self._kaldi.PartialResult()).get("partial", "")
+        partial = json.loads(self._kaldi.PartialResult()).get("partial", "") if self.partials else ""
         self._busy += time.perf_counter() - started
         self._bytes += len(pcm)
         return " ".join(self._settled_text() + ([partial] if partial else []))
@@ -135,6 +241,11 @@ class _VoskStream(RecognitionStream):
             elapsed=round(busy, 3),
         )
         return transcript
+
+    def reset(self) -> None:
+        """Forget what was fed since the last finish(), without FinalResult's work (Kaldi's own reset)."""
+        self._kaldi.Reset()
+        self._results, self._bytes, self._busy = [], 0, 0.0
 
 
 class SpeechRecogniser(Recogniser):
@@ -212,8 +323,9 @@ class SpeechRecogniser(Recogniser):
         # ensure_ascii=False: vosk's JSON reader does not decode \u escapes, so "네" would become an unknown word
         return json.dumps(kept, ensure_ascii=False)
 
-    def stream(self, rate: int, grammar: Optional[Sequence[str]] = None) -> RecognitionStream:
-        """A new KaldiRecognizer for one call at 8,000 or 16,000 Hz, with word times and confidences.
+    def stream(self, rate: int, grammar: Optional[Sequence[str]] = None, partials: bool = True) -> RecognitionStream:
+        """A new KaldiRecognizer for one call at 8,000 or 16,000 Hz, with word times and confidences
+        (and partial results from accept(), unless `partials` is False).
 
         With `grammar` (phrases such as ["yes", "no"] or digits) and a model that supports runtime
         grammars, only those phrases (and "[unk]" when the model has it) can be heard; otherwise the
@@ -221,7 +333,11 @@ class SpeechRecogniser(Recogniser):
         """
         if rate not in RATES:
             raise ValueError(f"a recognition stream takes audio at {' or '.join(map(str, RATES))} Hz, not {rate}")
-        return _VoskStream(self.model, rate, self._grammar_json(grammar) if grammar is not None else None)
+        return _VoskStream(self.model, rate, self._grammar_json(grammar) if grammar is not None else None, partials)
+
+    def live(self, rate: int, grammar: Optional[Sequence[str]] = None) -> LiveStream:
+        """A live stream decoded in this process's recognition threads, without partial results (calls never read them)."""
+        return _ThreadedStream(lambda: self.stream(rate, grammar, partials=False))
 
     def transcribe(self, pcm: Pcm) -> Transcript:
         """The words in `pcm`, at any rate (blocking: run it in a worker thread)."""

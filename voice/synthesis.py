@@ -465,6 +465,14 @@ class PromptCache:
             self._prompts.move_to_end(key)
         return pcm
 
+    def cached(self, text: str, voice: Voice = Voice(), rate: Optional[int] = None) -> Optional[Pcm]:
+        """The prompt's audio if it is already made (never waits for synthesis: safe on an event loop)."""
+        with self._lock:
+            pcm = self._cached((text, voice, rate))
+            if pcm is not None:
+                self.hits += 1
+            return pcm
+
     def get(self, text: str, voice: Voice = Voice(), rate: Optional[int] = None) -> Pcm:
         """The prompt's audio: the same object every time while it stays among the `size` most recently used.
 

@@ -5,6 +5,7 @@ import asyncio
 import re
 from typing import AsyncIterator, List
 
+from voice.audio import Pcm
 from voice.synthesis import PromptCache, Voice
 from voice.transport import RATE
 
@@ -36,6 +37,13 @@ class Voicing:
                     upcoming.cancel()
                 raise
 
-    def _start(self, sentence: str, voice: Voice, fixed: bool) -> asyncio.Task:
+    def _start(self, sentence: str, voice: Voice, fixed: bool) -> "asyncio.Future[Pcm]":
+        """The sentence's audio: a fixed prompt already in the cache at once, anything else from the
+        synthesis worker process (waited for in a thread, so the event loop goes on)."""
+        ready = self._prompts.cached(sentence, voice, RATE) if fixed else None
+        if ready is not None:
+            done: "asyncio.Future[Pcm]" = asyncio.get_running_loop().create_future()
+            done.set_result(ready)
+            return done
         speak = self._prompts.get if fixed else self._prompts.synthesiser.synthesise
         return asyncio.ensure_future(asyncio.to_thread(speak, sentence, voice, RATE))
