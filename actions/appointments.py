@@ -326,10 +326,10 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
     async def validate_citizen_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        if tracker.get_slot("requested_slot") == "citizen_name" and tracker.get_intent_of_latest_message() == "affirm":
-            phone = await call(linked_phone, tracker) if abilities_of(tracker).on_call else None
-            if phone:  # "book under the number you are calling from": the office takes the name at the counter
-                return {"citizen_name": AT_COUNTER, "citizen_phone": phone}
+        on_call = abilities_of(tracker).on_call
+        if on_call and tracker.get_slot("requested_slot") == "citizen_name" and tracker.get_intent_of_latest_message() == "affirm":
+            phone = await call(linked_phone, tracker)  # none when the exchange passed no number: the caller gives one next
+            return {"citizen_name": AT_COUNTER, **({"citizen_phone": phone} if phone else {})}
         name = NAME_PREFIX.sub("", " ".join(str(first(value)).split())).strip(" .,!")
         letters = sum(ch.isalpha() for ch in name)
         if not 2 <= len(name) <= 100 or letters < 2 or any(ch.isdigit() or ch in "<>{}[]/\\=;@#$%*_|~^`" for ch in name):
@@ -370,15 +370,18 @@ def ending_in(phone: str) -> str:
 
 
 class ActionAskCitizenName(Action):
-    """Asks for the name; a caller whose number is known may book under it (the office takes the name at the counter)."""
+    """Asks for the name; a caller may book under their number instead (the office takes the name at the counter)."""
 
     def name(self) -> Text:
         return "action_ask_citizen_name"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
-        phone = await call(linked_phone, tracker) if abilities.on_call else None
-        buttons = [button(f"Book under the number you are calling from, {ending_in(phone)}. The office takes your name at the counter", "affirm")] if phone else []
+        buttons = []
+        if abilities.on_call:  # the office takes the name at the counter
+            phone = await call(linked_phone, tracker)
+            under = f"the number you are calling from, {ending_in(phone)}" if phone else "a phone number instead of a name"
+            buttons = [button(f"Book under {under}. The office takes your name at the counter", "affirm")]
         dispatcher.utter_message(text=ASK_NAME.render(abilities), buttons=buttons)
         return []
 

@@ -257,3 +257,21 @@ def test_a_linked_caller_is_booked_under_the_name_on_record_and_confirms_the_num
     assert "for Rosa Diaz" in caller.texts()
     caller.press("Yes")
     assert REFERENCE.search(caller.texts())
+
+
+def test_a_caller_without_a_number_books_under_a_number_keyed_in(stack: Stack, backend: ServiceBackend) -> None:
+    caller = Caller(stack, "3f2a9c10-call-without-number")  # the exchange passed no caller number: the call id names the caller
+    caller.start()
+    caller.press("Appointments")
+    caller.press("Book an appointment")
+    caller.press("Birth registration")
+    caller.press("Central Service Centre")
+    caller.press(payload='"date"')
+    caller.press(payload='"time"')
+    caller.press("Book under a phone number instead of a name")
+    assert "What phone number" in caller.texts() and not caller.options()
+    caller.key_in("0412100010")
+    assert "under the number ending in 0 0 1 0" in caller.texts()
+    caller.press("Yes")
+    reference = REFERENCE.search(caller.texts()).group(0)
+    assert backend.bookings.get(reference).status == "booked"
