@@ -18,12 +18,12 @@ CALL_BACK = "exact place to be asked on a call back to the caller"  # a caller c
 NO_DETAILS = "No more details: the caller chose to send the report as it is."
 ASK_LOCATION = Prompt(
     chat="Where is it? Please give the street, and a landmark or house number.",
-    voice="Where is it? Please say the street, and a landmark or house number, or choose the part of the city.",
+    voice="Where is it? Please say the street, and a landmark or house number.",
     keypad="Which part of the city is it in? The team will call you on the number you are calling from to ask exactly where.",
 )
 LOCATION_AGAIN = Prompt(
     chat="Please type the street, and a landmark or house number.",
-    voice="Please say the street, and a landmark or house number, or choose the part of the city.",
+    voice="Please say the street, and a landmark or house number.",
     keypad="Please choose the part of the city.",
 )
 ASK_DESCRIPTION = Prompt(
@@ -48,14 +48,14 @@ def pressed(tracker: Tracker) -> bool:
 
 
 class ActionAskReportLocation(Action):
-    """Where the problem is; on a call also the parts of the city as buttons (the team calls back for the exact place)."""
+    """Where the problem is; on the phone also the parts of the city as buttons (the team calls back for the exact place)."""
 
     def name(self) -> Text:
         return "action_ask_report_location"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
-        dispatcher.utter_message(text=ASK_LOCATION.render(abilities), buttons=await district_buttons() if abilities.on_call else [])
+        dispatcher.utter_message(text=ASK_LOCATION.render(abilities), buttons=await district_buttons() if abilities.keypad else [])
         return []
 
 
