@@ -59,6 +59,10 @@ class ScriptedStream(RecognitionStream):
         self._fed += len(pcm)
         return ""
 
+    def reset(self) -> None:
+        """Forget the audio fed since the last finish() without using up a line of the script."""
+        self._fed = 0
+
     def finish(self) -> Transcript:
         seconds, self._fed = self._fed / (2 * self.rate), 0
         if not seconds:

@@ -222,7 +222,7 @@ def test_life_event_list_aligned_with_its_buttons(real: Dict[str, Any]) -> None:
 def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, Any]) -> None:
     text = real["ask_reference"][0]["text"]
     assert text.endswith("for example B K 4 8 2 9 1 3 7 5 0 6.")
-    assert speak_responses(real["ask_reference"]).text.endswith("for example B K, 4 8 2, 9 1 3, 7 5 0 6.")
+    assert speak_responses(real["ask_reference"]).text.endswith("for example B K, 4 8 2, 9 1 3, 7 5 0 6. Key in the number, then press hash.")
 
 
 def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[str, Any]) -> None:
@@ -448,3 +448,19 @@ def test_option_is_what_the_call_loop_expects() -> None:
 )
 def test_normalise_caller_text(said: str, written: str) -> None:
     assert normalise_caller_text(said) == written
+
+
+@pytest.mark.parametrize(
+    "text, asks",
+    [
+        ("What is your application number? It is A P P and ten digits.", True),
+        ("To check it is yours: what are the last four digits of the phone number on it? Please key them in.", True),
+        ("What phone number should the office use?", True),
+        ("Your appointment number is BK-48291-37506. Please arrive ten minutes early.", False),
+        ("Which office suits you?", False),
+    ],
+)
+def test_a_question_for_a_number_collects_keyed_digits(text: str, asks: bool) -> None:
+    turn = speak_responses([{"text": text}], speech=False)
+    assert turn.asks_number is asks
+    assert ("Key in the number, then press hash." in turn.text) is (asks and "key them in" not in text)

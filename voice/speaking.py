@@ -37,6 +37,7 @@ VERBS = frozenset(
     "book check move change cancel talk speak report find ask see hear apply renew register pay get give use "
     "leave keep go call start choose show tell".split()
 )
+KEY_THEM_IN = re.compile(r"\bkey (?:it|them|the \w+) in\b", re.IGNORECASE)
 KEYED_IN = re.compile(r"\b(?:key|press|hash)\b", re.IGNORECASE)
 # words that never tell options apart
 COMMON_WORDS = frozenset(
@@ -386,7 +387,8 @@ def speak_responses(responses: List[Dict[str, Any]], max_listed: int = 3, speech
                 text, more = shorten(listing, max_listed, speech)
         parts.append(text)
     asked = " ".join(parts)
-    asks_number = bool(NUMBER_QUESTION.search(asked)) and asked.rstrip().endswith("?")
+    questions = [sentence for sentence in SENTENCE_END.split(asked) if sentence.rstrip().endswith("?")]
+    asks_number = any(NUMBER_QUESTION.search(question) for question in questions) or bool(KEY_THEM_IN.search(asked))
     keyed_in = asks_number and not KEYED_IN.search(asked)
     if keyed_in and not options:
         parts.append("Key in the number, then press hash.")
