@@ -78,3 +78,13 @@ def test_nearest_offices_are_sorted_by_distance_and_filtered_by_service(module_b
     # one degree of latitude is about 111.2 km anywhere on Earth
     far = dict((o.id, km) for o, km in catalogue.nearest_offices(51.1180, 5.1150, limit=14))
     assert far["north_centre"] == pytest.approx(111.2, abs=0.3)
+
+
+def test_a_linked_caller_has_the_record_name_and_the_chats_linked_to_the_same_number(module_backend: ServiceBackend) -> None:
+    module_backend.citizens.link_identity("telegram", "chat-4401", "0433 440 001", name="Rosa Diaz")
+    module_backend.citizens.link_identity("telegram", "chat-4402", "0433 440 001")
+    module_backend.citizens.link_identity("phone", "0433440001", "0433440001")
+    assert module_backend.citizens.name_for_identity("phone", "0433440001") == "Rosa Diaz"
+    assert sorted(module_backend.citizens.chats_for_phone("0433 440 001")) == ["chat-4401", "chat-4402"]
+    assert module_backend.citizens.name_for_identity("phone", "0433440002") is None, "an unlinked number tells nothing"
+    assert module_backend.citizens.chats_for_phone("0433 440 002") == [] and module_backend.citizens.chats_for_phone("call me") == []
