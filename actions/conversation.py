@@ -110,8 +110,8 @@ class ActionHandleLowConfidence(Action):
     ) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
         misses = trailing_fallbacks(tracker)
-        if misses <= 1:  # a caller hears the choices again: on a call they are gone once said
-            offered = last_offered(tracker) if abilities.on_call else []
+        if misses <= 1:  # a caller hears the choices again (on a call they are gone once said), or else the main menu
+            offered = (last_offered(tracker) or ([] if tracker.active_loop_name else main_menu_buttons())) if abilities.on_call else []
             dispatcher.utter_message(text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities), buttons=offered)
             return [UserUtteranceReverted()]
         if abilities.on_call and misses == 2:

@@ -173,7 +173,7 @@ def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(mo
         answers.append((messages, events))
         history = tracker.events + [bot(messages[0]["text"])]
     (first, first_events), (second, second_events), (third, _) = answers
-    assert first_events == [{"event": "rewind", "timestamp": None}] and not first[0]["buttons"]
+    assert first_events == [{"event": "rewind", "timestamp": None}] and first[0]["buttons"] == main_menu_buttons(), "nothing was offered: the menu"
     assert "another way" in first[0]["text"] if speech else "try again" in first[0]["text"]
     assert [b["payload"] for b in second[0]["buttons"]] == [b["payload"] for b in main_menu_buttons()]
     assert second_events[0] == {"event": "rewind", "timestamp": None}
@@ -210,3 +210,12 @@ def test_a_caller_not_understood_hears_the_last_choices_again() -> None:
     messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert messages[0]["buttons"] == offered and events == [{"event": "rewind", "timestamp": None}]
     assert "choose again" in messages[0]["text"]
+
+
+def test_a_caller_not_understood_in_a_question_without_choices_gets_no_buttons() -> None:
+    """Keys answer a question for digits: buttons would turn them into choices."""
+    history = [user("check_status", "status"), bot("What is your application number?")]
+    tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=CALLER,
+                           metadata={"input": "keypad", "speech": False}, active_loop="status_form")
+    messages, _ = run_action(ActionHandleLowConfidence(), tracker, load_domain())
+    assert not messages[0]["buttons"]
