@@ -9,15 +9,42 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms import TaskFormValidation
 from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, refusal
-from actions.shared import SlotQuestion, backend, call, first, requester_of
+from actions.shared import abilities_of, backend, button, call, first, requester_of
 from onewindow.backend.records import ApplicationRecord
 from onewindow.backend.references import PREFIXES, normalise_reference
+from onewindow.channel_wording import Prompt
 from onewindow.dates import spoken_date
 
 
-class AskApplicationReference(SlotQuestion):
-    slot = "application_reference"
+ASK_WHICH_APPLICATION = Prompt(
+    "Your applications: {listing} Which one is it?",
+    chat="You can also type its number.",
+    voice="You can also say its number.",
+    keypad="You can also key in its digits.",
+)
+
+
+class ActionAskApplicationReference(Action):
+    """Asks for the application number; a chat or caller the channel vouched for picks from its applications."""
+
     text = f"What is your application number? {FORMATS['application']}"
+
+    def name(self) -> Text:
+        return "action_ask_application_reference"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        applications = await call(backend().ownership.applications_of, requester_of(tracker))
+        if not applications:  # nobody known, or none on record: the number is the way in
+            dispatcher.utter_message(text=self.text)
+            return []
+        listing = " ".join(
+            f"{n}. {a.reference}: {a.service_name}, sent on {spoken_date(a.submitted_at.date())}." for n, a in enumerate(applications, start=1)
+        )
+        dispatcher.utter_message(
+            text=ASK_WHICH_APPLICATION.render(abilities_of(tracker), listing=listing),
+            buttons=[button(f"{a.reference}, {a.service_name}", "inform", reference=a.reference) for a in applications],
+        )
+        return []
 
 
 class ValidateStatusForm(RecordProof, TaskFormValidation):

@@ -188,6 +188,15 @@ def test_a_life_event_and_an_offices_hours_by_keypad(stack: Stack, backend: Serv
     assert "opening hours" in caller.texts()
 
 
+def test_a_linked_caller_chooses_their_application_with_one_key(stack: Stack, backend: ServiceBackend) -> None:
+    caller = Caller(stack, "0491570006")  # the number on the sample application APP-100001
+    backend.citizens.link_identity("phone", "0491570006", "0491570006")  # the gateway links a caller's number
+    caller.start()
+    caller.press("Application status")
+    caller.press("APP-100001")
+    assert "ready for collection" in caller.texts() and "last four digits" not in caller.texts()
+
+
 def test_application_status_by_keypad(stack: Stack) -> None:
     caller = Caller(stack, "0412100005")
     caller.start()

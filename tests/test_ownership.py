@@ -84,6 +84,16 @@ def test_a_linked_identity_proves_only_its_own_citizens_records(module_backend: 
     assert gate.upcoming_appointments(someone()) is None  # no identity vouched for: nobody known, nothing listed
 
 
+def test_a_linked_identity_lists_only_its_own_citizens_applications(module_backend: ServiceBackend, gate: Ownership) -> None:
+    module_backend.citizens.link_identity("phone", "0491570006", "0491 570 006")  # the sample APP-100001's number
+    caller = someone(identity=("phone", "0491570006"), channel="phone")
+    assert [a.reference for a in gate.applications_of(caller)] == ["APP-100001"]
+    assert gate.applications_of(someone()) is None
+    stranger = uuid.uuid4().hex[:8]
+    module_backend.citizens.link_identity("telegram", stranger, f"0413{random.randrange(10 ** 6):06d}")
+    assert gate.applications_of(someone(identity=("telegram", stranger), channel="telegram")) == []
+
+
 def test_cancel_and_reschedule_need_the_proof(module_backend: ServiceBackend, gate: Ownership) -> None:
     record = booked(module_backend)
     later = module_backend.bookings.next_free("riverside_point", record.starts_at.date() + timedelta(days=1), 1)[0]

@@ -1,7 +1,7 @@
 """Applications citizens have submitted, and their status history."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
@@ -44,6 +44,18 @@ class Applications:
                     for change in application.history
                 ],
             )
+
+    def for_phone(self, phone: str) -> List[ApplicationRecord]:
+        """The applications of the citizen with this phone number, the newest first."""
+        normalised = normalise_phone(phone)
+        if normalised is None:
+            return []
+        with self._sessions() as session:
+            references = session.scalars(
+                select(models.Application.reference).join(models.Citizen)
+                .where(models.Citizen.phone == normalised).order_by(models.Application.submitted_at.desc())
+            ).all()
+        return [record for record in map(self.status, references) if record is not None]
 
     def record(self, reference: str, service_id: str, changes: list, phone: Optional[str] = None) -> None:
         """Store an application with its history [(status, when, note), ...] and its citizen's phone (sample data, imports)."""

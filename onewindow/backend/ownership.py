@@ -159,12 +159,21 @@ class Ownership:
 
     def upcoming_appointments(self, requester: Requester) -> Optional[List[AppointmentRecord]]:
         """The upcoming appointments of the citizen whose identity a channel vouched for; None when no citizen is known."""
+        phone = self._vouched_phone(requester)
+        return self._bookings.upcoming_for_phone(phone) if phone else None
+
+    def applications_of(self, requester: Requester) -> Optional[List[ApplicationRecord]]:
+        """The applications of the citizen whose identity a channel vouched for; None when no citizen is known."""
+        phone = self._vouched_phone(requester)
+        return self._applications.for_phone(phone) if phone else None
+
+    def _vouched_phone(self, requester: Requester) -> Optional[str]:
+        """The phone number of the citizen a vouched-for identity is linked to."""
         citizen_id = self._citizen_of(requester.identity) if requester.identity else None
         if citizen_id is None:
             return None
         with self._sessions() as session:
-            phone = session.scalars(select(models.Citizen.phone).where(models.Citizen.id == citizen_id)).first()
-        return self._bookings.upcoming_for_phone(phone) if phone else None
+            return session.scalars(select(models.Citizen.phone).where(models.Citizen.id == citizen_id)).first()
 
     def application(self, reference: Optional[str], requester: Requester) -> Tuple[Verdict, Optional[ApplicationRecord]]:
         """The application and its history, when the requester proves it is theirs."""
