@@ -7,10 +7,16 @@ from typing import Dict, List, Optional
 from actions.offices import office_listing
 from actions.shared import button, office_buttons
 from onewindow.backend.records import CityRecord, OfficeRecord, ServiceRecord
+from onewindow.channel_wording import Abilities, Prompt
 
 IN_PERSON = "in_person"
 ONLINE = "online"  # from home: online, by post, without going out
 MODES = (IN_PERSON, ONLINE)
+NO_VISIT_HELP = Prompt(
+    chat="If you cannot get to an office, a person at the city hotline, {hotline}, can tell you what help there is.",
+    voice="If you cannot get to an office, a person can tell you what help there is: just ask for one.",
+    keypad="If you cannot get to an office, a person can tell you what help there is: choose a person in the main menu.",
+)
 
 
 def stated_mode(value: object) -> Optional[str]:
@@ -39,7 +45,7 @@ def in_person(service: ServiceRecord, offices: List[OfficeRecord], today: date) 
     )
 
 
-def from_home(service: ServiceRecord, offices: List[OfficeRecord], today: date, city: CityRecord) -> str:
+def from_home(service: ServiceRecord, offices: List[OfficeRecord], today: date, city: CityRecord, abilities: Abilities) -> str:
     """The online route, or plainly that there is none, and the offices."""
     if service.online_available:
         return (
@@ -49,12 +55,15 @@ def from_home(service: ServiceRecord, offices: List[OfficeRecord], today: date, 
     where = f" These offices offer it: {office_listing(offices, today)}" if offices else ""
     return (
         f"{service.name} cannot be done online or from home. You need to go to an office{' once' if service.one_visit else ''}."
-        f"{where} If you cannot get to an office, a person at the city hotline, {city.hotline_number}, can tell you what help there is."
+        f"{where} {NO_VISIT_HELP.render(abilities, hotline=city.hotline_number)}"
     )
 
 
-def route_text(mode: str, service: ServiceRecord, offices: List[OfficeRecord], today: date, city: CityRecord) -> str:
-    return in_person(service, offices, today) if mode == IN_PERSON else from_home(service, offices, today, city)
+def route_text(
+    mode: str, service: ServiceRecord, offices: List[OfficeRecord], today: date, city: CityRecord, abilities: Abilities
+) -> str:
+    """The answer for the constraint the citizen stated, worded for their channel."""
+    return in_person(service, offices, today) if mode == IN_PERSON else from_home(service, offices, today, city, abilities)
 
 
 def route_buttons(mode: str, service: ServiceRecord, offices: List[OfficeRecord]) -> List[Dict[str, str]]:

@@ -133,7 +133,7 @@ class ActionAnswerServiceQuestion(Action):
         mode = stated_mode(tracker.get_slot("mode"))
         if mode and aspect in ROUTE_ASPECTS:
             offices = await call(backend().catalogue.offices, service_id=service.id)
-            route = route_text(mode, service, offices, now().date(), city)
+            route = route_text(mode, service, offices, now().date(), city, abilities_of(tracker))
             text = f"{about(service, city.currency)} {route}" if aspect == "ask_service_info" else route
             dispatcher.utter_message(text=text, buttons=route_buttons(mode, service, offices))
         else:
