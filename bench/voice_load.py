@@ -205,8 +205,11 @@ class Collector(logging.Handler):
 
 
 def capture_logs(path: Path) -> None:
-    """The `onewindow` loggers (gateway, call, speech) to a JSON log file and to PROBES."""
+    """The `onewindow` loggers (gateway, call, speech) to a JSON log file and to PROBES (not to stderr, where
+    the progress goes: importing actions/ configures them for the action server)."""
     logger = logging.getLogger("onewindow")
+    for earlier in list(logger.handlers):
+        logger.removeHandler(earlier)
     handler = logging.FileHandler(path)
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
@@ -628,6 +631,8 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
         "frame_gaps": spread_ms(gaps, (50, 99, 99.9)),
         "pause_in_turn": spread_ms([g for r in results for g in r["longest_in_turn"]], (50, 95)),  # each bot turn's longest gap
         "key_latency": spread_ms([r["key_latency"] for r in results if r["key_latency"] is not None]),
+        # the gateway's own view: its playout clock restarted because a prompt's next audio was late
+        "pauses_in_prompts": spread_ms([f["late_ms"] / 1000 for _, _, event, f in PROBES.logged[logged_from:] if event == "playback.paused"]),
         "put_through_before_the_key": sum(1 for r in results if r["key_latency"] is None and not r["error"]),
         "frames_between_replies": sum(r["frames_between_replies"] for r in results),
         "gateway_loop_lag": spread_ms(lag, (50, 99)),
@@ -656,6 +661,9 @@ def print_level(f: Dict[str, Any]) -> None:
           f"{cells(f['key_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>15} "
           f"{cells(f['reply_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>22} "
           f"{cells(f['gateway_loop_lag'], ('p99_ms', 'max_ms')):>16} {'yes' if f['passed'] else 'NO':>4}")
+    print(f"  (ms) pauses inside a prompt (the gateway's playout clock restarted for late audio): {f['pauses_in_prompts']['n']}, "
+          f"longest {f['pauses_in_prompts']['max_ms']}; the client's 'pause in turn' also counts the gap between two answers "
+          f"less than {REPLY_GAP:g} s apart")
     print(f"  (ms) {f['replies']} spoken replies, {f['key_latency']['n']} keys ({f['put_through_before_the_key']} calls put through "
           f"before the key by three misses), Rasa p50/p95 {cells(f['rasa'], ('p50_ms', 'p95_ms'))}; frame gaps p99.9 "
           f"{f['frame_gaps']['p99.9_ms']}; frames between replies {f['frames_between_replies']}; outcomes {f['outcomes']}; {f['seconds']} s")

@@ -10,10 +10,14 @@ at once: a small buffer at the far end that absorbs a late tick.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import AsyncIterator, Optional
 
+from onewindow.logs import log_event
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, CallTransport
+
+logger = logging.getLogger("onewindow.voice.playback")
 
 LEAD_FRAMES = 2  # sent ahead of the clock at the start of a turn (40 ms): barge-in still stops speech at once
 CATCH_UP_SECONDS = 0.1  # behind the clock by up to this, frames go out at once to catch up; further, the clock restarts
@@ -55,7 +59,9 @@ class Playback:
         if self._due is None:
             self._due = now - LEAD_FRAMES * FRAME_SECONDS
         elif now - self._due > CATCH_UP_SECONDS:
-            self._due = now  # the audio was late: a pause, then real time again (no burst)
+            # the audio was late: a pause inside the prompt, then real time again (no burst)
+            log_event(logger, "playback.paused", call=self._transport.call_id, late_ms=round((now - self._due) * 1000))
+            self._due = now
             self.restarts += 1
         elif self._due > now:
             await asyncio.sleep(self._due - now)
