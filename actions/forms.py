@@ -9,13 +9,17 @@ told it (the slots it filled are validated then).
 """
 from __future__ import annotations
 
+import json
+import re
 from abc import abstractmethod
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Mapping, Optional, Text
 
 from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import ActionExecutionRejected
+from rasa_sdk.events import ActionExecutionRejected, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
+from actions.listed import button_referred
 
 SUBJECT_CHANGES = frozenset({
     "ask_service_info", "ask_documents", "ask_fee", "ask_benefit_amount", "ask_processing_time", "ask_online", "ask_opening_hours",
@@ -46,6 +50,64 @@ def changes_subject(tracker: Tracker, form: str) -> bool:
     return (tracker.latest_message.get("intent") or {}).get("name") in SUBJECT_CHANGES
 
 
+THE_ONE = re.compile(r"\bthe\s+[\w' -]+?\s+one\b", re.IGNORECASE)  # "the north one", "the tuesday one"
+
+
+def question_buttons(tracker: Tracker) -> List[Mapping[str, Any]]:
+    """The buttons of the assistant's latest question, sent since the citizen's previous message."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return []
+            seen_user = True
+        elif event.get("event") == "bot" and seen_user and (event.get("data") or {}).get("buttons"):
+            return list(event["data"]["buttons"])
+    return []
+
+
+def _payload(payload: str) -> tuple:
+    """(intent, entities) of a button's payload "/intent{...}"."""
+    intent, _, entities = payload.lstrip("/").partition("{")
+    try:
+        parsed = json.loads("{" + entities) if entities else {}
+    except ValueError:
+        parsed = {}
+    return intent, parsed if isinstance(parsed, dict) else {}
+
+
+def answer_from_mappings(mappings: List[Mapping[str, Any]], payload: str) -> Optional[Any]:
+    """The value a button's payload gives a slot through its mappings (an entity, or an intent's value)."""
+    intent, entities = _payload(payload)
+    for mapping in mappings:
+        if mapping.get("type") == "from_entity" and entities.get(mapping.get("entity")) is not None:
+            return entities[mapping["entity"]]
+        if mapping.get("type") == "from_intent" and mapping.get("intent") == intent:
+            return mapping.get("value")
+    return None
+
+
+def listed_answer(tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+    """"The second one", "the north one", "number 2": the button of the form's own question it refers to, as its answer.
+
+    Not for a pressed button, nor for a message that itself names a value of the asked slot. Words
+    (not an ordinal) choose a button only for a slot filled from entities, or as "the ... one", so a
+    free-text answer ("near the north gate") stays the citizen's words.
+    """
+    slot, text = tracker.get_slot("requested_slot"), tracker.latest_message.get("text") or ""
+    buttons = question_buttons(tracker)
+    if not slot or text.startswith("/") or len(buttons) < 2:
+        return []
+    mappings = list((domain.get("slots", {}).get(slot) or {}).get("mappings") or [])
+    named = {e.get("entity") for e in tracker.latest_message.get("entities") or []}
+    if named & {m.get("entity") for m in mappings if m.get("type") == "from_entity"}:
+        return []
+    by_name = all(m.get("type") != "from_text" for m in mappings) or bool(THE_ONE.search(text))
+    chosen = button_referred(text, buttons, by_name)
+    value = answer_from_mappings(mappings, str(chosen.get("payload", ""))) if chosen else None
+    return [SlotSet(slot, value)] if value is not None else []
+
+
 class TaskFormValidation(FormValidationAction):
     """A form validation action that lets the citizen change the subject (see the module's docstring).
 
@@ -61,3 +123,8 @@ class TaskFormValidation(FormValidationAction):
         if changes_subject(tracker, self.form_name()) or nothing_heard(tracker):
             return [ActionExecutionRejected(self.form_name())]
         return await super().run(dispatcher, tracker, domain)
+
+    async def get_extraction_events(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        """Each form's own extractions, then a reference to the buttons of its question (`listed_answer`)."""
+        events = await super().get_extraction_events(dispatcher, tracker, domain)
+        return events + listed_answer(tracker, domain)

@@ -155,3 +155,20 @@ def reference_in(tracker: Tracker, kinds: Sequence[str] = KINDS, named_first: bo
         return None  # the conversation has moved on from that list
     item = referred(tracker.latest_message.get("text") or "", listing, listed_items(backend().catalogue, listing))
     return (listing.kind, item) if item else None
+
+
+def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bool = True) -> Optional[Mapping[str, Any]]:
+    """The button of `buttons` that `text` refers to: by ordinal ("the second one", "number 2"), or (`by_name`) by words of its title.
+
+    A bare number that is also in a title ("10" among the times "9:30", "10:00") is the citizen's own answer, not a position.
+    """
+    match = ORDINAL.search(text)
+    if match and match.group("bare") and any(re.search(rf"(?<!\d){int(match.group('bare'))}(?!\d)", str(b.get("title", ""))) for b in buttons):
+        return None
+    position = ordinal(text)
+    if position is not None:
+        return buttons[position if position == -1 else position - 1] if -1 <= position <= len(buttons) and position else None
+    if not by_name:
+        return None
+    chosen = by_words(text, [(str(index), [], str(b.get("title", ""))) for index, b in enumerate(buttons)])
+    return buttons[int(chosen)] if chosen is not None else None

@@ -8,6 +8,7 @@ offers the office and a person.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
@@ -34,6 +35,31 @@ ASK_PROOF = Prompt(
     voice="Please say them, or key them in.",
     keypad="Please key them in.",
 )
+_FOUR = r"(\d(?:[ -]?\d){3})(?![ -]?\d)"
+# "ends in 4957", "ending with 4 9 5 7", "the last four digits are 4957", "last 4 numbers: 4957",
+# "my phone (number) is 06 1234 4957" (its last four); a record's reference is removed first
+PROOF_PHRASES = (
+    re.compile(r"\bend(?:s|ing|ed)?\s+(?:in|with|on)\s+" + _FOUR, re.IGNORECASE),
+    re.compile(
+        r"\blast\s+(?:four|4)(?:\s+(?:digits?|numbers?|figures?))?(?:\s+of\s+(?:my|the)\s+(?:phone|mobile|number)(?:\s+number)?)?"
+        r"\s*(?:are|is|:|-|=)?\s*" + _FOUR,
+        re.IGNORECASE,
+    ),
+    re.compile(r"\b(?:phone|mobile|cell)(?:\s+number)?(?:\s+is|:)?\s+(\+?\d(?:[ -]?\d){5,14})(?![ -]?\d)", re.IGNORECASE),
+)
+REFERENCE = re.compile(r"\b(?:bk|app|rpt)[- ]?[0-9](?:[- ]?[0-9]){5}(?:(?:[- ]?[0-9]){4})?(?![0-9])", re.IGNORECASE)
+
+
+def proof_digits(text: str) -> Optional[str]:
+    """The four proof digits a message states ("my phone number ends in 4957"), never a reference's own digits."""
+    text = REFERENCE.sub(" ", text or "")
+    for phrase in PROOF_PHRASES:
+        match = phrase.search(text)
+        if match:
+            return "".join(ch for ch in match.group(1) if ch.isdigit())[-4:]
+    return None
+
+
 MISTYPED = "That number has a mistake: one digit is wrong or two digits are swapped. Please check it and give it again."
 
 
@@ -86,8 +112,12 @@ class RecordProof:
         return await call(self.fetch(), str(first(reference)), requester)
 
     async def check_reference(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        """A reference through the gate: proven already (linked chat or caller, earlier digits), or ask for proof."""
-        verdict, record = await self._look_up(tracker, value, tracker.get_slot(PROOF_SLOT))
+        """A reference through the gate: proven already (linked chat or caller, earlier digits), or ask for proof.
+
+        Digits given in this same message are checked by `validate_record_proof`, once (a wrong guess counts once).
+        """
+        fresh = PROOF_SLOT in tracker.slots_to_validate()
+        verdict, record = await self._look_up(tracker, value, None if fresh else tracker.get_slot(PROOF_SLOT))
         if verdict.reason in ("malformed", "mistyped", "unknown"):
             text = {"malformed": f"That does not look like an {NOUNS[self.kind]} number. {FORMATS[self.kind]}", "mistyped": MISTYPED}
             dispatcher.utter_message(text=text.get(verdict.reason) or self.unknown_text(verdict.reference or ""))
@@ -95,21 +125,31 @@ class RecordProof:
         if verdict.reason in ("limited", "no_owner"):
             return {self.reference_slot: verdict.reference, PROOF_SLOT: REFUSED}
         if not verdict.granted:  # needs_proof, or earlier digits that do not fit this record
-            return {self.reference_slot: verdict.reference, PROOF_SLOT: None}
+            return {self.reference_slot: verdict.reference, **({} if fresh else {PROOF_SLOT: None})}
         proof = LINKED if verdict.reason == "linked" else tracker.get_slot(PROOF_SLOT)
         return {self.reference_slot: verdict.reference, PROOF_SLOT: proof, **self.accepted(record, dispatcher)}
+
+    async def extract_record_proof(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Slots:
+        """Proof digits said before they are asked ("BK-48291-37506, my phone ends in 4957"): not asked again."""
+        if tracker.get_slot(PROOF_SLOT) or tracker.get_slot("requested_slot") == PROOF_SLOT:
+            return {}
+        digits = proof_digits(tracker.latest_message.get("text") or "")
+        return {PROOF_SLOT: digits} if digits else {}
 
     async def validate_record_proof(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
         """The last four digits of the phone number on the record, typed, said or keyed."""
-        digits = "".join(ch for ch in str(first(value)) if ch.isdigit())
+        said = str(first(value))
+        digits = proof_digits(said) or "".join(ch for ch in said if ch.isdigit())
         if len(digits) != 4:
             dispatcher.utter_message(
                 text="Please give four digits: the last four digits of the phone number. If you do not know it, you can talk to a person.",
                 buttons=[button("Talk to a person", "request_human")],
             )
             return {PROOF_SLOT: None}
+        if not tracker.get_slot(self.reference_slot):
+            return {PROOF_SLOT: digits}  # checked with the reference once it is given
         verdict, record = await self._look_up(tracker, tracker.get_slot(self.reference_slot), digits)
         if verdict.granted:
             return {PROOF_SLOT: digits, **self.accepted(record, dispatcher)}

@@ -1,7 +1,8 @@
 """Reports of problems in the city, routed to the department that fixes them."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+import re
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -36,6 +37,28 @@ DESCRIPTION_AGAIN = Prompt(
     voice="Please describe the problem in a few words, or send the report as it is.",
     keypad="Please send the report as it is.",
 )
+
+
+PLACE_WORDS = (
+    "street|st|road|rd|lane|ln|avenue|ave|drive|dr|way|place|square|sq|park|close|court|boulevard|blvd|bridge|crescent|"
+    "terrace|highway|row|walk|hill|gardens|grove|parade|alley|junction|roundabout|corner|station|school|library|market|"
+    "church|hospital|centre|center|mall|playground|stop|car park|parking|town hall|number|no"
+)
+# "on cedar lane outside number four", "at 12 oak street", "near the school", "outside the library":
+# a place word (or a house number) within a few words of where the place begins; the place ends with the clause
+LOCATION = re.compile(
+    r"\b(?P<place>(?:on|at|in|outside|near|by|opposite|behind|along|next\s+to|in\s+front\s+of|across\s+from|close\s+to)\s+"
+    r"(?:(?!(?:and|but|since|because|for|which|that|it|its|it's|there|please)\b)[\w'-]+\s+){0,4}?"
+    rf"(?:(?:{PLACE_WORDS})\b|\d+\b(?!\s*(?:am|pm|a\.m|p\.m|o'?clock|days?|weeks?|hours?|minutes?|months?|years?|times?)\b))[^.,;!?]*?)"
+    r"\s*(?=[.,;!?]|\s+(?:and|but|since|because|for|which|that|it|its|it's|there|please)\b|$)",
+    re.IGNORECASE,
+)
+
+
+def location_in(text: str) -> Optional[str]:
+    """Where the problem is, when the message says it ("a broken street light on cedar lane outside number four")."""
+    match = LOCATION.search(text or "")
+    return " ".join(match.group("place").split()) if match else None
 
 
 def _clean(value: Any) -> str:
@@ -88,6 +111,15 @@ class ValidateReportForm(TaskFormValidation):
             dispatcher.utter_message(text="Sorry, I did not catch what kind of problem it is. Please choose one.")
             return {"report_category": None}
         return {"report_category": ids[0]}
+
+    async def extract_report_location(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> Dict[Text, Any]:
+        """A place said before it is asked (in the opening message, or with the kind of problem): not asked again."""
+        if tracker.get_slot("report_location") or tracker.get_slot("requested_slot") == "report_location" or pressed(tracker):
+            return {}
+        place = location_in(tracker.latest_message.get("text") or "")
+        return {"report_location": place} if place else {}
 
     async def validate_report_location(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]

@@ -1,0 +1,169 @@
+"""What the citizen already said is taken, and a reference to the choices just offered is understood, inside
+every task form: over REST against the real Rasa server, action server, model and database."""
+from __future__ import annotations
+
+import itertools
+import json
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actions.listed import NUMBER_WORDS, ORDINAL_WORDS
+from onewindow.backend import ServiceBackend
+from onewindow.stack import Stack
+
+pytestmark = pytest.mark.stack
+senders = itertools.count(1)
+STACK_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+ASKS_PROOF = "last four digits"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(Path(tmp_path_factory.mktemp("said-before")), instances=1).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(stack: Stack) -> ServiceBackend:
+    return ServiceBackend.from_url(stack.database_url)
+
+
+@pytest.fixture(scope="module")
+def reference(backend: ServiceBackend) -> str:
+    """An appointment booked by someone whose phone number ends in 4957."""
+    start = backend.bookings.next_free("north_centre", date.today(), 2)[1]
+    return backend.bookings.book("passport_renewal", "north_centre", start, "Ana Silva", "0412 344 957", "rest").reference
+
+
+def say(stack: Stack, sender: str, text: str) -> List[Dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook",
+        data=json.dumps({"sender": sender, "message": text, "metadata": {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def texts(messages: List[Dict[str, Any]]) -> str:
+    return " ".join(m.get("text", "") for m in messages if m.get("text"))
+
+
+def slot(stack: Stack, sender: str, name: str) -> Optional[Any]:
+    return stack.tracker(sender)["slots"].get(name)
+
+
+def written(reference: str, style: int) -> str:
+    """The reference as citizens write it: as given, lower case, spaces for dashes, no separators."""
+    return [reference, reference.lower(), reference.replace("-", " "), reference.replace("-", "")][style]
+
+
+PROOFS = st.sampled_from([
+    "my phone number ends in {d}", "and my phone ends with {d}", "the last four digits are {d}", "last 4 digits {d}",
+    "the last four digits of my phone are {d}", "my number ends in {s}", "my phone number is 0412 344 957",
+])
+OPENINGS = {
+    "check_appointment_form": "I want to check my appointment",
+    "cancel_appointment": "I want to cancel my appointment",
+    "reschedule_form": "I need to move my appointment",
+}
+
+
+@STACK_SETTINGS
+@given(proof=PROOFS, style=st.integers(0, 3), opening=st.sampled_from(sorted(OPENINGS.values())), together=st.booleans())
+def test_proof_digits_given_with_the_reference_are_not_asked_again(stack: Stack, reference: str, proof: str, style: int, opening: str, together: bool) -> None:
+    sender = f"said-proof-{next(senders)}"
+    said = f"The number is {written(reference, style)} and {proof.format(d='4957', s='4 9 5 7')}."
+    if together:  # all in the opening message
+        answer = texts(say(stack, sender, f"{opening}, {said}"))
+    else:  # the form asked for the number first
+        say(stack, sender, opening)
+        answer = texts(say(stack, sender, said))
+    assert ASKS_PROOF not in answer, answer
+    assert slot(stack, sender, "record_proof") == "4957"
+    assert slot(stack, sender, "appointment_reference") == reference
+
+
+def test_wrong_digits_with_the_reference_are_refused_once(stack: Stack, reference: str) -> None:
+    sender = f"said-proof-{next(senders)}"
+    answer = texts(say(stack, sender, f"check my appointment {reference}, my phone ends in 1111"))
+    assert answer.count("do not match") == 1 and "North Service Centre" not in answer
+    assert slot(stack, sender, "record_proof") is None
+
+
+STREETS = st.builds(
+    lambda name, kind: f"{name} {kind}",
+    st.sampled_from(["cedar", "oak", "maple", "elm", "river", "station", "king", "mill", "church", "green"]),
+    st.sampled_from(["lane", "street", "road", "avenue", "drive", "way", "close", "court", "crescent", "terrace"]),
+)
+REPORTS = st.sampled_from([
+    "i want to report a broken street light on {street} outside number {n}",
+    "there is a pothole on {street}",
+    "report a pothole at {n} {street}, it is deep",
+    "rubbish dumped near the school on {street}",
+    "I would like to report graffiti on {street} near number {n}",
+])
+
+
+@STACK_SETTINGS
+@given(street=STREETS, report=REPORTS, n=st.sampled_from(["four", "12", "7", "twenty"]))
+def test_a_place_in_the_opening_report_is_not_asked_again(stack: Stack, street: str, report: str, n: str) -> None:
+    sender = f"said-place-{next(senders)}"
+    answer = texts(say(stack, sender, report.format(street=street, n=n)))
+    assert "Where is it" not in answer, answer
+    assert street in (slot(stack, sender, "report_location") or "")
+
+
+def reference_to(position: int, count: int, style: int) -> str:
+    """The citizen's words for the `position`-th (1-based) of `count` offered choices."""
+    ordinals = {v: k for k, v in ORDINAL_WORDS.items() if v > 0}
+    numbers = {v: k for k, v in NUMBER_WORDS.items()}
+    if position == count and style == 4:
+        return "the last one"
+    return [f"the {ordinals[position]} one", f"number {position}", f"option {numbers[position]}", f"the {ordinals[position]}", f"{ordinals[position]} one please"][style]
+
+
+def buttons_of(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [b for m in messages for b in m.get("buttons") or []]
+
+
+def payload_value(button: Dict[str, Any], entity: str) -> Any:
+    payload = button["payload"]
+    return json.loads(payload[payload.index("{"):]).get(entity)
+
+
+@STACK_SETTINGS
+@given(data=st.data())
+def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking(stack: Stack, data: st.DataObject) -> None:
+    sender = f"said-choice-{next(senders)}"
+    messages = say(stack, sender, "I want to book an appointment for a passport renewal")
+    referred = 0
+    for entity, slot_name in (("office", "office"), ("date", "appointment_date"), ("time", "appointment_time")):
+        offered = [b for b in buttons_of(messages) if entity in b["payload"]]
+        if len(offered) < 2:
+            continue  # one choice only (the form settled it or offers it alone): nothing to refer to
+        count = min(len(offered), 10)
+        position = data.draw(st.integers(1, count), label=f"{entity} position")
+        words = reference_to(position, len(offered) if position == count else count, data.draw(st.integers(0, 4), label="wording"))
+        messages = say(stack, sender, words)
+        wanted = payload_value(offered[-1] if words == "the last one" else offered[position - 1], entity)
+        assert slot(stack, sender, slot_name) == wanted, (words, texts(messages))
+        referred += 1
+    assert referred, "no question offered two or more choices"
+
+
+def test_a_named_part_of_an_offered_office_answers_which_office(stack: Stack) -> None:
+    sender = f"said-choice-{next(senders)}"
+    messages = say(stack, sender, "I want to book an appointment for a passport renewal")
+    offices = [b for b in buttons_of(messages) if "office" in b["payload"]]
+    assert len(offices) >= 2, texts(messages)
+    first_word = offices[-1]["title"].split()[0]
+    say(stack, sender, f"the {first_word.lower()} one")
+    assert slot(stack, sender, "office") == payload_value(offices[-1], "office")
