@@ -170,5 +170,7 @@ def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bo
         return buttons[position if position == -1 else position - 1] if -1 <= position <= len(buttons) and position else None
     if not by_name:
         return None
-    chosen = by_words(text, [(str(index), [], str(b.get("title", ""))) for index, b in enumerate(buttons)])
+    titles = [WORD.findall(str(b.get("title", "")).lower()) for b in buttons]
+    shared = set.intersection(*(set(words) for words in titles))  # "service centre" in every title tells none apart
+    chosen = by_words(text, [(str(index), [], " ".join(w for w in words if w not in shared)) for index, words in enumerate(titles)])
     return buttons[int(chosen)] if chosen is not None else None

@@ -6,11 +6,13 @@ import re
 from typing import Any, Dict, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.reports import MAX_TEXT as FORM_MAX_TEXT
-from actions.reports import ActionSubmitReport, ValidateReportForm
+from actions.reports import ActionSubmitReport, ValidateReportForm, location_in
 from onewindow import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
@@ -171,3 +173,24 @@ def test_submit_urgent_report_says_so(module_action_backend: ServiceBackend) -> 
     [reference] = re.findall(r"RPT-\d{6}", report["text"])
     assert stored(module_action_backend, reference).urgent is True
     assert "marked urgent" in report["text"] and handoff["custom"]["handoff"]["reason"] == "urgent_report"
+
+
+# --- where the problem is, said before it is asked (actions.reports.location_in) -------------------
+
+STREET_NAMES = st.sampled_from(["cedar", "oak", "maple", "elm", "river", "king", "mill", "church", "green", "high", "queen victoria"])
+STREET_KINDS = st.sampled_from(["lane", "street", "road", "avenue", "drive", "way", "close", "court", "crescent", "terrace", "st", "rd"])
+PLACES = st.sampled_from(["on {street}", "at {n} {street}", "on {street} outside number {n}", "near number {n} {street}", "outside the school on {street}",
+                          "in front of the library on {street}", "opposite {n} {street}", "at the corner of {street}", "by the bus stop on {street}"])
+PROBLEMS = st.sampled_from(["i want to report a broken street light", "there is a pothole", "rubbish dumped", "report graffiti", "a fallen tree", "a water leak"])
+AFTER = st.sampled_from(["", ".", ", it is dangerous", " and it has been there for weeks", "! please fix it", " since monday"])
+
+
+@given(problem=PROBLEMS, place=PLACES, name=STREET_NAMES, kind=STREET_KINDS, n=st.sampled_from(["4", "12", "four", "twenty one"]), after=AFTER)
+def test_a_place_said_with_the_problem_is_found_without_what_follows(problem: str, place: str, name: str, kind: str, n: str, after: str) -> None:
+    said = place.format(street=f"{name} {kind}", n=n)
+    assert location_in(f"{problem} {said}{after}") == said
+
+
+@given(problem=PROBLEMS, after=st.sampled_from(["", " at 10 pm", " in the morning", " for 3 weeks", " since monday", " on friday", " in my area", " again"]))
+def test_a_message_without_a_place_gives_none(problem: str, after: str) -> None:
+    assert location_in(problem + after) is None
