@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Optional, Tuple
 
+from onewindow.typos import corrected
+
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTH_NAMES = (
     "january", "february", "march", "april", "may", "june",
@@ -34,6 +36,13 @@ class TimeAnswer:
 
     value: Optional[time] = None
     period: Optional[Tuple[time, time]] = None
+
+
+def weekday_of(word: str) -> Optional[int]:
+    """0 for monday ... 6 for sunday, also when misspelt ("tusday", "wendesday"); else None."""
+    word = word.lower()
+    name = word if word in WEEKDAY_NAMES else corrected(word, WEEKDAY_NAMES)
+    return WEEKDAY_NAMES.index(name) if name else None
 
 
 def _month(word: str) -> Optional[int]:
@@ -77,8 +86,8 @@ def parse_date(text: str, today: date) -> DateAnswer:
     if cleaned in ("day after tomorrow", "after tomorrow"):
         return DateAnswer(today + timedelta(days=2))
     match = re.fullmatch(r"(?:(next|this|coming)\s+)?([a-z]+)", cleaned)
-    if match and match.group(2) in WEEKDAY_NAMES:
-        ahead = (WEEKDAY_NAMES.index(match.group(2)) - today.weekday()) % 7
+    if match and weekday_of(match.group(2)) is not None:
+        ahead = (weekday_of(match.group(2)) - today.weekday()) % 7
         return DateAnswer(today + timedelta(days=ahead or 7))
     match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", cleaned)
     if match:

@@ -5,8 +5,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Dict, List, Tuple
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from onewindow.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.dates import WEEKDAY_NAMES, parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.typos import typo_distance
 from onewindow.wording import is_open_at, join_words, money, periods_text, processing_time, week_text
 
 WEDNESDAY = date(2026, 11, 25)
@@ -243,3 +246,39 @@ def test_is_open_at_on_a_weekday(moment: time, is_open: bool) -> None:
 @pytest.mark.parametrize(("day", "expected"), [(date(2026, 11, 28), True), (date(2026, 11, 29), False)])
 def test_is_open_at_on_the_weekend(day: date, expected: bool) -> None:
     assert is_open_at(OFFICE_HOURS, day, time(10, 0)) is expected
+
+
+# --- misspelt day names ---------------------------------------------------------------
+
+
+def one_typo(word: str, kind: str, at: int, letter: str) -> str:
+    """word with one typo after its first letter: a letter left out, added, changed or two swapped."""
+    at = 1 + at % (len(word) - 1)
+    if kind == "deletion":
+        return word[:at] + word[at + 1:]
+    if kind == "insertion":
+        return word[:at] + letter + word[at:]
+    if kind == "substitution":
+        return word[:at] + letter + word[at + 1:]
+    at = min(at, len(word) - 2)
+    return word[:at] + word[at + 1] + word[at] + word[at + 2:]
+
+
+@given(day=st.sampled_from(WEEKDAY_NAMES), kind=st.sampled_from(["deletion", "insertion", "substitution", "swap"]),
+       at=st.integers(0, 20), letter=st.sampled_from("abcdefghijklmnopqrstuvwxyz"), next_=st.booleans())
+def test_a_day_name_with_one_typo_is_that_day(day: str, kind: str, at: int, letter: str, next_: bool) -> None:
+    said = one_typo(day, kind, at, letter)
+    others = [name for name in WEEKDAY_NAMES if name != day]
+    assume(all(typo_distance(said, other, 1) > 1 for other in others))  # "tursday": tuesday or thursday
+    prefix = "next " if next_ else ""
+    assert parse_date(prefix + said, WEDNESDAY).value == parse_date(prefix + day, WEDNESDAY).value
+
+
+@pytest.mark.parametrize("said", ["tusday", "wendesday", "thurday", "satruday", "fridya"])
+def test_common_misspellings_of_days(said: str) -> None:
+    assert parse_date(said, WEDNESDAY).value is not None
+
+
+@pytest.mark.parametrize("said", ["money", "sunny", "thirsty", "fried", "mon", "weds day"])
+def test_words_near_a_day_name_are_not_days(said: str) -> None:
+    assert parse_date(said, WEDNESDAY).problem == "unknown"
