@@ -13,7 +13,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/nlu_components.py onewindow/intent_classifier.py
 
-.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice voice-model lock clean
+.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad voice-model lock clean
 
 run: install $(MODEL) seed
 	@scripts/run.sh
@@ -89,6 +89,10 @@ bench-fuzz: install $(MODEL)
 # (about 8 minutes; figures in bench/results/voice_load-<time>.json). BENCH_VOICE_ARGS="--only-calls" for the calls alone.
 bench-voice: install $(MODEL) seed
 	@$(PY) bench/voice_load.py $(BENCH_VOICE_ARGS)
+
+# Whole keypad-only hotline calls over REST (20 calls): each step's p50/p95 latency and how many choices it offers.
+bench-keypad: install $(MODEL)
+	@$(PY) bench/keypad_turns.py
 
 voice-model:
 	@scripts/get-vosk-model.sh
