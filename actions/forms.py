@@ -6,6 +6,9 @@ again: the question was never answered. When the citizen changes the subject (a 
 services or offices, a life event, help), the validation rejects the form's turn instead: the
 rules answer the question, then the form asks its question again, keeping what this message
 told it (the slots it filled are validated then).
+
+A reference to the buttons of the form's own question ("the second one", "number 2", "the north
+one") is the answer that button gives (`listed_answer`), for every form's question with a list.
 """
 from __future__ import annotations
 

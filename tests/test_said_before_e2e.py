@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ from onewindow.stack import Stack
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
-STACK_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+STACK_SETTINGS = settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ASKS_PROOF = "last four digits"
 
 
@@ -91,6 +92,12 @@ def test_proof_digits_given_with_the_reference_are_not_asked_again(stack: Stack,
     assert slot(stack, sender, "appointment_reference") == reference
 
 
+def test_application_status_takes_the_digits_said_with_its_number(stack: Stack) -> None:
+    sender = f"said-proof-{next(senders)}"
+    answer = texts(say(stack, sender, "what is the status of APP-48291-37508, the last four digits of my phone are 0110"))
+    assert ASKS_PROOF not in answer and "APP-48291-37508" in answer and "We are checking your photo." in answer, answer
+
+
 def test_wrong_digits_with_the_reference_are_refused_once(stack: Stack, reference: str) -> None:
     sender = f"said-proof-{next(senders)}"
     answer = texts(say(stack, sender, f"check my appointment {reference}, my phone ends in 1111"))
@@ -105,6 +112,10 @@ STREETS = st.builds(
 )
 REPORTS = st.sampled_from([
     "i want to report a broken street light on {street} outside number {n}",
+    "the street light is broken outside number {n} {street}",
+    "hello, there is a big hole in the road at {n} {street}. please fix it",
+    "can i report a fallen tree on {street}",
+    "water is leaking from a pipe in front of the library on {street}",
     "there is a pothole on {street}",
     "report a pothole at {n} {street}, it is deep",
     "rubbish dumped near the school on {street}",
