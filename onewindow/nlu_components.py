@@ -140,9 +140,9 @@ SUFFIXES = ("ing", "ed", "es", "s", "e")
 
 
 def stem(word: str) -> str:
-    """The word without one inflection ending: retiring, retired, retires -> retir."""
+    """The word without one inflection ending: retiring, retired, retires -> retir; moving, move -> mov."""
     for suffix in SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
 
@@ -152,7 +152,7 @@ def word_cost(said: str, known: str, vocabulary: Set[str], inflected: bool) -> O
 
     A word the assistant saw in training is a real word, never a misspelling of another.
     """
-    if said == known or (inflected and len(stem(known)) >= 4 and stem(said) == stem(known)):
+    if said == known or (inflected and len(stem(known)) >= 3 and stem(said) == stem(known)):
         return 0
     return misspelling_of(said, known, vocabulary)
 
@@ -171,16 +171,22 @@ def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: List[str]
     """(index after the last token, total typos) if the alias is said from tokens[first], else None.
 
     Inflections count only in aliases of several words ("house" is not "housing"), and little
-    words may be left out only inside an alias ("has baby", but "office" is not "to the office").
+    words may be left out or added only inside an alias, one at most ("has baby", "start the
+    school", but "office" is not "to the office", "apply for the pension" is not "apply for a pension").
     """
-    position, cost = first, 0
+    position, cost, skipped = first, 0, False
     several = len(alias) > 1
     for index, known in enumerate(alias):
         said = tokens[position][0] if position < len(tokens) else None
+        if index > 0 and not skipped and said in OPTIONAL_WORDS and known not in OPTIONAL_WORDS and position + 1 < len(tokens):
+            position, skipped = position + 1, True
+            said = tokens[position][0]
         found = word_cost(said, known, vocabulary, several) if said is not None else None
         if found is not None:
             position, cost = position + 1, cost + found
-        elif not (0 < index < len(alias) - 1 and known in OPTIONAL_WORDS):
+        elif not skipped and 0 < index < len(alias) - 1 and known in OPTIONAL_WORDS:
+            skipped = True
+        else:
             return None
     return position, cost
 
