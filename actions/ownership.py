@@ -141,6 +141,9 @@ class RecordProof:
     ) -> Slots:
         """The last four digits of the phone number on the record, typed, said or keyed."""
         said = str(first(value))
+        if said == LINKED:  # kept from an earlier task of this conversation: still only if the channel's identity proves it
+            verdict, record = await self._look_up(tracker, tracker.get_slot(self.reference_slot), None)
+            return {PROOF_SLOT: LINKED, **self.accepted(record, dispatcher)} if verdict.reason == "linked" else {PROOF_SLOT: None}
         digits = proof_digits(said) or "".join(ch for ch in said if ch.isdigit())
         if len(digits) != 4:
             dispatcher.utter_message(

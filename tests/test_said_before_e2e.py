@@ -8,7 +8,7 @@ import os
 import urllib.request
 from datetime import date
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from actions.listed import NUMBER_WORDS, ORDINAL_WORDS
 from onewindow.backend import ServiceBackend
+from onewindow.channels.senders import sign_sender
 from onewindow.stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -43,10 +44,10 @@ def reference(backend: ServiceBackend) -> str:
     return backend.bookings.book("passport_renewal", "north_centre", start, "Ana Silva", "0412 344 957", "rest").reference
 
 
-def say(stack: Stack, sender: str, text: str) -> List[Dict[str, Any]]:
+def say(stack: Stack, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": text, "metadata": {}}).encode(),
+        data=json.dumps({"sender": sender, "message": text, "metadata": metadata or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -178,3 +179,56 @@ def test_a_named_part_of_an_offered_office_answers_which_office(stack: Stack) ->
     first_word = offices[-1]["title"].split()[0]
     say(stack, sender, f"the {first_word.lower()} one")
     assert slot(stack, sender, "office") == payload_value(offices[-1], "office")
+
+
+@STACK_SETTINGS
+@given(data=st.data())
+def test_a_reference_to_the_offered_kinds_of_problem_answers_which_kind(stack: Stack, data: st.DataObject) -> None:
+    sender = f"said-choice-{next(senders)}"
+    offered = [b for b in buttons_of(say(stack, sender, "I want to report a problem")) if "report_category" in b["payload"]]
+    assert len(offered) >= 2
+    position = data.draw(st.integers(1, min(len(offered), 10)), label="position")
+    words = reference_to(position, min(len(offered), 10), data.draw(st.integers(0, 3), label="wording"))
+    answer = texts(say(stack, sender, words))
+    assert slot(stack, sender, "report_category") == payload_value(offered[position - 1], "report_category"), (words, answer)
+    assert "Where is it" in answer
+
+
+@pytest.fixture(scope="module")
+def linked_phone(backend: ServiceBackend) -> str:
+    """A phone number with three upcoming appointments."""
+    for start in backend.bookings.next_free("north_centre", date.today(), 3):
+        backend.bookings.book("passport_renewal", "north_centre", start, "Ben Ode", "0412 377 100", "telegram")
+    return "0412 377 100"
+
+
+def linked_chat(backend: ServiceBackend, phone: str, chat: str) -> Tuple[str, Dict[str, Any]]:
+    """A signed Telegram chat linked to `phone`: its sender id and its messages' metadata."""
+    backend.citizens.link_identity("telegram", chat, phone)
+    return f"telegram:{chat}", {"sender_signature": sign_sender(f"telegram:{chat}")}
+
+
+@pytest.mark.parametrize("position", [1, 2, 3])
+def test_a_linked_chat_chooses_which_appointment_by_its_place_in_the_list(stack: Stack, backend: ServiceBackend, linked_phone: str, position: int) -> None:
+    sender, signed = linked_chat(backend, linked_phone, f"990{position}")
+    first = say(stack, sender, "I want to check my appointment", signed)
+    offered = [b for b in buttons_of(first) if "reference" in b["payload"]]
+    assert len(offered) == 3, texts(first)
+    answer = texts(say(stack, sender, reference_to(position, len(offered), position % 4), signed))
+    chosen = payload_value(offered[position - 1], "reference")
+    assert slot(stack, sender, "appointment_reference") == chosen and chosen in answer, answer
+
+
+def test_a_linked_chat_checking_again_is_not_asked_for_digits(stack: Stack, backend: ServiceBackend, linked_phone: str) -> None:
+    sender, signed = linked_chat(backend, linked_phone, "9904")
+    say(stack, sender, "I want to check my appointment", signed)
+    first = texts(say(stack, sender, "the second one", signed))
+    again = texts(say(stack, sender, "check my appointment again", signed))
+    assert ASKS_PROOF not in again and "four digits" not in again and slot(stack, sender, "record_proof") == "linked", (first, again)
+
+
+def test_the_word_linked_typed_as_proof_opens_nothing(stack: Stack, reference: str) -> None:
+    sender = f"said-proof-{next(senders)}"
+    assert ASKS_PROOF in texts(say(stack, sender, f"check my appointment {reference}"))
+    answer = texts(say(stack, sender, "linked"))
+    assert "North Service Centre" not in answer and slot(stack, sender, "record_proof") is None, answer
