@@ -109,6 +109,7 @@ class CallSession:
 
     async def run(self) -> CallRecord:
         """Hold the call until it ends; the transcript is saved whatever happens."""
+        self.listener.deliver = self.events.put_nowait  # utterances arrive when recognised; reading goes on meanwhile
         reading = asyncio.create_task(self._read())
         try:
             self.listener.prepare()
@@ -120,6 +121,7 @@ class CallSession:
         finally:
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
+            self.listener.close()
             await self.transport.hang_up()
             self.record.ended_at = datetime.now()
             await asyncio.to_thread(self.backend.transcripts.save, self.record)
