@@ -157,11 +157,18 @@ def reference_in(tracker: Tracker, kinds: Sequence[str] = KINDS, named_first: bo
     return (listing.kind, item) if item else None
 
 
+ORDINAL_ALONE = re.compile(rf"^\s*({_WORDS})(?:\s+please)?\s*[.!?]?\s*$", re.IGNORECASE)
+
+
 def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bool = True) -> Optional[Mapping[str, Any]]:
     """The button of `buttons` that `text` refers to: by ordinal ("the second one", "number 2"), or (`by_name`) by words of its title.
 
     A bare number that is also in a title ("10" among the times "9:30", "10:00") is the citizen's own answer, not a position.
     """
+    alone = ORDINAL_ALONE.match(text)
+    if alone:  # "second", "second please": the answer to a question with a list is a position
+        position = ORDINAL_WORDS[alone.group(1).lower()]
+        return buttons[position if position == -1 else position - 1] if position <= len(buttons) else None
     match = ORDINAL.search(text)
     if match and match.group("bare") and any(re.search(rf"(?<!\d){int(match.group('bare'))}(?!\d)", str(b.get("title", ""))) for b in buttons):
         return None

@@ -36,14 +36,14 @@ def tracker_after(buttons: List[Dict[str, Any]], slot: str, text: str, entities:
 
 
 def words_for(position: int, style: int) -> str:
-    return [f"the {ORDINALS[position]} one", f"number {position}", f"option {NUMBERS[position]}", f"the {ORDINALS[position]}", f"{ORDINALS[position]} one please", f"The {ORDINALS[position].upper()} ONE"][style]
+    return [f"the {ORDINALS[position]} one", f"number {position}", f"option {NUMBERS[position]}", f"the {ORDINALS[position]}", f"{ORDINALS[position]} one please", f"The {ORDINALS[position].upper()} ONE", f"{ORDINALS[position]}", f"{position}{'st' if position == 1 else 'nd' if position == 2 else 'rd' if position == 3 else 'th'}", f"{ORDINALS[position].capitalize()} please."][style]
 
 
 @given(slot=st.sampled_from(sorted(QUESTIONS)), data=st.data())
 def test_an_ordinal_answers_the_question_with_that_button(slot: str, data: st.DataObject) -> None:
     count = data.draw(st.integers(2, 10))
     position = data.draw(st.integers(1, count))
-    answer = listed_answer(tracker_after(question(slot, count), slot, words_for(position, data.draw(st.integers(0, 5)))), DOMAIN)
+    answer = listed_answer(tracker_after(question(slot, count), slot, words_for(position, data.draw(st.integers(0, 8)))), DOMAIN)
     assert answer == [{"event": "slot", "timestamp": None, "name": slot, "value": f"value-{position - 1}"}]
 
 

@@ -139,7 +139,9 @@ def reference_to(position: int, count: int, style: int) -> str:
     numbers = {v: k for k, v in NUMBER_WORDS.items()}
     if position == count and style == 4:
         return "the last one"
-    return [f"the {ordinals[position]} one", f"number {position}", f"option {numbers[position]}", f"the {ordinals[position]}", f"{ordinals[position]} one please"][style]
+    suffixed = f"{position}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(position, 'th') }"
+    return [f"the {ordinals[position]} one", f"number {position}", f"option {numbers[position]}", f"the {ordinals[position]}", f"{ordinals[position]} one please",
+            ordinals[position], f"the {suffixed} one", f"{ordinals[position].capitalize()} please."][style]
 
 
 def buttons_of(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -163,7 +165,7 @@ def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking
             continue  # one choice only (the form settled it or offers it alone): nothing to refer to
         count = min(len(offered), 10)
         position = data.draw(st.integers(1, count), label=f"{entity} position")
-        words = reference_to(position, len(offered) if position == count else count, data.draw(st.integers(0, 4), label="wording"))
+        words = reference_to(position, len(offered) if position == count else count, data.draw(st.integers(0, 7), label="wording"))
         messages = say(stack, sender, words)
         wanted = payload_value(offered[-1] if words == "the last one" else offered[position - 1], entity)
         assert slot(stack, sender, slot_name) == wanted, (words, texts(messages))
@@ -188,7 +190,7 @@ def test_a_reference_to_the_offered_kinds_of_problem_answers_which_kind(stack: S
     offered = [b for b in buttons_of(say(stack, sender, "I want to report a problem")) if "report_category" in b["payload"]]
     assert len(offered) >= 2
     position = data.draw(st.integers(1, min(len(offered), 10)), label="position")
-    words = reference_to(position, min(len(offered), 10), data.draw(st.integers(0, 3), label="wording"))
+    words = reference_to(position, min(len(offered), 10), data.draw(st.integers(0, 7), label="wording"))
     answer = texts(say(stack, sender, words))
     assert slot(stack, sender, "report_category") == payload_value(offered[position - 1], "report_category"), (words, answer)
     assert "Where is it" in answer
