@@ -36,16 +36,16 @@ ASK_PROOF = Prompt(
     keypad="Please key them in.",
 )
 _FOUR = r"(\d(?:[ -]?\d){3})(?![ -]?\d)"
-# "ends in 4957", "ending with 4 9 5 7", "the last four digits are 4957", "last 4 numbers: 4957",
+# "ends in 4957", "ending 4 9 5 7", "finishes with 4957", "the last four digits are 4957", "last digits: 4957",
 # "my phone (number) is 06 1234 4957" (its last four); a record's reference is removed first
 PROOF_PHRASES = (
-    re.compile(r"\bend(?:s|ing|ed)?\s+(?:in|with|on)\s+" + _FOUR, re.IGNORECASE),
+    re.compile(r"\b(?:end|finish)(?:s|es|ing|ed)?\s+(?:(?:in|with|on)\s+)?" + _FOUR, re.IGNORECASE),
     re.compile(
-        r"\blast\s+(?:four|4)(?:\s+(?:digits?|numbers?|figures?))?(?:\s+of\s+(?:my|the)\s+(?:phone|mobile|number)(?:\s+number)?)?"
+        r"\blast\s+(?:(?:four|4)(?:\s+(?:digits?|numbers?|figures?))?|digits|numbers)(?:\s+of\s+(?:my|the)\s+(?:phone|mobile|number)(?:\s+number)?)?"
         r"\s*(?:are|is|:|-|=)?\s*" + _FOUR,
         re.IGNORECASE,
     ),
-    re.compile(r"\b(?:phone|mobile|cell)(?:\s+number)?(?:\s+is|:)?\s+(\+?\d(?:[ -]?\d){5,14})(?![ -]?\d)", re.IGNORECASE),
+    re.compile(r"\b(?:phone|mobile|cell|telephone)(?:\s+number)?(?:\s+is|:)?\s+(\+?\d(?:[ -]?\d){5,14})(?![ -]?\d)", re.IGNORECASE),
 )
 REFERENCE = re.compile(r"\b(?:bk|app|rpt)[- ]?[0-9](?:[- ]?[0-9]){5}(?:(?:[- ]?[0-9]){4})?(?![0-9])", re.IGNORECASE)
 

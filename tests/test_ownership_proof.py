@@ -13,7 +13,8 @@ DIGITS = st.text("0123456789", min_size=4, max_size=4)
 PHRASES = st.sampled_from([
     "my phone number ends in {d}", "it ends with {d}", "ending in {d}", "my number ends in {d}",
     "the last four digits are {d}", "last 4 digits {d}", "last four numbers: {d}", "the last four digits of my phone are {d}",
-    "the last 4 digits of the phone number are {d}", "Last Four Digits {d}",
+    "the last 4 digits of the phone number are {d}", "Last Four Digits {d}", "my phone ending {d}", "it finishes with {d}",
+    "the last digits are {d}", "the last four of my number are {d}", "my mobile number ends in {d}",
 ])
 
 

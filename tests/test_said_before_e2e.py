@@ -69,7 +69,7 @@ def written(reference: str, style: int) -> str:
 
 PROOFS = st.sampled_from([
     "my phone number ends in {d}", "and my phone ends with {d}", "the last four digits are {d}", "last 4 digits {d}",
-    "the last four digits of my phone are {d}", "my number ends in {s}", "my phone number is 0412 344 957",
+    "the last four digits of my phone are {d}", "my number ends in {s}", "my phone number is 0412 344 957", "my phone ending {d}", "the last digits are {d}",
 ])
 OPENINGS = {
     "check_appointment_form": "I want to check my appointment",
