@@ -121,3 +121,17 @@ def test_a_misspelt_day_is_a_date_of_that_day(parse: Any, day: str, kind: str, a
     template, prefix = frame
     dates = meanings(parse(template.format(typo)), "date")
     assert [parse_date(d, WEDNESDAY).value for d in dates] == [parse_date(prefix + day, WEDNESDAY).value]
+
+
+@given(word=st.text("abcdefghij", min_size=5, max_size=12), kind=KINDS, at=st.integers(0, 20), letter=LETTERS)
+def test_one_typo_is_one_edit_away_both_ways(word: str, kind: str, at: int, letter: str) -> None:
+    typo = one_typo(word, kind, at, letter)
+    expected = 0 if typo == word else 1
+    assert typo_distance(typo, word, 2) == typo_distance(word, typo, 2) == expected
+
+
+@given(a=st.text("abc", max_size=8), b=st.text("abc", max_size=8), limit=st.integers(0, 3))
+def test_the_distance_stops_counting_past_its_limit(a: str, b: str, limit: int) -> None:
+    unlimited = typo_distance(a, b, 20)
+    assert typo_distance(a, b, limit) == min(unlimited, limit + 1)
+    assert unlimited <= max(len(a), len(b)) and (unlimited == 0) == (a == b)
