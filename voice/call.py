@@ -117,7 +117,7 @@ class CallSession:
             await self._converse()
         except Exception as error:  # noqa: BLE001 - one call's failure must not end the others
             self.record.outcome = "failed"
-            log_event(logger, "call.failed", call=self.transport.call_id, error=type(error).__name__)
+            log_event(logger, "call.failed", level=logging.ERROR, exc_info=error, call=self.transport.call_id)
         finally:
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)

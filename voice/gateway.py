@@ -93,7 +93,7 @@ class Gateway:
         try:
             call_id = await transport.open()
         except (ProtocolError, asyncio.TimeoutError, ValueError, ConnectionError) as error:
-            log_event(logger, "gateway.call_refused", error=type(error).__name__)
+            log_event(logger, "gateway.call_refused", level=logging.WARNING, error=type(error).__name__)
             writer.close()
             return
         transport.caller = self.callers.pop(call_id, None)
