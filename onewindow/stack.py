@@ -133,11 +133,13 @@ class Stack:
             time.sleep(0.5)
         raise RuntimeError(f"servers not ready after {STARTUP_SECONDS} s; logs in {self.workdir}")
 
-    def say(self, sender: str, message: Any, timeout: float = 30.0) -> List[Dict[str, Any]]:
-        """Send one message over the REST channel; returns the bot's messages."""
+    def say(
+        self, sender: str, message: Any, metadata: Optional[Dict[str, Any]] = None, timeout: float = 30.0
+    ) -> List[Dict[str, Any]]:
+        """Send one message over the REST channel, with the metadata a channel adapter would add; returns the bot's messages."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook",
-            data=json.dumps({"sender": sender, "message": message}).encode(),
+            data=json.dumps({"sender": sender, "message": message, "metadata": metadata or {}}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=timeout) as answer:

@@ -4,11 +4,9 @@ against the real Rasa server, action server, model and database; offices and ser
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,15 +44,6 @@ def bookable(backend: ServiceBackend, catalogue: Catalogue) -> List[Tuple[str, s
     ]
 
 
-def say(stack: Stack, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": text, "metadata": metadata or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
 
 def texts(messages: List[Dict[str, Any]]) -> str:
     return " ".join(m.get("text", "") for m in messages if m.get("text"))
@@ -64,7 +53,7 @@ def press(stack: Stack, sender: str, messages: List[Dict[str, Any]], payload_par
     """Press the button the assistant offered whose payload contains `payload_part`."""
     offered = [b["payload"] for m in messages for b in m.get("buttons") or [] if payload_part in b["payload"]]
     assert offered, f"no button with {payload_part!r} in {messages}"
-    return say(stack, sender, offered[0])
+    return stack.say(sender, offered[0])
 
 
 def slots(stack: Stack, sender: str) -> Dict[str, Any]:
@@ -74,14 +63,14 @@ def slots(stack: Stack, sender: str) -> Dict[str, Any]:
 def settle_office(stack: Stack, sender: str, how: str, office: OfficeRecord, service: str) -> None:
     """The citizen settles on `office` one way or another before booking (`service` is in context for some)."""
     if how == "opening hours":
-        answer = say(stack, sender, f"what are the opening hours of the {office.name}")
+        answer = stack.say(sender, f"what are the opening hours of the {office.name}")
     elif how == "where":
-        answer = say(stack, sender, f"where is the {office.name}")
+        answer = stack.say(sender, f"where is the {office.name}")
     elif how == "nearest":
-        say(stack, sender, f"what documents do I need for a {service}")
-        answer = say(stack, sender, "find the nearest office", {"location": {"latitude": office.latitude, "longitude": office.longitude}})
+        stack.say(sender, f"what documents do I need for a {service}")
+        answer = stack.say(sender, "find the nearest office", {"location": {"latitude": office.latitude, "longitude": office.longitude}})
     else:  # chosen from the list of offices for the service
-        answer = press(stack, sender, say(stack, sender, f"which offices offer {service}"), f'"office":"{office.id}"')
+        answer = press(stack, sender, stack.say(sender, f"which offices offer {service}"), f'"office":"{office.id}"')
     assert office.name in texts(answer), (how, texts(answer))
 
 
@@ -97,10 +86,10 @@ def test_an_office_settled_earlier_is_not_asked_again_when_booking(
     office = data.draw(st.sampled_from(offices), label="office")
     sender = f"settled-{next(senders)}"
     if how == "in the request":
-        answer = say(stack, sender, f"book an appointment for a {service} at the {office.name}")
+        answer = stack.say(sender, f"book an appointment for a {service} at the {office.name}")
     else:
         settle_office(stack, sender, how, office, service)
-        answer = say(stack, sender, "book an appointment" if how in ("nearest", "list") else f"book an appointment for a {service}")
+        answer = stack.say(sender, "book an appointment" if how in ("nearest", "list") else f"book an appointment for a {service}")
     assert "Which office" not in texts(answer) and "Which day" in texts(answer), texts(answer)
     assert f"I will book it at the {office.name}. To use another office" in texts(answer)  # where it books, and that this can change
     assert (slots(stack, sender)["office"], slots(stack, sender)["service"]) == (office.id, service_id)
@@ -114,8 +103,8 @@ def test_a_service_settled_earlier_is_not_asked_again_when_booking(
 ) -> None:
     service_id, service, _ = data.draw(st.sampled_from(bookable), label="service")
     sender = f"settled-{next(senders)}"
-    say(stack, sender, question.format(service))
-    answer = say(stack, sender, "book an appointment for it")
+    stack.say(sender, question.format(service))
+    answer = stack.say(sender, "book an appointment for it")
     assert "Which service" not in texts(answer) and "Which office" in texts(answer), texts(answer)
     assert slots(stack, sender)["service"] == service_id
 
@@ -125,26 +114,26 @@ def test_an_office_that_does_not_offer_the_service_is_said_and_asked_for(stack: 
     service_id, service, offering = next((b for b in bookable if len(b[2]) < len(offices)))
     elsewhere = next(o for o in offices if o.id not in {p.id for p in offering})
     sender = f"settled-{next(senders)}"
-    say(stack, sender, f"where is the {elsewhere.name}")
+    stack.say(sender, f"where is the {elsewhere.name}")
     assert slots(stack, sender)["office"] == elsewhere.id
-    answer = texts(say(stack, sender, f"book an appointment for a {service}"))
+    answer = texts(stack.say(sender, f"book an appointment for a {service}"))
     assert f"The {elsewhere.name} does not offer" in answer and "Which office" in answer
     assert slots(stack, sender)["service"] == service_id and slots(stack, sender)["office"] is None
 
 
 def test_the_settled_office_can_be_changed_by_naming_another(stack: Stack) -> None:
     sender = f"settled-{next(senders)}"
-    say(stack, sender, "where is the north service centre")
-    assert "I will book it at the North Service Centre." in texts(say(stack, sender, "book an appointment for a passport renewal"))
-    answer = texts(say(stack, sender, "at the east service centre instead"))
+    stack.say(sender, "where is the north service centre")
+    assert "I will book it at the North Service Centre." in texts(stack.say(sender, "book an appointment for a passport renewal"))
+    answer = texts(stack.say(sender, "at the east service centre instead"))
     assert "I will book it at the East Service Centre." in answer and "Which day" in answer
     assert slots(stack, sender)["office"] == "east_centre"
 
 
 def test_a_district_with_several_offices_is_one_question_not_two(stack: Stack) -> None:
     sender = f"settled-{next(senders)}"
-    assert "Which office" in texts(say(stack, sender, "I want to book an appointment for a passport renewal"))
-    answer = say(stack, sender, "the north district")
+    assert "Which office" in texts(stack.say(sender, "I want to book an appointment for a passport renewal"))
+    answer = stack.say(sender, "the north district")
     questions = [m for m in answer if m.get("buttons")]
     assert [m["text"] for m in questions] == ["Which of these offices?"], texts(answer)
     assert sorted(b["payload"] for b in questions[0]["buttons"]) == ['/inform{"office":"immigration_office"}', '/inform{"office":"north_centre"}']

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -55,16 +53,6 @@ def sender() -> str:
     return f"citizen-{next(senders)}"
 
 
-def say(stack: Stack, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
-    """One message over the REST channel, with channel metadata as the phone gateway sends it."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": text, "metadata": metadata or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
 
 def signal(responses: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return next((r["custom"]["handoff"] for r in responses if "handoff" in (r.get("custom") or {})), None)
@@ -84,11 +72,11 @@ def row(backend: ServiceBackend, sender: str) -> models.HandoffRequest:
 
 
 def test_asking_for_a_person_puts_the_assistant_on_hold(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    answer = say(stack, sender, "I want to talk to a person")
+    answer = stack.say(sender, "I want to talk to a person")
     assert "I have asked a person from the service centre" in texts(answer)
     assert signal(answer)["state"] == "waiting" and handed_off(stack, sender)
     for question in ("how much does a passport renewal cost", "hello", "book an appointment for an id card"):
-        follow_up = say(stack, sender, question)
+        follow_up = stack.say(sender, question)
         assert texts(follow_up).startswith(KEPT_FOR_STAFF), "no assistant answer, only the place in the queue"
         assert signal(follow_up)["reference"] == signal(answer)["reference"]
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("citizen_request", 2)
@@ -105,7 +93,7 @@ def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
     hours = staff_hours(backend.catalogue.city())
     sender = f"phone:04130000{next(senders):02d}" if metadata else f"citizen-{next(senders)}"
     before = datetime.now()
-    answer = texts(say(stack, sender, message, metadata))
+    answer = texts(stack.say(sender, message, metadata))
     after = datetime.now()
     told = [staff_hours_text(hours, moment) for moment in (before, after)]  # the clock may cross an opening meanwhile
     assert told[0] in answer or told[1] in answer, answer
@@ -116,66 +104,66 @@ def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
 
 
 def test_two_misunderstandings_in_a_row_hand_over(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    first = say(stack, sender, "qwerty uiop zxcv")
+    first = stack.say(sender, "qwerty uiop zxcv")
     assert "another way" in texts(first) and signal(first) is None
-    second = say(stack, sender, "blorf snargle wib")
+    second = stack.say(sender, "blorf snargle wib")
     assert "I am still not sure what you need, so I have asked a person" in texts(second)
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("low_confidence", 3)
     assert handed_off(stack, sender)
 
 
 def test_an_urgent_report_hands_over_with_the_highest_priority(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    assert "Where is it" in texts(say(stack, sender, "I want to report a burst pipe"))
-    assert "describe the problem" in texts(say(stack, sender, "Oak Street, near number 4"))
-    answer = say(stack, sender, "water is pouring across the road")
+    assert "Where is it" in texts(stack.say(sender, "I want to report a burst pipe"))
+    assert "describe the problem" in texts(stack.say(sender, "Oak Street, near number 4"))
+    answer = stack.say(sender, "water is pouring across the road")
     assert "marked urgent" in texts(answer) and "also asked a person" in texts(answer)
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("urgent_report", 1)
 
 
 def test_distress_words_hand_over_with_the_emergency_line(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    answer = say(stack, sender, "please help my partner hits me and I am scared")
+    answer = stack.say(sender, "please help my partner hits me and I am scared")
     assert texts(answer).startswith("If you or someone else is in danger or hurt right now, please call emergency services")
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("distress", 1)
     assert signal(answer)["priority"] == 1
 
 
 def test_distress_inside_a_form_still_reaches_a_person(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    assert "Which service" in texts(say(stack, sender, "I want to book an appointment"))
-    answer = say(stack, sender, "I want to kill myself")
+    assert "Which service" in texts(stack.say(sender, "I want to book an appointment"))
+    answer = stack.say(sender, "I want to kill myself")
     assert "call emergency services" in texts(answer) and row(backend, sender).reason == "distress"
 
 
 def test_a_caller_pressing_zero_is_recorded_as_keypad(stack: Stack, backend: ServiceBackend) -> None:
     caller = f"phone:04120000{next(senders):02d}"
-    answer = say(stack, caller, "/request_human", {"channel": "phone", "input": "keypad"})
+    answer = stack.say(caller, "/request_human", {"channel": "phone", "input": "keypad"})
     assert signal(answer)["reason"] == "keypad"
     assert (row(backend, caller).reason, row(backend, caller).channel) == ("keypad", "phone")
 
 
 def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend, desk: StaffDesk, sender: str) -> None:
-    reference = signal(say(stack, sender, "can I speak to someone"))["reference"]
+    reference = signal(stack.say(sender, "can I speak to someone"))["reference"]
     asyncio.run(desk.claim(reference, "maria"))
     assert asyncio.run(desk.reply(reference, "maria", "Hello, this is Maria from the north centre.")) is False  # REST: no push
     staff_turns = [e for e in stack.tracker(sender)["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
     assert [(e["text"], e["metadata"]["staff"]) for e in staff_turns] == [("Hello, this is Maria from the north centre.", "maria")]
-    answer = say(stack, sender, "thank you Maria")
+    answer = stack.say(sender, "thank you Maria")
     assert texts(answer) == "" and signal(answer)["state"] == "with_staff"
 
     stack.restart("rasa server 1")
     assert handed_off(stack, sender), "the hold survives a restart of the Rasa server"
-    answer = say(stack, sender, "how much does a passport renewal cost")
+    answer = stack.say(sender, "how much does a passport renewal cost")
     assert texts(answer) == "" and signal(answer)["state"] == "with_staff"
 
     asyncio.run(desk.hand_back(reference, "maria"))
     assert not handed_off(stack, sender) and row(backend, sender).status == "returned"
-    assert "costs" in texts(say(stack, sender, "how much does a passport renewal cost")), "the assistant answers again"
+    assert "costs" in texts(stack.say(sender, "how much does a passport renewal cost")), "the assistant answers again"
 
 
 def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, sender: str) -> None:
     """After an hour of silence Rasa starts a new session without the slot; the open handoff keeps the hold."""
-    reference = signal(say(stack, sender, "I want to talk to a person"))["reference"]
+    reference = signal(stack.say(sender, "I want to talk to a person"))["reference"]
     age_conversation(stack, sender, 2 * 3600)
-    answer = say(stack, sender, "how much does a passport renewal cost")
+    answer = stack.say(sender, "how much does a passport renewal cost")
     assert texts(answer).startswith(KEPT_FOR_STAFF), "no assistant answer in the new session"
     assert signal(answer)["reference"] == reference
     events = stack.tracker(sender)["events"]
@@ -185,10 +173,10 @@ def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, se
 
 
 def test_stop_while_waiting_leaves_the_queue(stack: Stack, backend: ServiceBackend, sender: str) -> None:
-    say(stack, sender, "I want to talk to a person")
-    assert "you have left the queue" in texts(say(stack, sender, "stop"))
+    stack.say(sender, "I want to talk to a person")
+    assert "you have left the queue" in texts(stack.say(sender, "stop"))
     assert row(backend, sender).status == "withdrawn" and not handed_off(stack, sender)
-    assert "costs" in texts(say(stack, sender, "how much does a passport renewal cost"))
+    assert "costs" in texts(stack.say(sender, "how much does a passport renewal cost"))
 
 
 # --- Telegram ---------------------------------------------------------------------------------------

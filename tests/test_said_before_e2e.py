@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -44,15 +43,6 @@ def reference(backend: ServiceBackend) -> str:
     return backend.bookings.book("passport_renewal", "north_centre", start, "Ana Silva", "0412 344 957", "rest").reference
 
 
-def say(stack: Stack, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook",
-        data=json.dumps({"sender": sender, "message": text, "metadata": metadata or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
 
 def texts(messages: List[Dict[str, Any]]) -> str:
     return " ".join(m.get("text", "") for m in messages if m.get("text"))
@@ -84,10 +74,10 @@ def test_proof_digits_given_with_the_reference_are_not_asked_again(stack: Stack,
     sender = f"said-proof-{next(senders)}"
     said = f"The number is {written(reference, style)} and {proof.format(d='4957', s='4 9 5 7')}."
     if together:  # all in the opening message
-        answer = texts(say(stack, sender, f"{opening}, {said}"))
+        answer = texts(stack.say(sender, f"{opening}, {said}"))
     else:  # the form asked for the number first
-        say(stack, sender, opening)
-        answer = texts(say(stack, sender, said))
+        stack.say(sender, opening)
+        answer = texts(stack.say(sender, said))
     assert ASKS_PROOF not in answer, answer
     assert slot(stack, sender, "record_proof") == "4957"
     assert slot(stack, sender, "appointment_reference") == reference
@@ -95,13 +85,13 @@ def test_proof_digits_given_with_the_reference_are_not_asked_again(stack: Stack,
 
 def test_application_status_takes_the_digits_said_with_its_number(stack: Stack) -> None:
     sender = f"said-proof-{next(senders)}"
-    answer = texts(say(stack, sender, "what is the status of APP-48291-37508, the last four digits of my phone are 0110"))
+    answer = texts(stack.say(sender, "what is the status of APP-48291-37508, the last four digits of my phone are 0110"))
     assert ASKS_PROOF not in answer and "APP-48291-37508" in answer and "We are checking your photo." in answer, answer
 
 
 def test_wrong_digits_with_the_reference_are_refused_once(stack: Stack, reference: str) -> None:
     sender = f"said-proof-{next(senders)}"
-    answer = texts(say(stack, sender, f"check my appointment {reference}, my phone ends in 1111"))
+    answer = texts(stack.say(sender, f"check my appointment {reference}, my phone ends in 1111"))
     assert answer.count("do not match") == 1 and "North Service Centre" not in answer
     assert slot(stack, sender, "record_proof") is None
 
@@ -128,7 +118,7 @@ REPORTS = st.sampled_from([
 @given(street=STREETS, report=REPORTS, n=st.sampled_from(["four", "12", "7", "twenty"]))
 def test_a_place_in_the_opening_report_is_not_asked_again(stack: Stack, street: str, report: str, n: str) -> None:
     sender = f"said-place-{next(senders)}"
-    answer = texts(say(stack, sender, report.format(street=street, n=n)))
+    answer = texts(stack.say(sender, report.format(street=street, n=n)))
     assert "Where is it" not in answer, answer
     assert street in (slot(stack, sender, "report_location") or "")
 
@@ -157,7 +147,7 @@ def payload_value(button: Dict[str, Any], entity: str) -> Any:
 @given(data=st.data())
 def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking(stack: Stack, data: st.DataObject) -> None:
     sender = f"said-choice-{next(senders)}"
-    messages = say(stack, sender, "I want to book an appointment for a passport renewal")
+    messages = stack.say(sender, "I want to book an appointment for a passport renewal")
     referred = 0
     for entity, slot_name in (("office", "office"), ("date", "appointment_date"), ("time", "appointment_time")):
         offered = [b for b in buttons_of(messages) if entity in b["payload"]]
@@ -166,7 +156,7 @@ def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking
         count = min(len(offered), 10)
         position = data.draw(st.integers(1, count), label=f"{entity} position")
         words = reference_to(position, len(offered) if position == count else count, data.draw(st.integers(0, 7), label="wording"))
-        messages = say(stack, sender, words)
+        messages = stack.say(sender, words)
         wanted = payload_value(offered[-1] if words == "the last one" else offered[position - 1], entity)
         assert slot(stack, sender, slot_name) == wanted, (words, texts(messages))
         referred += 1
@@ -175,11 +165,11 @@ def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking
 
 def test_a_named_part_of_an_offered_office_answers_which_office(stack: Stack) -> None:
     sender = f"said-choice-{next(senders)}"
-    messages = say(stack, sender, "I want to book an appointment for a passport renewal")
+    messages = stack.say(sender, "I want to book an appointment for a passport renewal")
     offices = [b for b in buttons_of(messages) if "office" in b["payload"]]
     assert len(offices) >= 2, texts(messages)
     first_word = offices[-1]["title"].split()[0]
-    say(stack, sender, f"the {first_word.lower()} one")
+    stack.say(sender, f"the {first_word.lower()} one")
     assert slot(stack, sender, "office") == payload_value(offices[-1], "office")
 
 
@@ -187,11 +177,11 @@ def test_a_named_part_of_an_offered_office_answers_which_office(stack: Stack) ->
 @given(data=st.data())
 def test_a_reference_to_the_offered_kinds_of_problem_answers_which_kind(stack: Stack, data: st.DataObject) -> None:
     sender = f"said-choice-{next(senders)}"
-    offered = [b for b in buttons_of(say(stack, sender, "I want to report a problem")) if "report_category" in b["payload"]]
+    offered = [b for b in buttons_of(stack.say(sender, "I want to report a problem")) if "report_category" in b["payload"]]
     assert len(offered) >= 2
     position = data.draw(st.integers(1, min(len(offered), 10)), label="position")
     words = reference_to(position, min(len(offered), 10), data.draw(st.integers(0, 7), label="wording"))
-    answer = texts(say(stack, sender, words))
+    answer = texts(stack.say(sender, words))
     assert slot(stack, sender, "report_category") == payload_value(offered[position - 1], "report_category"), (words, answer)
     assert "Where is it" in answer
 
@@ -213,24 +203,24 @@ def linked_chat(backend: ServiceBackend, phone: str, chat: str) -> Tuple[str, Di
 @pytest.mark.parametrize("position", [1, 2, 3])
 def test_a_linked_chat_chooses_which_appointment_by_its_place_in_the_list(stack: Stack, backend: ServiceBackend, linked_phone: str, position: int) -> None:
     sender, signed = linked_chat(backend, linked_phone, f"990{position}")
-    first = say(stack, sender, "I want to check my appointment", signed)
+    first = stack.say(sender, "I want to check my appointment", signed)
     offered = [b for b in buttons_of(first) if "reference" in b["payload"]]
     assert len(offered) == 3, texts(first)
-    answer = texts(say(stack, sender, reference_to(position, len(offered), position % 4), signed))
+    answer = texts(stack.say(sender, reference_to(position, len(offered), position % 4), signed))
     chosen = payload_value(offered[position - 1], "reference")
     assert slot(stack, sender, "appointment_reference") == chosen and chosen in answer, answer
 
 
 def test_a_linked_chat_checking_again_is_not_asked_for_digits(stack: Stack, backend: ServiceBackend, linked_phone: str) -> None:
     sender, signed = linked_chat(backend, linked_phone, "9904")
-    say(stack, sender, "I want to check my appointment", signed)
-    first = texts(say(stack, sender, "the second one", signed))
-    again = texts(say(stack, sender, "check my appointment again", signed))
+    stack.say(sender, "I want to check my appointment", signed)
+    first = texts(stack.say(sender, "the second one", signed))
+    again = texts(stack.say(sender, "check my appointment again", signed))
     assert ASKS_PROOF not in again and "four digits" not in again and slot(stack, sender, "record_proof") == "linked", (first, again)
 
 
 def test_the_word_linked_typed_as_proof_opens_nothing(stack: Stack, reference: str) -> None:
     sender = f"said-proof-{next(senders)}"
-    assert ASKS_PROOF in texts(say(stack, sender, f"check my appointment {reference}"))
-    answer = texts(say(stack, sender, "linked"))
+    assert ASKS_PROOF in texts(stack.say(sender, f"check my appointment {reference}"))
+    answer = texts(stack.say(sender, "linked"))
     assert "North Service Centre" not in answer and slot(stack, sender, "record_proof") is None, answer
