@@ -17,15 +17,14 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from rasa_sdk import Tracker
 
 from actions.shared import backend
+from onewindow.dates import NUMBER_WORDS as SPOKEN_NUMBERS
 
 KINDS = ("service", "office")
 ORDINAL_WORDS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
     "ninth": 9, "tenth": 10, "last": -1,
 }
-NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-}
+NUMBER_WORDS = {word: value for word, value in SPOKEN_NUMBERS.items() if value <= 10}  # "number two", "option ten"
 _WORDS = "|".join(ORDINAL_WORDS)
 _NUMBER = r"\d{1,2}|" + "|".join(NUMBER_WORDS)
 # "the second (one)", "second one", "the 2nd", "number 3", "option two", or a number alone; not "last time"
