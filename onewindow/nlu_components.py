@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -167,7 +167,10 @@ class Candidate:
     cost: int
 
 
-def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: List[str], vocabulary: Set[str]) -> Optional[Tuple[int, int]]:
+WordCost = Callable[[str, str, bool], Optional[int]]
+
+
+def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: Sequence[str], cost_of: WordCost) -> Optional[Tuple[int, int]]:
     """(index after the last token, total typos) if the alias is said from tokens[first], else None.
 
     Inflections count only in aliases of several words ("house" is not "housing"), and little
@@ -181,7 +184,7 @@ def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: List[str]
         if index > 0 and not skipped and said in OPTIONAL_WORDS and known not in OPTIONAL_WORDS and position + 1 < len(tokens):
             position, skipped = position + 1, True
             said = tokens[position][0]
-        found = word_cost(said, known, vocabulary, several) if said is not None else None
+        found = cost_of(said, known, several) if said is not None else None
         if found is not None:
             position, cost = position + 1, cost + found
         elif not skipped and 0 < index < len(alias) - 1 and known in OPTIONAL_WORDS:
@@ -191,21 +194,45 @@ def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: List[str]
     return position, cost
 
 
-def fuzzy_candidates(text: str, tables: Dict[str, List[str]], synonyms: Dict[str, str], vocabulary: Set[str]) -> List[Candidate]:
-    """Every catalogue alias said with inflections, missing little words or typos."""
-    tokens = [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text.lower())]
-    found = []
+@dataclass(frozen=True)
+class CatalogueName:
+    """An alias of a lookup table, with its words and what it means (its synonym's value)."""
+
+    entity: str
+    alias: str
+    meaning: str
+    words: Tuple[str, ...]
+
+
+def catalogue_names(tables: Dict[str, List[str]], synonyms: Dict[str, str]) -> List[CatalogueName]:
+    """The aliases worth matching tolerantly (not made of little words only), split into words once."""
+    names = []
     for entity, aliases in tables.items():
         for alias in aliases:
-            alias_words = TOKEN.findall(alias.lower())
-            if not alias_words or all(w in OPTIONAL_WORDS for w in alias_words):
-                continue
-            for first in range(len(tokens)):
-                matched = match_alias(tokens, first, alias_words, vocabulary)
-                if matched:
-                    end, cost = matched
-                    meaning = synonyms.get(alias.lower(), alias.lower())
-                    found.append(Candidate(entity, alias, meaning, tokens[first][1], tokens[end - 1][2], cost))
+            words = tuple(TOKEN.findall(alias.lower()))
+            if words and not all(w in OPTIONAL_WORDS for w in words):
+                names.append(CatalogueName(entity, alias, synonyms.get(alias.lower(), alias.lower()), words))
+    return names
+
+
+def fuzzy_candidates(text: str, names: Sequence[CatalogueName], vocabulary: Set[str]) -> List[Candidate]:
+    """Every catalogue alias said with inflections, missing little words or typos."""
+    tokens = [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text.lower())]
+    costs: Dict[Tuple[str, str, bool], Optional[int]] = {}  # many aliases share words: compare each pair once
+
+    def cost_of(said: str, known: str, inflected: bool) -> Optional[int]:
+        key = (said, known, inflected)
+        if key not in costs:
+            costs[key] = word_cost(said, known, vocabulary, inflected)
+        return costs[key]
+
+    found = []
+    for name in names:
+        for first in range(len(tokens)):
+            matched = match_alias(tokens, first, name.words, cost_of)
+            if matched:
+                end, cost = matched
+                found.append(Candidate(name.entity, name.alias, name.meaning, tokens[first][1], tokens[end - 1][2], cost))
     return found
 
 
@@ -252,6 +279,7 @@ class FuzzyCatalogueEntities(GraphComponent):
         self.tables = tables or {}
         self.synonyms = synonyms or {}
         self.vocabulary = vocabulary or set()
+        self.names = catalogue_names(self.tables, self.synonyms)
 
     @classmethod
     def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "FuzzyCatalogueEntities":
@@ -265,6 +293,7 @@ class FuzzyCatalogueEntities(GraphComponent):
         for aliases in self.tables.values():
             for alias in aliases:
                 self.vocabulary.update(TOKEN.findall(alias.lower()))
+        self.names = catalogue_names(self.tables, self.synonyms)
         with self._storage.write_to(self._resource) as folder:
             saved = {"tables": self.tables, "synonyms": self.synonyms, "vocabulary": sorted(self.vocabulary)}
             (folder / self.FILE).write_text(json.dumps(saved))
@@ -279,7 +308,7 @@ class FuzzyCatalogueEntities(GraphComponent):
     def entities_for(self, text: str, entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """The entities already found plus the catalogue names found by tolerant matching."""
         spans = [(e["start"], e["end"]) for e in entities]
-        found = best_unique(fuzzy_candidates(text, self.tables, self.synonyms, self.vocabulary), spans)
+        found = best_unique(fuzzy_candidates(text, self.names, self.vocabulary), spans)
         extra = [{"entity": c.entity, "start": c.start, "end": c.end, "value": c.alias, **tolerant_match(self)} for c in found]
         return sorted([*entities, *extra], key=lambda e: e["start"])
 
