@@ -89,6 +89,7 @@ PROBLEMS = {
     "outside_hours": "The office is not open at that time.",
     "fully_booked": "That day is fully booked.",
     "slot_taken": "That time is already taken.",
+    "too_soon": "That time is now too close to book.",
     "duplicate": "You already have an appointment at that time.",
     "bad_phone": "That does not look like a phone number.",
     "unknown_reference": "I could not find an appointment with that number. Please check it.",

@@ -312,6 +312,15 @@ def test_free_slots_today_start_after_the_lead_time(clocked_backend) -> None:
     assert backend.bookings.next_free("central_centre", MON - timedelta(days=5))[0] == at(MON, "10:45")
 
 
+def test_a_time_offered_then_passing_the_lead_is_too_soon_not_taken(clocked_backend) -> None:
+    """The citizen took a while to decide: the time was free when offered and nobody took it."""
+    offered = clocked_backend(at(MON, "10:05")).bookings.free_slots("central_centre", MON)[0]
+    later = clocked_backend(offered - timedelta(minutes=29))
+    error = reason_of(book, later, "passport_renewal", "central_centre", offered)
+    assert error.reason == "too_soon" and error.alternatives and all(start > offered for start in error.alternatives)
+    assert slot_row(later, "central_centre", offered)[0] == 0
+
+
 # =========================================================================================
 # Backend: booking and the checks before it
 # =========================================================================================

@@ -67,7 +67,7 @@ def audit_rows(backend: ServiceBackend, action: str) -> List[Tuple[str, str, dic
 
 def test_supervisors_see_who_keeps_failing_and_the_latest_failures_without_personal_data(
         console: RunningConsole, backend: ServiceBackend) -> None:
-    phone, reference = f"04{uuid.uuid4().int % 10 ** 8:08d}", f"BK-{uuid.uuid4().int % 10 ** 6:06d}"
+    phone, reference = f"04{uuid.uuid4().int % 10 ** 8:08d}", f"BK-{100000 + uuid.uuid4().int % 900000}"  # a body never starts with 0
     guesses = [chat(phone) for _ in range(MAX_FAILURES + 2)]  # one caller, a new conversation each time
     reasons = [backend.ownership.check("appointment", reference, guess).reason for guess in guesses]
     assert reasons == ["unknown"] * MAX_FAILURES + ["limited"] * 2

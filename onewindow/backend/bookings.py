@@ -237,7 +237,8 @@ class Bookings:
         """A BookingError unless the slot starting at `starts_at` can still be booked."""
         free = self.check_day(service_id, office_id, starts_at.date())
         if starts_at not in free:
-            raise BookingError("slot_taken", free[:3])
+            too_soon = starts_at < self._clock() + self.lead  # it was free when offered, the lead has passed since
+            raise BookingError("too_soon" if too_soon else "slot_taken", free[:3])
 
     def _periods(self, office_id: str, day: date) -> list:
         office = self._catalogue.office(office_id)
