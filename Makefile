@@ -11,7 +11,7 @@ STAMPS := .make
 export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/nlu_components.py onewindow/intent_classifier.py
+TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
 .PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad voice-model lock clean
 

@@ -1,4 +1,4 @@
 """Custom actions for the OneWindow assistant, one module per service area."""
-from onewindow.logs import configure
+from onewindow.infra.logs import configure
 
 configure()

@@ -12,8 +12,8 @@ from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, refusal
 from actions.shared import abilities_of, backend, button, call, first, requester_of
 from onewindow.backend.records import ApplicationRecord
 from onewindow.backend.references import PREFIXES, normalise_reference
-from onewindow.channel_wording import Prompt
-from onewindow.dates import spoken_date
+from onewindow.text.channel_wording import Prompt
+from onewindow.text.dates import spoken_date
 
 
 ASK_WHICH_APPLICATION = Prompt(

@@ -18,9 +18,9 @@ from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.ownership import NotYours
 from onewindow.backend.records import AppointmentRecord
-from onewindow.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
-from onewindow.channel_wording import KEYPAD, Prompt
-from onewindow.wording import join_words
+from onewindow.text.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.text.channel_wording import KEYPAD, Prompt
+from onewindow.text.wording import join_words
 
 DomainDict = Dict[Text, Any]
 Slots = Dict[Text, Any]

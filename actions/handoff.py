@@ -4,7 +4,7 @@ Every trigger goes through `hand_off`: it records the handoff (reason, channel, 
 priority), sets the `handoff_active` slot and tells the citizen their place, the expected wait
 and the staff hours, or outside staff hours the offline path (an office, the hotline, a call
 back). Its answer carries the structured signal `{"handoff": {...}}` that channels act on
-(the phone call transfers on it). While `handoff_active` is true, onewindow/handoff_policy.py
+(the phone call transfers on it). While `handoff_active` is true, onewindow/rasa_plugins/handoff_policy.py
 sends every message to `action_handoff_waiting`.
 
 Triggers (reason, priority): citizen_request 2 (asking for a person), keypad 2 (a caller
@@ -22,14 +22,14 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import abilities_of, backend, button, call, channel_of, latest_metadata, now, requester_of
-from onewindow.channel_wording import Prompt
+from onewindow.text.channel_wording import Prompt
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
 from onewindow.channels.outbound import OutboundChannels
-from onewindow.staff_desk import queue_place_text, tell_queue_moves
-from onewindow.staff_hours import staff_hours, staff_hours_text, staff_working, when_staff_reply
-from onewindow.wording import week_text
+from onewindow.backend.staff_desk import queue_place_text, tell_queue_moves
+from onewindow.backend.staff_hours import staff_hours, staff_hours_text, staff_working, when_staff_reply
+from onewindow.text.wording import week_text
 
 SUMMARY_TURNS = 6
 KEPT_FOR_STAFF = "I have kept your message for the person who will reply here."

@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.routes import IN_PERSON, ONLINE, stated_mode
 from actions.shared import backend, button, call, resolve_one
 from onewindow.backend.records import LifeEventRecord, OfficeRecord
-from onewindow.wording import join_words
+from onewindow.text.wording import join_words
 
 MENU = ["birth", "school", "job_loss", "marriage", "moving", "retirement", "death", "business"]
 

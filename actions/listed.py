@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from rasa_sdk import Tracker
 
 from actions.shared import backend
-from onewindow.dates import NUMBER_WORDS as SPOKEN_NUMBERS
+from onewindow.text.dates import NUMBER_WORDS as SPOKEN_NUMBERS
 
 KINDS = ("service", "office")
 ORDINAL_WORDS = {

@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import documents, duration, fee
 from actions.shared import abilities_of, backend, button, call, leave_task
-from onewindow.channel_wording import Prompt
+from onewindow.text.channel_wording import Prompt
 
 MENU = Prompt(
     chat="How can I help? Choose one of these, or type your question.",

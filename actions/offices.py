@@ -11,9 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.listed import reference_in
 from actions.shared import backend, button, call, latest_metadata, now, office_buttons, resolve_one, venue
 from onewindow.backend.records import OfficeRecord
-from onewindow.dates import parse_date, spoken_date
-from onewindow.geo import valid_position
-from onewindow.wording import distance_text, join_words, periods_text, week_text
+from onewindow.text.dates import parse_date, spoken_date
+from onewindow.backend.geo import valid_position
+from onewindow.text.wording import distance_text, join_words, periods_text, week_text
 
 MAX_LISTED = 4
 NO_OFFICE = "I could not find an office {where}. A person from the service centre can help you."

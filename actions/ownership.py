@@ -17,7 +17,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import abilities_of, backend, button, call, first, requester_of
-from onewindow.channel_wording import Prompt
+from onewindow.text.channel_wording import Prompt
 from onewindow.backend.ownership import Verdict
 
 DomainDict = Dict[Text, Any]

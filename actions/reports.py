@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.forms import TaskFormValidation
 from actions.handoff import hand_off
 from actions.shared import abilities_of, backend, button, call, channel_of, first, resolve_one
-from onewindow.channel_wording import Prompt
+from onewindow.text.channel_wording import Prompt
 
 MAX_TEXT = 1000
 RESET = [SlotSet(name, None) for name in ("report_category", "report_location", "report_description")]

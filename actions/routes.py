@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 from actions.offices import office_listing
 from actions.shared import button, office_buttons
 from onewindow.backend.records import CityRecord, OfficeRecord, ServiceRecord
-from onewindow.channel_wording import Abilities, Prompt
+from onewindow.text.channel_wording import Abilities, Prompt
 
 IN_PERSON = "in_person"
 ONLINE = "online"  # from home: online, by post, without going out

@@ -10,9 +10,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.listed import reference_in
 from actions.routes import documents_listing, route_buttons, route_text, stated_mode
 from actions.shared import abilities_of, backend, button, call, now, resolve_one, service_buttons
-from onewindow.channel_wording import Abilities, Prompt
+from onewindow.text.channel_wording import Abilities, Prompt
 from onewindow.backend.records import ServiceRecord
-from onewindow.wording import join_words, money, processing_time
+from onewindow.text.wording import join_words, money, processing_time
 
 POPULAR = ["passport_renewal", "id_card_renewal", "birth_registration", "pension_application", "unemployment_benefit"]
 ASK_WHICH_SERVICE = Prompt(

@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import Requester
 from onewindow.backend.records import OfficeRecord, ServiceRecord
-from onewindow.channel_wording import Abilities, abilities_for
+from onewindow.text.channel_wording import Abilities, abilities_for
 from onewindow.channels.senders import signed_by_channel, split_sender
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from onewindow.channels.senders import sign_sender  # noqa: E402
-from onewindow.stack import Stack  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 
 # (step, how to choose: a title prefix or a payload fragment; "" for the call start)
 CALL: List[Tuple[str, str]] = [

@@ -35,7 +35,7 @@ SPARSE = [
 ]
 PIPELINES = {
     # OneWindow's choice (config.yml): TF-IDF word and character n-grams, logistic regression
-    "text-lr": [{"name": "WhitespaceTokenizer"}, {"name": "onewindow.intent_classifier.TextIntentClassifier", "C": 100}],
+    "text-lr": [{"name": "WhitespaceTokenizer"}, {"name": "onewindow.rasa_plugins.intent_classifier.TextIntentClassifier", "C": 100}],
     # the same model family built from Rasa's sparse features
     "rasa-lr": SPARSE + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
     # Rasa's default transformer classifier (the `rasa init` pipeline's intent part), fewer epochs

@@ -27,7 +27,7 @@ from typing import Dict, List
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from onewindow.stack import Stack, free_port  # noqa: E402
+from harness.stack import Stack, free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.rest_load import rss_bytes  # noqa: E402
 from bot.rendering import split_text  # noqa: E402
-from onewindow.stack import Stack  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 from tests.telegram_api import ApiCall, LocalBotApi  # noqa: E402
 from voice.audio import encode_ogg_opus, read_wav  # noqa: E402
 

@@ -64,8 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import voice.gateway  # noqa: E402
 from bench.rest_load import Sampler, rss_bytes  # noqa: E402
 from bench.telegram_load import cpu_seconds, log_problems  # noqa: E402
-from onewindow.logs import JsonFormatter  # noqa: E402
-from onewindow.stack import Stack  # noqa: E402
+from onewindow.infra.logs import JsonFormatter  # noqa: E402
+from harness.stack import Stack  # noqa: E402
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, wait_until  # noqa: E402
 from tests.test_voice_calls import KOREAN_MODEL  # noqa: E402
 from voice.call import CallSettings  # noqa: E402

@@ -10,7 +10,7 @@ from telegram import Update
 from bot.app import build_application
 from bot.settings import SettingsError, settings_from_environment
 from onewindow.backend import ServiceBackend
-from onewindow.logs import configure, log_event
+from onewindow.infra.logs import configure, log_event
 
 logger = logging.getLogger("onewindow.bot")
 

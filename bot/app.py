@@ -18,8 +18,8 @@ from bot.rendering import Renderer
 from bot.delivery import SafeRetries
 from bot.settings import BotSettings, SettingsError
 from onewindow.backend import ServiceBackend
-from onewindow.logs import log_event
-from onewindow.tracker_events import TrackerStoreConfigError, tracker_engine
+from onewindow.infra.logs import log_event
+from onewindow.rasa_plugins.events_table import TrackerStoreConfigError, tracker_engine
 from voice.recognition import SpeechUnavailable, model_path_from_environment, shared_recogniser
 
 logger = logging.getLogger("onewindow.bot")

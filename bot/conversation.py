@@ -15,8 +15,8 @@ from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from bot.rendering import Renderer, spoken_text
 from bot.speech import synthesise_voice_reply
 from onewindow.backend import ServiceBackend
-from onewindow.logs import log_event, pseudonym
-from onewindow.wording import technical_apology
+from onewindow.infra.logs import log_event, pseudonym
+from onewindow.text.wording import technical_apology
 
 logger = logging.getLogger("onewindow.bot")
 TYPING_EVERY_SECONDS = 4.0  # Telegram shows "typing" for 5 seconds per call

@@ -25,7 +25,7 @@ from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Uni
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 
 logger = logging.getLogger("onewindow.bot")
 JSON = Union[bool, Dict[str, Any], list]

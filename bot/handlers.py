@@ -16,8 +16,8 @@ from bot.delivery import current_deliveries
 from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
 from bot.speech import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
 from onewindow.backend import ServiceBackend
-from onewindow.logs import log_event, pseudonym
-from onewindow.retention import forget_conversation
+from onewindow.infra.logs import log_event, pseudonym
+from onewindow.storage.retention import forget_conversation
 from voice.audio import AudioError
 from voice.recognition import SpeechUnavailable, model_path_from_environment
 

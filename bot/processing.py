@@ -16,7 +16,7 @@ from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
 from bot.delivery import recording
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 
 logger = logging.getLogger("onewindow.bot")
 

@@ -9,7 +9,7 @@ from telegram import Bot, Message
 from telegram.constants import MessageLimit, ParseMode
 
 from bot.keyboards import PayloadStore, inline_keyboard
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.speaking import find_listing
 
 logger = logging.getLogger("onewindow.bot")

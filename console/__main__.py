@@ -16,7 +16,7 @@ from typing import List, Optional
 
 from console.settings import ConsoleSettings
 from console.users import ROLES, AccountError, create_user, list_users
-from onewindow.db import make_engine
+from onewindow.storage.db import make_engine
 
 
 def read_password(from_stdin: bool) -> str:
@@ -33,7 +33,7 @@ def read_password(from_stdin: bool) -> str:
 
 def serve(settings: ConsoleSettings) -> None:
     from console.app import create_app  # imported here: the other commands do not need Sanic
-    from onewindow.logs import configure
+    from onewindow.infra.logs import configure
 
     configure()
     create_app(settings).run(host=settings.host, port=settings.port, access_log=False)
@@ -81,8 +81,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def purge(settings: ConsoleSettings, days: int) -> int:
     from onewindow.backend import ServiceBackend
-    from onewindow.retention import purge_older_than
-    from onewindow.tracker_events import tracker_engine
+    from onewindow.storage.retention import purge_older_than
+    from onewindow.rasa_plugins.events_table import tracker_engine
 
     backend, tracker = ServiceBackend.from_url(settings.database_url), tracker_engine(settings.endpoints)
     try:

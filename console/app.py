@@ -19,8 +19,8 @@ from console.settings import ConsoleSettings
 from console.templates import error_page
 from onewindow.backend import ServiceBackend
 from onewindow.channels.outbound import OutboundChannels
-from onewindow.staff_desk import StaffDesk
-from onewindow.tracker_events import tracker_engine
+from onewindow.backend.staff_desk import StaffDesk
+from onewindow.rasa_plugins.events_table import tracker_engine
 
 STATIC = Path(__file__).parent / "static"
 

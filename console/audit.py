@@ -21,7 +21,7 @@ from console.audit_store import write
 from console.auth import requires
 from console.filters import InvalidFilter, parse_page
 from console.templates import render
-from onewindow import models
+from onewindow.storage import models
 
 __all__ = ["AuditPage", "bp", "known_actions", "record", "search", "write"]
 PER_PAGE = 50

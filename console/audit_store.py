@@ -7,7 +7,7 @@ from typing import Any, Dict
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from onewindow import models
+from onewindow.storage import models
 
 
 def write(engine: Engine, username: str, action: str, target: str, detail: Dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from console.audit_store import write as audit_write
 from console.masking import Masker
 from console.templates import error_page
 from console.users import ROLES, StaffMember, member_of
-from onewindow import models
+from onewindow.storage import models
 
 SESSION_COOKIE = "ow_session"
 REVEAL_ROLE = "supervisor"  # the lowest role that may see personal data in clear (reveal, search in clear)

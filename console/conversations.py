@@ -20,9 +20,9 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
 from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, PROOF_SLOTS, Masker, slot_personal_values
-from onewindow import models
+from onewindow.storage import models
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
-from onewindow.tracker_events import events
+from onewindow.rasa_plugins.events_table import events
 
 PER_PAGE = 25
 EXPORT_LIMIT = 5000

@@ -18,8 +18,8 @@ from sqlalchemy.sql import ColumnElement
 from console.conversations import ConversationStore, UserMessage, is_typed, user_message
 from console.filters import FALLBACK_INTENT, InvalidFilter, domain_intents
 from console.masking import Masker
-from onewindow import models
-from onewindow.tracker_events import events
+from onewindow.storage import models
+from onewindow.rasa_plugins.events_table import events
 
 corrections = models.NluCorrection.__table__
 PER_PAGE = 25

@@ -4,7 +4,7 @@ Every page, export (CSV, JSON, NLU YAML) and handoff summary passes text through
 
 - e-mail addresses, shown as "••••@••••";
 - street addresses ("12 Harbour Street", "4/7 king st"), shown as "•••• (address)";
-- phone and ID numbers (digit runs, onewindow.logs.PHONE_OR_ID, and letter-prefixed IDs such as "PA1234567"),
+- phone and ID numbers (digit runs, onewindow.infra.logs.PHONE_OR_ID, and letter-prefixed IDs such as "PA1234567"),
   shown as "•••• 78" (the last two digits, so staff can tell two numbers apart);
 - the digits given as proof that a record is the citizen's (the last four of a phone number, the `record_proof`
   slot and any answer to the question for them), shown as "••••" wherever they appear in the conversation;
@@ -24,8 +24,8 @@ from functools import lru_cache
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set
 
 from onewindow import settings
-from onewindow.catalogue import load_catalogue
-from onewindow.logs import PHONE_OR_ID, pseudonym
+from onewindow.service_catalogue import load_catalogue
+from onewindow.infra.logs import PHONE_OR_ID, pseudonym
 
 MASK = "••••"
 EMAIL_MASK = f"{MASK}@{MASK}"

@@ -18,10 +18,10 @@ from console.masking import PERSONAL_SLOTS, Masker, no_masking, slot_personal_va
 from console.templates import error_page, render
 from console.users import active_username
 from onewindow.backend.references import normalise_reference
-from onewindow.logs import log_event
-from onewindow.staff_desk import OUTCOMES, HandoffNotFound, HandoffStateError, QueueItem, StaffDesk, tell_queue_moves
+from onewindow.infra.logs import log_event
+from onewindow.backend.staff_desk import OUTCOMES, HandoffNotFound, HandoffStateError, QueueItem, StaffDesk, tell_queue_moves
 
-logger = logging.getLogger("onewindow.console")  # OneWindow's JSON log lines (onewindow.logs)
+logger = logging.getLogger("onewindow.console")  # OneWindow's JSON log lines (onewindow.infra.logs)
 bp = Blueprint("queue")
 
 PRIORITIES = {1: "high", 2: "normal", 3: "low"}

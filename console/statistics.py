@@ -13,7 +13,7 @@ from console.conversations import ConversationStore, abandoned_senders, handoffs
 from console.filters import FALLBACK_INTENT, OUTCOMES, day_start
 from console.masking import Masker
 from onewindow.channels.senders import channel_of_sender
-from onewindow.tracker_events import events
+from onewindow.rasa_plugins.events_table import events
 
 TOP = 10
 UNMET_INTENTS = (FALLBACK_INTENT, "out_of_scope")

@@ -23,8 +23,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from onewindow import models
-from onewindow.logs import SALT
+from onewindow.storage import models
+from onewindow.infra.logs import SALT
 
 WINDOW_MINUTES = 15
 PAIR_FAILURES = 5

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from console.password_policy import WeakPasswordError, check_password
 from console.passwords import DECOY_HASH, hash_password, verify_password
-from onewindow import models
+from onewindow.storage import models
 
 ROLES = ("agent", "supervisor", "admin")  # each role can do everything the ones before it can
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")

@@ -19,7 +19,7 @@ from sanic.response import HTTPResponse
 
 from console.filters import InvalidFilter
 from console.templates import error_page
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 
 logger = logging.getLogger("onewindow.console")
 MAX_ID = 2**31 - 1

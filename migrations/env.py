@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from onewindow.db import make_engine
-from onewindow.models import Base
+from onewindow.storage.db import make_engine
+from onewindow.storage.models import Base
 
 config = context.config
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Tuple
 
-from onewindow.api_auth import authorization
-from onewindow.local_servers import http_get, write_endpoints
+from onewindow.infra.api_auth import authorization
+from onewindow.infra.local_servers import http_get, write_endpoints
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, checked_api_secret
 
 STARTUP_SECONDS = 180
@@ -86,13 +86,13 @@ def programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str])
     public = f"http://{LOOPBACK}:{ports.rasa}"
     found = [Program("actions", [rasa, "run", "actions", "--actions", "actions", "-p", str(ports.actions)], {"SANIC_HOST": LOOPBACK})]
     found += [
-        Program(f"rasa-{n}", [python, "-m", "onewindow.rasa_server", "run", "-m", str(model), "--enable-api", "-i", LOOPBACK,
+        Program(f"rasa-{n}", [python, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(model), "--enable-api", "-i", LOOPBACK,
                               "-p", str(port), "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml")],
                 {}, start_seconds=10)
         for n, port in enumerate(ports.instances, start=1)
     ]
     upstreams = [arg for port in ports.instances for arg in ("--upstream", f"http://{LOOPBACK}:{port}")]
-    found.append(Program("router", [python, "-m", "onewindow.router", "--host", env.get("RASA_HOST", LOOPBACK),
+    found.append(Program("router", [python, "-m", "onewindow.infra.router", "--host", env.get("RASA_HOST", LOOPBACK),
                                     "--port", str(ports.rasa), "--api-port", str(ports.api), *upstreams], {}))
     found.append(Program("voice", [python, "-m", "voice", "gateway"],
                          {"RASA_URL": public, "RASA_API_URL": f"http://{LOOPBACK}:{ports.api}",
@@ -172,7 +172,7 @@ def summary(ports: Ports, var: Path, secret_place: str, env: Mapping[str, str], 
     if secret_place != API_SECRET_VARIABLE:
         secret_place = shown(Path(secret_place))
     from_file = "" if secret_place == API_SECRET_VARIABLE else f"RASA_JWT_SECRET=$(cat {secret_place}) "
-    token_command = f"{from_file}.venv/bin/python -m onewindow.api_auth"
+    token_command = f"{from_file}.venv/bin/python -m onewindow.infra.api_auth"
     return f"""
 OneWindow is running on {database}{instances} Rasa instance(s)).
   REST channel:  curl -s http://{host}:{ports.rasa}/webhooks/rest/webhook \\

@@ -42,7 +42,7 @@ class MissingApiSecret(SystemExit):
 
 
 def rasa_jwt_secret() -> str:
-    """`RASA_JWT_SECRET`: the key that signs the tokens of Rasa's HTTP API (onewindow/api_auth.py).
+    """`RASA_JWT_SECRET`: the key that signs the tokens of Rasa's HTTP API (onewindow/infra/api_auth.py).
 
     No default: `make run` generates one into var/api-secret; a server that needs it and lacks it
     refuses to start. At least 32 characters (HS256 keys should be as long as the hash).

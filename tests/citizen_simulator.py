@@ -28,12 +28,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend.records import ServiceRecord
-from onewindow.dates import WEEKDAY_NAMES, spoken_datetime
-from onewindow.stack import Stack
-from onewindow.wording import money, periods_text, processing_time, week_text
+from onewindow.text.dates import WEEKDAY_NAMES, spoken_datetime
+from harness.stack import Stack
+from onewindow.text.wording import money, periods_text, processing_time, week_text
 
 MAX_TURNS = 12
 AREAS = ("appointments", "services", "life events", "offices and hours", "applications", "reports", "handoff")

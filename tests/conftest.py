@@ -15,8 +15,8 @@ from actions import shared
 from onewindow import settings
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue, load_catalogue
-from onewindow.db import make_engine
+from onewindow.service_catalogue import Catalogue, load_catalogue
+from onewindow.storage.db import make_engine
 from tests.citizen_simulator import GOALS_REPORT
 
 POSTGRES_ADMIN_URL = os.environ.get("ONEWINDOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

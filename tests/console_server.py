@@ -22,9 +22,9 @@ import httpx
 
 from console.users import create_user
 from onewindow.__main__ import migrate
-from onewindow.db import make_engine
+from onewindow.storage.db import make_engine
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
-from onewindow.stack import free_port, http_get, write_endpoints
+from harness.stack import free_port, http_get, write_endpoints
 
 STARTUP_SECONDS = 90
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')

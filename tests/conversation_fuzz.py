@@ -19,10 +19,10 @@ from ruamel.yaml import YAML
 
 from actions.conversation import REPHRASE, REPHRASE_IN_TASK
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import Stack
+from harness.stack import Stack
 
 MAX_MESSAGES_PER_TURN = 4
-MAX_ACTIONS_PER_TURN = 7  # below onewindow.turn_guard_policy.MAX_ACTIONS_PER_TURN: the guard must never be needed
+MAX_ACTIONS_PER_TURN = 7  # below onewindow.rasa_plugins.turn_guard_policy.MAX_ACTIONS_PER_TURN: the guard must never be needed
 BROKEN_TURN_MARKS = ("Circuit breaker tripped", "turn_guard.stopped")
 SESSION_EXPIRY_SECONDS = 2 * 3600
 

@@ -23,7 +23,7 @@ import soundfile
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient, append_events
-from onewindow.stack import Stack, free_port, http_get
+from harness.stack import Stack, free_port, http_get
 from voice.audiosocket import Kind, encode
 from voice.call import CallSettings
 from voice.gateway import Address, Gateway

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue
-from onewindow.stack import Stack
+from onewindow.service_catalogue import Catalogue
+from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]

@@ -1,6 +1,6 @@
 """Rasa's HTTP API is not open to the public (issue 11).
 
-Against the real stack (onewindow.stack.Stack: the router, a Rasa instance, the action server):
+Against the real stack (harness.stack.Stack: the router, a Rasa instance, the action server):
 every route of Rasa 3.6's HTTP API, read from Rasa's own Sanic application, is refused on the
 public port (404, even with a valid token) and on the internal port without a valid admin token
 (401/403), is refused by the Rasa instance itself without one, and is served with one. The REST
@@ -23,9 +23,9 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from onewindow.api_auth import api_token, authorization
+from onewindow.infra.api_auth import api_token, authorization
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
-from onewindow.stack import MODEL, Stack, free_port
+from harness.stack import MODEL, Stack, free_port
 from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
@@ -192,8 +192,8 @@ def test_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> Non
 
 
 @pytest.mark.parametrize("command", [
-    ["-m", "onewindow.router", "--port", "1", "--api-port", "2", "--upstream", "http://127.0.0.1:3"],
-    ["-m", "onewindow.rasa_server", "run", "--enable-api", "-p", "1"],
+    ["-m", "onewindow.infra.router", "--port", "1", "--api-port", "2", "--upstream", "http://127.0.0.1:3"],
+    ["-m", "onewindow.rasa_plugins.server", "run", "--enable-api", "-p", "1"],
     ["-m", "console", "serve", "--port", "1"],
 ], ids=["router", "rasa", "console"])
 def test_the_servers_refuse_to_start_without_the_secret(command: List[str], tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.applications import ActionCheckStatus, ValidateStatusForm
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.dates import spoken_date
-from onewindow.db import make_sessionmaker
+from onewindow.text.dates import spoken_date
+from onewindow.storage.db import make_sessionmaker
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.references import normalise_reference
-from onewindow.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
+from onewindow.storage.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 SAMPLES = {reference: (service_id, changes) for reference, service_id, _, changes in SAMPLE_APPLICATIONS}

@@ -48,11 +48,11 @@ from actions.appointments import (
     ValidateCheckAppointmentForm,
     ValidateRescheduleForm,
 )
-from onewindow import models
+from onewindow.storage import models
 from onewindow.__main__ import seed
 from onewindow.backend import BookingError, ServiceBackend
 from onewindow.channels.senders import sign_sender
-from onewindow.dates import spoken_date, spoken_datetime
+from onewindow.text.dates import spoken_date, spoken_datetime
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import DATABASE_KINDS, postgres_database
 

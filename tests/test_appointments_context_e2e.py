@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from onewindow.backend import ServiceBackend
 from onewindow.backend.records import OfficeRecord
-from onewindow.catalogue import Catalogue
-from onewindow.stack import Stack
+from onewindow.service_catalogue import Catalogue
+from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)

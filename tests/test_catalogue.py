@@ -14,12 +14,13 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
-from onewindow import models, settings
+from onewindow.storage import models
+from onewindow import settings
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue, CatalogueError, load_catalogue
-from onewindow.catalogue.nlu_export import render_lookups
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.service_catalogue import Catalogue, CatalogueError, load_catalogue
+from onewindow.service_catalogue.nlu_export import render_lookups
+from onewindow.storage.db import make_engine, make_sessionmaker
 
 CATALOGUE = settings.PROJECT_ROOT / "catalogue"
 LOOKUPS = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"

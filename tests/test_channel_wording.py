@@ -1,4 +1,4 @@
-"""Every prompt is worded for the citizen's channel (onewindow/channel_wording.py): never "type" on a call,
+"""Every prompt is worded for the citizen's channel (onewindow/text/channel_wording.py): never "type" on a call,
 never "say" without speech, never "press" (the gateway adds keys from the buttons).
 
 The prompts are not listed by hand: every Prompt registers itself, the domain's responses are read
@@ -20,7 +20,7 @@ from rasa.core.nlg.response import ResponseVariationFilter
 
 import actions
 from onewindow import settings
-from onewindow.channel_wording import CHAT, KEYPAD, MODES, PROMPTS, VOICE, Abilities, Prompt, abilities_for
+from onewindow.text.channel_wording import CHAT, KEYPAD, MODES, PROMPTS, VOICE, Abilities, Prompt, abilities_for
 from tests.action_harness import load_domain
 
 CALL_WORDS = r"\b(type|typed|typing|tap|click|buttons?)\b|\bcall (the )?(city )?hotline\b"
@@ -42,7 +42,7 @@ def every_prompt() -> List[Prompt]:
     for module in pkgutil.iter_modules(actions.__path__):
         importlib.import_module(f"actions.{module.name}")
     importlib.import_module("onewindow.channels.input_guard")
-    importlib.import_module("onewindow.wording")
+    importlib.import_module("onewindow.text.wording")
     return list(PROMPTS)
 
 

@@ -16,7 +16,7 @@ from typing import Iterator, List
 import pytest
 
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import Stack
+from harness.stack import Stack
 from tests.citizen_simulator import (
     AREAS, CRITERIA, FICTIONAL_PHONE, GOALS_REPORT, SLOT_FACTS, STYLES, Outcome, World, load_goals, rate, report,
     run_goal, timed,

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from console import audit, password_policy, passwords, throttle
 from console.accounts import UNKNOWN_ACCOUNT
 from console.users import authenticate
-from onewindow import models
-from onewindow.db import make_engine
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
 from tests.console_server import (
     ConsoleRoute, RunningConsole, console_routes, create_staff_user, csrf_token_in, logged_in_client, run_console,
 )
@@ -346,7 +346,7 @@ def test_create_user_command(console: RunningConsole) -> None:
 
 
 def test_purge_command_forgets_old_conversations(console: RunningConsole) -> None:
-    from onewindow.tracker_events import events, tracker_engine
+    from onewindow.rasa_plugins.events_table import events, tracker_engine
 
     tracker = tracker_engine(console.endpoints)
     old, recent = ((datetime.now() - timedelta(days=days)).timestamp() for days in (40, 1))

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import Stack
+from harness.stack import Stack
 from tests.console_server import RunningConsole, create_staff_user
 from tests.telegram_api import LocalBotApi
 from tests.test_telegram import bot_env, say, started, texts

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES, Ownership, Requester
-from onewindow.db import make_engine, make_sessionmaker
-from onewindow.logs import pseudonym
+from onewindow.storage.db import make_engine, make_sessionmaker
+from onewindow.infra.logs import pseudonym
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, run_console
 from tests.tracker_rows import staff

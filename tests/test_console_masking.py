@@ -16,9 +16,9 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import select
 
 from console.masking import EMAIL_MASK, MASK, Masker, names_in
-from onewindow import models
-from onewindow.db import make_engine
-from onewindow.tracker_events import tracker_database_url, tracker_engine
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
+from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole
 from tests.tracker_rows import T1, bot, console_with_samples, session, slot, staff, user, write
 

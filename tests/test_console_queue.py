@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import Stack
+from harness.stack import Stack
 from tests.console_server import RunningConsole, create_staff_user, logged_in_client
 from tests.telegram_api import LocalBotApi
 
@@ -281,7 +281,7 @@ def test_a_name_the_assistant_echoed_is_masked_after_the_slot_was_cleared(consol
 
 
 def test_the_handoff_page_links_to_the_transcript_without_the_sender_id(console: RunningConsole, backend: ServiceBackend) -> None:
-    from onewindow.tracker_events import events, tracker_engine
+    from onewindow.rasa_plugins.events_table import events, tracker_engine
 
     sender = "phone:0412777888"
     tracker = tracker_engine(console.endpoints)

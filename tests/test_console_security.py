@@ -16,8 +16,8 @@ from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from console import throttle
 from console.password_policy import WeakPasswordError, check_password
-from onewindow import models
-from onewindow.db import make_engine
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, create_staff_user, csrf_token_in, logged_in_client
 

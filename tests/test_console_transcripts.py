@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from console.conversations import ConversationStore
-from onewindow import models
-from onewindow.db import make_engine
-from onewindow.tracker_events import tracker_database_url, tracker_engine
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
+from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole
 from tests.tracker_rows import SENDERS, console_with_samples, staff
 

@@ -24,7 +24,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from onewindow.stack import Stack
+from harness.stack import Stack
 from tests.conversation_fuzz import (
     STATES, Conversations, Replies, State, citizen_messages, last_turn_problem, misunderstood,
     nlu_phrases, other_requests, shown,

@@ -14,13 +14,13 @@ from console.conversations import ConversationStore, Transcript
 from console.corrections import Corrections
 from console.filters import ConversationFilter, InvalidFilter, parse_filter, parse_range, tags_from_text
 from console.masking import Masker
-from onewindow.catalogue import Catalogue
+from onewindow.service_catalogue import Catalogue
 from console.statistics import analytics
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.db import make_engine
-from onewindow.stack import Stack
-from onewindow.tracker_events import tracker_engine
+from onewindow.storage.db import make_engine
+from harness.stack import Stack
+from onewindow.rasa_plugins.events_table import tracker_engine
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.test_e2e_rest import booking_request
 from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_conversations

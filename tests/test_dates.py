@@ -1,4 +1,4 @@
-"""Dates and times as citizens say them (onewindow.dates), and the plain wording helpers (onewindow.wording)."""
+"""Dates and times as citizens say them (onewindow.text.dates), and the plain wording helpers (onewindow.text.wording)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from onewindow.dates import WEEKDAY_NAMES, parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
-from onewindow.typos import typo_distance
-from onewindow.wording import is_open_at, join_words, money, periods_text, processing_time, week_text
+from onewindow.text.dates import WEEKDAY_NAMES, parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
+from onewindow.text.typos import typo_distance
+from onewindow.text.wording import is_open_at, join_words, money, periods_text, processing_time, week_text
 
 WEDNESDAY = date(2026, 11, 25)
 FRIDAY = 4

@@ -10,9 +10,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 from sqlalchemy import func, select
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.stack import Stack
+from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")

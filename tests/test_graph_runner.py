@@ -13,8 +13,8 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from onewindow.graph_runner import SequentialGraphRunner
-from onewindow.stack import MODEL
+from onewindow.rasa_plugins.graph_runner import SequentialGraphRunner
+from harness.stack import MODEL
 
 MESSAGES = [
     "hello", "I just had a baby", "how much is a passport renewal", "I want to book an appointment",

@@ -25,16 +25,16 @@ from actions.handoff import (
     KEPT_FOR_STAFF, SUMMARY_TURNS, ActionHandleDistress, ActionHandoffWaiting, ActionRequestHuman,
 )
 from actions.reports import ActionSubmitReport
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
-from onewindow.api_auth import refusal
-from onewindow.catalogue import Catalogue
+from onewindow.infra.api_auth import refusal
+from onewindow.service_catalogue import Catalogue
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.senders import sign_sender
-from onewindow.db import make_sessionmaker
+from onewindow.storage.db import make_sessionmaker
 from onewindow.settings import PROJECT_ROOT
-from onewindow.staff_desk import HandoffNotFound, HandoffStateError, StaffDesk
+from onewindow.backend.staff_desk import HandoffNotFound, HandoffStateError, StaffDesk
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.telegram_api import LocalBotApi
 
@@ -405,7 +405,7 @@ def policy_next(events: List[Dict[str, Any]], slots: Optional[Dict[str, Any]] = 
     from rasa.shared.core.events import Event
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from onewindow.handoff_policy import next_action
+    from onewindow.rasa_plugins.handoff_policy import next_action
 
     domain = Domain.load("domain.yml")
     tracker = DialogueStateTracker.from_events("x", [Event.from_parameters(e) for e in events], domain.slots)
@@ -441,7 +441,7 @@ def test_policy_sends_distress_to_a_person_whatever_the_intent() -> None:
 
 
 def test_a_new_session_keeps_the_hold_while_the_handoff_is_open(actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    from onewindow import handoff_policy
+    from onewindow.rasa_plugins import handoff_policy
 
     monkeypatch.setattr(handoff_policy, "service_handoffs", lambda: actions_db.handoffs)
     new_session = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"}, *said("hello", "greet")]
@@ -673,7 +673,7 @@ def test_queue_version_changes_with_every_change(desk: StaffDesk, actions_db: Se
 
 
 def test_rasa_unreachable_still_closes_the_handoff(actions_db: ServiceBackend, telegram: LocalBotApi, capsys: pytest.CaptureFixture) -> None:
-    from onewindow.stack import free_port
+    from harness.stack import free_port
 
     desk = StaffDesk(actions_db, f"http://127.0.0.1:{free_port()}", OutboundChannels(telegram.token, telegram.base_url), API_SECRET)
     sender = telegram_citizen(telegram)

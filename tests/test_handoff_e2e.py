@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from actions.handoff import KEPT_FOR_STAFF
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.channels.outbound import OutboundChannels
-from onewindow.stack import Stack
-from onewindow.staff_desk import StaffDesk
-from onewindow.staff_hours import staff_hours, staff_hours_text, staff_working
-from onewindow.tracker_events import events as tracker_events, tracker_engine
+from harness.stack import Stack
+from onewindow.backend.staff_desk import StaffDesk
+from onewindow.backend.staff_hours import staff_hours, staff_hours_text, staff_working
+from onewindow.rasa_plugins.events_table import events as tracker_events, tracker_engine
 from tests.telegram_api import LocalBotApi
 from tests.tracker_rows import age_conversation
 from tests.test_telegram import bot_env, press, say as telegram_say, started, texts as telegram_texts

@@ -20,8 +20,8 @@ import pytest
 from console.conversations import ConversationStore
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
-from onewindow.stack import Stack
-from onewindow.tracker_events import tracker_engine
+from harness.stack import Stack
+from onewindow.rasa_plugins.events_table import tracker_engine
 from tests.telegram_api import LocalBotApi
 from tests.test_channel_wording import FORBIDDEN
 

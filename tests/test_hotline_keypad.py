@@ -27,10 +27,10 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.citizens import normalise_phone
-from onewindow.dates import spoken_time
-from onewindow.stack import Stack, free_port, http_get
+from onewindow.text.dates import spoken_time
+from harness.stack import Stack, free_port, http_get
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, recorded_speech, run, saved_transcript, wait_until
 from voice.call import CallSettings
 from voice.recognition import SpeechRecogniser

@@ -13,7 +13,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.constants import INTENT, TEXT
 from scipy.sparse import hstack
 
-from onewindow.intent_classifier import TextIntentClassifier
+from onewindow.rasa_plugins.intent_classifier import TextIntentClassifier
 from onewindow.settings import PROJECT_ROOT
 
 HELD_OUT = load_data(str(PROJECT_ROOT / "tests" / "nlu"))

@@ -21,9 +21,9 @@ import pytest
 
 from onewindow.__main__ import seed
 from onewindow.launcher import api_secret
-from onewindow.local_servers import http_get
+from onewindow.infra.local_servers import http_get
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
-from onewindow.stack import MODEL, free_port
+from harness.stack import MODEL, free_port
 from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack

@@ -14,7 +14,7 @@ from actions.listed import COMMON, latest_listing, ordinal
 from actions.offices import ActionAnswerOfficeQuestion
 from actions.services import ActionAnswerServiceQuestion
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue
+from onewindow.service_catalogue import Catalogue
 from tests.action_harness import make_tracker, run_action, slot_events
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

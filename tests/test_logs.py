@@ -8,7 +8,7 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onewindow.logs import JsonFormatter, log_event, pseudonym
+from onewindow.infra.logs import JsonFormatter, log_event, pseudonym
 
 
 def captured(emit) -> dict:  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from onewindow import settings
 from onewindow.__main__ import migrate
-from onewindow.db import make_engine
-from onewindow.models import Base
+from onewindow.storage.db import make_engine
+from onewindow.storage.models import Base
 
 
 @pytest.fixture

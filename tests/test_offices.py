@@ -14,8 +14,8 @@ from rasa_sdk import Tracker
 from actions import offices as office_actions
 from actions.offices import MAX_LISTED, ActionAnswerOfficeQuestion
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue
-from onewindow.catalogue.schema import WEEKDAYS
+from onewindow.service_catalogue import Catalogue
+from onewindow.service_catalogue.schema import WEEKDAYS
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 THURSDAY = datetime(2026, 11, 26, 10, 0)

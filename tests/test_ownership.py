@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import BookingError, ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES, NotYours, Ownership, Requester
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import new_reference
-from onewindow.db import make_sessionmaker
-from onewindow.logs import pseudonym
+from onewindow.storage.db import make_sessionmaker
+from onewindow.infra.logs import pseudonym
 
 ACTIONS = Path(__file__).resolve().parent.parent / "actions"
 PHONE, OTHER_PHONE = "0412 555 0137", "0412 555 0842"

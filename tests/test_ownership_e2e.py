@@ -13,8 +13,8 @@ import pytest
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES
 from onewindow.channels.senders import sign_sender
-from onewindow.logs import pseudonym
-from onewindow.stack import Stack
+from onewindow.infra.logs import pseudonym
+from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")

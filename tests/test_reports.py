@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from actions.reports import MAX_TEXT as FORM_MAX_TEXT
 from actions.reports import ActionSubmitReport, ValidateReportForm, location_in
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
 from onewindow.backend.reports import MAX_TEXT as BACKEND_MAX_TEXT
-from onewindow.catalogue import Catalogue
-from onewindow.db import make_sessionmaker
+from onewindow.service_catalogue import Catalogue
+from onewindow.storage.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 REFERENCE = re.compile(r"^RPT-\d{6}$")

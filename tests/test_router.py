@@ -11,9 +11,9 @@ from aiohttp import ClientSession, web
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from yarl import URL
 
-from onewindow.api_auth import api_token, authorization
-from onewindow.router import Dispatcher, is_channel_path, make_apps, sender_of
-from onewindow.stack import free_port
+from onewindow.infra.api_auth import api_token, authorization
+from onewindow.infra.router import Dispatcher, is_channel_path, make_apps, sender_of
+from harness.stack import free_port
 
 SECRET = secrets.token_urlsafe(32)
 

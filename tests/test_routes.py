@@ -13,7 +13,7 @@ from actions.offices import MAX_LISTED
 from actions.routes import IN_PERSON, MODES, ONLINE, stated_mode
 from actions.services import ROUTE_ASPECTS, ActionAnswerServiceQuestion
 from onewindow.backend import ServiceBackend
-from onewindow.catalogue import Catalogue
+from onewindow.service_catalogue import Catalogue
 from tests.action_harness import make_tracker, run_action, slot_events
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

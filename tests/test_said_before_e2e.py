@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from actions.listed import NUMBER_WORDS, ORDINAL_WORDS
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
-from onewindow.stack import Stack
+from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)

@@ -15,8 +15,8 @@ from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.records import ServiceRecord
-from onewindow.catalogue import Catalogue
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.service_catalogue import Catalogue
+from onewindow.storage.db import make_engine, make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import point_actions_at
 

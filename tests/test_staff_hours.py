@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from onewindow.backend import ServiceBackend
-from onewindow.dates import WEEKDAY_NAMES
-from onewindow.staff_hours import Hours, next_opening, staff_hours, staff_hours_text, staff_working, when_staff_reply
+from onewindow.text.dates import WEEKDAY_NAMES
+from onewindow.backend.staff_hours import Hours, next_opening, staff_hours, staff_hours_text, staff_working, when_staff_reply
 
 WHEN = re.compile(r"(today|tomorrow|on (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)) from \d{1,2}(:\d\d)? (am|pm)")
 

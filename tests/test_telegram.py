@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.stack import Stack, free_port
+from harness.stack import Stack, free_port
 from tests.conversation_fuzz import MAX_MESSAGES_PER_TURN, citizen_messages, nlu_phrases
 from tests.telegram_api import ApiCall, LocalBotApi
 from tests.test_e2e_rest import book_by_buttons

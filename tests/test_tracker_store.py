@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from onewindow.settings import PROJECT_ROOT
-from onewindow.tracker_events import events as events_table
-from onewindow.tracker_events import tracker_engine
-from onewindow.tracker_store import STORED_EVENTS, LeanSQLTrackerStore
+from onewindow.rasa_plugins.events_table import events as events_table
+from onewindow.rasa_plugins.events_table import tracker_engine
+from onewindow.rasa_plugins.tracker_store import STORED_EVENTS, LeanSQLTrackerStore
 from tests.conftest import DATABASE_KINDS, empty_database
 
 

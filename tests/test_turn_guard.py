@@ -13,7 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from onewindow.turn_guard_policy import MAX_ACTIONS_PER_TURN, TurnGuardPolicy, actions_this_turn, must_listen
+from onewindow.rasa_plugins.turn_guard_policy import MAX_ACTIONS_PER_TURN, TurnGuardPolicy, actions_this_turn, must_listen
 
 DOMAIN = Domain.load("domain.yml")
 ACTIONS = st.sampled_from(["action_handle_low_confidence", "utter_greet", "appointment_form", "action_stop", "action_book_appointment"])

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from rasa.core.agent import Agent
 from rasa.shared.nlu.training_data.loading import load_data
 
-from onewindow.dates import WEEKDAY_NAMES, parse_date
-from onewindow.nlu_components import TOKEN
+from onewindow.text.dates import WEEKDAY_NAMES, parse_date
+from onewindow.rasa_plugins.nlu_components import TOKEN
 from onewindow.settings import PROJECT_ROOT
-from onewindow.stack import MODEL
-from onewindow.typos import allowed_typos, typo_distance
+from harness.stack import MODEL
+from onewindow.text.typos import allowed_typos, typo_distance
 from tests.test_dates import WEDNESDAY, one_typo
 
 TRAINING = load_data(str(PROJECT_ROOT / "nlu"))

@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from onewindow import models
-from onewindow.stack import Stack
+from onewindow.storage import models
+from harness.stack import Stack
 from tests.conversation_fuzz import citizen_messages, nlu_phrases
 from tests.phone import (PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, run, saved_transcript,
                          transcript_texts, wait_until)

@@ -18,7 +18,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from onewindow.stack import Stack
+from harness.stack import Stack
 from tests.phone import SILENCE, loudness, recorded_speech
 from voice.kiosk import KioskError, audio_devices, find_device
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, RATE

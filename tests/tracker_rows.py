@@ -1,5 +1,5 @@
 """Rasa tracker store rows built by hand (the shape Rasa 3.6's SQLTrackerStore writes), for exact control
-over times, intents and confidences in console tests (tests that need real Rasa rows use onewindow.stack),
+over times, intents and confidences in console tests (tests that need real Rasa rows use harness.stack),
 and the real console started on a set of sample conversations."""
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from console.filters import day_start
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
-from onewindow.db import make_engine
-from onewindow.tracker_events import events, tracker_database_url, tracker_engine
+from onewindow.storage.db import make_engine
+from onewindow.rasa_plugins.events_table import events, tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole, create_staff_user, logged_in_client
 
 if TYPE_CHECKING:
-    from onewindow.stack import Stack
+    from harness.stack import Stack
 
 
 def user(text: str, intent: str, confidence: float = 0.95, entities: Iterable[Dict[str, Any]] = (), channel: str = "") -> Dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from onewindow.backend import ServiceBackend
 from onewindow.channels.rasa_client import RasaClient, append_events
-from onewindow.logs import configure
+from onewindow.infra.logs import configure
 from onewindow.settings import API_SECRET_VARIABLE, checked_api_secret
 from voice.call import CallSession, CallSettings, LocalTurns
 from voice.gateway import Address, Gateway

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Optional
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.transport import AudioIn, CallTransport, DigitIn, HungUp, Inbound
 
 logger = logging.getLogger("onewindow.voice.audiosocket")

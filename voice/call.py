@@ -24,7 +24,7 @@ from onewindow.backend import ServiceBackend
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.listening import Interrupted, Key, Listener, Utterance
 from voice.normalise import normalise_caller_text
 from voice.playback import Playback

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from onewindow.backend import ServiceBackend
 from onewindow.channels.rasa_client import RasaClient
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.audiosocket import AudioSocketTransport, ProtocolError
 from voice.call import CallSession, CallSettings, LocalTurns
 from voice.listening import Listener

@@ -5,7 +5,7 @@ from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 from onewindow.backend.references import BODY_DIGITS, PREFIXES, normalise_reference
-from onewindow.dates import MONTH_NAMES, NUMBER_WORDS
+from onewindow.text.dates import MONTH_NAMES, NUMBER_WORDS
 
 Found = Optional[Tuple[str, int]]  # (the written form, the index of the first word after it)
 

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import AsyncIterator, Optional
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, CallTransport
 
 logger = logging.getLogger("onewindow.voice.playback")

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import vosk
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.audio import AudioError, Pcm, resample
 
 logger = logging.getLogger("onewindow.voice.recognition")

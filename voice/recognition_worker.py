@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Awaitable, Dict, List, Optional, Sequence, Set, Tuple
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.recognition import (
     LiveRecognition,
     LiveStream,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from onewindow.dates import MONTH_NAMES, NUMBER_WORDS, WEEKDAY_NAMES, parse_time, spoken_date, spoken_time
+from onewindow.text.dates import MONTH_NAMES, NUMBER_WORDS, WEEKDAY_NAMES, parse_time, spoken_date, spoken_time
 from voice.normalise import normalise_caller_text
 
 PAGE_SIZE = 8

@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy
 
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 from voice.audio import Pcm, resample
 
 logger = logging.getLogger("onewindow.voice.synthesis")

@@ -16,7 +16,7 @@ from onewindow.backend.ownership import Ownership
 from onewindow.backend.preferences import ChatPreferences
 from onewindow.backend.reports import Reports
 from onewindow.backend.transcripts import Transcripts
-from onewindow.db import make_engine, make_sessionmaker
+from onewindow.storage.db import make_engine, make_sessionmaker
 
 __all__ = ["BookingError", "ServiceBackend"]
 

@@ -6,7 +6,7 @@ from typing import List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import ApplicationRecord, StatusChangeRecord
 from onewindow.backend.references import normalise_reference

@@ -9,12 +9,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import normalise_reference, unused_reference
-from onewindow.logs import log_event
+from onewindow.infra.logs import log_event
 
 logger = logging.getLogger(__name__)
 

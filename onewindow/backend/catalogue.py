@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.records import (
     BenefitRecord,
     CityRecord,
@@ -22,8 +22,8 @@ from onewindow.backend.records import (
     ServiceRecord,
     StopRecord,
 )
-from onewindow.catalogue.schema import WEEKDAYS
-from onewindow.geo import distance_km
+from onewindow.service_catalogue.schema import WEEKDAYS
+from onewindow.backend.geo import distance_km
 
 KIND_ORDER = ("service_centre", "specialist_office", "rural_point", "mobile_point")  # the order offices are offered in
 

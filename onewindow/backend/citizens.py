@@ -7,7 +7,8 @@ from typing import List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from onewindow import models, settings
+from onewindow.storage import models
+from onewindow import settings
 
 PHONE_PATTERN = re.compile(r"^\+?\d{8,15}$")
 

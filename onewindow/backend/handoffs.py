@@ -16,10 +16,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.sql import ColumnElement
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.records import DeskMessage, HandoffRecord, QueueItem
 from onewindow.backend.references import unused_reference
-from onewindow.logs import log_event, pseudonym
+from onewindow.infra.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
 ACTIVE = ("open", "claimed")
@@ -27,7 +27,7 @@ STAFF_CLOSINGS = ("resolved", "returned")
 DEFAULT_MINUTES_PER_PLACE = 5
 RECENT_CLAIMS = 20  # the expected wait is the median claim wait of this many recent handoffs
 Handoff = models.HandoffRequest
-# the conversation's slot that holds it for a person (domain.yml; onewindow/handoff_policy.py acts on it)
+# the conversation's slot that holds it for a person (domain.yml; onewindow/rasa_plugins/handoff_policy.py acts on it)
 HANDOFF_SLOT = "handoff_active"
 
 
@@ -144,7 +144,7 @@ class Handoffs:
             rows = session.scalars(select(Handoff).where(Handoff.id.in_(list(positions))))
             return sorted((_record(row, positions) for row in rows), key=lambda r: r.position_in_queue or 0)
 
-    # --- the staff side (onewindow.staff_desk) ---------------------------------------------------
+    # --- the staff side (onewindow.backend.staff_desk) ---------------------------------------------------
 
     def queue(self) -> List[QueueItem]:
         """Open and claimed handoffs, highest priority first, then oldest first."""

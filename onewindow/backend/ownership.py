@@ -19,12 +19,12 @@ from typing import Callable, List, Optional, Tuple
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.applications import Applications
 from onewindow.backend.bookings import Bookings
 from onewindow.backend.records import AppointmentRecord, ApplicationRecord
 from onewindow.backend.references import mistyped_reference, normalise_reference
-from onewindow.logs import log_event, pseudonym
+from onewindow.infra.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from typing import List, Tuple
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend.records import ReportRecord
 from onewindow.backend.references import unused_reference
-from onewindow.logs import log_event, pseudonym
+from onewindow.infra.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
 

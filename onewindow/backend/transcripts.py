@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow import models
+from onewindow.storage import models
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Optional
 
-from onewindow.channel_wording import Abilities, Prompt
+from onewindow.text.channel_wording import Abilities, Prompt
 
 MAX_CHARACTERS = 2000
 

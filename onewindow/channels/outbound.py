@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 import httpx
 
 from onewindow.channels.senders import channel_of_sender, split_sender
-from onewindow.logs import log_event, pseudonym
+from onewindow.infra.logs import log_event, pseudonym
 
 logger = logging.getLogger(__name__)
 TELEGRAM_API_URL = "https://api.telegram.org/bot"

@@ -8,7 +8,7 @@ import httpx
 
 from onewindow.channels.senders import sign_sender
 
-from onewindow.api_auth import authorization
+from onewindow.infra.api_auth import authorization
 
 
 class RasaUnavailable(RuntimeError):

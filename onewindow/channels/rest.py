@@ -12,11 +12,11 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, Sanic
 from sqlalchemy.exc import SQLAlchemyError
 
-from onewindow.channel_wording import CHAT, Abilities, abilities_for
+from onewindow.text.channel_wording import CHAT, Abilities, abilities_for
 from onewindow.channels.input_guard import input_problem
 from onewindow.channels.payloads import button_payloads, citizen_text, is_payload, offered_payloads
-from onewindow.logs import pseudonym
-from onewindow.wording import technical_apology
+from onewindow.infra.logs import pseudonym
+from onewindow.text.wording import technical_apology
 
 logger = logging.getLogger(__name__)
 GENERIC_HOTLINE = "the number on the city's website"
@@ -37,7 +37,7 @@ def hotline_number() -> str:
 class CountingOutputChannel(OutputChannel):
     """Passes every response on to `inner` and counts them, so an empty turn can be noticed; keeps the buttons' payloads.
 
-    Its name is the citizen's mode (chat, voice or keypad, onewindow/channel_wording.py): Rasa picks
+    Its name is the citizen's mode (chat, voice or keypad, onewindow/text/channel_wording.py): Rasa picks
     a domain response's `channel:` variation by the output channel's name.
     """
 

@@ -22,7 +22,7 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from onewindow.fixed_policy import FixedPolicy
+from onewindow.rasa_plugins.fixed_policy import FixedPolicy
 
 MAX_ACTIONS_PER_TURN = 8
 

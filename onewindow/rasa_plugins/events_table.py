@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import URL, Engine
 
-from onewindow.db import make_engine, use_write_ahead_log
+from onewindow.storage.db import make_engine, use_write_ahead_log
 from onewindow.settings import PROJECT_ROOT
 
 metadata = MetaData()
@@ -32,7 +32,7 @@ events = Table(
 )
 
 
-LEAN_SQL_STORE = "onewindow.tracker_store.LeanSQLTrackerStore"
+LEAN_SQL_STORE = "onewindow.rasa_plugins.tracker_store.LeanSQLTrackerStore"
 SQL_STORE_TYPES = ("sql", LEAN_SQL_STORE.lower())
 
 

@@ -13,7 +13,7 @@ A new Rasa session (after an hour of silence, domain.yml) starts without the slo
 message of a session the policy asks the service database whether the conversation still has an
 open handoff; if so it predicts `action_handoff_waiting`, which puts the slot back. That is one
 indexed query per session, never per message; a database it cannot read counts as no handoff.
-Like every FixedPolicy (onewindow/fixed_policy.py) its predictions also win over a form's happy path.
+Like every FixedPolicy (onewindow/rasa_plugins/fixed_policy.py) its predictions also win over a form's happy path.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.backend.handoffs import HANDOFF_SLOT, Handoffs
-from onewindow.fixed_policy import FixedPolicy
-from onewindow.logs import log_event
+from onewindow.rasa_plugins.fixed_policy import FixedPolicy
+from onewindow.infra.logs import log_event
 
 DISTRESS_ENTITY = "distress"
 WAITING_ACTION = "action_handoff_waiting"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from onewindow.catalogue.loader import Catalogue
+from onewindow.service_catalogue.loader import Catalogue
 
 HEADER = (
     "# GENERATED from catalogue/*.yml by `python -m onewindow export-nlu` (make does this).\n"

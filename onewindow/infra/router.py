@@ -4,7 +4,7 @@ Two listeners. The public one (`--host`/`--port`) forwards only the channels' pa
 /webhooks/<channel>/... exactly as sent (no percent-encoding, no dot segments), and answers
 GET /health itself; every other path gets a 404 and reaches no instance. The internal one
 (`--api-host`/`--api-port`, loopback by default) forwards Rasa's HTTP API, and only requests with
-an admin token signed with RASA_JWT_SECRET (onewindow/api_auth.py; each Rasa instance checks it
+an admin token signed with RASA_JWT_SECRET (onewindow/infra/api_auth.py; each Rasa instance checks it
 again). The router refuses to start without RASA_JWT_SECRET.
 
 All of a Rasa server's work runs on one core, so several instances use several cores. They
@@ -26,7 +26,7 @@ may have been handled), the caller gets a 502.
 Measured with bench/rest_load.py (20 conversations, 2 instances): p95 589 ms when each
 conversation was bound to an instance by a hash, 263 to 287 ms with this queue.
 
-    RASA_JWT_SECRET=... python -m onewindow.router --port 5005 --api-port 5100 \
+    RASA_JWT_SECRET=... python -m onewindow.infra.router --port 5005 --api-port 5100 \
         --upstream http://127.0.0.1:5101 --upstream http://127.0.0.1:5102
 """
 from __future__ import annotations
@@ -47,11 +47,11 @@ from urllib.parse import unquote
 from aiohttp import ClientConnectionError, ClientConnectorError, ClientSession, ClientTimeout, web
 from yarl import URL
 
-from onewindow.api_auth import refusal
-from onewindow.logs import configure, log_event
+from onewindow.infra.api_auth import refusal
+from onewindow.infra.logs import configure, log_event
 from onewindow.settings import rasa_jwt_secret
 
-log = logging.getLogger("onewindow.router")
+log = logging.getLogger("onewindow.infra.router")
 CONVERSATION_PATH = re.compile(r"^/conversations/([^/]+)/")
 CHANNEL_PATH = re.compile(r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$")
 MESSAGES_PER_INSTANCE = 2  # one working while the other waits for the action server

@@ -9,9 +9,9 @@ from typing import List, Optional
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from onewindow import models
+from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.tracker_events import events
+from onewindow.rasa_plugins.events_table import events
 
 
 def forget_conversation(backend: ServiceBackend, tracker: Engine, sender_id: str) -> int:

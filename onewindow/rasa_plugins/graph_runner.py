@@ -1,4 +1,4 @@
-"""Rasa's model graph run node after node, without dask; installed by onewindow/rasa_speedups.py.
+"""Rasa's model graph run node after node, without dask; installed by onewindow/rasa_plugins/speedups.py.
 
 Rasa 3.6 runs its prediction graph (NLU on each message, the policies on each prediction)
 through `dask.get`, which on every run rebuilds the graph, walks the dependencies recursively,

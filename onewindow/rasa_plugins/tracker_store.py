@@ -16,7 +16,7 @@ table again. An SQLite file keeps one open connection instead of opening one per
 Configure it in endpoints.yml with the usual SQL tracker store settings:
 
     tracker_store:
-      type: onewindow.tracker_store.LeanSQLTrackerStore
+      type: onewindow.rasa_plugins.tracker_store.LeanSQLTrackerStore
       dialect: sqlite
       db: var/tracker.db
 """

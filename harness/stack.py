@@ -19,10 +19,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from onewindow.__main__ import seed
-from onewindow.api_auth import authorization
-from onewindow.local_servers import http_get, write_endpoints
+from onewindow.infra.api_auth import authorization
+from onewindow.infra.local_servers import http_get, write_endpoints
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
-from onewindow.tracker_events import tracker_database_url, tracker_engine
+from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 
 MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
 STARTUP_SECONDS = 180
@@ -38,7 +38,7 @@ def free_port() -> int:
 class Stack:
     """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
 
-    The Rasa servers (`instances` of them, on `instance_ports`) run behind the router (onewindow/router.py), as
+    The Rasa servers (`instances` of them, on `instance_ports`) run behind the router (onewindow/infra/router.py), as
     `make run` starts them: the channels on `rasa_port`, the HTTP API on `api_port`.
     """
 
@@ -74,13 +74,13 @@ class Stack:
         for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(
                 f"rasa server {number}",
-                [sys.executable, "-m", "onewindow.rasa_server", "run", "-m", str(MODEL), "--enable-api",
+                [sys.executable, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(MODEL), "--enable-api",
                  "-i", "127.0.0.1", "-p", str(port), "--endpoints", str(endpoints),
                  "--credentials", str(PROJECT_ROOT / "credentials.yml")],
                 env,
             )
         upstreams = [arg for port in self.instance_ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
-        self._spawn("router", [sys.executable, "-m", "onewindow.router", "--port", str(self.rasa_port),
+        self._spawn("router", [sys.executable, "-m", "onewindow.infra.router", "--port", str(self.rasa_port),
                                "--api-port", str(self.api_port), *upstreams], env)
         self._wait_ready()
         return self

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from onewindow.channel_wording import Abilities, Prompt, abilities_for
-from onewindow.dates import WEEKDAY_NAMES, spoken_time
+from onewindow.text.channel_wording import Abilities, Prompt, abilities_for
+from onewindow.text.dates import WEEKDAY_NAMES, spoken_time
 
 
 def join_words(items: Sequence[str], last: str = "and") -> str:

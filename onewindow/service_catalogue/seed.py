@@ -6,9 +6,9 @@ from typing import Optional
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from onewindow import models
-from onewindow.catalogue.loader import Catalogue
-from onewindow.catalogue.schema import WEEKDAYS, parse_day_hours
+from onewindow.storage import models
+from onewindow.service_catalogue.loader import Catalogue
+from onewindow.service_catalogue.schema import WEEKDAYS, parse_day_hours
 
 
 def week_periods(hours: dict) -> dict:

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from onewindow.catalogue import schema
+from onewindow.service_catalogue import schema
 
 FILES = ("city.yml", "offices.yml", "services.yml", "life_events.yml", "report_categories.yml")
 SHARED_ALIAS_KIND = "service"  # only services may share an alias (the assistant then asks which)

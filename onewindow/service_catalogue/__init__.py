@@ -1,4 +1,4 @@
 """The human-editable service catalogue: loading, validation, seeding and NLU export."""
-from onewindow.catalogue.loader import Catalogue, CatalogueError, load_catalogue
+from onewindow.service_catalogue.loader import Catalogue, CatalogueError, load_catalogue
 
 __all__ = ["Catalogue", "CatalogueError", "load_catalogue"]

@@ -26,8 +26,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from onewindow.dates import WEEKDAY_NAMES, weekday_of
-from onewindow.typos import misspelling_of
+from onewindow.text.dates import WEEKDAY_NAMES, weekday_of
+from onewindow.text.typos import misspelling_of
 
 
 def longest_entities(entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -1,7 +1,7 @@
 """When staff answer conversations handed to a person, and how to say it.
 
 Staff work the city hotline's hours (catalogue/city.yml, `city.hotline.hours`, validated by
-onewindow/catalogue/schema.py): `staff_hours` is the one place that reads them for a handoff.
+onewindow/service_catalogue/schema.py): `staff_hours` is the one place that reads them for a handoff.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from typing import Dict, Optional
 
 from onewindow.backend.records import CityRecord, Periods
-from onewindow.dates import WEEKDAY_NAMES, spoken_time
-from onewindow.wording import is_open_at, week_text
+from onewindow.text.dates import WEEKDAY_NAMES, spoken_time
+from onewindow.text.wording import is_open_at, week_text
 
 Hours = Dict[int, Periods]
 

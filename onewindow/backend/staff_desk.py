@@ -19,7 +19,7 @@ from onewindow.backend.handoffs import HANDOFF_SLOT, HandoffNotFound, HandoffSta
 from onewindow.backend.records import DeskMessage, QueueItem
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.rasa_client import RasaUnavailable, append_events
-from onewindow.logs import log_event, pseudonym
+from onewindow.infra.logs import log_event, pseudonym
 from onewindow.settings import checked_api_secret
 
 __all__ = [
@@ -65,7 +65,7 @@ async def tell_queue_moves(backend: ServiceBackend, outbound: OutboundChannels) 
 
 
 def hold_event(active: bool) -> Dict[str, Any]:
-    """Set the conversation's `handoff_active` slot (onewindow/handoff_policy.py keeps the assistant quiet while true)."""
+    """Set the conversation's `handoff_active` slot (onewindow/rasa_plugins/handoff_policy.py keeps the assistant quiet while true)."""
     return {"event": "slot", "name": HANDOFF_SLOT, "value": active, "timestamp": time.time()}
 
 

@@ -1,4 +1,4 @@
-"""Speed-ups for the Rasa 3.6 server process, installed by `python -m onewindow.rasa_server`.
+"""Speed-ups for the Rasa 3.6 server process, installed by `python -m onewindow.rasa_plugins.server`.
 
 All were found by profiling the Rasa server under the REST benchmark (bench/rest_load.py);
 none changes what Rasa computes.
@@ -11,7 +11,7 @@ none changes what Rasa computes.
    which walks the whole class tree of events for each one (about 4 ms per message).
    The type-name-to-class table is now built once, and rebuilt if a name is not found.
 3. Rasa runs its model graph through dask, whose per-run bookkeeping was 15 % of the server's
-   time; onewindow/graph_runner.py runs the same nodes in dependency order without it.
+   time; onewindow/rasa_plugins/graph_runner.py runs the same nodes in dependency order without it.
 4. Rasa opens a new HTTP client session, and so a new connection, for every call to the action
    server and closes it afterwards. Calls now share one session per endpoint settings and event
    loop, which keeps connections open (idle ones are closed after 2 seconds, before the
@@ -112,7 +112,7 @@ def install() -> None:
     from rasa.shared.core.events import Event
     from rasa.utils.endpoints import EndpointConfig
 
-    from onewindow.graph_runner import SequentialGraphRunner
+    from onewindow.rasa_plugins.graph_runner import SequentialGraphRunner
 
     rasa.core.processor.DaskGraphRunner = SequentialGraphRunner  # the runner Rasa loads a model with
     EndpointConfig.session = shared_session  # type: ignore[method-assign,assignment]
