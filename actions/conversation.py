@@ -4,6 +4,7 @@ In a chat: the first miss asks to rephrase, the second hands over to a person. O
 the keypad is always there: the first miss asks to rephrase, the second gives the main menu (every
 task by keypad), the third hands over to a person (reason not_understood).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -83,9 +84,7 @@ class ActionStop(Action):
     def name(self) -> Text:
         return "action_stop"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         dispatcher.utter_message(text=STOPPED.render(abilities_of(tracker)), buttons=main_menu_buttons())
         return leave_task()
 
@@ -105,14 +104,16 @@ class ActionHandleLowConfidence(Action):
     def name(self) -> Text:
         return LOW_CONFIDENCE_ACTION
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
         misses = trailing_fallbacks(tracker)
         if misses <= 1:  # a caller hears the choices again (on a call they are gone once said), or else the main menu
-            offered = (last_offered(tracker) or ([] if tracker.active_loop_name else main_menu_buttons())) if abilities.on_call else []
-            dispatcher.utter_message(text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities), buttons=offered)
+            offered = (
+                (last_offered(tracker) or ([] if tracker.active_loop_name else main_menu_buttons())) if abilities.on_call else []
+            )
+            dispatcher.utter_message(
+                text=(REPHRASE_IN_TASK if tracker.active_loop_name else REPHRASE).render(abilities), buttons=offered
+            )
             return [UserUtteranceReverted()]
         if abilities.on_call and misses == 2:
             send_main_menu(dispatcher, tracker, MENU_AFTER_MISSES)

@@ -10,6 +10,7 @@ told it (the slots it filled are validated then).
 A reference to the buttons of the form's own question ("the second one", "number 2", "the north
 one") is the answer that button gives (`listed_answer`), for every form's question with a list.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,21 @@ from rasa_sdk.types import DomainDict
 
 from actions.listed import button_referred
 
-SUBJECT_CHANGES = frozenset({
-    "ask_service_info", "ask_documents", "ask_fee", "ask_benefit_amount", "ask_processing_time", "ask_online", "ask_opening_hours",
-    "find_office", "life_event", "help", "bot_challenge",
-})
+SUBJECT_CHANGES = frozenset(
+    {
+        "ask_service_info",
+        "ask_documents",
+        "ask_fee",
+        "ask_benefit_amount",
+        "ask_processing_time",
+        "ask_online",
+        "ask_opening_hours",
+        "find_office",
+        "life_event",
+        "help",
+        "bot_challenge",
+    }
+)
 
 
 def action_before_form(tracker: Tracker, form: str) -> Optional[str]:
@@ -91,7 +103,7 @@ def answer_from_mappings(mappings: List[Mapping[str, Any]], payload: str) -> Opt
 
 
 def listed_answer(tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-    """"The second one", "the north one", "number 2": the button of the form's own question it refers to, as its answer.
+    """ "The second one", "the north one", "number 2": the button of the form's own question it refers to, as its answer.
 
     Not for a pressed button, nor for a message that itself names a value of the asked slot. Words
     (not an ordinal) choose a button only for a slot filled from entities, or as "the ... one", so a
@@ -127,7 +139,9 @@ class TaskFormValidation(FormValidationAction):
             return [ActionExecutionRejected(self.form_name())]
         return await super().run(dispatcher, tracker, domain)
 
-    async def get_extraction_events(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+    async def get_extraction_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Dict[Text, Any]]:
         """Each form's own extractions, then a reference to the buttons of its question (`listed_answer`)."""
         events = await super().get_extraction_events(dispatcher, tracker, domain)
         return events + listed_answer(tracker, domain)

@@ -13,6 +13,7 @@ not understood twice) and not_understood 3 (a caller, three times; actions/conve
 urgent_report 1 (actions/reports.py), distress 1 (`action_handle_distress`). A caller whose
 number is linked to a Telegram chat also gets the request number in that chat.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -22,13 +23,13 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import abilities_of, backend, button, call, channel_of, latest_metadata, now, requester_of
-from onewindow.text.channel_wording import Prompt
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.handoffs import HANDOFF_SLOT
 from onewindow.backend.records import CityRecord, HandoffRecord, OfficeRecord
-from onewindow.channels.outbound import OutboundChannels
 from onewindow.backend.staff_desk import queue_place_text, tell_queue_moves
 from onewindow.backend.staff_hours import staff_hours, staff_hours_text, staff_working, when_staff_reply
+from onewindow.channels.outbound import OutboundChannels
+from onewindow.text.channel_wording import Prompt
 from onewindow.text.wording import week_text
 
 SUMMARY_TURNS = 6
@@ -58,7 +59,7 @@ def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
 
 
 async def staff_back() -> str:
-    """"on Monday from 8 am": when staff next answer (for a call back or a reply out of hours)."""
+    """ "on Monday from 8 am": when staff next answer (for a call back or a reply out of hours)."""
     city = await call(backend().catalogue.city)
     return when_staff_reply(staff_hours(city), now())
 
@@ -67,8 +68,11 @@ def handoff_payload(handoff: HandoffRecord, wait: Optional[int], asking: Optiona
     """The structured signal channels act on (never the wording)."""
     signal = {
         "state": "waiting" if handoff.status == "open" else "with_staff",
-        "reference": handoff.reference, "position": handoff.position_in_queue, "wait_minutes": wait,
-        "reason": handoff.reason, "priority": handoff.priority,
+        "reference": handoff.reference,
+        "position": handoff.position_in_queue,
+        "wait_minutes": wait,
+        "reason": handoff.reason,
+        "priority": handoff.priority,
     }
     return {"handoff": {**signal, "asking": asking} if asking else signal}
 
@@ -152,10 +156,16 @@ async def hand_off(
     working = staff_working(staff_hours(city), moment)
     wait = await expected_wait(handoff)
     abilities = abilities_of(tracker)
-    text = HANDED_OFF.render(
-        abilities, opening=opening, reference=handoff.reference, place=place_text(handoff, wait, working),
-        hours=staff_hours_text(staff_hours(city), moment),
-    ) + " "
+    text = (
+        HANDED_OFF.render(
+            abilities,
+            opening=opening,
+            reference=handoff.reference,
+            place=place_text(handoff, wait, working),
+            hours=staff_hours_text(staff_hours(city), moment),
+        )
+        + " "
+    )
     if working:
         text += OTHER_WAYS.render(abilities, hotline=city.hotline_number)
         text += " " + LEAVE_QUEUE.render(abilities) if handoff.status == "open" else ""
@@ -178,9 +188,7 @@ class ActionRequestHuman(Action):
     def name(self) -> Text:
         return "action_request_human"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         reason = REASONS_BY_INPUT.get(latest_metadata(tracker).get("input"), "citizen_request")
         return await hand_off(dispatcher, tracker, reason, 2, "I have asked a person from the service centre to help you.")
 
@@ -191,9 +199,7 @@ class ActionHandleDistress(Action):
     def name(self) -> Text:
         return "action_handle_distress"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         return await hand_off(dispatcher, tracker, "distress", 1, EMERGENCY)
 
 
@@ -228,9 +234,7 @@ class ActionHandoffWaiting(Action):
     def name(self) -> Text:
         return "action_handoff_waiting"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         handoff = await call(backend().handoffs.active, tracker.sender_id)
         if handoff is None:  # closed while Rasa could not be told (the row is the truth), or forgotten
             dispatcher.utter_message(text="You are back with the assistant. What can I do for you?")
@@ -262,7 +266,9 @@ class ActionHandoffWaiting(Action):
     @staticmethod
     async def _leave_queue(dispatcher: CollectingDispatcher, handoff: HandoffRecord) -> List[EventType]:
         await call(backend().handoffs.withdraw, handoff.sender_id)
-        dispatcher.utter_message(text="All right, you have left the queue, so no person will reply. I am here again: what can I do for you?")
+        dispatcher.utter_message(
+            text="All right, you have left the queue, so no person will reply. I am here again: what can I do for you?"
+        )
         await tell_queue_moves(backend(), OutboundChannels.from_environment())
         return [SlotSet(HANDOFF_SLOT, False)]
 
@@ -271,14 +277,21 @@ class ActionHandoffWaiting(Action):
         dispatcher: CollectingDispatcher, tracker: Tracker, handoff: HandoffRecord, wait: Optional[int], wanted: bool
     ) -> List[EventType]:
         if not wanted:
-            dispatcher.utter_message(text=f"All right. A person will reply here {await staff_back()}.", json_message=handoff_payload(handoff, wait))
+            dispatcher.utter_message(
+                text=f"All right. A person will reply here {await staff_back()}.", json_message=handoff_payload(handoff, wait)
+            )
             return []
         phone = await call(linked_phone, tracker)
         if phone is None:
-            dispatcher.utter_message(text=WHICH_NUMBER.render(abilities_of(tracker)), json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER))
+            dispatcher.utter_message(
+                text=WHICH_NUMBER.render(abilities_of(tracker)), json_message=handoff_payload(handoff, wait, asking=ASK_NUMBER)
+            )
             return []
         await call(backend().handoffs.request_callback, handoff.reference, phone)
-        dispatcher.utter_message(text=f"A person will call you on your number ending in {phone[-2:]} {await staff_back()}.", json_message=handoff_payload(handoff, wait))
+        dispatcher.utter_message(
+            text=f"A person will call you on your number ending in {phone[-2:]} {await staff_back()}.",
+            json_message=handoff_payload(handoff, wait),
+        )
         return []
 
     @staticmethod
@@ -293,6 +306,8 @@ class ActionHandoffWaiting(Action):
             )
             return []
         await call(backend().handoffs.request_callback, handoff.reference, phone)
-        dispatcher.utter_message(text=f"Thank you. A person will call you on the number ending in {phone[-2:]} {await staff_back()}.", json_message=handoff_payload(handoff, wait))
+        dispatcher.utter_message(
+            text=f"Thank you. A person will call you on the number ending in {phone[-2:]} {await staff_back()}.",
+            json_message=handoff_payload(handoff, wait),
+        )
         return []
-

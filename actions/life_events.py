@@ -1,4 +1,5 @@
 """Life events: every related service at once, across departments, in the order to do them."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -24,7 +25,9 @@ def from_home_text(event: LifeEventRecord) -> str:
     """For a citizen who wants or needs to stay at home: which steps can be done online, which need a visit."""
     online = [step.service.name for step in event.steps if step.service.online_available]
     visits = [step.service.name for step in event.steps if not step.service.online_available]
-    done_online = f" You can do these from home, online: {join_words(online)}." if online else " None of these can be done online."
+    done_online = (
+        f" You can do these from home, online: {join_words(online)}." if online else " None of these can be done online."
+    )
     need_visit = f" These need a visit to an office: {join_words(visits)}." if visits else " You do not need to go to an office."
     return done_online + need_visit
 
@@ -43,9 +46,7 @@ def in_person_text(event: LifeEventRecord, offices: List[OfficeRecord]) -> str:
 
 def bundle_text(event: LifeEventRecord, mode: Optional[str] = None, offices: Optional[List[OfficeRecord]] = None) -> str:
     departments = sorted({step.service.department for step in event.steps})
-    steps = " ".join(
-        f"{number}. {step.service.name}: {step.when}" for number, step in enumerate(event.steps, start=1)
-    )
+    steps = " ".join(f"{number}. {step.service.name}: {step.when}" for number, step in enumerate(event.steps, start=1))
     route = {ONLINE: from_home_text(event), IN_PERSON: in_person_text(event, offices or [])}.get(mode) or online_text(event)
     sympathy = f"{event.sympathy} " if event.sympathy else ""
     return (
@@ -59,9 +60,7 @@ class ActionLifeEvent(Action):
     def name(self) -> Text:
         return "action_life_event"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         ids = await resolve_one("life_event", tracker.get_slot("life_event"))
         event = await call(backend().catalogue.life_event, ids[0]) if ids else None
         if event is None:

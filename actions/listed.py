@@ -7,6 +7,7 @@ or words of one item's name or aliases, more than of any other listed item ("the
 money" is unemployment benefit). A question about a service answers about a listed one only while
 the conversation is still on that list: the service in context is none or one of its items.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,17 @@ from onewindow.text.dates import NUMBER_WORDS as SPOKEN_NUMBERS
 
 KINDS = ("service", "office")
 ORDINAL_WORDS = {
-    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
-    "ninth": 9, "tenth": 10, "last": -1,
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "last": -1,
 }
 NUMBER_WORDS = {word: value for word, value in SPOKEN_NUMBERS.items() if value <= 10}  # "number two", "option ten"
 _WORDS = "|".join(ORDINAL_WORDS)
@@ -35,14 +45,16 @@ ORDINAL = re.compile(
 )
 WORD = re.compile(r"[a-z]+")
 # words that say what is asked, not which item: never a reference on their own
-COMMON = frozenset("""
+COMMON = frozenset(
+    """
 a about after am an and any are as at be been can could did do does done for from get gets getting give go going
 have having help how i if in is it its just know let me more much my need of ok okay on one ones or our please
 so tell than thanks that the their them then there these they this those to too us want was we what when where which
 who why will with would you your yes no not also again still same other else way
 apply applying application cost costs fee pay paid price money documents document bring papers long take takes time
 online home person office offices internet post book booking appointment
-""".split())
+""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ def _button_entities(message: Mapping[str, Any]) -> Iterable[Dict[str, Any]]:
         payload = button.get("payload") if isinstance(button, Mapping) else None
         if isinstance(payload, str) and "{" in payload:
             try:
-                entities = json.loads(payload[payload.index("{"):])
+                entities = json.loads(payload[payload.index("{") :])
             except ValueError:
                 continue
             if isinstance(entities, dict):
@@ -169,7 +181,11 @@ def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bo
         position = ORDINAL_WORDS[alone.group(1).lower()]
         return buttons[position if position == -1 else position - 1] if position <= len(buttons) else None
     match = ORDINAL.search(text)
-    if match and match.group("bare") and any(re.search(rf"(?<!\d){int(match.group('bare'))}(?!\d)", str(b.get("title", ""))) for b in buttons):
+    if (
+        match
+        and match.group("bare")
+        and any(re.search(rf"(?<!\d){int(match.group('bare'))}(?!\d)", str(b.get("title", ""))) for b in buttons)
+    ):
         return None
     position = ordinal(text)
     if position is not None:
@@ -178,5 +194,7 @@ def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bo
         return None
     titles = [WORD.findall(str(b.get("title", "")).lower()) for b in buttons]
     shared = set.intersection(*(set(words) for words in titles))  # "service centre" in every title tells none apart
-    chosen = by_words(text, [(str(index), [], " ".join(w for w in words if w not in shared)) for index, words in enumerate(titles)])
+    chosen = by_words(
+        text, [(str(index), [], " ".join(w for w in words if w not in shared)) for index, words in enumerate(titles)]
+    )
     return buttons[int(chosen)] if chosen is not None else None

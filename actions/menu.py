@@ -5,6 +5,7 @@ main_menu, with the entity `menu` naming a submenu: appointments, services (the 
 department (the services of one), service (what to bring, the fee and the time for one) and offices.
 Every list is sent whole, each choice a button: the phone pages long lists.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -133,6 +134,10 @@ class ActionMainMenu(Action):
             options.append(button("Book an appointment", "book_appointment", service=service.id))
         dispatcher.utter_message(
             text=" ".join((documents(service, city.currency), fee(service, city.currency), duration(service, city.currency))),
-            buttons=[*options, button("Other services", "main_menu", menu="department", department=service.department), menu_button()],
+            buttons=[
+                *options,
+                button("Other services", "main_menu", menu="department", department=service.department),
+                menu_button(),
+            ],
         )
         return [SlotSet("service", service.id)]

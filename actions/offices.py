@@ -1,4 +1,5 @@
 """Finding an office: address, hours today, accessibility, services; and opening hours."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -10,9 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.listed import reference_in
 from actions.shared import backend, button, call, latest_metadata, now, office_buttons, resolve_one, venue
+from onewindow.backend.geo import valid_position
 from onewindow.backend.records import OfficeRecord
 from onewindow.text.dates import parse_date, spoken_date
-from onewindow.backend.geo import valid_position
 from onewindow.text.wording import distance_text, join_words, periods_text, week_text
 
 MAX_LISTED = 4
@@ -70,7 +71,9 @@ def office_details(office: OfficeRecord, today: date, service_names: List[str]) 
 def office_listing(offices: List[OfficeRecord], today: date) -> str:
     """Every office numbered, as its button; the first few with where and when."""
     return " ".join(
-        f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}" if number <= MAX_LISTED else f"{number}. {o.name}."
+        f"{number}. {o.name}, {place_text(o, today, today)}. {today_text(o, today)}"
+        if number <= MAX_LISTED
+        else f"{number}. {o.name}."
         for number, o in enumerate(offices, start=1)
     )
 
@@ -96,9 +99,7 @@ class ActionAnswerOfficeQuestion(Action):
     def name(self) -> Text:
         return "action_answer_office_question"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         catalogue = backend().catalogue
         today = now().date()
         hours_question = tracker.get_intent_of_latest_message() == "ask_opening_hours"
@@ -157,7 +158,9 @@ class ActionAnswerOfficeQuestion(Action):
         records = await call(backend().catalogue.services, service_ids) if service_ids else []
         nearest = await call(backend().catalogue.nearest_offices, *position, [r.id for r in records])
         if not nearest:
-            dispatcher.utter_message(text=NO_OFFICE.format(where="near you"), buttons=[button("Talk to a person", "request_human")])
+            dispatcher.utter_message(
+                text=NO_OFFICE.format(where="near you"), buttons=[button("Talk to a person", "request_human")]
+            )
             return None
         subject = f" for {join_words([r.name.lower() for r in records], last='or')}" if records else ""
         lines = " ".join(
@@ -180,7 +183,9 @@ class ActionAnswerOfficeQuestion(Action):
         note: str,
     ) -> None:
         if not offices:
-            dispatcher.utter_message(text=NO_OFFICE.format(where="for that"), buttons=[button("Talk to a person", "request_human")])
+            dispatcher.utter_message(
+                text=NO_OFFICE.format(where="for that"), buttons=[button("Talk to a person", "request_human")]
+            )
             return
         record = await call(backend().catalogue.service, service) if service else None
         subject = f" for {record.name.lower()}" if record else ""

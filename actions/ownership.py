@@ -6,6 +6,7 @@ citizen gave, or LINKED when the channel's identity proved it, or REFUSED when t
 (too many failures, or no phone number to check against): then the form ends and the final action
 offers the office and a person.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.shared import abilities_of, backend, button, call, first, requester_of
-from onewindow.text.channel_wording import Prompt
 from onewindow.backend.ownership import Verdict
+from onewindow.text.channel_wording import Prompt
 
 DomainDict = Dict[Text, Any]
 Slots = Dict[Text, Any]
@@ -45,7 +46,9 @@ PROOF_PHRASES = (
         r"\s*(?:are|is|:|-|=)?\s*" + _FOUR,
         re.IGNORECASE,
     ),
-    re.compile(r"\b(?:phone|mobile|cell|telephone)(?:\s+number)?(?:\s+is|:)?\s+(\+?\d(?:[ -]?\d){5,14})(?![ -]?\d)", re.IGNORECASE),
+    re.compile(
+        r"\b(?:phone|mobile|cell|telephone)(?:\s+number)?(?:\s+is|:)?\s+(\+?\d(?:[ -]?\d){5,14})(?![ -]?\d)", re.IGNORECASE
+    ),
 )
 REFERENCE = re.compile(r"\b(?:bk|app|rpt)[- ]?[0-9](?:[- ]?[0-9]){5}(?:(?:[- ]?[0-9]){4})?(?![0-9])", re.IGNORECASE)
 
@@ -119,7 +122,10 @@ class RecordProof:
         fresh = PROOF_SLOT in tracker.slots_to_validate()
         verdict, record = await self._look_up(tracker, value, None if fresh else tracker.get_slot(PROOF_SLOT))
         if verdict.reason in ("malformed", "mistyped", "unknown"):
-            text = {"malformed": f"That does not look like an {NOUNS[self.kind]} number. {FORMATS[self.kind]}", "mistyped": MISTYPED}
+            text = {
+                "malformed": f"That does not look like an {NOUNS[self.kind]} number. {FORMATS[self.kind]}",
+                "mistyped": MISTYPED,
+            }
             dispatcher.utter_message(text=text.get(verdict.reason) or self.unknown_text(verdict.reference or ""))
             return {self.reference_slot: None}
         if verdict.reason in ("limited", "no_owner"):
@@ -157,7 +163,9 @@ class RecordProof:
         if verdict.granted:
             return {PROOF_SLOT: digits, **self.accepted(record, dispatcher)}
         if verdict.reason == "wrong_proof":
-            dispatcher.utter_message(text=f"Those digits do not match the phone number on this {NOUNS[self.kind]}. Please try again.")
+            dispatcher.utter_message(
+                text=f"Those digits do not match the phone number on this {NOUNS[self.kind]}. Please try again."
+            )
             return {PROOF_SLOT: None}
         return {PROOF_SLOT: REFUSED}
 

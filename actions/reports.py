@@ -1,4 +1,5 @@
 """Reports of problems in the city, routed to the department that fixes them."""
+
 from __future__ import annotations
 
 import re
@@ -78,7 +79,9 @@ class ActionAskReportLocation(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
-        dispatcher.utter_message(text=ASK_LOCATION.render(abilities), buttons=await district_buttons() if abilities.keypad else [])
+        dispatcher.utter_message(
+            text=ASK_LOCATION.render(abilities), buttons=await district_buttons() if abilities.keypad else []
+        )
         return []
 
 
@@ -95,7 +98,10 @@ class ActionAskReportDescription(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
-        dispatcher.utter_message(text=ASK_DESCRIPTION.render(abilities), buttons=[button("Send the report as it is", "affirm")] if abilities.on_call else [])
+        dispatcher.utter_message(
+            text=ASK_DESCRIPTION.render(abilities),
+            buttons=[button("Send the report as it is", "affirm")] if abilities.on_call else [],
+        )
         return []
 
 
@@ -151,9 +157,7 @@ class ActionAskReportCategory(Action):
     def name(self) -> Text:
         return "action_ask_report_category"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         categories = await call(backend().reports.categories)
         dispatcher.utter_message(
             text="What kind of problem is it? For example a pothole, a broken street light, or rubbish.",
@@ -166,9 +170,7 @@ class ActionSubmitReport(Action):
     def name(self) -> Text:
         return "action_submit_report"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         record = await call(
             backend().reports.submit,
             tracker.get_slot("report_category"),

@@ -1,4 +1,5 @@
 """How to get a service the way the citizen said they can or must: in person, or from home (entity and slot `mode`)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -40,9 +41,7 @@ def in_person(service: ServiceRecord, offices: List[OfficeRecord], today: date) 
     where = f" These offices offer it: {office_listing(offices, today)}" if offices else ""
     booking = " You can book an appointment first, so you do not have to wait." if service.bookable else ""
     visit = " One visit is enough if you bring all of them." if service.one_visit else ""
-    return (
-        f"{opening}{where} Bring these {len(service.documents)} things: {documents_listing(service)}{visit}{booking}"
-    )
+    return f"{opening}{where} Bring these {len(service.documents)} things: {documents_listing(service)}{visit}{booking}"
 
 
 def from_home(service: ServiceRecord, offices: List[OfficeRecord], today: date, city: CityRecord, abilities: Abilities) -> str:

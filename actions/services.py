@@ -1,4 +1,5 @@
 """Questions about one service: what it is, documents, fee, time, online or in person."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Text
@@ -10,8 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.listed import reference_in
 from actions.routes import documents_listing, route_buttons, route_text, stated_mode
 from actions.shared import abilities_of, backend, button, call, now, resolve_one, service_buttons
-from onewindow.text.channel_wording import Abilities, Prompt
 from onewindow.backend.records import ServiceRecord
+from onewindow.text.channel_wording import Abilities, Prompt
 from onewindow.text.wording import join_words, money, processing_time
 
 POPULAR = ["passport_renewal", "id_card_renewal", "birth_registration", "pension_application", "unemployment_benefit"]
@@ -47,10 +48,14 @@ def payment(service: ServiceRecord, currency: str) -> str:
 
 
 def amount(service: ServiceRecord, currency: str) -> str:
-    """"How much do I get": the benefit's amount, or plainly that the service pays nothing, and its fee."""
+    """ "How much do I get": the benefit's amount, or plainly that the service pays nothing, and its fee."""
     if service.benefit is None:
         return f"{service.name} is not a payment: it does not pay you money. {fee(service, currency)}"
-    return f"{payment(service, currency)} It is free to apply." if service.fee == 0 else f"{payment(service, currency)} {fee(service, currency)}"
+    return (
+        f"{payment(service, currency)} It is free to apply."
+        if service.fee == 0
+        else f"{payment(service, currency)} {fee(service, currency)}"
+    )
 
 
 def documents(service: ServiceRecord, _currency: str) -> str:
@@ -118,9 +123,7 @@ class ActionAnswerServiceQuestion(Action):
     def name(self) -> Text:
         return "action_answer_service_question"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         intent = tracker.get_intent_of_latest_message()
         aspect = intent if intent in ASPECTS else tracker.get_slot("question") or "ask_service_info"
         reference = await call(reference_in, tracker, ("service",))  # "the rent one", after a list of services
@@ -137,9 +140,7 @@ class ActionAnswerServiceQuestion(Action):
             text = f"{about(service, city.currency)} {route}" if aspect == "ask_service_info" else route
             dispatcher.utter_message(text=text, buttons=route_buttons(mode, service, offices))
         else:
-            dispatcher.utter_message(
-                text=ASPECTS[aspect](service, city.currency), buttons=follow_up_buttons(service, aspect)
-            )
+            dispatcher.utter_message(text=ASPECTS[aspect](service, city.currency), buttons=follow_up_buttons(service, aspect))
         return [SlotSet("question", None), SlotSet("service", service.id)]
 
     @staticmethod

@@ -1,4 +1,5 @@
 """What every action needs: the backend, a way to call it without blocking, and buttons."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,13 +16,20 @@ from rasa_sdk.executor import CollectingDispatcher
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import Requester
 from onewindow.backend.records import OfficeRecord, ServiceRecord
-from onewindow.text.channel_wording import Abilities, abilities_for
 from onewindow.channels.senders import signed_by_channel, split_sender
+from onewindow.text.channel_wording import Abilities, abilities_for
 
 T = TypeVar("T")
 TASK_SLOTS = (
-    "appointment_date", "appointment_time", "booking_confirmed", "cancel_confirmed",
-    "report_category", "report_location", "report_description", "application_reference", "record_proof",
+    "appointment_date",
+    "appointment_time",
+    "booking_confirmed",
+    "cancel_confirmed",
+    "report_category",
+    "report_location",
+    "report_description",
+    "application_reference",
+    "record_proof",
 )
 
 
@@ -147,8 +155,6 @@ class SlotQuestion(Action, ABC):
     def name(self) -> str:
         return f"action_ask_{self.slot}"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
-    ) -> List[Dict[str, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]) -> List[Dict[str, Any]]:
         dispatcher.utter_message(text=self.text)
         return []

@@ -5,8 +5,9 @@ cases, the same ones every time), here with a new random seed and many more case
 Telegram and phone invariant tests can be added with --channels. Prints the seed (to replay a
 failure: --seed N), the number of cases and the time, and writes them to bench/results/.
 
-    make bench-fuzz                     # or: .venv/bin/python bench/conversation_fuzz.py [--examples 3000]
+    make bench-fuzz                     # or: .venv/bin/python -m bench.conversation_fuzz [--examples 3000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_conversation_invariants.py"]
-CHANNEL_TESTS = ["tests/test_telegram.py::test_any_message_gets_an_answer_never_a_loop",
-                 "tests/test_voice_calls.py::test_anything_a_caller_is_heard_to_say_gets_a_spoken_answer"]
+CHANNEL_TESTS = [
+    "tests/test_telegram.py::test_any_message_gets_an_answer_never_a_loop",
+    "tests/test_voice_calls.py::test_anything_a_caller_is_heard_to_say_gets_a_spoken_answer",
+]
 
 
 def main() -> int:
@@ -35,16 +38,37 @@ def main() -> int:
     print(f"==> {args.examples} cases per property, seed {args.seed}: {' '.join(targets)}", flush=True)
     started = time.monotonic()
     status = subprocess.call(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hypothesis-seed={args.seed}",
-         "--hypothesis-show-statistics", *targets], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--hypothesis-seed={args.seed}",
+            "--hypothesis-show-statistics",
+            *targets,
+        ],
+        cwd=ROOT,
+        env=env,
     )
     seconds = time.monotonic() - started
-    outcome = "passed" if status == 0 else f"FAILED (replay: bench/conversation_fuzz.py --seed {args.seed} --examples {args.examples})"
+    outcome = (
+        "passed"
+        if status == 0
+        else f"FAILED (replay: python -m bench.conversation_fuzz --seed {args.seed} --examples {args.examples})"
+    )
     print(f"==> {outcome} in {seconds / 60:.1f} minutes")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    record = {"examples": args.examples, "seed": args.seed, "channels": args.channels, "passed": status == 0,
-              "seconds": round(seconds), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {
+        "examples": args.examples,
+        "seed": args.seed,
+        "channels": args.channels,
+        "passed": status == 0,
+        "seconds": round(seconds),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     (results / f"conversation_fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(record, indent=2))
     return status
 

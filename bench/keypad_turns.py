@@ -5,14 +5,14 @@ Each call is what the gateway sends for keys alone (signed "phone:<number>", met
 free day and time offered), then a report with the part of the city. Prints, per step, the
 p50/p95 latency and how many options the step offered (what the gateway pages).
 
-    .venv/bin/python bench/keypad_turns.py [--calls 20]
+    .venv/bin/python -m bench.keypad_turns [--calls 20]
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
@@ -20,23 +20,35 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from onewindow.channels.senders import sign_sender  # noqa: E402
-from harness.stack import Stack  # noqa: E402
+from harness.stack import Stack
+from onewindow.channels.senders import sign_sender
 
 # (step, how to choose: a title prefix or a payload fragment; "" for the call start)
 CALL: List[Tuple[str, str]] = [
-    ("main menu", ""), ("appointments", "Appointments"), ("book", "Book an appointment"), ("service", "Passport renewal"),
-    ("office", "North Service Centre"), ("day", '"date"'), ("time", '"time"'), ("book under the number", "Book under the number"),
-    ("confirm", "Yes"), ("menu again", ""), ("report", "Report a problem"), ("category", "Broken street light"),
-    ("part of the city", "Somewhere in North"), ("send as it is", "Send the report as it is"),
+    ("main menu", ""),
+    ("appointments", "Appointments"),
+    ("book", "Book an appointment"),
+    ("service", "Passport renewal"),
+    ("office", "North Service Centre"),
+    ("day", '"date"'),
+    ("time", '"time"'),
+    ("book under the number", "Book under the number"),
+    ("confirm", "Yes"),
+    ("menu again", ""),
+    ("report", "Report a problem"),
+    ("category", "Broken street light"),
+    ("part of the city", "Somewhere in North"),
+    ("send as it is", "Send the report as it is"),
 ]
 
 
 def send(port: int, sender: str, message: str, metadata: Dict[str, Any]) -> List[Dict[str, Any]]:
     body = {"sender": sender, "message": message, "metadata": {**metadata, "sender_signature": sign_sender(sender)}}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/rest/webhook", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())
 

@@ -6,8 +6,9 @@ For each pipeline: training time, parse time per message, and
     fallback threshold), trained on the full training set with out_of_scope as an intent;
   - OneWindow: intent macro-F1 on tests/nlu/test_nlu.yml, trained on nlu/.
 
-    .venv/bin/python bench/nlu_pipelines.py [--only lr] [--clinc-limit N]
+    .venv/bin/python -m bench.nlu_pipelines [--only lr] [--clinc-limit N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ from typing import Dict, List, Tuple
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 DATASETS = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "bench" / "results"
 FALLBACK_THRESHOLD = 0.3
@@ -35,9 +35,13 @@ SPARSE = [
 ]
 PIPELINES = {
     # OneWindow's choice (config.yml): TF-IDF word and character n-grams, logistic regression
-    "text-lr": [{"name": "WhitespaceTokenizer"}, {"name": "onewindow.rasa_plugins.intent_classifier.TextIntentClassifier", "C": 100}],
+    "text-lr": [
+        {"name": "WhitespaceTokenizer"},
+        {"name": "onewindow.rasa_plugins.intent_classifier.TextIntentClassifier", "C": 100},
+    ],
     # the same model family built from Rasa's sparse features
-    "rasa-lr": SPARSE + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
+    "rasa-lr": SPARSE
+    + [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "solver": "lbfgs", "class_weight": "balanced"}],
     # Rasa's default transformer classifier (the `rasa init` pipeline's intent part), fewer epochs
     "diet": SPARSE + [{"name": "DIETClassifier", "epochs": 30, "entity_recognition": False, "constrain_similarities": True}],
 }
@@ -105,10 +109,15 @@ def clinc(name: str, pipeline: List[Dict], folder: Path, limit: int) -> Dict:
         in_scope, oos = in_scope[:limit], oos[: max(1, limit // 4)]
     predictions, ms = parse_all(model, in_scope + oos)
     scoped = predictions[: len(in_scope)]
-    outside = predictions[len(in_scope):]
+    outside = predictions[len(in_scope) :]
     accuracy = sum(1 for t, p, c in scoped if t == p and c >= FALLBACK_THRESHOLD) / len(scoped)
     recall = sum(1 for _, p, c in outside if p == "out_of_scope" or c < FALLBACK_THRESHOLD) / len(outside)
-    return {"train_s": round(seconds, 1), "parse_ms": round(ms, 2), "in_scope_accuracy": round(accuracy, 3), "oos_recall": round(recall, 3)}
+    return {
+        "train_s": round(seconds, 1),
+        "parse_ms": round(ms, 2),
+        "in_scope_accuracy": round(accuracy, 3),
+        "oos_recall": round(recall, 3),
+    }
 
 
 def own(name: str, pipeline: List[Dict], folder: Path) -> Dict:
@@ -126,7 +135,9 @@ def main() -> int:
     configure_logging_and_warnings(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(PIPELINES), action="append")
-    parser.add_argument("--skip-clinc", action="store_true", help="only OneWindow's own held-out set (minutes instead of an hour)")
+    parser.add_argument(
+        "--skip-clinc", action="store_true", help="only OneWindow's own held-out set (minutes instead of an hour)"
+    )
     parser.add_argument("--clinc-limit", type=int, default=0, help="evaluate on the first N in-scope rows only (quick look)")
     args = parser.parse_args()
     results = {}
@@ -138,13 +149,17 @@ def main() -> int:
             if not args.skip_clinc:
                 results[name]["clinc150"] = clinc(name, PIPELINES[name], Path(scratch), args.clinc_limit)
             print(json.dumps(results[name]), flush=True)
-    print(f"\n{'pipeline':<15} {'own macro-F1':>12} {'CLINC in-scope':>14} {'CLINC OOS recall':>16} {'parse ms':>8} {'CLINC train s':>13}")
+    print(
+        f"\n{'pipeline':<15} {'own macro-F1':>12} {'CLINC in-scope':>14} {'CLINC OOS recall':>16} {'parse ms':>8} {'CLINC train s':>13}"
+    )
     for name, r in results.items():
         clinc150 = r.get("clinc150", {})
         row = [clinc150.get(k, "-") for k in ("in_scope_accuracy", "oos_recall", "parse_ms", "train_s")]
         print(f"{name:<15} {r['own']['intent_macro_f1']:>12} {row[0]:>14} {row[1]:>16} {row[2]:>8} {row[3]:>13}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "nlu_pipelines.json").write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2))
+    (RESULTS / "nlu_pipelines.json").write_text(
+        json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2)
+    )
     return 0
 
 

@@ -5,8 +5,9 @@ prints turn latency (p50/p95/p99), messages per second and the peak memory (RSS)
 server process. The stock assistant is created with `rasa init` in a temporary folder and
 trained once per run (about 2 minutes); pass --skip-reference to leave it out.
 
-    make bench              # or: .venv/bin/python bench/rest_load.py [--turns 2000]
+    make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,33 @@ from typing import Dict, List
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.stack import Stack, free_port  # noqa: E402
+from harness.stack import Stack, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-QUESTION_FLOW = ["hello", "what documents do I need for a passport renewal", "how much is it", "how long does it take", "can I do it online", "thanks"]
-LIFE_EVENT_FLOW = ["hi", "I just had a baby", "what do I need for birth registration", "where is the north service centre", "when is it open", "bye"]
-OFFICE_FLOW = ["where can I get an id card renewal", "is the central service centre open on saturday", "my father passed away", "tell me about the funeral subsidy", "goodbye"]
+QUESTION_FLOW = [
+    "hello",
+    "what documents do I need for a passport renewal",
+    "how much is it",
+    "how long does it take",
+    "can I do it online",
+    "thanks",
+]
+LIFE_EVENT_FLOW = [
+    "hi",
+    "I just had a baby",
+    "what do I need for birth registration",
+    "where is the north service centre",
+    "when is it open",
+    "bye",
+]
+OFFICE_FLOW = [
+    "where can I get an id card renewal",
+    "is the central service centre open on saturday",
+    "my father passed away",
+    "tell me about the funeral subsidy",
+    "goodbye",
+]
 STOCK_FLOW = ["hello", "I am feeling sad", "yes", "great", "are you a bot?", "bye"]
 
 
@@ -144,15 +164,20 @@ def print_result(result: Dict) -> None:
     print(f"  {'conversations':>13} {'messages':>8} {'msg/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
     for key in ("single", "twenty"):
         r = result[key]
-        print(f"  {r['concurrency']:>13} {r['messages']:>8} {r['messages_per_second']:>7} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7}")
+        print(
+            f"  {r['concurrency']:>13} {r['messages']:>8} {r['messages_per_second']:>7} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7}"
+        )
     memory = ", ".join(f"{k} {v} MB" for k, v in result["peak_rss_mb"].items())
     print(f"  peak memory: {memory}; total {result['total_rss_mb']} MB")
 
 
 def answered(url: str) -> bool:
     """True when the REST channel at `url` answers a greeting (the model is loaded)."""
-    request = urllib.request.Request(url, data=json.dumps({"sender": "bench-ready", "message": STOCK_FLOW[0]}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"sender": "bench-ready", "message": STOCK_FLOW[0]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return bool(json.loads(answer.read()))
@@ -170,7 +195,9 @@ def start_stock_assistant(workdir: Path) -> tuple:
     log = open(workdir / "rasa.log", "wb")
     process = subprocess.Popen(  # the REST channel only: no HTTP API to open
         [rasa, "run", "-i", "127.0.0.1", "-p", str(port), "-m", "models"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -182,8 +209,15 @@ def start_stock_assistant(workdir: Path) -> tuple:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=2000, help="messages in the 20-conversation run (2000: the p95 rests on 100 of them)")
-    parser.add_argument("--instances", type=int, default=int(os.environ.get("RASA_INSTANCES", "2")), help="Rasa server instances behind the router")
+    parser.add_argument(
+        "--turns", type=int, default=2000, help="messages in the 20-conversation run (2000: the p95 rests on 100 of them)"
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=int(os.environ.get("RASA_INSTANCES", "2")),
+        help="Rasa server instances behind the router",
+    )
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the stock rasa init assistant")
     args = parser.parse_args()
     results = []
@@ -193,22 +227,34 @@ def main() -> int:
             pids = stack.pids()
             url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
             flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
-            results.append(measure(f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''})", url, pids, flows, args.turns))
+            results.append(
+                measure(
+                    f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''})", url, pids, flows, args.turns
+                )
+            )
         finally:
             stack.stop()
         if not args.skip_reference:
             process, port = start_stock_assistant(Path(scratch) / "stock")
             try:
                 url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
-                results.append(measure("stock `rasa init` assistant (reference)", url, {"rasa server": process.pid}, [STOCK_FLOW], args.turns))
+                results.append(
+                    measure(
+                        "stock `rasa init` assistant (reference)", url, {"rasa server": process.pid}, [STOCK_FLOW], args.turns
+                    )
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=20)
     if len(results) == 2:
         ours, stock = results[0]["twenty"], results[1]["twenty"]
-        print(f"\nthroughput at 20 conversations: {ours['messages_per_second'] / stock['messages_per_second']:.1f}x the stock assistant")
+        print(
+            f"\nthroughput at 20 conversations: {ours['messages_per_second'] / stock['messages_per_second']:.1f}x the stock assistant"
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rest_load.json").write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2))
+    (RESULTS / "rest_load.json").write_text(
+        json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2)
+    )
     print(f"figures saved to {RESULTS / 'rest_load.json'}")
     return 0
 

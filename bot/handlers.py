@@ -1,4 +1,5 @@
 """What the bot does with each kind of update: commands, text, buttons, contacts, places, voice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +26,7 @@ logger = logging.getLogger("onewindow.bot")
 Context = ContextTypes.DEFAULT_TYPE
 NEW = filters.UpdateType.MESSAGE
 
+
 def welcome_text(listening: bool) -> str:
     """The /start message; it mentions voice messages only when a speech model is set (VOSK_MODEL_PATH)."""
     return WELCOME.format(ask="Type your question or send a voice message." if listening else "Type your question.")
@@ -33,7 +35,9 @@ def welcome_text(listening: bool) -> str:
 def unsupported_text(listening: bool) -> str:
     """The answer to a picture, sticker or file; voice messages are offered only when they can be heard."""
     if listening:
-        return UNSUPPORTED.format(read="read text messages and listen to voice messages", ask="type your question or send a voice message")
+        return UNSUPPORTED.format(
+            read="read text messages and listen to voice messages", ask="type your question or send a voice message"
+        )
     return UNSUPPORTED.format(read="read text messages", ask="type your question")
 
 
@@ -49,7 +53,7 @@ WELCOME = (
     "service centre can read it when you ask for a person. /forget deletes it."
 )
 HELP = (
-    "Ask in your own words, for example \"what do I need for a passport renewal?\" or \"I just had a baby\".\n\n"
+    'Ask in your own words, for example "what do I need for a passport renewal?" or "I just had a baby".\n\n'
     "/human – talk to a person\n/cancel – stop what we are doing\n/voice – answers by voice, or slower speech\n"
     "/language – choose a language\n/forget – delete what this chat has stored\n/help – this list\n\n"
     "Share your phone number with the button below to find appointments you booked elsewhere; share your "
@@ -84,8 +88,13 @@ class ChatHandlers:
 
     def register(self, application: Application) -> None:
         commands = {
-            "start": self.start, "help": self.help, "human": self.human, "cancel": self.cancel,
-            "language": self.language, "forget": self.forget, "voice": self.voice_settings,
+            "start": self.start,
+            "help": self.help,
+            "human": self.human,
+            "cancel": self.cancel,
+            "language": self.language,
+            "forget": self.forget,
+            "voice": self.voice_settings,
         }
         for name, callback in commands.items():
             application.add_handler(CommandHandler(name, callback, filters=NEW))
@@ -143,7 +152,9 @@ class ChatHandlers:
         message: Message = update.effective_message  # type: ignore[assignment]
         contact = message.contact
         if contact is None or update.effective_user is None or contact.user_id != update.effective_user.id:
-            await message.reply_text("Please share your own number, with the \"Share my phone number\" button.", reply_markup=share_keyboard())
+            await message.reply_text(
+                'Please share your own number, with the "Share my phone number" button.', reply_markup=share_keyboard()
+            )
             return
         try:
             await asyncio.to_thread(self.backend.citizens.link_identity, CHANNEL, str(chat_of(update)), contact.phone_number)
@@ -153,7 +164,7 @@ class ChatHandlers:
         log_event(logger, "bot.phone_linked", chat=pseudonym(chat_of(update)))
         await message.reply_text(
             f"Thank you. This chat is now linked to your phone number ending in {contact.phone_number[-2:]}. "
-            "I can find appointments you booked by phone, on the website or at an office: ask \"check my appointment\"."
+            'I can find appointments you booked by phone, on the website or at an office: ask "check my appointment".'
         )
 
     async def location(self, update: Update, context: Context) -> None:
@@ -180,9 +191,17 @@ class ChatHandlers:
         except AudioError:
             await message.reply_text("Sorry, I could not play that voice message. Please try recording it again.")
             return
-        log_event(logger, "bot.voice_note", chat=pseudonym(chat), seconds=round(transcript.seconds, 1), words=len(transcript.text.split()))
+        log_event(
+            logger,
+            "bot.voice_note",
+            chat=pseudonym(chat),
+            seconds=round(transcript.seconds, 1),
+            words=len(transcript.text.split()),
+        )
         if not transcript.text:
-            await message.reply_text("Sorry, I could not make out any words. Please try again, a little closer to the phone, or type.")
+            await message.reply_text(
+                "Sorry, I could not make out any words. Please try again, a little closer to the phone, or type."
+            )
             return
         await message.reply_text(f"I heard: “{transcript.text}”")
         await self.conversations.turn(context.bot, chat, transcript.text, {"input": "voice", "confidence": transcript.confidence})
@@ -230,8 +249,9 @@ class ChatHandlers:
         await asyncio.to_thread(self.backend.preferences.forget, CHANNEL, str(chat))
         log_event(logger, "bot.chat_forgotten", chat=pseudonym(chat))
         await context.bot.send_message(
-            chat, "Done. I have deleted our conversation, the phone number link and your settings. "
-            "Your appointments and applications stay valid."
+            chat,
+            "Done. I have deleted our conversation, the phone number link and your settings. "
+            "Your appointments and applications stay valid.",
         )
 
     async def _chose_voice(self, update: Update, context: Context, choice: str) -> None:
@@ -258,8 +278,13 @@ class ChatHandlers:
         deliveries = current_deliveries()
         apologise = chat is not None and not deliveries.reply_delivered
         log_event(
-            logger, "bot.update_failed", level=logging.ERROR, exc_info=context.error,
-            chat=pseudonym(chat) if chat is not None else None, delivered=deliveries.methods, apology=apologise,
+            logger,
+            "bot.update_failed",
+            level=logging.ERROR,
+            exc_info=context.error,
+            chat=pseudonym(chat) if chat is not None else None,
+            delivered=deliveries.methods,
+            apology=apologise,
         )
         if chat is None or not apologise:
             return

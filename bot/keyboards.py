@@ -4,6 +4,7 @@ Telegram limits callback data to 64 bytes. A Rasa payload that fits travels as i
 (it starts with "/"); a longer one is kept here and travels as "k:<key>". The bot's own
 buttons use "<name>:<choice>" (for example "forget:yes").
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,13 +63,20 @@ def inline_keyboard(buttons: List[Dict[str, str]], store: PayloadStore) -> Inlin
 
 def choice_keyboard(name: str, choices: Dict[str, str]) -> InlineKeyboardMarkup:
     """The bot's own buttons: {choice: title} sending "<name>:<choice>"."""
-    return InlineKeyboardMarkup([[InlineKeyboardButton(title, callback_data=f"{name}:{choice}")] for choice, title in choices.items()])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(title, callback_data=f"{name}:{choice}")] for choice, title in choices.items()]
+    )
 
 
 def share_keyboard() -> ReplyKeyboardMarkup:
     """Buttons under the text box to share a phone number or a location in one tap."""
     return ReplyKeyboardMarkup(
-        [[KeyboardButton("Share my phone number", request_contact=True), KeyboardButton("Share my location", request_location=True)]],
+        [
+            [
+                KeyboardButton("Share my phone number", request_contact=True),
+                KeyboardButton("Share my location", request_location=True),
+            ]
+        ],
         resize_keyboard=True,
         is_persistent=True,
     )

@@ -5,6 +5,7 @@ order they arrived (asyncio locks wake waiters first in, first out). An update w
 update_id was already seen (Telegram redelivers after timeouts) is dropped. Each update is
 handled with its own record of what reached the chat (bot.delivery.recording).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Turn Rasa's responses into Telegram messages: text, inline buttons, images, map pins, checklists."""
+
 from __future__ import annotations
 
 import html
@@ -27,7 +28,7 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> List[str
                 cut = cut[: at + len(separator)]
                 break
         pieces.append(cut.strip())
-        rest = rest[len(cut):].strip()
+        rest = rest[len(cut) :].strip()
     if rest:
         pieces.append(rest)
     return pieces
@@ -100,7 +101,15 @@ class Renderer:
     async def _custom(self, bot: Bot, chat_id: int, custom: Dict[str, Any]) -> List[Message]:
         if "venue" in custom:
             venue = custom["venue"]
-            return [await bot.send_venue(chat_id, latitude=venue["latitude"], longitude=venue["longitude"], title=venue["title"], address=venue["address"])]
+            return [
+                await bot.send_venue(
+                    chat_id,
+                    latitude=venue["latitude"],
+                    longitude=venue["longitude"],
+                    title=venue["title"],
+                    address=venue["address"],
+                )
+            ]
         if "location" in custom:
             place = custom["location"]
             return [await bot.send_location(chat_id, latitude=place["latitude"], longitude=place["longitude"])]

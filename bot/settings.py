@@ -1,4 +1,5 @@
 """The bot's configuration, from environment variables with local defaults."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The speech engine lives in voice/ and is shared with the phone hotline; this module only
 moves its blocking work off the event loop.
 """
+
 from __future__ import annotations
 
 import asyncio

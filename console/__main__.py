@@ -1,10 +1,11 @@
 """Command line of the staff console.
 
-    python -m console serve [--host 127.0.0.1] [--port 5080]
-    python -m console create-user --username NAME --role agent|supervisor|admin [--password-stdin]
-    python -m console list-users
-    python -m console purge [--older-than-days N]     (default ONEWINDOW_RETENTION_DAYS, else 90; also failed look-ups)
+python -m console serve [--host 127.0.0.1] [--port 5080]
+python -m console create-user --username NAME --role agent|supervisor|admin [--password-stdin]
+python -m console list-users
+python -m console purge [--older-than-days N]     (default ONEWINDOW_RETENTION_DAYS, else 90; also failed look-ups)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     user_parser.add_argument("--role", required=True, help=" | ".join(ROLES))
     user_parser.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     sub.add_parser("list-users", help="print every staff account: username, role, active or deactivated")
-    purge_parser = sub.add_parser("purge", help="forget conversations idle for longer than the retention period "
-                                                "and failed record look-ups older than it")
+    purge_parser = sub.add_parser(
+        "purge", help="forget conversations idle for longer than the retention period and failed record look-ups older than it"
+    )
     purge_parser.add_argument("--older-than-days", type=int, default=int(os.environ.get("ONEWINDOW_RETENTION_DAYS", "90")))
     args = parser.parse_args(argv)
     settings = ConsoleSettings.from_env()
@@ -81,8 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def purge(settings: ConsoleSettings, days: int) -> int:
     from onewindow.backend import ServiceBackend
-    from onewindow.storage.retention import purge_older_than
     from onewindow.rasa_plugins.events_table import tracker_engine
+    from onewindow.storage.retention import purge_older_than
 
     backend, tracker = ServiceBackend.from_url(settings.database_url), tracker_engine(settings.endpoints)
     try:
@@ -93,8 +95,10 @@ def purge(settings: ConsoleSettings, days: int) -> int:
     finally:
         backend.engine.dispose()
         tracker.dispose()
-    print(f"forgot {len(purged.senders)} conversation(s) idle for more than {days} days, "
-          f"deleted {purged.lookups} failed record look-up(s) older than that")
+    print(
+        f"forgot {len(purged.senders)} conversation(s) idle for more than {days} days, "
+        f"deleted {purged.lookups} failed record look-up(s) older than that"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Logging in and out (throttled, console.throttle), changing one's password, and the admin's user management pages."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +11,29 @@ from sanic.response import HTTPResponse, redirect
 
 from console import audit, throttle
 from console.auth import (
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, audit_denied, end_other_sessions, end_session, public, requires, set_cookie,
-    source_address, start_session, tokens_match,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    audit_denied,
+    end_other_sessions,
+    end_session,
+    public,
+    requires,
+    set_cookie,
+    source_address,
+    start_session,
+    tokens_match,
 )
 from console.templates import error_page, render
 from console.users import (
-    ROLES, AccountError, authenticate, change_password, create_user, deactivate, is_account, list_users, member_by_id,
+    ROLES,
+    AccountError,
+    authenticate,
+    change_password,
+    create_user,
+    deactivate,
+    is_account,
+    list_users,
+    member_by_id,
 )
 
 bp = Blueprint("accounts")
@@ -97,13 +115,23 @@ async def logout(request: Request) -> HTTPResponse:
     return response
 
 
-async def users_page(request: Request, status: int = 200, error: str = "", notice: str = "",
-                     form: Optional[Dict[str, str]] = None) -> HTTPResponse:
+async def users_page(
+    request: Request, status: int = 200, error: str = "", notice: str = "", form: Optional[Dict[str, str]] = None
+) -> HTTPResponse:
     engine = request.app.ctx.backend.engine
     users = await asyncio.to_thread(list_users, engine)
     failures = await asyncio.to_thread(throttle.recent_failures, engine, [member.username for member in users])
-    return render(request, "admin_users.html", status=status, users=users, roles=ROLES, error=error, notice=notice,
-                  form=form or {"username": "", "role": "agent"}, failures=failures)
+    return render(
+        request,
+        "admin_users.html",
+        status=status,
+        users=users,
+        roles=ROLES,
+        error=error,
+        notice=notice,
+        form=form or {"username": "", "role": "agent"},
+        failures=failures,
+    )
 
 
 @bp.get("/admin/users")
@@ -118,7 +146,9 @@ async def add_user(request: Request) -> HTTPResponse:
     username = (request.form.get("username") or "").strip().lower()
     role = request.form.get("role") or ""
     try:
-        member = await asyncio.to_thread(create_user, request.app.ctx.backend.engine, username, role, request.form.get("password") or "")
+        member = await asyncio.to_thread(
+            create_user, request.app.ctx.backend.engine, username, role, request.form.get("password") or ""
+        )
     except AccountError as error:
         return await users_page(request, 400, error=str(error), form={"username": username, "role": role})
     await audit.record(request, "user.create", member.username, role=member.role)

@@ -1,10 +1,11 @@
 """The console application: configuration, shared services on `app.ctx`, blueprints.
 
-    app.ctx.settings  ConsoleSettings
-    app.ctx.backend   ServiceBackend on DATABASE_URL (accounts, sessions, audit log, handoffs)
-    app.ctx.tracker   SQLAlchemy Engine on Rasa's tracker store (endpoints.yml)
-    app.ctx.desk      StaffDesk (the handoff queue and its actions)
+app.ctx.settings  ConsoleSettings
+app.ctx.backend   ServiceBackend on DATABASE_URL (accounts, sessions, audit log, handoffs)
+app.ctx.tracker   SQLAlchemy Engine on Rasa's tracker store (endpoints.yml)
+app.ctx.desk      StaffDesk (the handoff queue and its actions)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,8 @@ from console import accounts, analytics, audit, auth, improve, lookups, queue, t
 from console.settings import ConsoleSettings
 from console.templates import error_page
 from onewindow.backend import ServiceBackend
-from onewindow.channels.outbound import OutboundChannels
 from onewindow.backend.staff_desk import StaffDesk
+from onewindow.channels.outbound import OutboundChannels
 from onewindow.rasa_plugins.events_table import tracker_engine
 
 STATIC = Path(__file__).parent / "static"
@@ -53,4 +54,3 @@ def create_app(settings: ConsoleSettings) -> Sanic:
         app.ctx.tracker.dispose()
 
     return app
-

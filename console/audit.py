@@ -3,6 +3,7 @@
 `await record(request, action, target, **detail)` is async (the write runs off the event loop)
 and takes the username from `request.ctx.user`. Supervisors and admins read the log at /audit.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,9 +58,11 @@ def search(engine: Engine, username: Optional[str] = None, action: Optional[str]
         pages = max(1, math.ceil(total / PER_PAGE))
         page = min(page, pages)
         entries = session.scalars(
-            select(models.AuditEntry).where(*conditions)
+            select(models.AuditEntry)
+            .where(*conditions)
             .order_by(models.AuditEntry.at.desc(), models.AuditEntry.id.desc())
-            .offset((page - 1) * PER_PAGE).limit(PER_PAGE)
+            .offset((page - 1) * PER_PAGE)
+            .limit(PER_PAGE)
         ).all()
     return AuditPage(list(entries), page, pages, total)
 

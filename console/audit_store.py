@@ -1,4 +1,5 @@
 """Writing the audit log (`audit_log`), kept apart from its pages so that console.auth can record refusals."""
+
 from __future__ import annotations
 
 from datetime import datetime

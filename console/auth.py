@@ -15,6 +15,7 @@ Both refusals are audited (`access.denied`, with the reason). A session ends aft
 `CONSOLE_SESSION_MINUTES`, or earlier after `CONSOLE_IDLE_MINUTES` without a request; requests the
 pages make by themselves (`requires(role, touch=False)`: the live queue) do not count as activity.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,11 @@ def start_session(engine: Engine, member: StaffMember, minutes: int) -> str:
         session.execute(delete(models.StaffSession).where(models.StaffSession.expires_at < now))
         session.add(
             models.StaffSession(
-                token_hash=_token_hash(token), user_id=member.id, csrf_token=secrets.token_urlsafe(32),
-                created_at=now, expires_at=now + timedelta(minutes=minutes),
+                token_hash=_token_hash(token),
+                user_id=member.id,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=now,
+                expires_at=now + timedelta(minutes=minutes),
             )
         )
     return token
@@ -97,10 +101,14 @@ def session_member(engine: Engine, token: str, idle_minutes: int, touch: bool = 
         row = session.execute(query).first()
         found = (member_of(row[0]), row[1]) if row else None
         if found is not None and touch:
-            session.execute(update(sessions).where(
-                sessions.token_hash == token_hash,
-                or_(sessions.last_seen_at.is_(None), sessions.last_seen_at < now - timedelta(seconds=TOUCH_SECONDS)),
-            ).values(last_seen_at=now))
+            session.execute(
+                update(sessions)
+                .where(
+                    sessions.token_hash == token_hash,
+                    or_(sessions.last_seen_at.is_(None), sessions.last_seen_at < now - timedelta(seconds=TOUCH_SECONDS)),
+                )
+                .values(last_seen_at=now)
+            )
     return found
 
 
@@ -112,8 +120,11 @@ def end_session(engine: Engine, token: str) -> None:
 def end_other_sessions(engine: Engine, user_id: int, token: str) -> None:
     """End every session of the user but the one with `token` (after a password change)."""
     with Session(engine, future=True) as session, session.begin():
-        session.execute(delete(models.StaffSession).where(models.StaffSession.user_id == user_id,
-                                                          models.StaffSession.token_hash != _token_hash(token)))
+        session.execute(
+            delete(models.StaffSession).where(
+                models.StaffSession.user_id == user_id, models.StaffSession.token_hash != _token_hash(token)
+            )
+        )
 
 
 def source_address(request: Request) -> str:
@@ -124,8 +135,14 @@ def source_address(request: Request) -> str:
 
 async def audit_denied(request: Request, username: str, reason: str) -> None:
     """Record a refused request: who, the path (masked, without its query) and why."""
-    await asyncio.to_thread(audit_write, request.app.ctx.backend.engine, username, "access.denied",
-                            Masker()(request.path), {"method": request.method, "reason": reason})
+    await asyncio.to_thread(
+        audit_write,
+        request.app.ctx.backend.engine,
+        username,
+        "access.denied",
+        Masker()(request.path),
+        {"method": request.method, "reason": reason},
+    )
 
 
 def set_cookie(request: Request, response: HTTPResponse, name: str, value: str, max_age: int) -> None:

@@ -4,6 +4,7 @@ Every chart is `<svg class="chart" data-chart="<id>" data-points="<n>" role="img
 <title>, one `<rect class="bar" data-label=".." data-value="..">` per bar and text labels with the values.
 Labels are escaped here; the result is Markup for the templates.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -31,8 +32,7 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, int) or float(value).is_integer() else f"{value:.1f}"
 
 
-def horizontal_bars(chart: str, title: str, items: Sequence[Tuple[str, float]], unit: str = "",
-                    shares: bool = False) -> Markup:
+def horizontal_bars(chart: str, title: str, items: Sequence[Tuple[str, float]], unit: str = "", shares: bool = False) -> Markup:
     """One bar per (label, value), longest scale = largest value; `shares` adds each bar's percentage."""
     total = sum(value for _, value in items) or 1
     largest = max((value for _, value in items), default=0) or 1
@@ -85,9 +85,13 @@ def stacked_columns(chart: str, title: str, categories: Sequence[str], series: S
                 f"<title>{escape(category)}, {escape(name)}: {_number(value)}</title></rect>"
             )
         if totals[index]:
-            body.append(f'<text class="value" x="{x + width / 2:.1f}" y="{base - 3:.1f}" font-size="10" text-anchor="middle">{_number(totals[index])}</text>')
+            body.append(
+                f'<text class="value" x="{x + width / 2:.1f}" y="{base - 3:.1f}" font-size="10" text-anchor="middle">{_number(totals[index])}</text>'
+            )
         if len(categories) <= 16 or index % max(1, len(categories) // 8) == 0:
-            body.append(f'<text x="{x + width / 2:.1f}" y="{top + plot_height + 16}" font-size="10" text-anchor="middle">{escape(category[5:])}</text>')
+            body.append(
+                f'<text x="{x + width / 2:.1f}" y="{top + plot_height + 16}" font-size="10" text-anchor="middle">{escape(category[5:])}</text>'
+            )
     body.append(f'<line x1="{left}" y1="{top + plot_height}" x2="{WIDTH - 10}" y2="{top + plot_height}" stroke="#57606a"/>')
     points = sum(1 for _, values in series for value in values if value)
     return _svg(chart, title, points, WIDTH, top + plot_height + bottom, body)

@@ -5,6 +5,7 @@ The list page is aggregated in SQL (one row per sender, paginated); a transcript
 one sender's events. The tracker store and the service database may be different databases, so they are
 never joined in SQL: the service side gives sets of sender ids that filter the events query.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
 from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, PROOF_SLOTS, Masker, slot_personal_values
-from onewindow.storage import models
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
 from onewindow.rasa_plugins.events_table import events
+from onewindow.storage import models
 
 PER_PAGE = 25
 EXPORT_LIMIT = 5000
@@ -45,6 +46,7 @@ def said_text(data: Dict[str, Any]) -> str:
     if text.strip() == NOT_UNDERSTOOD and heard is not None:
         return f"(not understood) {heard}".strip()
     return text
+
 
 handoffs = models.HandoffRequest.__table__
 reviews = models.ConversationReview.__table__
@@ -77,8 +79,14 @@ def user_message(row: Any) -> UserMessage:
     """A `user` event row (id, sender_id, timestamp, intent_name, data) as a message."""
     data = json.loads(row.data or "{}")
     intent = (data.get("parse_data") or {}).get("intent") or {}
-    return UserMessage(row.id, row.sender_id, moment(row.timestamp), data.get("text") or "",
-                       intent.get("name") or row.intent_name, intent.get("confidence"))
+    return UserMessage(
+        row.id,
+        row.sender_id,
+        moment(row.timestamp),
+        data.get("text") or "",
+        intent.get("name") or row.intent_name,
+        intent.get("confidence"),
+    )
 
 
 @dataclass
@@ -108,7 +116,7 @@ class Review:
 
 @dataclass
 class ConversationSummary:
-    key: int                    # the sender's first event id: the conversation's id in console URLs
+    key: int  # the sender's first event id: the conversation's id in console URLs
     sender_id: str
     channel: str
     started_at: datetime
@@ -125,9 +133,9 @@ class ConversationSummary:
 class Message:
     event_id: int
     at: datetime
-    speaker: str                # citizen | assistant | staff
+    speaker: str  # citizen | assistant | staff
     text: str
-    author: str = ""            # the staff member, for staff replies
+    author: str = ""  # the staff member, for staff replies
     channel: str = ""
     intent: Optional[str] = None
     confidence: Optional[float] = None
@@ -231,18 +239,31 @@ def build_sessions(rows: Sequence[Any], channel: str) -> List[Session]:
         if row.type_name == "user":
             parse = data.get("parse_data") or {}
             intent = parse.get("intent") or {}
-            turn = Turn(Message(
-                row.id, at, "citizen", said_text(data),
-                channel=(data.get("metadata") or {}).get("channel") or channel,
-                intent=intent.get("name") or row.intent_name, confidence=intent.get("confidence"),
-                entities=[(e.get("entity"), e.get("value")) for e in parse.get("entities") or []],
-            ))
+            turn = Turn(
+                Message(
+                    row.id,
+                    at,
+                    "citizen",
+                    said_text(data),
+                    channel=(data.get("metadata") or {}).get("channel") or channel,
+                    intent=intent.get("name") or row.intent_name,
+                    confidence=intent.get("confidence"),
+                    entities=[(e.get("entity"), e.get("value")) for e in parse.get("entities") or []],
+                )
+            )
             current_session(at).turns.append(turn)
         elif row.type_name == "bot":
             staff = (data.get("metadata") or {}).get("staff")
-            current_turn(at).replies.append(Message(
-                row.id, at, "staff" if staff else "assistant", data.get("text") or "", author=staff or "", channel=channel,
-            ))
+            current_turn(at).replies.append(
+                Message(
+                    row.id,
+                    at,
+                    "staff" if staff else "assistant",
+                    data.get("text") or "",
+                    author=staff or "",
+                    channel=channel,
+                )
+            )
         elif row.type_name == "action" and row.action_name not in HIDDEN_ACTIONS:
             current_turn(at).actions.append(row.action_name or data.get("name") or "")
         elif row.type_name == "slot" and data.get("name") not in HIDDEN_SLOTS:
@@ -265,8 +286,11 @@ def personal_values_in(rows: Iterable[Any]) -> Dict[str, List[str]]:
             question = asked.pop(row.sender_id, None)
             if question in PROOF_SLOTS:
                 found = slot_personal_values(question, text)
-            elif (question in NAME_SLOTS and NAME_ANSWER.fullmatch(text)
-                    and not any(word.lower() in NOT_NAMES for word in text.split())):
+            elif (
+                question in NAME_SLOTS
+                and NAME_ANSWER.fullmatch(text)
+                and not any(word.lower() in NOT_NAMES for word in text.split())
+            ):
                 found = [text]
         elif row.action_name == REQUESTED_SLOT:
             asked[row.sender_id] = data.get("value")
@@ -362,8 +386,13 @@ class ConversationStore:
         if criteria.until() is not None:
             having.append(func.min(events.c.timestamp) < criteria.until())
         return (
-            select(events.c.sender_id, func.min(events.c.id).label("key"), func.min(events.c.timestamp).label("first_at"),
-                   last_at.label("last_at"), user_messages.label("user_messages"))
+            select(
+                events.c.sender_id,
+                func.min(events.c.id).label("key"),
+                func.min(events.c.timestamp).label("first_at"),
+                last_at.label("last_at"),
+                user_messages.label("user_messages"),
+            )
             .where(*conditions)
             .group_by(events.c.sender_id)
             .having(and_(*having))
@@ -416,7 +445,8 @@ class ConversationStore:
         with self.tracker.connect() as connection:
             user_rows = connection.execute(
                 select(events.c.sender_id, events.c.intent_name, events.c.data)
-                .where(events.c.sender_id.in_(senders), events.c.type_name == "user").order_by(events.c.id)
+                .where(events.c.sender_id.in_(senders), events.c.type_name == "user")
+                .order_by(events.c.id)
             ).all()
         first_text: Dict[str, str] = {}
         intents: Dict[str, List[str]] = {}
@@ -431,11 +461,17 @@ class ConversationStore:
         review_map = self.reviews_of(senders)
         return [
             ConversationSummary(
-                key=row.key, sender_id=row.sender_id, channel=channel_of_sender(row.sender_id),
-                started_at=moment(row.first_at), last_at=moment(row.last_at), user_messages=int(row.user_messages),
-                first_text=first_text.get(row.sender_id, ""), intents=intents.get(row.sender_id, []),
+                key=row.key,
+                sender_id=row.sender_id,
+                channel=channel_of_sender(row.sender_id),
+                started_at=moment(row.first_at),
+                last_at=moment(row.last_at),
+                user_messages=int(row.user_messages),
+                first_text=first_text.get(row.sender_id, ""),
+                intents=intents.get(row.sender_id, []),
                 outcome=outcome_of(bool(handoff_map.get(row.sender_id)), last_intent.get(row.sender_id)),
-                handoffs=handoff_map.get(row.sender_id, []), review=review_map.get(row.sender_id, Review()),
+                handoffs=handoff_map.get(row.sender_id, []),
+                review=review_map.get(row.sender_id, Review()),
             )
             for row in rows
         ]
@@ -447,7 +483,8 @@ class ConversationStore:
         with self.tracker.connect() as connection:
             rows = connection.execute(
                 select(events.c.sender_id, events.c.type_name, events.c.action_name, events.c.data)
-                .where(events.c.sender_id.in_(list(senders)), personal_events()).order_by(events.c.id)
+                .where(events.c.sender_id.in_(list(senders)), personal_events())
+                .order_by(events.c.id)
             ).all()
         return personal_values_in(rows)
 
@@ -486,7 +523,9 @@ class ConversationStore:
         """The sender's whole history (every session), with handoffs, review and phone calls."""
         with self.tracker.connect() as connection:
             rows = connection.execute(
-                select(events).where(events.c.sender_id == sender_id, events.c.type_name.in_(TRANSCRIPT_EVENTS)).order_by(events.c.id)
+                select(events)
+                .where(events.c.sender_id == sender_id, events.c.type_name.in_(TRANSCRIPT_EVENTS))
+                .order_by(events.c.id)
             ).all()
             key = self._key(connection, sender_id)
         if key is None:
@@ -501,30 +540,54 @@ class ConversationStore:
         by_sender: Dict[str, List[Any]] = {sender: [] for sender in senders}
         with self.tracker.connect() as connection:
             for row in connection.execute(
-                select(events).where(events.c.sender_id.in_(senders), events.c.type_name.in_(TRANSCRIPT_EVENTS)).order_by(events.c.id)
+                select(events)
+                .where(events.c.sender_id.in_(senders), events.c.type_name.in_(TRANSCRIPT_EVENTS))
+                .order_by(events.c.id)
             ):
                 by_sender[row.sender_id].append(row)
         handoff_map, review_map = self.handoffs_of(senders), self.reviews_of(senders)
         return [
-            self._transcript(s.key, s.sender_id, by_sender[s.sender_id], handoff_map.get(s.sender_id, []),
-                             review_map.get(s.sender_id, Review()), with_calls=False)
+            self._transcript(
+                s.key,
+                s.sender_id,
+                by_sender[s.sender_id],
+                handoff_map.get(s.sender_id, []),
+                review_map.get(s.sender_id, Review()),
+                with_calls=False,
+            )
             for s in summaries
         ]
 
-    def _transcript(self, key: int, sender_id: str, rows: Sequence[Any], handoff_list: Optional[List[HandoffInfo]] = None,
-                    review: Optional[Review] = None, with_calls: bool = True) -> Transcript:
+    def _transcript(
+        self,
+        key: int,
+        sender_id: str,
+        rows: Sequence[Any],
+        handoff_list: Optional[List[HandoffInfo]] = None,
+        review: Optional[Review] = None,
+        with_calls: bool = True,
+    ) -> Transcript:
         channel = channel_of_sender(sender_id)
         if handoff_list is None:
             handoff_list = self.handoffs_of([sender_id]).get(sender_id, [])
         if review is None:
             review = self.reviews_of([sender_id]).get(sender_id, Review())
         last_intent = next((row.intent_name for row in reversed(rows) if row.type_name == "user"), None)
-        personal = personal_values_in(r for r in rows if r.type_name == "user"
-                                      or (r.type_name == "slot" and r.action_name in (*PERSONAL_SLOTS, REQUESTED_SLOT)))
+        personal = personal_values_in(
+            r
+            for r in rows
+            if r.type_name == "user" or (r.type_name == "slot" and r.action_name in (*PERSONAL_SLOTS, REQUESTED_SLOT))
+        )
         return Transcript(
-            key=key, sender_id=sender_id, channel=channel, sessions=build_sessions(rows, channel),
-            personal_values=personal.get(sender_id, []), outcome=outcome_of(bool(handoff_list), last_intent),
-            handoffs=handoff_list, review=review, calls=self.calls_of(sender_id) if with_calls else [],
+            key=key,
+            sender_id=sender_id,
+            channel=channel,
+            sessions=build_sessions(rows, channel),
+            personal_values=personal.get(sender_id, []),
+            outcome=outcome_of(bool(handoff_list), last_intent),
+            handoffs=handoff_list,
+            review=review,
+            calls=self.calls_of(sender_id) if with_calls else [],
         )
 
     def handoffs_of(self, senders: Sequence[str]) -> Dict[str, List[HandoffInfo]]:
@@ -532,16 +595,32 @@ class ConversationStore:
         found: Dict[str, List[HandoffInfo]] = {}
         with self.service.connect() as connection:
             for row in connection.execute(query):
-                found.setdefault(row.sender_id, []).append(HandoffInfo(
-                    row.reference, row.reason, row.status, row.outcome, row.created_at, row.claimed_by, row.claimed_at,
-                ))
+                found.setdefault(row.sender_id, []).append(
+                    HandoffInfo(
+                        row.reference,
+                        row.reason,
+                        row.status,
+                        row.outcome,
+                        row.created_at,
+                        row.claimed_by,
+                        row.claimed_at,
+                    )
+                )
         return found
 
     def calls_of(self, sender_id: str) -> List[CallInfo]:
         query = select(calls).where(calls.c.sender_id == sender_id).order_by(calls.c.started_at)
         with self.service.connect() as connection:
             return [
-                CallInfo(row.call_id, row.channel, row.started_at, row.ended_at, row.outcome, row.caller_audio_seconds, list(row.turns or []))
+                CallInfo(
+                    row.call_id,
+                    row.channel,
+                    row.started_at,
+                    row.ended_at,
+                    row.outcome,
+                    row.caller_audio_seconds,
+                    list(row.turns or []),
+                )
                 for row in connection.execute(query)
             ]
 
@@ -557,8 +636,13 @@ class ConversationStore:
 
     def save_review(self, sender_id: str, tags: List[str], note: str, reviewed: bool, username: str) -> Review:
         """Replace the conversation's tags, note and reviewed mark."""
-        values = {"tags": tags, "note": note, "reviewed": reviewed, "reviewed_by": username if reviewed else None,
-                  "updated_at": datetime.utcnow()}
+        values = {
+            "tags": tags,
+            "note": note,
+            "reviewed": reviewed,
+            "reviewed_by": username if reviewed else None,
+            "updated_at": datetime.utcnow(),
+        }
         with self.service.begin() as connection:
             changed = connection.execute(update(reviews).where(reviews.c.sender_id == sender_id).values(**values)).rowcount
             if not changed:
@@ -613,4 +697,3 @@ def outcome_condition(outcome: str, handed_off: Set[str]) -> ColumnElement:
     if outcome == "abandoned":
         return and_(not_(is_handed_off), is_abandoned)
     return and_(not_(is_handed_off), not_(is_abandoned))
-

@@ -4,6 +4,7 @@ those corrections exported as Rasa NLU training data ready to merge into nlu/.
 A message is misunderstood when NLU fell back (nlu_fallback), when the intent's confidence was below the
 threshold (CONSOLE_LOW_CONFIDENCE, default 0.5), or when it was the citizen's last request before a handoff.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,8 @@ from sqlalchemy.sql import ColumnElement
 from console.conversations import ConversationStore, UserMessage, is_typed, user_message
 from console.filters import FALLBACK_INTENT, InvalidFilter, domain_intents
 from console.masking import Masker
-from onewindow.storage import models
 from onewindow.rasa_plugins.events_table import events
+from onewindow.storage import models
 
 corrections = models.NluCorrection.__table__
 PER_PAGE = 25
@@ -38,7 +39,7 @@ def confidence_column(dialect: str) -> ColumnElement:
 @dataclass
 class Misunderstood:
     message: UserMessage
-    why: str                            # a key of WHY
+    why: str  # a key of WHY
     correct_intent: Optional[str] = None
 
 
@@ -88,7 +89,7 @@ class Corrections:
             # button payloads ("/request_human") are not something a citizen typed: left out before paging
             typed = self._typed(connection, ids)
         ids = [i for i in ids if i in typed]
-        shown = ids[(page - 1) * per_page: page * per_page]
+        shown = ids[(page - 1) * per_page : page * per_page]
         items = [Misunderstood(typed[i], why[i], corrected.get(i)) for i in shown]
         return MisunderstoodPage(items, len(ids), page, per_page)
 
@@ -97,8 +98,9 @@ class Corrections:
         found: Dict[int, UserMessage] = {}
         for start in range(0, len(ids), 500):
             rows = connection.execute(
-                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data)
-                .where(events.c.id.in_(ids[start:start + 500]))
+                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
+                    events.c.id.in_(ids[start : start + 500])
+                )
             )
             found.update({m.event_id: m for m in map(user_message, rows) if is_typed(m.text)})
         return found
@@ -114,15 +116,22 @@ class Corrections:
             raise InvalidFilter("pick one of the assistant's intents")
         with self.tracker.connect() as connection:
             row = connection.execute(
-                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data)
-                .where(events.c.id == event_id, events.c.type_name == "user")
+                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
+                    events.c.id == event_id, events.c.type_name == "user"
+                )
             ).first()
         if row is None:
             raise InvalidFilter("that message does not exist (any more)")
         message = user_message(row)
-        values = {"sender_id": message.sender_id, "text": message.text, "predicted_intent": message.intent,
-                  "confidence": message.confidence, "correct_intent": correct_intent, "corrected_by": username,
-                  "created_at": datetime.utcnow()}
+        values = {
+            "sender_id": message.sender_id,
+            "text": message.text,
+            "predicted_intent": message.intent,
+            "confidence": message.confidence,
+            "correct_intent": correct_intent,
+            "corrected_by": username,
+            "created_at": datetime.utcnow(),
+        }
         with self.service.begin() as connection:
             if not connection.execute(update(corrections).where(corrections.c.event_id == event_id).values(**values)).rowcount:
                 connection.execute(insert(corrections).values(event_id=event_id, **values))

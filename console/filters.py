@@ -3,6 +3,7 @@
 Every parameter is checked against a fixed list or a length limit; anything else raises InvalidFilter
 with a message the page shows (answered with 400, never a 500).
 """
+
 from __future__ import annotations
 
 import re

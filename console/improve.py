@@ -1,5 +1,6 @@
 """Improving the assistant: staff pick the right intent for misunderstood messages, and download the
 corrections as Rasa NLU training data (YAML, masked) ready to merge into nlu/."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,9 +45,18 @@ async def improve_page(request: Request) -> HTTPResponse:
         "toggle": list_link(1, not include_corrected),
         "here": list_link(number, include_corrected),
     }
-    return render(request, "improve.html", page=page, maskers=maskers, default_mask=Masker(), why=WHY,
-                  intents=domain_intents(), include_corrected=include_corrected, links=links,
-                  threshold=corrections.threshold)
+    return render(
+        request,
+        "improve.html",
+        page=page,
+        maskers=maskers,
+        default_mask=Masker(),
+        why=WHY,
+        intents=domain_intents(),
+        include_corrected=include_corrected,
+        links=links,
+        threshold=corrections.threshold,
+    )
 
 
 @bp.post("/improve/corrections")
@@ -72,5 +82,8 @@ async def export_training_data(request: Request) -> HTTPResponse:
     body = await asyncio.to_thread(corrections_of(request).training_data)
     await audit.record(request, "nlu.export", "corrections")
     filename = f"nlu_corrections-{datetime.utcnow():%Y%m%d-%H%M}.yml"
-    return raw(body.encode("utf-8"), content_type="application/x-yaml; charset=utf-8",
-               headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return raw(
+        body.encode("utf-8"),
+        content_type="application/x-yaml; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -2,6 +2,7 @@
 the latest failures, over the last `days` days (default 7). What the page shows is what `record_lookups` holds:
 pseudonyms (salted hashes of the conversation, the source and the reference) and closed vocabularies, never a
 reference, a phone number, the digits given or a sender id. Every view is audited (`lookups.view`)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,5 +53,6 @@ async def lookups_page(request: Request) -> HTTPResponse:
     days = parse_whole(request.args, "days", DEFAULT_DAYS, MAX_RANGE_DAYS)
     report = await asyncio.to_thread(lookup_report, request.app.ctx.backend.ownership, days)
     await record(request, "lookups.view", "/lookups", days=days, sources=len(report.repeated))
-    return render(request, "lookups.html", report=report, reasons=REASONS, at_least=MAX_FAILURES, latest=LATEST,
-                  max_days=MAX_RANGE_DAYS)
+    return render(
+        request, "lookups.html", report=report, reasons=REASONS, at_least=MAX_FAILURES, latest=LATEST, max_days=MAX_RANGE_DAYS
+    )

@@ -16,6 +16,7 @@ Every page, export (CSV, JSON, NLU YAML) and handoff summary passes text through
 Dates and times ("2026-12-03", "03.12.2026", "10:30") are not numbers and stay as they are; so do the numbers
 and addresses the city publishes (its hotline and offices, from the catalogue).
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,8 @@ from functools import lru_cache
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set
 
 from onewindow import settings
-from onewindow.service_catalogue import load_catalogue
 from onewindow.infra.logs import PHONE_OR_ID, pseudonym
+from onewindow.service_catalogue import load_catalogue
 
 MASK = "••••"
 EMAIL_MASK = f"{MASK}@{MASK}"
@@ -58,7 +59,9 @@ ANY_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
 CAPITALISED = rf"{WORD}(?:\s+{WORD}){{0,2}}"
 NAME_PATTERNS = (
     re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister|Missus)\.?\s+(?P<name>{CAPITALISED})"),
-    re.compile(rf"(?i:\b(?:my name is|my name's|name is|name:|surname is|full name is))\s+(?P<name>{ANY_WORD}(?:\s+{ANY_WORD}){{0,2}})"),
+    re.compile(
+        rf"(?i:\b(?:my name is|my name's|name is|name:|surname is|full name is))\s+(?P<name>{ANY_WORD}(?:\s+{ANY_WORD}){{0,2}})"
+    ),
     re.compile(rf"(?i:\b(?:i am|i'm|call me))\s+(?P<name>{CAPITALISED})"),
     re.compile(rf"\bfor (?P<name>{WORD}(?:\s+{WORD}){{0,3}})\. Shall I book it\?"),
     re.compile(rf"(?i:\b(?:thank you|thanks|hello|hi|dear|goodbye|bye)),?\s+(?P<name>{CAPITALISED})"),
@@ -77,8 +80,10 @@ def _published() -> "tuple[FrozenSet[str], FrozenSet[str]]":
     catalogue = load_catalogue(settings.catalogue_dir())
     numbers = [catalogue.city["hotline"]["number"], *(office.get("phone") or "" for office in catalogue.offices)]
     addresses = [office.get("address") or "" for office in catalogue.offices]
-    return (frozenset(re.sub(r"\D", "", number) for number in numbers if number),
-            frozenset(_address_key(address) for address in addresses if address))
+    return (
+        frozenset(re.sub(r"\D", "", number) for number in numbers if number),
+        frozenset(_address_key(address) for address in addresses if address),
+    )
 
 
 def public_numbers() -> FrozenSet[str]:
@@ -142,8 +147,9 @@ def name_values(values: Iterable[str]) -> Set[str]:
             continue
         result.add(value)
         if not any(ch.isdigit() for ch in value):
-            result.update(part for part in re.split(r"[\s,]+", value)
-                          if len(part) >= MIN_NAME_PART and part.lower() not in NOT_NAMES)
+            result.update(
+                part for part in re.split(r"[\s,]+", value) if len(part) >= MIN_NAME_PART and part.lower() not in NOT_NAMES
+            )
     return result
 
 
@@ -181,16 +187,24 @@ class Masker:
 
 def personal_kinds(text: str) -> List[str]:
     """Which kinds of personal data `text` may be or hold (for a search: e-mail, digits, address, name)."""
-    checks = (("email", "@" in text), ("digits", any(ch.isdigit() for ch in text)), ("address", bool(ADDRESS.search(text))),
-              ("name", bool(names_in(text) or re.search(WORD, text))))
+    checks = (
+        ("email", "@" in text),
+        ("digits", any(ch.isdigit() for ch in text)),
+        ("address", bool(ADDRESS.search(text))),
+        ("name", bool(names_in(text) or re.search(WORD, text))),
+    )
     return [kind for kind, present in checks if present]
 
 
 def search_detail(text: str, in_clear: bool) -> Dict[str, Any]:
     """What the audit log keeps of a search: a salted hash of the text (equal searches can be matched up), its
     length and kinds of personal data, and whether it ran on the text in clear; never the text itself."""
-    return {"query": pseudonym(f"search:{text.casefold()}"), "length": len(text), "kinds": personal_kinds(text),
-            "in_clear": in_clear}
+    return {
+        "query": pseudonym(f"search:{text.casefold()}"),
+        "length": len(text),
+        "kinds": personal_kinds(text),
+        "in_clear": in_clear,
+    }
 
 
 def slot_personal_values(name: str, value: Any) -> List[str]:

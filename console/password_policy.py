@@ -1,5 +1,6 @@
 """The password policy: long enough, and not guessable by zxcvbn (common passwords, words, repeats, sequences,
 keyboard patterns, dates, and the user's own name), with zxcvbn's advice in the refusal."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -30,5 +31,8 @@ def check_password(password: str, user_inputs: Sequence[str] = ()) -> None:
     if result["score"] < MIN_SCORE:
         feedback = result.get("feedback") or {}
         advice = " ".join(part for part in [feedback.get("warning") or "", *(feedback.get("suggestions") or [])] if part)
-        raise WeakPasswordError("the password is too easy to guess" + (f": {advice}" if advice else "")
-                                + " A few unusual words together make a good password.")
+        raise WeakPasswordError(
+            "the password is too easy to guess"
+            + (f": {advice}" if advice else "")
+            + " A few unusual words together make a good password."
+        )

@@ -1,4 +1,5 @@
 """Password hashing with scrypt (standard library), a random salt per password, constant-time checks."""
+
 from __future__ import annotations
 
 import base64
@@ -19,7 +20,7 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def hash_password(password: str) -> str:
-    """"scrypt$n$r$p$salt$key" with a fresh 16-byte salt (console.password_policy decides what may be hashed)."""
+    """ "scrypt$n$r$p$salt$key" with a fresh 16-byte salt (console.password_policy decides what may be hashed)."""
     salt = secrets.token_bytes(16)
     return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(_scrypt(password, salt, N, R, P))}"
 

@@ -2,6 +2,7 @@
 hand back), all through StaffDesk. The list updates itself over server-sent events (/queue/events):
 one task per app polls StaffDesk.queue_version() about once a second and wakes the open streams
 when it changes; the page then fetches the list again (/queue/items)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,8 @@ from console.masking import PERSONAL_SLOTS, Masker, no_masking, slot_personal_va
 from console.templates import error_page, render
 from console.users import active_username
 from onewindow.backend.references import normalise_reference
-from onewindow.infra.logs import log_event
 from onewindow.backend.staff_desk import OUTCOMES, HandoffNotFound, HandoffStateError, QueueItem, StaffDesk, tell_queue_moves
+from onewindow.infra.logs import log_event
 
 logger = logging.getLogger("onewindow.console")  # OneWindow's JSON log lines (onewindow.infra.logs)
 bp = Blueprint("queue")
@@ -84,7 +85,9 @@ def masker_for(item: QueueItem, history: List[str], revealed: bool) -> Callable[
         return no_masking
     slots = item.summary.get("slots") or {}
     texts = [str(turn.get("text", "")) for turn in item.summary.get("last_turns") or []] + [m.text for m in item.messages]
-    return Masker([value for name in PERSONAL_SLOTS for value in slot_personal_values(name, str(slots.get(name) or ""))] + history, texts)
+    return Masker(
+        [value for name in PERSONAL_SLOTS for value in slot_personal_values(name, str(slots.get(name) or ""))] + history, texts
+    )
 
 
 def shown_summary(item: QueueItem, mask: Callable[[Any], Any]) -> Dict[str, Any]:
@@ -92,7 +95,9 @@ def shown_summary(item: QueueItem, mask: Callable[[Any], Any]) -> Dict[str, Any]
     return {
         "intents": [str(intent) for intent in summary.get("intents") or []],
         "slots": {name: slot_value_masked(mask, name, value) for name, value in (summary.get("slots") or {}).items()},
-        "last_turns": [{"from": turn.get("from", ""), "text": mask(turn.get("text", ""))} for turn in summary.get("last_turns") or []],
+        "last_turns": [
+            {"from": turn.get("from", ""), "text": mask(turn.get("text", ""))} for turn in summary.get("last_turns") or []
+        ],
     }
 
 
@@ -149,11 +154,21 @@ async def render_handoff(request: Request, item: QueueItem, revealed: bool) -> H
     history = (await asyncio.to_thread(store.personal_values, [item.sender_id])).get(item.sender_id, [])
     transcript_key = await asyncio.to_thread(store.key_of, item.sender_id)  # links carry the key, never the sender id
     mask = masker_for(item, history, revealed)
-    messages = [{"kind": m.kind, "author": m.author, "text": mask(m.text), "delivered": m.delivered, "created_at": m.created_at}
-                for m in item.messages]
+    messages = [
+        {"kind": m.kind, "author": m.author, "text": mask(m.text), "delivered": m.delivered, "created_at": m.created_at}
+        for m in item.messages
+    ]
     return render(
-        request, "handoff.html", item=item, summary=shown_summary(item, mask), messages=messages, revealed=revealed,
-        outcomes=OUTCOMES, priorities=PRIORITIES, max_text=MAX_TEXT, transcript_key=transcript_key,
+        request,
+        "handoff.html",
+        item=item,
+        summary=shown_summary(item, mask),
+        messages=messages,
+        revealed=revealed,
+        outcomes=OUTCOMES,
+        priorities=PRIORITIES,
+        max_text=MAX_TEXT,
+        transcript_key=transcript_key,
     )
 
 
@@ -179,8 +194,14 @@ async def reveal(request: Request, reference: str) -> HTTPResponse:
     return await show(request, reference, "personal_data.reveal", revealed=True)
 
 
-async def _act(request: Request, reference: str, action: str, change: Callable[[StaffDesk, str], Awaitable[Any]],
-               done: Optional[str] = None, **detail: Any) -> HTTPResponse:
+async def _act(
+    request: Request,
+    reference: str,
+    action: str,
+    change: Callable[[StaffDesk, str], Awaitable[Any]],
+    done: Optional[str] = None,
+    **detail: Any,
+) -> HTTPResponse:
     """Apply `change` to the handoff through the StaffDesk, audit it as `action`, then show `done` (the handoff's page)."""
     ref = handoff_reference(reference)
     if ref is None:
@@ -190,7 +211,9 @@ async def _act(request: Request, reference: str, action: str, change: Callable[[
     except HandoffNotFound:
         return error_page(request, 404, NOT_FOUND)
     except HandoffStateError as error:
-        return error_page(request, 409, f"Not possible now: {error}. The handoff page shows its current state.", back=f"/handoffs/{ref}")
+        return error_page(
+            request, 409, f"Not possible now: {error}. The handoff page shows its current state.", back=f"/handoffs/{ref}"
+        )
     await audit.record(request, action, ref, **detail)
     return redirect(done or f"/handoffs/{ref}", status=303)
 
@@ -236,8 +259,14 @@ async def resolve(request: Request, reference: str) -> HTTPResponse:
     if outcome not in OUTCOMES:
         return error_page(request, 400, "Choose the outcome from the list.", back=f"/handoffs/{reference}")
     username = request.ctx.user.username
-    return await _act(request, reference, "handoff.resolve", lambda desk, ref: desk.resolve(ref, username, outcome),
-                      done="/queue", outcome=outcome)
+    return await _act(
+        request,
+        reference,
+        "handoff.resolve",
+        lambda desk, ref: desk.resolve(ref, username, outcome),
+        done="/queue",
+        outcome=outcome,
+    )
 
 
 @bp.post("/handoffs/<reference>/hand-back")
@@ -255,12 +284,18 @@ async def reassign(request: Request, reference: str) -> HTTPResponse:
     target = (request.form.get("to") or "").strip().lower()
     username = await asyncio.to_thread(active_username, request.app.ctx.backend.engine, target) if target else None
     if target and username is None:
-        return error_page(request, 400, "Choose an active staff member to reassign to, or none to release.",
-                          back=f"/handoffs/{reference}")
+        return error_page(
+            request, 400, "Choose an active staff member to reassign to, or none to release.", back=f"/handoffs/{reference}"
+        )
 
     async def change(desk: StaffDesk, ref: str) -> None:
         await asyncio.to_thread(desk.backend.handoffs.reassign, ref, username)
         await tell_queue_moves(desk.backend, desk.outbound)
 
-    return await _act(request, reference, "handoff.release" if username is None else "handoff.reassign", change,
-                      **({"to": username} if username else {}))
+    return await _act(
+        request,
+        reference,
+        "handoff.release" if username is None else "handoff.reassign",
+        change,
+        **({"to": username} if username else {}),
+    )

@@ -1,4 +1,5 @@
 """The staff console's configuration, from environment variables with defaults that run locally."""
+
 from __future__ import annotations
 
 import os
@@ -12,15 +13,15 @@ from onewindow import settings as onewindow_settings
 class ConsoleSettings:
     host: str
     port: int
-    database_url: str          # the service database (staff accounts, sessions, audit log, handoffs)
-    endpoints: Path            # Rasa's endpoints.yml: the tracker store the transcripts come from
-    rasa_url: str              # Rasa's HTTP API (StaffDesk replies and hand-backs go through it)
+    database_url: str  # the service database (staff accounts, sessions, audit log, handoffs)
+    endpoints: Path  # Rasa's endpoints.yml: the tracker store the transcripts come from
+    rasa_url: str  # Rasa's HTTP API (StaffDesk replies and hand-backs go through it)
     rasa_api_secret: str = field(repr=False)  # signs the HTTP API's tokens (RASA_JWT_SECRET); serve refuses to start without
-    session_minutes: int       # a login lasts this long
-    secure_cookies: bool       # set the Secure flag (behind HTTPS)
+    session_minutes: int  # a login lasts this long
+    secure_cookies: bool  # set the Secure flag (behind HTTPS)
     low_confidence: float = 0.5  # Improve lists messages understood with less confidence than this
-    idle_minutes: int = 30     # a session without a request for this long has ended (CONSOLE_IDLE_MINUTES)
-    proxies_count: int = 0     # reverse proxies in front (CONSOLE_PROXIES_COUNT): then X-Forwarded-For gives the source
+    idle_minutes: int = 30  # a session without a request for this long has ended (CONSOLE_IDLE_MINUTES)
+    proxies_count: int = 0  # reverse proxies in front (CONSOLE_PROXIES_COUNT): then X-Forwarded-For gives the source
 
     @classmethod
     def from_env(cls) -> "ConsoleSettings":

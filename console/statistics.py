@@ -1,4 +1,5 @@
 """The figures behind the analytics page, for a date range (UTC days, both ends included)."""
+
 from __future__ import annotations
 
 import statistics
@@ -23,13 +24,13 @@ UNMET_INTENTS = (FALLBACK_INTENT, "out_of_scope")
 class Analytics:
     date_from: date
     date_to: date
-    per_day: Dict[date, Dict[str, int]] = field(default_factory=dict)   # day -> channel -> conversations
-    outcomes: Dict[str, int] = field(default_factory=dict)              # OUTCOMES key -> conversations
+    per_day: Dict[date, Dict[str, int]] = field(default_factory=dict)  # day -> channel -> conversations
+    outcomes: Dict[str, int] = field(default_factory=dict)  # OUTCOMES key -> conversations
     reasons: List[Tuple[str, int]] = field(default_factory=list)
     top_intents: List[Tuple[str, int]] = field(default_factory=list)
-    unmet: List[Tuple[str, int]] = field(default_factory=list)          # masked text -> times asked
-    median_wait: Optional[float] = None                                 # minutes, over the range
-    wait_by_day: Dict[date, float] = field(default_factory=dict)        # day -> median minutes
+    unmet: List[Tuple[str, int]] = field(default_factory=list)  # masked text -> times asked
+    median_wait: Optional[float] = None  # minutes, over the range
+    wait_by_day: Dict[date, float] = field(default_factory=dict)  # day -> median minutes
 
     @property
     def days(self) -> List[date]:
@@ -51,12 +52,16 @@ def analytics(store: ConversationStore, date_from: date, date_to: date) -> Analy
     with store.tracker.connect() as connection:
         active = connection.execute(select(events.c.sender_id, events.c.timestamp).where(*in_range)).all()
         intents = connection.execute(
-            select(events.c.intent_name, func.count().label("n")).where(*in_range, events.c.intent_name.isnot(None))
-            .group_by(events.c.intent_name).order_by(func.count().desc(), events.c.intent_name).limit(TOP)
+            select(events.c.intent_name, func.count().label("n"))
+            .where(*in_range, events.c.intent_name.isnot(None))
+            .group_by(events.c.intent_name)
+            .order_by(func.count().desc(), events.c.intent_name)
+            .limit(TOP)
         ).all()
         unmet_rows = connection.execute(
-            select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data)
-            .where(*in_range, events.c.intent_name.in_(UNMET_INTENTS))
+            select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
+                *in_range, events.c.intent_name.in_(UNMET_INTENTS)
+            )
         ).all()
         senders: Set[str] = {row.sender_id for row in active}
         abandoned = set(connection.execute(abandoned_senders()).scalars()) & senders
@@ -68,10 +73,15 @@ def analytics(store: ConversationStore, date_from: date, date_to: date) -> Analy
 
     start, end = datetime.utcfromtimestamp(since), datetime.utcfromtimestamp(until)
     with store.service.connect() as connection:
-        handed_off = set(connection.execute(select(handoffs.c.sender_id).where(handoffs.c.sender_id.in_(senders))).scalars()) if senders else set()
+        handed_off = (
+            set(connection.execute(select(handoffs.c.sender_id).where(handoffs.c.sender_id.in_(senders))).scalars())
+            if senders
+            else set()
+        )
         requested = connection.execute(
-            select(handoffs.c.reason, handoffs.c.created_at, handoffs.c.claimed_at)
-            .where(handoffs.c.created_at >= start, handoffs.c.created_at < end)
+            select(handoffs.c.reason, handoffs.c.created_at, handoffs.c.claimed_at).where(
+                handoffs.c.created_at >= start, handoffs.c.created_at < end
+            )
         ).all()
     result.outcomes = {key: 0 for key in OUTCOMES}
     for sender in senders:
@@ -97,4 +107,3 @@ def analytics(store: ConversationStore, date_from: date, date_to: date) -> Analy
             shown.setdefault(text.casefold(), text)
     result.unmet = [(shown[key], count) for key, count in sorted(asked.items(), key=lambda item: (-item[1], item[0]))[:TOP]]
     return result
-

@@ -12,6 +12,7 @@ A login attempt is refused (`wait_seconds` > 0) when, within the last WINDOW_MIN
 
 A successful login forgets its source's failures for that name; an admin's unlock forgets all of the account's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from onewindow.storage import models
 from onewindow.infra.logs import SALT
+from onewindow.storage import models
 
 WINDOW_MINUTES = 15
 PAIR_FAILURES = 5
@@ -61,6 +62,7 @@ def wait_seconds(engine: Engine, username: str, address: str, now: Optional[date
     account, source = account_key(username), source_key(address)
     recent = (Failure.at > since,)
     with Session(engine, future=True) as session:
+
         def count_and_last(*conditions: object) -> "tuple[int, Optional[datetime]]":
             row = session.execute(select(func.count(Failure.id), func.max(Failure.at)).where(*recent, *conditions)).one()
             return int(row[0] or 0), row[1]
@@ -97,6 +99,7 @@ def recent_failures(engine: Engine, usernames: Iterable[str]) -> Dict[str, int]:
     with Session(engine, future=True) as session:
         rows = session.execute(
             select(Failure.account_key, func.count(Failure.id))
-            .where(Failure.at > since, Failure.account_key.in_(list(keys))).group_by(Failure.account_key)
+            .where(Failure.at > since, Failure.account_key.in_(list(keys)))
+            .group_by(Failure.account_key)
         ).all()
     return {keys[key]: int(count) for key, count in rows}

@@ -4,6 +4,7 @@ Personal data is masked everywhere (console.masking) except in the one response 
 gets by asking to reveal a transcript (audited as personal_data.reveal). Every view and export is audited.
 Conversations are addressed by their key (the first event id), so URLs never carry a phone number.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,16 @@ from console import audit
 from console.auth import REVEAL_ROLE, requires
 from console.conversations import ConversationStore, ConversationSummary, Transcript
 from console.filters import (
-    CHANNELS, ConversationFilter, HANDOFF_REASONS, OUTCOMES, REVIEWED, InvalidFilter, known_intents, parse_filter,
-    parse_page, tags_from_text,
+    CHANNELS,
+    HANDOFF_REASONS,
+    OUTCOMES,
+    REVIEWED,
+    ConversationFilter,
+    InvalidFilter,
+    known_intents,
+    parse_filter,
+    parse_page,
+    tags_from_text,
 )
 from console.masking import Masker, no_masking, search_detail, slot_value_masked
 from console.templates import error_page, render
@@ -34,14 +43,17 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def store_of(request: Request) -> ConversationStore:
     """The conversations as this user may search them: in clear for roles that may reveal personal data."""
-    return ConversationStore(request.app.ctx.tracker, request.app.ctx.backend.engine,
-                             search_in_clear=request.ctx.user.can(REVEAL_ROLE))
+    return ConversationStore(
+        request.app.ctx.tracker, request.app.ctx.backend.engine, search_in_clear=request.ctx.user.can(REVEAL_ROLE)
+    )
 
 
 async def audit_search(request: Request, criteria: ConversationFilter, where: str) -> None:
     """Every free-text search is audited, the query as a salted hash and its kinds of personal data, never in clear."""
     if criteria.text:
-        await audit.record(request, "transcripts.search", where, **search_detail(criteria.text, store_of(request).search_in_clear))
+        await audit.record(
+            request, "transcripts.search", where, **search_detail(criteria.text, store_of(request).search_in_clear)
+        )
 
 
 def first(args: Mapping[str, Any], name: str) -> str:
@@ -50,8 +62,13 @@ def first(args: Mapping[str, Any], name: str) -> str:
 
 
 def filter_options() -> Dict[str, Any]:
-    return {"channels": CHANNELS, "intents": sorted(known_intents()), "outcomes": OUTCOMES,
-            "reasons": HANDOFF_REASONS, "reviewed_choices": REVIEWED}
+    return {
+        "channels": CHANNELS,
+        "intents": sorted(known_intents()),
+        "outcomes": OUTCOMES,
+        "reasons": HANDOFF_REASONS,
+        "reviewed_choices": REVIEWED,
+    }
 
 
 # --- the list ----------------------------------------------------------------------------------
@@ -60,14 +77,27 @@ def filter_options() -> Dict[str, Any]:
 @bp.get("/transcripts")
 @requires("agent")
 async def transcript_list(request: Request) -> HTTPResponse:
-    form = {name: first(request.args, name) for name in ("from", "to", "channel", "intent", "outcome", "reason", "tag", "q", "reviewed")}
+    form = {
+        name: first(request.args, name)
+        for name in ("from", "to", "channel", "intent", "outcome", "reason", "tag", "q", "reviewed")
+    }
     store = store_of(request)
     tags = await asyncio.to_thread(store.all_tags)
     try:
         criteria, number = parse_filter(request.args), parse_page(request.args)
     except InvalidFilter as error:
-        return render(request, "transcripts.html", status=400, error=str(error), form=form, page=None, tags=tags,
-                      maskers={}, links={}, **filter_options())
+        return render(
+            request,
+            "transcripts.html",
+            status=400,
+            error=str(error),
+            form=form,
+            page=None,
+            tags=tags,
+            maskers={},
+            links={},
+            **filter_options(),
+        )
     await audit_search(request, criteria, "list")
     page = await asyncio.to_thread(store.search, criteria, number)
     personal = await asyncio.to_thread(store.personal_values, [item.sender_id for item in page.items])
@@ -79,8 +109,9 @@ async def transcript_list(request: Request) -> HTTPResponse:
         "csv": "/transcripts/export.csv" + (f"?{urlencode(params)}" if params else ""),
         "json": "/transcripts/export.json" + (f"?{urlencode(params)}" if params else ""),
     }
-    return render(request, "transcripts.html", error="", form=form, page=page, tags=tags, maskers=maskers, links=links,
-                  **filter_options())
+    return render(
+        request, "transcripts.html", error="", form=form, page=page, tags=tags, maskers=maskers, links=links, **filter_options()
+    )
 
 
 # --- one conversation --------------------------------------------------------------------------
@@ -92,11 +123,22 @@ async def conversation(request: Request, key: int) -> Optional[Transcript]:
     return await asyncio.to_thread(store.transcript, sender) if sender else None
 
 
-def render_transcript(request: Request, transcript: Transcript, revealed: bool, status: int = 200, error: str = "") -> HTTPResponse:
+def render_transcript(
+    request: Request, transcript: Transcript, revealed: bool, status: int = 200, error: str = ""
+) -> HTTPResponse:
     mask: Callable[[Any], Any] = no_masking if revealed else transcript.masker()
     slot = (lambda name, value: value) if revealed else (lambda name, value: slot_value_masked(mask, name, value))
-    return render(request, "transcript.html", status=status, t=transcript, mask=mask, slot=slot, revealed=revealed,
-                  error=error, outcomes=OUTCOMES)
+    return render(
+        request,
+        "transcript.html",
+        status=status,
+        t=transcript,
+        mask=mask,
+        slot=slot,
+        revealed=revealed,
+        error=error,
+        outcomes=OUTCOMES,
+    )
 
 
 async def show(request: Request, key: int, action: str, revealed: bool) -> HTTPResponse:
@@ -158,8 +200,9 @@ async def exported(request: Request, kind: str) -> Any:
 
 
 def download(body: str, content_type: str, filename: str) -> HTTPResponse:
-    return raw(body.encode("utf-8"), content_type=content_type,
-               headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return raw(
+        body.encode("utf-8"), content_type=content_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 def export_name(extension: str) -> str:
@@ -181,8 +224,13 @@ def csv_rows(transcript: Transcript) -> Iterator[List[Any]]:
             is_first = index == 0
             who = f"staff:{message.author}" if message.speaker == "staff" else message.speaker
             yield [
-                transcript.key, sender, f"{message.at:%Y-%m-%dT%H:%M:%S}Z", message.channel or transcript.channel, who,
-                mask(message.text), message.intent or "",
+                transcript.key,
+                sender,
+                f"{message.at:%Y-%m-%dT%H:%M:%S}Z",
+                message.channel or transcript.channel,
+                who,
+                mask(message.text),
+                message.intent or "",
                 "" if message.confidence is None else round(message.confidence, 3),
                 " ".join(turn.actions) if is_first else "",
             ]
@@ -217,8 +265,14 @@ def conversation_json(summary: ConversationSummary, transcript: Transcript) -> D
         "last_at": summary.last_at.isoformat() + "Z",
         "outcome": transcript.outcome,
         "handoffs": [
-            {"reference": h.reference, "reason": h.reason, "status": h.status, "outcome": h.outcome,
-             "created_at": h.created_at.isoformat() + "Z", "wait_minutes": h.wait_minutes}
+            {
+                "reference": h.reference,
+                "reason": h.reason,
+                "status": h.status,
+                "outcome": h.outcome,
+                "created_at": h.created_at.isoformat() + "Z",
+                "wait_minutes": h.wait_minutes,
+            }
             for h in transcript.handoffs
         ],
         "tags": transcript.review.tags,
@@ -229,9 +283,14 @@ def conversation_json(summary: ConversationSummary, transcript: Transcript) -> D
                 "started_at": session.started_at.isoformat() + "Z",
                 "turns": [
                     {
-                        "citizen": {**message(turn.citizen), "intent": turn.citizen.intent, "confidence": turn.citizen.confidence,
-                                    "entities": [{"entity": e, "value": mask(v)} for e, v in turn.citizen.entities]}
-                        if turn.citizen else None,
+                        "citizen": {
+                            **message(turn.citizen),
+                            "intent": turn.citizen.intent,
+                            "confidence": turn.citizen.confidence,
+                            "entities": [{"entity": e, "value": mask(v)} for e, v in turn.citizen.entities],
+                        }
+                        if turn.citizen
+                        else None,
                         "replies": [message(reply) for reply in turn.replies],
                         "actions": turn.actions,
                         "slots": [{"name": name, "value": slot_value_masked(mask, name, value)} for name, value in turn.slots],
@@ -257,4 +316,3 @@ async def export_json(request: Request) -> HTTPResponse:
         "conversations": [conversation_json(s, t) for s, t in zip(summaries, transcripts)],
     }
     return download(json.dumps(body, ensure_ascii=False, indent=1), "application/json", export_name("json"))
-

@@ -1,4 +1,5 @@
 """Staff accounts: create, authenticate, list, deactivate (the `staff_users` table)."""
+
 from __future__ import annotations
 
 import re
@@ -49,8 +50,9 @@ def create_user(engine: Engine, username: str, role: str, password: str) -> Staf
     password_hash = hash_password(policy_checked(password, username))
     try:
         with Session(engine, future=True) as session, session.begin():
-            row = models.StaffUser(username=username, role=role, password_hash=password_hash, active=True,
-                                   password_changed_at=datetime.utcnow())
+            row = models.StaffUser(
+                username=username, role=role, password_hash=password_hash, active=True, password_changed_at=datetime.utcnow()
+            )
             session.add(row)
             session.flush()
             return member_of(row)

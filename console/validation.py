@@ -7,6 +7,7 @@ answered 400 with a message that says which and why, and no input can make a pag
 - anything else that goes wrong is logged by its kind and route only (never the address, its query or a
   citizen's text) and answered with a plain error page.
 """
+
 from __future__ import annotations
 
 import logging

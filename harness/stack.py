@@ -3,6 +3,7 @@
 Each stack has its own random RASA_JWT_SECRET: its clients reach Rasa's HTTP API through the
 router's internal listener (`api_url`) with `api_get`/`api_post`, which sign the header.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ from urllib.parse import quote
 from onewindow.__main__ import seed
 from onewindow.infra.api_auth import authorization
 from onewindow.infra.local_servers import http_get, write_endpoints
-from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
+from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 
 MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
 STARTUP_SECONDS = 180
@@ -66,22 +67,53 @@ class Stack:
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()
-        env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT), "SANIC_HOST": "127.0.0.1",
-               **self.api_env()}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "SANIC_HOST": "127.0.0.1",
+            **self.api_env(),
+        }
         rasa = str(Path(sys.executable).with_name("rasa"))
         self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)
         self.instance_ports = [free_port() for _ in range(self.instances)]
         for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(
                 f"rasa server {number}",
-                [sys.executable, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(MODEL), "--enable-api",
-                 "-i", "127.0.0.1", "-p", str(port), "--endpoints", str(endpoints),
-                 "--credentials", str(PROJECT_ROOT / "credentials.yml")],
+                [
+                    sys.executable,
+                    "-m",
+                    "onewindow.rasa_plugins.server",
+                    "run",
+                    "-m",
+                    str(MODEL),
+                    "--enable-api",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "--endpoints",
+                    str(endpoints),
+                    "--credentials",
+                    str(PROJECT_ROOT / "credentials.yml"),
+                ],
                 env,
             )
         upstreams = [arg for port in self.instance_ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
-        self._spawn("router", [sys.executable, "-m", "onewindow.infra.router", "--port", str(self.rasa_port),
-                               "--api-port", str(self.api_port), *upstreams], env)
+        self._spawn(
+            "router",
+            [
+                sys.executable,
+                "-m",
+                "onewindow.infra.router",
+                "--port",
+                str(self.rasa_port),
+                "--api-port",
+                str(self.api_port),
+                *upstreams,
+            ],
+            env,
+        )
         self._wait_ready()
         return self
 
@@ -92,8 +124,13 @@ class Stack:
 
     def spawn_bot(self, name: str, env: Dict[str, str]) -> subprocess.Popen:
         """Start `python -m bot` talking to this stack's Rasa server and database; `env` adds TELEGRAM_*."""
-        base = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONPATH": str(PROJECT_ROOT),
-                "RASA_URL": f"http://127.0.0.1:{self.rasa_port}", "RASA_ENDPOINTS": str(self.endpoints)}
+        base = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "RASA_URL": f"http://127.0.0.1:{self.rasa_port}",
+            "RASA_ENDPOINTS": str(self.endpoints),
+        }
         self._spawn(f"bot {name}", [sys.executable, "-m", "bot"], {**base, **env})
         return self.processes[f"bot {name}"]
 

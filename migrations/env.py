@@ -1,4 +1,5 @@
 """Alembic environment: migrates the database named by DATABASE_URL (or the given connection)."""
+
 from __future__ import annotations
 
 from alembic import context

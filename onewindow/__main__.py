@@ -1,4 +1,5 @@
 """Command line: `python -m onewindow migrate | seed | check-catalogue | export-nlu`."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,12 @@ from alembic.config import Config
 
 from onewindow import settings
 from onewindow.backend import ServiceBackend
+from onewindow.rasa_plugins.events_table import tracker_engine
 from onewindow.service_catalogue import CatalogueError, load_catalogue
 from onewindow.service_catalogue.nlu_export import write_lookups
 from onewindow.service_catalogue.seed import seed_catalogue
 from onewindow.storage.db import make_engine, make_sessionmaker, use_write_ahead_log
 from onewindow.storage.demo_data import load_sample_applications
-from onewindow.rasa_plugins.events_table import tracker_engine
 
 LOOKUPS_FILE = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
 

@@ -16,6 +16,7 @@ RASA_API_PORT (5100, the HTTP API, loopback), RASA_INSTANCES (2 on two cores or 
 (RASA_PORT + 100; instance n listens on it + n), ACTIONS_PORT (5055), VOICE_PORT (9092), VOICE_CONTROL_PORT
 (9093), CONSOLE_PORT (5080), RASA_HOST (127.0.0.1: the address of the public port), TELEGRAM_TOKEN.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,9 +53,15 @@ class Ports:
         rasa = int(env.get("RASA_PORT", "5005"))
         count = int(env.get("RASA_INSTANCES", "2" if (os.cpu_count() or 1) >= 2 else "1"))
         first = int(env.get("RASA_INSTANCE_PORT", str(rasa + 100)))
-        return cls(rasa=rasa, api=int(env.get("RASA_API_PORT", "5100")), actions=int(env.get("ACTIONS_PORT", "5055")),
-                   instances=tuple(first + n for n in range(1, count + 1)), voice=int(env.get("VOICE_PORT", "9092")),
-                   voice_control=int(env.get("VOICE_CONTROL_PORT", "9093")), console=int(env.get("CONSOLE_PORT", "5080")))
+        return cls(
+            rasa=rasa,
+            api=int(env.get("RASA_API_PORT", "5100")),
+            actions=int(env.get("ACTIONS_PORT", "5055")),
+            instances=tuple(first + n for n in range(1, count + 1)),
+            voice=int(env.get("VOICE_PORT", "9092")),
+            voice_control=int(env.get("VOICE_CONTROL_PORT", "9093")),
+            console=int(env.get("CONSOLE_PORT", "5080")),
+        )
 
 
 @dataclass(frozen=True)
@@ -84,21 +91,72 @@ def programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str])
     """What `make run` serves; no secret in any of them (it comes from supervisord's environment)."""
     python, rasa = sys.executable, str(Path(sys.executable).with_name("rasa"))
     public = f"http://{LOOPBACK}:{ports.rasa}"
-    found = [Program("actions", [rasa, "run", "actions", "--actions", "actions", "-p", str(ports.actions)], {"SANIC_HOST": LOOPBACK})]
+    found = [
+        Program("actions", [rasa, "run", "actions", "--actions", "actions", "-p", str(ports.actions)], {"SANIC_HOST": LOOPBACK})
+    ]
     found += [
-        Program(f"rasa-{n}", [python, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(model), "--enable-api", "-i", LOOPBACK,
-                              "-p", str(port), "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml")],
-                {}, start_seconds=10)
+        Program(
+            f"rasa-{n}",
+            [
+                python,
+                "-m",
+                "onewindow.rasa_plugins.server",
+                "run",
+                "-m",
+                str(model),
+                "--enable-api",
+                "-i",
+                LOOPBACK,
+                "-p",
+                str(port),
+                "--endpoints",
+                str(endpoints),
+                "--credentials",
+                str(PROJECT_ROOT / "credentials.yml"),
+            ],
+            {},
+            start_seconds=10,
+        )
         for n, port in enumerate(ports.instances, start=1)
     ]
     upstreams = [arg for port in ports.instances for arg in ("--upstream", f"http://{LOOPBACK}:{port}")]
-    found.append(Program("router", [python, "-m", "onewindow.infra.router", "--host", env.get("RASA_HOST", LOOPBACK),
-                                    "--port", str(ports.rasa), "--api-port", str(ports.api), *upstreams], {}))
-    found.append(Program("voice", [python, "-m", "voice", "gateway"],
-                         {"RASA_URL": public, "RASA_API_URL": f"http://{LOOPBACK}:{ports.api}",
-                          "VOICE_PORT": str(ports.voice), "VOICE_CONTROL_PORT": str(ports.voice_control)}))
-    found.append(Program("console", [python, "-m", "console", "serve"],
-                         {"RASA_URL": f"http://{LOOPBACK}:{ports.api}", "CONSOLE_HOST": LOOPBACK, "CONSOLE_PORT": str(ports.console)}))
+    found.append(
+        Program(
+            "router",
+            [
+                python,
+                "-m",
+                "onewindow.infra.router",
+                "--host",
+                env.get("RASA_HOST", LOOPBACK),
+                "--port",
+                str(ports.rasa),
+                "--api-port",
+                str(ports.api),
+                *upstreams,
+            ],
+            {},
+        )
+    )
+    found.append(
+        Program(
+            "voice",
+            [python, "-m", "voice", "gateway"],
+            {
+                "RASA_URL": public,
+                "RASA_API_URL": f"http://{LOOPBACK}:{ports.api}",
+                "VOICE_PORT": str(ports.voice),
+                "VOICE_CONTROL_PORT": str(ports.voice_control),
+            },
+        )
+    )
+    found.append(
+        Program(
+            "console",
+            [python, "-m", "console", "serve"],
+            {"RASA_URL": f"http://{LOOPBACK}:{ports.api}", "CONSOLE_HOST": LOOPBACK, "CONSOLE_PORT": str(ports.console)},
+        )
+    )
     if env.get("TELEGRAM_TOKEN"):
         found.append(Program("bot", [python, "-m", "bot"], {"RASA_URL": public}))
     return found
@@ -112,31 +170,54 @@ def quoted(value: str) -> str:
 def supervisord_config(var: Path, found: List[Program]) -> str:
     logs = var / "log"
     lines = [
-        "[supervisord]", "nodaemon=true", f"logfile={quoted(str(logs / 'supervisord.log'))}",
-        f"pidfile={quoted(str(var / 'supervisord.pid'))}", f"childlogdir={quoted(str(logs))}", f"directory={quoted(str(PROJECT_ROOT))}",
-        "", "[unix_http_server]", f"file={quoted(str(var / 'supervisor.sock'))}", "chmod=0700",
-        "", "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "", "[supervisorctl]", f"serverurl=unix://{quoted(str(var / 'supervisor.sock'))}",
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={quoted(str(logs / 'supervisord.log'))}",
+        f"pidfile={quoted(str(var / 'supervisord.pid'))}",
+        f"childlogdir={quoted(str(logs))}",
+        f"directory={quoted(str(PROJECT_ROOT))}",
+        "",
+        "[unix_http_server]",
+        f"file={quoted(str(var / 'supervisor.sock'))}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{quoted(str(var / 'supervisor.sock'))}",
     ]
     for program in found:
         environment = ",".join(f'{key}="{quoted(value)}"' for key, value in program.env.items())
         lines += [
-            "", f"[program:{program.name}]", f"command={quoted(subprocess.list2cmdline(program.command))}",
-            f"directory={quoted(str(PROJECT_ROOT))}", "autostart=true", "autorestart=true",
-            f"startsecs={program.start_seconds}", "startretries=5", f"stopwaitsecs={STOP_SECONDS}",
-            "stopasgroup=true", "killasgroup=true", "redirect_stderr=true",
-            f"stdout_logfile={quoted(str(logs / (program.name + '.log')))}", "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=3",
+            "",
+            f"[program:{program.name}]",
+            f"command={quoted(subprocess.list2cmdline(program.command))}",
+            f"directory={quoted(str(PROJECT_ROOT))}",
+            "autostart=true",
+            "autorestart=true",
+            f"startsecs={program.start_seconds}",
+            "startretries=5",
+            f"stopwaitsecs={STOP_SECONDS}",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={quoted(str(logs / (program.name + '.log')))}",
+            "stdout_logfile_maxbytes=20MB",
+            "stdout_logfile_backups=3",
         ] + ([f"environment={environment}"] if environment else [])
     return "\n".join(lines) + "\n"
 
 
 def ready_checks(ports: Ports) -> Dict[str, Tuple[str, bool]]:
     """What must answer before OneWindow counts as running: name -> (URL, whether it needs the API token)."""
-    checks = {"action server": (f"http://{LOOPBACK}:{ports.actions}/health", False),
-              "router": (f"http://{LOOPBACK}:{ports.rasa}/health", False),
-              "HTTP API": (f"http://{LOOPBACK}:{ports.api}/status", True),
-              "hotline gateway": (f"http://{LOOPBACK}:{ports.voice_control}/health", False),
-              "staff console": (f"http://{LOOPBACK}:{ports.console}/login", False)}
+    checks = {
+        "action server": (f"http://{LOOPBACK}:{ports.actions}/health", False),
+        "router": (f"http://{LOOPBACK}:{ports.rasa}/health", False),
+        "HTTP API": (f"http://{LOOPBACK}:{ports.api}/status", True),
+        "hotline gateway": (f"http://{LOOPBACK}:{ports.voice_control}/health", False),
+        "staff console": (f"http://{LOOPBACK}:{ports.console}/login", False),
+    }
     checks.update({f"Rasa instance {n}": (f"http://{LOOPBACK}:{port}/status", True) for n, port in enumerate(ports.instances, 1)})
     return checks
 
@@ -201,9 +282,13 @@ def main() -> int:
     config = var / "supervisord.conf"
     config.write_text(supervisord_config(var, programs(ports, model, endpoints, env)))
     child_env = {**env, API_SECRET_VARIABLE: secret, "PYTHONPATH": str(PROJECT_ROOT), "RASA_ENDPOINTS": str(endpoints)}
-    print(f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds", flush=True)
-    supervisor = subprocess.Popen([str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)],
-                                  cwd=PROJECT_ROOT, env=child_env)
+    print(
+        f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds",
+        flush=True,
+    )
+    supervisor = subprocess.Popen(
+        [str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)], cwd=PROJECT_ROOT, env=child_env
+    )
 
     def stop(signal_number: int, _frame: object) -> None:
         if supervisor.poll() is None:

@@ -1,4 +1,5 @@
 """Configuration from environment variables, with defaults that run locally."""
+
 from __future__ import annotations
 
 import os

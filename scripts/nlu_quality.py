@@ -3,6 +3,7 @@
 Prints intent macro-F1 and entity F1 (micro average over entity types, as extracted by
 the RegexEntityExtractor after overlap resolution), then the most frequent confusions.
 """
+
 from __future__ import annotations
 
 import argparse

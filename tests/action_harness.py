@@ -1,4 +1,5 @@
 """Run custom actions the way the action server does, with a real tracker and dispatcher."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,7 +50,9 @@ def make_tracker(
     )
 
 
-def run_action(action: Action, tracker: Tracker, domain: Optional[Dict[str, Any]] = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+def run_action(
+    action: Action, tracker: Tracker, domain: Optional[Dict[str, Any]] = None
+) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """(messages sent, events returned)."""
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, tracker, domain or load_domain()))

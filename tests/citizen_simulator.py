@@ -13,14 +13,15 @@ from what really happened, never from the assistant's wording: an appointment in
 report or handoff stored for this conversation, the tracker, or facts read from the catalogue
 (documents, fee, benefit amount, hours, the application's status) present in one answer.
 """
+
 from __future__ import annotations
 
 import re
 import statistics
 import time as clock
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from datetime import date, timedelta
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -28,20 +29,31 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from onewindow.storage import models
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.backend.records import ServiceRecord
+from onewindow.storage import models
 from onewindow.text.dates import WEEKDAY_NAMES, spoken_datetime
-from harness.stack import Stack
 from onewindow.text.wording import money, periods_text, processing_time, week_text
 
 MAX_TURNS = 12
 AREAS = ("appointments", "services", "life events", "offices and hours", "applications", "reports", "handoff")
 STYLES = ("terse", "elderly", "typos", "spoken", "non-native")
 SLOT_FACTS = (
-    "service", "office", "appointment_date", "appointment_time", "citizen_name", "citizen_phone", "booking_confirmed",
-    "cancel_confirmed", "appointment_reference", "application_reference", "record_proof", "report_category",
-    "report_location", "report_description",
+    "service",
+    "office",
+    "appointment_date",
+    "appointment_time",
+    "citizen_name",
+    "citizen_phone",
+    "booking_confirmed",
+    "cancel_confirmed",
+    "appointment_reference",
+    "application_reference",
+    "record_proof",
+    "report_category",
+    "report_location",
+    "report_description",
 )
 PRESS_FIRST = "press the first"  # a fact meaning: press the first button the question offers
 FLEXIBLE = ("appointment_date", "appointment_time")  # asked again, a citizen takes the first one offered
@@ -144,7 +156,9 @@ class World:
         wanted = goal.given.get("appointment")
         if wanted:
             start = self.backend.bookings.next_free(wanted["office"], date.today() + timedelta(days=2), 1)[0]
-            record = self.backend.bookings.book(wanted["service"], wanted["office"], start, wanted["name"], wanted["phone"], "rest")
+            record = self.backend.bookings.book(
+                wanted["service"], wanted["office"], start, wanted["name"], wanted["phone"], "rest"
+            )
             values.update(reference=record.reference, starts_at=record.starts_at.isoformat(), proof=last_four(wanted["phone"]))
         application = goal.given.get("application")
         if application:
@@ -155,7 +169,8 @@ class World:
     def _application_phone(self, reference: str) -> str:
         with self.backend.engine.connect() as connection:
             return connection.scalar(
-                select(models.Citizen.phone).join(models.Application, models.Application.citizen_id == models.Citizen.id)
+                select(models.Citizen.phone)
+                .join(models.Application, models.Application.citizen_id == models.Citizen.id)
                 .where(models.Application.reference == reference)
             )
 
@@ -216,7 +231,9 @@ def told_processing_time(world: World, service_id: str, talk: Talk) -> bool:
 
 def told_online(world: World, service_id: str, talk: Talk) -> bool:
     service = world.service(service_id)
-    return mentions(talk.heard, service.online_where) if service.online_available else mentions(talk.heard, service.name, "office")
+    return (
+        mentions(talk.heard, service.online_where) if service.online_available else mentions(talk.heard, service.name, "office")
+    )
 
 
 def told_about(world: World, service_id: str, talk: Talk) -> bool:
@@ -458,8 +475,10 @@ def report(outcomes: List[Outcome], seconds: float, threshold: float) -> str:
         f"Turns to success: {turns_text(outcomes)} (citizen messages, at most {MAX_TURNS})",
         f"Not understood: {sum(o.misses for o in outcomes)} of {sum(o.turns for o in outcomes)} citizen messages,"
         f" in {sum(bool(o.misses) for o in outcomes)} goals",
-        "By area:", *group_lines(outcomes, lambda g: g.area, AREAS),
-        "By style:", *group_lines(outcomes, lambda g: g.style, STYLES),
+        "By area:",
+        *group_lines(outcomes, lambda g: g.area, AREAS),
+        "By style:",
+        *group_lines(outcomes, lambda g: g.style, STYLES),
         f"Time: {seconds:.0f} s for {len(outcomes)} conversations over REST against the real stack",
     ]
     return "\n".join(lines)
@@ -469,4 +488,3 @@ def timed(run: Callable[[], List[Outcome]]) -> Tuple[List[Outcome], float]:
     started = clock.monotonic()
     outcomes = run()
     return outcomes, clock.monotonic() - started
-

@@ -1,4 +1,5 @@
 """Shared fixtures: real databases (SQLite file and PostgreSQL) seeded from the real catalogue."""
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,7 @@ def postgres_database() -> Iterator[str]:
         yield str(url)
     finally:
         with admin.connect() as connection:
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
+            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 

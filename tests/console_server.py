@@ -1,11 +1,12 @@
 """The staff console for tests: started for real as `python -m console serve` on a free loopback port.
 
-    with RunningConsole(database_url, workdir) as console:          # migrates the database first
-        create_staff_user(database_url, "ann", "agent", "a long password")
-        client = logged_in_client(console.base_url, "ann", "a long password")
-        client.get("/queue"); client.post("/logout", data={"csrf_token": client.csrf_token})
-        run_console(console, "purge", "--older-than-days", "30")          # a command line one
+with RunningConsole(database_url, workdir) as console:          # migrates the database first
+    create_staff_user(database_url, "ann", "agent", "a long password")
+    client = logged_in_client(console.base_url, "ann", "a long password")
+    client.get("/queue"); client.post("/logout", data={"csrf_token": client.csrf_token})
+    run_console(console, "purge", "--older-than-days", "30")          # a command line one
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,10 @@ from typing import Dict, List, Optional
 import httpx
 
 from console.users import create_user
-from onewindow.__main__ import migrate
-from onewindow.storage.db import make_engine
-from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from harness.stack import free_port, http_get, write_endpoints
+from onewindow.__main__ import migrate
+from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
+from onewindow.storage.db import make_engine
 
 STARTUP_SECONDS = 90
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -34,8 +35,14 @@ class RunningConsole:
     """`python -m console serve` on DATABASE_URL=`database_url`, with Rasa's tracker store from `endpoints`
     (by default a fresh SQLite file in `workdir`) and Rasa's HTTP API at `rasa_url`."""
 
-    def __init__(self, database_url: str, workdir: Path, endpoints: Optional[Path] = None,
-                 rasa_url: str = "http://127.0.0.1:9", env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        endpoints: Optional[Path] = None,
+        rasa_url: str = "http://127.0.0.1:9",
+        env: Optional[Dict[str, str]] = None,
+    ) -> None:
         self.database_url = database_url
         self.workdir = workdir
         self.endpoints = endpoints or write_endpoints(workdir / "console-endpoints.yml", workdir / "tracker.db")
@@ -53,15 +60,21 @@ class RunningConsole:
         migrate(self.database_url)
         self.port = free_port()
         env = {
-            **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": self.database_url,
-            "RASA_ENDPOINTS": str(self.endpoints), "RASA_URL": self.rasa_url,
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "DATABASE_URL": self.database_url,
+            "RASA_ENDPOINTS": str(self.endpoints),
+            "RASA_URL": self.rasa_url,
             API_SECRET_VARIABLE: secrets.token_urlsafe(32),  # a stack's own secret comes in `env` (Stack.api_env)
             **self.extra_env,
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "console", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
@@ -91,10 +104,21 @@ class RunningConsole:
 
 def run_console(console: RunningConsole, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     """`python -m console *args` (a command line one, not serve) on the console's databases."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": console.database_url,
-           "RASA_ENDPOINTS": str(console.endpoints)}
-    return subprocess.run([sys.executable, "-m", "console", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=PROJECT_ROOT, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "DATABASE_URL": console.database_url,
+        "RASA_ENDPOINTS": str(console.endpoints),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "console", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
 
 
 def create_staff_user(database_url: str, username: str, role: str, password: str) -> None:
@@ -129,8 +153,8 @@ def logged_in_client(base_url: str, username: str, password: str, landing: str =
 @dataclass(frozen=True)
 class ConsoleRoute:
     method: str
-    path: str      # with sample values for its parameters, e.g. /handoffs/HO-100000/claim
-    access: str    # "public", "agent", "supervisor" or "admin" (what console.auth marked it with)
+    path: str  # with sample values for its parameters, e.g. /handoffs/HO-100000/claim
+    access: str  # "public", "agent", "supervisor" or "admin" (what console.auth marked it with)
     pattern: str = ""  # the path with its parameters, e.g. /handoffs/<reference>/claim
 
 
@@ -142,9 +166,16 @@ def console_routes(console: RunningConsole) -> List[ConsoleRoute]:
     from console.app import create_app
     from console.settings import ConsoleSettings
 
-    settings = ConsoleSettings(host="127.0.0.1", port=console.port, database_url=console.database_url,
-                               endpoints=console.endpoints, rasa_url=console.rasa_url, rasa_api_secret=secrets.token_urlsafe(32),
-                               session_minutes=60, secure_cookies=False)
+    settings = ConsoleSettings(
+        host="127.0.0.1",
+        port=console.port,
+        database_url=console.database_url,
+        endpoints=console.endpoints,
+        rasa_url=console.rasa_url,
+        rasa_api_secret=secrets.token_urlsafe(32),
+        session_minutes=60,
+        secure_cookies=False,
+    )
     app = create_app(settings)
     routes = []
     for route in app.router.routes:
@@ -154,7 +185,9 @@ def console_routes(console: RunningConsole) -> List[ConsoleRoute]:
         for param in route._params.values():  # sanic-routing keeps the parameter list private
             path = re.sub(rf"<{param.name}(:[^>]*)?>", SAMPLE_VALUES.get(param.label, "x"), path)
             pattern = re.sub(rf"<{param.name}(:[^>]*)?>", f"<{param.name}>", pattern)
-        routes.extend(ConsoleRoute(method, path, getattr(route.handler, "console_access", ""), pattern) for method in route.methods)
+        routes.extend(
+            ConsoleRoute(method, path, getattr(route.handler, "console_access", ""), pattern) for method in route.methods
+        )
     app.ctx.backend.engine.dispose()
     app.ctx.tracker.dispose()
     return sorted(routes, key=lambda r: (r.path, r.method))

@@ -4,6 +4,7 @@ Used by tests/test_conversation_invariants.py (a bounded run in `make test`) and
 bench/conversation_fuzz.py (a long run). A state is reached by ordinary messages and checked
 from the stored conversation, so a state that drifts (a form no longer opening) fails loudly.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from actions.conversation import REPHRASE, REPHRASE_IN_TASK
-from onewindow.settings import PROJECT_ROOT
 from harness.stack import Stack
+from onewindow.settings import PROJECT_ROOT
 
 MAX_MESSAGES_PER_TURN = 4
 MAX_ACTIONS_PER_TURN = 7  # below onewindow.rasa_plugins.turn_guard_policy.MAX_ACTIONS_PER_TURN: the guard must never be needed
@@ -45,8 +46,12 @@ STATES = [
     State("fresh", []),
     State("after one misunderstanding", ["xyzzy plugh frobnicate"]),
     State("booking, asked the service", ["I want to book an appointment"], "appointment_form", then="passport renewal"),
-    State("booking, asked the office", ["book an appointment for a passport renewal"], "appointment_form",
-          then="north service centre"),
+    State(
+        "booking, asked the office",
+        ["book an appointment for a passport renewal"],
+        "appointment_form",
+        then="north service centre",
+    ),
     State("moving an appointment", ["I want to move my appointment"], "reschedule_form", then="stop"),
     State("cancelling an appointment", ["I want to cancel my appointment"], "cancel_form", then="stop"),
     State("checking an appointment", ["I want to check my appointment"], "check_appointment_form", then="stop"),
@@ -61,8 +66,16 @@ ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}")
 NAMED = re.compile(r"\]\((service|office|life_event)\)")
 # questions a citizen may ask in the middle of a task; those about a service or an office must name it
 CHITCHAT = ("greet", "thank", "help", "bot_challenge")
-QUESTIONS = ("ask_service_info", "ask_documents", "ask_fee", "ask_processing_time", "ask_online", "ask_opening_hours",
-             "find_office", "life_event")
+QUESTIONS = (
+    "ask_service_info",
+    "ask_documents",
+    "ask_fee",
+    "ask_processing_time",
+    "ask_online",
+    "ask_opening_hours",
+    "find_office",
+    "life_event",
+)
 
 
 def nlu_examples() -> List[Tuple[str, str]]:
@@ -87,8 +100,7 @@ def nlu_phrases() -> List[str]:
 
 def other_requests() -> List[str]:
     """Messages that change the subject, whose answer does not depend on what came before (they name what they ask about)."""
-    return [plain(text) for intent, text in nlu_examples()
-            if intent in CHITCHAT or (intent in QUESTIONS and NAMED.search(text))]
+    return [plain(text) for intent, text in nlu_examples() if intent in CHITCHAT or (intent in QUESTIONS and NAMED.search(text))]
 
 
 def with_noise(phrase: str, draw: Callable[[Any], Any]) -> str:
@@ -118,9 +130,23 @@ SYMBOLS = st.characters(categories=["So", "Sm", "Sc", "Sk", "Po", "Ps", "Pe", "P
 @st.composite
 def citizen_messages(draw: Callable[[Any], Any], phrases: Sequence[str]) -> str:
     """Any message a citizen might send: the kinds an outside probe used, and any Unicode at all."""
-    kind = draw(st.sampled_from([
-        "unicode", "emoji", "punctuation", "digits", "id", "reference", "slash", "brace", "long", "phrase", "markup",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "unicode",
+                "emoji",
+                "punctuation",
+                "digits",
+                "id",
+                "reference",
+                "slash",
+                "brace",
+                "long",
+                "phrase",
+                "markup",
+            ]
+        )
+    )
     if kind == "unicode":
         return draw(st.text(min_size=1, max_size=60))
     if kind == "emoji":
@@ -135,18 +161,56 @@ def citizen_messages(draw: Callable[[Any], Any], phrases: Sequence[str]) -> str:
     if kind == "reference":
         return draw(st.from_regex(r"(BK|APP|RPT|HO|bk|app|rpt|ho)[ -]?[0-9A-Za-z]{3,12}", fullmatch=True))
     if kind == "slash":
-        name = draw(st.sampled_from(["restart", "session_start", "stop", "inform", "affirm", "greet", "request_human",
-                                     "book_appointment", "back", "nlu_fallback", "out_of_scope", "x"]))
-        body = draw(st.sampled_from(["", '{"handoff_active": false}', '{"service": "passport_renewal"}', "{", "{}}",
-                                     '{"appointment_reference": "BK-100001"}']))
+        name = draw(
+            st.sampled_from(
+                [
+                    "restart",
+                    "session_start",
+                    "stop",
+                    "inform",
+                    "affirm",
+                    "greet",
+                    "request_human",
+                    "book_appointment",
+                    "back",
+                    "nlu_fallback",
+                    "out_of_scope",
+                    "x",
+                ]
+            )
+        )
+        body = draw(
+            st.sampled_from(
+                [
+                    "",
+                    '{"handoff_active": false}',
+                    '{"service": "passport_renewal"}',
+                    "{",
+                    "{}}",
+                    '{"appointment_reference": "BK-100001"}',
+                ]
+            )
+        )
         return "/" + name + body + draw(st.text(max_size=6))
     if kind == "brace":
         return draw(st.sampled_from(["{", "{}", '{"text": "hi"}', '{"a": [1, 2]}'])) + draw(st.text(max_size=10))
     if kind == "long":
         return draw(st.sampled_from(phrases)) + " " + draw(st.text(min_size=1500, max_size=2500))
     if kind == "markup":
-        return draw(st.sampled_from(["'; DROP TABLE appointments; --", "<script>alert(1)</script>", "<b>hi</b>",
-                                     "${jndi:ldap://x}", "{{7*7}}", "%s%s%n", "\\x00", "\u202eevil"]))
+        return draw(
+            st.sampled_from(
+                [
+                    "'; DROP TABLE appointments; --",
+                    "<script>alert(1)</script>",
+                    "<b>hi</b>",
+                    "${jndi:ldap://x}",
+                    "{{7*7}}",
+                    "%s%s%n",
+                    "\\x00",
+                    "\u202eevil",
+                ]
+            )
+        )
     return with_noise(draw(st.sampled_from(phrases)), draw)
 
 
@@ -179,11 +243,15 @@ def last_turn_problem(tracker: Dict[str, Any]) -> Optional[str]:
 
 def misunderstood(replies: Replies) -> bool:
     """Whether the assistant only asked to rephrase (so the conversation must be where it was before)."""
-    return [reply.get("text") for reply in replies] == [REPHRASE] or [reply.get("text") for reply in replies] == [REPHRASE_IN_TASK]
+    return [reply.get("text") for reply in replies] == [REPHRASE] or [reply.get("text") for reply in replies] == [
+        REPHRASE_IN_TASK
+    ]
 
 
 def handoff_reason(replies: Replies) -> Optional[str]:
-    return next(((r.get("custom") or {}).get("handoff", {}).get("reason") for r in replies if "handoff" in (r.get("custom") or {})), None)
+    return next(
+        ((r.get("custom") or {}).get("handoff", {}).get("reason") for r in replies if "handoff" in (r.get("custom") or {})), None
+    )
 
 
 def shown(replies: Replies) -> List[Any]:

@@ -5,6 +5,7 @@ speech engine's interface, because no English vosk model can be installed here. 
 in a call (protocol, audio timing, voice activity detection, speech synthesis, keypad, Rasa) is real:
 `RunningGateway` is the real gateway in its own event loop against a test stack.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,14 +21,14 @@ from typing import Any, Awaitable, Callable, Deque, List, Optional, Sequence, Tu
 import numpy
 import soundfile
 
+from harness.stack import Stack, free_port, http_get
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient, append_events
-from harness.stack import Stack, free_port, http_get
 from voice.audiosocket import Kind, encode
 from voice.call import CallSettings
 from voice.gateway import Address, Gateway
-from voice.recognition import RecognitionStream, Recogniser, Transcript
+from voice.recognition import Recogniser, RecognitionStream, Transcript
 from voice.speech_language import Hearing
 from voice.synthesis import PromptCache, shared_synthesiser
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, RATE
@@ -48,7 +49,7 @@ def recorded_speech(name: str) -> bytes:
 
 def loudness(frame: bytes) -> float:
     samples = numpy.frombuffer(frame, dtype=numpy.int16).astype(numpy.float64)
-    return float(numpy.sqrt(numpy.mean(samples ** 2))) if samples.size else 0.0
+    return float(numpy.sqrt(numpy.mean(samples**2))) if samples.size else 0.0
 
 
 class ScriptedStream(RecognitionStream):
@@ -143,7 +144,7 @@ class PhoneCall:
 
     async def say(self, pcm: bytes) -> float:
         """Speak (real time); returns time.monotonic() when the last frame of speech went out."""
-        frames = [pcm[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES)]
+        frames = [pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES)]
         self._outgoing.extend(frames)
         while self._outgoing:
             await asyncio.sleep(FRAME_SECONDS)
@@ -197,8 +198,13 @@ class RunningGateway:
     """The gateway in its own event loop thread, as in production, against the test stack; turns it answers
     itself go to the conversation through the stack's HTTP API, as `make run` configures it."""
 
-    def __init__(self, stack: Stack, recogniser: Optional[Recogniser], settings: CallSettings = TEST_SETTINGS,
-                 hears: Optional[Hearing] = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        recogniser: Optional[Recogniser],
+        settings: CallSettings = TEST_SETTINGS,
+        hears: Optional[Hearing] = None,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.address = Address("127.0.0.1", free_port(), free_port())
@@ -217,7 +223,9 @@ class RunningGateway:
         import urllib.request
 
         data = urllib.parse.urlencode({"caller": caller}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.address.control_port}/calls/{call.call_id}", data=data, method="POST")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.address.control_port}/calls/{call.call_id}", data=data, method="POST"
+        )
         urllib.request.urlopen(request, timeout=5)
 
     def stop(self) -> None:

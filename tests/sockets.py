@@ -1,4 +1,5 @@
 """Which addresses the servers of a test listen on, from the kernel's socket tables."""
+
 from __future__ import annotations
 
 import socket
@@ -10,7 +11,7 @@ LISTEN = "0A"  # the TCP state in /proc/net/tcp
 
 def _address(hex_address: str) -> str:
     """An address of /proc/net/tcp (four-byte words in host order, little-endian here) as text."""
-    words = b"".join(bytes.fromhex(hex_address[i:i + 8])[::-1] for i in range(0, len(hex_address), 8))
+    words = b"".join(bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8))
     return socket.inet_ntop(socket.AF_INET if len(words) == 4 else socket.AF_INET6, words)
 
 

@@ -24,6 +24,7 @@ webhook deliveries are recorded but not retried, ``allowed_updates`` is stored b
 applied, uploaded media is not transcoded or measured, and leading/trailing whitespace of
 texts is kept.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -197,9 +198,21 @@ class TextBuilder:
 
 
 _HTML_KINDS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "tg-spoiler": "spoiler",
-    "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
     "tg-emoji": "custom_emoji",
 }
 _HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>")
@@ -268,14 +281,14 @@ def _html_tag(match: re.Match[str], stack: list[_OpenTag], out: TextBuilder, at:
         stack.append(_OpenTag(name, kind, out.offset, attrs))
         return
     if not stack:
-        raise entity_error(f'Unexpected end tag at byte offset {at}')
+        raise entity_error(f"Unexpected end tag at byte offset {at}")
     tag = stack.pop()
     if tag.name != name:
         raise entity_error(f'Unmatched end tag at byte offset {at}, expected "</{tag.name}>", found "</{name}>"')
     if tag.kind == "code" and stack and stack[-1].kind == "pre":
         language = tag.attrs.get("class", "")
         if language.startswith("language-"):
-            stack[-1].attrs["language"] = language[len("language-"):]
+            stack[-1].attrs["language"] = language[len("language-") :]
         return
     if tag.kind == "text_link":
         if tag.attrs.get("href"):
@@ -292,8 +305,14 @@ def _html_tag(match: re.Match[str], stack: list[_OpenTag], out: TextBuilder, at:
 
 MARKDOWN_V2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
 _MDV2_NAMES = {
-    "bold": "Bold", "italic": "Italic", "underline": "Underline", "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler", "text_link": "TextUrl", "code": "Code", "pre": "Pre",
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "text_link": "TextUrl",
+    "code": "Code",
+    "pre": "Pre",
 }
 
 
@@ -467,7 +486,9 @@ def parse_markdown(text: str) -> tuple[str, list[JSON]]:
 
 
 PARSERS: dict[str, Callable[[str], tuple[str, list[JSON]]]] = {
-    "html": parse_html, "markdownv2": parse_markdown_v2, "markdown": parse_markdown,
+    "html": parse_html,
+    "markdownv2": parse_markdown_v2,
+    "markdown": parse_markdown,
 }
 
 
@@ -492,15 +513,23 @@ def render_text(text: Any, parse_mode: Any, entities: Any, limit: int, what: str
 # --------------------------------------------------------------------------------------------
 
 _INLINE_ACTIONS = (
-    "url", "callback_data", "web_app", "login_url", "switch_inline_query", "copy_text",
-    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "callback_game", "pay",
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "copy_text",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "callback_game",
+    "pay",
 )
 
 
 def _rows(markup: JSON, key: str) -> list[list[Any]]:
     rows = markup.get(key)
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-        raise bad_request(f"field \"{key}\" of the reply markup must be an Array of Arrays")
+        raise bad_request(f'field "{key}" of the reply markup must be an Array of Arrays')
     return rows
 
 
@@ -560,8 +589,12 @@ class StoredFile:
     data: bytes
 
     def as_file(self) -> JSON:
-        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id,
-                "file_size": len(self.data), "file_path": self.file_path}
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": len(self.data),
+            "file_path": self.file_path,
+        }
 
 
 @dataclass
@@ -609,8 +642,12 @@ class WebhookConfig:
     last_error_message: str | None = None
 
     def info(self, pending: int) -> JSON:
-        info: JSON = {"url": self.url, "has_custom_certificate": False, "pending_update_count": pending,
-                      "max_connections": self.max_connections}
+        info: JSON = {
+            "url": self.url,
+            "has_custom_certificate": False,
+            "pending_update_count": pending,
+            "max_connections": self.max_connections,
+        }
         for name in ("allowed_updates", "ip_address", "last_error_date", "last_error_message"):
             if getattr(self, name) is not None:
                 info[name] = getattr(self, name)
@@ -634,11 +671,15 @@ CHAT_ACTIONS = frozenset(
     "typing upload_photo record_video upload_video record_voice upload_voice upload_document "
     "choose_sticker find_location record_video_note upload_video_note".split()
 )
-NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly "
-                "the same as a current content and reply markup of the message")
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
 MEDIA = {  # kind -> (file path folder, file extension, default MIME type)
-    "voice": ("voice", "oga", "audio/ogg"), "audio": ("music", "mp3", "audio/mpeg"),
-    "photo": ("photos", "jpg", "image/jpeg"), "document": ("documents", "bin", "application/octet-stream"),
+    "voice": ("voice", "oga", "audio/ogg"),
+    "audio": ("music", "mp3", "audio/mpeg"),
+    "photo": ("photos", "jpg", "image/jpeg"),
+    "document": ("documents", "bin", "application/octet-stream"),
     "sticker": ("stickers", "webp", "image/webp"),
 }
 
@@ -653,9 +694,14 @@ class BotApiState:
         self.token = token
         self.bot_user: JSON = {
             "id": int(token.split(":")[0]) if token.split(":")[0].isdigit() else 1,
-            "is_bot": True, "first_name": "OneWindow Test Bot", "username": bot_username,
-            "can_join_groups": True, "can_read_all_group_messages": False,
-            "supports_inline_queries": False, "can_connect_to_business": False, "has_main_web_app": False,
+            "is_bot": True,
+            "first_name": "OneWindow Test Bot",
+            "username": bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
         }
         self.chats: dict[int, ChatState] = {}
         self.files: dict[str, StoredFile] = {}
@@ -668,20 +714,35 @@ class BotApiState:
         self.commands: dict[str, list[JSON]] = {}
         self._ids = itertools.count(1)
         self.handlers: dict[str, Handler] = {
-            "getMe": self.get_me, "logOut": self.accept, "close": self.accept,
-            "setWebhook": self.set_webhook, "deleteWebhook": self.delete_webhook,
+            "getMe": self.get_me,
+            "logOut": self.accept,
+            "close": self.accept,
+            "setWebhook": self.set_webhook,
+            "deleteWebhook": self.delete_webhook,
             "getWebhookInfo": self.get_webhook_info,
-            "sendMessage": self.send_message, "sendVoice": self.send_media("voice"),
-            "sendAudio": self.send_media("audio"), "sendPhoto": self.send_media("photo"),
-            "sendDocument": self.send_media("document"), "sendSticker": self.send_media("sticker"),
-            "sendLocation": self.send_location, "sendVenue": self.send_venue, "sendContact": self.send_contact,
-            "sendChatAction": self.send_chat_action, "answerCallbackQuery": self.answer_callback_query,
-            "editMessageText": self.edit_message_text, "editMessageCaption": self.edit_message_caption,
-            "editMessageReplyMarkup": self.edit_message_reply_markup, "deleteMessage": self.delete_message,
-            "getFile": self.get_file, "setMyCommands": self.set_my_commands,
-            "getMyCommands": self.get_my_commands, "deleteMyCommands": self.delete_my_commands,
-            "setMyDescription": self.accept, "setMyShortDescription": self.accept,
-            "setMyName": self.accept, "setChatMenuButton": self.accept,
+            "sendMessage": self.send_message,
+            "sendVoice": self.send_media("voice"),
+            "sendAudio": self.send_media("audio"),
+            "sendPhoto": self.send_media("photo"),
+            "sendDocument": self.send_media("document"),
+            "sendSticker": self.send_media("sticker"),
+            "sendLocation": self.send_location,
+            "sendVenue": self.send_venue,
+            "sendContact": self.send_contact,
+            "sendChatAction": self.send_chat_action,
+            "answerCallbackQuery": self.answer_callback_query,
+            "editMessageText": self.edit_message_text,
+            "editMessageCaption": self.edit_message_caption,
+            "editMessageReplyMarkup": self.edit_message_reply_markup,
+            "deleteMessage": self.delete_message,
+            "getFile": self.get_file,
+            "setMyCommands": self.set_my_commands,
+            "getMyCommands": self.get_my_commands,
+            "deleteMyCommands": self.delete_my_commands,
+            "setMyDescription": self.accept,
+            "setMyShortDescription": self.accept,
+            "setMyName": self.accept,
+            "setChatMenuButton": self.accept,
         }
 
     # -- chats, files and updates ------------------------------------------------------------
@@ -702,8 +763,12 @@ class BotApiState:
         """Store `data` as a file Telegram would serve, with a file_id and a file_path."""
         folder, extension, _ = MEDIA.get(kind, ("documents", "bin", ""))
         number = next(self._ids)
-        stored = StoredFile(file_id=f"AwACAgIAAxkBAAI{number:06d}{kind}", file_unique_id=f"AgAD{number:06d}",
-                            file_path=f"{folder}/file_{number}.{extension}", data=data)
+        stored = StoredFile(
+            file_id=f"AwACAgIAAxkBAAI{number:06d}{kind}",
+            file_unique_id=f"AgAD{number:06d}",
+            file_path=f"{folder}/file_{number}.{extension}",
+            data=data,
+        )
         self.files[stored.file_id] = stored
         self.files_by_path[stored.file_path] = stored
         return stored
@@ -767,8 +832,13 @@ class BotApiState:
         """Store and return a message the bot sends: reply and keyboard handled like Telegram."""
         markup = check_reply_markup(params.get("reply_markup"))
         replied = self.replied_message(chat, params)
-        message: JSON = {"message_id": chat.new_message_id(), "from": copy.deepcopy(self.bot_user),
-                         "chat": chat.chat(), "date": int(time.time()), **content}
+        message: JSON = {
+            "message_id": chat.new_message_id(),
+            "from": copy.deepcopy(self.bot_user),
+            "chat": chat.chat(),
+            "date": int(time.time()),
+            **content,
+        }
         if replied is not None:
             message["reply_to_message"] = copy.deepcopy(replied)
         if markup is not None:
@@ -861,9 +931,13 @@ class BotApiState:
         if params.get("drop_pending_updates"):
             self.pending.clear()
         allowed = params.get("allowed_updates")
-        self.webhook = WebhookConfig(url=url, secret_token=secret, max_connections=int(params.get("max_connections") or 40),
-                                     allowed_updates=allowed if isinstance(allowed, list) else None,
-                                     ip_address=params.get("ip_address"))
+        self.webhook = WebhookConfig(
+            url=url,
+            secret_token=secret,
+            max_connections=int(params.get("max_connections") or 40),
+            allowed_updates=allowed if isinstance(allowed, list) else None,
+            ip_address=params.get("ip_address"),
+        )
         return True
 
     def delete_webhook(self, params: JSON, files: dict[str, bytes]) -> bool:
@@ -927,8 +1001,7 @@ class BotApiState:
         self.open_callback_queries.discard(query_id)
         return True
 
-    def edited(self, chat: ChatState, message: JSON, changes: JSON, replaced: tuple[str, ...],
-               markup: JSON | None) -> JSON:
+    def edited(self, chat: ChatState, message: JSON, changes: JSON, replaced: tuple[str, ...], markup: JSON | None) -> JSON:
         """Apply an edit (`replaced` fields and the keyboard give way to `changes` and `markup`).
 
         Telegram refuses an edit that changes nothing ("message is not modified").
@@ -1007,9 +1080,7 @@ class BotApiState:
                 raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description") or "")) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands[self.commands_key(params)] = [
-            {"command": c["command"], "description": c["description"]} for c in commands
-        ]
+        self.commands[self.commands_key(params)] = [{"command": c["command"], "description": c["description"]} for c in commands]
         return True
 
     def get_my_commands(self, params: JSON, files: dict[str, bytes]) -> list[JSON]:
@@ -1030,8 +1101,7 @@ BAD_GATEWAY_HTML = (
 )
 FAULT_KINDS = ("flood", "bad_gateway", "server_error", "blocked", "disconnect")
 DROPPED = 599  # the status of a "disconnect" fault's reply, which is never sent
-WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; "
-                    "use deleteWebhook to delete the webhook first")
+WEBHOOK_CONFLICT = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 POLL_CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 _BOT_COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
 
@@ -1048,8 +1118,11 @@ class Fault:
     after: int = 0  # matching calls to let through first
 
     def matches(self, method: str, params: JSON) -> bool:
-        return (self.remaining > 0 and self.method.lower() == method.lower()
-                and (self.chat_id is None or params.get("chat_id") == self.chat_id))
+        return (
+            self.remaining > 0
+            and self.method.lower() == method.lower()
+            and (self.chat_id is None or params.get("chat_id") == self.chat_id)
+        )
 
     def take(self) -> bool:
         """Count one matching call; True when this one fails."""
@@ -1074,8 +1147,7 @@ class Fault:
 
 def json_reply(status: int, body: Any) -> web.Response:
     """A JSON answer, as Telegram sends it."""
-    return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(),
-                        content_type="application/json")
+    return web.Response(status=status, body=json.dumps(body, ensure_ascii=False).encode(), content_type="application/json")
 
 
 def update_chat_id(update: JSON) -> Any:
@@ -1209,17 +1281,22 @@ class LocalBotApi:
         """Successful (HTTP 200) calls to any of `methods` (all methods when none), in order."""
         wanted = {m.lower() for m in methods}
         with self._cond:
-            return [call for call in self.calls[since:]
-                    if call.status == 200 and (not wanted or call.method.lower() in wanted)
-                    and (chat_id is None or call.chat_id == chat_id)]
+            return [
+                call
+                for call in self.calls[since:]
+                if call.status == 200
+                and (not wanted or call.method.lower() in wanted)
+                and (chat_id is None or call.chat_id == chat_id)
+            ]
 
     def failed_calls(self) -> list[ApiCall]:
         """Calls answered with an error (4xx/5xx) or dropped unanswered, injected faults included."""
         with self._cond:
             return [call for call in self.calls if call.status >= 400 or call.error is not None]
 
-    def wait_for(self, method: str, count: int = 1, chat_id: int | None = None,
-                 timeout: float = 15.0, since: int = 0) -> list[ApiCall]:
+    def wait_for(
+        self, method: str, count: int = 1, chat_id: int | None = None, timeout: float = 15.0, since: int = 0
+    ) -> list[ApiCall]:
         """Block until at least `count` successful calls to `method`; return them all.
 
         Raises AssertionError, listing the recent calls, on timeout.
@@ -1260,6 +1337,7 @@ class LocalBotApi:
         Polling: a getUpdates request has arrived (open or answered; a bot starting with
         drop_pending_updates has dropped the backlog by then). Webhook: one is set.
         """
+
         def mode() -> str | None:
             if self.state.webhook is not None:
                 return "webhook"
@@ -1309,8 +1387,14 @@ class LocalBotApi:
 
     # -- users talking to the bot ------------------------------------------------------------
 
-    def set_user(self, chat_id: int, first_name: str, last_name: str | None = None,
-                 username: str | None = None, language_code: str | None = "en") -> None:
+    def set_user(
+        self,
+        chat_id: int,
+        first_name: str,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "en",
+    ) -> None:
         """Name the user of a private chat (creating the chat, as if they had started the bot)."""
         with self._cond:
             chat = self.state.chat(chat_id)
@@ -1319,8 +1403,10 @@ class LocalBotApi:
 
     def user_sends_text(self, chat_id: int, text: str) -> JSON:
         """The user writes `text`; commands ("/start ...") carry their bot_command entity."""
-        entities = [{"type": "bot_command", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m.group(0))}
-                    for m in _BOT_COMMAND.finditer(text)]
+        entities = [
+            {"type": "bot_command", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m.group(0))}
+            for m in _BOT_COMMAND.finditer(text)
+        ]
         content: JSON = {"text": text}
         if entities:
             content["entities"] = entities
@@ -1337,10 +1423,16 @@ class LocalBotApi:
             message = self._keyboard_message(chat, message_id)
             offered = [b.get("callback_data") for row in message["reply_markup"]["inline_keyboard"] for b in row]
             if callback_data not in offered:
-                raise AssertionError(f"no button with callback_data {callback_data!r} on message "
-                                     f"{message['message_id']}; offered: {offered}")
-            query = {"id": self.state.callback_query_id(), "from": chat.user(), "message": copy.deepcopy(message),
-                     "chat_instance": str(4_000_000_000_000_000_000 + chat_id), "data": callback_data}
+                raise AssertionError(
+                    f"no button with callback_data {callback_data!r} on message {message['message_id']}; offered: {offered}"
+                )
+            query = {
+                "id": self.state.callback_query_id(),
+                "from": chat.user(),
+                "message": copy.deepcopy(message),
+                "chat_instance": str(4_000_000_000_000_000_000 + chat_id),
+                "data": callback_data,
+            }
             update = self.state.new_update(callback_query=query)
         self.deliver(update)
         return update
@@ -1361,35 +1453,69 @@ class LocalBotApi:
         """The user records a voice note; its bytes are downloadable with getFile."""
         with self._cond:
             stored = self.state.register_file("voice", ogg)
-        voice = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "duration": duration,
-                 "mime_type": "audio/ogg", "file_size": len(ogg)}
+        voice = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": duration,
+            "mime_type": "audio/ogg",
+            "file_size": len(ogg),
+        }
         return self._user_message(chat_id, {"voice": voice})
 
-    def user_sends_photo(self, chat_id: int, jpeg: bytes = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9",
-                         caption: str | None = None) -> JSON:
+    def user_sends_photo(
+        self, chat_id: int, jpeg: bytes = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9", caption: str | None = None
+    ) -> JSON:
         """The user sends a photo (two sizes, like Telegram; the largest is last)."""
         with self._cond:
             small, large = self.state.register_file("photo", jpeg), self.state.register_file("photo", jpeg)
-        sizes = [{"file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": len(jpeg),
-                  "width": side, "height": side * 3 // 4} for f, side in ((small, 90), (large, 1280))]
+        sizes = [
+            {
+                "file_id": f.file_id,
+                "file_unique_id": f.file_unique_id,
+                "file_size": len(jpeg),
+                "width": side,
+                "height": side * 3 // 4,
+            }
+            for f, side in ((small, 90), (large, 1280))
+        ]
         return self._user_message(chat_id, {"photo": sizes, **({"caption": caption} if caption else {})})
 
-    def user_sends_document(self, chat_id: int, data: bytes = b"%PDF-1.4\n%fake\n", file_name: str = "document.pdf",
-                            mime_type: str = "application/pdf", caption: str | None = None) -> JSON:
+    def user_sends_document(
+        self,
+        chat_id: int,
+        data: bytes = b"%PDF-1.4\n%fake\n",
+        file_name: str = "document.pdf",
+        mime_type: str = "application/pdf",
+        caption: str | None = None,
+    ) -> JSON:
         """The user sends a file as a document."""
         with self._cond:
             stored = self.state.register_file("document", data)
-        document = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_name": file_name,
-                    "mime_type": mime_type, "file_size": len(data)}
+        document = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data),
+        }
         return self._user_message(chat_id, {"document": document, **({"caption": caption} if caption else {})})
 
     def user_sends_sticker(self, chat_id: int, emoji: str = "👍") -> JSON:
         """The user sends a (static) sticker."""
         with self._cond:
             stored = self.state.register_file("sticker", b"RIFF\x00\x00\x00\x00WEBPVP8 fake")
-        sticker = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "type": "regular",
-                   "width": 512, "height": 512, "is_animated": False, "is_video": False, "emoji": emoji,
-                   "set_name": "TestStickers", "file_size": len(stored.data)}
+        sticker = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+            "set_name": "TestStickers",
+            "file_size": len(stored.data),
+        }
         return self._user_message(chat_id, {"sticker": sticker})
 
     def deliver(self, update: JSON) -> None:
@@ -1411,8 +1537,13 @@ class LocalBotApi:
     def _user_message(self, chat_id: int, content: JSON) -> JSON:
         with self._cond:
             chat = self.state.chat(chat_id)
-            message = {"message_id": chat.new_message_id(), "from": chat.user(), "chat": chat.chat(),
-                       "date": int(time.time()), **content}
+            message = {
+                "message_id": chat.new_message_id(),
+                "from": chat.user(),
+                "chat": chat.chat(),
+                "date": int(time.time()),
+                **content,
+            }
             chat.messages[message["message_id"]] = message
             update = self.state.new_update(message=copy.deepcopy(message))
         self.deliver(update)
@@ -1427,13 +1558,16 @@ class LocalBotApi:
         for message in candidates:
             if message and message["from"]["id"] == self.state.bot_user["id"] and message.get("reply_markup"):
                 return message
-        raise AssertionError(f"no bot message with an inline keyboard in chat {chat.id}"
-                             f"{f' (message {message_id})' if message_id is not None else ''}")
+        raise AssertionError(
+            f"no bot message with an inline keyboard in chat {chat.id}"
+            f"{f' (message {message_id})' if message_id is not None else ''}"
+        )
 
     # -- faults ------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, times: int = 1, kind: str = "flood", retry_after: int = 1,
-                  chat_id: int | None = None, after: int = 0) -> None:
+    def fail_next(
+        self, method: str, times: int = 1, kind: str = "flood", retry_after: int = 1, chat_id: int | None = None, after: int = 0
+    ) -> None:
         """Answer the next `times` calls of `method` (to `chat_id`, if given) with a failure, once `after` calls have passed.
 
         kind: "flood" (429 with retry_after), "bad_gateway" (502 nginx HTML page),
@@ -1457,7 +1591,7 @@ class LocalBotApi:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         if path.startswith("file/bot"):
-            return self._download(path[len("file/bot"):])
+            return self._download(path[len("file/bot") :])
         if path.startswith("bot") and "/" in path:
             token, method = path[3:].split("/", 1)
             return await self._api_call(request, token, method)
@@ -1467,8 +1601,16 @@ class LocalBotApi:
         token, _, file_path = rest.partition("/")
         with self._cond:
             stored = self.state.files_by_path.get(file_path) if token == self.token else None
-            self.calls.append(ApiCall("downloadFile", {"file_path": file_path}, {}, time.monotonic(),
-                                      200 if stored else 404, error=None if stored else "Not Found"))
+            self.calls.append(
+                ApiCall(
+                    "downloadFile",
+                    {"file_path": file_path},
+                    {},
+                    time.monotonic(),
+                    200 if stored else 404,
+                    error=None if stored else "Not Found",
+                )
+            )
             self._cond.notify_all()
         if stored is None:
             return web.Response(status=404, text="Not Found")
@@ -1607,8 +1749,9 @@ class LocalBotApi:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
             error = None
             try:
-                async with self._session.post(hook.url, data=json.dumps(update, ensure_ascii=False).encode(),
-                                              headers=headers) as response:
+                async with self._session.post(
+                    hook.url, data=json.dumps(update, ensure_ascii=False).encode(), headers=headers
+                ) as response:
                     await response.read()
                     status = response.status
                     error = None if 200 <= status < 300 else f"Wrong response from the webhook: {status} {response.reason}"

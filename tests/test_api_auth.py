@@ -6,6 +6,7 @@ public port (404, even with a valid token) and on the internal port without a va
 (401/403), is refused by the Rasa instance itself without one, and is served with one. The REST
 channel still works on the public port; the secret never shows in a log or on a command line.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,12 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from harness.stack import MODEL, Stack, free_port
 from onewindow.infra.api_auth import api_token, authorization
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
-from harness.stack import MODEL, Stack, free_port
 from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
@@ -36,8 +38,8 @@ ROUTER_NOT_FOUND = {"error": "not found"}
 @dataclass(frozen=True)
 class ApiRoute:
     method: str
-    path: str        # with CONVERSATION for <conversation_id>
-    template: str    # as Rasa declares it
+    path: str  # with CONVERSATION for <conversation_id>
+    template: str  # as Rasa declares it
     protected: bool  # wrapped in rasa.server.requires_auth
 
     def __str__(self) -> str:
@@ -54,8 +56,9 @@ def rasa_api_routes() -> List[ApiRoute]:
         # requires_auth's wrapper closes over its scope check; functools.wraps hides it from the name
         protected = "sufficient_scope" in route.handler.__code__.co_freevars
         path = re.sub(r"<conversation_id:path>", quote(CONVERSATION, safe=":"), "/" + route.path.lstrip("/"))
-        routes.extend(ApiRoute(method, path, "/" + route.path.lstrip("/"), protected)
-                      for method in route.methods if method != "OPTIONS")
+        routes.extend(
+            ApiRoute(method, path, "/" + route.path.lstrip("/"), protected) for method in route.methods if method != "OPTIONS"
+        )
     # DELETE /model unloads the model: last, and the test loads it again
     return sorted(routes, key=lambda r: (r.method == "DELETE", r.path, r.method))
 
@@ -64,7 +67,9 @@ ROUTES = rasa_api_routes()
 PROTECTED = [route for route in ROUTES if route.protected]
 SLOT_EVENT = {"event": "slot", "name": "handoff_active", "value": False}
 SAMPLE_BODIES = {  # a body each handler accepts or rejects with a 4xx, without side effects beyond telegram:42
-    "tracker/events": [SLOT_EVENT], "messages": {"text": "hello", "sender": "user"}, "model/parse": {"text": "hello"},
+    "tracker/events": [SLOT_EVENT],
+    "messages": {"text": "hello", "sender": "user"},
+    "model/parse": {"text": "hello"},
     "model/train": "not: [yaml",
 }
 
@@ -78,11 +83,16 @@ def body_for(route: ApiRoute) -> Optional[bytes]:
     return sample.encode() if isinstance(sample, str) else json.dumps(sample).encode()
 
 
-def call(port: int, method: str, path: str, headers: Optional[Dict[str, str]] = None,
-         data: Optional[bytes] = None) -> Tuple[int, bytes]:
+def call(
+    port: int, method: str, path: str, headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None
+) -> Tuple[int, bytes]:
     content_type = "application/x-yaml" if path.endswith("/model/train") else "application/json"
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                     headers={"Content-Type": content_type, "Accept": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": content_type, "Accept": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, answer.read()
@@ -104,10 +114,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_the_routes_come_from_rasa() -> None:
     templates = {route.template for route in PROTECTED}
-    assert {"/conversations/<conversation_id:path>/tracker", "/conversations/<conversation_id:path>/tracker/events",
-            "/model", "/status"} <= templates, "the issue's routes are among those read from Rasa"
-    assert {route.template for route in ROUTES if not route.protected} <= {"/", "/version", "/auth", "/auth/me", "/auth/verify"}, \
-        "Rasa itself leaves only its greeting, its version and sanic-jwt's own routes open"
+    assert {
+        "/conversations/<conversation_id:path>/tracker",
+        "/conversations/<conversation_id:path>/tracker/events",
+        "/model",
+        "/status",
+    } <= templates, "the issue's routes are among those read from Rasa"
+    assert {route.template for route in ROUTES if not route.protected} <= {
+        "/",
+        "/version",
+        "/auth",
+        "/auth/me",
+        "/auth/verify",
+    }, "Rasa itself leaves only its greeting, its version and sanic-jwt's own routes open"
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)
@@ -136,19 +155,26 @@ def test_every_api_route_is_refused_on_the_internal_port_without_a_valid_admin_t
 def test_a_rasa_instance_itself_requires_the_token(stack: Stack, route: ApiRoute) -> None:
     instance = stack.instance_ports[0]
     assert call(instance, route.method, route.path, {}, body_for(route))[0] == 401
-    assert call(instance, route.method, route.path, bearer(api_token("another secret, long enough for HS256!")), body_for(route))[0] == 401
+    assert (
+        call(instance, route.method, route.path, bearer(api_token("another secret, long enough for HS256!")), body_for(route))[0]
+        == 401
+    )
     assert call(instance, route.method, route.path, bearer(api_token(stack.api_secret, role="user")), body_for(route))[0] == 403
 
 
 def test_every_protected_route_is_served_with_the_token(stack: Stack) -> None:
-    answers = {str(route): call(stack.api_port, route.method, route.path, authorization(stack.api_secret), body_for(route))
-               for route in PROTECTED}
+    answers = {
+        str(route): call(stack.api_port, route.method, route.path, authorization(stack.api_secret), body_for(route))
+        for route in PROTECTED
+    }
     failed = {route: status for route, (status, _) in answers.items() if status in (401, 403, 404) or status >= 500}
     assert not failed, failed
     assert answers[f"GET /conversations/{CONVERSATION}/tracker"][0] == 200
     assert json.loads(answers[f"GET /conversations/{CONVERSATION}/tracker"][1])["sender_id"] == CONVERSATION
     assert answers["DELETE /model"][0] == 204
-    status, _ = call(stack.api_port, "PUT", "/model", authorization(stack.api_secret), json.dumps({"model_file": str(MODEL)}).encode())
+    status, _ = call(
+        stack.api_port, "PUT", "/model", authorization(stack.api_secret), json.dumps({"model_file": str(MODEL)}).encode()
+    )
     assert status == 204
     assert stack.say("api-auth-after", "hello"), "the model is loaded again and the assistant answers"
 
@@ -161,14 +187,28 @@ def test_the_rest_channel_and_the_liveness_answer_work_on_the_public_port(stack:
 
 
 ID_CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-DISGUISES = ["{path}", "/webhooks/..{path}", "/webhooks/rest/../..{path}", "/webhooks/rest/%2e%2e/%2e%2e{path}",
-             "/webhooks/rest/webhook/..%2f..%2f..{path}", "/{path}", "{path}/", "/webhooks/rest{path}", "/health/..{path}"]
+DISGUISES = [
+    "{path}",
+    "/webhooks/..{path}",
+    "/webhooks/rest/../..{path}",
+    "/webhooks/rest/%2e%2e/%2e%2e{path}",
+    "/webhooks/rest/webhook/..%2f..%2f..{path}",
+    "/{path}",
+    "{path}/",
+    "/webhooks/rest{path}",
+    "/health/..{path}",
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(route=st.sampled_from(ROUTES), conversation=st.text(ID_CHARACTERS, min_size=1, max_size=20),
-       disguise=st.sampled_from(DISGUISES))
-def test_generated_api_paths_never_reach_rasa_from_the_public_port(stack: Stack, route: ApiRoute, conversation: str, disguise: str) -> None:
+@given(
+    route=st.sampled_from(ROUTES),
+    conversation=st.text(ID_CHARACTERS, min_size=1, max_size=20),
+    disguise=st.sampled_from(DISGUISES),
+)
+def test_generated_api_paths_never_reach_rasa_from_the_public_port(
+    stack: Stack, route: ApiRoute, conversation: str, disguise: str
+) -> None:
     path = disguise.format(path=route.path.replace(quote(CONVERSATION, safe=":"), quote(conversation, safe="")))
     status, body = call(stack.rasa_port, route.method, path, authorization(stack.api_secret), body_for(route))
     if status == 200:  # a channel path that Rasa answered: only the REST channel, never an API answer
@@ -191,11 +231,15 @@ def test_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> Non
         assert listening_addresses(port) == ["127.0.0.1"], port
 
 
-@pytest.mark.parametrize("command", [
-    ["-m", "onewindow.infra.router", "--port", "1", "--api-port", "2", "--upstream", "http://127.0.0.1:3"],
-    ["-m", "onewindow.rasa_plugins.server", "run", "--enable-api", "-p", "1"],
-    ["-m", "console", "serve", "--port", "1"],
-], ids=["router", "rasa", "console"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "onewindow.infra.router", "--port", "1", "--api-port", "2", "--upstream", "http://127.0.0.1:3"],
+        ["-m", "onewindow.rasa_plugins.server", "run", "--enable-api", "-p", "1"],
+        ["-m", "console", "serve", "--port", "1"],
+    ],
+    ids=["router", "rasa", "console"],
+)
 def test_the_servers_refuse_to_start_without_the_secret(command: List[str], tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != API_SECRET_VARIABLE}
     env.update(PYTHONPATH=str(PROJECT_ROOT), DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}", CONSOLE_PORT=str(free_port()))

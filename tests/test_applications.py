@@ -1,4 +1,5 @@
 """Application status by reference: the backend query on both databases, the status form and its answer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,13 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.applications import ActionCheckStatus, ValidateStatusForm
-from onewindow.storage import models
 from onewindow.backend import ServiceBackend
-from onewindow.text.dates import spoken_date
-from onewindow.storage.db import make_sessionmaker
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.references import normalise_reference
+from onewindow.storage import models
+from onewindow.storage.db import make_sessionmaker
 from onewindow.storage.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
+from onewindow.text.dates import spoken_date
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 SAMPLES = {reference: (service_id, changes) for reference, service_id, _, changes in SAMPLE_APPLICATIONS}
@@ -50,11 +51,20 @@ def test_history_is_in_time_order(module_backend: ServiceBackend) -> None:
     assert len(times) == 4 and times == sorted(times) and times[0] < times[-1]
 
 
-@pytest.mark.parametrize("said,reference", [
-    ("app-100002", "APP-100002"), ("APP100002", "APP-100002"), ("app100002", "APP-100002"), ("APP 100002", "APP-100002"),
-    (" APP-100002 ", "APP-100002"), ("app 4829137508", "APP-48291-37508"), ("APP 48291 37508", "APP-48291-37508"),
-    ("a.p.p-4829-1375-08", None), ("4829137508", "APP-48291-37508"),
-])
+@pytest.mark.parametrize(
+    "said,reference",
+    [
+        ("app-100002", "APP-100002"),
+        ("APP100002", "APP-100002"),
+        ("app100002", "APP-100002"),
+        ("APP 100002", "APP-100002"),
+        (" APP-100002 ", "APP-100002"),
+        ("app 4829137508", "APP-48291-37508"),
+        ("APP 48291 37508", "APP-48291-37508"),
+        ("a.p.p-4829-1375-08", None),
+        ("4829137508", "APP-48291-37508"),
+    ],
+)
 def test_reference_case_and_dash_do_not_matter(module_backend: ServiceBackend, said: str, reference: Any) -> None:
     record = module_backend.applications.status(said)
     assert (record.reference if record else None) == reference
@@ -81,10 +91,14 @@ def test_loading_samples_again_adds_nothing(module_backend: ServiceBackend) -> N
 # --- ValidateStatusForm: the reference, then the proof -------------------------------------------
 
 
-def validate(slot: str, value: Any, slots: Dict[str, Any] = None, sender: str = "") -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+def validate(
+    slot: str, value: Any, slots: Dict[str, Any] = None, sender: str = ""
+) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """(slots set, messages) when the status form validates `slot`; each call its own conversation unless `sender` is given."""
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker({**(slots or {}), "requested_slot": slot}, active_loop="status_form", sender_id=sender or uuid.uuid4().hex)
+    tracker = make_tracker(
+        {**(slots or {}), "requested_slot": slot}, active_loop="status_form", sender_id=sender or uuid.uuid4().hex
+    )
     method = getattr(ValidateStatusForm(), f"validate_{slot}")
     result = asyncio.run(method(value, dispatcher, tracker, load_domain()))
     return result, dispatcher.messages

@@ -11,6 +11,7 @@ once per database kind (with the same `seed(url, demo=True)` the conftest fixtur
 each SQLite test gets a fresh copy of the seeded file, and the one PostgreSQL database
 has its booking tables (slots, appointments, citizens) emptied before each test.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,10 +49,10 @@ from actions.appointments import (
     ValidateCheckAppointmentForm,
     ValidateRescheduleForm,
 )
-from onewindow.storage import models
 from onewindow.__main__ import seed
 from onewindow.backend import BookingError, ServiceBackend
 from onewindow.channels.senders import sign_sender
+from onewindow.storage import models
 from onewindow.text.dates import spoken_date, spoken_datetime
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import DATABASE_KINDS, postgres_database
@@ -216,15 +217,15 @@ def appointment_count(backend: ServiceBackend) -> int:
 
 def stored_appointment(backend: ServiceBackend, reference: str) -> Optional[models.Appointment]:
     with Session(backend.engine) as session:
-        appointment = session.scalars(
-            select(models.Appointment).where(models.Appointment.reference == reference)
-        ).first()
+        appointment = session.scalars(select(models.Appointment).where(models.Appointment.reference == reference)).first()
         if appointment is not None:
             _ = appointment.slot, appointment.citizen  # load before the session closes
         return appointment
 
 
-def book(backend: ServiceBackend, service: str, office: str, starts_at: datetime, phone: Optional[str] = None, name: str = "Ana Silva"):
+def book(
+    backend: ServiceBackend, service: str, office: str, starts_at: datetime, phone: Optional[str] = None, name: str = "Ana Silva"
+):
     return backend.bookings.book(service, office, starts_at, name, phone or new_phone(), "rest")
 
 
@@ -259,9 +260,15 @@ def test_free_slots_follow_opening_hours_slot_length_and_windows(clocked_backend
     backend = clocked_backend(MOMENT)
     bookings = backend.bookings
     cases = [
-        ("central_centre", TUE), ("central_centre", THU), ("central_centre", SAT),
-        ("north_centre", TUE), ("west_centre", TUE), ("riverside_point", TUE),
-        ("riverside_point", SAT), ("housing_office", WED), ("tax_office", FRI),
+        ("central_centre", TUE),
+        ("central_centre", THU),
+        ("central_centre", SAT),
+        ("north_centre", TUE),
+        ("west_centre", TUE),
+        ("riverside_point", TUE),
+        ("riverside_point", SAT),
+        ("housing_office", WED),
+        ("tax_office", FRI),
     ]
     for office_id, day in cases:
         expected = expected_starts(office_id, day)
@@ -283,17 +290,31 @@ def test_free_slots_follow_opening_hours_slot_length_and_windows(clocked_backend
     assert bookings.free_slots("central_centre", THU)[-1] == at(THU, "18:45")
     assert bookings.free_slots("central_centre", TUE)[-1] == at(TUE, "16:45")
     # The rural point opens Saturday morning only.
-    assert bookings.free_slots("riverside_point", SAT) == [at(SAT, f"{h}") for h in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30")]
+    assert bookings.free_slots("riverside_point", SAT) == [
+        at(SAT, f"{h}") for h in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30")
+    ]
 
 
 def test_closed_days_have_no_slots(clocked_backend) -> None:
     backend = clocked_backend(MOMENT)
-    closed = [("central_centre", SUN), ("south_centre", SAT), ("west_centre", SAT),
-              ("riverside_point", MON), ("riverside_point", WED), ("riverside_point", FRI), ("riverside_point", SUN)]
+    closed = [
+        ("central_centre", SUN),
+        ("south_centre", SAT),
+        ("west_centre", SAT),
+        ("riverside_point", MON),
+        ("riverside_point", WED),
+        ("riverside_point", FRI),
+        ("riverside_point", SUN),
+    ]
     for office_id, day in closed:
         assert office_yml(office_id)["hours"][WEEKDAY_KEYS[day.weekday()]] == "closed"
         assert backend.bookings.free_slots(office_id, day) == [], (office_id, day)
-        error = reason_of(backend.bookings.check_day, "birth_registration" if office_id != "south_centre" else "passport_renewal", office_id, day)
+        error = reason_of(
+            backend.bookings.check_day,
+            "birth_registration" if office_id != "south_centre" else "passport_renewal",
+            office_id,
+            day,
+        )
         assert error.reason == "closed_day"
         assert error.alternatives and all(a.date() > day for a in error.alternatives)
     # The rural point's alternatives fall on its open days only: Tuesday, Thursday, Saturday.
@@ -542,7 +563,9 @@ def test_conversations_asking_for_a_new_day_at_once_create_its_slots_once(clocke
     expected = expected_starts("central_centre", THU)
     assert answers == [expected] * threads
     with Session(backend.engine) as session:
-        assert session.scalar(select(func.count(Slot.id)).where(Slot.office_id == "central_centre", Slot.day == THU)) == len(expected)
+        assert session.scalar(select(func.count(Slot.id)).where(Slot.office_id == "central_centre", Slot.day == THU)) == len(
+            expected
+        )
 
 
 def test_the_database_itself_refuses_overbooking(clocked_backend) -> None:
@@ -656,17 +679,32 @@ def next_weekday(weekday: int) -> date:
     return today + timedelta(days=(weekday - today.weekday()) % 7 or 7)
 
 
-def form_tracker(form: str, slots: Dict[str, Any], said: List[Tuple[str, Any]], requested: Optional[str] = None,
-                 channel: str = "rest", sender: str = "test-user"):
+def form_tracker(
+    form: str,
+    slots: Dict[str, Any],
+    said: List[Tuple[str, Any]],
+    requested: Optional[str] = None,
+    channel: str = "rest",
+    sender: str = "test-user",
+):
     """A tracker as the form hands it to its validation action: the candidates are set
     and their SlotSet events come after the latest user message, in the given order."""
-    tracker = make_tracker({**slots, **dict(said), "requested_slot": requested}, active_loop=form, channel=channel, sender_id=sender)
+    tracker = make_tracker(
+        {**slots, **dict(said), "requested_slot": requested}, active_loop=form, channel=channel, sender_id=sender
+    )
     tracker.events.extend(SlotSet(name, value) for name, value in said)
     return tracker
 
 
-def validate(action, domain, slots: Dict[str, Any], said: List[Tuple[str, Any]], form: Optional[str] = None, sender: str = "test-user",
-             requested: Optional[str] = None):
+def validate(
+    action,
+    domain,
+    slots: Dict[str, Any],
+    said: List[Tuple[str, Any]],
+    form: Optional[str] = None,
+    sender: str = "test-user",
+    requested: Optional[str] = None,
+):
     """(messages, {slot: value} of the SlotSet events returned); `requested`: the slot the form asked for."""
     tracker = form_tracker(form or action.form_name(), slots, said, requested=requested, sender=sender)
     messages, events = run_action(action, tracker, domain)
@@ -724,12 +762,17 @@ def test_validate_office_by_name_district_or_list(action_backend, domain) -> Non
     # A district with several: the form's question asks which, with buttons for just those (one question, not two).
     messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("office", "north district")], requested="office")
     assert (messages, slots) == ([], {"office": None})
-    asked = make_tracker({"service": "passport_renewal", "requested_slot": "office"}, active_loop="appointment_form",
-                         entities=[{"entity": "district", "value": "north district"}])
+    asked = make_tracker(
+        {"service": "passport_renewal", "requested_slot": "office"},
+        active_loop="appointment_form",
+        entities=[{"entity": "district", "value": "north district"}],
+    )
     messages, _ = run_action(ActionAskOffice(), asked, domain)
     assert [m["text"] for m in messages] == ["Which of these offices?"]
     assert sorted(payloads(messages[0])) == ['/inform{"office":"immigration_office"}', '/inform{"office":"north_centre"}']
-    messages, slots = validate(form, domain, {"service": "birth_registration"}, [("office", "registry office")], requested="office")
+    messages, slots = validate(
+        form, domain, {"service": "birth_registration"}, [("office", "registry office")], requested="office"
+    )
     assert slots == {"office": "civil_registry"} and messages == []
     # No service yet: a named office is kept, to be checked once the service is known.
     assert validate(form, domain, {}, [("office", "central service centre")])[1] == {"office": "central_centre"}
@@ -749,7 +792,9 @@ def test_an_office_settled_before_the_form_asked_is_kept_and_said(action_backend
     assert [m["text"].split(". ")[0] for m in messages] == [said_at("North Service Centre")]
     # Settled before the service was known: checked and said once the service is given.
     messages, slots = validate(form, domain, {"office": "east_centre"}, [("service", "passport renewal")], requested="service")
-    assert slots == {"service": "passport_renewal"} and [m["text"].split(". ")[0] for m in messages] == [said_at("East Service Centre")]
+    assert slots == {"service": "passport_renewal"} and [m["text"].split(". ")[0] for m in messages] == [
+        said_at("East Service Centre")
+    ]
     # ...and dropped, with the reason, when it does not offer that service.
     offering = set(service_yml("work_permit")["offices"])
     elsewhere = next(o for o in ("west_centre", "east_centre", "north_centre") if o not in offering)
@@ -780,8 +825,9 @@ def test_validate_date(action_backend, domain) -> None:
     assert payloads(messages[0])[0] == f'/inform{{"date":"{first_free.date().isoformat()}","time":"{first_free:%H:%M}"}}'
 
     sunday = next_weekday(6)
-    messages, slots = validate(form, domain, {"service": "passport_renewal", "office": "central_centre"},
-                               [("appointment_date", sunday.isoformat())])
+    messages, slots = validate(
+        form, domain, {"service": "passport_renewal", "office": "central_centre"}, [("appointment_date", sunday.isoformat())]
+    )
     assert slots == {"appointment_date": None}
     assert messages[0]["text"].startswith("The office is closed on that day.")
     offered = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
@@ -824,12 +870,17 @@ def test_validate_time(action_backend, domain) -> None:
     messages, slots = validate(form, domain, slots_before, [("appointment_time", "banana")])
     assert slots == {"appointment_time": None} and "did not understand the time" in messages[0]["text"]
     # Without a day there is nothing to check yet: asked again later, silently.
-    assert validate(form, domain, {"service": "passport_renewal", "office": "west_centre"}, [("appointment_time", "10 am")]) == ([], {"appointment_time": None})
+    assert validate(form, domain, {"service": "passport_renewal", "office": "west_centre"}, [("appointment_time", "10 am")]) == (
+        [],
+        {"appointment_time": None},
+    )
 
     # A day that filled up meanwhile: the day is asked again too.
     riverside = open_day(action_backend, "riverside_point")
     fill_day(action_backend, "birth_registration", "riverside_point", riverside)
-    messages, slots = validate(form, domain, {**BOOKING, "appointment_date": riverside.isoformat()}, [("appointment_time", "10 am")])
+    messages, slots = validate(
+        form, domain, {**BOOKING, "appointment_date": riverside.isoformat()}, [("appointment_time", "10 am")]
+    )
     assert slots == {"appointment_time": None, "appointment_date": None}
     assert messages[0]["text"].startswith("That day is fully booked.")
 
@@ -849,7 +900,11 @@ def test_validate_name_and_phone(action_backend, domain) -> None:
         assert slots == {"citizen_name": None}, said
         assert messages[0]["text"] == "Please type the name for the appointment, using letters only.", said
 
-    for said, expected in [("0412 345-678", "0412345678"), ("+44 (20) 7946 0958", "+442079460958"), ("0412.345.678", "0412345678")]:
+    for said, expected in [
+        ("0412 345-678", "0412345678"),
+        ("+44 (20) 7946 0958", "+442079460958"),
+        ("0412.345.678", "0412345678"),
+    ]:
         messages, slots = validate(form, domain, {}, [("citizen_phone", said)])
         assert slots == {"citizen_phone": expected} and messages == [], said
     for said in ("12345", "call me maybe", "0412 345 678 9012 3456"):
@@ -861,7 +916,9 @@ def test_validate_name_and_phone(action_backend, domain) -> None:
 def test_office_is_validated_before_the_date_that_came_with_it(action_backend, domain) -> None:
     form = ValidateAppointmentForm()
     day = open_day(action_backend, "west_centre")
-    tracker = form_tracker("appointment_form", {"service": "passport_renewal"}, [("appointment_date", day.isoformat()), ("office", "west")])
+    tracker = form_tracker(
+        "appointment_form", {"service": "passport_renewal"}, [("appointment_date", day.isoformat()), ("office", "west")]
+    )
     assert list(tracker.slots_to_validate()) == ["appointment_date", "office"], "the events really are in the wrong order"
     messages, events = run_action(form, tracker, domain)
     assert [m["text"].split(". ")[0] for m in messages] == [said_at("West Service Centre")]  # not asked: said
@@ -870,7 +927,9 @@ def test_office_is_validated_before_the_date_that_came_with_it(action_backend, d
 
     # The date is checked against the validated office: West is closed on Saturdays.
     saturday = next_weekday(5)
-    messages, slots = validate(form, domain, {"service": "passport_renewal"}, [("appointment_date", saturday.isoformat()), ("office", "west")])
+    messages, slots = validate(
+        form, domain, {"service": "passport_renewal"}, [("appointment_date", saturday.isoformat()), ("office", "west")]
+    )
     assert slots == {"office": "west_centre", "appointment_date": None}
     assert messages[-1]["text"].startswith("The office is closed on that day.")
 
@@ -881,21 +940,36 @@ def test_reschedule_form_checks_the_reference_before_the_date(action_backend, do
     record = book(action_backend, "birth_registration", "riverside_point", start)
     monday = next_weekday(0)  # the rural point is closed on Mondays
     digits, proof = record.reference[3:], proof_of(action_backend, record.reference)
-    messages, slots = validate(ValidateRescheduleForm(), domain, {"record_proof": proof},
-                               [("appointment_date", monday.isoformat()), ("appointment_reference", f"bk {digits}")])
-    assert slots == {"appointment_reference": record.reference, "record_proof": proof, "service": "birth_registration",
-                     "office": "riverside_point", "appointment_date": None}
+    messages, slots = validate(
+        ValidateRescheduleForm(),
+        domain,
+        {"record_proof": proof},
+        [("appointment_date", monday.isoformat()), ("appointment_reference", f"bk {digits}")],
+    )
+    assert slots == {
+        "appointment_reference": record.reference,
+        "record_proof": proof,
+        "service": "birth_registration",
+        "office": "riverside_point",
+        "appointment_date": None,
+    }
     assert messages[0]["text"].startswith("The office is closed on that day.")
 
     other = open_day(action_backend, "riverside_point", skip=1)
-    messages, slots = validate(ValidateRescheduleForm(), domain, {"record_proof": proof},
-                               [("appointment_date", other.isoformat()), ("appointment_reference", record.reference)])
+    messages, slots = validate(
+        ValidateRescheduleForm(),
+        domain,
+        {"record_proof": proof},
+        [("appointment_date", other.isoformat()), ("appointment_reference", record.reference)],
+    )
     assert slots["appointment_date"] == other.isoformat() and messages == []
 
 
 def test_validate_appointment_reference(action_backend, domain) -> None:
     day = open_day(action_backend, "central_centre")
-    record = book(action_backend, "passport_renewal", "central_centre", action_backend.bookings.free_slots("central_centre", day)[0])
+    record = book(
+        action_backend, "passport_renewal", "central_centre", action_backend.bookings.free_slots("central_centre", day)[0]
+    )
     digits, proof = record.reference[3:], proof_of(action_backend, record.reference)
     wrong = f"{(int(proof) + 1) % 10000:04d}"
     for form in (ValidateCancelForm(), ValidateCheckAppointmentForm(), ValidateRescheduleForm()):
@@ -903,10 +977,14 @@ def test_validate_appointment_reference(action_backend, domain) -> None:
         # a valid number alone reveals nothing: the form asks for the proof next
         messages, slots = validate(form, domain, {}, [("appointment_reference", f"bk {digits}")], sender=me)
         assert slots == {"appointment_reference": record.reference, "record_proof": None} and messages == []
-        messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", wrong)], sender=me)
+        messages, slots = validate(
+            form, domain, {"appointment_reference": record.reference}, [("record_proof", wrong)], sender=me
+        )
         assert slots == {"record_proof": None}
         assert messages[0]["text"] == "Those digits do not match the phone number on this appointment. Please try again."
-        messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", f"it ends in {proof}")], sender=me)
+        messages, slots = validate(
+            form, domain, {"appointment_reference": record.reference}, [("record_proof", f"it ends in {proof}")], sender=me
+        )
         assert slots == {"record_proof": proof, "service": "passport_renewal", "office": "central_centre"} and messages == []
         messages, slots = validate(form, domain, {"appointment_reference": record.reference}, [("record_proof", "12")], sender=me)
         assert slots == {"record_proof": None} and messages[0]["text"].startswith("Please give four digits")
@@ -925,10 +1003,14 @@ def test_validate_appointment_reference(action_backend, domain) -> None:
     action_backend.bookings.cancel(record.reference)
     messages, slots = validate(ValidateCancelForm(), domain, {}, [("appointment_reference", record.reference)])
     assert slots == {"appointment_reference": record.reference, "record_proof": None} and messages == []  # not even its status
-    messages, slots = validate(ValidateCancelForm(), domain, {"appointment_reference": record.reference}, [("record_proof", proof)])
+    messages, slots = validate(
+        ValidateCancelForm(), domain, {"appointment_reference": record.reference}, [("record_proof", proof)]
+    )
     assert slots == {"record_proof": proof, "appointment_reference": None}
     assert messages[0]["text"] == "That appointment has already been cancelled."
-    messages, slots = validate(ValidateCheckAppointmentForm(), domain, {"record_proof": proof}, [("appointment_reference", record.reference)])
+    messages, slots = validate(
+        ValidateCheckAppointmentForm(), domain, {"record_proof": proof}, [("appointment_reference", record.reference)]
+    )
     assert slots["appointment_reference"] == record.reference and messages == []
 
 
@@ -940,8 +1022,13 @@ def test_validate_appointment_reference(action_backend, domain) -> None:
 def test_ask_service_stays_quiet_when_the_validation_just_offered_choices(action_backend, domain) -> None:
     """ "book a passport appointment": "Do you mean New passport or Passport renewal?" is the only question."""
     tracker = make_tracker({}, intent="book_appointment", active_loop="appointment_form")
-    tracker.events.append({"event": "bot", "text": "Do you mean New passport or Passport renewal or replacement?",
-                           "data": {"buttons": [{"title": "New passport", "payload": '/inform{"service":"passport_new"}'}]}})
+    tracker.events.append(
+        {
+            "event": "bot",
+            "text": "Do you mean New passport or Passport renewal or replacement?",
+            "data": {"buttons": [{"title": "New passport", "payload": '/inform{"service":"passport_new"}'}]},
+        }
+    )
     assert run_action(ActionAskService(), tracker, domain) == ([], [])
     tracker.events.append({"event": "user", "text": "what", "parse_data": {"intent": {"name": "nlu_fallback"}}})
     messages, _ = run_action(ActionAskService(), tracker, domain)
@@ -978,18 +1065,29 @@ def test_every_office_offering_a_service_is_a_button_and_the_count_matches(actio
     kinds = [office_yml(o)["kind"] for o in shown]
     assert "mobile_point" not in kinds or kinds[-1] == "mobile_point"  # the van, open a few hours a week, comes last
 
-    messages, slots = validate(ValidateAppointmentForm(), domain, {"service": service}, [("office", "an office on the moon")], requested="office")
+    messages, slots = validate(
+        ValidateAppointmentForm(), domain, {"service": service}, [("office", "an office on the moon")], requested="office"
+    )
     assert (messages, slots) == ([], {"office": None})  # the form asks again, with the buttons above: one question, not two
 
 
 def test_moving_an_appointment_offers_other_days_than_its_own(action_backend, domain) -> None:
     first = action_backend.bookings.next_free("riverside_point", date.today(), 1)[0]
     record = book(action_backend, "birth_registration", "riverside_point", first)
-    slots = {"office": "riverside_point", "appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}
+    slots = {
+        "office": "riverside_point",
+        "appointment_reference": record.reference,
+        "record_proof": proof_of(action_backend, record.reference),
+    }
     messages, _ = run(ActionAskAppointmentDate(), domain, slots, "reschedule_form")
     offered = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
     assert len(offered) == 4 and first.date() not in offered
-    assert offered == [s.date() for s in action_backend.bookings.next_free("riverside_point", date.today(), 5) if s.date() != first.date()][:4]
+    assert (
+        offered
+        == [s.date() for s in action_backend.bookings.next_free("riverside_point", date.today(), 5) if s.date() != first.date()][
+            :4
+        ]
+    )
     messages, _ = run(ActionAskAppointmentDate(), domain, {"office": "riverside_point"}, "appointment_form")
     assert f'/inform{{"date":"{first.date().isoformat()}"}}' in payloads(messages[0])  # a new booking may take that day
 
@@ -1000,12 +1098,23 @@ def test_a_van_booking_gives_the_stop_of_its_day(action_backend, domain, weekday
     stop = van["stops"][("mon", "tue", "wed", "thu", "fri", "sat", "sun")[weekday]]
     day = next_weekday(weekday)
     start = action_backend.bookings.free_slots("mobile_van", day)[0]
-    slots = {"service": "id_card_renewal", "office": "mobile_van", "appointment_date": day.isoformat(),
-             "appointment_time": start.strftime("%H:%M"), "citizen_name": "Ana Silva", "citizen_phone": "0412345678", "booking_confirmed": True}
+    slots = {
+        "service": "id_card_renewal",
+        "office": "mobile_van",
+        "appointment_date": day.isoformat(),
+        "appointment_time": start.strftime("%H:%M"),
+        "citizen_name": "Ana Silva",
+        "citizen_phone": "0412345678",
+        "booking_confirmed": True,
+    }
     messages, _ = run(ActionBookAppointment(), domain, slots)
     assert f"at Mobile Service Van, {stop['place']}, on {spoken_datetime(start)}" in messages[0]["text"]
-    assert messages[2]["custom"]["venue"] == {"latitude": stop["location"]["lat"], "longitude": stop["location"]["lon"],
-                                              "title": van["name"], "address": stop["place"]}
+    assert messages[2]["custom"]["venue"] == {
+        "latitude": stop["location"]["lat"],
+        "longitude": stop["location"]["lon"],
+        "title": van["name"],
+        "address": stop["place"],
+    }
 
 
 def test_ask_date_offers_the_first_free_days(action_backend, domain) -> None:
@@ -1046,15 +1155,22 @@ def test_ask_time_offers_free_times_of_the_day(action_backend, domain) -> None:
 
     riverside = open_day(action_backend, "riverside_point")
     fill_day(action_backend, "birth_registration", "riverside_point", riverside)
-    messages, events = run(ActionAskAppointmentTime(), domain, {"office": "riverside_point", "appointment_date": riverside.isoformat()})
+    messages, events = run(
+        ActionAskAppointmentTime(), domain, {"office": "riverside_point", "appointment_date": riverside.isoformat()}
+    )
     assert messages[0]["text"] == "That day has no free times left. Please choose another day."
     assert slot_events(events) == {"appointment_date": None}
 
 
 def test_ask_confirmations_describe_the_appointment(action_backend, domain) -> None:
     day = open_day(action_backend, "central_centre")
-    slots = {"service": "passport_renewal", "office": "central_centre", "appointment_date": day.isoformat(),
-             "appointment_time": "10:15", "citizen_name": "Ana Silva"}
+    slots = {
+        "service": "passport_renewal",
+        "office": "central_centre",
+        "appointment_date": day.isoformat(),
+        "appointment_time": "10:15",
+        "citizen_name": "Ana Silva",
+    }
     messages, _ = run(ActionAskBookingConfirmed(), domain, slots, "appointment_form")
     assert messages[0]["text"] == (
         f"Please check: Passport renewal or replacement at Central Service Centre, on {spoken_date(day)} at 10:15 am, "
@@ -1065,8 +1181,12 @@ def test_ask_confirmations_describe_the_appointment(action_backend, domain) -> N
     assert messages[0]["text"] == f"Shall I move appointment BK-123456 to {spoken_date(day)} at 10:15 am?"
 
     record = book(action_backend, "passport_renewal", "central_centre", at(day, "11:00"))
-    messages, _ = run(ActionAskCancelConfirmed(), domain,
-                      {"appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)}, "cancel_form")
+    messages, _ = run(
+        ActionAskCancelConfirmed(),
+        domain,
+        {"appointment_reference": record.reference, "record_proof": proof_of(action_backend, record.reference)},
+        "cancel_form",
+    )
     assert messages[0]["text"] == (
         f"Shall I cancel your appointment for Passport renewal or replacement at Central Service Centre on {spoken_date(day)} at 11 am?"
     )
@@ -1080,9 +1200,15 @@ def test_ask_confirmations_describe_the_appointment(action_backend, domain) -> N
 def _booking_slots(backend: ServiceBackend, office: str = "riverside_point", service: str = "birth_registration"):
     day = open_day(backend, office)
     start = backend.bookings.free_slots(office, day)[0]
-    return start, {"service": service, "office": office, "appointment_date": day.isoformat(),
-                   "appointment_time": start.strftime("%H:%M"), "citizen_name": "Ana Silva",
-                   "citizen_phone": "0412345678", "booking_confirmed": True}
+    return start, {
+        "service": service,
+        "office": office,
+        "appointment_date": day.isoformat(),
+        "appointment_time": start.strftime("%H:%M"),
+        "citizen_name": "Ana Silva",
+        "citizen_phone": "0412345678",
+        "booking_confirmed": True,
+    }
 
 
 RESET = {"appointment_date": None, "appointment_time": None, "booking_confirmed": None}
@@ -1149,9 +1275,13 @@ def test_reschedule_action_moves_or_sends_back_to_the_form(action_backend, domai
     free = action_backend.bookings.free_slots("riverside_point", day)
     record = book(action_backend, "birth_registration", "riverside_point", free[0])
     new = free[2]
-    slots = {"appointment_reference": record.reference, "appointment_date": day.isoformat(),
-             "appointment_time": new.strftime("%H:%M"), "booking_confirmed": True,
-             "record_proof": proof_of(action_backend, record.reference)}
+    slots = {
+        "appointment_reference": record.reference,
+        "appointment_date": day.isoformat(),
+        "appointment_time": new.strftime("%H:%M"),
+        "booking_confirmed": True,
+        "record_proof": proof_of(action_backend, record.reference),
+    }
 
     messages, events = run(ActionRescheduleAppointment(), domain, {**slots, "record_proof": None}, "reschedule_form")
     assert messages[0]["text"].startswith("For your security I cannot show or change this appointment here.")
@@ -1171,7 +1301,9 @@ def test_reschedule_action_moves_or_sends_back_to_the_form(action_backend, domai
     assert slot_row(action_backend, "riverside_point", new) == (1, 1)
 
     book(action_backend, "birth_registration", "riverside_point", free[1])
-    messages, events = run(ActionRescheduleAppointment(), domain, {**slots, "appointment_time": free[1].strftime("%H:%M")}, "reschedule_form")
+    messages, events = run(
+        ActionRescheduleAppointment(), domain, {**slots, "appointment_time": free[1].strftime("%H:%M")}, "reschedule_form"
+    )
     assert messages[0]["text"].startswith("That time is already taken.")
     assert any(e["event"] == "followup" and e["name"] == "reschedule_form" for e in events)
     assert stored_appointment(action_backend, record.reference).slot.starts_at == new
@@ -1246,15 +1378,24 @@ def test_a_chat_linked_to_a_phone_picks_from_its_upcoming_appointments(action_ba
     tracker = form_tracker("check_appointment_form", {}, [("appointment_reference", mine[0].reference)])
     tracker.sender_id, tracker.events[-2]["metadata"] = "telegram:4242", signed
     _, events = run_action(ValidateCheckAppointmentForm(), tracker, domain)
-    assert slot_events(events) == {"appointment_reference": mine[0].reference, "record_proof": "linked",
-                                   "service": "birth_registration", "office": "riverside_point"}
+    assert slot_events(events) == {
+        "appointment_reference": mine[0].reference,
+        "record_proof": "linked",
+        "service": "birth_registration",
+        "office": "riverside_point",
+    }
 
 
 @pytest.mark.parametrize("signature", [None, "0" * 64, "forged"])
 def test_a_sender_id_claimed_over_rest_is_not_a_linked_identity(action_backend, domain, signature: Optional[str]) -> None:
     day = open_day(action_backend, "riverside_point")
-    theirs = book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
-                  phone="0412 999 000")
+    theirs = book(
+        action_backend,
+        "birth_registration",
+        "riverside_point",
+        action_backend.bookings.free_slots("riverside_point", day)[0],
+        phone="0412 999 000",
+    )
     action_backend.citizens.link_identity("telegram", "4242", "0412 999 000")
     metadata = {"sender_signature": signature} if signature else {}
     tracker = make_tracker({}, active_loop="check_appointment_form", sender_id="telegram:4242", metadata=metadata)
@@ -1268,13 +1409,25 @@ def test_a_sender_id_claimed_over_rest_is_not_a_linked_identity(action_backend, 
 @pytest.mark.parametrize("form", ["check_appointment_form", "reschedule_form", "cancel_form"])
 def test_a_known_citizen_without_upcoming_appointments_is_told_so_plainly(action_backend, domain, form: str) -> None:
     day = open_day(action_backend, "riverside_point")
-    cancelled = book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
-                     phone="0412 777 000")
+    cancelled = book(
+        action_backend,
+        "birth_registration",
+        "riverside_point",
+        action_backend.bookings.free_slots("riverside_point", day)[0],
+        phone="0412 777 000",
+    )
     action_backend.bookings.cancel(cancelled.reference)  # a cancelled one is not upcoming
-    book(action_backend, "birth_registration", "riverside_point", action_backend.bookings.free_slots("riverside_point", day)[0],
-         phone="0412 777 111")  # someone else's
+    book(
+        action_backend,
+        "birth_registration",
+        "riverside_point",
+        action_backend.bookings.free_slots("riverside_point", day)[0],
+        phone="0412 777 111",
+    )  # someone else's
     action_backend.citizens.link_identity("telegram", "7070", "0412 777 000")
-    tracker = make_tracker({}, active_loop=form, sender_id="telegram:7070", metadata={"sender_signature": sign_sender("telegram:7070")})
+    tracker = make_tracker(
+        {}, active_loop=form, sender_id="telegram:7070", metadata={"sender_signature": sign_sender("telegram:7070")}
+    )
     messages, events = run_action(ActionAskAppointmentReference(), tracker, domain)
     text_ = messages[0]["text"]
     assert text_.startswith("You have no upcoming appointments") and "appointment number" in text_ and "book" in text_
@@ -1284,8 +1437,12 @@ def test_a_known_citizen_without_upcoming_appointments_is_told_so_plainly(action
 
 @pytest.mark.parametrize("sender", ["telegram:5151", "someone-on-rest"])
 def test_without_a_linked_phone_the_appointment_number_is_asked_for(action_backend, domain, sender: str) -> None:
-    book(action_backend, "birth_registration", "riverside_point",
-         action_backend.bookings.free_slots("riverside_point", open_day(action_backend, "riverside_point"))[0])
+    book(
+        action_backend,
+        "birth_registration",
+        "riverside_point",
+        action_backend.bookings.free_slots("riverside_point", open_day(action_backend, "riverside_point"))[0],
+    )
     tracker = make_tracker({}, active_loop="check_appointment_form", sender_id=sender)
     messages, _ = run_action(ActionAskAppointmentReference(), tracker, domain)
     assert messages[0]["text"].startswith("What is your appointment number?") and not messages[0]["buttons"]

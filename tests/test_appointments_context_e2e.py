@@ -1,6 +1,7 @@
 """A choice the citizen settled earlier in the conversation is not asked again when booking, over REST
 against the real Rasa server, action server, model and database; offices and services are drawn from the catalogue.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -12,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.backend.records import OfficeRecord
 from onewindow.service_catalogue import Catalogue
-from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
@@ -40,9 +41,9 @@ def bookable(backend: ServiceBackend, catalogue: Catalogue) -> List[Tuple[str, s
     offices = backend.catalogue.offices()
     return [
         (entry["id"], entry["aliases"][0], [o for o in offices if entry["id"] in o.service_ids])
-        for entry in catalogue.services if entry.get("bookable")
+        for entry in catalogue.services
+        if entry.get("bookable")
     ]
-
 
 
 def texts(messages: List[Dict[str, Any]]) -> str:
@@ -68,35 +69,55 @@ def settle_office(stack: Stack, sender: str, how: str, office: OfficeRecord, ser
         answer = stack.say(sender, f"where is the {office.name}")
     elif how == "nearest":
         stack.say(sender, f"what documents do I need for a {service}")
-        answer = stack.say(sender, "find the nearest office", {"location": {"latitude": office.latitude, "longitude": office.longitude}})
+        answer = stack.say(
+            sender, "find the nearest office", {"location": {"latitude": office.latitude, "longitude": office.longitude}}
+        )
     else:  # chosen from the list of offices for the service
         answer = press(stack, sender, stack.say(sender, f"which offices offer {service}"), f'"office":"{office.id}"')
     assert office.name in texts(answer), (how, texts(answer))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data(), how=st.sampled_from(["opening hours", "where", "nearest", "list", "in the request"]))
 def test_an_office_settled_earlier_is_not_asked_again_when_booking(
     stack: Stack, bookable: List[Tuple[str, str, List[OfficeRecord]]], data: st.DataObject, how: str
 ) -> None:
     service_id, service, offices = data.draw(st.sampled_from([b for b in bookable if b[2]]), label="service")
     if how == "nearest":  # the nearest office to where it stands is itself, when no other stands there too
-        offices = [o for o in offices if o.latitude is not None and sum((p.latitude, p.longitude) == (o.latitude, o.longitude) for p in offices) == 1]
+        offices = [
+            o
+            for o in offices
+            if o.latitude is not None and sum((p.latitude, p.longitude) == (o.latitude, o.longitude) for p in offices) == 1
+        ]
     office = data.draw(st.sampled_from(offices), label="office")
     sender = f"settled-{next(senders)}"
     if how == "in the request":
         answer = stack.say(sender, f"book an appointment for a {service} at the {office.name}")
     else:
         settle_office(stack, sender, how, office, service)
-        answer = stack.say(sender, "book an appointment" if how in ("nearest", "list") else f"book an appointment for a {service}")
+        answer = stack.say(
+            sender, "book an appointment" if how in ("nearest", "list") else f"book an appointment for a {service}"
+        )
     assert "Which office" not in texts(answer) and "Which day" in texts(answer), texts(answer)
-    assert f"I will book it at the {office.name}. To use another office" in texts(answer)  # where it books, and that this can change
+    assert f"I will book it at the {office.name}. To use another office" in texts(
+        answer
+    )  # where it books, and that this can change
     assert (slots(stack, sender)["office"], slots(stack, sender)["service"]) == (office.id, service_id)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data(), question=st.sampled_from(["what documents do I need for a {}", "how long does a {} take"]))
 def test_a_service_settled_earlier_is_not_asked_again_when_booking(
     stack: Stack, bookable: List[Tuple[str, str, List[OfficeRecord]]], data: st.DataObject, question: str
@@ -109,7 +130,9 @@ def test_a_service_settled_earlier_is_not_asked_again_when_booking(
     assert slots(stack, sender)["service"] == service_id
 
 
-def test_an_office_that_does_not_offer_the_service_is_said_and_asked_for(stack: Stack, backend: ServiceBackend, bookable: List[Tuple[str, str, List[OfficeRecord]]]) -> None:
+def test_an_office_that_does_not_offer_the_service_is_said_and_asked_for(
+    stack: Stack, backend: ServiceBackend, bookable: List[Tuple[str, str, List[OfficeRecord]]]
+) -> None:
     offices = backend.catalogue.offices()
     service_id, service, offering = next((b for b in bookable if len(b[2]) < len(offices)))
     elsewhere = next(o for o in offices if o.id not in {p.id for p in offering})
@@ -136,4 +159,7 @@ def test_a_district_with_several_offices_is_one_question_not_two(stack: Stack) -
     answer = stack.say(sender, "the north district")
     questions = [m for m in answer if m.get("buttons")]
     assert [m["text"] for m in questions] == ["Which of these offices?"], texts(answer)
-    assert sorted(b["payload"] for b in questions[0]["buttons"]) == ['/inform{"office":"immigration_office"}', '/inform{"office":"north_centre"}']
+    assert sorted(b["payload"] for b in questions[0]["buttons"]) == [
+        '/inform{"office":"immigration_office"}',
+        '/inform{"office":"north_centre"}',
+    ]

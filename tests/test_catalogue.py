@@ -1,4 +1,5 @@
 """The service catalogue: the real files load, broken copies are rejected precisely, seeding is safe."""
+
 from __future__ import annotations
 
 import os
@@ -14,24 +15,42 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
-from onewindow.storage import models
 from onewindow import settings
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.service_catalogue import Catalogue, CatalogueError, load_catalogue
 from onewindow.service_catalogue.nlu_export import render_lookups
+from onewindow.storage import models
 from onewindow.storage.db import make_engine, make_sessionmaker
 
 CATALOGUE = settings.PROJECT_ROOT / "catalogue"
 LOOKUPS = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
 
 REQUIRED_SERVICES = (
-    "birth_registration", "child_benefit", "school_enrolment", "id_card_new", "id_card_renewal",
-    "passport_new", "passport_renewal", "household_registration_transfer", "marriage_registration",
-    "unemployment_benefit", "jobseeker_registration", "social_security_card", "medical_insurance",
-    "medical_treatment_other_province", "housing_fund_withdrawal", "property_registration",
-    "pension_application", "elderly_care_subsidy", "disability_allowance", "death_registration",
-    "funeral_subsidy", "survivors_pension", "company_registration", "business_licence",
+    "birth_registration",
+    "child_benefit",
+    "school_enrolment",
+    "id_card_new",
+    "id_card_renewal",
+    "passport_new",
+    "passport_renewal",
+    "household_registration_transfer",
+    "marriage_registration",
+    "unemployment_benefit",
+    "jobseeker_registration",
+    "social_security_card",
+    "medical_insurance",
+    "medical_treatment_other_province",
+    "housing_fund_withdrawal",
+    "property_registration",
+    "pension_application",
+    "elderly_care_subsidy",
+    "disability_allowance",
+    "death_registration",
+    "funeral_subsidy",
+    "survivors_pension",
+    "company_registration",
+    "business_licence",
 )
 
 
@@ -95,7 +114,7 @@ def _edit_entry(folder: Path, name: str, entry: str, old: str, new: str) -> str:
     text = path.read_text(encoding="utf-8")
     start = text.index(f"- id: {entry}\n")
     position = text.index(old, start)
-    text = text[:position] + new + text[position + len(old):]
+    text = text[:position] + new + text[position + len(old) :]
     path.write_text(text, encoding="utf-8")
     return text
 
@@ -190,7 +209,9 @@ def _stops_line(text: str) -> int:
 def van_without_a_stop_on_an_open_day(folder: Path) -> Expected:
     path = folder / "offices.yml"
     text = path.read_text(encoding="utf-8")
-    path.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("      wed: {place:")), encoding="utf-8")
+    path.write_text(
+        "".join(line for line in text.splitlines(keepends=True) if not line.startswith("      wed: {place:")), encoding="utf-8"
+    )
     return Expected("offices.yml", _stops_line(path.read_text(encoding="utf-8")), "mobile_van", "stops")
 
 
@@ -205,7 +226,13 @@ def van_stop_without_a_place(folder: Path) -> Expected:
 
 
 def stops_on_a_fixed_office(folder: Path) -> Expected:
-    text = _edit_entry(folder, "offices.yml", "north_centre", "    hours:\n", "    stops: {mon: {place: Hillcrest, location: {lat: 52.1, lon: 5.1}}}\n    hours:\n")
+    text = _edit_entry(
+        folder,
+        "offices.yml",
+        "north_centre",
+        "    hours:\n",
+        "    stops: {mon: {place: Hillcrest, location: {lat: 52.1, lon: 5.1}}}\n    hours:\n",
+    )
     return Expected("offices.yml", _line_number(text, "stops:", _entry_line(text, "north_centre")), "north_centre", "stops")
 
 
@@ -216,7 +243,9 @@ def sympathy_empty(folder: Path) -> Expected:
 
 def _broken_benefit(folder: Path, new: str) -> Expected:
     text = _edit_entry(folder, "services.yml", "child_benefit", "    benefit:\n      amount: 150\n", new)
-    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+    return Expected(
+        "services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit"
+    )
 
 
 def benefit_paid_daily(folder: Path) -> Expected:
@@ -228,13 +257,19 @@ def benefit_amount_zero(folder: Path) -> Expected:
 
 
 def benefit_without_basis(folder: Path) -> Expected:
-    text = _edit_entry(folder, "services.yml", "child_benefit", "      basis: That is for each child", "      note: That is for each child")
-    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+    text = _edit_entry(
+        folder, "services.yml", "child_benefit", "      basis: That is for each child", "      note: That is for each child"
+    )
+    return Expected(
+        "services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit"
+    )
 
 
 def benefit_period_fortnight(folder: Path) -> Expected:
     text = _edit_entry(folder, "services.yml", "child_benefit", "      period: month", "      period: fortnight")
-    return Expected("services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit")
+    return Expected(
+        "services.yml", _line_number(text, "benefit:", _entry_line(text, "child_benefit")), "child_benefit", "benefit"
+    )
 
 
 BROKEN: Dict[str, Callable[[Path], Expected]] = {
@@ -344,7 +379,11 @@ def _check_catalogue(folder: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "ONEWINDOW_CATALOGUE": str(folder), "PYTHONPATH": str(settings.PROJECT_ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "onewindow", "check-catalogue"],
-        cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=settings.PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -403,17 +442,31 @@ def _snapshot(url: str) -> Dict[str, object]:
         with make_sessionmaker(engine)() as session:
             counts = {
                 model.__tablename__: session.scalar(select(func.count()).select_from(model))
-                for model in (models.City, models.District, models.Office, models.OpeningHours,
-                              models.Service, models.ServiceOffice, models.LifeEvent,
-                              models.LifeEventStep, models.ReportCategory, models.Alias)
+                for model in (
+                    models.City,
+                    models.District,
+                    models.Office,
+                    models.OpeningHours,
+                    models.Service,
+                    models.ServiceOffice,
+                    models.LifeEvent,
+                    models.LifeEventStep,
+                    models.ReportCategory,
+                    models.Alias,
+                )
             }
             fees = dict(session.execute(select(models.Service.id, models.Service.fee_cents)).all())
             benefits = {
                 row.id: tuple(row[1:])
-                for row in session.execute(select(
-                    models.Service.id, models.Service.benefit_cents, models.Service.benefit_up_to,
-                    models.Service.benefit_period, models.Service.benefit_basis,
-                ))
+                for row in session.execute(
+                    select(
+                        models.Service.id,
+                        models.Service.benefit_cents,
+                        models.Service.benefit_up_to,
+                        models.Service.benefit_period,
+                        models.Service.benefit_basis,
+                    )
+                )
             }
             return {"counts": counts, "fees": fees, "benefits": benefits}
     finally:
@@ -426,14 +479,13 @@ def test_seeding_twice_changes_nothing(database_url: str, catalogue: Catalogue) 
     seed(database_url)
     assert _snapshot(database_url) == first
     assert first["counts"]["services"] == len(catalogue.services)
-    assert first["fees"]["passport_renewal"] == 100 * next(
-        s["fee"] for s in catalogue.services if s["id"] == "passport_renewal"
-    )
+    assert first["fees"]["passport_renewal"] == 100 * next(s["fee"] for s in catalogue.services if s["id"] == "passport_renewal")
     for service in catalogue.services:
         benefit = service.get("benefit")
         expected = (
             (round(benefit["amount"] * 100), benefit.get("up_to", False), benefit["period"], benefit["basis"])
-            if benefit else (None, None, None, None)
+            if benefit
+            else (None, None, None, None)
         )
         assert first["benefits"][service["id"]] == expected, service["id"]
     assert sum(1 for s in catalogue.services if s.get("benefit")) >= 10, "the benefits say what they pay"

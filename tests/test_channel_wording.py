@@ -5,6 +5,7 @@ The prompts are not listed by hand: every Prompt registers itself, the domain's 
 with Rasa's own variation filter, and the sources are scanned for plain strings that would reach
 every channel alike.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from rasa.core.nlg.response import ResponseVariationFilter
 
 import actions
@@ -32,9 +34,11 @@ FORBIDDEN: Dict[str, str] = {
     KEYPAD: f"{CALL_WORDS}|{SPEECH_WORDS}|{KEY_WORDS}",
 }
 ANY_MODE = "|".join(FORBIDDEN.values())
-WORDED_SOURCES = [*(settings.PROJECT_ROOT / "actions").glob("*.py"),
-                  *(settings.PROJECT_ROOT / "onewindow" / name for name in ("wording.py", "staff_desk.py", "staff_hours.py")),
-                  settings.PROJECT_ROOT / "onewindow" / "channels" / "input_guard.py"]
+WORDED_SOURCES = [
+    *(settings.PROJECT_ROOT / "actions").glob("*.py"),
+    *(settings.PROJECT_ROOT / "onewindow" / name for name in ("text/wording.py", "backend/staff_desk.py", "backend/staff_hours.py")),
+    settings.PROJECT_ROOT / "onewindow" / "channels" / "input_guard.py",
+]
 
 
 def every_prompt() -> List[Prompt]:
@@ -86,13 +90,24 @@ def test_the_keypad_help_offers_the_main_menu() -> None:
 def plain_strings(path: Path) -> Iterator[Tuple[int, str]]:
     """The string literals of a source file outside Prompt(...) calls and docstrings: words every channel gets alike."""
     tree = ast.parse(path.read_text())
-    inside_prompts = {id(node) for call in ast.walk(tree) if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Prompt"
-                      for node in ast.walk(call)}
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    inside_prompts = {
+        id(node)
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Prompt"
+        for node in ast.walk(call)
+    }
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     for node in ast.walk(tree):
-        words = isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip()  # not a key or a name
+        words = (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip()
+        )  # not a key or a name
         if words and id(node) not in inside_prompts | docstrings:
             yield node.lineno, node.value
 
@@ -105,8 +120,12 @@ def test_no_plain_string_carries_a_channel_word(path: Path) -> None:
 
 @given(
     sender=st.one_of(st.text(max_size=20), st.sampled_from(["phone:0412345678", "telegram:42", "kiosk:abc", "rest-user"])),
-    metadata=st.one_of(st.none(), st.dictionaries(st.sampled_from(["speech", "input", "channel"]),
-                                                 st.one_of(st.booleans(), st.text(max_size=5), st.none()), max_size=3)),
+    metadata=st.one_of(
+        st.none(),
+        st.dictionaries(
+            st.sampled_from(["speech", "input", "channel"]), st.one_of(st.booleans(), st.text(max_size=5), st.none()), max_size=3
+        ),
+    ),
 )
 def test_abilities_follow_the_sender_and_the_speech_flag(sender: str, metadata: Dict) -> None:
     abilities = abilities_for(sender, metadata)

@@ -7,6 +7,7 @@ end of the pytest run and written to results/citizen_goals.txt. The rule is the 
 below SUCCESS_THRESHOLD percent of goals met, not on any single goal.
 Only the goals: `.venv/bin/python -m pytest tests/test_citizen_goals.py` (the table is printed at the end).
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,22 @@ from typing import Iterator, List
 
 import pytest
 
-from onewindow.settings import PROJECT_ROOT
 from harness.stack import Stack
+from onewindow.settings import PROJECT_ROOT
 from tests.citizen_simulator import (
-    AREAS, CRITERIA, FICTIONAL_PHONE, GOALS_REPORT, SLOT_FACTS, STYLES, Outcome, World, load_goals, rate, report,
-    run_goal, timed,
+    AREAS,
+    CRITERIA,
+    FICTIONAL_PHONE,
+    GOALS_REPORT,
+    SLOT_FACTS,
+    STYLES,
+    Outcome,
+    World,
+    load_goals,
+    rate,
+    report,
+    run_goal,
+    timed,
 )
 
 GOALS_FILE = Path(__file__).with_name("citizen_goals.yml")
@@ -65,6 +77,7 @@ def test_the_goals_cover_every_area_and_style_with_made_up_data() -> None:
     given = [goal.given["appointment"]["phone"] for goal in GOALS if "appointment" in goal.given]
     assert all(FICTIONAL_PHONE.match(phone) for phone in booked_with + given), "phone numbers from the block for fiction"
     assert len(set(booked_with + given)) == len(booked_with + given), "each goal books with its own phone number"
+
 
 @pytest.mark.stack
 def test_citizens_reach_their_goals(outcomes: List[Outcome]) -> None:

@@ -1,4 +1,5 @@
 """Citizens and linked channel identities: a chat or a caller finds business done on any channel."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -12,9 +13,18 @@ from onewindow.backend.preferences import Preferences
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("0412 345 678", "0412345678"), ("(0412) 345-678", "0412345678"), ("+61 412 345 678", "0412345678"),
-     ("61412345678", "0412345678"), ("+44 20 7946 0958", "+442079460958"), ("0061", None),
-     ("12345", None), ("call me", None), ("", None), (None, None)],
+    [
+        ("0412 345 678", "0412345678"),
+        ("(0412) 345-678", "0412345678"),
+        ("+61 412 345 678", "0412345678"),
+        ("61412345678", "0412345678"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0061", None),
+        ("12345", None),
+        ("call me", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_phone_numbers_are_normalised_or_refused(text: str, expected: str) -> None:
     assert normalise_phone(text) == expected
@@ -26,7 +36,9 @@ def test_linking_a_chat_by_phone_finds_an_appointment_booked_on_another_channel(
     booked = module_backend.bookings.book("passport_renewal", "north_centre", start, "Ana Silva", "0433 111 222", "rest")
 
     citizen = module_backend.citizens.link_identity("telegram", "chat-77", "0433-111-222", name="Ana Silva")
-    assert module_backend.citizens.link_identity("telegram", "chat-77", "0433 111 222") == citizen, "linking twice keeps one citizen"
+    assert module_backend.citizens.link_identity("telegram", "chat-77", "0433 111 222") == citizen, (
+        "linking twice keeps one citizen"
+    )
     phone = module_backend.citizens.phone_for_identity("telegram", "chat-77")
     assert phone == "0433111222"
     assert [a.reference for a in module_backend.bookings.upcoming_for_phone(phone)] == [booked.reference]
@@ -87,4 +99,6 @@ def test_a_linked_caller_has_the_record_name_and_the_chats_linked_to_the_same_nu
     assert module_backend.citizens.name_for_identity("phone", "0433440001") == "Rosa Diaz"
     assert sorted(module_backend.citizens.chats_for_phone("0433 440 001")) == ["chat-4401", "chat-4402"]
     assert module_backend.citizens.name_for_identity("phone", "0433440002") is None, "an unlinked number tells nothing"
-    assert module_backend.citizens.chats_for_phone("0433 440 002") == [] and module_backend.citizens.chats_for_phone("call me") == []
+    assert (
+        module_backend.citizens.chats_for_phone("0433 440 002") == [] and module_backend.citizens.chats_for_phone("call me") == []
+    )

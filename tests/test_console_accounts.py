@@ -1,4 +1,5 @@
 """Staff console accounts, sessions, CSRF, roles and the audit log, over real HTTP against `python -m console serve`."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,7 +18,13 @@ from console.users import authenticate
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
 from tests.console_server import (
-    ConsoleRoute, RunningConsole, console_routes, create_staff_user, csrf_token_in, logged_in_client, run_console,
+    ConsoleRoute,
+    RunningConsole,
+    console_routes,
+    create_staff_user,
+    csrf_token_in,
+    logged_in_client,
+    run_console,
 )
 
 PASSWORD = "correct horse battery"
@@ -73,8 +80,13 @@ def login(console: RunningConsole, username: str, password: str, source: str = "
 def test_passwords_are_stored_as_salted_scrypt_hashes(console: RunningConsole, engine) -> None:
     first, second = staff(console, "agent"), staff(console, "agent")
     with Session(engine) as session:
-        hashes = dict(session.execute(select(models.StaffUser.username, models.StaffUser.password_hash)
-                                      .where(models.StaffUser.username.in_([first, second]))).all())
+        hashes = dict(
+            session.execute(
+                select(models.StaffUser.username, models.StaffUser.password_hash).where(
+                    models.StaffUser.username.in_([first, second])
+                )
+            ).all()
+        )
     assert all(stored.startswith("scrypt$") and PASSWORD not in stored for stored in hashes.values())
     assert hashes[first] != hashes[second]  # same password, different salt
     assert passwords.verify_password(PASSWORD, hashes[first])
@@ -129,8 +141,11 @@ def test_repeated_failed_logins_lock_the_account_for_a_while(console: RunningCon
     assert locked.status_code == 429 and "Too many failed logins" in locked.text
     assert "ow_session" not in locked.headers.get("set-cookie", "")
     with Session(engine) as session, session.begin():  # the window passes
-        session.execute(update(models.LoginFailure).where(models.LoginFailure.account_key == throttle.account_key(username))
-                        .values(at=datetime.utcnow() - timedelta(minutes=throttle.WINDOW_MINUTES + 1)))
+        session.execute(
+            update(models.LoginFailure)
+            .where(models.LoginFailure.account_key == throttle.account_key(username))
+            .values(at=datetime.utcnow() - timedelta(minutes=throttle.WINDOW_MINUTES + 1))
+        )
     assert login(console, username, PASSWORD, source).status_code == 303
 
 
@@ -157,8 +172,9 @@ def test_login_only_redirects_within_the_console(console: RunningConsole) -> Non
     username = staff(console, "agent")
     client = httpx.Client(base_url=console.base_url)
     token = csrf_token_in(client.get("/login?next=//evil.example/x").text)
-    answer = client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD,
-                                         "next": "//evil.example/x"})
+    answer = client.post(
+        "/login", data={"csrf_token": token, "username": username, "password": PASSWORD, "next": "//evil.example/x"}
+    )
     assert answer.headers["location"] == "/queue"
 
 
@@ -168,8 +184,9 @@ def test_a_page_asked_for_before_login_is_shown_after_it(console: RunningConsole
     first = client.get("/audit?user=ann")
     assert first.status_code == 302 and first.headers["location"] == "/login?next=%2Faudit%3Fuser%3Dann"
     page = client.get(first.headers["location"]).text
-    answer = client.post("/login", data={"csrf_token": csrf_token_in(page), "username": username,
-                                         "password": PASSWORD, "next": "/audit?user=ann"})
+    answer = client.post(
+        "/login", data={"csrf_token": csrf_token_in(page), "username": username, "password": PASSWORD, "next": "/audit?user=ann"}
+    )
     assert answer.headers["location"] == "/audit?user=ann"
 
 
@@ -192,8 +209,11 @@ def test_an_expired_session_is_refused(console: RunningConsole, engine) -> None:
     assert client.get("/queue").status_code == 200
     with engine.begin() as connection:
         user_id = connection.scalar(select(models.StaffUser.id).where(models.StaffUser.username == username))
-        connection.execute(update(models.StaffSession).where(models.StaffSession.user_id == user_id)
-                           .values(expires_at=datetime.utcnow() - timedelta(seconds=1)))
+        connection.execute(
+            update(models.StaffSession)
+            .where(models.StaffSession.user_id == user_id)
+            .values(expires_at=datetime.utcnow() - timedelta(seconds=1))
+        )
     assert client.get("/queue").headers["location"] == "/login?next=%2Fqueue"
     assert client.post("/logout", data={"csrf_token": client.csrf_token}).status_code == 401
 
@@ -235,8 +255,11 @@ def test_agents_cannot_reach_supervisor_or_admin_pages(console: RunningConsole, 
     higher = [r for r in routes if r.access in ("supervisor", "admin")]
     assert {"/admin/users", "/audit"} <= {r.path for r in higher}
     for route in higher:
-        answer = client.request(route.method, route.path, data={"csrf_token": client.csrf_token,
-                                                                "username": "made-by-agent", "role": "admin", "password": PASSWORD})
+        answer = client.request(
+            route.method,
+            route.path,
+            data={"csrf_token": client.csrf_token, "username": "made-by-agent", "role": "admin", "password": PASSWORD},
+        )
         assert answer.status_code == 403, route
     with Session(engine) as session:
         assert session.scalar(select(models.StaffUser.id).where(models.StaffUser.username == "made-by-agent")) is None
@@ -261,17 +284,19 @@ def test_pages_carry_security_headers(console: RunningConsole) -> None:
 def test_admin_creates_and_deactivates_users(console: RunningConsole) -> None:
     admin = client_as(console, "admin")
     username = next(names)
-    created = admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": username,
-                                               "role": "supervisor", "password": PASSWORD})
+    created = admin.post(
+        "/admin/users", data={"csrf_token": admin.csrf_token, "username": username, "role": "supervisor", "password": PASSWORD}
+    )
     assert created.status_code == 200 and f"Created {username} (supervisor)" in created.text
-    duplicate = admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": username,
-                                                 "role": "agent", "password": PASSWORD})
+    duplicate = admin.post(
+        "/admin/users", data={"csrf_token": admin.csrf_token, "username": username, "role": "agent", "password": PASSWORD}
+    )
     assert duplicate.status_code == 400 and "already exists" in duplicate.text
     member = logged_in_client(console.base_url, username, PASSWORD)
     assert member.get("/audit").status_code == 200
     page = admin.get("/admin/users").text
-    row = page[page.index(f"<td>{username}</td>"):]
-    user_id = row[row.index('action="/admin/users/') + len('action="/admin/users/'):].split("/")[0]
+    row = page[page.index(f"<td>{username}</td>") :]
+    user_id = row[row.index('action="/admin/users/') + len('action="/admin/users/') :].split("/")[0]
     deactivated = admin.post(f"/admin/users/{user_id}/deactivate", data={"csrf_token": admin.csrf_token})
     assert f"Deactivated {username}" in deactivated.text
     assert member.get("/audit").status_code == 302  # their session ended
@@ -280,11 +305,13 @@ def test_admin_creates_and_deactivates_users(console: RunningConsole) -> None:
 
 def test_admin_cannot_create_a_user_with_a_bad_role_or_name(console: RunningConsole) -> None:
     admin = client_as(console, "admin")
-    bad_role = admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": next(names),
-                                                "role": "root", "password": PASSWORD})
+    bad_role = admin.post(
+        "/admin/users", data={"csrf_token": admin.csrf_token, "username": next(names), "role": "root", "password": PASSWORD}
+    )
     assert bad_role.status_code == 400 and "the role must be one of" in bad_role.text
-    bad_name = admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": "<b>x</b>",
-                                                "role": "agent", "password": PASSWORD})
+    bad_name = admin.post(
+        "/admin/users", data={"csrf_token": admin.csrf_token, "username": "<b>x</b>", "role": "agent", "password": PASSWORD}
+    )
     assert bad_name.status_code == 400 and "&lt;b&gt;x&lt;/b&gt;" in bad_name.text and "<b>x</b>" not in bad_name.text
 
 
@@ -317,10 +344,15 @@ def test_logins_and_user_changes_are_audited(console: RunningConsole, engine) ->
     admin_name = staff(console, "admin")
     admin = logged_in_client(console.base_url, admin_name, PASSWORD)
     login(console, admin_name, "wrong password")
-    admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": next(names), "role": "agent", "password": PASSWORD})
+    admin.post(
+        "/admin/users", data={"csrf_token": admin.csrf_token, "username": next(names), "role": "agent", "password": PASSWORD}
+    )
     with Session(engine) as session:
-        logged = session.execute(select(models.AuditEntry.username, models.AuditEntry.action, models.AuditEntry.target)
-                                 .where(models.AuditEntry.target == admin_name)).all()
+        logged = session.execute(
+            select(models.AuditEntry.username, models.AuditEntry.action, models.AuditEntry.target).where(
+                models.AuditEntry.target == admin_name
+            )
+        ).all()
         created = session.scalars(select(models.AuditEntry.action).where(models.AuditEntry.username == admin_name)).all()
     assert (admin_name, "login", admin_name) in logged and ("-", "login.failed", admin_name) in logged
     assert "user.create" in created
@@ -331,17 +363,24 @@ def test_logins_and_user_changes_are_audited(console: RunningConsole, engine) ->
 
 def test_create_user_command(console: RunningConsole) -> None:
     username = next(names)
-    created = run_console(console, "create-user", "--username", username, "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    created = run_console(
+        console, "create-user", "--username", username, "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert created.returncode == 0 and created.stdout.strip() == f"created admin {username}"
     assert logged_in_client(console.base_url, username, PASSWORD).get("/admin/users").status_code == 200
-    duplicate = run_console(console, "create-user", "--username", username, "--role", "agent", "--password-stdin", stdin=PASSWORD + "\n")
+    duplicate = run_console(
+        console, "create-user", "--username", username, "--role", "agent", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    bad_role = run_console(console, "create-user", "--username", next(names), "--role", "root", "--password-stdin", stdin=PASSWORD + "\n")
+    bad_role = run_console(
+        console, "create-user", "--username", next(names), "--role", "root", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert bad_role.returncode == 1 and "the role must be one of: agent, supervisor, admin" in bad_role.stderr
     weak = run_console(console, "create-user", "--username", next(names), "--role", "agent", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
-    trivial = run_console(console, "create-user", "--username", next(names), "--role", "agent", "--password-stdin",
-                          stdin="aaaaaaaaaa\n")
+    trivial = run_console(
+        console, "create-user", "--username", next(names), "--role", "agent", "--password-stdin", stdin="aaaaaaaaaa\n"
+    )
     assert trivial.returncode == 1 and "too easy to guess" in trivial.stderr
 
 
@@ -351,10 +390,13 @@ def test_purge_command_forgets_old_conversations(console: RunningConsole) -> Non
     tracker = tracker_engine(console.endpoints)
     old, recent = ((datetime.now() - timedelta(days=days)).timestamp() for days in (40, 1))
     with tracker.begin() as connection:
-        connection.execute(events.insert(), [
-            {"sender_id": "purge-old", "type_name": "user", "timestamp": old, "data": "{}"},
-            {"sender_id": "purge-recent", "type_name": "user", "timestamp": recent, "data": "{}"},
-        ])
+        connection.execute(
+            events.insert(),
+            [
+                {"sender_id": "purge-old", "type_name": "user", "timestamp": old, "data": "{}"},
+                {"sender_id": "purge-recent", "type_name": "user", "timestamp": recent, "data": "{}"},
+            ],
+        )
     refused = run_console(console, "purge", "--older-than-days", "0")
     assert refused.returncode == 1 and "at least 1 day" in refused.stderr
     purged = run_console(console, "purge", "--older-than-days", "30")

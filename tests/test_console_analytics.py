@@ -1,5 +1,6 @@
 """Analytics in the real console over HTTP: the SVG charts carry the figures of the sample conversations,
 with the numbers beside them; the date range is checked."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
 
 def chart(page: str, name: str) -> str:
     start = page.index(f'data-chart="{name}"')
-    return page[start: page.index("</svg>", start)]
+    return page[start : page.index("</svg>", start)]
 
 
 def bars(svg: str) -> Dict[str, str]:
@@ -33,12 +34,26 @@ def test_the_charts_show_the_range_s_figures(console: RunningConsole) -> None:
     with staff(console, "agent", landing="/analytics") as agent:
         page = agent.get("/analytics", params={"from": "2026-03-01", "to": "2026-03-04"})
     assert page.status_code == 200
-    assert dict(CHART.findall(page.text)) == {"per-day": "5", "outcomes": "3", "handoff-reasons": "1", "top-intents": "8",
-                                               "unmet": "3", "wait": "1"}
-    assert bars(chart(page.text, "per-day")) == {"2026-03-02 telegram": "1", "2026-03-02 phone": "1", "2026-03-02 kiosk": "1",
-                                                 "2026-03-02 rest": "2", "2026-03-03 rest": "1"}
-    assert bars(chart(page.text, "outcomes")) == {"resolved by the assistant": "2", "handed off to a person": "1",
-                                                  "not understood (left after a fallback)": "2"}
+    assert dict(CHART.findall(page.text)) == {
+        "per-day": "5",
+        "outcomes": "3",
+        "handoff-reasons": "1",
+        "top-intents": "8",
+        "unmet": "3",
+        "wait": "1",
+    }
+    assert bars(chart(page.text, "per-day")) == {
+        "2026-03-02 telegram": "1",
+        "2026-03-02 phone": "1",
+        "2026-03-02 kiosk": "1",
+        "2026-03-02 rest": "2",
+        "2026-03-03 rest": "1",
+    }
+    assert bars(chart(page.text, "outcomes")) == {
+        "resolved by the assistant": "2",
+        "handed off to a person": "1",
+        "not understood (left after a fallback)": "2",
+    }
     assert ">1 (100%)</text>" in chart(page.text, "handoff-reasons") and "(40%)" in chart(page.text, "outcomes")
     assert bars(chart(page.text, "top-intents"))["nlu_fallback"] == "2"
     assert set(bars(chart(page.text, "unmet"))) == {"zzz", "100% sure_thing", "&lt;script&gt;alert(1)&lt;/script&gt;"}
@@ -58,8 +73,15 @@ def test_an_empty_range_and_the_default_range(console: RunningConsole) -> None:
     assert default.status_code == 200 and len(CHART.findall(default.text)) == 6
 
 
-@pytest.mark.parametrize("params", [{"from": "2026-02-30"}, {"from": "2026-03-05", "to": "2026-03-01"},
-                                    {"from": "2020-01-01", "to": "2026-01-01"}, {"to": "<script>"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2026-02-30"},
+        {"from": "2026-03-05", "to": "2026-03-01"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+        {"to": "<script>"},
+    ],
+)
 def test_an_invalid_range_gets_400_with_a_message(console: RunningConsole, params: Dict[str, str]) -> None:
     with staff(console, "agent", landing="/analytics") as agent:
         page = agent.get("/analytics", params=params)

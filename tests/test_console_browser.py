@@ -6,6 +6,7 @@ handoff arrive live, replies (the reply reaches the chat), resolves it, finds th
 the transcripts, reveals the masked phone number (and finds the reveal in the audit log) and opens
 the analytics page. Screenshots of the main pages go to test-artifacts/screenshots/.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -16,8 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from onewindow.settings import PROJECT_ROOT
 from harness.stack import Stack
+from onewindow.settings import PROJECT_ROOT
 from tests.console_server import RunningConsole, create_staff_user
 from tests.telegram_api import LocalBotApi
 from tests.test_telegram import bot_env, say, started, texts
@@ -59,8 +60,11 @@ def api(stack: Stack) -> Iterator[LocalBotApi]:
 def console(stack: Stack, api: LocalBotApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
     create_staff_user(stack.database_url, "sam", "supervisor", PASSWORD)
     running = RunningConsole(
-        stack.database_url, Path(tmp_path_factory.mktemp("console")), endpoints=stack.endpoints,
-        rasa_url=stack.api_url, env={**bot_env(api), **stack.api_env()},
+        stack.database_url,
+        Path(tmp_path_factory.mktemp("console")),
+        endpoints=stack.endpoints,
+        rasa_url=stack.api_url,
+        env={**bot_env(api), **stack.api_env()},
     ).start()
     yield running
     running.stop()

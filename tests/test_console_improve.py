@@ -1,5 +1,6 @@
 """Improving the assistant in the real console over HTTP: the misunderstood messages, picking the right
 intent (CSRF required), and the corrections exported as NLU data that Rasa's own reader loads."""
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,10 @@ def test_corrections_are_saved_and_exported_as_nlu_training_data(console: Runnin
         forged = agent.post("/improve/corrections", data={"event_id": str(number), "intent": "inform"})
         unknown = agent.post("/improve/corrections", data={"event_id": str(number), "intent": "drop_tables", "csrf_token": csrf})
         missing = agent.post("/improve/corrections", data={"event_id": "x1", "intent": "inform", "csrf_token": csrf})
-        saved = agent.post("/improve/corrections", data={"event_id": str(number), "intent": "inform", "csrf_token": csrf, "back": "/improve?page=1"})
+        saved = agent.post(
+            "/improve/corrections",
+            data={"event_id": str(number), "intent": "inform", "csrf_token": csrf, "back": "/improve?page=1"},
+        )
         agent.post("/improve/corrections", data={"event_id": str(hostile), "intent": "out_of_scope", "csrf_token": csrf})
         remaining = listed(agent)
         everything = agent.get("/improve?all=1").text
@@ -65,7 +69,9 @@ def test_corrections_are_saved_and_exported_as_nlu_training_data(console: Runnin
     assert export.text.startswith('version: "3.1"\n') and "0412" not in export.text
     data = RasaYAMLReader().reads(export.text)
     assert {(m.get("intent"), m.get("text")) for m in data.intent_examples} == {
-        ("inform", "my number is •••• 78"), ("out_of_scope", "<script>alert(1)</script>")}
+        ("inform", "my number is •••• 78"),
+        ("out_of_scope", "<script>alert(1)</script>"),
+    }
 
 
 def test_the_page_parameter_is_checked(console: RunningConsole) -> None:

@@ -1,6 +1,7 @@
 """Any input in the address gets an answer, never a 5xx, against the real console over HTTP: generated text (and raw
 bytes) in every query parameter and path segment of every route, as an admin (who may open every page); bad ones
 get a 400 page saying what is wrong. The console's log holds no address, query or search text."""
+
 from __future__ import annotations
 
 import re
@@ -9,22 +10,57 @@ from urllib.parse import quote, quote_from_bytes
 
 import httpx
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.console_server import ConsoleRoute, RunningConsole, console_routes
 from tests.tracker_rows import console_with_samples, staff
 
-QUERY_NAMES = ("from", "to", "channel", "intent", "outcome", "reason", "tag", "q", "reviewed", "page", "all", "user",
-               "action", "next", "id", "days")
-FORM_NAMES = ("text", "outcome", "to", "tags", "note", "reviewed", "event_id", "intent", "back", "username", "role",
-              "password", "current", "new", "again")
+QUERY_NAMES = (
+    "from",
+    "to",
+    "channel",
+    "intent",
+    "outcome",
+    "reason",
+    "tag",
+    "q",
+    "reviewed",
+    "page",
+    "all",
+    "user",
+    "action",
+    "next",
+    "id",
+    "days",
+)
+FORM_NAMES = (
+    "text",
+    "outcome",
+    "to",
+    "tags",
+    "note",
+    "reviewed",
+    "event_id",
+    "intent",
+    "back",
+    "username",
+    "role",
+    "password",
+    "current",
+    "new",
+    "again",
+)
 # /logout would end the session the generated requests use; /queue/events is a stream that never ends by itself
 # (its parameters are none: tests/test_console_queue.py reads it)
 NOT_GENERATED = ("/logout", "/queue/events")
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
-encoded = st.one_of(texts.map(lambda value: quote(value, safe="")), st.binary(max_size=12).map(lambda b: quote_from_bytes(b, safe="")))
+encoded = st.one_of(
+    texts.map(lambda value: quote(value, safe="")), st.binary(max_size=12).map(lambda b: quote_from_bytes(b, safe=""))
+)
 queries = st.lists(st.tuples(st.sampled_from(QUERY_NAMES), encoded), max_size=4).map(
-    lambda pairs: "&".join(f"{name}={value}" for name, value in pairs))
+    lambda pairs: "&".join(f"{name}={value}" for name, value in pairs)
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,29 +88,36 @@ def check(answer: httpx.Response, what: str) -> None:
 
 @settings(max_examples=250, deadline=None)
 @given(data=st.data())
-def test_generated_addresses_never_get_a_server_error(routes: List[ConsoleRoute], admin: httpx.Client, data: st.DataObject) -> None:
+def test_generated_addresses_never_get_a_server_error(
+    routes: List[ConsoleRoute], admin: httpx.Client, data: st.DataObject
+) -> None:
     route = data.draw(st.sampled_from(routes), label="route")
     path = re.sub(r"<[^>]+>", lambda _: data.draw(encoded, label="segment"), route.pattern)
     url = f"{path}?{data.draw(queries, label='query')}"
-    form = {"csrf_token": admin.csrf_token,  # type: ignore[attr-defined]
-            **data.draw(st.dictionaries(st.sampled_from(FORM_NAMES), texts, max_size=3), label="form")}
+    form = {
+        "csrf_token": admin.csrf_token,  # type: ignore[attr-defined]
+        **data.draw(st.dictionaries(st.sampled_from(FORM_NAMES), texts, max_size=3), label="form"),
+    }
     answer = admin.request(route.method, url, data=form if route.method == "POST" else None)
     check(answer, f"{route.method} {url}")
 
 
-@pytest.mark.parametrize("url, message", [
-    ("/transcripts?page=%C2%B2", "'page' must be a whole number"),
-    ("/audit?page=%C2%B2", "'page' must be a whole number"),
-    ("/improve?page=%C2%B2", "'page' must be a whole number"),
-    ("/transcripts?from=0001-01-01&to=9999-12-31", "'from' must be a date from 2000-01-01"),
-    ("/analytics?to=0001-01-01", "'to' must be a date from 2000-01-01"),
-    ("/transcripts/export.csv?to=9999-12-31", "'to' must be a date from"),
-    ("/transcripts/99999999999999999999999", "not one that exists"),
-    ("/static/console.css%00.txt", "characters that are not allowed"),
-    ("/transcripts?q=a%00b", "'q' contains characters that are not allowed"),
-    ("/improve?all=yes", "'all' must be one of"),
-    ("/lookups?days=eight", "'days' must be a whole number from 1 to 366"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("/transcripts?page=%C2%B2", "'page' must be a whole number"),
+        ("/audit?page=%C2%B2", "'page' must be a whole number"),
+        ("/improve?page=%C2%B2", "'page' must be a whole number"),
+        ("/transcripts?from=0001-01-01&to=9999-12-31", "'from' must be a date from 2000-01-01"),
+        ("/analytics?to=0001-01-01", "'to' must be a date from 2000-01-01"),
+        ("/transcripts/export.csv?to=9999-12-31", "'to' must be a date from"),
+        ("/transcripts/99999999999999999999999", "not one that exists"),
+        ("/static/console.css%00.txt", "characters that are not allowed"),
+        ("/transcripts?q=a%00b", "'q' contains characters that are not allowed"),
+        ("/improve?all=yes", "'all' must be one of"),
+        ("/lookups?days=eight", "'days' must be a whole number from 1 to 366"),
+    ],
+)
 def test_the_bad_inputs_of_the_issue_get_a_400_that_says_why(admin: httpx.Client, url: str, message: str) -> None:
     answer = admin.get(url)
     assert answer.status_code == 400 and message in answer.text.replace("&#39;", "'"), answer.text[-600:]

@@ -1,5 +1,6 @@
 """The failed look-ups page (/lookups) and the retention of `record_lookups`, against the real console over HTTP on
 SQLite and PostgreSQL; the rows are written by the real ownership gate (onewindow.backend.ownership), failing."""
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from onewindow.storage import models
 from onewindow.__main__ import seed
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES, Ownership, Requester
-from onewindow.storage.db import make_engine, make_sessionmaker
 from onewindow.infra.logs import pseudonym
+from onewindow.storage import models
+from onewindow.storage.db import make_engine, make_sessionmaker
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, run_console
 from tests.tracker_rows import staff
@@ -61,13 +62,23 @@ def sections(page: str) -> Tuple[str, str]:
 
 def audit_rows(backend: ServiceBackend, action: str) -> List[Tuple[str, str, dict]]:
     with Session(backend.engine) as session:
-        return [tuple(row) for row in session.execute(select(models.AuditEntry.username, models.AuditEntry.target,
-                                                             models.AuditEntry.detail).where(models.AuditEntry.action == action))]
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(models.AuditEntry.username, models.AuditEntry.target, models.AuditEntry.detail).where(
+                    models.AuditEntry.action == action
+                )
+            )
+        ]
 
 
 def test_supervisors_see_who_keeps_failing_and_the_latest_failures_without_personal_data(
-        console: RunningConsole, backend: ServiceBackend) -> None:
-    phone, reference = f"04{uuid.uuid4().int % 10 ** 8:08d}", f"BK-{100000 + uuid.uuid4().int % 900000}"  # a body never starts with 0
+    console: RunningConsole, backend: ServiceBackend
+) -> None:
+    phone, reference = (
+        f"04{uuid.uuid4().int % 10**8:08d}",
+        f"BK-{100000 + uuid.uuid4().int % 900000}",
+    )  # a body never starts with 0
     guesses = [chat(phone) for _ in range(MAX_FAILURES + 2)]  # one caller, a new conversation each time
     reasons = [backend.ownership.check("appointment", reference, guess).reason for guess in guesses]
     assert reasons == ["unknown"] * MAX_FAILURES + ["limited"] * 2
@@ -78,7 +89,9 @@ def test_supervisors_see_who_keeps_failing_and_the_latest_failures_without_perso
         username = supervisor.username  # type: ignore[attr-defined]
     assert answer.status_code == 200
     repeated, latest = sections(answer.text)
-    row = re.search(rf"<code>{pseudonym(guesses[0].source())}</code></td>\s*<td>telegram</td>\s*<td>(\d+)</td>\s*<td>(\d+)</td>", repeated)
+    row = re.search(
+        rf"<code>{pseudonym(guesses[0].source())}</code></td>\s*<td>telegram</td>\s*<td>(\d+)</td>\s*<td>(\d+)</td>", repeated
+    )
     assert row is not None and row.groups() == (str(MAX_FAILURES + 2), "2")
     assert pseudonym(slip.source()) not in repeated  # one slip is not repeated
     for said in (slip, guesses[-1]):
@@ -104,7 +117,8 @@ def test_the_days_filter_chooses_the_period_and_a_bad_value_is_a_400(console: Ru
 
 
 def test_agents_are_refused_and_it_is_audited_and_the_nav_links_the_page_for_supervisors(
-        console: RunningConsole, backend: ServiceBackend) -> None:
+    console: RunningConsole, backend: ServiceBackend
+) -> None:
     with staff(console, "agent") as agent, staff(console, "supervisor") as supervisor:
         assert agent.get("/lookups").status_code == 403
         assert 'href="/lookups"' not in agent.get("/queue").text and 'href="/lookups"' in supervisor.get("/queue").text
@@ -120,7 +134,7 @@ def repeated_count(client: httpx.Client) -> int:
 
 
 def test_analytics_counts_the_sources_with_repeated_failures_this_week(console: RunningConsole, backend: ServiceBackend) -> None:
-    phone = f"04{uuid.uuid4().int % 10 ** 8:08d}"
+    phone = f"04{uuid.uuid4().int % 10**8:08d}"
     with staff(console, "agent") as agent:
         before = repeated_count(agent)
         for _ in range(MAX_FAILURES):
@@ -128,7 +142,9 @@ def test_analytics_counts_the_sources_with_repeated_failures_this_week(console: 
         assert repeated_count(agent) == before + 1
 
 
-def test_the_purge_deletes_failed_lookups_older_than_the_retention_period(console: RunningConsole, backend: ServiceBackend) -> None:
+def test_the_purge_deletes_failed_lookups_older_than_the_retention_period(
+    console: RunningConsole, backend: ServiceBackend
+) -> None:
     old_gate = gate_at(backend, datetime.utcnow() - timedelta(days=40))
     old = [chat(), chat()]
     for asker in old:

@@ -1,6 +1,7 @@
 """Masking personal data by kind (console.masking) on generated inputs, and in the real console over HTTP: pages,
 CSV, JSON and NLU exports, and the search rules (agents search the masked text only; every search is audited
 without its text)."""
+
 from __future__ import annotations
 
 import csv
@@ -12,13 +13,14 @@ from typing import Iterator, List
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from console.masking import EMAIL_MASK, MASK, Masker, names_in
+from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
-from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole
 from tests.tracker_rows import T1, bot, console_with_samples, session, slot, staff, user, write
 
@@ -28,10 +30,15 @@ letters = st.text(alphabet="abcdefghijklmnopqrstuvwxyzáéíñóöü", min_size=
 names = st.builds(lambda first, last: f"{first.capitalize()} {last.capitalize()}", letters, letters)
 surnames = letters.map(str.capitalize)
 separators = st.sampled_from(["", " ", "-", "."])
-phones = st.builds(lambda digits, sep: sep.join(re.findall("..?", digits)),
-                   st.text(alphabet="0123456789", min_size=8, max_size=12), separators)
-streets = st.builds(lambda number, name, kind: f"{number} {name} {kind}", st.integers(1, 9999), surnames,
-                    st.sampled_from(["Street", "St", "Road", "Avenue", "lane", "Drive", "Court", "Crescent"]))
+phones = st.builds(
+    lambda digits, sep: sep.join(re.findall("..?", digits)), st.text(alphabet="0123456789", min_size=8, max_size=12), separators
+)
+streets = st.builds(
+    lambda number, name, kind: f"{number} {name} {kind}",
+    st.integers(1, 9999),
+    surnames,
+    st.sampled_from(["Street", "St", "Road", "Avenue", "lane", "Drive", "Court", "Crescent"]),
+)
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2199, 12, 31))
 
 
@@ -40,17 +47,32 @@ def digits_of(text: str) -> str:
 
 
 @QUICK
-@given(name=names, template=st.sampled_from(["my name is {}", "My name is {} and I need help", "I'm {}.", "call me {}",
-                                               "Please check: X at Y, on Monday, for {}. Shall I book it?",
-                                               "Thank you, {}!", "Dr. {} asked me to write"]))
+@given(
+    name=names,
+    template=st.sampled_from(
+        [
+            "my name is {}",
+            "My name is {} and I need help",
+            "I'm {}.",
+            "call me {}",
+            "Please check: X at Y, on Monday, for {}. Shall I book it?",
+            "Thank you, {}!",
+            "Dr. {} asked me to write",
+        ]
+    ),
+)
 def test_names_said_in_any_of_the_usual_ways_are_masked(name: str, template: str) -> None:
     masked = Masker()(template.format(name))
     assert name.split()[0] not in masked and MASK in masked
 
 
 @QUICK
-@given(surname=surnames, title=st.sampled_from(["Ms", "Mr", "Mrs", "Dr.", "Miss"]), later=st.sampled_from(["{} called", "ask {}"]))
-def test_a_title_and_a_surname_are_masked_and_so_is_the_surname_elsewhere_in_the_conversation(surname: str, title: str, later: str) -> None:
+@given(
+    surname=surnames, title=st.sampled_from(["Ms", "Mr", "Mrs", "Dr.", "Miss"]), later=st.sampled_from(["{} called", "ask {}"])
+)
+def test_a_title_and_a_surname_are_masked_and_so_is_the_surname_elsewhere_in_the_conversation(
+    surname: str, title: str, later: str
+) -> None:
     mask = Masker(texts=[f"I spoke to {title} {surname} yesterday"])
     assert surname not in mask(f"{title} {surname} is my mother")
     assert surname.lower() not in mask(later.format(surname)).lower()
@@ -103,37 +125,73 @@ def test_what_the_city_publishes_is_not_masked() -> None:
 # --- over HTTP: pages, exports, search ---------------------------------------------------------------------------
 
 SENDER = "telegram:555000111"
-SAID = ["hello, my name is Rosa Delgado", "my e-mail is rosa.delgado@example.org and I live at 12 Harbour Lane",
-        "I need to see Mr Quispe about 0412 555 019"]
+SAID = [
+    "hello, my name is Rosa Delgado",
+    "my e-mail is rosa.delgado@example.org and I live at 12 Harbour Lane",
+    "I need to see Mr Quispe about 0412 555 019",
+]
 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
     with console_with_samples(tmp_path_factory.mktemp("console-masking")) as running:
         tracker = tracker_engine(url=tracker_database_url(running.endpoints))
-        write(tracker, SENDER, [
-            *session(), user(SAID[0], "inform", 0.3), slot("appointment_date", "2026-12-03"), bot("Thank you, Rosa."),
-            user(SAID[1], "nlu_fallback", 0.0), bot("Please check: Passport at Central, for Rosa Delgado. Shall I book it?"),
-            slot("citizen_name", None), user(SAID[2], "nlu_fallback", 0.0),
-            slot("requested_slot", "citizen_name"), bot("What name should the appointment be under?"),
-            user("Quilla Mamani", "inform", 0.6), slot("citizen_name", None),  # an answer the form refused
-            user("hello", "greet", 0.9), user("is mamani booked now", "nlu_fallback", 0.0),
-        ], T1 + 600)
+        write(
+            tracker,
+            SENDER,
+            [
+                *session(),
+                user(SAID[0], "inform", 0.3),
+                slot("appointment_date", "2026-12-03"),
+                bot("Thank you, Rosa."),
+                user(SAID[1], "nlu_fallback", 0.0),
+                bot("Please check: Passport at Central, for Rosa Delgado. Shall I book it?"),
+                slot("citizen_name", None),
+                user(SAID[2], "nlu_fallback", 0.0),
+                slot("requested_slot", "citizen_name"),
+                bot("What name should the appointment be under?"),
+                user("Quilla Mamani", "inform", 0.6),
+                slot("citizen_name", None),  # an answer the form refused
+                user("hello", "greet", 0.9),
+                user("is mamani booked now", "nlu_fallback", 0.0),
+            ],
+            T1 + 600,
+        )
         tracker.dispose()
         yield running
 
 
 def leaks(text: str) -> List[str]:
-    return [secret for secret in ("Rosa", "Delgado", "rosa.delgado", "Harbour Lane", "Quispe", "0412 555 019", "555000111",
-                                  "Quilla", "Mamani", "mamani") if secret in text]
+    return [
+        secret
+        for secret in (
+            "Rosa",
+            "Delgado",
+            "rosa.delgado",
+            "Harbour Lane",
+            "Quispe",
+            "0412 555 019",
+            "555000111",
+            "Quilla",
+            "Mamani",
+            "mamani",
+        )
+        if secret in text
+    ]
 
 
 def search_audit(console: RunningConsole, username: str) -> List[dict]:
     engine = make_engine(console.database_url)
     try:
         with engine.connect() as connection:
-            return [row.detail for row in connection.execute(select(models.AuditEntry.detail).where(
-                models.AuditEntry.username == username, models.AuditEntry.action == "transcripts.search"))]
+            return [
+                row.detail
+                for row in connection.execute(
+                    select(models.AuditEntry.detail).where(
+                        models.AuditEntry.username == username, models.AuditEntry.action == "transcripts.search"
+                    )
+                )
+            ]
     finally:
         engine.dispose()
 
@@ -147,11 +205,23 @@ def test_pages_and_every_export_mask_personal_data_by_kind(console: RunningConso
         exported_json = agent.get("/transcripts/export.json", params={"channel": "telegram"}).text
         improve = agent.get("/improve").text
         for event_id in re.findall(r'name="event_id" value="(\d+)"', improve):
-            agent.post("/improve/corrections", data={"csrf_token": agent.csrf_token, "event_id": event_id,  # type: ignore[attr-defined]
-                                                     "intent": "inform"})
+            agent.post(
+                "/improve/corrections",
+                data={
+                    "csrf_token": agent.csrf_token,
+                    "event_id": event_id,  # type: ignore[attr-defined]
+                    "intent": "inform",
+                },
+            )
         nlu = agent.get("/improve/export.yml").text
-    for name, body in (("list", listing), ("page", page), ("improve", improve), ("csv", exported_csv),
-                       ("json", exported_json), ("nlu", nlu)):
+    for name, body in (
+        ("list", listing),
+        ("page", page),
+        ("improve", improve),
+        ("csv", exported_csv),
+        ("json", exported_json),
+        ("nlu", nlu),
+    ):
         assert leaks(body) == [], name
     assert "2026-12-03" in page and "Thank you, ••••." in page and "for ••••. Shall I book it?" in page
     texts = [row["text"] for row in csv.DictReader(io.StringIO(exported_csv))]
@@ -159,7 +229,7 @@ def test_pages_and_every_export_mask_personal_data_by_kind(console: RunningConso
     assert "Rosa" not in json.dumps(json.loads(exported_json), ensure_ascii=False)
     examples = "\n".join(block["examples"] for block in yaml.safe_load(nlu)["nlu"])
     assert "Mr •••• about •••• 19" in examples and "is •••• booked now" in examples
-    assert "<p class=\"text\">hello</p>" in page  # the next message was no answer to the question for a name: shown
+    assert '<p class="text">hello</p>' in page  # the next message was no answer to the question for a name: shown
 
 
 @pytest.mark.parametrize("query", ["0412 555 019", "0412", "rosa.delgado@example.org", "Delgado", "Harbour Lane"])
@@ -180,7 +250,9 @@ def test_agents_find_what_they_are_shown(console: RunningConsole) -> None:
 
 
 @pytest.mark.parametrize("query", ["0412 555 019", "rosa.delgado@example.org", "Delgado"])
-def test_supervisors_search_personal_data_in_clear_and_it_is_audited_without_the_text(console: RunningConsole, query: str) -> None:
+def test_supervisors_search_personal_data_in_clear_and_it_is_audited_without_the_text(
+    console: RunningConsole, query: str
+) -> None:
     with staff(console, "supervisor") as supervisor:
         found = supervisor.get("/transcripts", params={"q": query})
         exported = supervisor.get("/transcripts/export.csv", params={"q": query})
@@ -198,13 +270,25 @@ ASK_PROOF = "To keep your appointment private, please tell me the last four digi
 
 def test_the_digits_given_as_proof_are_masked_also_when_the_form_refused_them(console: RunningConsole) -> None:
     tracker = tracker_engine(url=tracker_database_url(console.endpoints))
-    write(tracker, PROOF_SENDER, [
-        *session(), user("check my appointment BK-48291-37508", "check_appointment", 0.9),
-        slot("requested_slot", "record_proof"), bot(ASK_PROOF), user("7394", "inform", 0.5), slot("record_proof", None),
-        bot("Those digits do not match the phone number on this appointment. Please try again."),
-        slot("requested_slot", "record_proof"), user("it is 6 2 0 5", "inform", 0.5), slot("record_proof", "6205"), slot("requested_slot", None),
-        bot("Your appointment is on 2026-12-03 at 10:30."),
-    ], T1 + 900)
+    write(
+        tracker,
+        PROOF_SENDER,
+        [
+            *session(),
+            user("check my appointment BK-48291-37508", "check_appointment", 0.9),
+            slot("requested_slot", "record_proof"),
+            bot(ASK_PROOF),
+            user("7394", "inform", 0.5),
+            slot("record_proof", None),
+            bot("Those digits do not match the phone number on this appointment. Please try again."),
+            slot("requested_slot", "record_proof"),
+            user("it is 6 2 0 5", "inform", 0.5),
+            slot("record_proof", "6205"),
+            slot("requested_slot", None),
+            bot("Your appointment is on 2026-12-03 at 10:30."),
+        ],
+        T1 + 900,
+    )
     tracker.dispose()
     with staff(console, "agent") as agent:
         keys = LINK.findall(agent.get("/transcripts", params={"channel": "telegram"}).text)

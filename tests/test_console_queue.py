@@ -4,6 +4,7 @@ Handoffs are real rows made by the service backend (as the assistant's handoff a
 every change goes through the console's web forms and StaffDesk. Staff replies to a Telegram chat
 reach the local Bot API server (tests/telegram_api.py) through the console's own outbound channel.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,10 +20,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from onewindow.storage import models
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.settings import PROJECT_ROOT
-from harness.stack import Stack
+from onewindow.storage import models
 from tests.console_server import RunningConsole, create_staff_user, logged_in_client
 from tests.telegram_api import LocalBotApi
 
@@ -61,14 +62,22 @@ def staff(console: RunningConsole, role: str = "agent") -> httpx.Client:
     return client
 
 
-def handoff(backend: ServiceBackend, telegram: Optional[LocalBotApi] = None, priority: int = 2,
-            summary: Optional[Dict] = None, reason: str = "citizen_request") -> str:
+def handoff(
+    backend: ServiceBackend,
+    telegram: Optional[LocalBotApi] = None,
+    priority: int = 2,
+    summary: Optional[Dict] = None,
+    reason: str = "citizen_request",
+) -> str:
     """A new handoff as the assistant records it; from a Telegram chat the local Bot API knows, when given."""
     chat = next(chats)
     if telegram is not None:
         telegram.user_sends_text(chat, "I want to talk to a person")
-    summary = summary or {"intents": ["ask_fee"], "slots": {"service": "passport_renewal"},
-                          "last_turns": [{"from": "citizen", "text": "I want to talk to a person"}]}
+    summary = summary or {
+        "intents": ["ask_fee"],
+        "slots": {"service": "passport_renewal"},
+        "last_turns": [{"from": "citizen", "text": "I want to talk to a person"}],
+    }
     record = backend.handoffs.request(f"telegram:{chat}", "telegram", reason, summary, priority)
     return record.reference
 
@@ -76,14 +85,17 @@ def handoff(backend: ServiceBackend, telegram: Optional[LocalBotApi] = None, pri
 def row(backend: ServiceBackend, reference: str) -> models.HandoffRequest:
     with Session(backend.engine) as session:
         found = session.scalars(select(models.HandoffRequest).where(models.HandoffRequest.reference == reference)).one()
-        found.messages  # load them before the session closes
+        _ = found.messages  # load them before the session closes
         return found
 
 
 def audited(backend: ServiceBackend, username: str) -> List[tuple]:
     with Session(backend.engine) as session:
-        return session.execute(select(models.AuditEntry.action, models.AuditEntry.target)
-                               .where(models.AuditEntry.username == username).order_by(models.AuditEntry.id)).all()
+        return session.execute(
+            select(models.AuditEntry.action, models.AuditEntry.target)
+            .where(models.AuditEntry.username == username)
+            .order_by(models.AuditEntry.id)
+        ).all()
 
 
 def form(client: httpx.Client, **fields: str) -> Dict[str, str]:
@@ -102,7 +114,7 @@ def test_queue_shows_highest_priority_first_then_the_longest_waiting(console: Ru
     assert page.status_code == 200
     shown = [ref for ref in REFERENCE_LINK.findall(page.text) if ref in (low, normal_old, high, normal_new, claimed)]
     assert shown == [high, claimed, normal_old, normal_new, low]
-    claimed_row = page.text[page.text.index(claimed):].split("</tr>")[0]
+    claimed_row = page.text[page.text.index(claimed) :].split("</tr>")[0]
     assert agent.username in claimed_row  # type: ignore[attr-defined]
     items = agent.get("/queue/items").text  # the fragment the page fetches on a live update
     assert REFERENCE_LINK.findall(items) == REFERENCE_LINK.findall(page.text)
@@ -111,14 +123,16 @@ def test_queue_shows_highest_priority_first_then_the_longest_waiting(console: Ru
 def test_queue_rows_show_reason_channel_priority_and_place(console: RunningConsole, backend: ServiceBackend) -> None:
     reference = handoff(backend, priority=1, reason="urgent_report")
     page = staff(console).get("/queue").text
-    cells = page[page.index(f'href="/handoffs/{reference}"'):].split("</tr>")[0]
+    cells = page[page.index(f'href="/handoffs/{reference}"') :].split("</tr>")[0]
     assert "urgent report" in cells and "telegram" in cells and "high" in cells and " min" in cells
 
 
 # --- working on a handoff ------------------------------------------------------------------------
 
 
-def test_claim_reply_note_and_resolve_through_the_web(console: RunningConsole, backend: ServiceBackend, telegram: LocalBotApi) -> None:
+def test_claim_reply_note_and_resolve_through_the_web(
+    console: RunningConsole, backend: ServiceBackend, telegram: LocalBotApi
+) -> None:
     agent = staff(console)
     reference = handoff(backend, telegram)
     chat = int(row(backend, reference).sender_id.split(":")[1])
@@ -133,8 +147,10 @@ def test_claim_reply_note_and_resolve_through_the_web(console: RunningConsole, b
 
     agent.post(f"/handoffs/{reference}/note", data=form(agent, text="Citizen needs the fee waiver form."))
     messages = [(m.kind, m.text, m.delivered) for m in row(backend, reference).messages]
-    assert messages == [("reply", "Hello, this is Sam from the service centre.", True),
-                        ("note", "Citizen needs the fee waiver form.", False)]
+    assert messages == [
+        ("reply", "Hello, this is Sam from the service centre.", True),
+        ("note", "Citizen needs the fee waiver form.", False),
+    ]
     assert "Citizen needs the fee waiver form." not in telegram.sent_texts(chat)  # notes are never sent
 
     page = agent.get(f"/handoffs/{reference}").text
@@ -151,7 +167,9 @@ def test_claim_reply_note_and_resolve_through_the_web(console: RunningConsole, b
     assert actions == ["handoff.claim", "handoff.reply", "handoff.note", "handoff.view", "handoff.resolve"]
 
 
-def test_hand_back_returns_the_conversation_to_the_assistant(console: RunningConsole, backend: ServiceBackend, telegram: LocalBotApi) -> None:
+def test_hand_back_returns_the_conversation_to_the_assistant(
+    console: RunningConsole, backend: ServiceBackend, telegram: LocalBotApi
+) -> None:
     agent = staff(console)
     reference = handoff(backend, telegram)
     chat = int(row(backend, reference).sender_id.split(":")[1])
@@ -187,11 +205,19 @@ def test_a_closed_handoff_answers_409_and_unknown_ones_404(console: RunningConso
     assert agent.post("/handoffs/HO-000001/claim", data=form(agent)).status_code == 404
 
 
-@pytest.mark.parametrize("action, fields", [
-    ("reply", {"text": "   "}), ("note", {"text": ""}), ("reply", {"text": "x" * 2001}),
-    ("resolve", {"outcome": "made up"}), ("resolve", {}),
-])
-def test_bad_forms_are_refused_with_400(console: RunningConsole, backend: ServiceBackend, action: str, fields: Dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "action, fields",
+    [
+        ("reply", {"text": "   "}),
+        ("note", {"text": ""}),
+        ("reply", {"text": "x" * 2001}),
+        ("resolve", {"outcome": "made up"}),
+        ("resolve", {}),
+    ],
+)
+def test_bad_forms_are_refused_with_400(
+    console: RunningConsole, backend: ServiceBackend, action: str, fields: Dict[str, str]
+) -> None:
     agent = staff(console)
     reference = handoff(backend)
     assert agent.post(f"/handoffs/{reference}/{action}", data=form(agent, **fields)).status_code == 400
@@ -218,8 +244,8 @@ def test_supervisors_release_or_reassign_a_handoff_whose_claimer_left(console: R
     reference = handoff(backend)
     leaver.post(f"/handoffs/{reference}/claim", data=form(leaver))
     users_page = admin.get("/admin/users").text
-    leaver_row = users_page[users_page.index(f"<td>{leaver.username}</td>"):]  # type: ignore[attr-defined]
-    leaver_id = leaver_row[leaver_row.index('action="/admin/users/') + len('action="/admin/users/'):].split("/")[0]
+    leaver_row = users_page[users_page.index(f"<td>{leaver.username}</td>") :]  # type: ignore[attr-defined]
+    leaver_id = leaver_row[leaver_row.index('action="/admin/users/') + len('action="/admin/users/') :].split("/")[0]
     assert admin.post(f"/admin/users/{leaver_id}/deactivate", data=form(admin)).status_code == 200
     assert colleague.post(f"/handoffs/{reference}/resolve", data=form(colleague, outcome="answered")).status_code == 409
     assert colleague.post(f"/handoffs/{reference}/reassign", data=form(colleague, to="")).status_code == 403
@@ -243,8 +269,11 @@ def test_supervisors_release_or_reassign_a_handoff_whose_claimer_left(console: R
 def test_hostile_citizen_text_is_shown_as_text(console: RunningConsole, backend: ServiceBackend) -> None:
     agent = staff(console)
     script = "<script>alert('x')</script>"
-    summary = {"intents": ["<b>intent</b>"], "slots": {"service": '<img src=x onerror="alert(1)">'},
-               "last_turns": [{"from": "citizen", "text": f"hello {script}"}]}
+    summary = {
+        "intents": ["<b>intent</b>"],
+        "slots": {"service": '<img src=x onerror="alert(1)">'},
+        "last_turns": [{"from": "citizen", "text": f"hello {script}"}],
+    }
     reference = handoff(backend, summary=summary)
     agent.post(f"/handoffs/{reference}/note", data=form(agent, text=f"note {script}"))
     page = agent.get(f"/handoffs/{reference}").text
@@ -254,8 +283,11 @@ def test_hostile_citizen_text_is_shown_as_text(console: RunningConsole, backend:
 
 
 def test_personal_data_is_masked_and_only_supervisors_reveal_it(console: RunningConsole, backend: ServiceBackend) -> None:
-    summary = {"intents": ["book_appointment"], "slots": {"citizen_name": "Maria Jones", "citizen_phone": "0412 345 678"},
-               "last_turns": [{"from": "citizen", "text": "I am Maria Jones, call me on 0412 345 678"}]}
+    summary = {
+        "intents": ["book_appointment"],
+        "slots": {"citizen_name": "Maria Jones", "citizen_phone": "0412 345 678"},
+        "last_turns": [{"from": "citizen", "text": "I am Maria Jones, call me on 0412 345 678"}],
+    }
     reference = handoff(backend, summary=summary)
     agent, supervisor = staff(console), staff(console, "supervisor")
     for client in (agent, supervisor):
@@ -268,11 +300,19 @@ def test_personal_data_is_masked_and_only_supervisors_reveal_it(console: Running
     assert ("personal_data.reveal", reference) not in audited(backend, agent.username)  # type: ignore[attr-defined]
 
 
-def test_a_name_the_assistant_echoed_is_masked_after_the_slot_was_cleared(console: RunningConsole, backend: ServiceBackend) -> None:
+def test_a_name_the_assistant_echoed_is_masked_after_the_slot_was_cleared(
+    console: RunningConsole, backend: ServiceBackend
+) -> None:
     echo = "Please check: Passport renewal at Central, on Friday 4 December at 10:00, for Rosa Delgado. Shall I book it?"
-    summary = {"intents": ["book_appointment"], "slots": {"appointment_date": "2026-12-04", "report_location": "7 Elm Street"},
-               "last_turns": [{"from": "assistant", "text": echo}, {"from": "citizen", "text": "no, Ms Delgado is my mother"},
-                              {"from": "citizen", "text": "write to rosa.d@example.org"}]}
+    summary = {
+        "intents": ["book_appointment"],
+        "slots": {"appointment_date": "2026-12-04", "report_location": "7 Elm Street"},
+        "last_turns": [
+            {"from": "assistant", "text": echo},
+            {"from": "citizen", "text": "no, Ms Delgado is my mother"},
+            {"from": "citizen", "text": "write to rosa.d@example.org"},
+        ],
+    }
     reference = handoff(backend, summary=summary)
     page = staff(console).get(f"/handoffs/{reference}").text
     assert "Rosa" not in page and "Delgado" not in page and "rosa.d@example.org" not in page and "7 Elm Street" not in page
@@ -286,11 +326,15 @@ def test_the_handoff_page_links_to_the_transcript_without_the_sender_id(console:
     sender = "phone:0412777888"
     tracker = tracker_engine(console.endpoints)
     with tracker.begin() as connection:
-        connection.execute(events.insert(), [{"sender_id": sender, "type_name": "user", "timestamp": time.time(),
-                                              "data": '{"text": "a person please"}'}])
+        connection.execute(
+            events.insert(),
+            [{"sender_id": sender, "type_name": "user", "timestamp": time.time(), "data": '{"text": "a person please"}'}],
+        )
         key = connection.scalar(select(events.c.id).where(events.c.sender_id == sender))
     tracker.dispose()
-    reference = backend.handoffs.request(sender, "phone", "citizen_request", {"intents": [], "slots": {}, "last_turns": []}).reference
+    reference = backend.handoffs.request(
+        sender, "phone", "citizen_request", {"intents": [], "slots": {}, "last_turns": []}
+    ).reference
     page = staff(console).get(f"/handoffs/{reference}").text
     assert f'href="/transcripts/{key}"' in page
     assert "0412777888" not in page and "by-sender" not in page
@@ -301,11 +345,19 @@ def test_the_handoff_page_links_to_the_transcript_without_the_sender_id(console:
 
 def create_handoff_in_another_process(console: RunningConsole, sender: str) -> str:
     """A handoff written by a separate Python process (as the action server writes them)."""
-    code = ("import sys; from onewindow.backend import ServiceBackend; "
-            "print(ServiceBackend.from_url(sys.argv[1]).handoffs.request(sys.argv[2], 'rest', 'citizen_request', "
-            "{'intents': [], 'slots': {}, 'last_turns': []}, 2).reference)")
-    done = subprocess.run([sys.executable, "-c", code, console.database_url, sender], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, timeout=60, check=True)
+    code = (
+        "import sys; from onewindow.backend import ServiceBackend; "
+        "print(ServiceBackend.from_url(sys.argv[1]).handoffs.request(sys.argv[2], 'rest', 'citizen_request', "
+        "{'intents': [], 'slots': {}, 'last_turns': []}, 2).reference)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, console.database_url, sender],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        timeout=60,
+        check=True,
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -367,8 +419,9 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     workdir = tmp_path_factory.mktemp("console-assistant")
     stack = Stack(workdir).start()
     try:
-        with RunningConsole(stack.database_url, workdir, endpoints=stack.endpoints,
-                            rasa_url=stack.api_url, env=stack.api_env()) as running:
+        with RunningConsole(
+            stack.database_url, workdir, endpoints=stack.endpoints, rasa_url=stack.api_url, env=stack.api_env()
+        ) as running:
             yield stack, running
     finally:
         stack.stop()

@@ -1,5 +1,6 @@
 """Login throttling, the password policy, password change, the idle timeout and audited refusals, against the real
 console over HTTP (`python -m console serve`, one proxy in front so each test's logins come from its own address)."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,8 @@ from typing import Iterator, List, Tuple
 
 import httpx
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
@@ -63,8 +65,14 @@ def answer_shape(answer: httpx.Response, username: str) -> Tuple[int, str]:
 
 def audit_rows(engine, action: str) -> List[Tuple[str, str, dict]]:
     with Session(engine) as session:
-        return [tuple(row) for row in session.execute(select(models.AuditEntry.username, models.AuditEntry.target,
-                                                             models.AuditEntry.detail).where(models.AuditEntry.action == action))]
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(models.AuditEntry.username, models.AuditEntry.target, models.AuditEntry.detail).where(
+                    models.AuditEntry.action == action
+                )
+            )
+        ]
 
 
 # --- throttling ----------------------------------------------------------------------------------
@@ -137,9 +145,14 @@ trivial_passwords = st.one_of(
     st.builds(lambda ch, n: ch * n, st.characters(blacklist_categories=("Cs",)), st.integers(10, 40)),
     st.builds(lambda chunk, n: (chunk * n)[: max(10, len(chunk))], st.text(min_size=1, max_size=3), st.integers(10, 20)),
     st.sampled_from(COMMON),
-    st.builds(lambda start, n: "0123456789abcdefghijklmnopqrstuvwxyz"[start:start + n], st.integers(0, 20), st.integers(10, 16)),
-    st.builds(lambda word, year: f"{word}{year}", st.sampled_from(["password", "welcome", "onewindow", "qwerty"]),
-              st.integers(1950, 2030)),
+    st.builds(
+        lambda start, n: "0123456789abcdefghijklmnopqrstuvwxyz"[start : start + n], st.integers(0, 20), st.integers(10, 16)
+    ),
+    st.builds(
+        lambda word, year: f"{word}{year}",
+        st.sampled_from(["password", "welcome", "onewindow", "qwerty"]),
+        st.integers(1950, 2030),
+    ),
 )
 
 
@@ -153,10 +166,18 @@ def test_trivial_and_common_passwords_are_refused(password: str) -> None:
 @pytest.mark.parametrize("password", ["aaaaaaaaaa", " " * 10, "1234567890", "ann.smith2026", "Password123!"])
 def test_the_examples_of_the_issue_are_refused_by_the_admin_page(console: RunningConsole, password: str) -> None:
     admin = logged_in_client(console.base_url, member(console, "admin"), PASSWORD)
-    answer = admin.post("/admin/users", data={"csrf_token": admin.csrf_token, "username": "ann.smith",  # type: ignore[attr-defined]
-                                              "role": "agent", "password": password})
-    assert answer.status_code == 400 and ("too easy to guess" in answer.text or "at least 10" in answer.text
-                                          or "only spaces" in answer.text)
+    answer = admin.post(
+        "/admin/users",
+        data={
+            "csrf_token": admin.csrf_token,
+            "username": "ann.smith",  # type: ignore[attr-defined]
+            "role": "agent",
+            "password": password,
+        },
+    )
+    assert answer.status_code == 400 and (
+        "too easy to guess" in answer.text or "at least 10" in answer.text or "only spaces" in answer.text
+    )
 
 
 def test_unusual_words_together_are_accepted() -> None:
@@ -186,7 +207,9 @@ def test_a_member_changes_their_password(console: RunningConsole, engine) -> Non
 
 def last_seen(engine, username: str) -> datetime:
     with Session(engine) as session:
-        return session.scalar(select(models.StaffSession.last_seen_at).join(models.StaffUser).where(models.StaffUser.username == username))
+        return session.scalar(
+            select(models.StaffSession.last_seen_at).join(models.StaffUser).where(models.StaffUser.username == username)
+        )
 
 
 def set_last_seen(engine, username: str, moment: datetime) -> None:

@@ -1,5 +1,6 @@
 """Transcripts in the real console (`python -m console serve`) over HTTP: search and filters, masking and
 reveal, reviews, exports, hostile input and who may do what."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from console.conversations import ConversationStore
+from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
-from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from tests.console_server import RunningConsole
 from tests.tracker_rows import SENDERS, console_with_samples, staff
 
@@ -49,15 +50,22 @@ def key(store: ConversationStore, sender: str) -> int:
 def audit_actions(store: ConversationStore, username: str) -> List[tuple]:
     """What the audit log says `username` did, logging in and out left out."""
     with store.service.connect() as connection:
-        rows = connection.execute(select(models.AuditEntry.action, models.AuditEntry.target).where(
-            models.AuditEntry.username == username, models.AuditEntry.action.notin_(("login", "logout"))
-        ).order_by(models.AuditEntry.id))
+        rows = connection.execute(
+            select(models.AuditEntry.action, models.AuditEntry.target)
+            .where(models.AuditEntry.username == username, models.AuditEntry.action.notin_(("login", "logout")))
+            .order_by(models.AuditEntry.id)
+        )
         return [tuple(row) for row in rows]
 
 
 def test_without_a_session_everything_is_refused(console: RunningConsole, store: ConversationStore) -> None:
     with httpx.Client(base_url=console.base_url) as anonymous:
-        for path in ("/transcripts", f"/transcripts/{key(store, 'web-a')}", "/transcripts/export.csv", "/transcripts/export.json"):
+        for path in (
+            "/transcripts",
+            f"/transcripts/{key(store, 'web-a')}",
+            "/transcripts/export.csv",
+            "/transcripts/export.json",
+        ):
             answer = anonymous.get(path)
             assert answer.status_code in (302, 303) and answer.headers["location"].startswith("/login"), path
             assert "hello" not in answer.text
@@ -75,20 +83,23 @@ def test_the_list_shows_every_conversation_masked_and_escaped(console: RunningCo
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert(1)" not in page.text
 
 
-@pytest.mark.parametrize("query, senders", [
-    ("channel=kiosk", {"kiosk:7"}),
-    ("channel=rest", {"web-a", "web-xss"}),
-    ("intent=ask_documents", {"web-a"}),
-    ("outcome=handed_off", {"kiosk:7"}),
-    ("outcome=abandoned", {"phone:0499887766", "web-xss"}),
-    ("reason=citizen_request", {"kiosk:7"}),
-    ("q=passport", {"web-a"}),
-    ("q=%3Cscript%3E", {"web-xss"}),
-    ("q=100%25", {"kiosk:7"}),
-    ("from=2026-03-03&to=2026-03-03", {"web-a"}),
-    ("from=2026-03-02&to=2026-03-02&channel=telegram", {"telegram:123456789"}),
-    ("to=2026-03-01", set()),
-])
+@pytest.mark.parametrize(
+    "query, senders",
+    [
+        ("channel=kiosk", {"kiosk:7"}),
+        ("channel=rest", {"web-a", "web-xss"}),
+        ("intent=ask_documents", {"web-a"}),
+        ("outcome=handed_off", {"kiosk:7"}),
+        ("outcome=abandoned", {"phone:0499887766", "web-xss"}),
+        ("reason=citizen_request", {"kiosk:7"}),
+        ("q=passport", {"web-a"}),
+        ("q=%3Cscript%3E", {"web-xss"}),
+        ("q=100%25", {"kiosk:7"}),
+        ("from=2026-03-03&to=2026-03-03", {"web-a"}),
+        ("from=2026-03-02&to=2026-03-02&channel=telegram", {"telegram:123456789"}),
+        ("to=2026-03-01", set()),
+    ],
+)
 def test_filters_narrow_the_list(console: RunningConsole, store: ConversationStore, query: str, senders: set) -> None:
     with staff(console, "agent") as agent:
         page = agent.get(f"/transcripts?{query}")
@@ -103,18 +114,21 @@ def test_a_search_shows_hostile_text_as_text(console: RunningConsole) -> None:
     assert page.text.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # in the search box and in the result
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"from": "2026-13-45"}, "&#39;from&#39; must be a date"),
-    ({"from": "2026-03-05", "to": "2026-03-01"}, "&#39;to&#39; must not be before &#39;from&#39;"),
-    ({"channel": "<script>alert(1)</script>"}, "&#39;channel&#39; must be one of"),
-    ({"intent": "greet' OR '1'='1"}, "&#39;intent&#39; must be one of"),
-    ({"outcome": "x"}, "&#39;outcome&#39; must be one of"),
-    ({"reason": "x"}, "&#39;reason&#39; must be one of"),
-    ({"tag": "<b>"}, "a tag is"),
-    ({"q": "x" * 201}, "at most 200 characters"),
-    ({"page": "0"}, "&#39;page&#39; must be a whole number"),
-    ({"page": "-1; DROP TABLE events"}, "&#39;page&#39; must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"from": "2026-13-45"}, "&#39;from&#39; must be a date"),
+        ({"from": "2026-03-05", "to": "2026-03-01"}, "&#39;to&#39; must not be before &#39;from&#39;"),
+        ({"channel": "<script>alert(1)</script>"}, "&#39;channel&#39; must be one of"),
+        ({"intent": "greet' OR '1'='1"}, "&#39;intent&#39; must be one of"),
+        ({"outcome": "x"}, "&#39;outcome&#39; must be one of"),
+        ({"reason": "x"}, "&#39;reason&#39; must be one of"),
+        ({"tag": "<b>"}, "a tag is"),
+        ({"q": "x" * 201}, "at most 200 characters"),
+        ({"page": "0"}, "&#39;page&#39; must be a whole number"),
+        ({"page": "-1; DROP TABLE events"}, "&#39;page&#39; must be a whole number"),
+    ],
+)
 def test_invalid_parameters_get_400_with_a_message(console: RunningConsole, params: dict, message: str) -> None:
     with staff(console, "agent") as agent:
         page = agent.get("/transcripts", params=params)
@@ -141,11 +155,15 @@ def test_a_transcript_is_masked_and_its_view_audited(console: RunningConsole, st
     assert "my number is •••• 78" in page.text and "Thanks ••••, I have •••• 78." in page.text
     assert "intent <code>inform</code> (0.40)" in page.text and "Reveal personal data" not in page.text
     assert refused.status_code == 403 and "Ana Silva" not in refused.text
-    assert audit_actions(store, username) == [("transcript.view", f"conversation:{conversation}"),
-                                              ("access.denied", f"/transcripts/{conversation}/reveal")]
+    assert audit_actions(store, username) == [
+        ("transcript.view", f"conversation:{conversation}"),
+        ("access.denied", f"/transcripts/{conversation}/reveal"),
+    ]
 
 
-def test_a_supervisor_reveals_personal_data_for_one_response_and_it_is_audited(console: RunningConsole, store: ConversationStore) -> None:
+def test_a_supervisor_reveals_personal_data_for_one_response_and_it_is_audited(
+    console: RunningConsole, store: ConversationStore
+) -> None:
     conversation = key(store, "telegram:123456789")
     with staff(console, "supervisor") as supervisor:
         assert "Reveal personal data" in supervisor.get(f"/transcripts/{conversation}").text
@@ -158,8 +176,12 @@ def test_a_supervisor_reveals_personal_data_for_one_response_and_it_is_audited(c
     assert "Thanks Ana Silva, I have 0412 345 678." in revealed.text and "telegram:123456789" in revealed.text
     assert "Ana Silva" not in again.text
     target = f"conversation:{conversation}"
-    assert audit_actions(store, username) == [("transcript.view", target), ("access.denied", f"/transcripts/{conversation}/reveal"),
-                                              ("personal_data.reveal", target), ("transcript.view", target)]
+    assert audit_actions(store, username) == [
+        ("transcript.view", target),
+        ("access.denied", f"/transcripts/{conversation}/reveal"),
+        ("personal_data.reveal", target),
+        ("transcript.view", target),
+    ]
 
 
 def test_handoffs_staff_replies_sessions_and_calls_are_shown(console: RunningConsole, store: ConversationStore) -> None:
@@ -169,7 +191,9 @@ def test_handoffs_staff_replies_sessions_and_calls_are_shown(console: RunningCon
         phone = agent.get(f"/transcripts/{key(store, 'phone:0499887766')}").text
         missing = agent.get("/transcripts/999999")
         by_sender = agent.get("/transcripts/by-sender", params={"id": "kiosk:7"})  # gone: no sender id in any address
-    assert "HO-100001" in kiosk and "12 min (claimed by sam)" in kiosk and "Staff: sam" in kiosk and "Hello, this is Sam." in kiosk
+    assert (
+        "HO-100001" in kiosk and "12 min (claimed by sam)" in kiosk and "Staff: sam" in kiosk and "Hello, this is Sam." in kiosk
+    )
     assert "<code>action_request_human</code>" in kiosk
     assert web.count('class="session-break"') == 2 and "<code>service</code> = passport_renewal" in web
     assert "Recognition confidence" in phone and "0.31" in phone and "caller hung up" in phone
@@ -208,7 +232,9 @@ def test_csv_export_is_the_filtered_set_masked_and_audited(console: RunningConso
     assert "attachment" in answer.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [r["text"] for r in rows] == ["book an appointment", "my number is •••• 78", "Thanks ••••, I have •••• 78."]
-    assert {r["sender"] for r in rows} == {"telegram:•••• 89"} and rows[1]["intent"] == "inform" and rows[1]["confidence"] == "0.4"
+    assert (
+        {r["sender"] for r in rows} == {"telegram:•••• 89"} and rows[1]["intent"] == "inform" and rows[1]["confidence"] == "0.4"
+    )
     assert "Ana" not in answer.text and "0412" not in answer.text
     all_rows = list(csv.DictReader(io.StringIO(everything.text)))
     assert {r["conversation"] for r in all_rows} == {str(key(store, s)) for s in SENDERS}
@@ -224,7 +250,9 @@ def test_json_export_is_the_filtered_set_masked(console: RunningConsole, store: 
     body = json.loads(answer.text)
     assert body["filter"] == {"outcome": "handed_off"}
     [conversation] = body["conversations"]
-    assert conversation["conversation"] == key(store, "kiosk:7") and conversation["handoffs"][0]["wait_minutes"] == pytest.approx(12)
+    assert conversation["conversation"] == key(store, "kiosk:7") and conversation["handoffs"][0]["wait_minutes"] == pytest.approx(
+        12
+    )
     turns = conversation["sessions"][0]["turns"]
     assert turns[0]["citizen"]["text"] == "100% sure_thing" and turns[1]["actions"] == ["action_request_human"]
     assert turns[1]["replies"][-1] == {**turns[1]["replies"][-1], "from": "staff", "author": "sam"}

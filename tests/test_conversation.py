@@ -1,4 +1,5 @@
 """Conversation control: ActionStop leaves any task, ActionHandleLowConfidence asks to rephrase, then hands over to a person."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -47,8 +48,16 @@ def test_stop_leaves_the_form_and_clears_every_task_slot() -> None:
     assert len(loops) == 1 and loops[0]["name"] is None
     cleared = slot_events(events)
     assert cleared == {name: None for name in (*TASK_SLOTS, "requested_slot")}
-    assert {"appointment_date", "appointment_time", "report_category", "report_location",
-            "report_description", "application_reference", "booking_confirmed", "cancel_confirmed"} <= set(cleared)
+    assert {
+        "appointment_date",
+        "appointment_time",
+        "report_category",
+        "report_location",
+        "report_description",
+        "application_reference",
+        "booking_confirmed",
+        "cancel_confirmed",
+    } <= set(cleared)
     assert "Nothing was booked or sent" in messages[0]["text"]
 
 
@@ -94,7 +103,9 @@ def test_first_message_of_a_conversation_misunderstood_asks_to_rephrase() -> Non
 
 
 def test_second_misunderstanding_in_a_row_hands_over_to_a_person(module_action_backend: ServiceBackend) -> None:
-    message = handle([user("greet", "hi"), bot("Hello!"), user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that.")], "lost-1")
+    message = handle(
+        [user("greet", "hi"), bot("Hello!"), user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that.")], "lost-1"
+    )
     assert hands_off(message) and not asks_to_rephrase(message)
     assert message["text"].startswith("I am still not sure what you need, so I have asked a person")
     assert module_action_backend.handoffs.active("lost-1").priority == 3
@@ -107,8 +118,10 @@ def test_third_misunderstanding_still_hands_over(module_action_backend: ServiceB
 
 def test_understood_message_in_between_resets_the_count() -> None:
     history = [
-        user("nlu_fallback", "xyzzy"), bot("Sorry, I did not understand that."),
-        user("ask_fee", "how much is a passport"), bot("Which one?"),
+        user("nlu_fallback", "xyzzy"),
+        bot("Sorry, I did not understand that."),
+        user("ask_fee", "how much is a passport"),
+        bot("Which one?"),
     ]
     message = handle(history)
     assert asks_to_rephrase(message) and not hands_off(message)
@@ -116,8 +129,14 @@ def test_understood_message_in_between_resets_the_count() -> None:
 
 @pytest.mark.parametrize(
     ("intents", "count"),
-    [([], 1), (["greet"], 1), (["nlu_fallback"], 2), (["nlu_fallback", "nlu_fallback"], 3),
-     (["nlu_fallback", "greet"], 1), (["greet", "nlu_fallback"], 2)],
+    [
+        ([], 1),
+        (["greet"], 1),
+        (["nlu_fallback"], 2),
+        (["nlu_fallback", "nlu_fallback"], 3),
+        (["nlu_fallback", "greet"], 1),
+        (["greet", "nlu_fallback"], 2),
+    ],
 )
 def test_trailing_fallbacks_counts_only_the_latest_run(intents: List[str], count: int) -> None:
     history: List[Dict[str, Any]] = []
@@ -133,15 +152,20 @@ def test_the_message_being_handled_counts_whatever_its_intent() -> None:
 
 
 def test_a_message_no_rule_answered_counts_as_misunderstood() -> None:
-    """"🙏🙏🙏" reads as inform at 0.53; the core fallback ran for it: the next miss hands over."""
-    earlier = [user("inform", "🙏🙏🙏"), {"event": "action", "name": "action_handle_low_confidence"}, bot("Sorry"),
-               {"event": "rewind"}]
+    """ "🙏🙏🙏" reads as inform at 0.53; the core fallback ran for it: the next miss hands over."""
+    earlier = [
+        user("inform", "🙏🙏🙏"),
+        {"event": "action", "name": "action_handle_low_confidence"},
+        bot("Sorry"),
+        {"event": "rewind"},
+    ]
     assert trailing_fallbacks(make_tracker({}, intent="inform", events=earlier)) == 2
 
 
 def test_first_misunderstanding_rewinds_the_message_so_the_conversation_stays_where_it_was() -> None:
-    tracker = make_tracker({"service": "passport_renewal", "requested_slot": "office"}, intent="inform", text="👍",
-                           active_loop="appointment_form")
+    tracker = make_tracker(
+        {"service": "passport_renewal", "requested_slot": "office"}, intent="inform", text="👍", active_loop="appointment_form"
+    )
     messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert events == [{"event": "rewind", "timestamp": None}]
     assert len(messages) == 1 and "answer my last question again" in messages[0]["text"]
@@ -149,7 +173,14 @@ def test_first_misunderstanding_rewinds_the_message_so_the_conversation_stays_wh
 
 def test_second_misunderstanding_inside_a_form_leaves_it_for_a_person(module_action_backend: ServiceBackend) -> None:
     earlier = [{"event": "user", "text": "blorf", "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.3}}}]
-    tracker = make_tracker({"service": "passport_renewal"}, intent="nlu_fallback", text="zong", events=earlier, active_loop="appointment_form", sender_id="lost-3")
+    tracker = make_tracker(
+        {"service": "passport_renewal"},
+        intent="nlu_fallback",
+        text="zong",
+        events=earlier,
+        active_loop="appointment_form",
+        sender_id="lost-3",
+    )
     messages, events = run_action(ActionHandleLowConfidence(), tracker)
     assert hands_off(messages[0])
     assert {"event": "active_loop", "name": None} in [{"event": e["event"], "name": e.get("name")} for e in events]
@@ -162,18 +193,28 @@ CALLER = "phone:0412999001"
 
 
 @pytest.mark.parametrize("speech", [True, False])
-def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(module_action_backend: ServiceBackend, speech: bool) -> None:
+def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(
+    module_action_backend: ServiceBackend, speech: bool
+) -> None:
     sender = f"{CALLER}{int(speech)}"
     history: List[Dict[str, Any]] = [user("greet", "hello")]
     answers = []
     for _ in range(3):
-        tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=sender,
-                               metadata={"input": "voice", "speech": speech, "heard": ""})
+        tracker = make_tracker(
+            {},
+            intent="nlu_fallback",
+            text="/nlu_fallback",
+            events=history,
+            sender_id=sender,
+            metadata={"input": "voice", "speech": speech, "heard": ""},
+        )
         messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
         answers.append((messages, events))
         history = tracker.events + [bot(messages[0]["text"])]
     (first, first_events), (second, second_events), (third, _) = answers
-    assert first_events == [{"event": "rewind", "timestamp": None}] and first[0]["buttons"] == main_menu_buttons(), "nothing was offered: the menu"
+    assert first_events == [{"event": "rewind", "timestamp": None}] and first[0]["buttons"] == main_menu_buttons(), (
+        "nothing was offered: the menu"
+    )
     assert "another way" in first[0]["text"] if speech else "try again" in first[0]["text"]
     assert [b["payload"] for b in second[0]["buttons"]] == [b["payload"] for b in main_menu_buttons()]
     assert second_events[0] == {"event": "rewind", "timestamp": None}
@@ -184,15 +225,23 @@ def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(mo
 
 def test_a_miss_handed_over_inside_a_form_forgets_what_the_missed_message_filled(module_action_backend: ServiceBackend) -> None:
     earlier = [user("nlu_fallback", "/nlu_fallback"), user("nlu_fallback", "/nlu_fallback")]
-    tracker = make_tracker({"service": "passport_renewal", "requested_slot": "citizen_name", "citizen_name": "/nlu_fallback"},
-                           intent="nlu_fallback", text="/nlu_fallback", events=earlier, active_loop="appointment_form",
-                           sender_id=f"{CALLER}9", metadata={"speech": False})
+    tracker = make_tracker(
+        {"service": "passport_renewal", "requested_slot": "citizen_name", "citizen_name": "/nlu_fallback"},
+        intent="nlu_fallback",
+        text="/nlu_fallback",
+        events=earlier,
+        active_loop="appointment_form",
+        sender_id=f"{CALLER}9",
+        metadata={"speech": False},
+    )
     _, events = run_action(ActionHandleLowConfidence(), tracker)
     assert slot_events(events)["citizen_name"] is None and "service" not in slot_events(events)
 
 
 def test_stop_offers_the_main_menu() -> None:
-    messages, _ = run_action(ActionStop(), make_tracker({}, intent="stop", sender_id=CALLER, metadata={"speech": False}), load_domain())
+    messages, _ = run_action(
+        ActionStop(), make_tracker({}, intent="stop", sender_id=CALLER, metadata={"speech": False}), load_domain()
+    )
     assert messages[0]["buttons"] == main_menu_buttons()
 
 
@@ -205,8 +254,15 @@ def test_a_turn_the_hotline_handled_itself_neither_counts_nor_resets_the_misses(
 def test_a_caller_not_understood_hears_the_last_choices_again() -> None:
     offered = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
     history = [user("book_appointment", "book"), {"event": "bot", "text": "Shall I book it?", "data": {"buttons": offered}}]
-    tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=CALLER,
-                           metadata={"input": "keypad", "speech": False}, active_loop="appointment_form")
+    tracker = make_tracker(
+        {},
+        intent="nlu_fallback",
+        text="/nlu_fallback",
+        events=history,
+        sender_id=CALLER,
+        metadata={"input": "keypad", "speech": False},
+        active_loop="appointment_form",
+    )
     messages, events = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert messages[0]["buttons"] == offered and events == [{"event": "rewind", "timestamp": None}]
     assert "choose again" in messages[0]["text"]
@@ -215,7 +271,14 @@ def test_a_caller_not_understood_hears_the_last_choices_again() -> None:
 def test_a_caller_not_understood_in_a_question_without_choices_gets_no_buttons() -> None:
     """Keys answer a question for digits: buttons would turn them into choices."""
     history = [user("check_status", "status"), bot("What is your application number?")]
-    tracker = make_tracker({}, intent="nlu_fallback", text="/nlu_fallback", events=history, sender_id=CALLER,
-                           metadata={"input": "keypad", "speech": False}, active_loop="status_form")
+    tracker = make_tracker(
+        {},
+        intent="nlu_fallback",
+        text="/nlu_fallback",
+        events=history,
+        sender_id=CALLER,
+        metadata={"input": "keypad", "speech": False},
+        active_loop="status_form",
+    )
     messages, _ = run_action(ActionHandleLowConfidence(), tracker, load_domain())
     assert not messages[0]["buttons"]

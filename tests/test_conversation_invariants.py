@@ -12,6 +12,7 @@ misunderstanding, waiting for a person, in a new session, with the action server
 ONEWINDOW_FUZZ_EXAMPLES sets the number of generated cases (80 in `make test`); the cases are the same in every run
 unless ONEWINDOW_FUZZ_RANDOM is set; `make bench-fuzz` (bench/conversation_fuzz.py) runs thousands with a new seed.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,20 +23,34 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.stack import Stack
 from tests.conversation_fuzz import (
-    STATES, Conversations, Replies, State, citizen_messages, last_turn_problem, misunderstood,
-    nlu_phrases, other_requests, shown,
+    STATES,
+    Conversations,
+    Replies,
+    State,
+    citizen_messages,
+    last_turn_problem,
+    misunderstood,
+    nlu_phrases,
+    other_requests,
+    shown,
 )
 from tests.tracker_rows import age_conversation
 
 pytestmark = pytest.mark.stack
 EXAMPLES = int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80"))
 PHRASES = nlu_phrases()
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], database=None)
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +110,7 @@ def test_no_message_breaks_a_conversation(
 
 @FUZZ
 @given(state=st.sampled_from([state for state in STATES if state.active_loop]), question=st.sampled_from(other_requests()))
-def test_a_question_in_the_middle_of_a_task_gets_its_answer(
-    conversations: Conversations, state: State, question: str
-) -> None:
+def test_a_question_in_the_middle_of_a_task_gets_its_answer(conversations: Conversations, state: State, question: str) -> None:
     """Moving on from a form's question: the new question gets the answer it gets in a fresh conversation."""
     fresh = conversations.say(conversations.new_sender(), question, "a fresh question")
     sender = conversations.enter(state, age_conversation)

@@ -1,6 +1,7 @@
 """The console's data layer (console/conversations.py, corrections.py, statistics.py, filters.py, masking.py):
 on hand-built tracker rows (exact times and confidences, SQLite and PostgreSQL) and on rows written by a
 real Rasa server that held conversations over REST."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -14,13 +15,13 @@ from console.conversations import ConversationStore, Transcript
 from console.corrections import Corrections
 from console.filters import ConversationFilter, InvalidFilter, parse_filter, parse_range, tags_from_text
 from console.masking import Masker
-from onewindow.service_catalogue import Catalogue
 from console.statistics import analytics
-from onewindow.storage import models
-from onewindow.backend import ServiceBackend
-from onewindow.storage.db import make_engine
 from harness.stack import Stack
+from onewindow.backend import ServiceBackend
 from onewindow.rasa_plugins.events_table import tracker_engine
+from onewindow.service_catalogue import Catalogue
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.test_e2e_rest import booking_request
 from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_conversations
@@ -48,27 +49,39 @@ def senders(store: ConversationStore, **criteria: object) -> List[str]:
 # --- filters and masking (no database) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"from": "2026-13-01"}, "'from' must be a date"),
-    ({"to": "yesterday"}, "'to' must be a date"),
-    ({"from": "2026-03-02T00:00"}, "'from' must be a date"),
-    ({"from": "2026-03-05", "to": "2026-03-01"}, "'to' must not be before 'from'"),
-    ({"channel": "fax"}, "'channel' must be one of"),
-    ({"intent": "greet' OR 1=1 --"}, "'intent' must be one of"),
-    ({"outcome": "won"}, "'outcome' must be one of"),
-    ({"reason": "<script>"}, "'reason' must be one of"),
-    ({"tag": "<b>bold</b>"}, "a tag is"),
-    ({"q": "x" * 201}, "at most 200 characters"),
-    ({"reviewed": "maybe"}, "'reviewed' must be one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"from": "2026-13-01"}, "'from' must be a date"),
+        ({"to": "yesterday"}, "'to' must be a date"),
+        ({"from": "2026-03-02T00:00"}, "'from' must be a date"),
+        ({"from": "2026-03-05", "to": "2026-03-01"}, "'to' must not be before 'from'"),
+        ({"channel": "fax"}, "'channel' must be one of"),
+        ({"intent": "greet' OR 1=1 --"}, "'intent' must be one of"),
+        ({"outcome": "won"}, "'outcome' must be one of"),
+        ({"reason": "<script>"}, "'reason' must be one of"),
+        ({"tag": "<b>bold</b>"}, "a tag is"),
+        ({"q": "x" * 201}, "at most 200 characters"),
+        ({"reviewed": "maybe"}, "'reviewed' must be one of"),
+    ],
+)
 def test_invalid_filters_are_refused_with_a_message(args: Dict[str, str], message: str) -> None:
     with pytest.raises(InvalidFilter, match=message):
         parse_filter(args)
 
 
 def test_a_valid_filter_round_trips_through_its_parameters() -> None:
-    args = {"from": "2026-03-02", "to": "2026-03-03", "channel": "rest", "intent": "nlu_fallback", "outcome": "handed_off",
-            "reason": "keypad", "tag": "  Wrong   Answer ", "q": "passport 100%", "reviewed": "no"}
+    args = {
+        "from": "2026-03-02",
+        "to": "2026-03-03",
+        "channel": "rest",
+        "intent": "nlu_fallback",
+        "outcome": "handed_off",
+        "reason": "keypad",
+        "tag": "  Wrong   Answer ",
+        "q": "passport 100%",
+        "reviewed": "no",
+    }
     criteria = parse_filter(args)
     assert criteria.tag == "wrong answer"
     assert parse_filter(criteria.params()) == criteria
@@ -96,13 +109,16 @@ def test_masker_hides_numbers_and_known_names_as_whole_words() -> None:
     assert mask(None) is None and mask(3) == 3
 
 
-
 def test_the_citys_published_numbers_are_not_personal_data(catalogue: Catalogue) -> None:
     hotline = catalogue.city["hotline"]["number"]
     office = next(o["phone"] for o in catalogue.offices if o.get("phone"))
     mask = Masker()
-    assert mask(f"call the hotline on {hotline} or the office on {office}") == f"call the hotline on {hotline} or the office on {office}"
+    assert (
+        mask(f"call the hotline on {hotline} or the office on {office}")
+        == f"call the hotline on {hotline} or the office on {office}"
+    )
     assert mask("mine is 0412 100 200") == "mine is •••• 00"  # a citizen's number is masked as before
+
 
 # --- hand-built rows ---------------------------------------------------------------------------
 
@@ -172,7 +188,9 @@ def test_a_transcript_has_every_session_turn_intent_action_and_slot(store: Conve
     kiosk = store.transcript("kiosk:7")
     person = kiosk.sessions[0].turns[-1]
     assert [(r.speaker, r.author, r.text) for r in person.replies] == [
-        ("assistant", "", "A person will reply."), ("staff", "sam", "Hello, this is Sam.")]
+        ("assistant", "", "A person will reply."),
+        ("staff", "sam", "Hello, this is Sam."),
+    ]
     assert kiosk.outcome == "handed_off" and kiosk.handoffs[0].wait_minutes == pytest.approx(12)
     assert store.transcript("nobody") is None
 
@@ -195,8 +213,12 @@ def test_misunderstood_messages_are_corrected_and_exported_as_nlu_data(store: Co
     corrections = Corrections(store, threshold=0.5)
     listed = corrections.misunderstood()
     why = {item.message.text: item.why for item in listed.items}
-    assert why == {"<script>alert(1)</script>": "fallback", "zzz": "fallback",
-                   "my number is 0412 345 678": "low_confidence", "100% sure_thing": "handoff"}
+    assert why == {
+        "<script>alert(1)</script>": "fallback",
+        "zzz": "fallback",
+        "my number is 0412 345 678": "low_confidence",
+        "100% sure_thing": "handoff",
+    }
     number = next(i.message for i in listed.items if i.why == "low_confidence")
     corrections.save(number.event_id, "inform", "rita")
     corrections.save(next(i.message.event_id for i in listed.items if i.why == "handoff"), "out_of_scope", "rita")
@@ -213,7 +235,9 @@ def test_misunderstood_messages_are_corrected_and_exported_as_nlu_data(store: Co
     assert "0412" not in exported and "my number is •••• 78" in exported
     data = RasaYAMLReader().reads(exported)
     assert {(m.get("intent"), m.get("text")) for m in data.intent_examples} == {
-        ("inform", "my number is •••• 78"), ("out_of_scope", "100% sure_thing")}
+        ("inform", "my number is •••• 78"),
+        ("out_of_scope", "100% sure_thing"),
+    }
     assert len(Corrections(store, threshold=0.95).misunderstood(include_corrected=True).items) == 5  # 0.9 joins
 
 

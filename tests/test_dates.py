@@ -1,4 +1,5 @@
 """Dates and times as citizens say them (onewindow.text.dates), and the plain wording helpers (onewindow.text.wording)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -49,8 +50,20 @@ def test_todays_weekday_means_a_week_later() -> None:
 
 @pytest.mark.parametrize(
     "said",
-    ["25 december", "december 25th", "December 25", "25th of December", "the 25th of december",
-     "25 dec", "25/12", "25.12", "25/12/2026", "25/12/26", "2026-12-25", "25 december 2026"],
+    [
+        "25 december",
+        "december 25th",
+        "December 25",
+        "25th of December",
+        "the 25th of december",
+        "25 dec",
+        "25/12",
+        "25.12",
+        "25/12/2026",
+        "25/12/26",
+        "2026-12-25",
+        "25 december 2026",
+    ],
 )
 def test_christmas_in_every_format(said: str) -> None:
     answer = parse_date(said, WEDNESDAY)
@@ -78,8 +91,12 @@ def test_impossible_dates(said: str) -> None:
 
 @pytest.mark.parametrize(
     ("today", "expected"),
-    [(date(2026, 11, 25), date(2028, 2, 29)), (date(2028, 1, 10), date(2028, 2, 29)),
-     (date(2028, 3, 1), date(2032, 2, 29)), (date(2096, 3, 1), date(2104, 2, 29))],
+    [
+        (date(2026, 11, 25), date(2028, 2, 29)),
+        (date(2028, 1, 10), date(2028, 2, 29)),
+        (date(2028, 3, 1), date(2032, 2, 29)),
+        (date(2096, 3, 1), date(2104, 2, 29)),
+    ],
 )
 def test_29_february_means_the_next_leap_day(today: date, expected: date) -> None:
     assert parse_date("29 february", today).value == expected
@@ -144,8 +161,11 @@ def test_times_not_understood(said: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "spoken"),
-    [(date(2026, 11, 30), "Monday 30 November"), (date(2026, 12, 25), "Friday 25 December"),
-     (date(2027, 1, 1), "Friday 1 January")],
+    [
+        (date(2026, 11, 30), "Monday 30 November"),
+        (date(2026, 12, 25), "Friday 25 December"),
+        (date(2027, 1, 1), "Friday 1 January"),
+    ],
 )
 def test_spoken_date(value: date, spoken: str) -> None:
     assert spoken_date(value) == spoken
@@ -153,8 +173,13 @@ def test_spoken_date(value: date, spoken: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "spoken"),
-    [(time(10, 30), "10:30 am"), (time(14, 0), "2 pm"), (time(12, 0), "12 pm"), (time(0, 5), "12:05 am"),
-     (time(9, 5), "9:05 am")],
+    [
+        (time(10, 30), "10:30 am"),
+        (time(14, 0), "2 pm"),
+        (time(12, 0), "12 pm"),
+        (time(0, 5), "12:05 am"),
+        (time(9, 5), "9:05 am"),
+    ],
 )
 def test_spoken_time(value: time, spoken: str) -> None:
     assert spoken_time(value) == spoken
@@ -198,9 +223,7 @@ def test_money(amount: float, text: str) -> None:
     assert money(amount, "dollars") == text
 
 
-@pytest.mark.parametrize(
-    ("days", "text"), [(0, "the same day"), (1, "one working day"), (10, "about 10 working days")]
-)
+@pytest.mark.parametrize(("days", "text"), [(0, "the same day"), (1, "one working day"), (10, "about 10 working days")])
 def test_processing_time(days: int, text: str) -> None:
     assert processing_time(days) == text
 
@@ -223,9 +246,7 @@ OFFICE_HOURS: Hours = {
 
 
 def test_week_text_groups_consecutive_days_with_same_hours() -> None:
-    assert week_text(OFFICE_HOURS) == (
-        "Monday to Friday: 8:30 am to 5 pm. Saturday: 9 am to 1 pm. Sunday: closed."
-    )
+    assert week_text(OFFICE_HOURS) == ("Monday to Friday: 8:30 am to 5 pm. Saturday: 9 am to 1 pm. Sunday: closed.")
 
 
 def test_week_text_does_not_group_days_that_are_apart() -> None:
@@ -255,17 +276,22 @@ def one_typo(word: str, kind: str, at: int, letter: str) -> str:
     """word with one typo after its first letter: a letter left out, added, changed or two swapped."""
     at = 1 + at % (len(word) - 1)
     if kind == "deletion":
-        return word[:at] + word[at + 1:]
+        return word[:at] + word[at + 1 :]
     if kind == "insertion":
         return word[:at] + letter + word[at:]
     if kind == "substitution":
-        return word[:at] + letter + word[at + 1:]
+        return word[:at] + letter + word[at + 1 :]
     at = min(at, len(word) - 2)
-    return word[:at] + word[at + 1] + word[at] + word[at + 2:]
+    return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
 
 
-@given(day=st.sampled_from(WEEKDAY_NAMES), kind=st.sampled_from(["deletion", "insertion", "substitution", "swap"]),
-       at=st.integers(0, 20), letter=st.sampled_from("abcdefghijklmnopqrstuvwxyz"), next_=st.booleans())
+@given(
+    day=st.sampled_from(WEEKDAY_NAMES),
+    kind=st.sampled_from(["deletion", "insertion", "substitution", "swap"]),
+    at=st.integers(0, 20),
+    letter=st.sampled_from("abcdefghijklmnopqrstuvwxyz"),
+    next_=st.booleans(),
+)
 def test_a_day_name_with_one_typo_is_that_day(day: str, kind: str, at: int, letter: str, next_: bool) -> None:
     said = one_typo(day, kind, at, letter)
     others = [name for name in WEEKDAY_NAMES if name != day]

@@ -1,4 +1,5 @@
 """End to end over the REST channel: the real Rasa server, action server, model and database."""
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 from sqlalchemy import func, select
 
-from onewindow.storage import models
-from onewindow.backend import ServiceBackend
 from harness.stack import Stack
+from onewindow.backend import ServiceBackend
+from onewindow.storage import models
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")

@@ -1,4 +1,5 @@
 """A task form takes "the second one", "number 2", "the north one" as the answer to its own question with buttons."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,53 @@ ORDINALS = {v: k for k, v in ORDINAL_WORDS.items() if v > 0}
 NUMBERS = {v: k for k, v in NUMBER_WORDS.items()}
 # (asked slot, the entity its buttons carry, a title for the i-th button): every kind of form question with a list
 QUESTIONS = {
-    "office": ("office", lambda i: f"{['North', 'South', 'East', 'West', 'Central', 'Harbour', 'Airport', 'Market', 'Old Town', 'Hill'][i]} Service Centre"),
-    "service": ("service", lambda i: ["Passport renewal", "Identity card", "Driving licence", "Birth certificate", "Marriage licence", "Residence permit", "Parking permit", "Business licence", "Pension", "Housing benefit"][i]),
-    "appointment_date": ("date", lambda i: f"{['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][i % 7]} {7 + i} December"),
+    "office": (
+        "office",
+        lambda i: (
+            f"{['North', 'South', 'East', 'West', 'Central', 'Harbour', 'Airport', 'Market', 'Old Town', 'Hill'][i]} Service Centre"
+        ),
+    ),
+    "service": (
+        "service",
+        lambda i: [
+            "Passport renewal",
+            "Identity card",
+            "Driving licence",
+            "Birth certificate",
+            "Marriage licence",
+            "Residence permit",
+            "Parking permit",
+            "Business licence",
+            "Pension",
+            "Housing benefit",
+        ][i],
+    ),
+    "appointment_date": (
+        "date",
+        lambda i: f"{['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][i % 7]} {7 + i} December",
+    ),
     "appointment_time": ("time", lambda i: f"{9 + i // 2}:{'30' if i % 2 else '00'} am"),
-    "appointment_reference": ("reference", lambda i: f"BK-4829{i}-3750{i}, {['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][i % 7]} {7 + i} December"),
-    "report_category": ("report_category", lambda i: ["Pothole", "Broken street light", "Graffiti", "Rubbish", "Fallen tree", "Noise", "Water leak", "Abandoned vehicle", "Blocked drain", "Damaged sign"][i]),
+    "appointment_reference": (
+        "reference",
+        lambda i: (
+            f"BK-4829{i}-3750{i}, {['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'][i % 7]} {7 + i} December"
+        ),
+    ),
+    "report_category": (
+        "report_category",
+        lambda i: [
+            "Pothole",
+            "Broken street light",
+            "Graffiti",
+            "Rubbish",
+            "Fallen tree",
+            "Noise",
+            "Water leak",
+            "Abandoned vehicle",
+            "Blocked drain",
+            "Damaged sign",
+        ][i],
+    ),
 }
 
 
@@ -30,13 +72,27 @@ def question(slot: str, count: int) -> List[Dict[str, Any]]:
     return [{"title": title(i), "payload": "/inform" + json.dumps({entity: f"value-{i}"})} for i in range(count)]
 
 
-def tracker_after(buttons: List[Dict[str, Any]], slot: str, text: str, entities: Any = None, form: str = "appointment_form") -> Any:
+def tracker_after(
+    buttons: List[Dict[str, Any]], slot: str, text: str, entities: Any = None, form: str = "appointment_form"
+) -> Any:
     events = [{"event": "user", "text": "earlier"}, {"event": "bot", "text": "Which one?", "data": {"buttons": buttons}}]
-    return make_tracker({"requested_slot": slot}, intent="choose_listed", text=text, entities=entities, events=events, active_loop=form)
+    return make_tracker(
+        {"requested_slot": slot}, intent="choose_listed", text=text, entities=entities, events=events, active_loop=form
+    )
 
 
 def words_for(position: int, style: int) -> str:
-    return [f"the {ORDINALS[position]} one", f"number {position}", f"option {NUMBERS[position]}", f"the {ORDINALS[position]}", f"{ORDINALS[position]} one please", f"The {ORDINALS[position].upper()} ONE", f"{ORDINALS[position]}", f"{position}{'st' if position == 1 else 'nd' if position == 2 else 'rd' if position == 3 else 'th'}", f"{ORDINALS[position].capitalize()} please."][style]
+    return [
+        f"the {ORDINALS[position]} one",
+        f"number {position}",
+        f"option {NUMBERS[position]}",
+        f"the {ORDINALS[position]}",
+        f"{ORDINALS[position]} one please",
+        f"The {ORDINALS[position].upper()} ONE",
+        f"{ORDINALS[position]}",
+        f"{position}{'st' if position == 1 else 'nd' if position == 2 else 'rd' if position == 3 else 'th'}",
+        f"{ORDINALS[position].capitalize()} please.",
+    ][style]
 
 
 @given(slot=st.sampled_from(sorted(QUESTIONS)), data=st.data())
@@ -75,7 +131,14 @@ def test_what_is_not_a_reference_to_the_buttons_is_left_to_the_form() -> None:
     named = [{"entity": "office", "value": "east_centre"}]
     assert listed_answer(tracker_after(offices, "office", "the east one", named), DOMAIN) == []  # it names the office itself
     assert listed_answer(tracker_after(times, "appointment_time", "10"), DOMAIN) == []  # ten o'clock, also a title's number
-    districts = [{"title": f"Somewhere in {d}", "payload": "/inform" + json.dumps({"district": d.lower()})} for d in ("North", "South")]
+    districts = [
+        {"title": f"Somewhere in {d}", "payload": "/inform" + json.dumps({"district": d.lower()})} for d in ("North", "South")
+    ]
     # a free-text answer that shares a word with a button is the citizen's words, not the button
-    assert listed_answer(tracker_after(districts, "report_location", "near the north gate of the park", form="report_form"), DOMAIN) == []
-    assert listed_answer(tracker_after(offices[:1], "office", "the first one"), DOMAIN) == []  # one button: nothing to choose from
+    assert (
+        listed_answer(tracker_after(districts, "report_location", "near the north gate of the park", form="report_form"), DOMAIN)
+        == []
+    )
+    assert (
+        listed_answer(tracker_after(offices[:1], "office", "the first one"), DOMAIN) == []
+    )  # one button: nothing to choose from

@@ -1,4 +1,5 @@
 """A message that asks something else while a form waits for an answer rejects the form's turn (actions/forms.py)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -14,8 +15,13 @@ FORM_RUNNING = {"event": "action", "name": "appointment_form"}  # Rasa shows the
 
 
 def tracker_for(intent: str, before: List[Dict[str, Any]], active_loop: str = "appointment_form") -> Any:
-    tracker = make_tracker({"requested_slot": "service"}, intent=intent, events=before, active_loop=active_loop,
-                           entities=[{"entity": "office", "value": "mobile_van"}])
+    tracker = make_tracker(
+        {"requested_slot": "service"},
+        intent=intent,
+        events=before,
+        active_loop=active_loop,
+        entities=[{"entity": "office", "value": "mobile_van"}],
+    )
     tracker.events.append(FORM_RUNNING)
     return tracker
 
@@ -25,8 +31,9 @@ def test_a_question_while_the_form_asks_rejects_the_form(intent: str) -> None:
     tracker = tracker_for(intent, LISTENED)
     assert changes_subject(tracker, "appointment_form")
     _, events = run_action(ValidateAppointmentForm(), tracker, load_domain())
-    assert events == [{"event": "action_execution_rejected", "name": "appointment_form", "policy": None,
-                       "confidence": None, "timestamp": None}]
+    assert events == [
+        {"event": "action_execution_rejected", "name": "appointment_form", "policy": None, "confidence": None, "timestamp": None}
+    ]
 
 
 @pytest.mark.parametrize("intent", ["inform", "affirm", "deny", "book_appointment", "nlu_fallback"])
@@ -49,8 +56,13 @@ def test_another_forms_question_is_not_this_forms_business() -> None:
 
 @pytest.mark.parametrize("requested", ["citizen_name", "report_location"])
 def test_the_hotlines_nothing_heard_is_never_an_answer(requested: str) -> None:
-    tracker = make_tracker({"requested_slot": requested, requested: "/nlu_fallback"}, intent="nlu_fallback", text="/nlu_fallback",
-                           events=LISTENED, active_loop="appointment_form")
+    tracker = make_tracker(
+        {"requested_slot": requested, requested: "/nlu_fallback"},
+        intent="nlu_fallback",
+        text="/nlu_fallback",
+        events=LISTENED,
+        active_loop="appointment_form",
+    )
     tracker.events.append(FORM_RUNNING)
     _, events = run_action(ValidateAppointmentForm(), tracker, load_domain())
     assert [e["event"] for e in events] == ["action_execution_rejected"]

@@ -1,4 +1,5 @@
 """The dask-free graph runner gives exactly what Rasa's dask runner gives, on the trained model."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -13,12 +14,18 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from onewindow.rasa_plugins.graph_runner import SequentialGraphRunner
 from harness.stack import MODEL
+from onewindow.rasa_plugins.graph_runner import SequentialGraphRunner
 
 MESSAGES = [
-    "hello", "I just had a baby", "how much is a passport renewal", "I want to book an appointment",
-    "is the central service centre open on saturday", "qwerty uiop", "/affirm", "I need help, my neighbour collapsed",
+    "hello",
+    "I just had a baby",
+    "how much is a passport renewal",
+    "I want to book an appointment",
+    "is the central service centre open on saturday",
+    "qwerty uiop",
+    "/affirm",
+    "I need help, my neighbour collapsed",
 ]
 
 
@@ -34,15 +41,28 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
 
 def run_conversation(metadata: Any, runner: Any) -> List[Any]:
     """Parse each message, add it to a tracker and predict the next action, as Rasa's processor does."""
-    tracker = DialogueStateTracker.from_events("graph-test", [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")])
+    tracker = DialogueStateTracker.from_events(
+        "graph-test", [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")]
+    )
     seen: List[Any] = []
     for text in MESSAGES:
-        parsed = runner.run(inputs={PLACEHOLDER_MESSAGE: [UserMessage(text)], PLACEHOLDER_TRACKER: tracker}, targets=[metadata.nlu_target])
+        parsed = runner.run(
+            inputs={PLACEHOLDER_MESSAGE: [UserMessage(text)], PLACEHOLDER_TRACKER: tracker}, targets=[metadata.nlu_target]
+        )
         data = parsed[metadata.nlu_target][0].as_dict(only_output_properties=True)
         tracker.update(UserUttered(text, data.get("intent"), data.get("entities"), data))
         prediction = runner.run(inputs={PLACEHOLDER_TRACKER: tracker}, targets=[metadata.core_target])[metadata.core_target]
         action = metadata.domain.action_names_or_texts[prediction.max_confidence_index]
-        seen.append((data.get("intent"), data.get("entities"), action, prediction.policy_name, prediction.probabilities, prediction.events))
+        seen.append(
+            (
+                data.get("intent"),
+                data.get("entities"),
+                action,
+                prediction.policy_name,
+                prediction.probabilities,
+                prediction.events,
+            )
+        )
         tracker.update(ActionExecuted(action))
         tracker.update(ActionExecuted("action_listen"))
     return seen
@@ -52,7 +72,9 @@ def test_the_same_parses_and_predictions_as_the_dask_runner(loaded: Dict[str, An
     by_dask = run_conversation(*loaded["DaskGraphRunner"])
     by_sequence = run_conversation(*loaded["SequentialGraphRunner"])
     assert by_sequence == by_dask
-    assert {intent["name"] for intent, *_ in by_dask} >= {"greet", "life_event", "ask_fee", "book_appointment"}, "a real model answered"
+    assert {intent["name"] for intent, *_ in by_dask} >= {"greet", "life_event", "ask_fee", "book_appointment"}, (
+        "a real model answered"
+    )
 
 
 def test_each_node_runs_after_what_it_needs_and_only_what_the_targets_need(loaded: Dict[str, Any]) -> None:

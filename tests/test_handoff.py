@@ -3,6 +3,7 @@
 Actions and the staff desk run against a real database (SQLite and PostgreSQL); the staff desk talks
 HTTP to a local receiver standing in for Rasa's HTTP API and to the local Telegram Bot API server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,19 +23,23 @@ from sqlalchemy import delete, select
 from actions import handoff as handoff_actions
 from actions.conversation import ActionHandleLowConfidence
 from actions.handoff import (
-    KEPT_FOR_STAFF, SUMMARY_TURNS, ActionHandleDistress, ActionHandoffWaiting, ActionRequestHuman,
+    KEPT_FOR_STAFF,
+    SUMMARY_TURNS,
+    ActionHandleDistress,
+    ActionHandoffWaiting,
+    ActionRequestHuman,
 )
 from actions.reports import ActionSubmitReport
-from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
-from onewindow.infra.api_auth import refusal
-from onewindow.service_catalogue import Catalogue
+from onewindow.backend.staff_desk import HandoffNotFound, HandoffStateError, StaffDesk
 from onewindow.channels.outbound import OutboundChannels
 from onewindow.channels.senders import sign_sender
-from onewindow.storage.db import make_sessionmaker
+from onewindow.infra.api_auth import refusal
+from onewindow.service_catalogue import Catalogue
 from onewindow.settings import PROJECT_ROOT
-from onewindow.backend.staff_desk import HandoffNotFound, HandoffStateError, StaffDesk
+from onewindow.storage import models
+from onewindow.storage.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.telegram_api import LocalBotApi
 
@@ -76,20 +81,39 @@ def ask_for_person(
     metadata: Optional[Dict[str, Any]] = None,
 ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     tracker = make_tracker(
-        slots or {}, intent="request_human", text="I want to talk to a person", events=events,
-        active_loop=active_loop, sender_id=sender_id, channel=channel, metadata=metadata,
+        slots or {},
+        intent="request_human",
+        text="I want to talk to a person",
+        events=events,
+        active_loop=active_loop,
+        sender_id=sender_id,
+        channel=channel,
+        metadata=metadata,
     )
     messages, returned = run(ActionRequestHuman(), tracker)
     assert len(messages) == 1
     return messages[0], returned
 
 
-def waiting_turn(sender_id: str, intent: str = "inform", text: str = "hello?", events: Optional[List[Dict[str, Any]]] = None,
-                 entities: Optional[List[Dict[str, Any]]] = None, signed: bool = True) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+def waiting_turn(
+    sender_id: str,
+    intent: str = "inform",
+    text: str = "hello?",
+    events: Optional[List[Dict[str, Any]]] = None,
+    entities: Optional[List[Dict[str, Any]]] = None,
+    signed: bool = True,
+) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """One message while handed off; `signed`: the channel adapter vouched for the sender id, as the bot and the gateway do."""
     metadata = {"sender_signature": sign_sender(sender_id)} if signed else {}
-    tracker = make_tracker({"handoff_active": True}, intent=intent, text=text, events=events, sender_id=sender_id,
-                           entities=entities, metadata=metadata)
+    tracker = make_tracker(
+        {"handoff_active": True},
+        intent=intent,
+        text=text,
+        events=events,
+        sender_id=sender_id,
+        entities=entities,
+        metadata=metadata,
+    )
     return run(ActionHandoffWaiting(), tracker)
 
 
@@ -108,7 +132,13 @@ def row_of(backend: ServiceBackend, sender_id: str) -> models.HandoffRequest:
 def test_request_is_recorded_with_reason_channel_priority_and_reference(actions_db: ServiceBackend) -> None:
     message, returned = ask_for_person(sender_id="telegram:77", channel="telegram")
     [row] = rows(actions_db)
-    assert (row.sender_id, row.channel, row.reason, row.priority, row.status) == ("telegram:77", "telegram", "citizen_request", 2, "open")
+    assert (row.sender_id, row.channel, row.reason, row.priority, row.status) == (
+        "telegram:77",
+        "telegram",
+        "citizen_request",
+        2,
+        "open",
+    )
     assert REFERENCE.fullmatch(row.reference)
     assert f"Your request number is {row.reference}" in message["text"]
     assert slot_events(returned) == {"handoff_active": True}
@@ -117,10 +147,14 @@ def test_request_is_recorded_with_reason_channel_priority_and_reference(actions_
 
 def test_summary_has_last_turns_intents_and_slots(actions_db: ServiceBackend) -> None:
     history = [
-        user("hello", "greet"), bot("Hello! How can I help?"),
-        user("what do I need for a passport renewal", "ask_documents"), bot("Please bring 3 things."),
-        user("how much", "ask_fee"), bot("It costs 100 dollars."),
-        user("book it", "book_appointment"), bot("Which office?"),
+        user("hello", "greet"),
+        bot("Hello! How can I help?"),
+        user("what do I need for a passport renewal", "ask_documents"),
+        bot("Please bring 3 things."),
+        user("how much", "ask_fee"),
+        bot("It costs 100 dollars."),
+        user("book it", "book_appointment"),
+        bot("Which office?"),
     ]
     ask_for_person(slots={"service": "passport_renewal", "office": "central_centre", "district": None}, events=history)
     [row] = rows(actions_db)
@@ -160,7 +194,9 @@ def test_closed_request_no_longer_counts_in_the_queue(actions_db: ServiceBackend
     assert "You are number 1 in the queue" in message["text"]
 
 
-def test_message_gives_hotline_number_says_staff_are_working_and_how_to_leave(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
+def test_message_gives_hotline_number_says_staff_are_working_and_how_to_leave(
+    actions_db: ServiceBackend, catalogue: Catalogue
+) -> None:
     message, _ = ask_for_person()
     assert f"call the city hotline on {catalogue.city['hotline']['number']}" in message["text"]
     assert "Staff are working now" in message["text"] and "To leave the queue, type stop." in message["text"]
@@ -170,13 +206,25 @@ def test_message_gives_hotline_number_says_staff_are_working_and_how_to_leave(ac
 STAFF_HOURS = "Staff answer at these times. Monday to Friday: 8 am to 8 pm. Saturday: 9 am to 1 pm. Sunday: closed."
 
 
-@pytest.mark.parametrize("moment, expected", [
-    (WEDNESDAY_MORNING, f"You are number 1 in the queue, and the wait is about 5 minutes. They will reply here, and they can see "
-                        f"what we talked about. {STAFF_HOURS} Staff are working now."),
-    (SUNDAY_MORNING, f"{STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."),
-    (datetime(2026, 11, 28, 13, 0), f"{STAFF_HOURS} It is now outside those hours, so a person will reply on Monday from 8 am."),
-    (datetime(2026, 11, 25, 7, 59, 30), f"{STAFF_HOURS} It is now outside those hours, so a person will reply today from 8 am."),
-])
+@pytest.mark.parametrize(
+    "moment, expected",
+    [
+        (
+            WEDNESDAY_MORNING,
+            f"You are number 1 in the queue, and the wait is about 5 minutes. They will reply here, and they can see "
+            f"what we talked about. {STAFF_HOURS} Staff are working now.",
+        ),
+        (SUNDAY_MORNING, f"{STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."),
+        (
+            datetime(2026, 11, 28, 13, 0),
+            f"{STAFF_HOURS} It is now outside those hours, so a person will reply on Monday from 8 am.",
+        ),
+        (
+            datetime(2026, 11, 25, 7, 59, 30),
+            f"{STAFF_HOURS} It is now outside those hours, so a person will reply today from 8 am.",
+        ),
+    ],
+)
 def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
     actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch, moment: datetime, expected: str
 ) -> None:
@@ -190,15 +238,22 @@ def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
 def test_asking_again_while_waiting_tells_the_place_and_the_staff_hours(sunday: ServiceBackend) -> None:
     ask_for_person(sender_id="again")
     [message], _ = waiting_turn("again", intent="request_human", text="is anyone there? I want a person")
-    assert message["text"] == f"You are number 1 in the queue. {STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."
+    assert (
+        message["text"]
+        == f"You are number 1 in the queue. {STAFF_HOURS} It is now outside those hours, so a person will reply tomorrow from 8 am."
+    )
 
 
 def test_custom_payload_is_the_handoff_signal(actions_db: ServiceBackend) -> None:
     message, _ = ask_for_person()
     [row] = rows(actions_db)
     assert message["custom"]["handoff"] == {
-        "state": "waiting", "reference": row.reference, "position": 1, "wait_minutes": 5,
-        "reason": "citizen_request", "priority": 2,
+        "state": "waiting",
+        "reference": row.reference,
+        "position": 1,
+        "wait_minutes": 5,
+        "reason": "citizen_request",
+        "priority": 2,
     }
 
 
@@ -234,7 +289,9 @@ def sunday(actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> Servi
     return actions_db
 
 
-def test_out_of_hours_gives_staff_hours_an_office_the_hotline_and_offers_a_call_back(sunday: ServiceBackend, catalogue: Catalogue) -> None:
+def test_out_of_hours_gives_staff_hours_an_office_the_hotline_and_offers_a_call_back(
+    sunday: ServiceBackend, catalogue: Catalogue
+) -> None:
     message, _ = ask_for_person(slots={"office": "north_centre"})
     text = message["text"]
     assert "It is now outside those hours, so a person will reply tomorrow from 8 am." in text
@@ -259,7 +316,9 @@ def test_an_unsigned_sender_is_not_told_the_linked_numbers_digits(sunday: Servic
     """A REST client claiming telegram:501 is asked for a number: two digits of the linked one would be half the proof."""
     sunday.citizens.link_identity("telegram", "501", "0412 555 501")
     offer, _ = ask_for_person(sender_id="telegram:501", channel="telegram")
-    messages, _ = waiting_turn("telegram:501", intent="affirm", text="yes", events=[bot(offer["text"], offer["custom"])], signed=False)
+    messages, _ = waiting_turn(
+        "telegram:501", intent="affirm", text="yes", events=[bot(offer["text"], offer["custom"])], signed=False
+    )
     assert "Which number should we call?" in messages[0]["text"] and "01" not in messages[0]["text"]
     assert not row_of(sunday, "telegram:501").callback_requested
 
@@ -290,9 +349,17 @@ def test_no_call_back_and_no_number_record_nothing(sunday: ServiceBackend) -> No
 
 def test_distress_gives_the_emergency_line_and_hands_off_first_in_the_queue(actions_db: ServiceBackend) -> None:
     ask_for_person(sender_id="earlier")
-    tracker = make_tracker({}, intent="out_of_scope", text="I am in danger", sender_id="scared", entities=[{"entity": "distress", "value": "in danger"}])
+    tracker = make_tracker(
+        {},
+        intent="out_of_scope",
+        text="I am in danger",
+        sender_id="scared",
+        entities=[{"entity": "distress", "value": "in danger"}],
+    )
     [message], returned = run(ActionHandleDistress(), tracker)
-    assert message["text"].startswith("If you or someone else is in danger or hurt right now, please call emergency services straight away.")
+    assert message["text"].startswith(
+        "If you or someone else is in danger or hurt right now, please call emergency services straight away."
+    )
     assert "You are number 1 in the queue" in message["text"]
     row = row_of(actions_db, "scared")
     assert (row.reason, row.priority) == ("distress", 1)
@@ -312,7 +379,9 @@ def test_distress_while_waiting_makes_the_request_urgent(actions_db: ServiceBack
 
 def test_second_misunderstanding_in_a_row_hands_off_with_low_priority(actions_db: ServiceBackend) -> None:
     history = [user("blorp", "nlu_fallback"), bot("Sorry, I did not understand that.")]
-    tracker = make_tracker({}, intent="nlu_fallback", text="zong", events=history, sender_id="puzzled", active_loop="appointment_form")
+    tracker = make_tracker(
+        {}, intent="nlu_fallback", text="zong", events=history, sender_id="puzzled", active_loop="appointment_form"
+    )
     [message], returned = run(ActionHandleLowConfidence(), tracker)
     assert message["text"].startswith("I am still not sure what you need, so I have asked a person")
     row = row_of(actions_db, "puzzled")
@@ -415,8 +484,14 @@ def policy_next(events: List[Dict[str, Any]], slots: Optional[Dict[str, Any]] = 
 
 
 def said(text: str, intent: str, entities: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
-    return [{"event": "action", "name": "action_listen"},
-            {"event": "user", "text": text, "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": entities or []}}]
+    return [
+        {"event": "action", "name": "action_listen"},
+        {
+            "event": "user",
+            "text": text,
+            "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": entities or []},
+        },
+    ]
 
 
 def test_policy_stays_out_of_an_ordinary_conversation() -> None:
@@ -430,7 +505,10 @@ def test_policy_sends_every_message_to_the_waiting_action_while_handed_off() -> 
     waited = [*said("x", "greet"), {"event": "action", "name": "action_handoff_waiting"}]
     assert policy_next(waited, {"handoff_active": True}) == "action_listen"
     assert policy_next(waited, {"handoff_active": False}) == "action_listen", "after leaving the queue, listen"
-    assert policy_next([*said("x", "request_human"), {"event": "action", "name": "action_request_human"}], {"handoff_active": True}) == "action_listen"
+    assert (
+        policy_next([*said("x", "request_human"), {"event": "action", "name": "action_request_human"}], {"handoff_active": True})
+        == "action_listen"
+    )
 
 
 def test_policy_sends_distress_to_a_person_whatever_the_intent() -> None:
@@ -440,7 +518,9 @@ def test_policy_sends_distress_to_a_person_whatever_the_intent() -> None:
     assert policy_next([*said("x", "inform", distress), {"event": "action", "name": "action_handle_distress"}]) == "action_listen"
 
 
-def test_a_new_session_keeps_the_hold_while_the_handoff_is_open(actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_session_keeps_the_hold_while_the_handoff_is_open(
+    actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from onewindow.rasa_plugins import handoff_policy
 
     monkeypatch.setattr(handoff_policy, "service_handoffs", lambda: actions_db.handoffs)
@@ -458,21 +538,45 @@ def distress_pattern() -> re.Pattern:
     return re.compile(entry["examples"].strip()[2:], re.IGNORECASE)
 
 
-@pytest.mark.parametrize("text", [
-    "I want to kill myself", "i feel suicidal", "I have been self-harming", "my husband hits me",
-    "my partner is threatening to kill me", "someone is following me", "I am in danger", "I don't feel safe at home",
-    "there is a man with a knife", "my dad is having a heart attack", "he can't breathe", "domestic violence",
-    "I dont want to live anymore", "I'm scared for my life", "someone is stalking me",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to kill myself",
+        "i feel suicidal",
+        "I have been self-harming",
+        "my husband hits me",
+        "my partner is threatening to kill me",
+        "someone is following me",
+        "I am in danger",
+        "I don't feel safe at home",
+        "there is a man with a knife",
+        "my dad is having a heart attack",
+        "he can't breathe",
+        "domestic violence",
+        "I dont want to live anymore",
+        "I'm scared for my life",
+        "someone is stalking me",
+    ],
+)
 def test_distress_words_are_found(text: str) -> None:
     assert distress_pattern().search(text)
 
 
-@pytest.mark.parametrize("text", [
-    "my father passed away", "my father died", "register a death", "the pavement is cracked and dangerous",
-    "the tree is in danger of falling", "the road is not safe for cyclists", "is it safe to pay online",
-    "a dangerous pothole", "I need to renew my gun licence", "hit and run damage to a street light",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my father passed away",
+        "my father died",
+        "register a death",
+        "the pavement is cracked and dangerous",
+        "the tree is in danger of falling",
+        "the road is not safe for cyclists",
+        "is it safe to pay online",
+        "a dangerous pothole",
+        "I need to renew my gun licence",
+        "hit and run damage to a street light",
+    ],
+)
 def test_everyday_city_words_are_not_distress(text: str) -> None:
     assert distress_pattern().search(text) is None
 
@@ -552,7 +656,10 @@ def test_queue_is_open_and_claimed_highest_priority_first_then_oldest(desk: Staf
     actions_db.handoffs.claim(reference_of(actions_db, "normal"), "maria")
     queue = asyncio.run(desk.queue())
     assert [(q.sender_id, q.status, q.position) for q in queue] == [
-        ("urgent", "open", 1), ("normal", "claimed", None), ("normal-later", "open", 2), ("low", "open", 3),
+        ("urgent", "open", 1),
+        ("normal", "claimed", None),
+        ("normal-later", "open", 2),
+        ("low", "open", 3),
     ]
     assert queue[1].claimed_by == "maria" and queue[1].claimed_at is not None
     gone = asyncio.run(desk.get(reference_of(actions_db, "gone")))
@@ -578,8 +685,9 @@ def test_claim_errors(desk: StaffDesk, actions_db: ServiceBackend) -> None:
         asyncio.run(desk.claim("HO-000000", "maria"))
 
 
-def test_reply_reaches_the_telegram_chat_and_the_transcript(desk: StaffDesk, actions_db: ServiceBackend,
-                                                            telegram: LocalBotApi, rasa_api: RasaApiStandIn) -> None:
+def test_reply_reaches_the_telegram_chat_and_the_transcript(
+    desk: StaffDesk, actions_db: ServiceBackend, telegram: LocalBotApi, rasa_api: RasaApiStandIn
+) -> None:
     sender = telegram_citizen(telegram)
     reference = reference_of(actions_db, sender)
     chat = int(sender.split(":")[1])
@@ -587,13 +695,17 @@ def test_reply_reaches_the_telegram_chat_and_the_transcript(desk: StaffDesk, act
     assert telegram.sent_texts(chat)[-1] == "Hello, I am Maria. How can I help?"
     item = asyncio.run(desk.get(reference))
     assert item.status == "claimed" and item.claimed_by == "maria", "a reply claims an open handoff"
-    assert [(m.kind, m.author, m.text, m.delivered) for m in item.messages] == [("reply", "maria", "Hello, I am Maria. How can I help?", True)]
+    assert [(m.kind, m.author, m.text, m.delivered) for m in item.messages] == [
+        ("reply", "maria", "Hello, I am Maria. How can I help?", True)
+    ]
     hold, event = rasa_api.events_for(sender)
     assert (hold["event"], hold["name"], hold["value"]) == ("slot", "handoff_active", True)
     assert (event["event"], event["text"], event["metadata"]) == ("bot", "Hello, I am Maria. How can I help?", {"staff": "maria"})
 
 
-def test_reply_to_a_rest_conversation_is_recorded_but_not_delivered(desk: StaffDesk, actions_db: ServiceBackend, rasa_api: RasaApiStandIn) -> None:
+def test_reply_to_a_rest_conversation_is_recorded_but_not_delivered(
+    desk: StaffDesk, actions_db: ServiceBackend, rasa_api: RasaApiStandIn
+) -> None:
     actions_db.handoffs.request("web-9", "rest", "citizen_request", {})
     assert asyncio.run(desk.reply(reference_of(actions_db, "web-9"), "maria", "Hello")) is False
     assert [m.delivered for m in asyncio.run(desk.get(reference_of(actions_db, "web-9"))).messages] == [False]
@@ -604,7 +716,9 @@ def test_reply_to_a_rest_conversation_is_recorded_but_not_delivered(desk: StaffD
         asyncio.run(desk.reply(reference_of(actions_db, "web-9"), "maria", "x" * 4001))
 
 
-def test_a_note_is_never_sent(desk: StaffDesk, actions_db: ServiceBackend, rasa_api: RasaApiStandIn, telegram: LocalBotApi) -> None:
+def test_a_note_is_never_sent(
+    desk: StaffDesk, actions_db: ServiceBackend, rasa_api: RasaApiStandIn, telegram: LocalBotApi
+) -> None:
     sender = telegram_citizen(telegram)
     before = telegram.mark()
     asyncio.run(desk.note(reference_of(actions_db, sender), "maria", "Sounds like a passport question"))
@@ -622,7 +736,11 @@ def test_hand_back_and_resolve_tell_the_citizen_and_turn_the_assistant_back_on(
     with pytest.raises(ValueError):
         asyncio.run(desk.resolve(reference_of(actions_db, done), "tom", "sorted"))
     asyncio.run(desk.resolve(reference_of(actions_db, done), "tom", "booked"))
-    assert (row_of(actions_db, back).status, row_of(actions_db, done).status, row_of(actions_db, done).outcome) == ("returned", "resolved", "booked")
+    assert (row_of(actions_db, back).status, row_of(actions_db, done).status, row_of(actions_db, done).outcome) == (
+        "returned",
+        "resolved",
+        "booked",
+    )
     assert telegram.sent_texts(int(back.split(":")[1]))[-1].startswith("You are back with the assistant")
     assert "has closed this conversation" in telegram.sent_texts(int(done.split(":")[1]))[-1]
     for sender in (back, done):
@@ -632,20 +750,28 @@ def test_hand_back_and_resolve_tell_the_citizen_and_turn_the_assistant_back_on(
     assert actions_db.handoffs.active(back) is None and actions_db.handoffs.active(done) is None
 
 
-def test_when_the_queue_moves_the_others_are_told_their_new_place(desk: StaffDesk, actions_db: ServiceBackend, telegram: LocalBotApi) -> None:
+def test_when_the_queue_moves_the_others_are_told_their_new_place(
+    desk: StaffDesk, actions_db: ServiceBackend, telegram: LocalBotApi
+) -> None:
     first, second, third = (telegram_citizen(telegram) for _ in range(3))
     before = telegram.mark()
     asyncio.run(desk.claim(reference_of(actions_db, first), "maria"))
     told = {c.params["chat_id"]: c.params["text"] for c in telegram.calls_to("sendMessage", since=before)}
     one, two = desk.expected_wait_minutes(1), desk.expected_wait_minutes(2)  # the claim just made is now the history
     assert told == {
-        int(second.split(":")[1]): f"An update on your request: You are number 1 in the queue, and the wait is about {one} minute{'s' * (one > 1)}.",
-        int(third.split(":")[1]): f"An update on your request: You are number 2 in the queue, and the wait is about {two} minute{'s' * (two > 1)}.",
+        int(
+            second.split(":")[1]
+        ): f"An update on your request: You are number 1 in the queue, and the wait is about {one} minute{'s' * (one > 1)}.",
+        int(
+            third.split(":")[1]
+        ): f"An update on your request: You are number 2 in the queue, and the wait is about {two} minute{'s' * (two > 1)}.",
     }
     assert (row_of(actions_db, second).notified_position, row_of(actions_db, third).notified_position) == (1, 2)
     before = telegram.mark()
     asyncio.run(desk.reply(reference_of(actions_db, first), "maria", "Hello"))
-    assert [c.params["chat_id"] for c in telegram.calls_to("sendMessage", since=before)] == [int(first.split(":")[1])], "nobody else moved"
+    assert [c.params["chat_id"] for c in telegram.calls_to("sendMessage", since=before)] == [int(first.split(":")[1])], (
+        "nobody else moved"
+    )
 
 
 def test_expected_wait_is_the_median_claim_wait_per_place(desk: StaffDesk, actions_db: ServiceBackend) -> None:
@@ -653,10 +779,18 @@ def test_expected_wait_is_the_median_claim_wait_per_place(desk: StaffDesk, actio
     now = datetime.utcnow()
     with make_sessionmaker(actions_db.engine).begin() as session:
         for number, minutes in enumerate((2, 3, 30)):
-            session.add(models.HandoffRequest(
-                reference=f"HO-90000{number}", sender_id=f"old-{number}", channel="rest", reason="citizen_request",
-                summary={}, status="resolved", created_at=now - timedelta(minutes=minutes), claimed_at=now,
-            ))
+            session.add(
+                models.HandoffRequest(
+                    reference=f"HO-90000{number}",
+                    sender_id=f"old-{number}",
+                    channel="rest",
+                    reason="citizen_request",
+                    summary={},
+                    status="resolved",
+                    created_at=now - timedelta(minutes=minutes),
+                    claimed_at=now,
+                )
+            )
     assert [desk.expected_wait_minutes(p) for p in (1, 2, 4)] == [3, 6, 12]
 
 
@@ -665,17 +799,26 @@ def test_queue_version_changes_with_every_change(desk: StaffDesk, actions_db: Se
     actions_db.handoffs.request("v", "rest", "citizen_request", {})
     reference = reference_of(actions_db, "v")
     versions.append(desk.queue_version())
-    for change in (desk.claim(reference, "maria"), desk.note(reference, "maria", "n"), desk.reply(reference, "maria", "r"), desk.resolve(reference, "maria", "answered")):
+    for change in (
+        desk.claim(reference, "maria"),
+        desk.note(reference, "maria", "n"),
+        desk.reply(reference, "maria", "r"),
+        desk.resolve(reference, "maria", "answered"),
+    ):
         asyncio.run(change)
         versions.append(desk.queue_version())
     assert len(set(versions)) == len(versions)
     assert desk.queue_version() == versions[-1], "stable while nothing changes"
 
 
-def test_rasa_unreachable_still_closes_the_handoff(actions_db: ServiceBackend, telegram: LocalBotApi, capsys: pytest.CaptureFixture) -> None:
+def test_rasa_unreachable_still_closes_the_handoff(
+    actions_db: ServiceBackend, telegram: LocalBotApi, capsys: pytest.CaptureFixture
+) -> None:
     from harness.stack import free_port
 
-    desk = StaffDesk(actions_db, f"http://127.0.0.1:{free_port()}", OutboundChannels(telegram.token, telegram.base_url), API_SECRET)
+    desk = StaffDesk(
+        actions_db, f"http://127.0.0.1:{free_port()}", OutboundChannels(telegram.token, telegram.base_url), API_SECRET
+    )
     sender = telegram_citizen(telegram)
     capsys.readouterr()
     asyncio.run(desk.hand_back(reference_of(actions_db, sender), "maria"))
@@ -691,10 +834,18 @@ def test_outbound_routes_by_sender_and_logs_no_text_or_number(telegram: LocalBot
     telegram.user_sends_text(9001, "hi")
     outbound = OutboundChannels(telegram.token, telegram.base_url)
     capsys.readouterr()
-    results = {sender: asyncio.run(outbound.deliver(sender, "Secret words 0412 999 888"))
-               for sender in ("telegram:9001", "phone:0412999888", "kiosk:hall", "web-user", "telegram:424242")}
+    results = {
+        sender: asyncio.run(outbound.deliver(sender, "Secret words 0412 999 888"))
+        for sender in ("telegram:9001", "phone:0412999888", "kiosk:hall", "web-user", "telegram:424242")
+    }
     log = capsys.readouterr().err
-    assert results == {"telegram:9001": True, "phone:0412999888": False, "kiosk:hall": False, "web-user": False, "telegram:424242": False}
+    assert results == {
+        "telegram:9001": True,
+        "phone:0412999888": False,
+        "kiosk:hall": False,
+        "web-user": False,
+        "telegram:424242": False,
+    }
     assert telegram.sent_texts(9001)[-1] == "Secret words 0412 999 888"
     assert log.count("outbound.delivery") == 5
     for secret in ("Secret words", "0412999888", "999 888", "9001", telegram.token):

@@ -2,6 +2,7 @@
 the staff desk on Rasa's HTTP API, a restart of the Rasa server, and a staff reply reaching a Telegram chat
 (`python -m bot` against the local Bot API server, tests/telegram_api.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,16 +17,19 @@ import pytest
 from sqlalchemy import select
 
 from actions.handoff import KEPT_FOR_STAFF
-from onewindow.storage import models
-from onewindow.backend import ServiceBackend
-from onewindow.channels.outbound import OutboundChannels
 from harness.stack import Stack
+from onewindow.backend import ServiceBackend
 from onewindow.backend.staff_desk import StaffDesk
 from onewindow.backend.staff_hours import staff_hours, staff_hours_text, staff_working
-from onewindow.rasa_plugins.events_table import events as tracker_events, tracker_engine
+from onewindow.channels.outbound import OutboundChannels
+from onewindow.rasa_plugins.events_table import events as tracker_events
+from onewindow.rasa_plugins.events_table import tracker_engine
+from onewindow.storage import models
 from tests.telegram_api import LocalBotApi
+from tests.test_telegram import bot_env, press, started
+from tests.test_telegram import say as telegram_say
+from tests.test_telegram import texts as telegram_texts
 from tests.tracker_rows import age_conversation
-from tests.test_telegram import bot_env, press, say as telegram_say, started, texts as telegram_texts
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
@@ -51,7 +55,6 @@ def desk(stack: Stack, backend: ServiceBackend) -> StaffDesk:
 @pytest.fixture
 def sender() -> str:
     return f"citizen-{next(senders)}"
-
 
 
 def signal(responses: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -82,10 +85,13 @@ def test_asking_for_a_person_puts_the_assistant_on_hold(stack: Stack, backend: S
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("citizen_request", 2)
 
 
-@pytest.mark.parametrize("message, metadata", [
-    ("I want to talk to a person", {}),
-    ("/request_human", {"channel": "phone", "input": "keypad"}),  # a caller pressing 0
-])
+@pytest.mark.parametrize(
+    "message, metadata",
+    [
+        ("I want to talk to a person", {}),
+        ("/request_human", {"channel": "phone", "input": "keypad"}),  # a caller pressing 0
+    ],
+)
 def test_asking_for_a_person_tells_the_staff_hours_and_when_a_person_replies(
     stack: Stack, backend: ServiceBackend, message: str, metadata: Dict[str, Any]
 ) -> None:
@@ -145,7 +151,9 @@ def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend
     asyncio.run(desk.claim(reference, "maria"))
     assert asyncio.run(desk.reply(reference, "maria", "Hello, this is Maria from the north centre.")) is False  # REST: no push
     staff_turns = [e for e in stack.tracker(sender)["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
-    assert [(e["text"], e["metadata"]["staff"]) for e in staff_turns] == [("Hello, this is Maria from the north centre.", "maria")]
+    assert [(e["text"], e["metadata"]["staff"]) for e in staff_turns] == [
+        ("Hello, this is Maria from the north centre.", "maria")
+    ]
     answer = stack.say(sender, "thank you Maria")
     assert texts(answer) == "" and signal(answer)["state"] == "with_staff"
 
@@ -197,7 +205,7 @@ def wait_for_action(stack: Stack, sender: str, text: str, action: str, timeout: 
     while time.monotonic() < deadline:
         events = stack.tracker(sender).get("events", [])
         said = [i for i, e in enumerate(events) if e["event"] == "user" and e.get("text") == text]
-        if said and any(e["event"] == "action" and e.get("name") == action for e in events[said[-1]:]):
+        if said and any(e["event"] == "action" and e.get("name") == action for e in events[said[-1] :]):
             return
         time.sleep(0.2)
     raise AssertionError(f"{action} did not run after {text!r}")

@@ -5,6 +5,7 @@ Each message is what the gateway sends for a key: a button's payload, signed as 
 the main menu to its end without a word; the miss ladder and the handoff are the conversation side
 of a caller nobody understands. Whole calls with audio and keys are tests/test_hotline_keypad.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from console.conversations import ConversationStore
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
-from harness.stack import Stack
 from onewindow.rasa_plugins.events_table import tracker_engine
 from tests.telegram_api import LocalBotApi
 from tests.test_channel_wording import FORBIDDEN
@@ -69,10 +70,16 @@ class Caller:
         self.last: Messages = []
 
     def send(self, message: str, **metadata: Any) -> Messages:
-        body = {"sender": self.sender, "message": message,
-                "metadata": {"channel": "phone", **KEYPAD, **metadata, "sender_signature": sign_sender(self.sender)}}
-        request = urllib.request.Request(f"http://127.0.0.1:{self.stack.rasa_port}/webhooks/rest/webhook",
-                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        body = {
+            "sender": self.sender,
+            "message": message,
+            "metadata": {"channel": "phone", **KEYPAD, **metadata, "sender_signature": sign_sender(self.sender)},
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.stack.rasa_port}/webhooks/rest/webhook",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             self.last = json.loads(answer.read())
         mode = "voice" if body["metadata"]["speech"] else "keypad"
@@ -108,7 +115,13 @@ def test_a_call_starts_with_the_main_menu_of_every_top_task(stack: Stack) -> Non
     caller = Caller(stack, "0412100001")
     caller.start()
     assert [b["title"] for b in caller.options()] == [
-        "Appointments", "Documents and fees", "Life events", "Offices and hours", "Application status", "Report a problem", "Talk to a person",
+        "Appointments",
+        "Documents and fees",
+        "Life events",
+        "Offices and hours",
+        "Application status",
+        "Report a problem",
+        "Talk to a person",
     ]
     assert "press" not in caller.texts().lower(), "keys are the gateway's"
 
@@ -126,7 +139,9 @@ def test_book_check_move_and_cancel_an_appointment_by_keypad_alone(stack: Stack,
     assert len(days) > 8, "every free day is offered: the phone pages them"
     caller.press(payload='"date"', index=1)
     free = backend.bookings.free_slots("north_centre", date.fromisoformat(entities(days[1])["date"]))
-    assert [entities(b)["time"] for b in caller.options()] == [start.strftime("%H:%M") for start in free], "every free time is offered"
+    assert [entities(b)["time"] for b in caller.options()] == [start.strftime("%H:%M") for start in free], (
+        "every free time is offered"
+    )
     caller.press(payload='"time"', index=len(free) - 1)  # the last free time: beyond the first page
     assert "What name" in caller.texts()
     caller.press("Book under the number you are calling from")
@@ -140,7 +155,9 @@ def test_book_check_move_and_cancel_an_appointment_by_keypad_alone(stack: Stack,
     caller.start()
     caller.press("Appointments")
     caller.press("Check an appointment")
-    assert reference in caller.texts() and "last four digits" not in caller.texts(), "the caller's number is linked by the booking"
+    assert reference in caller.texts() and "last four digits" not in caller.texts(), (
+        "the caller's number is linked by the booking"
+    )
     caller.choose_appointment(reference)
     assert "North Service Centre" in caller.texts()
 
@@ -218,7 +235,9 @@ def test_a_report_by_keypad_goes_to_the_department_with_the_part_of_the_city(sta
     assert "ticket number" in caller.texts() and "call you on the number you are calling from" in caller.texts()
 
 
-def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_kept(stack: Stack, telegram: LocalBotApi, backend: ServiceBackend) -> None:
+def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_kept(
+    stack: Stack, telegram: LocalBotApi, backend: ServiceBackend
+) -> None:
     caller = Caller(stack, "0412100007")
     telegram.state.chat(7007)
     backend.citizens.link_identity("telegram", "7007", "0412100007")
@@ -226,7 +245,9 @@ def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_k
     caller.send("/nlu_fallback", input="voice", speech=True, heard="", confidence=0.0)
     assert "another way" in caller.texts() and caller.options()[0]["title"] == "Appointments", "the last choices again"
     caller.send("/nlu_fallback", input="voice", speech=True, heard="blorf", confidence=0.2)
-    assert "Here is the main menu" in caller.texts() and caller.options()[0]["title"] == "Appointments", "the second miss gives the main menu"
+    assert "Here is the main menu" in caller.texts() and caller.options()[0]["title"] == "Appointments", (
+        "the second miss gives the main menu"
+    )
     caller.send("/nlu_fallback", input="voice", speech=True, heard="zong", confidence=0.1)
     handoff = next(m["custom"]["handoff"] for m in caller.last if "handoff" in (m.get("custom") or {}))
     assert handoff["reason"] == "not_understood" and handoff["reference"] in caller.texts()
@@ -238,7 +259,10 @@ def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_k
     transcript = ConversationStore(tracker, backend.engine).transcript(caller.sender)
     tracker.dispose()
     assert [t.citizen.text for t in transcript.turns() if t.citizen] == [
-        "/main_menu", "(not understood)", "(not understood) blorf", "(not understood) zong",
+        "/main_menu",
+        "(not understood)",
+        "(not understood) blorf",
+        "(not understood) zong",
     ], "staff see every turn of the call, with what was heard"
     telegram.wait_for("sendMessage", chat_id=7007)
     assert handoff["reference"] in telegram.sent_texts(7007)[-1]
@@ -251,7 +275,9 @@ def test_silence_hands_over_with_its_reason(stack: Stack, backend: ServiceBacken
     assert backend.handoffs.active(caller.sender).reason == "silence"
 
 
-def test_a_linked_caller_is_booked_under_the_name_on_record_and_confirms_the_number_with_one_key(stack: Stack, backend: ServiceBackend) -> None:
+def test_a_linked_caller_is_booked_under_the_name_on_record_and_confirms_the_number_with_one_key(
+    stack: Stack, backend: ServiceBackend
+) -> None:
     caller = Caller(stack, "0412100009")
     backend.citizens.link_identity("phone", "0412100009", "0412100009", name="Rosa Diaz")
     caller.start()

@@ -8,6 +8,7 @@ and presses its key, computed here from its place (1 to 8 on each page, 9 for th
 by the code under test. After each call every bot turn the caller heard is checked for chat or
 speech wording ("type", "say", "tell me"...), which a keypad-only call must never hear.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,10 +28,10 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
-from onewindow.storage import models
-from onewindow.backend.citizens import normalise_phone
-from onewindow.text.dates import spoken_time
 from harness.stack import Stack, free_port, http_get
+from onewindow.backend.citizens import normalise_phone
+from onewindow.storage import models
+from onewindow.text.dates import spoken_time
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, recorded_speech, run, saved_transcript, wait_until
 from voice.call import CallSettings
 from voice.recognition import SpeechRecogniser
@@ -482,9 +483,16 @@ def test_a_speech_model_in_another_language_is_reported_in_health_and_speech_is_
 def test_the_gateway_reports_a_mismatched_speech_model_at_start(stack: Stack, tmp_path: Path) -> None:
     """`python -m voice gateway` with the Korean model for the English assistant: said at start, and in /health."""
     control = free_port()
-    env = {**os.environ, "VOSK_MODEL_PATH": str(KOREAN_MODEL), "VOICE_PORT": str(free_port()), "VOICE_CONTROL_PORT": str(control),
-           "DATABASE_URL": stack.database_url, "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}",
-           "RASA_API_URL": stack.api_url, **stack.api_env()}
+    env = {
+        **os.environ,
+        "VOSK_MODEL_PATH": str(KOREAN_MODEL),
+        "VOICE_PORT": str(free_port()),
+        "VOICE_CONTROL_PORT": str(control),
+        "DATABASE_URL": stack.database_url,
+        "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}",
+        "RASA_API_URL": stack.api_url,
+        **stack.api_env(),
+    }
     log = tmp_path / "voice.log"
     with open(log, "wb") as output:
         process = subprocess.Popen([sys.executable, "-m", "voice", "gateway"], env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -504,6 +512,7 @@ def test_the_gateway_reports_a_mismatched_speech_model_at_start(stack: Stack, tm
 def test_silence_may_be_set_to_hang_up_instead(stack: Stack) -> None:
     gateway = RunningGateway(stack, None, CallSettings(silence_timeout=3.0, silence_action="hangup"), keypad_only("test"))
     try:
+
         async def call() -> PhoneCall:
             async with PhoneCall(gateway.address.port) as phone:
                 await phone.wait_hangup(timeout=120)

@@ -1,4 +1,5 @@
 """TextIntentClassifier: its own TF-IDF computation matches scikit-learn's, and a stored model answers the same."""
+
 from __future__ import annotations
 
 from typing import List
@@ -8,9 +9,9 @@ import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.loading import load_data
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.constants import INTENT, TEXT
 from scipy.sparse import hstack
 
 from onewindow.rasa_plugins.intent_classifier import TextIntentClassifier

@@ -3,6 +3,7 @@
 Starts the real launcher on free ports and a temporary folder, kills the action server with SIGKILL,
 and checks that supervisord starts it again and the assistant answers again.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,11 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from onewindow.__main__ import seed
-from onewindow.launcher import api_secret
-from onewindow.infra.local_servers import http_get
-from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from harness.stack import MODEL, free_port
+from onewindow.__main__ import seed
+from onewindow.infra.local_servers import http_get
+from onewindow.launcher import api_secret
+from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
@@ -46,8 +47,14 @@ class Launched:
     def __init__(self, var: Path, env: Dict[str, str]) -> None:
         self.var = var
         self.output: List[str] = []
-        self.process = subprocess.Popen([sys.executable, "-m", "onewindow.launcher"], cwd=PROJECT_ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "onewindow.launcher"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -64,15 +71,18 @@ class Launched:
         raise AssertionError(f"no {text!r} within {seconds} s:\n{''.join(self.output)[-3000:]}")
 
     def supervisorctl(self, *args: str) -> str:
-        done = subprocess.run([SUPERVISORCTL, "-c", str(self.var / "supervisord.conf"), *args],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [SUPERVISORCTL, "-c", str(self.var / "supervisord.conf"), *args], capture_output=True, text=True, timeout=30
+        )
         return done.stdout.strip()
 
 
 def say(port: int, sender: str, text: str) -> List[Dict[str, object]]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-                                     data=json.dumps({"sender": sender, "message": text}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+        data=json.dumps({"sender": sender, "message": text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
 
@@ -84,11 +94,19 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
     var = tmp_path_factory.mktemp("launcher-var")
     database = f"sqlite:///{var / 'onewindow.db'}"
     seed(database, demo=True)
-    ports = {name: str(free_port()) for name in ("RASA_PORT", "RASA_API_PORT", "ACTIONS_PORT", "VOICE_PORT",
-                                                  "VOICE_CONTROL_PORT", "CONSOLE_PORT")}
+    ports = {
+        name: str(free_port())
+        for name in ("RASA_PORT", "RASA_API_PORT", "ACTIONS_PORT", "VOICE_PORT", "VOICE_CONTROL_PORT", "CONSOLE_PORT")
+    }
     env = {key: value for key, value in os.environ.items() if key not in (API_SECRET_VARIABLE, "TELEGRAM_TOKEN")}
-    env.update(ports, ONEWINDOW_VAR=str(var), DATABASE_URL=database, RASA_INSTANCES="1",
-               RASA_INSTANCE_PORT=str(free_port() - 1), PYTHONPATH=str(PROJECT_ROOT))
+    env.update(
+        ports,
+        ONEWINDOW_VAR=str(var),
+        DATABASE_URL=database,
+        RASA_INSTANCES="1",
+        RASA_INSTANCE_PORT=str(free_port() - 1),
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
     running = Launched(var, env)
     running.ports = {key: int(value) for key, value in ports.items()}  # type: ignore[attr-defined]
     try:

@@ -1,4 +1,5 @@
 """Life events: one-stop bundles of every related service, in order, from the real database."""
+
 from __future__ import annotations
 
 from actions.life_events import ActionLifeEvent
@@ -26,8 +27,20 @@ def test_unknown_or_missing_life_event_offers_choices(action_backend) -> None:
 
 
 def test_every_life_event_has_steps_across_departments(action_backend) -> None:
-    for event_id in ("birth", "school", "employment", "job_loss", "marriage", "housing", "health",
-                     "retirement", "death", "business", "moving", "disability_elderly"):
+    for event_id in (
+        "birth",
+        "school",
+        "employment",
+        "job_loss",
+        "marriage",
+        "housing",
+        "health",
+        "retirement",
+        "death",
+        "business",
+        "moving",
+        "disability_elderly",
+    ):
         event = action_backend.catalogue.life_event(event_id)
         assert event is not None and len(event.steps) >= 3, event_id
 
@@ -45,4 +58,6 @@ def test_sad_events_start_with_a_word_of_sympathy_and_others_do_not(action_backe
             assert text.startswith(f"{event['sympathy']} {event['summary']}"), event_id
         else:
             assert text.startswith(event["summary"]), event_id
-    assert run_action(ActionLifeEvent(), make_tracker({"life_event": "passed away"}, intent="life_event"))[0][0]["text"].startswith("I am very sorry")
+    assert run_action(ActionLifeEvent(), make_tracker({"life_event": "passed away"}, intent="life_event"))[0][0][
+        "text"
+    ].startswith("I am very sorry")

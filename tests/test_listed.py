@@ -1,4 +1,5 @@
 """References to what the assistant just listed ("the rent one", "the second one"), resolved against its buttons."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from actions.life_events import ActionLifeEvent
 from actions.choose_listed import ActionChooseListed
+from actions.life_events import ActionLifeEvent
 from actions.listed import COMMON, latest_listing, ordinal
 from actions.offices import ActionAnswerOfficeQuestion
 from actions.services import ActionAnswerServiceQuestion
@@ -42,6 +43,7 @@ def bundle_events(event_id: str) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
 def distinctive_words(item: Dict[str, Any], others: List[Dict[str, Any]]) -> List[str]:
     """Words of the item's name or aliases that no other listed item's name or alias contains (nor their first
     five letters), other than the words that say what is asked (COMMON)."""
+
     def words(entry: Dict[str, Any]) -> List[str]:
         return re.findall(r"[a-z]+", " ".join([entry["name"].lower(), *entry["aliases"]]))
 
@@ -74,8 +76,12 @@ def test_a_word_of_a_listed_service_gets_that_service_answered(
         assume(words)
         word = data.draw(st.sampled_from(words))
         intent = data.draw(st.sampled_from(sorted(FOLLOW_UPS)))
-        text = data.draw(st.sampled_from(FOLLOW_UPS[intent])).format(ref=data.draw(st.sampled_from([f"the {word} one", f"the {word} thing", word])))
-        assume(ordinal(text) is None)  # "the first one", "the number one": an ordinal comes first ("first passport", "tax number")
+        text = data.draw(st.sampled_from(FOLLOW_UPS[intent])).format(
+            ref=data.draw(st.sampled_from([f"the {word} one", f"the {word} thing", word]))
+        )
+        assume(
+            ordinal(text) is None
+        )  # "the first one", "the number one": an ordinal comes first ("first passport", "tax number")
         events, slots = bundle_events(event["id"])
         message, set_now = answer({**slots, "life_event": event["id"]}, intent, text, events)
         assert set_now["service"] == item["id"], (text, message["text"])
@@ -89,10 +95,17 @@ def test_an_ordinal_gets_that_item_of_the_list(module_action_backend: ServiceBac
     @given(event=st.sampled_from(catalogue.life_events), data=st.data())
     def check(event: Dict[str, Any], data: st.DataObject) -> None:
         position = data.draw(st.integers(1, len(event["steps"])))
-        said = data.draw(st.sampled_from([
-            f"the {ORDINALS[position - 1]} one", f"number {position}", f"the {ORDINALS[position - 1]}", str(position),
-            *(["the last one"] if position == len(event["steps"]) else []),
-        ]))
+        said = data.draw(
+            st.sampled_from(
+                [
+                    f"the {ORDINALS[position - 1]} one",
+                    f"number {position}",
+                    f"the {ORDINALS[position - 1]}",
+                    str(position),
+                    *(["the last one"] if position == len(event["steps"]) else []),
+                ]
+            )
+        )
         intent = data.draw(st.sampled_from(sorted(FOLLOW_UPS)))
         events, slots = bundle_events(event["id"])
         message, set_now = answer(slots, intent, f"and {said}?" if said[0].isalpha() else said, events)
@@ -113,7 +126,7 @@ def test_choose_listed_answers_about_the_item(module_action_backend: ServiceBack
 
 
 def test_choose_listed_of_a_question_still_waiting_answers_that_question(module_action_backend: ServiceBackend) -> None:
-    """"How much is a passport?" "Do you mean New passport or Passport renewal?" "The second one"."""
+    """ "How much is a passport?" "Do you mean New passport or Passport renewal?" "The second one"."""
     messages, returned = run_action(ActionAnswerServiceQuestion(), make_tracker({"service": "passport"}, intent="ask_fee"))
     asked = slot_events(returned)
     second = latest_listing([bot_event(messages[0])]).ids[1]
@@ -139,8 +152,14 @@ def test_an_office_of_an_office_list_is_chosen_by_ordinal_or_name(module_action_
     events = [bot_event(m) for m in messages if m.get("buttons")]
     offices = module_action_backend.catalogue.offices(service_id="passport_renewal")
     assert latest_listing(events).ids == [o.id for o in offices]
-    for said, expected in (("the second one", offices[1].id), ("the last one", offices[-1].id), (offices[2].name.split()[0], offices[2].id)):
-        shown, chosen = run_action(ActionChooseListed(), make_tracker({"service": "passport_renewal"}, intent="choose_listed", text=said, events=events))
+    for said, expected in (
+        ("the second one", offices[1].id),
+        ("the last one", offices[-1].id),
+        (offices[2].name.split()[0], offices[2].id),
+    ):
+        shown, chosen = run_action(
+            ActionChooseListed(), make_tracker({"service": "passport_renewal"}, intent="choose_listed", text=said, events=events)
+        )
         assert slot_events(chosen)["office"] == expected, said
         office = module_action_backend.catalogue.office(expected)
         assert shown[0]["text"].startswith(office.name), said
@@ -148,7 +167,9 @@ def test_an_office_of_an_office_list_is_chosen_by_ordinal_or_name(module_action_
 
 def test_a_reference_to_nothing_listed_asks_which_again_with_the_same_buttons(module_action_backend: ServiceBackend) -> None:
     events, slots = bundle_events("birth")
-    messages, returned = run_action(ActionChooseListed(), make_tracker(slots, intent="choose_listed", text="the ninth one", events=events))
+    messages, returned = run_action(
+        ActionChooseListed(), make_tracker(slots, intent="choose_listed", text="the ninth one", events=events)
+    )
     assert messages[0]["text"] == "Which one do you mean?" and messages[0]["buttons"] == events[0]["data"]["buttons"]
     assert returned == []
 
@@ -156,7 +177,9 @@ def test_a_reference_to_nothing_listed_asks_which_again_with_the_same_buttons(mo
 def test_a_named_service_comes_before_the_list(module_action_backend: ServiceBackend) -> None:
     events, slots = bundle_events("job_loss")
     entity = [{"entity": "service", "value": "passport renewal", "start": 0, "end": 1}]
-    _, set_now = answer({**slots, "service": "passport renewal"}, "ask_fee", "how much is the passport renewal, the second one", events, entity)
+    _, set_now = answer(
+        {**slots, "service": "passport renewal"}, "ask_fee", "how much is the passport renewal, the second one", events, entity
+    )
     assert set_now["service"] == "passport_renewal"
 
 
@@ -173,10 +196,23 @@ def test_words_of_no_item_or_of_two_leave_the_service_in_context(module_action_b
     assert set_now["service"] == "rent_subsidy"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("the second one", 2), ("number 3", 3), ("the 4th", 4), ("option two", 2), ("3", 3), ("the last one", -1),
-    ("second one please", 2), ("i mean the second", 2), ("number one", 1),
-    ("the rent one", None), ("I have 2 children", None), ("one", None), ("how long did it take last time", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("the second one", 2),
+        ("number 3", 3),
+        ("the 4th", 4),
+        ("option two", 2),
+        ("3", 3),
+        ("the last one", -1),
+        ("second one please", 2),
+        ("i mean the second", 2),
+        ("number one", 1),
+        ("the rent one", None),
+        ("I have 2 children", None),
+        ("one", None),
+        ("how long did it take last time", None),
+    ],
+)
 def test_ordinals(text: str, expected: Optional[int]) -> None:
     assert ordinal(text) == expected

@@ -1,4 +1,5 @@
 """Structured logs: a failure is logged at its level with its class and traceback, personal data redacted."""
+
 from __future__ import annotations
 
 import io

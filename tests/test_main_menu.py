@@ -1,4 +1,5 @@
 """The main menu (actions/menu.py): every top task is reachable by choosing, with every choice a button."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,13 @@ def entities_of(payload: str) -> Dict[str, Any]:
 def test_the_main_menu_offers_every_top_task(module_action_backend: ServiceBackend) -> None:
     offered = payloads(menu())
     assert [p.split("{")[0] for p in offered] == [
-        "/main_menu", "/main_menu", "/life_event", "/main_menu", "/check_status", "/report_issue", "/request_human",
+        "/main_menu",
+        "/main_menu",
+        "/life_event",
+        "/main_menu",
+        "/check_status",
+        "/report_issue",
+        "/request_human",
     ]
     assert offered == [b["payload"] for b in main_menu_buttons()]
 
@@ -57,7 +64,12 @@ def test_a_service_chosen_gives_its_documents_fee_and_time(module_action_backend
     service = module_action_backend.catalogue.service("passport_renewal")
     messages, events = run_action(
         ActionMainMenu(),
-        make_tracker({}, intent="main_menu", entities=[{"entity": "menu", "value": "service"}, {"entity": "service", "value": service.id}], **PHONE_KEYPAD),
+        make_tracker(
+            {},
+            intent="main_menu",
+            entities=[{"entity": "menu", "value": "service"}, {"entity": "service", "value": service.id}],
+            **PHONE_KEYPAD,
+        ),
     )
     text = messages[0]["text"]
     assert all(document in text for document in service.documents)
@@ -75,7 +87,12 @@ def test_offices_and_hours_lists_every_office(module_action_backend: ServiceBack
 @pytest.mark.parametrize("submenu", ["", "appointments", "services", "offices"])
 def test_the_menu_leaves_any_task_under_way(module_action_backend: ServiceBackend, submenu: str) -> None:
     found = [{"entity": "menu", "value": submenu}] if submenu else []
-    tracker = make_tracker({"report_category": "pothole", "requested_slot": "report_location"}, intent="main_menu", entities=found, active_loop="report_form")
+    tracker = make_tracker(
+        {"report_category": "pothole", "requested_slot": "report_location"},
+        intent="main_menu",
+        entities=found,
+        active_loop="report_form",
+    )
     _, events = run_action(ActionMainMenu(), tracker, load_domain())
     assert any(e["event"] == "active_loop" and e["name"] is None for e in events)
     assert {name: None for name in TASK_SLOTS}.items() <= slot_events(events).items()

@@ -1,4 +1,5 @@
 """Alembic migrations: they build exactly the schema the models describe, and can be undone, on both databases."""
+
 from __future__ import annotations
 
 from typing import Iterator, List, Set

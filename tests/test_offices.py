@@ -1,4 +1,5 @@
 """Finding an office and its opening hours with ActionAnswerOfficeQuestion, from the seeded database."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,7 @@ def payloads(message: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
 
 
 def spoken(hhmm: str) -> str:
-    """"08:30" -> "8:30 am", "19:00" -> "7 pm" (written here independently of the code under test)."""
+    """ "08:30" -> "8:30 am", "19:00" -> "7 pm" (written here independently of the code under test)."""
     hour, minute = (int(part) for part in hhmm.split(":"))
     suffix = "am" if hour < 12 else "pm"
     hour = hour % 12 or 12
@@ -79,9 +80,7 @@ def offices_offering(catalogue: Catalogue, service_id: str) -> List[str]:
 # --- one office ---------------------------------------------------------------------------
 
 
-def test_named_office_gives_address_hours_today_accessibility_and_phone(
-    actions_db: ServiceBackend, catalogue: Catalogue
-) -> None:
+def test_named_office_gives_address_hours_today_accessibility_and_phone(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
     office = next(o for o in catalogue.offices if o["id"] == "central_centre")
     message, slots = ask({"office": "market square office"})
     text = message["text"]
@@ -125,7 +124,9 @@ def test_mobile_point_gives_its_note(actions_db: ServiceBackend, catalogue: Cata
     assert slots == {"office": office["id"]}
 
 
-@pytest.mark.parametrize("day", [datetime(2026, 11, 30, 10, 0) + timedelta(days=offset) for offset in range(7)], ids=lambda d: d.strftime("%a"))
+@pytest.mark.parametrize(
+    "day", [datetime(2026, 11, 30, 10, 0) + timedelta(days=offset) for offset in range(7)], ids=lambda d: d.strftime("%a")
+)
 def test_the_van_is_shown_where_it_stops_today(
     actions_db: ServiceBackend, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch, day: datetime
 ) -> None:
@@ -136,14 +137,19 @@ def test_the_van_is_shown_where_it_stops_today(
     place = stop["place"] if stop else van["address"]
     location = stop["location"] if stop else van["location"]
     assert messages[0]["text"].startswith(f"{van['name']}, {'today at ' if stop else ''}{place}.")
-    assert messages[-1]["custom"]["venue"] == {"latitude": location["lat"], "longitude": location["lon"], "title": van["name"], "address": place}
+    assert messages[-1]["custom"]["venue"] == {
+        "latitude": location["lat"],
+        "longitude": location["lon"],
+        "title": van["name"],
+        "address": place,
+    }
 
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def week_words(catalogue: Catalogue, office_id: str) -> str:
-    """"Monday to Wednesday: 8:30 am to 5 pm. Thursday: ..." built from the catalogue file."""
+    """ "Monday to Wednesday: 8:30 am to 5 pm. Thursday: ..." built from the catalogue file."""
     groups: List[Tuple[int, int, str]] = []
     for index, day in enumerate(WEEKDAYS):
         words = hours_words(catalogue, office_id, day)
@@ -172,18 +178,20 @@ def test_opening_hours_on_the_day_asked_about(actions_db: ServiceBackend, catalo
     """Thursday 10 am: "is the central service centre open on saturday" answers for Saturday first."""
     message, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="saturday")
     saturday = hours_words(catalogue, "central_centre", "sat")
-    assert message["text"].startswith(f"Central Service Centre: Open on Saturday 28 November from {saturday}. All its opening hours:")
+    assert message["text"].startswith(
+        f"Central Service Centre: Open on Saturday 28 November from {saturday}. All its opening hours:"
+    )
     message, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="sunday")
     monday = hours_words(catalogue, "central_centre", "mon")
-    assert message["text"].startswith(f"Central Service Centre: Closed on Sunday 29 November. Next open Monday 30 November, {monday}.")
+    assert message["text"].startswith(
+        f"Central Service Centre: Closed on Sunday 29 November. Next open Monday 30 November, {monday}."
+    )
     today, _ = ask({"office": "central_centre"}, "ask_opening_hours", day="today")
     assert today["text"] == ask({"office": "central_centre"}, "ask_opening_hours")[0]["text"], "today: the usual answer"
 
 
 def test_opening_hours_of_office_with_lunch_break(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
-    with_break = [
-        o for o in catalogue.offices if any("," in str(h) for h in o["hours"].values())
-    ]
+    with_break = [o for o in catalogue.offices if any("," in str(h) for h in o["hours"].values())]
     if not with_break:
         pytest.skip("no office closes for lunch in the catalogue")
     office = with_break[0]
@@ -225,9 +233,7 @@ def test_service_and_district_together(actions_db: ServiceBackend, catalogue: Ca
     assert slots == {"district": "east"}
 
 
-def test_service_not_offered_in_district_offers_other_offices(
-    actions_db: ServiceBackend, catalogue: Catalogue
-) -> None:
+def test_service_not_offered_in_district_offers_other_offices(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
     offering = set(offices_offering(catalogue, "passport_renewal"))
     in_riverside = {o["id"] for o in catalogue.offices if o["district"] == "riverside"}
     assert in_riverside and not offering & in_riverside
@@ -245,9 +251,7 @@ def test_service_not_offered_in_district_offers_other_offices(
 
 
 @pytest.mark.parametrize("intent", ["find_office", "ask_opening_hours"])
-def test_no_office_district_or_service_asks_with_buttons(
-    actions_db: ServiceBackend, catalogue: Catalogue, intent: str
-) -> None:
+def test_no_office_district_or_service_asks_with_buttons(actions_db: ServiceBackend, catalogue: Catalogue, intent: str) -> None:
     message, slots = ask({}, intent)
     assert "Which office, or which part of the city" in message["text"]
     buttons = payloads(message)
@@ -267,12 +271,11 @@ def test_unknown_office_name_asks_again(actions_db: ServiceBackend) -> None:
 def test_today_text_uses_the_day_of_the_clock(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
     office = actions_db.catalogue.office("central_centre")
     saturday = date(2026, 11, 28)
-    assert office_actions.today_text(office, saturday) == (
-        f"Open today from {hours_words(catalogue, 'central_centre', 'sat')}."
-    )
+    assert office_actions.today_text(office, saturday) == (f"Open today from {hours_words(catalogue, 'central_centre', 'sat')}.")
 
 
 # --- a shared location (Telegram) finds the nearest offices ---------------------------
+
 
 def located(position: Dict[str, Any], slots: Dict[str, Any]) -> List[Dict[str, Any]]:
     made = make_tracker(slots, intent="find_office", metadata={"location": position})
@@ -285,7 +288,10 @@ def by_distance(catalogue: Catalogue, lat: float, lon: float, service: str = "")
     offered = {o for s in catalogue.services if s["id"] == service for o in s["offices"]} if service else None
     offices = [o for o in catalogue.offices if offered is None or o["id"] in offered]
     scale = math.cos(math.radians(lat))
-    return [o["id"] for o in sorted(offices, key=lambda o: (o["location"]["lat"] - lat) ** 2 + ((o["location"]["lon"] - lon) * scale) ** 2)]
+    return [
+        o["id"]
+        for o in sorted(offices, key=lambda o: (o["location"]["lat"] - lat) ** 2 + ((o["location"]["lon"] - lon) * scale) ** 2)
+    ]
 
 
 def test_shared_location_lists_the_three_nearest_offices_with_distances(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
@@ -311,9 +317,15 @@ def test_shared_location_only_lists_offices_offering_the_service_in_context(
     assert "kilometres away" in messages[0]["text"]
 
 
-@given(lat=st.floats(52.0, 52.13), lon=st.floats(5.05, 5.27), alias=st.sampled_from(["passport", "business licence", "death registration", "id card renewal"]))
+@given(
+    lat=st.floats(52.0, 52.13),
+    lon=st.floats(5.05, 5.27),
+    alias=st.sampled_from(["passport", "business licence", "death registration", "id card renewal"]),
+)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_nearest_offices_all_offer_a_service_in_context(actions_db: ServiceBackend, catalogue: Catalogue, lat: float, lon: float, alias: str) -> None:
+def test_nearest_offices_all_offer_a_service_in_context(
+    actions_db: ServiceBackend, catalogue: Catalogue, lat: float, lon: float, alias: str
+) -> None:
     meant = {s["id"] for s in catalogue.services if alias in s["aliases"]}
     assert meant
     offering = {o for s in catalogue.services if s["id"] in meant for o in s["offices"]}

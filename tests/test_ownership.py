@@ -1,12 +1,13 @@
 """The ownership gate (onewindow/backend/ownership.py) on both databases, and that no action goes around it."""
+
 from __future__ import annotations
 
 import ast
+import random
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
-import random
-import re
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
@@ -14,13 +15,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from onewindow.storage import models
 from onewindow.backend import BookingError, ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES, NotYours, Ownership, Requester
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import new_reference
-from onewindow.storage.db import make_sessionmaker
 from onewindow.infra.logs import pseudonym
+from onewindow.storage import models
+from onewindow.storage.db import make_sessionmaker
 
 ACTIONS = Path(__file__).resolve().parent.parent / "actions"
 PHONE, OTHER_PHONE = "0412 555 0137", "0412 555 0842"
@@ -66,13 +67,19 @@ def test_the_last_four_digits_of_the_phone_on_the_booking_prove_it(module_backen
     for proof in ("0137", " 0 1 3 7 ", "it ends in 0137"):
         verdict, shown = gate.appointment(record.reference.lower().replace("-", " "), someone(proof))
         assert verdict.reason == "proof" and shown == record, proof
-    for proof, reason in ((None, "needs_proof"), ("", "needs_proof"), ("0842", "wrong_proof"), ("137", "wrong_proof"), ("50137", "wrong_proof")):
+    for proof, reason in (
+        (None, "needs_proof"),
+        ("", "needs_proof"),
+        ("0842", "wrong_proof"),
+        ("137", "wrong_proof"),
+        ("50137", "wrong_proof"),
+    ):
         verdict, shown = gate.appointment(record.reference, someone(proof))
         assert (verdict.reason, shown) == (reason, None), proof
 
 
 def test_a_linked_identity_proves_only_its_own_citizens_records(module_backend: ServiceBackend, gate: Ownership) -> None:
-    phone, other_phone = (f"0413{random.randrange(10 ** 6):06d}" for _ in range(2))
+    phone, other_phone = (f"0413{random.randrange(10**6):06d}" for _ in range(2))
     mine, theirs = booked(module_backend, phone), booked(module_backend, other_phone)
     chat_id = uuid.uuid4().hex[:8]
     module_backend.citizens.link_identity("telegram", chat_id, phone)
@@ -90,7 +97,7 @@ def test_a_linked_identity_lists_only_its_own_citizens_applications(module_backe
     assert [a.reference for a in gate.applications_of(caller)] == ["APP-100001"]
     assert gate.applications_of(someone()) is None
     stranger = uuid.uuid4().hex[:8]
-    module_backend.citizens.link_identity("telegram", stranger, f"0413{random.randrange(10 ** 6):06d}")
+    module_backend.citizens.link_identity("telegram", stranger, f"0413{random.randrange(10**6):06d}")
     assert gate.applications_of(someone(identity=("telegram", stranger), channel="telegram")) == []
 
 
@@ -128,7 +135,9 @@ def test_an_application_without_an_owner_is_not_shown_remotely(module_backend: S
     assert gate.check("application", reference, someone("1234")).reason == "no_owner"
 
 
-def test_five_failures_stop_a_conversation_then_the_window_passes(module_backend: ServiceBackend, gate: Ownership, clock: Clock) -> None:
+def test_five_failures_stop_a_conversation_then_the_window_passes(
+    module_backend: ServiceBackend, gate: Ownership, clock: Clock
+) -> None:
     record = booked(module_backend)
     me = someone()
     for attempt in range(MAX_FAILURES - 1):
@@ -149,7 +158,9 @@ def test_the_limit_holds_per_source_across_conversations(module_backend: Service
     assert gate.check("appointment", "BK-100001", someone(identity=("phone", "0412999001"), channel="phone")).reason == "unknown"
 
 
-def test_wrong_digits_from_many_conversations_lock_the_record_for_everyone(module_backend: ServiceBackend, gate: Ownership) -> None:
+def test_wrong_digits_from_many_conversations_lock_the_record_for_everyone(
+    module_backend: ServiceBackend, gate: Ownership
+) -> None:
     target, other = booked(module_backend), booked(module_backend, OTHER_PHONE)
     guesses = [f"{n:04d}" for n in range(1000, 1000 + MAX_FAILURES)]
     reasons = [gate.check("appointment", target.reference, someone(guess)).reason for guess in guesses]
@@ -165,7 +176,10 @@ def test_staff_see_every_failure_without_personal_data(module_backend: ServiceBa
     clock.now += timedelta(minutes=1)
     gate.check("application", "APP-999999", stranger)
     rows = gate.failed_lookups()
-    assert [(r.kind, r.reason, r.channel) for r in rows] == [("application", "unknown", "telegram"), ("appointment", "wrong_proof", "telegram")]
+    assert [(r.kind, r.reason, r.channel) for r in rows] == [
+        ("application", "unknown", "telegram"),
+        ("appointment", "wrong_proof", "telegram"),
+    ]
     assert rows[0].at == clock.now and rows[1].at == clock.now - timedelta(minutes=1)
     assert {r.conversation_key for r in rows} == {pseudonym("telegram:555")}
     assert [r.record_key for r in rows] == [pseudonym("APP-999999"), pseudonym(record.reference)]
@@ -186,7 +200,10 @@ def test_staff_see_who_keeps_failing(module_backend: ServiceBackend, gate: Owner
     assert (repeated.source_key, repeated.channel) == (pseudonym(guesser.source()), "rest")
     assert (repeated.failures, repeated.limited) == (MAX_FAILURES + 2, 2)
     assert (repeated.first_at, repeated.last_at) == (start + timedelta(seconds=10), clock.now)
-    assert [r.source_key for r in gate.repeated_failures(since=start, at_least=1)] == [pseudonym(guesser.source()), pseudonym(slip.source())]
+    assert [r.source_key for r in gate.repeated_failures(since=start, at_least=1)] == [
+        pseudonym(guesser.source()),
+        pseudonym(slip.source()),
+    ]
     assert gate.repeated_failures(since=clock.now + timedelta(seconds=1)) == []
 
 
@@ -204,8 +221,14 @@ def test_only_the_right_four_digits_open_the_record(module_backend: ServiceBacke
 
 # --- no action goes around the gate ---------------------------------------------------------------------
 
-UNGUARDED = {("bookings", "get"), ("bookings", "cancel"), ("bookings", "reschedule"), ("bookings", "upcoming_for_phone"),
-             ("applications", "status"), ("citizens", "phone_for_identity")}
+UNGUARDED = {
+    ("bookings", "get"),
+    ("bookings", "cancel"),
+    ("bookings", "reschedule"),
+    ("bookings", "upcoming_for_phone"),
+    ("applications", "status"),
+    ("citizens", "phone_for_identity"),
+}
 GUARDED_MODULES = ("appointments.py", "applications.py", "reports.py", "ownership.py", "shared.py")
 
 

@@ -1,4 +1,5 @@
 """Nobody reaches another citizen's records: the real stack over REST (router, Rasa, action server, database)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,11 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.backend.ownership import MAX_FAILURES
 from onewindow.channels.senders import sign_sender
 from onewindow.infra.logs import pseudonym
-from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")

@@ -1,14 +1,19 @@
 """Which "/intent{...}" payloads a message may carry (onewindow/channels/payloads.py), for any text."""
+
 from __future__ import annotations
 
 import asyncio
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onewindow.channels.payloads import CHANNEL_COMMANDS, citizen_text, is_payload, offered_payloads
 from onewindow.channels.rest import OfferedPayloads
 
-BUTTONS = [{"title": "Passport renewal", "payload": '/inform{"service": "passport_renewal"}'}, {"title": "Yes", "payload": "/affirm"}]
+BUTTONS = [
+    {"title": "Passport renewal", "payload": '/inform{"service": "passport_renewal"}'},
+    {"title": "Yes", "payload": "/affirm"},
+]
 SESSION = [
     {"event": "bot", "text": "Old", "data": {"buttons": [{"title": "Old", "payload": "/old"}]}},
     {"event": "session_started"},

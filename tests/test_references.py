@@ -1,4 +1,5 @@
 """Reference codes: generated, read back from typed, spoken and keyed variants, and mistakes caught by the check digit."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,7 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 NEW_FORMAT = re.compile(r"^(BK|APP)-[1-9]\d{4}-\d{5}$")
 
 kinds = st.sampled_from(LOOKED_UP)
-random_parts = st.integers(min_value=10 ** 8, max_value=10 ** 9 - 1).map(str)
+random_parts = st.integers(min_value=10**8, max_value=10**9 - 1).map(str)
 
 
 def body_of(random_part: str) -> str:
@@ -79,7 +80,7 @@ def test_typed_and_spoken_variants_normalise_to_the_reference(data: st.DataObjec
 @given(kinds, random_parts, st.integers(min_value=0, max_value=9), st.integers(min_value=1, max_value=9))
 def test_every_single_digit_error_is_caught(kind: str, random_part: str, position: int, shift: int) -> None:
     body = body_of(random_part)
-    wrong = body[:position] + str((int(body[position]) + shift) % 10) + body[position + 1:]
+    wrong = body[:position] + str((int(body[position]) + shift) % 10) + body[position + 1 :]
     said = f"{PREFIXES[kind]} {wrong}"
     assert normalise_reference(said, kind) is None
     assert mistyped_reference(said, kind) or wrong[0] == "0"  # a leading 0 is not a reference at all
@@ -89,7 +90,7 @@ def test_every_single_digit_error_is_caught(kind: str, random_part: str, positio
 @given(kinds, random_parts, st.integers(min_value=0, max_value=8))
 def test_every_swap_of_neighbouring_digits_is_caught(kind: str, random_part: str, position: int) -> None:
     body = body_of(random_part)
-    swapped = body[:position] + body[position + 1] + body[position] + body[position + 2:]
+    swapped = body[:position] + body[position + 1] + body[position] + body[position + 2 :]
     if swapped == body:
         return  # two equal digits: the swap changes nothing
     said = f"{PREFIXES[kind]}-{swapped}"
@@ -103,16 +104,29 @@ def test_the_check_digit_catches_every_single_error_and_swap_exhaustively_on_a_s
         for position in range(10):
             for digit in "0123456789":
                 if digit != body[position]:
-                    assert damm_digit(body[:position] + digit + body[position + 1:]) != "0"
+                    assert damm_digit(body[:position] + digit + body[position + 1 :]) != "0"
             if position < 9 and body[position] != body[position + 1]:
-                assert damm_digit(body[:position] + body[position + 1] + body[position] + body[position + 2:]) != "0"
+                assert damm_digit(body[:position] + body[position + 1] + body[position] + body[position + 2 :]) != "0"
 
 
-@pytest.mark.parametrize("said,expected", [
-    ("BK-482913", "BK-482913"), ("bk 482913", "BK-482913"), ("app100001", "APP-100001"), ("RPT-123456", "RPT-123456"),
-    ("HO 643282", "HO-643282"), ("482913", None), ("BK-48291", None), ("BK-4829130", None), ("BK-082913", None),
-    ("APP-100001x", None), ("", None), (None, None), ("booking 482913", None),
-])
+@pytest.mark.parametrize(
+    "said,expected",
+    [
+        ("BK-482913", "BK-482913"),
+        ("bk 482913", "BK-482913"),
+        ("app100001", "APP-100001"),
+        ("RPT-123456", "RPT-123456"),
+        ("HO 643282", "HO-643282"),
+        ("482913", None),
+        ("BK-48291", None),
+        ("BK-4829130", None),
+        ("BK-082913", None),
+        ("APP-100001x", None),
+        ("", None),
+        (None, None),
+        ("booking 482913", None),
+    ],
+)
 def test_six_digit_references_of_before_are_still_read(said: str, expected: str) -> None:
     assert normalise_reference(said) == expected
 

@@ -1,4 +1,5 @@
 """Reports of problems in the city: routing to the department, the report form's checks, and the ticket."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,11 +14,11 @@ from sqlalchemy import select
 
 from actions.reports import MAX_TEXT as FORM_MAX_TEXT
 from actions.reports import ActionSubmitReport, ValidateReportForm, location_in
-from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend import references as references_module
 from onewindow.backend.reports import MAX_TEXT as BACKEND_MAX_TEXT
 from onewindow.service_catalogue import Catalogue
+from onewindow.storage import models
 from onewindow.storage.db import make_sessionmaker
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
@@ -102,8 +103,14 @@ def validate(slot: str, value: Any) -> Tuple[Dict[str, Any], List[Dict[str, Any]
 
 @pytest.mark.parametrize(
     ("said", "category_id"),
-    [("hole in the road", "pothole"), ("Street Light", "street_light"), ("burst pipe", "water_leak"),
-     ("pothole", "pothole"), (["tree down", "noise"], "fallen_tree"), ("Broken street light", "street_light")],
+    [
+        ("hole in the road", "pothole"),
+        ("Street Light", "street_light"),
+        ("burst pipe", "water_leak"),
+        ("pothole", "pothole"),
+        (["tree down", "noise"], "fallen_tree"),
+        ("Broken street light", "street_light"),
+    ],
 )
 def test_category_is_resolved_from_alias_name_or_id(module_action_backend: ServiceBackend, said: Any, category_id: str) -> None:
     result, messages = validate("report_category", said)
@@ -144,9 +151,7 @@ def test_long_form_text_is_cut(module_action_backend: ServiceBackend, slot: str)
 
 
 def submit(slots: Dict[str, Any], sender_id: str, channel: str = "rest") -> Tuple[str, List[Dict[str, Any]]]:
-    messages, events = run_action(
-        ActionSubmitReport(), make_tracker(slots, sender_id=sender_id, channel=channel), load_domain()
-    )
+    messages, events = run_action(ActionSubmitReport(), make_tracker(slots, sender_id=sender_id, channel=channel), load_domain())
     assert len(messages) == 1
     return messages[0]["text"], events
 
@@ -177,20 +182,58 @@ def test_submit_urgent_report_says_so(module_action_backend: ServiceBackend) -> 
 
 # --- where the problem is, said before it is asked (actions.reports.location_in) -------------------
 
-STREET_NAMES = st.sampled_from(["cedar", "oak", "maple", "elm", "river", "king", "mill", "church", "green", "high", "queen victoria"])
-STREET_KINDS = st.sampled_from(["lane", "street", "road", "avenue", "drive", "way", "close", "court", "crescent", "terrace", "st", "rd"])
-PLACES = st.sampled_from(["on {street}", "at {n} {street}", "on {street} outside number {n}", "near number {n} {street}", "outside the school on {street}",
-                          "in front of the library on {street}", "opposite {n} {street}", "at the corner of {street}", "by the bus stop on {street}"])
-PROBLEMS = st.sampled_from(["i want to report a broken street light", "there is a pothole", "rubbish dumped", "report graffiti", "a fallen tree", "a water leak"])
+STREET_NAMES = st.sampled_from(
+    ["cedar", "oak", "maple", "elm", "river", "king", "mill", "church", "green", "high", "queen victoria"]
+)
+STREET_KINDS = st.sampled_from(
+    ["lane", "street", "road", "avenue", "drive", "way", "close", "court", "crescent", "terrace", "st", "rd"]
+)
+PLACES = st.sampled_from(
+    [
+        "on {street}",
+        "at {n} {street}",
+        "on {street} outside number {n}",
+        "near number {n} {street}",
+        "outside the school on {street}",
+        "in front of the library on {street}",
+        "opposite {n} {street}",
+        "at the corner of {street}",
+        "by the bus stop on {street}",
+    ]
+)
+PROBLEMS = st.sampled_from(
+    [
+        "i want to report a broken street light",
+        "there is a pothole",
+        "rubbish dumped",
+        "report graffiti",
+        "a fallen tree",
+        "a water leak",
+    ]
+)
 AFTER = st.sampled_from(["", ".", ", it is dangerous", " and it has been there for weeks", "! please fix it", " since monday"])
 
 
-@given(problem=PROBLEMS, place=PLACES, name=STREET_NAMES, kind=STREET_KINDS, n=st.sampled_from(["4", "12", "four", "twenty one"]), after=AFTER)
-def test_a_place_said_with_the_problem_is_found_without_what_follows(problem: str, place: str, name: str, kind: str, n: str, after: str) -> None:
+@given(
+    problem=PROBLEMS,
+    place=PLACES,
+    name=STREET_NAMES,
+    kind=STREET_KINDS,
+    n=st.sampled_from(["4", "12", "four", "twenty one"]),
+    after=AFTER,
+)
+def test_a_place_said_with_the_problem_is_found_without_what_follows(
+    problem: str, place: str, name: str, kind: str, n: str, after: str
+) -> None:
     said = place.format(street=f"{name} {kind}", n=n)
     assert location_in(f"{problem} {said}{after}") == said
 
 
-@given(problem=PROBLEMS, after=st.sampled_from(["", " at 10 pm", " in the morning", " for 3 weeks", " since monday", " on friday", " in my area", " again"]))
+@given(
+    problem=PROBLEMS,
+    after=st.sampled_from(
+        ["", " at 10 pm", " in the morning", " for 3 weeks", " since monday", " on friday", " in my area", " again"]
+    ),
+)
 def test_a_message_without_a_place_gives_none(problem: str, after: str) -> None:
     assert location_in(problem + after) is None

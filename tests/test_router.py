@@ -1,5 +1,6 @@
 """The router: one queue in front of the Rasa instances, a conversation's messages on one instance at a time;
 the channels on the public listener, the HTTP API (with a token) only on the internal one."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +9,13 @@ import secrets
 from typing import Dict, List, Tuple
 
 from aiohttp import ClientSession, web
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
+from harness.stack import free_port
 from onewindow.infra.api_auth import api_token, authorization
 from onewindow.infra.router import Dispatcher, is_channel_path, make_apps, sender_of
-from harness.stack import free_port
 
 SECRET = secrets.token_urlsafe(32)
 
@@ -66,7 +68,9 @@ def test_waiting_messages_are_served_oldest_first_and_a_gone_caller_frees_its_tu
     asyncio.run(scenario())
 
 
-async def _exchange(messages_per_instance: int, down: Tuple[str, ...] = ()) -> Tuple[Dict[str, List[str]], List[int], int, List[str]]:
+async def _exchange(
+    messages_per_instance: int, down: Tuple[str, ...] = ()
+) -> Tuple[Dict[str, List[str]], List[int], int, List[str]]:
     """Two recording upstreams behind a real router, 20 conversations at once with 3 messages each.
 
     Returns who got which sender, the answer statuses, the most messages one upstream held at
@@ -114,7 +118,9 @@ async def _exchange(messages_per_instance: int, down: Tuple[str, ...] = ()) -> T
 
         async def conversation(n: int) -> None:
             for _ in range(3):
-                async with session.post(f"{public.url}/webhooks/rest/webhook", json={"sender": f"c{n}", "message": "hi"}) as answer:
+                async with session.post(
+                    f"{public.url}/webhooks/rest/webhook", json={"sender": f"c{n}", "message": "hi"}
+                ) as answer:
                     statuses.append(answer.status)
 
         await asyncio.gather(*(conversation(n) for n in range(20)))
@@ -173,31 +179,52 @@ async def _recorded(requests: List[Tuple[str, str, Dict[str, str]]]) -> Tuple[Li
     return answers, received
 
 
-API_PATHS = ["/status", "/version", "/", "/conversations/telegram:42/tracker", "/conversations/x/tracker/events",
-             "/model", "/domain", "/auth", "/webhooks/../conversations/x/tracker", "/webhooks/rest/../../model",
-             "/webhooks/rest/%2e%2e/%2e%2e/status", "/webhooks%2frest/webhook", "//conversations/x/tracker",
-             "/health/../status"]
+API_PATHS = [
+    "/status",
+    "/version",
+    "/",
+    "/conversations/telegram:42/tracker",
+    "/conversations/x/tracker/events",
+    "/model",
+    "/domain",
+    "/auth",
+    "/webhooks/../conversations/x/tracker",
+    "/webhooks/rest/../../model",
+    "/webhooks/rest/%2e%2e/%2e%2e/status",
+    "/webhooks%2frest/webhook",
+    "//conversations/x/tracker",
+    "/health/../status",
+]
 
 
 def test_the_public_listener_forwards_only_channel_paths_and_answers_health_itself() -> None:
-    answers, received = asyncio.run(_recorded(
-        [("public", path, authorization(SECRET)) for path in API_PATHS]
-        + [("public", "/webhooks/rest/webhook", {}), ("public", "/webhooks/rest/", {}), ("public", "/health", {})]
-    ))
-    assert [status for _, status in answers[:len(API_PATHS)]] == [404] * len(API_PATHS), "a token does not open the public port"
-    assert [status for _, status in answers[len(API_PATHS):]] == [200, 200, 200]
+    answers, received = asyncio.run(
+        _recorded(
+            [("public", path, authorization(SECRET)) for path in API_PATHS]
+            + [("public", "/webhooks/rest/webhook", {}), ("public", "/webhooks/rest/", {}), ("public", "/health", {})]
+        )
+    )
+    assert [status for _, status in answers[: len(API_PATHS)]] == [404] * len(API_PATHS), "a token does not open the public port"
+    assert [status for _, status in answers[len(API_PATHS) :]] == [200, 200, 200]
     assert json.loads(answers[-1][0]) == {"status": "ok"}
     assert received == ["/webhooks/rest/webhook", "/webhooks/rest/"], "only the channel paths reach Rasa, as sent"
 
 
 def test_the_internal_listener_forwards_only_requests_with_an_admin_token() -> None:
-    refused = [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": f"Bearer {api_token('x' * 32)}"},
-               {"Authorization": f"Bearer {api_token(SECRET, lifetime_seconds=-60)}"},
-               {"Authorization": f"Bearer {api_token(SECRET, role='user')}"}, {"Authorization": api_token(SECRET)}]
-    answers, received = asyncio.run(_recorded(
-        [("internal", "/conversations/ana/tracker", headers) for headers in refused]
-        + [("internal", "/conversations/ana/tracker", authorization(SECRET))]
-    ))
+    refused = [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": f"Bearer {api_token('x' * 32)}"},
+        {"Authorization": f"Bearer {api_token(SECRET, lifetime_seconds=-60)}"},
+        {"Authorization": f"Bearer {api_token(SECRET, role='user')}"},
+        {"Authorization": api_token(SECRET)},
+    ]
+    answers, received = asyncio.run(
+        _recorded(
+            [("internal", "/conversations/ana/tracker", headers) for headers in refused]
+            + [("internal", "/conversations/ana/tracker", authorization(SECRET))]
+        )
+    )
     assert [status for _, status in answers] == [401, 401, 401, 401, 403, 401, 200]
     assert received == ["/conversations/ana/tracker"]
 
@@ -212,7 +239,7 @@ def test_generated_paths_reach_rasa_only_when_they_are_plain_channel_paths(prefi
     path = "/" + (prefix + tail).lstrip("/")
     assume(not path.endswith("?"))  # the client drops an empty query
     answers, received = asyncio.run(_recorded([("public", path, {})]))
-    (_, status), = answers
+    ((_, status),) = answers
     if is_channel_path(path):
         plain = path.partition("?")[0]
         assert [got.partition("?")[0] for got in received] == [plain] and status == 200, "forwarded as sent"

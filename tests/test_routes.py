@@ -1,4 +1,5 @@
 """A stated constraint (in person, from home) shapes the answers about how to get a service and life events."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,11 @@ def test_in_person_gives_where_to_go_what_to_bring_and_booking(module_action_bac
             assert text.index("in person") < text.index(service.online_where), "the online way is only an aside"
         buttons = pressed(message)
         assert [e["office"] for i, e in buttons if i == "find_office"] == [o.id for o in offices]
-        assert ("book_appointment", {"service": service_id}) in buttons if service.bookable else "book_appointment" not in dict(buttons)
+        assert (
+            ("book_appointment", {"service": service_id}) in buttons
+            if service.bookable
+            else "book_appointment" not in dict(buttons)
+        )
         assert slots["service"] == service_id
 
     check()
@@ -101,16 +106,24 @@ def test_no_constraint_keeps_the_plain_online_answer(module_action_backend: Serv
 
 
 def test_the_constraint_waits_while_the_service_is_asked_for(module_action_backend: ServiceBackend) -> None:
-    """"I must go in person" without a service: the action asks which service and the constraint is kept for the answer."""
+    """ "I must go in person" without a service: the action asks which service and the constraint is kept for the answer."""
     message, slots = answer({"mode": IN_PERSON}, "ask_online")
     assert "mode" not in slots and slots["question"] == "ask_online"
     message, _ = answer({"mode": IN_PERSON, "question": "ask_online", "service": "pension_application"}, "inform")
     assert "in person" in message["text"] and "These offices offer it" in message["text"]
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("in_person", IN_PERSON), (["online"], ONLINE), (["online", "in_person"], IN_PERSON), (None, None), ("by bus", None), ([], None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("in_person", IN_PERSON),
+        (["online"], ONLINE),
+        (["online", "in_person"], IN_PERSON),
+        (None, None),
+        ("by bus", None),
+        ([], None),
+    ],
+)
 def test_stated_mode_reads_the_slot(value: Any, expected: Any) -> None:
     assert stated_mode(value) == expected
 

@@ -1,5 +1,6 @@
 """What the citizen already said is taken, and a reference to the choices just offered is understood, inside
 every task form: over REST against the real Rasa server, action server, model and database."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,13 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actions.listed import NUMBER_WORDS, ORDINAL_WORDS
+from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
-from harness.stack import Stack
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
-STACK_SETTINGS = settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+STACK_SETTINGS = settings(
+    max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 ASKS_PROOF = "last four digits"
 
 
@@ -43,7 +48,6 @@ def reference(backend: ServiceBackend) -> str:
     return backend.bookings.book("passport_renewal", "north_centre", start, "Ana Silva", "0412 344 957", "rest").reference
 
 
-
 def texts(messages: List[Dict[str, Any]]) -> str:
     return " ".join(m.get("text", "") for m in messages if m.get("text"))
 
@@ -57,10 +61,19 @@ def written(reference: str, style: int) -> str:
     return [reference, reference.lower(), reference.replace("-", " "), reference.replace("-", "")][style]
 
 
-PROOFS = st.sampled_from([
-    "my phone number ends in {d}", "and my phone ends with {d}", "the last four digits are {d}", "last 4 digits {d}",
-    "the last four digits of my phone are {d}", "my number ends in {s}", "my phone number is 0412 344 957", "my phone ending {d}", "the last digits are {d}",
-])
+PROOFS = st.sampled_from(
+    [
+        "my phone number ends in {d}",
+        "and my phone ends with {d}",
+        "the last four digits are {d}",
+        "last 4 digits {d}",
+        "the last four digits of my phone are {d}",
+        "my number ends in {s}",
+        "my phone number is 0412 344 957",
+        "my phone ending {d}",
+        "the last digits are {d}",
+    ]
+)
 OPENINGS = {
     "check_appointment_form": "I want to check my appointment",
     "cancel_appointment": "I want to cancel my appointment",
@@ -70,7 +83,9 @@ OPENINGS = {
 
 @STACK_SETTINGS
 @given(proof=PROOFS, style=st.integers(0, 3), opening=st.sampled_from(sorted(OPENINGS.values())), together=st.booleans())
-def test_proof_digits_given_with_the_reference_are_not_asked_again(stack: Stack, reference: str, proof: str, style: int, opening: str, together: bool) -> None:
+def test_proof_digits_given_with_the_reference_are_not_asked_again(
+    stack: Stack, reference: str, proof: str, style: int, opening: str, together: bool
+) -> None:
     sender = f"said-proof-{next(senders)}"
     said = f"The number is {written(reference, style)} and {proof.format(d='4957', s='4 9 5 7')}."
     if together:  # all in the opening message
@@ -101,17 +116,19 @@ STREETS = st.builds(
     st.sampled_from(["cedar", "oak", "maple", "elm", "river", "station", "king", "mill", "church", "green"]),
     st.sampled_from(["lane", "street", "road", "avenue", "drive", "way", "close", "court", "crescent", "terrace"]),
 )
-REPORTS = st.sampled_from([
-    "i want to report a broken street light on {street} outside number {n}",
-    "the street light is broken outside number {n} {street}",
-    "hello, there is a big hole in the road at {n} {street}. please fix it",
-    "can i report a fallen tree on {street}",
-    "water is leaking from a pipe in front of the library on {street}",
-    "there is a pothole on {street}",
-    "report a pothole at {n} {street}, it is deep",
-    "rubbish dumped near the school on {street}",
-    "I would like to report graffiti on {street} near number {n}",
-])
+REPORTS = st.sampled_from(
+    [
+        "i want to report a broken street light on {street} outside number {n}",
+        "the street light is broken outside number {n} {street}",
+        "hello, there is a big hole in the road at {n} {street}. please fix it",
+        "can i report a fallen tree on {street}",
+        "water is leaking from a pipe in front of the library on {street}",
+        "there is a pothole on {street}",
+        "report a pothole at {n} {street}, it is deep",
+        "rubbish dumped near the school on {street}",
+        "I would like to report graffiti on {street} near number {n}",
+    ]
+)
 
 
 @STACK_SETTINGS
@@ -130,8 +147,16 @@ def reference_to(position: int, count: int, style: int) -> str:
     if position == count and style == 4:
         return "the last one"
     suffixed = f"{position}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(position, 'th') }"
-    return [f"the {ordinals[position]} one", f"number {position}", f"option {numbers[position]}", f"the {ordinals[position]}", f"{ordinals[position]} one please",
-            ordinals[position], f"the {suffixed} one", f"{ordinals[position].capitalize()} please."][style]
+    return [
+        f"the {ordinals[position]} one",
+        f"number {position}",
+        f"option {numbers[position]}",
+        f"the {ordinals[position]}",
+        f"{ordinals[position]} one please",
+        ordinals[position],
+        f"the {suffixed} one",
+        f"{ordinals[position].capitalize()} please.",
+    ][style]
 
 
 def buttons_of(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -140,7 +165,7 @@ def buttons_of(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def payload_value(button: Dict[str, Any], entity: str) -> Any:
     payload = button["payload"]
-    return json.loads(payload[payload.index("{"):]).get(entity)
+    return json.loads(payload[payload.index("{") :]).get(entity)
 
 
 @STACK_SETTINGS
@@ -155,7 +180,9 @@ def test_a_reference_to_the_offered_choices_answers_each_question_of_the_booking
             continue  # one choice only (the form settled it or offers it alone): nothing to refer to
         count = min(len(offered), 10)
         position = data.draw(st.integers(1, count), label=f"{entity} position")
-        words = reference_to(position, len(offered) if position == count else count, data.draw(st.integers(0, 7), label="wording"))
+        words = reference_to(
+            position, len(offered) if position == count else count, data.draw(st.integers(0, 7), label="wording")
+        )
         messages = stack.say(sender, words)
         wanted = payload_value(offered[-1] if words == "the last one" else offered[position - 1], entity)
         assert slot(stack, sender, slot_name) == wanted, (words, texts(messages))
@@ -201,7 +228,9 @@ def linked_chat(backend: ServiceBackend, phone: str, chat: str) -> Tuple[str, Di
 
 
 @pytest.mark.parametrize("position", [1, 2, 3])
-def test_a_linked_chat_chooses_which_appointment_by_its_place_in_the_list(stack: Stack, backend: ServiceBackend, linked_phone: str, position: int) -> None:
+def test_a_linked_chat_chooses_which_appointment_by_its_place_in_the_list(
+    stack: Stack, backend: ServiceBackend, linked_phone: str, position: int
+) -> None:
     sender, signed = linked_chat(backend, linked_phone, f"990{position}")
     first = stack.say(sender, "I want to check my appointment", signed)
     offered = [b for b in buttons_of(first) if "reference" in b["payload"]]
@@ -216,7 +245,10 @@ def test_a_linked_chat_checking_again_is_not_asked_for_digits(stack: Stack, back
     stack.say(sender, "I want to check my appointment", signed)
     first = texts(stack.say(sender, "the second one", signed))
     again = texts(stack.say(sender, "check my appointment again", signed))
-    assert ASKS_PROOF not in again and "four digits" not in again and slot(stack, sender, "record_proof") == "linked", (first, again)
+    assert ASKS_PROOF not in again and "four digits" not in again and slot(stack, sender, "record_proof") == "linked", (
+        first,
+        again,
+    )
 
 
 def test_the_word_linked_typed_as_proof_opens_nothing(stack: Stack, reference: str) -> None:

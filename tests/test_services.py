@@ -1,4 +1,5 @@
 """Service questions (what, documents, fee, time, online) answered from the database by ActionAnswerServiceQuestion."""
+
 from __future__ import annotations
 
 import json
@@ -250,7 +251,7 @@ def test_inform_after_ambiguity_answers_the_pending_question(module_action_backe
 
 
 def test_service_in_context_answers_follow_up_without_entity(module_action_backend: ServiceBackend) -> None:
-    """"How much is it?" after talking about passport renewal: the slot is still set, no entity."""
+    """ "How much is it?" after talking about passport renewal: the slot is still set, no entity."""
     service = module_action_backend.catalogue.service("passport_renewal")
     messages, events = run_action(
         ActionAnswerServiceQuestion(),
@@ -276,13 +277,11 @@ def _catalogue_with_fee(folder: Path, service_id: str, old: str, new: str) -> Pa
     text = path.read_text(encoding="utf-8")
     start = text.index(f"- id: {service_id}\n")
     position = text.index(old, start)
-    path.write_text(text[:position] + new + text[position + len(old):], encoding="utf-8")
+    path.write_text(text[:position] + new + text[position + len(old) :], encoding="utf-8")
     return folder
 
 
-def test_changed_fee_in_catalogue_changes_the_answer(
-    fresh_actions_db: ServiceBackend, seeded_url: str, tmp_path: Path
-) -> None:
+def test_changed_fee_in_catalogue_changes_the_answer(fresh_actions_db: ServiceBackend, seeded_url: str, tmp_path: Path) -> None:
     before, _ = ask({"service": "passport_renewal"}, "ask_fee")
     assert "costs 100 dollars" in before["text"]
     seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "passport_renewal", "fee: 100\n", "fee: 137.5\n"))

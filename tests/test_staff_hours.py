@@ -1,4 +1,5 @@
 """When staff answer a conversation handed to a person: the next opening over any week of hours and any moment."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from onewindow.backend import ServiceBackend
-from onewindow.text.dates import WEEKDAY_NAMES
 from onewindow.backend.staff_hours import Hours, next_opening, staff_hours, staff_hours_text, staff_working, when_staff_reply
+from onewindow.text.dates import WEEKDAY_NAMES
 
 WHEN = re.compile(r"(today|tomorrow|on (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)) from \d{1,2}(:\d\d)? (am|pm)")
 
@@ -77,4 +78,6 @@ def test_the_city_catalogues_staff_hours_said_at_moments_of_the_week(backend: Se
         datetime(2026, 11, 25, 10, 0): "soon",  # Wednesday morning: at work
     }
     assert {moment: when_staff_reply(hours, moment) for moment in said} == said
-    assert "Monday to Friday: 8 am to 8 pm. Saturday: 9 am to 1 pm. Sunday: closed." in staff_hours_text(hours, datetime(2026, 11, 29, 10, 0))
+    assert "Monday to Friday: 8 am to 8 pm. Saturday: 9 am to 1 pm. Sunday: closed." in staff_hours_text(
+        hours, datetime(2026, 11, 29, 10, 0)
+    )

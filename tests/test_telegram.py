@@ -1,22 +1,23 @@
 """The Telegram bot end to end: `python -m bot` against a local Bot API server (tests/telegram_api.py)
 that speaks Telegram's HTTP protocol, with the real Rasa server, action server, model and database.
 """
+
 from __future__ import annotations
 
 import html
-import re
 import io
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from difflib import SequenceMatcher
 import urllib.error
 import urllib.request
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -26,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from onewindow.storage import models
-from onewindow.backend import ServiceBackend
 from harness.stack import Stack, free_port
+from onewindow.backend import ServiceBackend
+from onewindow.storage import models
 from tests.conversation_fuzz import MAX_MESSAGES_PER_TURN, citizen_messages, nlu_phrases
 from tests.telegram_api import ApiCall, LocalBotApi
 from tests.test_e2e_rest import book_by_buttons
@@ -41,6 +42,7 @@ chats = itertools.count(7001)
 
 
 # --- fixtures: one stack and one polling bot for the module ----------------------------------
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -80,6 +82,7 @@ def chat() -> int:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 def exchange(api: LocalBotApi, chat: int, act: Callable[[], Any], quiet: float = 1.0, timeout: float = 30) -> List[ApiCall]:
     """Do something as the user, wait for the bot to answer and fall silent; the bot's messages."""
@@ -124,6 +127,7 @@ def spoken_korean(tmp_path: Path, words: str) -> Pcm:
 
 # --- commands ----------------------------------------------------------------------------------
 
+
 def test_start_welcomes_lists_what_it_can_do_with_a_privacy_notice_and_share_buttons(api: LocalBotApi, chat: int) -> None:
     calls = say(api, chat, "/start")
     assert "OneWindow" in texts(calls) and "Privacy" in texts(calls) and "/forget" in texts(calls)
@@ -139,7 +143,7 @@ def test_help_language_and_unknown_commands(api: LocalBotApi, chat: int) -> None
     assert "/human" in texts(say(api, chat, "/help"))
     assert "English" in texts(say(api, chat, "/language"))
     assert texts(press(api, chat, "language:en")) == "English it is."
-    assert "I do not know that command" in texts(say(api, chat, "/request_human{\"x\":1}"))
+    assert "I do not know that command" in texts(say(api, chat, '/request_human{"x":1}'))
 
 
 def test_human_hands_over_and_cancel_leaves_the_task(api: LocalBotApi, backend: ServiceBackend, chat: int) -> None:
@@ -153,6 +157,7 @@ def test_human_hands_over_and_cancel_leaves_the_task(api: LocalBotApi, backend: 
 
 
 # --- the core flows ------------------------------------------------------------------------------
+
 
 def test_a_full_booking_with_inline_buttons(api: LocalBotApi, backend: ServiceBackend, chat: int) -> None:
     calls = say(api, chat, "I would like to book an appointment for a passport renewal please")
@@ -183,7 +188,9 @@ def test_sharing_the_phone_number_finds_an_appointment_booked_over_rest(
     assert "linked to your phone number ending in 78" in texts(shared)
     calls = say(api, chat, "check my appointment")
     assert reference in texts(calls) and "Your upcoming appointments" in texts(calls)
-    assert f"Appointment {reference}: Passport renewal or replacement at North Service Centre" in texts(press(api, chat, reference))
+    assert f"Appointment {reference}: Passport renewal or replacement at North Service Centre" in texts(
+        press(api, chat, reference)
+    )
 
 
 def test_someone_elses_contact_is_not_linked(api: LocalBotApi, backend: ServiceBackend, chat: int) -> None:
@@ -195,12 +202,15 @@ def test_someone_elses_contact_is_not_linked(api: LocalBotApi, backend: ServiceB
 def test_a_shared_location_finds_the_nearest_offices_for_the_service_discussed(api: LocalBotApi, chat: int) -> None:
     say(api, chat, "how much is a passport renewal")
     calls = exchange(api, chat, lambda: api.user_shares_location(chat, 52.1175, 5.1150))
-    assert "The nearest offices for passport renewal or replacement:\n1. North Service Centre" in texts(calls)  # one office a line
+    assert "The nearest offices for passport renewal or replacement:\n1. North Service Centre" in texts(
+        calls
+    )  # one office a line
     venue = [c for c in calls if c.method == "sendVenue"][0].params
     assert venue["title"] == "North Service Centre" and venue["address"].startswith("45 Hillcrest Road")
 
 
 # --- voice ------------------------------------------------------------------------------------------
+
 
 def test_a_voice_note_is_decoded_transcribed_by_vosk_shown_and_answered(api: LocalBotApi, chat: int, tmp_path: Path) -> None:
     ogg = encode_ogg_opus(spoken_korean(tmp_path, "안녕하세요 여권을 갱신하고 싶어요"))
@@ -213,7 +223,10 @@ def test_a_voice_note_is_decoded_transcribed_by_vosk_shown_and_answered(api: Loc
         assert heard, texts(calls)
         # vosk dithers its input (random noise in the features), so a free-form transcript of the same
         # audio differs by a word or two between processes: the bot must hear mostly the same words
-        assert SequenceMatcher(None, heard.group(1).split(), expected.text.split()).ratio() >= 0.5, (heard.group(1), expected.text)
+        assert SequenceMatcher(None, heard.group(1).split(), expected.text.split()).ratio() >= 0.5, (
+            heard.group(1),
+            expected.text,
+        )
         assert "I can only read English" in texts(calls)  # the Korean model hears Korean
     else:
         assert "could not make out any words" in texts(calls)
@@ -279,8 +292,14 @@ def test_without_a_speech_model_voice_notes_get_a_clear_message_and_text_still_w
 
 # --- robustness ---------------------------------------------------------------------------------------
 
-@settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 5, deadline=None, database=None,
-          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+
+@settings(
+    max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 5,
+    deadline=None,
+    database=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(text=citizen_messages(nlu_phrases()).filter(lambda text: text.strip()))
 def test_any_message_gets_an_answer_never_a_loop(api: LocalBotApi, text: str) -> None:
     """The invariants of every turn (tests/test_conversation_invariants.py) hold in Telegram too."""
@@ -293,7 +312,7 @@ def test_any_message_gets_an_answer_never_a_loop(api: LocalBotApi, text: str) ->
 
 def test_unsupported_updates_get_a_short_explanation(api: LocalBotApi, chat: int) -> None:
     for send in (api.user_sends_sticker, api.user_sends_photo, api.user_sends_document):
-        assert "cannot look at pictures, stickers or files" in texts(exchange(api, chat, lambda: send(chat)))
+        assert "cannot look at pictures, stickers or files" in texts(exchange(api, chat, lambda send=send: send(chat)))
 
 
 def test_flood_control_waits_retry_after_and_sends_once(api: LocalBotApi, chat: int) -> None:
@@ -336,8 +355,13 @@ REPLIES_WITH_A_MAP_PIN = ["where is the north service centre", "what are the ope
 FAULTS = {"disconnect": "NetworkError", "blocked": "Forbidden"}  # neither is sent again (not idempotent / refused)
 
 
-@settings(max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 8, deadline=None, database=None,
-          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 8,
+    deadline=None,
+    database=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(question=st.sampled_from(REPLIES_WITH_A_MAP_PIN), kind=st.sampled_from(sorted(FAULTS)), data=st.data())
 def test_a_failed_step_is_logged_with_its_traceback_and_apologised_for_only_when_nothing_arrived(
     api: LocalBotApi, stack: Stack, question: str, kind: str, data: st.DataObject
@@ -365,7 +389,9 @@ def test_a_failed_step_is_logged_with_its_traceback_and_apologised_for_only_when
     failed_once(stack, log, FAULTS[kind])
 
 
-def test_a_map_pin_that_fails_after_the_reply_is_logged_as_an_error_and_not_apologised_for(api: LocalBotApi, stack: Stack, chat: int) -> None:
+def test_a_map_pin_that_fails_after_the_reply_is_logged_as_an_error_and_not_apologised_for(
+    api: LocalBotApi, stack: Stack, chat: int
+) -> None:
     since, log = api.mark(), bot_log_mark(stack)
     api.fail_next("sendVenue", kind="disconnect", chat_id=chat)
     calls = say(api, chat, "where is the north service centre")
@@ -449,7 +475,9 @@ def test_webhook_mode_checks_the_secret_token_on_every_request(stack: Stack) -> 
     port, secret = free_port(), "s3cret-Token_1"
     with LocalBotApi() as server:
         url = f"http://127.0.0.1:{port}/telegram"
-        stack.spawn_bot("webhook", bot_env(server, TELEGRAM_WEBHOOK_URL=url, TELEGRAM_SECRET_TOKEN=secret, TELEGRAM_WEBHOOK_PORT=str(port)))
+        stack.spawn_bot(
+            "webhook", bot_env(server, TELEGRAM_WEBHOOK_URL=url, TELEGRAM_SECRET_TOKEN=secret, TELEGRAM_WEBHOOK_PORT=str(port))
+        )
         started(server)
         hook = server.wait_for("setWebhook")[0].params
         assert hook["url"] == url and hook["secret_token"] == secret
@@ -457,8 +485,12 @@ def test_webhook_mode_checks_the_secret_token_on_every_request(stack: Stack) -> 
         chat = next(chats)
         assert "costs" in texts(say(server, chat, "how much does a passport renewal cost"))
         assert server.webhook_deliveries[-1][1] == 200
-        update = json.dumps({"update_id": 999_001, "message": {"message_id": 1, "date": int(time.time()),
-                            "chat": {"id": chat, "type": "private"}, "text": "hello"}}).encode()
+        update = json.dumps(
+            {
+                "update_id": 999_001,
+                "message": {"message_id": 1, "date": int(time.time()), "chat": {"id": chat, "type": "private"}, "text": "hello"},
+            }
+        ).encode()
         for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
             request = urllib.request.Request(url, data=update, headers={"Content-Type": "application/json", **headers})
             with pytest.raises(urllib.error.HTTPError) as refused:
@@ -472,7 +504,9 @@ def test_webhook_mode_checks_the_secret_token_on_every_request(stack: Stack) -> 
 
 def test_the_bot_refuses_to_start_without_a_token_or_with_a_webhook_but_no_secret() -> None:
     for env in ({"TELEGRAM_TOKEN": ""}, {"TELEGRAM_TOKEN": "1:x", "TELEGRAM_WEBHOOK_URL": "https://example.org/t"}):
-        done = subprocess.run([sys.executable, "-m", "bot"], env={"PATH": "/usr/bin", **env}, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot"], env={"PATH": "/usr/bin", **env}, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 2 and "bot: " in done.stderr
 
 

@@ -1,4 +1,5 @@
 """The local Telegram Bot API stand-in, driven by a real python-telegram-bot `Bot` over HTTP."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,19 @@ from typing import Any, Awaitable, Callable, Iterator, TypeVar
 import httpx
 import pytest
 from aiohttp import web
-from telegram import (Bot, BotCommand, CallbackQuery, File, InlineKeyboardButton, InlineKeyboardMarkup,
-                      KeyboardButton, Message, ReplyKeyboardMarkup, Update, WebhookInfo)
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    File,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+    WebhookInfo,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter
 
@@ -50,13 +62,20 @@ def test_get_me_answers_the_bot_user(api: LocalBotApi) -> None:
 
 def test_send_message_records_decoded_params_and_echoes_the_keyboard(api: LocalBotApi) -> None:
     api.user_sends_text(CHAT, "hello")
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("North office", callback_data="/choose{\"o\":\"north\"}")],
-                                     [InlineKeyboardButton("Website", url="https://example.org/")]])
+    keyboard = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton("North office", callback_data='/choose{"o":"north"}')],
+            [InlineKeyboardButton("Website", url="https://example.org/")],
+        ]
+    )
 
     async def send(bot: Bot) -> tuple[Message, Message]:
         first = await bot.send_message(CHAT, "<b>Which</b> office?", parse_mode=ParseMode.HTML, reply_markup=keyboard)
-        second = await bot.send_message(CHAT, "Share your phone", reply_markup=ReplyKeyboardMarkup(
-            [[KeyboardButton("Send my number", request_contact=True)]], one_time_keyboard=True))
+        second = await bot.send_message(
+            CHAT,
+            "Share your phone",
+            reply_markup=ReplyKeyboardMarkup([[KeyboardButton("Send my number", request_contact=True)]], one_time_keyboard=True),
+        )
         return first, second
 
     first, second = with_bot(api, send)
@@ -166,10 +185,12 @@ def test_location_venue_photo_and_chat_action(api: LocalBotApi) -> None:
     api.user_shares_location(CHAT, -33.86, 151.2)
 
     async def send(bot: Bot) -> list[Any]:
-        return [await bot.send_chat_action(CHAT, "typing"),
-                await bot.send_location(CHAT, -33.86, 151.2),
-                await bot.send_venue(CHAT, -33.86, 151.2, "North Service Centre", "1 Main St"),
-                await bot.send_photo(CHAT, "https://example.org/map.png", caption="Map")]
+        return [
+            await bot.send_chat_action(CHAT, "typing"),
+            await bot.send_location(CHAT, -33.86, 151.2),
+            await bot.send_venue(CHAT, -33.86, 151.2, "North Service Centre", "1 Main St"),
+            await bot.send_photo(CHAT, "https://example.org/map.png", caption="Map"),
+        ]
 
     typing, location, venue, photo = with_bot(api, send)
     assert typing is True and location.location.latitude == -33.86
@@ -181,8 +202,9 @@ def test_documents_stickers_contacts_captions_and_deletion(api: LocalBotApi) -> 
     sticker_id = api.user_sends_sticker(CHAT)["message"]["sticker"]["file_id"]
 
     async def send(bot: Bot) -> list[Any]:
-        document = await bot.send_document(CHAT, b"%PDF-1.4 checklist", filename="checklist.pdf", caption="*Bring* this",
-                                           parse_mode=ParseMode.MARKDOWN)
+        document = await bot.send_document(
+            CHAT, b"%PDF-1.4 checklist", filename="checklist.pdf", caption="*Bring* this", parse_mode=ParseMode.MARKDOWN
+        )
         sticker = await bot.send_sticker(CHAT, sticker_id)
         contact = await bot.send_contact(CHAT, phone_number="+61 2 5550 1000", first_name="Hotline")
         recaptioned = await bot.edit_message_caption(CHAT, document.message_id, caption="Bring it along")
@@ -201,8 +223,9 @@ def test_documents_stickers_contacts_captions_and_deletion(api: LocalBotApi) -> 
 
 def test_button_press_callback_answer_and_keyboard_edit(api: LocalBotApi) -> None:
     api.user_sends_text(CHAT, "book")
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Mon", callback_data="day:mon"),
-                                      InlineKeyboardButton("Tue", callback_data="day:tue")]])
+    keyboard = InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Mon", callback_data="day:mon"), InlineKeyboardButton("Tue", callback_data="day:tue")]]
+    )
     sent = with_bot(api, lambda bot: bot.send_message(CHAT, "Which day?", reply_markup=keyboard))
     with pytest.raises(AssertionError, match="offered"):
         api.user_presses_button(CHAT, "day:sun")
@@ -238,8 +261,9 @@ def test_telegram_refusals_reach_the_bot_as_bad_requests(api: LocalBotApi) -> No
         "message text is empty": lambda bot: bot.send_message(CHAT, "  "),
         "message is too long": lambda bot: bot.send_message(CHAT, "x" * 4097),
         "chat not found": lambda bot: bot.send_message(999, "hello"),
-        "BUTTON_DATA_INVALID": lambda bot: bot.send_message(CHAT, "pick", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("long", callback_data="x" * 65)]])),
+        "BUTTON_DATA_INVALID": lambda bot: bot.send_message(
+            CHAT, "pick", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("long", callback_data="x" * 65)]])
+        ),
         "message to edit not found": lambda bot: bot.edit_message_text("new", CHAT, 77),
         "message to be replied not found": lambda bot: bot.send_message(CHAT, "re", reply_to_message_id=77),
     }
@@ -327,7 +351,7 @@ def test_webhook_deliveries_carry_the_secret_and_block_get_updates(api: LocalBot
             await runner.cleanup()
 
     info, conflict = with_bot(api, scenario)
-    (update, secret), = received
+    ((update, secret),) = received
     assert Update.de_json(update, None).message.text == "via webhook" and secret == "s3cret_Token-1"
     assert api.webhook_deliveries == [(update["update_id"], 200)] and info.pending_update_count == 0
     assert info.url.endswith("/telegram") and "webhook is active" in conflict.message

@@ -2,6 +2,7 @@
 which API failures are retried, and per-chat ordering; rendering goes through a real
 python-telegram-bot `Bot` against the local Bot API server, which parses the HTML like Telegram.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,12 +65,20 @@ def test_split_text_prefers_paragraph_ends_and_leaves_short_text_alone() -> None
     assert all(len(p) <= 100 for p in split_text("x" * 350, limit=100))  # no space at all: hard cuts
 
 
-WORDS = st.lists(st.sampled_from(["office", "Central", "open", "today", "8:30 am", "25 dollars", "bring", "photo", "the"]), min_size=1, max_size=6)
+WORDS = st.lists(
+    st.sampled_from(["office", "Central", "open", "today", "8:30 am", "25 dollars", "bring", "photo", "the"]),
+    min_size=1,
+    max_size=6,
+)
 SENTENCE = WORDS.map(lambda words: " ".join(words) + ".")
 
 
 @settings(max_examples=200, deadline=None)
-@given(before=SENTENCE, items=st.lists(SENTENCE, min_size=2, max_size=8), after=st.sampled_from(["", "That is all.", "Ask me if you need more.", "There are 3 more."]))  # how the phone, too, tells the end of the last item
+@given(
+    before=SENTENCE,
+    items=st.lists(SENTENCE, min_size=2, max_size=8),
+    after=st.sampled_from(["", "That is all.", "Ask me if you need more.", "There are 3 more."]),
+)  # how the phone, too, tells the end of the last item
 def test_each_numbered_item_goes_on_its_own_line(before: str, items: List[str], after: str) -> None:
     numbered = [f"{n}. {item}" for n, item in enumerate(items, start=1)]
     text = " ".join(part for part in (before, *numbered, after) if part)
@@ -100,8 +109,18 @@ def test_voice_messages_are_offered_only_with_a_speech_model(monkeypatch: pytest
 
 def test_checklist_and_spoken_text() -> None:
     text = checklist_text({"title": "Passport <renewal>", "items": ["ID & photo", "Form"], "reference": "BK-123456"})
-    assert text.splitlines() == ["<b>Passport &lt;renewal&gt;</b>", "☐ ID &amp; photo", "☐ Form", "Appointment number: <code>BK-123456</code>"]
-    said = spoken_text([{"text": "Which office?", "buttons": [{"title": "North", "payload": "/x"}, {"title": "South", "payload": "/y"}]}, {"custom": {}}])
+    assert text.splitlines() == [
+        "<b>Passport &lt;renewal&gt;</b>",
+        "☐ ID &amp; photo",
+        "☐ Form",
+        "Appointment number: <code>BK-123456</code>",
+    ]
+    said = spoken_text(
+        [
+            {"text": "Which office?", "buttons": [{"title": "North", "payload": "/x"}, {"title": "South", "payload": "/y"}]},
+            {"custom": {}},
+        ]
+    )
     assert said == "Which office? You can choose: North, South."
 
 
@@ -181,7 +200,10 @@ def test_safe_retries_honour_flood_control_and_never_resend_an_uncertain_message
 
 def update_for(update_id: int, chat_id: int) -> Update:
     return Update.de_json(
-        {"update_id": update_id, "message": {"message_id": update_id, "date": 0, "chat": {"id": chat_id, "type": "private"}, "text": "x"}},
+        {
+            "update_id": update_id,
+            "message": {"message_id": update_id, "date": 0, "chat": {"id": chat_id, "type": "private"}, "text": "x"},
+        },
         None,
     )
 

@@ -1,4 +1,5 @@
 """LeanSQLTrackerStore writes and reads the same rows as Rasa's own SQLTrackerStore, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +15,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from onewindow.settings import PROJECT_ROOT
 from onewindow.rasa_plugins.events_table import events as events_table
 from onewindow.rasa_plugins.events_table import tracker_engine
 from onewindow.rasa_plugins.tracker_store import STORED_EVENTS, LeanSQLTrackerStore
+from onewindow.settings import PROJECT_ROOT
 from tests.conftest import DATABASE_KINDS, empty_database
 
 
@@ -56,8 +57,13 @@ def stored_rows(url: str) -> list:
     engine = tracker_engine(url=url)
     with engine.connect() as connection:
         rows = connection.execute(
-            select(events_table.c.sender_id, events_table.c.type_name, events_table.c.intent_name,
-                   events_table.c.action_name, events_table.c.data).order_by(events_table.c.id)
+            select(
+                events_table.c.sender_id,
+                events_table.c.type_name,
+                events_table.c.intent_name,
+                events_table.c.action_name,
+                events_table.c.data,
+            ).order_by(events_table.c.id)
         ).all()
     engine.dispose()
     return rows
@@ -66,9 +72,14 @@ def stored_rows(url: str) -> list:
 def test_what_one_store_writes_the_other_reads_identically(url: str, domain: Domain) -> None:
     lean, stock = stores(url, domain)
     start = time.time() - 100
-    opening = [ActionExecuted("action_session_start", timestamp=start), SessionStarted(timestamp=start),
-               ActionExecuted("action_listen", timestamp=start)]
-    tracker = DialogueStateTracker.from_events("citizen-1", opening + turn("how much is a passport", "ask_fee", start + 1), domain.slots)
+    opening = [
+        ActionExecuted("action_session_start", timestamp=start),
+        SessionStarted(timestamp=start),
+        ActionExecuted("action_listen", timestamp=start),
+    ]
+    tracker = DialogueStateTracker.from_events(
+        "citizen-1", opening + turn("how much is a passport", "ask_fee", start + 1), domain.slots
+    )
     asyncio.run(lean.save(tracker))
     by_stock = asyncio.run(stock.retrieve("citizen-1"))
     by_lean = asyncio.run(lean.retrieve("citizen-1"))
@@ -104,8 +115,10 @@ def test_only_the_latest_session_is_read_unless_all_are_asked_for(url: str, doma
     lean, stock = stores(url, domain)
     old, new = time.time() - 7200, time.time() - 10
     events = (
-        [SessionStarted(timestamp=old)] + turn("hello", "greet", old + 1)
-        + [SessionStarted(timestamp=new)] + turn("thanks", "thank", new + 1)
+        [SessionStarted(timestamp=old)]
+        + turn("hello", "greet", old + 1)
+        + [SessionStarted(timestamp=new)]
+        + turn("thanks", "thank", new + 1)
     )
     asyncio.run(lean.save(DialogueStateTracker.from_events("citizen-3", events, domain.slots)))
     latest = asyncio.run(lean.retrieve("citizen-3"))
@@ -130,7 +143,11 @@ def test_a_conversation_deleted_while_being_handled_is_not_written_back(url: str
 
 
 def _opened(sender: str, at: float, domain: Domain) -> DialogueStateTracker:
-    opening = [ActionExecuted("action_session_start", timestamp=at), SessionStarted(timestamp=at), ActionExecuted("action_listen", timestamp=at)]
+    opening = [
+        ActionExecuted("action_session_start", timestamp=at),
+        SessionStarted(timestamp=at),
+        ActionExecuted("action_listen", timestamp=at),
+    ]
     return DialogueStateTracker.from_events(sender, opening + turn("hello", "greet", at + 1), domain.slots)
 
 
@@ -183,7 +200,11 @@ def test_a_tracker_changed_after_saving_or_starting_a_session_is_read_again(url:
     assert again is not saved and "not saved" not in [getattr(e, "text", None) for e in again.events]
     # a new session begins in this turn: the tracker still holds the old session's events
     later = time.time()
-    for event in [ActionExecuted("action_session_start", timestamp=later), SessionStarted(timestamp=later), ActionExecuted("action_listen", timestamp=later)]:
+    for event in [
+        ActionExecuted("action_session_start", timestamp=later),
+        SessionStarted(timestamp=later),
+        ActionExecuted("action_listen", timestamp=later),
+    ]:
         again.update(event)
     asyncio.run(lean.save(again))
     latest = asyncio.run(lean.retrieve("citizen-7"))

@@ -1,10 +1,12 @@
 """TurnGuardPolicy: a turn ends by listening before Rasa's circuit breaker, and never runs an action twice."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Sequence
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -16,13 +18,19 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from onewindow.rasa_plugins.turn_guard_policy import MAX_ACTIONS_PER_TURN, TurnGuardPolicy, actions_this_turn, must_listen
 
 DOMAIN = Domain.load("domain.yml")
-ACTIONS = st.sampled_from(["action_handle_low_confidence", "utter_greet", "appointment_form", "action_stop", "action_book_appointment"])
+ACTIONS = st.sampled_from(
+    ["action_handle_low_confidence", "utter_greet", "appointment_form", "action_stop", "action_book_appointment"]
+)
 
 
 def tracker_with(turn: List[str], earlier: Sequence[str] = ()) -> DialogueStateTracker:
     """A conversation whose earlier turn ran `earlier` and whose current turn (after "hello") has run `turn`."""
     events: List[Event] = [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)]
-    events += [UserUttered("hi", {"name": "greet"}), *(ActionExecuted(name) for name in earlier), ActionExecuted(ACTION_LISTEN_NAME)]
+    events += [
+        UserUttered("hi", {"name": "greet"}),
+        *(ActionExecuted(name) for name in earlier),
+        ActionExecuted(ACTION_LISTEN_NAME),
+    ]
     events += [UserUttered("hello", {"name": "greet"})]
     for name in turn:
         events += [ActionExecuted(name), BotUttered("...")]
@@ -30,8 +38,12 @@ def tracker_with(turn: List[str], earlier: Sequence[str] = ()) -> DialogueStateT
 
 
 def guard(tmp_path: Path) -> TurnGuardPolicy:
-    return TurnGuardPolicy(TurnGuardPolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("guard"),
-                           ExecutionContext(GraphSchema({}), "test"))
+    return TurnGuardPolicy(
+        TurnGuardPolicy.get_default_config(),
+        LocalModelStorage(tmp_path),
+        Resource("guard"),
+        ExecutionContext(GraphSchema({}), "test"),
+    )
 
 
 @given(turn=st.lists(ACTIONS, max_size=12), earlier=st.lists(ACTIONS, max_size=12))

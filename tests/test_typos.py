@@ -1,6 +1,7 @@
 """Citizens who cannot type well: catalogue names and day names with typos, inflections or
 left-out little words are understood as the right spelling is, on the trained model, and the
 tolerance adds no entity to a held-out sentence that was not annotated with it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 from rasa.core.agent import Agent
 from rasa.shared.nlu.training_data.loading import load_data
 
-from onewindow.text.dates import WEEKDAY_NAMES, parse_date
+from harness.stack import MODEL
 from onewindow.rasa_plugins.nlu_components import TOKEN
 from onewindow.settings import PROJECT_ROOT
-from harness.stack import MODEL
+from onewindow.text.dates import WEEKDAY_NAMES, parse_date
 from onewindow.text.typos import allowed_typos, typo_distance
 from tests.test_dates import WEDNESDAY, one_typo
 
@@ -68,10 +69,12 @@ def test_an_alias_with_one_typo_in_a_long_word_means_what_the_alias_means(
     typo = one_typo(words[index], kind, at, letter)
     # a typo that is a real word or as near another catalogue word is not a typo anyone could undo
     assume(typo != words[index] and typo not in VOCABULARY and typo not in CATALOGUE_WORDS)
-    assume(all(typo_distance(typo, other, 2) > typo_distance(typo, words[index], 2) for other in CATALOGUE_WORDS - {words[index]}))
+    assume(
+        all(typo_distance(typo, other, 2) > typo_distance(typo, words[index], 2) for other in CATALOGUE_WORDS - {words[index]})
+    )
     exact = meanings(parse(frame.format(alias)), entity)
     assume(exact)  # the alias itself is found (not a name inside a longer alias of another entity)
-    misspelt = " ".join(words[:index] + [typo] + words[index + 1:])
+    misspelt = " ".join(words[:index] + [typo] + words[index + 1 :])
     assert set(exact) <= set(meanings(parse(frame.format(misspelt)), entity)), misspelt
 
 
@@ -94,8 +97,17 @@ def test_what_citizens_who_cannot_type_well_said(parse: Any, said: str, entity: 
     assert meanings(parse(said), entity) == [meaning]
 
 
-@pytest.mark.parametrize("said", ["I'm tired", "report a fire", "has my report been fixed", "pothole on Birch Street",
-                                  "where is the nearest office to my house?", "I need to talk to an officer"])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I'm tired",
+        "report a fire",
+        "has my report been fixed",
+        "pothole on Birch Street",
+        "where is the nearest office to my house?",
+        "I need to talk to an officer",
+    ],
+)
 def test_real_words_near_a_catalogue_name_are_not_taken_for_it(parse: Any, said: str) -> None:
     assert not [e for e in parse(said)["entities"] if "FuzzyCatalogueEntities" in e.get("processors", [])]
 
@@ -113,9 +125,16 @@ def test_tolerance_adds_no_entity_a_held_out_sentence_was_not_annotated_with(par
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(day=st.sampled_from(WEEKDAY_NAMES), kind=KINDS, at=st.integers(0, 20), letter=LETTERS,
-       frame=st.sampled_from([("{}", ""), ("next {}", "next "), ("on {} please", ""), ("can i come {} at 10am", "")]))
-def test_a_misspelt_day_is_a_date_of_that_day(parse: Any, day: str, kind: str, at: int, letter: str, frame: Tuple[str, str]) -> None:
+@given(
+    day=st.sampled_from(WEEKDAY_NAMES),
+    kind=KINDS,
+    at=st.integers(0, 20),
+    letter=LETTERS,
+    frame=st.sampled_from([("{}", ""), ("next {}", "next "), ("on {} please", ""), ("can i come {} at 10am", "")]),
+)
+def test_a_misspelt_day_is_a_date_of_that_day(
+    parse: Any, day: str, kind: str, at: int, letter: str, frame: Tuple[str, str]
+) -> None:
     typo = one_typo(day, kind, at, letter)
     assume(all(typo_distance(typo, other, 1) > 1 for other in WEEKDAY_NAMES if other != day))
     template, prefix = frame

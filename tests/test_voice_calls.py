@@ -6,6 +6,7 @@ the recognised text at the engine's interface (tests/phone.py), while the caller
 recorded English speech (Debian's Asterisk prompts) that the real VAD must find. One call uses the
 real vosk engine on the Korean model instead.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +20,20 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from onewindow.storage import models
 from harness.stack import Stack
+from onewindow.storage import models
 from tests.conversation_fuzz import citizen_messages, nlu_phrases
-from tests.phone import (PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, run, saved_transcript,
-                         transcript_texts, wait_until)
+from tests.phone import (
+    PhoneCall,
+    RunningGateway,
+    ScriptedRecogniser,
+    loudness,
+    recorded_speech,
+    run,
+    saved_transcript,
+    transcript_texts,
+    wait_until,
+)
 from voice.audio import read_wav, resample
 from voice.audiosocket import Kind, encode
 from voice.dtmf import tone
@@ -58,6 +68,7 @@ def hotline(stack: Stack, script: ScriptedRecogniser) -> Iterator[RunningGateway
 
 # --- the calls ------------------------------------------------------------------------------------
 
+
 def test_greeting_is_real_speech_paced_at_twenty_milliseconds(hotline: RunningGateway) -> None:
     async def call() -> Any:
         async with PhoneCall(hotline.address.port) as phone:
@@ -66,7 +77,7 @@ def test_greeting_is_real_speech_paced_at_twenty_milliseconds(hotline: RunningGa
             return greeting
 
     greeting = run(call)  # the cached greeting, then the main menu
-    assert greeting.seconds > 1.5 and max(loudness(greeting.audio[i:i + 320]) for i in range(0, len(greeting.audio), 320)) > 500
+    assert greeting.seconds > 1.5 and max(loudness(greeting.audio[i : i + 320]) for i in range(0, len(greeting.audio), 320)) > 500
     pace = (greeting.last_frame_at - greeting.first_frame_at) / (len(greeting.audio) / 320 - 1)
     assert 0.018 < pace < 0.023  # one frame every 20 ms: the gateway owns the playout clock
 
@@ -82,7 +93,9 @@ def test_booking_an_appointment_by_speech_and_keypad(hotline: RunningGateway, sc
             await phone.bot_started()  # which office? (numbered options)
             await phone.press("1")  # a DTMF frame
             await phone.bot_started()  # which day?
-            await phone.say(tone("2"))  # an in-band keypad tone; the second day is never today, whose first time may pass the lead
+            await phone.say(
+                tone("2")
+            )  # an in-band keypad tone; the second day is never today, whose first time may pass the lead
             await phone.bot_started()  # what time?
             await phone.press("1")
             await phone.bot_started()  # your name?
@@ -102,9 +115,7 @@ def test_booking_an_appointment_by_speech_and_keypad(hotline: RunningGateway, sc
     said = transcript_texts(hotline, phone)
     assert "Your appointment is booked" in said, said
     with hotline.backend.engine.connect() as connection:
-        rows = connection.execute(
-            models.Appointment.__table__.select().where(models.Appointment.channel == "phone")
-        ).fetchall()
+        rows = connection.execute(models.Appointment.__table__.select().where(models.Appointment.channel == "phone")).fetchall()
     assert len(rows) == 1, said
     assert spell_code(rows[0].reference) in said  # the reference is spelled out for the ear
     assert "key 1" in said and "keys 0412999888" in said
@@ -129,13 +140,19 @@ def test_barge_in_stops_the_bot_at_once_and_the_caller_is_heard(hotline: Running
     assert answer.seconds > 1
 
 
-@settings(max_examples=max(2, int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 20), deadline=None, database=None,
-          derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(2, int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 20),
+    deadline=None,
+    database=None,
+    derandomize="ONEWINDOW_FUZZ_RANDOM" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(heard=citizen_messages(nlu_phrases()).filter(lambda text: text.strip() and len(text) < 300))
 def test_anything_a_caller_is_heard_to_say_gets_a_spoken_answer(
     hotline: RunningGateway, script: ScriptedRecogniser, heard: str
 ) -> None:
     """Never silence and never a loop on the phone either: one spoken answer of a sensible length."""
+
     async def call() -> Any:
         async with PhoneCall(hotline.address.port) as phone:
             while not phone.received:
@@ -207,9 +224,12 @@ def test_zero_transfers_to_a_person_with_a_handoff_record(hotline: RunningGatewa
 
 def test_a_known_caller_number_finds_their_appointments(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
     booked = hotline.backend.bookings.book(
-        "passport_renewal", "central_centre",
+        "passport_renewal",
+        "central_centre",
         hotline.backend.bookings.next_free("central_centre", date.today(), 1)[0],
-        "Li Wei", "0413 222 555", "rest",
+        "Li Wei",
+        "0413 222 555",
+        "rest",
     )
 
     async def call() -> PhoneCall:
@@ -229,7 +249,9 @@ def test_a_known_caller_number_finds_their_appointments(hotline: RunningGateway,
     assert saved_transcript(hotline, phone).sender_id == "phone:0413222555"
 
 
-def test_transcript_has_both_sides_with_times_confidence_and_audio_length(hotline: RunningGateway, script: ScriptedRecogniser) -> None:
+def test_transcript_has_both_sides_with_times_confidence_and_audio_length(
+    hotline: RunningGateway, script: ScriptedRecogniser
+) -> None:
     async def call() -> PhoneCall:
         async with PhoneCall(hotline.address.port) as phone:
             await phone.bot_turn()
@@ -250,6 +272,7 @@ def test_transcript_has_both_sides_with_times_confidence_and_audio_length(hotlin
 
 
 # --- bad input ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "garbage",
@@ -296,7 +319,7 @@ def test_bad_frames_mid_call_end_only_that_call(hotline: RunningGateway) -> None
             return phone
 
     for bad in (encode(Kind.AUDIO, bytes(321)), encode(Kind.DTMF, b"x"), b"\x10\xff\xff" + bytes(10)):
-        phone = run(lambda: call(bad))
+        phone = run(lambda bad=bad: call(bad))
         saved_transcript(hotline, phone)
     answered_and_hung_up(hotline)
 
@@ -336,6 +359,7 @@ def test_twenty_calls_at_once(hotline: RunningGateway, script: ScriptedRecognise
 
 # --- the real vosk engine in a call ------------------------------------------------------------------------
 
+
 def test_a_call_on_the_real_vosk_engine(stack: Stack, tmp_path: Path) -> None:
     wav = tmp_path / "ko.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요 여권을 갱신하고 싶어요"], check=True)
@@ -343,6 +367,7 @@ def test_a_call_on_the_real_vosk_engine(stack: Stack, tmp_path: Path) -> None:
     recogniser = SpeechRecogniser(str(KOREAN_MODEL))  # for a Korean assistant: English models cannot be installed here
     gateway = RunningGateway(stack, recogniser, hears=hearing(recogniser, str(KOREAN_MODEL), assistant="ko"))
     try:
+
         async def call() -> PhoneCall:
             async with PhoneCall(gateway.address.port) as phone:
                 await phone.bot_turn()

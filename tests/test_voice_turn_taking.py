@@ -4,6 +4,7 @@ Human speech is Debian's `asterisk-core-sounds-en-wav`: recorded 8 kHz English t
 Keypad digits are synthetic tones (voice.dtmf.tone), clean and in white noise at 20 dB SNR; no speech, recorded
 or from espeak-ng, may give a digit. Run with -s to see the measured timings and costs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -94,7 +95,7 @@ def test_every_digit_is_read_once(ms: int, snr_db: Optional[int]) -> None:
 
 
 def test_a_30_ms_tone_is_too_short() -> None:
-    for index, digit in enumerate(DIGITS):
+    for digit in DIGITS:
         for offset in (0, 41, 97, 160):
             assert keyed(silence(100) + bytes(2 * offset) + tone(digit, 30) + silence(100)) == "", (digit, offset)
 

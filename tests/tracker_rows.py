@@ -1,6 +1,7 @@
 """Rasa tracker store rows built by hand (the shape Rasa 3.6's SQLTrackerStore writes), for exact control
 over times, intents and confidences in console tests (tests that need real Rasa rows use harness.stack),
 and the real console started on a set of sample conversations."""
+
 from __future__ import annotations
 
 import itertools
@@ -15,20 +16,27 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from console.filters import day_start
-from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
-from onewindow.storage.db import make_engine
 from onewindow.rasa_plugins.events_table import events, tracker_database_url, tracker_engine
+from onewindow.storage import models
+from onewindow.storage.db import make_engine
 from tests.console_server import RunningConsole, create_staff_user, logged_in_client
 
 if TYPE_CHECKING:
     from harness.stack import Stack
 
 
-def user(text: str, intent: str, confidence: float = 0.95, entities: Iterable[Dict[str, Any]] = (), channel: str = "") -> Dict[str, Any]:
-    return {"event": "user", "text": text, "input_channel": "rest", "metadata": {"channel": channel} if channel else {},
-            "parse_data": {"intent": {"name": intent, "confidence": confidence}, "entities": list(entities), "text": text}}
+def user(
+    text: str, intent: str, confidence: float = 0.95, entities: Iterable[Dict[str, Any]] = (), channel: str = ""
+) -> Dict[str, Any]:
+    return {
+        "event": "user",
+        "text": text,
+        "input_channel": "rest",
+        "metadata": {"channel": channel} if channel else {},
+        "parse_data": {"intent": {"name": intent, "confidence": confidence}, "entities": list(entities), "text": text},
+    }
 
 
 def bot(text: str, staff: Optional[str] = None) -> Dict[str, Any]:
@@ -54,12 +62,16 @@ def write(engine: Engine, sender: str, rows: Iterable[Dict[str, Any]], start: fl
     for number, event in enumerate(rows):
         timestamp = start + number * step
         kind = event["event"]
-        values.append({
-            "sender_id": sender, "type_name": kind, "timestamp": timestamp,
-            "intent_name": event["parse_data"]["intent"]["name"] if kind == "user" else None,
-            "action_name": event.get("name") if kind in ("action", "slot") else None,
-            "data": json.dumps({**event, "timestamp": timestamp}),
-        })
+        values.append(
+            {
+                "sender_id": sender,
+                "type_name": kind,
+                "timestamp": timestamp,
+                "intent_name": event["parse_data"]["intent"]["name"] if kind == "user" else None,
+                "action_name": event.get("name") if kind in ("action", "slot") else None,
+                "data": json.dumps({**event, "timestamp": timestamp}),
+            }
+        )
     with engine.begin() as connection:
         connection.execute(insert(events), values)
 
@@ -75,31 +87,69 @@ SENDERS = {"web-a", "telegram:123456789", "phone:0499887766", "kiosk:7", "web-xs
 
 def write_sample_conversations(tracker: Engine, service: Engine) -> None:
     """Five conversations on DAY1 (one continued on DAY2), with a handoff claimed after 12 minutes."""
-    write(tracker, "web-a", [
-        *session(), user("hello", "greet", 0.99), action("utter_greet"), bot("Hi, how can I help?"),
-        user("what do I need for a passport", "ask_documents", 0.9), action("action_documents"),
-        slot("service", "passport_renewal"), slot("requested_slot", None), bot("Bring your old passport."),
-    ], T1)
+    write(
+        tracker,
+        "web-a",
+        [
+            *session(),
+            user("hello", "greet", 0.99),
+            action("utter_greet"),
+            bot("Hi, how can I help?"),
+            user("what do I need for a passport", "ask_documents", 0.9),
+            action("action_documents"),
+            slot("service", "passport_renewal"),
+            slot("requested_slot", None),
+            bot("Bring your old passport."),
+        ],
+        T1,
+    )
     write(tracker, "web-a", [*session(), user("thanks", "thank", 0.97), bot("You are welcome.")], T2)
-    write(tracker, "telegram:123456789", [
-        *session(), user("book an appointment", "book_appointment", 0.98), slot("citizen_name", "Ana Silva"),
-        slot("citizen_phone", "0412 345 678"), user("my number is 0412 345 678", "inform", 0.4),
-        bot("Thanks Ana Silva, I have 0412 345 678."),
-    ], T1 + 60)
+    write(
+        tracker,
+        "telegram:123456789",
+        [
+            *session(),
+            user("book an appointment", "book_appointment", 0.98),
+            slot("citizen_name", "Ana Silva"),
+            slot("citizen_phone", "0412 345 678"),
+            user("my number is 0412 345 678", "inform", 0.4),
+            bot("Thanks Ana Silva, I have 0412 345 678."),
+        ],
+        T1 + 60,
+    )
     write(tracker, "phone:0499887766", [*session(), user("zzz", "nlu_fallback", 0.0), bot("Sorry?")], T1 + 120)
-    write(tracker, "kiosk:7", [
-        *session(), user("100% sure_thing", "out_of_scope", 0.8), bot("I cannot help with that."),
-        user("I want a person", "request_human", 0.99), action("action_request_human"), bot("A person will reply."),
-        bot("Hello, this is Sam.", staff="sam"),
-    ], T1 + 180)
+    write(
+        tracker,
+        "kiosk:7",
+        [
+            *session(),
+            user("100% sure_thing", "out_of_scope", 0.8),
+            bot("I cannot help with that."),
+            user("I want a person", "request_human", 0.99),
+            action("action_request_human"),
+            bot("A person will reply."),
+            bot("Hello, this is Sam.", staff="sam"),
+        ],
+        T1 + 180,
+    )
     write(tracker, "web-xss", [*session(), user("<script>alert(1)</script>", "nlu_fallback", 0.0)], T1 + 240)
     requested = datetime.utcfromtimestamp(T1 + 185)
     with service.begin() as connection:
-        connection.execute(insert(models.HandoffRequest.__table__).values(
-            reference="HO-100001", sender_id="kiosk:7", channel="kiosk", reason="citizen_request", summary={}, priority=2,
-            status="claimed", created_at=requested, claimed_by="sam", claimed_at=requested + timedelta(minutes=12),
-            callback_requested=False,
-        ))
+        connection.execute(
+            insert(models.HandoffRequest.__table__).values(
+                reference="HO-100001",
+                sender_id="kiosk:7",
+                channel="kiosk",
+                reason="citizen_request",
+                summary={},
+                priority=2,
+                status="claimed",
+                created_at=requested,
+                claimed_by="sam",
+                claimed_at=requested + timedelta(minutes=12),
+                callback_requested=False,
+            )
+        )
 
 
 @contextmanager
@@ -111,10 +161,18 @@ def console_with_samples(workdir: Path) -> Iterator[RunningConsole]:
         try:
             write_sample_conversations(tracker, service)
             started = datetime.utcfromtimestamp(T1 + 120)
-            ServiceBackend(service).transcripts.save(CallRecord(
-                "call-1", "phone", "phone:0499887766", started, started + timedelta(seconds=40), "caller_hung_up", 3.5,
-                [{"at": started.isoformat(), "speaker": "caller", "text": "zzz", "confidence": 0.31, "audio_seconds": 1.5}],
-            ))
+            ServiceBackend(service).transcripts.save(
+                CallRecord(
+                    "call-1",
+                    "phone",
+                    "phone:0499887766",
+                    started,
+                    started + timedelta(seconds=40),
+                    "caller_hung_up",
+                    3.5,
+                    [{"at": started.isoformat(), "speaker": "caller", "text": "zzz", "confidence": 0.31, "audio_seconds": 1.5}],
+                )
+            )
         finally:
             tracker.dispose()
             service.dispose()
@@ -143,7 +201,6 @@ def age_conversation(stack: "Stack", sender: str, seconds: float) -> None:
             event = json.loads(data)
             event["timestamp"] -= seconds
             connection.execute(
-                events.update().where(events.c.id == event_id)
-                .values(timestamp=event["timestamp"], data=json.dumps(event))
+                events.update().where(events.c.id == event_id).values(timestamp=event["timestamp"], data=json.dumps(event))
             )
     engine.dispose()

@@ -6,6 +6,7 @@ the gateway answers itself are added to the conversation); VOSK_MODEL_PATH and V
 (the speech model and, when its folder does not tell, its language); ONEWINDOW_SILENCE_ACTION
 (person or hangup: what a silent caller gets after one reprompt).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def gateway_speech() -> Optional[RecognitionPool]:
     """Recognition in worker processes on the model at VOSK_MODEL_PATH (started with the gateway), or None (keypad only)."""
     path = model_path_from_environment()
     if path is None:
-        print("voice: speech recognition is off: set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh); "
-              "callers can use the keypad only", file=sys.stderr)
+        print(
+            "voice: speech recognition is off: set VOSK_MODEL_PATH (see scripts/get-vosk-model.sh); "
+            "callers can use the keypad only",
+            file=sys.stderr,
+        )
         return None
     return RecognitionPool(path, PoolSettings.from_environment())
 
@@ -84,8 +88,15 @@ async def serve_gateway() -> None:
         int(os.environ.get("VOICE_CONTROL_PORT", "9093")),
     )
     recogniser = gateway_speech()
-    gateway = Gateway(recogniser, PromptCache(shared_synthesiser()), ServiceBackend.from_url(), rasa_client("phone"),
-                      call_settings(), speech_check(recogniser), conversation_turns())
+    gateway = Gateway(
+        recogniser,
+        PromptCache(shared_synthesiser()),
+        ServiceBackend.from_url(),
+        rasa_client("phone"),
+        call_settings(),
+        speech_check(recogniser),
+        conversation_turns(),
+    )
     await gateway.start(address)
     await asyncio.Event().wait()
 

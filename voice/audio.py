@@ -1,4 +1,5 @@
 """Mono 16-bit audio in memory, resampling, and OGG/Opus (Telegram voice notes) and WAV in and out."""
+
 from __future__ import annotations
 
 import io

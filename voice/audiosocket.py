@@ -4,6 +4,7 @@ Kinds: 0x00 hangup, 0x01 call id (16-byte UUID, first frame), 0x03 one DTMF digi
 (8 kHz mono s16le, 320 bytes per 20 ms), 0xff error. Unknown kinds are skipped; a malformed
 frame ends that call only.
 """
+
 from __future__ import annotations
 
 import asyncio

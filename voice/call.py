@@ -11,6 +11,7 @@ after one reprompt as "/request_human" (or goodbye, `silence_action="hangup"`). 
 and more are answered here and added to the conversation through `LocalTurns`, so staff see
 every turn.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -125,8 +126,14 @@ class CallSession:
             await self.transport.hang_up()
             self.record.ended_at = datetime.now()
             await asyncio.to_thread(self.backend.transcripts.save, self.record)
-            log_event(logger, "call.ended", call=self.transport.call_id, outcome=self.record.outcome,
-                      turns=len(self.record.turns), caller_seconds=round(self.record.caller_audio_seconds, 1))
+            log_event(
+                logger,
+                "call.ended",
+                call=self.transport.call_id,
+                outcome=self.record.outcome,
+                turns=len(self.record.turns),
+                caller_seconds=round(self.record.caller_audio_seconds, 1),
+            )
         return self.record
 
     async def _link_caller(self) -> None:
@@ -214,7 +221,9 @@ class CallSession:
 
     async def _on_utterance(self, heard: Utterance) -> bool:
         text = heard.text.strip()
-        self._note("caller", text, via="speech", confidence=round(heard.confidence, 2), audio_seconds=round(heard.audio_seconds, 2))
+        self._note(
+            "caller", text, via="speech", confidence=round(heard.confidence, 2), audio_seconds=round(heard.audio_seconds, 2)
+        )
         if not self.speech or not text or heard.confidence < self.settings.min_confidence:
             metadata = {"heard": text, "confidence": round(heard.confidence, 2)}
             return await self._ask(NOT_UNDERSTOOD, heard.speech_ended_at, metadata=metadata, hints=True)
@@ -290,7 +299,9 @@ class CallSession:
             return False
         if self.settings.silence_action == "person":
             return await self._ask(PERSON, time.monotonic(), via="silence")
-        await self._say("I have not heard anything, so I will end the call now. Please call again at any time. Goodbye.", fixed=True)
+        await self._say(
+            "I have not heard anything, so I will end the call now. Please call again at any time. Goodbye.", fixed=True
+        )
         self.record.outcome = "no_response"
         return True
 
@@ -303,13 +314,15 @@ class CallSession:
         except RasaUnavailable:
             return []
 
-    async def _ask(self, message: str, asked_at: float, via: str = "voice",
-                   metadata: Optional[Dict[str, Any]] = None, hints: bool = False) -> bool:
+    async def _ask(
+        self, message: str, asked_at: float, via: str = "voice", metadata: Optional[Dict[str, Any]] = None, hints: bool = False
+    ) -> bool:
         """Send the caller's words (or a choice's payload) to the assistant and speak the answer; True when the call is handed over."""
         return await self._answer(await self._send(message, via, metadata), asked_at, hints)
 
-    async def _answer(self, responses: List[Dict[str, Any]], asked_at: float, hints: bool = False, already_said: str = "",
-                      quiet: bool = False) -> bool:
+    async def _answer(
+        self, responses: List[Dict[str, Any]], asked_at: float, hints: bool = False, already_said: str = "", quiet: bool = False
+    ) -> bool:
         """Speak the assistant's answer (`quiet`: only take its choices: the caller spoke or pressed a key over
         the greeting, and is answered next); True when the call is handed over."""
         if not responses:
@@ -332,7 +345,9 @@ class CallSession:
         before it is done leaves the queue (the handoff is withdrawn, outcome caller_left)."""
         wait = handoff.get("wait_minutes")
         waiting = f" The wait is about {wait} minute{'s' if wait != 1 else ''}." if wait else ""
-        await self._say(f"I am putting you through to a person now.{waiting} Your reference is {spell_code(handoff['reference'])}.", asked_at)
+        await self._say(
+            f"I am putting you through to a person now.{waiting} Your reference is {spell_code(handoff['reference'])}.", asked_at
+        )
         if self.hung_up:
             withdrawn = await asyncio.to_thread(self.backend.handoffs.withdraw, self.record.sender_id, "caller_left")
             log_event(logger, "call.left_before_transfer", call=self.transport.call_id, withdrawn=withdrawn is not None)
@@ -351,7 +366,11 @@ class CallSession:
             return
         now = time.time()
         parse = {"text": said, "intent": {}, "entities": []}  # no intent: the assistant did not read it
-        events = [{"event": "user", "text": said, "parse_data": parse, "metadata": metadata, "timestamp": now}] if said is not None else []
+        events = (
+            [{"event": "user", "text": said, "parse_data": parse, "metadata": metadata, "timestamp": now}]
+            if said is not None
+            else []
+        )
         events.append({"event": "bot", "text": answer, "metadata": metadata, "timestamp": now})
         try:
             await self.local_turns(self.record.sender_id, events)
@@ -374,7 +393,12 @@ class CallSession:
         return finished
 
     def _note(self, speaker: str, text: str, **details: Any) -> None:
-        turn: Dict[str, Any] = {"at": datetime.now().isoformat(timespec="milliseconds"), "speaker": speaker, "text": text, **details}
+        turn: Dict[str, Any] = {
+            "at": datetime.now().isoformat(timespec="milliseconds"),
+            "speaker": speaker,
+            "text": text,
+            **details,
+        }
         self.record.turns.append(turn)
 
 

@@ -1,4 +1,5 @@
 """In-band keypad (DTMF) tones: a detector for telephone audio, and tones and silence for tests."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -6,6 +6,7 @@ and a small HTTP control port the dialplan uses before and after the call:
     GET  /health                   -> {"calls": <active calls>, "speech": <callers can speak>, the speech model's
                                        language, the assistant's, whether they match, and why speech is off}
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,7 +47,7 @@ class Gateway:
         prompts: PromptCache,
         backend: ServiceBackend,
         rasa: RasaClient,
-        call_settings: CallSettings = CallSettings(),
+        call_settings: Optional[CallSettings] = None,
         hears: Optional[Hearing] = None,
         local_turns: Optional[LocalTurns] = None,
     ) -> None:
@@ -54,7 +55,7 @@ class Gateway:
         the recogniser's model folder; `local_turns`: how turns the gateway answers itself reach the conversation."""
         self.hears = hears or hearing(recogniser, getattr(recogniser, "path", None))
         self.recogniser, self.prompts, self.backend, self.rasa = self.hears.recogniser, prompts, backend, rasa
-        self.call_settings, self.local_turns = call_settings, local_turns
+        self.call_settings, self.local_turns = call_settings or CallSettings(), local_turns
         self.callers: Dict[str, str] = {}
         self.outcomes: "OrderedDict[str, str]" = OrderedDict()
         self.calls: Dict[str, CallSession] = {}
@@ -68,15 +69,23 @@ class Gateway:
             except SpeechUnavailable as error:
                 log_event(logger, "gateway.speech_unavailable", reason=str(error))
                 self.recogniser, self.hears = None, keypad_only(str(error), self.hears.assistant_language)
-        for sentence in sentences(self.call_settings.greeting):  # starts the speech worker; the greeting is then cached as calls play it
+        for sentence in sentences(
+            self.call_settings.greeting
+        ):  # starts the speech worker; the greeting is then cached as calls play it
             await asyncio.to_thread(self.prompts.get, sentence, Voice(), RATE)
         self._server = await asyncio.start_server(self._handle, address.host, address.port)
         self._control = web.AppRunner(self._control_app(), access_log=None)
         await self._control.setup()
         await web.TCPSite(self._control, address.host, address.control_port).start()
-        log_event(logger, "gateway.listening", port=address.port, control_port=address.control_port,
-                  silence_action=self.call_settings.silence_action, turns_to_conversation=self.local_turns is not None,
-                  **self.hears.health())
+        log_event(
+            logger,
+            "gateway.listening",
+            port=address.port,
+            control_port=address.control_port,
+            silence_action=self.call_settings.silence_action,
+            turns_to_conversation=self.local_turns is not None,
+            **self.hears.health(),
+        )
         return self
 
     async def stop(self) -> None:
@@ -98,8 +107,16 @@ class Gateway:
             return
         transport.caller = self.callers.pop(call_id, None)
         listener = Listener(self.recogniser, self.call_settings.end_silence_ms, self.call_settings.max_utterance_ms)
-        session = CallSession(transport, listener, Voicing(self.prompts), self.rasa, self.backend, self.call_settings,
-                              self.hears.speech, self.local_turns)
+        session = CallSession(
+            transport,
+            listener,
+            Voicing(self.prompts),
+            self.rasa,
+            self.backend,
+            self.call_settings,
+            self.hears.speech,
+            self.local_turns,
+        )
         self.calls[call_id] = session
         log_event(logger, "gateway.call_started", call=call_id, active=len(self.calls))
         try:

@@ -1,5 +1,6 @@
 """Kiosk mode: the hotline's voice loop on a local microphone and speaker (an assisted-service
 terminal at a service centre), through PortAudio (sounddevice)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,12 @@ class KioskTransport(CallTransport):
         self._to_play = bytearray()
         self._lock = threading.Lock()  # the audio callback runs in PortAudio's thread
         self._stream = sounddevice.RawStream(
-            samplerate=RATE, channels=1, dtype="int16", blocksize=FRAME_BYTES // 2,
-            device=(input_device, output_device), callback=self._callback,
+            samplerate=RATE,
+            channels=1,
+            dtype="int16",
+            blocksize=FRAME_BYTES // 2,
+            device=(input_device, output_device),
+            callback=self._callback,
         )
         self._stream.start()
 

@@ -7,6 +7,7 @@ remain. With `deliver` set, the finished utterance is handed over when its trans
 hear() goes on meanwhile: keys and the end of the call are seen at once while recognition works.
 Keypad tones found in the audio count like DTMF frames.
 """
+
 from __future__ import annotations
 
 import asyncio

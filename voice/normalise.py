@@ -1,4 +1,5 @@
 """What a caller said, made ready for the NLU: spoken digits, reference codes, dates and times as written."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -12,27 +13,65 @@ Found = Optional[Tuple[str, int]]  # (the written form, the index of the first w
 DIGITS = {"zero": "0", "nought": "0", "oh": "0", "o": "0", **{w: str(n) for w, n in NUMBER_WORDS.items() if n < 10}}
 REPEATS = {"double": 2, "triple": 3}
 LETTER_NAMES = {
-    "bee": "b", "be": "b", "kay": "k", "ay": "a", "eh": "a", "pee": "p", "pea": "p",
-    "ar": "r", "are": "r", "tee": "t", "tea": "t", "aitch": "h", "haitch": "h", "oh": "o",
+    "bee": "b",
+    "be": "b",
+    "kay": "k",
+    "ay": "a",
+    "eh": "a",
+    "pee": "p",
+    "pea": "p",
+    "ar": "r",
+    "are": "r",
+    "tee": "t",
+    "tea": "t",
+    "aitch": "h",
+    "haitch": "h",
+    "oh": "o",
 }
 CODE_PREFIXES = {prefix.lower() for prefix in PREFIXES.values()}
 DASHES = ("dash", "hyphen")
 TEENS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
 }
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
 ORDINAL_UNITS = {
-    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
 }
 ORDINAL_WORDS = {
-    **ORDINAL_UNITS, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14,
-    "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19,
-    "twentieth": 20, "thirtieth": 30,
+    **ORDINAL_UNITS,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
 }
 MERIDIEMS = {"am": "am", "a.m": "am", "pm": "pm", "p.m": "pm"}
 PAST_MINUTES = {"quarter": 15, "half": 30, "five": 5, "ten": 10, "twenty": 20}
-EDGE_PUNCTUATION = ".,!?;:\"()"
+EDGE_PUNCTUATION = '.,!?;:"()'
 
 
 def _key(word: str) -> str:
@@ -77,7 +116,7 @@ def _letters(key: str) -> Optional[str]:
 
 
 def _reference(keys: List[str], index: int) -> Found:
-    """"b k four eight two nine one three" (or "bee kay ...", "bk ...") -> "BK-482913"; ten digits -> "BK-48291-37506"."""
+    """ "b k four eight two nine one three" (or "bee kay ...", "bk ...") -> "BK-482913"; ten digits -> "BK-48291-37506"."""
     letters = ""
     for end in range(index, min(index + 3, len(keys))):
         letter = _letters(keys[end])
@@ -116,13 +155,13 @@ def _ordinal(keys: List[str], index: int) -> Tuple[Optional[int], int]:
 
 
 def _month(keys: List[str], index: int) -> Optional[str]:
-    """"November" when the word at index names a month."""
+    """ "November" when the word at index names a month."""
     key = keys[index] if index < len(keys) else ""
     return key.title() if key in MONTH_NAMES else None
 
 
 def _date(keys: List[str], index: int) -> Found:
-    """"the twenty fourth of november", "november twenty fourth", "24th of november" -> "24 November"."""
+    """ "the twenty fourth of november", "november twenty fourth", "24th of november" -> "24 November"."""
     start = index + 1 if keys[index] == "the" else index
     day, end = _ordinal(keys, start)
     cardinal = day is None
@@ -148,7 +187,7 @@ def _meridiem(keys: List[str], index: int) -> Tuple[str, int]:
     key = keys[index] if index < len(keys) else ""
     if key in MERIDIEMS:
         return f" {MERIDIEMS[key]}", index + 1
-    pair = "".join(keys[index:index + 2])
+    pair = "".join(keys[index : index + 2])
     if pair in ("am", "pm"):
         return f" {pair}", index + 2
     return "", index
@@ -169,7 +208,7 @@ def _minutes(keys: List[str], index: int) -> Tuple[Optional[int], int]:
 
 
 def _time(keys: List[str], index: int) -> Found:
-    """"half past two" -> "2:30", "two thirty pm" -> "2:30 pm", "ten o'clock" -> "10:00", "ten am" -> "10 am"."""
+    """ "half past two" -> "2:30", "two thirty pm" -> "2:30 pm", "ten o'clock" -> "10:00", "ten am" -> "10 am"."""
     key = keys[index]
     if key in PAST_MINUTES and index + 2 < len(keys) and keys[index + 1] in ("past", "to"):
         hour = NUMBER_WORDS.get(keys[index + 2])
@@ -192,13 +231,17 @@ def _time(keys: List[str], index: int) -> Found:
 
 def _trailing_punctuation(word: str) -> str:
     """What ends a word ("three," -> ","), without the dot of "a.m." and "p.m."."""
-    tail = word[len(word.rstrip(EDGE_PUNCTUATION)):]
+    tail = word[len(word.rstrip(EDGE_PUNCTUATION)) :]
     return tail[1:] if _key(word) in MERIDIEMS and tail.startswith(".") else tail
 
 
 # in this order: a long run of digits is a phone number before its first words can be a time
 READERS: Tuple[Callable[[List[str], int], Found], ...] = (
-    _reference, partial(_number_run, at_least=4), _time, _date, partial(_number_run, at_least=2),
+    _reference,
+    partial(_number_run, at_least=4),
+    _time,
+    _date,
+    partial(_number_run, at_least=2),
 )
 
 
@@ -217,4 +260,3 @@ def normalise_caller_text(text: str) -> str:
         written, index = found
         out.append(written + _trailing_punctuation(words[index - 1]))
     return " ".join(out)
-

@@ -7,6 +7,7 @@ itself was late (the next sentence still being synthesised) by more than CATCH_U
 clock start again from now, so a pause is never followed by a burst. The first LEAD_FRAMES go out
 at once: a small buffer at the far end that absorbs a late tick.
 """
+
 from __future__ import annotations
 
 import asyncio

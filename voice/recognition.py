@@ -5,6 +5,7 @@ await. An in-process `Recogniser` decodes in this module's own thread pool (neve
 loop's default executor, where speech synthesis and the database wait); the hotline gateway uses
 voice.recognition_worker.RecognitionPool instead, which decodes in worker processes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -103,10 +104,10 @@ class LiveStream(ABC):
 class LiveRecognition(ABC):
     """Where calls' audio is recognised: opens one live stream per call."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - an optional hook: only engines with worker processes start anything
         """Get ready before the first call (nothing to do unless the engine has processes to start)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - an optional hook, as start()
         """Stop what start() started."""
 
     @abstractmethod
@@ -157,6 +158,7 @@ class _ThreadedStream(LiveStream):
 
     def open(self) -> None:
         """Create the stream and decode half a second of silence: vosk's first decoding on a new recogniser is slow."""
+
         def warm_up() -> None:
             stream = self._opened()
             stream.accept(bytes(stream.rate))

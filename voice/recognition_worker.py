@@ -15,6 +15,7 @@ it served move to a live worker with the audio of their current utterance, so ca
 Messages are pickled tuples framed as multiprocessing.connection frames (4-byte big-endian length,
 then the bytes), which the worker reads and writes with multiprocessing.connection.Connection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,7 +92,9 @@ class _Decoder:
         return self.recogniser.stream(rate, list(grammar) if grammar is not None else None, partials=False)
 
     def needs_warming(self) -> bool:
-        return len(self.spare.get((8000, None), [])) + sum(1 for key, _ in self.streams.values() if key == (8000, None)) < self.warm
+        return (
+            len(self.spare.get((8000, None), [])) + sum(1 for key, _ in self.streams.values() if key == (8000, None)) < self.warm
+        )
 
     def warm_one(self) -> None:
         stream = self.new_stream((8000, None))
@@ -188,8 +191,15 @@ class _Worker:
         path = os.environ.get("PYTHONPATH", "")
         env = {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "voice.recognition_worker", model_path, str(settings.niceness), str(settings.warm),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            sys.executable,
+            "-m",
+            "voice.recognition_worker",
+            model_path,
+            str(settings.niceness),
+            str(settings.warm),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
         )
         self.pid = self.process.pid
         closed = asyncio.ensure_future(self.process.stdin.wait_closed())  # type: ignore[union-attr]
@@ -320,8 +330,13 @@ class RecognitionPool(LiveRecognition):
             self._ready.clear()
         if self._closed:
             return
-        log_event(logger, "speech.worker_stopped", pid=worker.pid, exit_code=worker.process.returncode,  # type: ignore[union-attr]
-                  streams=len(worker.streams))
+        log_event(
+            logger,
+            "speech.worker_stopped",
+            pid=worker.pid,
+            exit_code=worker.process.returncode,  # type: ignore[union-attr]
+            streams=len(worker.streams),
+        )
         self._keep(self._replace())
 
     def _keep(self, work: Awaitable[None]) -> None:
@@ -411,8 +426,9 @@ class _RemoteStream(LiveStream):
         answer = (worker, worker.finish(self._id)) if worker is not None else None  # queued now, after the audio
         return asyncio.ensure_future(self._transcript(answer, utterance))
 
-    async def _transcript(self, answer: "Optional[Tuple[_Worker, asyncio.Future[Tuple[Transcript, float]]]]",
-                          utterance: List[bytes]) -> Transcript:
+    async def _transcript(
+        self, answer: "Optional[Tuple[_Worker, asyncio.Future[Tuple[Transcript, float]]]]", utterance: List[bytes]
+    ) -> Transcript:
         """The answer; if its worker dies first, the utterance decoded again on a live worker."""
         started = time.perf_counter()
         for _ in range(FINISH_ATTEMPTS):
@@ -425,9 +441,17 @@ class _RemoteStream(LiveStream):
             except WorkerGone:
                 answer = None
                 continue
-            log_event(logger, "speech.transcribed", rate=self._rate, worker=worker.pid, seconds=round(transcript.seconds, 2),
-                      words=len(transcript.words), confidence=round(transcript.confidence, 2),
-                      final=round(busy, 3), elapsed=round(time.perf_counter() - started, 3))
+            log_event(
+                logger,
+                "speech.transcribed",
+                rate=self._rate,
+                worker=worker.pid,
+                seconds=round(transcript.seconds, 2),
+                words=len(transcript.words),
+                confidence=round(transcript.confidence, 2),
+                final=round(busy, 3),
+                elapsed=round(time.perf_counter() - started, 3),
+            )
             return transcript
         raise SpeechUnavailable("the recognition workers stopped while decoding this utterance")
 

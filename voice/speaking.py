@@ -7,6 +7,7 @@ number); PERSON_KEY (0) asks for a person. A choice is read "For 2 pm, press 3" 
 the number ending in 1 2 3 4" when the title ends in a digit), so a key is never read right
 beside another number. "Say" is only offered when the hotline can hear speech.
 """
+
 from __future__ import annotations
 
 import html
@@ -116,14 +117,14 @@ class Listing:
 
 def _groups(digits: str) -> List[str]:
     """Digits in groups of three; a last lone digit joins the group before it."""
-    groups = [digits[start:start + 3] for start in range(0, len(digits), 3)]
+    groups = [digits[start : start + 3] for start in range(0, len(digits), 3)]
     if len(groups) > 1 and len(groups[-1]) == 1:
         groups[-2:] = [groups[-2] + groups[-1]]
     return groups
 
 
 def spell_code(code: str) -> str:
-    """"BK-482913" -> "B K, 4 8 2, 9 1 3": letters one by one, digits in groups of three."""
+    """ "BK-482913" -> "B K, 4 8 2, 9 1 3": letters one by one, digits in groups of three."""
     letters = "".join(ch for ch in code if ch.isalpha()).upper()
     digits = "".join(ch for ch in code if ch.isdigit())
     parts = ([" ".join(letters)] if letters else []) + [" ".join(group) for group in _groups(digits)]
@@ -131,7 +132,7 @@ def spell_code(code: str) -> str:
 
 
 def spell_phone(number: str) -> str:
-    """"0800 100 200" -> "0 8 0 0, 1 0 0, 2 0 0": the written groups, or 4-3-3 / threes when unwritten."""
+    """ "0800 100 200" -> "0 8 0 0, 1 0 0, 2 0 0": the written groups, or 4-3-3 / threes when unwritten."""
     written = re.findall(r"\d+", number)
     digits = "".join(written)
     if len(written) > 1 and all(len(group) <= 4 for group in written):
@@ -145,7 +146,7 @@ def spell_phone(number: str) -> str:
 
 
 def _spoken_iso(match: re.Match) -> str:
-    """"2026-11-24" -> "Tuesday 24 November" (with " at 2:30 pm" for "2026-11-24T14:30"); impossible dates stay."""
+    """ "2026-11-24" -> "Tuesday 24 November" (with " at 2:30 pm" for "2026-11-24T14:30"); impossible dates stay."""
     try:
         day = date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
@@ -199,7 +200,7 @@ def find_listing(text: str) -> Optional[Listing]:
     last = _sentences(items[-1])  # as long as most items, and on until a sentence speaks to the reader
     end = next((n for n in range(usual, len(last)) if CLOSING.search(last[n])), len(last))
     items[-1] = f"{markers[-1].group(0)}{' '.join(last[:end])}"
-    return Listing(text[:markers[0].start()].strip(), items, " ".join(last[end:]))
+    return Listing(text[: markers[0].start()].strip(), items, " ".join(last[end:]))
 
 
 def _sentences(item: str) -> List[str]:
@@ -222,7 +223,7 @@ def shorten(listing: Listing, max_listed: int, speech: bool = True) -> Tuple[str
         return whole, None
     rest = listing.items[max_listed:]
     unspoken = UNSPOKEN_COUNT.match(listing.after)  # "There are 2 more." belongs with the rest
-    after = listing.after[unspoken.end():] if unspoken else listing.after
+    after = listing.after[unspoken.end() :] if unspoken else listing.after
     more = " ".join(rest + ([unspoken.group(0).strip()] if unspoken else []))
     kept = (listing.before, *listing.items[:max_listed], _more_notice(len(rest), speech), after)
     return " ".join(part for part in kept if part), more
@@ -271,7 +272,7 @@ def _said_title(title: str) -> str:
 
 
 def _answer(option: Option) -> Optional[str]:
-    """"yes" or "no" for options that answer a question that way ("Yes, cancel it"), else None."""
+    """ "yes" or "no" for options that answer a question that way ("Yes, cancel it"), else None."""
     return next((word for word in ("yes", "no") if word in option.keywords), None)
 
 
@@ -288,7 +289,7 @@ def _labels(listing: Listing) -> List[str]:
 
 
 def press(option: Option, item: str = "") -> str:
-    """"For 2 pm, press 3." — or "Press 1 for ..., ending in 1 2 3 4." when the words end in a digit; a list item's
+    """ "For 2 pm, press 3." — or "Press 1 for ..., ending in 1 2 3 4." when the words end in a digit; a list item's
     details are read first: "Central Service Centre, 1 Market Square. For Central Service Centre, press 1."."""
     title = speakable(plain(option.title)).rstrip(" .")
     details = re.sub(r"^\d{1,2}\. ", "", item).strip()
@@ -301,8 +302,15 @@ def press(option: Option, item: str = "") -> str:
     return f"{lead}For {said}, press {option.key}."
 
 
-def page_sentence(page: Sequence[Option], page_number: int, pages: int, speech: bool = True,
-                  items: Sequence[str] = (), asks_for_person: bool = False, extra: str = "") -> str:
+def page_sentence(
+    page: Sequence[Option],
+    page_number: int,
+    pages: int,
+    speech: bool = True,
+    items: Sequence[str] = (),
+    asks_for_person: bool = False,
+    extra: str = "",
+) -> str:
     """The choices of one page, aloud: each with its key, then `extra`, how to hear more, and the person key."""
     answers = [_answer(o) for o in page]
     if pages == 1 and sorted(map(str, answers)) == ["no", "yes"]:
@@ -327,8 +335,9 @@ def options_sentence(options: Sequence[Option], listing: Optional[Listing] = Non
     return choice_pages(options, listing, speech)[0] if options else ""
 
 
-def choice_pages(options: Sequence[Option], listing: Optional[Listing] = None, speech: bool = True,
-                 extra: str = "") -> Tuple[str, ...]:
+def choice_pages(
+    options: Sequence[Option], listing: Optional[Listing] = None, speech: bool = True, extra: str = ""
+) -> Tuple[str, ...]:
     """The choices sentence of every page (`extra` after the first page's choices); a list aligned with the
     options is read item by item as its choices."""
     if not options:
@@ -337,8 +346,15 @@ def choice_pages(options: Sequence[Option], listing: Optional[Listing] = None, s
     items = listing.items if _aligned(options, listing) else []  # type: ignore[union-attr]
     person = any(o.payload.startswith(PERSON_PAYLOAD) for o in options)
     return tuple(
-        page_sentence([o for o in options if o.page == number], number, count, speech,
-                      items[number * PAGE_SIZE:(number + 1) * PAGE_SIZE], person, extra if number == 0 else "")
+        page_sentence(
+            [o for o in options if o.page == number],
+            number,
+            count,
+            speech,
+            items[number * PAGE_SIZE : (number + 1) * PAGE_SIZE],
+            person,
+            extra if number == 0 else "",
+        )
         for number in range(count)
     )
 
@@ -406,7 +422,7 @@ def speak_responses(responses: List[Dict[str, Any]], max_listed: int = 3, speech
 
 
 def _position(words: List[str]) -> Optional[str]:
-    """"the second one", "number two", "press 2", "option two" -> "2"; "the last one" -> "last"."""
+    """ "the second one", "number two", "press 2", "option two" -> "2"; "the last one" -> "last"."""
     core = [w for w in words if w not in FILLER_WORDS]
     if len(core) == 2 and core[1] == "one" and core[0] != "one":
         core = core[:1]
@@ -445,7 +461,7 @@ def _by_words(words: List[str], options: Sequence[Option]) -> Optional[Option]:
 
 
 def _by_number(said: str, options: Sequence[Option]) -> Optional[Option]:
-    """"10:00" or "ten" picks the option titled "10 am"; "two" picks "Window 2": numbers in titles before key positions."""
+    """ "10:00" or "ten" picks the option titled "10 am"; "two" picks "Window 2": numbers in titles before key positions."""
     if not any(ch.isdigit() for o in options for ch in o.title):
         return None
     wanted = parse_time(said).value

@@ -6,6 +6,7 @@ VOSK_MODEL_LANGUAGE overrides both. A model in another language than the assista
 `language`) would hear every caller wrongly, so speech is then off: callers use the keypad and no
 prompt offers speaking. A model whose language cannot be told is used, with a warning.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,22 +17,81 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from ruamel.yaml import YAML
 
 from onewindow.settings import PROJECT_ROOT
+
 if TYPE_CHECKING:
     from voice.recognition import LiveRecognition
 
 # the languages vosk publishes models for, by the codes its model names use, and by name (README)
 CODES = {
-    "en": "en", "us": "en", "ko": "ko", "cn": "zh", "zh": "zh", "ru": "ru", "fr": "fr", "de": "de", "es": "es",
-    "pt": "pt", "br": "pt", "it": "it", "nl": "nl", "ca": "ca", "tr": "tr", "vn": "vi", "vi": "vi", "ar": "ar",
-    "fa": "fa", "uk": "uk", "ua": "uk", "kz": "kk", "ja": "ja", "jp": "ja", "hi": "hi", "cs": "cs", "pl": "pl",
-    "uz": "uz", "eo": "eo", "el": "el", "sv": "sv", "te": "te", "gu": "gu", "tl": "tl", "tg": "tg", "ky": "ky",
+    "en": "en",
+    "us": "en",
+    "ko": "ko",
+    "cn": "zh",
+    "zh": "zh",
+    "ru": "ru",
+    "fr": "fr",
+    "de": "de",
+    "es": "es",
+    "pt": "pt",
+    "br": "pt",
+    "it": "it",
+    "nl": "nl",
+    "ca": "ca",
+    "tr": "tr",
+    "vn": "vi",
+    "vi": "vi",
+    "ar": "ar",
+    "fa": "fa",
+    "uk": "uk",
+    "ua": "uk",
+    "kz": "kk",
+    "ja": "ja",
+    "jp": "ja",
+    "hi": "hi",
+    "cs": "cs",
+    "pl": "pl",
+    "uz": "uz",
+    "eo": "eo",
+    "el": "el",
+    "sv": "sv",
+    "te": "te",
+    "gu": "gu",
+    "tl": "tl",
+    "tg": "tg",
+    "ky": "ky",
 }
 NAMES = {
-    "english": "en", "korean": "ko", "chinese": "zh", "russian": "ru", "french": "fr", "german": "de", "spanish": "es",
-    "portuguese": "pt", "italian": "it", "dutch": "nl", "catalan": "ca", "turkish": "tr", "vietnamese": "vi",
-    "arabic": "ar", "farsi": "fa", "persian": "fa", "ukrainian": "uk", "kazakh": "kk", "japanese": "ja", "hindi": "hi",
-    "czech": "cs", "polish": "pl", "uzbek": "uz", "esperanto": "eo", "greek": "el", "swedish": "sv", "telugu": "te",
-    "gujarati": "gu", "filipino": "tl", "tajik": "tg", "kyrgyz": "ky",
+    "english": "en",
+    "korean": "ko",
+    "chinese": "zh",
+    "russian": "ru",
+    "french": "fr",
+    "german": "de",
+    "spanish": "es",
+    "portuguese": "pt",
+    "italian": "it",
+    "dutch": "nl",
+    "catalan": "ca",
+    "turkish": "tr",
+    "vietnamese": "vi",
+    "arabic": "ar",
+    "farsi": "fa",
+    "persian": "fa",
+    "ukrainian": "uk",
+    "kazakh": "kk",
+    "japanese": "ja",
+    "hindi": "hi",
+    "czech": "cs",
+    "polish": "pl",
+    "uzbek": "uz",
+    "esperanto": "eo",
+    "greek": "el",
+    "swedish": "sv",
+    "telugu": "te",
+    "gujarati": "gu",
+    "filipino": "tl",
+    "tajik": "tg",
+    "kyrgyz": "ky",
 }
 LANGUAGE_AFTER_MODEL = re.compile(r"(?:^|[-_])model[-_](?:small[-_])?([a-z]{2})(?=$|[-_.\d])")
 
@@ -78,15 +138,23 @@ class Hearing:
     def health(self) -> Dict[str, Any]:
         """The fields /health and the start log report."""
         matches = None if self.model_language is None else self.model_language == self.assistant_language
-        report: Dict[str, Any] = {"speech": self.speech, "speech_model_language": self.model_language,
-                                  "assistant_language": self.assistant_language, "speech_language_matches": matches}
+        report: Dict[str, Any] = {
+            "speech": self.speech,
+            "speech_model_language": self.model_language,
+            "assistant_language": self.assistant_language,
+            "speech_language_matches": matches,
+        }
         if self.reason:
             report["speech_reason"] = self.reason
         return report
 
 
-def hearing(recogniser: Optional[LiveRecognition], model_path: Optional[str], declared: Optional[str] = None,
-            assistant: Optional[str] = None) -> Hearing:
+def hearing(
+    recogniser: Optional[LiveRecognition],
+    model_path: Optional[str],
+    declared: Optional[str] = None,
+    assistant: Optional[str] = None,
+) -> Hearing:
     """Speech on with `recogniser` (for the model at `model_path`) when the model is in the assistant's language;
     off, with the reason, when there is none or its language differs (then the recogniser is left unused)."""
     language = model_language(model_path, declared)

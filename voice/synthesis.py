@@ -10,6 +10,7 @@ Unlike other spawned processes, the worker does not run the parent's main script
 `python - < script` and console scripts such as `rasa` would otherwise break or import far
 more than espeak needs.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -52,8 +53,7 @@ class Voice:
     def __post_init__(self) -> None:
         if not MIN_WORDS_PER_MINUTE <= self.words_per_minute <= MAX_WORDS_PER_MINUTE:
             raise ValueError(
-                f"espeak speaks at {MIN_WORDS_PER_MINUTE} to {MAX_WORDS_PER_MINUTE} words per minute,"
-                f" not {self.words_per_minute}"
+                f"espeak speaks at {MIN_WORDS_PER_MINUTE} to {MAX_WORDS_PER_MINUTE} words per minute, not {self.words_per_minute}"
             )
 
 
@@ -188,9 +188,7 @@ def _serve(jobs: Connection, answers: Connection) -> None:
             return
 
 
-def _job(
-    espeak: _Espeak, job_id: int, text: str, words_per_minute: int, name: Optional[str], rate: Optional[int]
-) -> tuple:
+def _job(espeak: _Espeak, job_id: int, text: str, words_per_minute: int, name: Optional[str], rate: Optional[int]) -> tuple:
     """One job's answer for the caller: ok with the audio and its rate, or an error."""
     started = time.perf_counter()
     try:
@@ -243,9 +241,7 @@ class _Worker:
         jobs_out, jobs_in = context.Pipe(duplex=False)  # (receiving end, sending end)
         answers_out, answers_in = context.Pipe(duplex=False)
         started = time.perf_counter()
-        self.process = context.Process(
-            target=_serve, args=(jobs_out, answers_in), name="onewindow-speech-synthesis", daemon=True
-        )
+        self.process = context.Process(target=_serve, args=(jobs_out, answers_in), name="onewindow-speech-synthesis", daemon=True)
         _start_without_main(self.process)
         jobs_out.close()  # only the worker holds these ends now: its death closes the pipes (EOF)
         answers_in.close()
@@ -331,9 +327,7 @@ class _Worker:
         with self._lock:
             self.stopped = True
             pending, self.pending = self.pending, {}
-            reason = self.reason or (
-                f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            )
+            reason = self.reason or (f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}")
             if not self.ready and not self.reason:
                 reason += " while starting"
         self._jobs.close()
@@ -411,9 +405,7 @@ class SpeechSynthesiser:
                 if self._worker is worker:
                     self._worker = None
             worker.stop(f"a job took longer than {timeout:g} s", graceful=False)
-            raise RuntimeError(
-                f"speech synthesis took longer than {timeout:g} s; its worker process was stopped"
-            ) from None
+            raise RuntimeError(f"speech synthesis took longer than {timeout:g} s; its worker process was stopped") from None
         pcm = Pcm.from_bytes(frames, answer_rate)
         log_event(
             logger,

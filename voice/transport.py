@@ -3,6 +3,7 @@
 AudioSocket (voice/audiosocket.py) and the kiosk's sound card (voice/kiosk.py) implement it;
 Asterisk's WebSocket channel or a Twilio-style media stream would be two more.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

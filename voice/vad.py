@@ -1,4 +1,5 @@
 """Turn-taking on telephone audio: where the caller's utterances start and end, and barge-in, with webrtcvad."""
+
 from __future__ import annotations
 
 from collections import deque

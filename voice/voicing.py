@@ -1,4 +1,5 @@
 """Text to call audio, sentence by sentence: playback starts after the first sentence is ready."""
+
 from __future__ import annotations
 
 import asyncio

@@ -3,6 +3,7 @@
 Templates extend base.html and fill `{% block title %}` and `{% block content %}`; forms that
 change something include `<input type="hidden" name="csrf_token" value="{{ csrf_token }}">`.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -32,7 +33,7 @@ NAV = (
 
 
 def waited(since: Optional[datetime], now: Optional[datetime] = None) -> str:
-    """"4 min", "1 h 05 min" since `since` (UTC)."""
+    """ "4 min", "1 h 05 min" since `since` (UTC)."""
     if since is None:
         return ""
     minutes = max(0, int(((now or datetime.utcnow()) - since).total_seconds() // 60))

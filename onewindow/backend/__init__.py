@@ -1,4 +1,5 @@
 """The service backend: the one interface that actions and channels call."""
+
 from __future__ import annotations
 
 from datetime import datetime

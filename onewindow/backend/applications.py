@@ -1,4 +1,5 @@
 """Applications citizens have submitted, and their status history."""
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -6,10 +7,10 @@ from typing import List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
 
-from onewindow.storage import models
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import ApplicationRecord, StatusChangeRecord
 from onewindow.backend.references import normalise_reference
+from onewindow.storage import models
 
 
 class Applications:
@@ -39,10 +40,7 @@ class Applications:
                 service_name=application.service.name,
                 status=application.status,
                 submitted_at=application.submitted_at,
-                history=[
-                    StatusChangeRecord(change.status, change.changed_at, change.note)
-                    for change in application.history
-                ],
+                history=[StatusChangeRecord(change.status, change.changed_at, change.note) for change in application.history],
             )
 
     def for_phone(self, phone: str) -> List[ApplicationRecord]:
@@ -52,17 +50,17 @@ class Applications:
             return []
         with self._sessions() as session:
             references = session.scalars(
-                select(models.Application.reference).join(models.Citizen)
-                .where(models.Citizen.phone == normalised).order_by(models.Application.submitted_at.desc())
+                select(models.Application.reference)
+                .join(models.Citizen)
+                .where(models.Citizen.phone == normalised)
+                .order_by(models.Application.submitted_at.desc())
             ).all()
         return [record for record in map(self.status, references) if record is not None]
 
     def record(self, reference: str, service_id: str, changes: list, phone: Optional[str] = None) -> None:
         """Store an application with its history [(status, when, note), ...] and its citizen's phone (sample data, imports)."""
         with self._sessions.begin() as session:
-            existing = session.scalars(
-                select(models.Application).where(models.Application.reference == reference)
-            ).first()
+            existing = session.scalars(select(models.Application).where(models.Application.reference == reference)).first()
             if existing is not None:
                 return
             status, submitted, _ = changes[0]
@@ -75,8 +73,6 @@ class Applications:
                 submitted_at=submitted,
             )
             application.history = [
-                models.ApplicationStatusChange(status=s, changed_at=when, note=note)
-                for s, when, note in changes
+                models.ApplicationStatusChange(status=s, changed_at=when, note=note) for s, when, note in changes
             ]
             session.add(application)
-

@@ -1,4 +1,5 @@
 """Appointment slots and bookings; a slot is never booked beyond its capacity."""
+
 from __future__ import annotations
 
 import logging
@@ -9,12 +10,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from onewindow.storage import models
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
 from onewindow.backend.records import AppointmentRecord
 from onewindow.backend.references import normalise_reference, unused_reference
 from onewindow.infra.logs import log_event
+from onewindow.storage import models
 
 logger = logging.getLogger(__name__)
 
@@ -208,9 +209,7 @@ class Bookings:
             return None
         with self._sessions() as session:
             appointment = session.scalars(
-                select(models.Appointment)
-                .where(models.Appointment.reference == code)
-                .options(*_RECORD_LOADS)
+                select(models.Appointment).where(models.Appointment.reference == code).options(*_RECORD_LOADS)
             ).first()
             return _record(appointment) if appointment else None
 
@@ -250,9 +249,7 @@ class Bookings:
     def _ensure_slots(self, office_id: str, day: date) -> None:
         """Create the day's slots from the opening hours the first time anyone asks."""
         with self._sessions() as session:
-            if session.scalars(
-                select(Slot.id).where(Slot.office_id == office_id, Slot.day == day).limit(1)
-            ).first():
+            if session.scalars(select(Slot.id).where(Slot.office_id == office_id, Slot.day == day).limit(1)).first():
                 return
             office = self._catalogue.office(office_id)
             length = timedelta(minutes=office.slot_minutes)
@@ -270,13 +267,9 @@ class Bookings:
 
     @staticmethod
     def _take_place(session: Session, office_id: str, starts_at: datetime) -> int:
-        slot_id = session.scalars(
-            select(Slot.id).where(Slot.office_id == office_id, Slot.starts_at == starts_at)
-        ).first()
+        slot_id = session.scalars(select(Slot.id).where(Slot.office_id == office_id, Slot.starts_at == starts_at)).first()
         taken = session.execute(
-            update(Slot)
-            .where(Slot.id == slot_id, Slot.booked < Slot.capacity)
-            .values(booked=Slot.booked + 1)
+            update(Slot).where(Slot.id == slot_id, Slot.booked < Slot.capacity).values(booked=Slot.booked + 1)
         )
         if slot_id is None or taken.rowcount != 1:
             raise BookingError("slot_taken")
@@ -284,15 +277,11 @@ class Bookings:
 
     @staticmethod
     def _release_place(session: Session, slot_id: int) -> None:
-        session.execute(
-            update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1)
-        )
+        session.execute(update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1))
 
     @staticmethod
     def _active(session: Session, code: Optional[str]) -> models.Appointment:
-        appointment = session.scalars(
-            select(models.Appointment).where(models.Appointment.reference == code)
-        ).first()
+        appointment = session.scalars(select(models.Appointment).where(models.Appointment.reference == code)).first()
         if appointment is None:
             raise BookingError("unknown_reference")
         if appointment.status != "booked":

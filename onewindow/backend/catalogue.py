@@ -1,4 +1,5 @@
 """Read-only questions about services, offices, life events and the city."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from onewindow.storage import models
+from onewindow.backend.geo import distance_km
 from onewindow.backend.records import (
     BenefitRecord,
     CityRecord,
@@ -23,7 +24,7 @@ from onewindow.backend.records import (
     StopRecord,
 )
 from onewindow.service_catalogue.schema import WEEKDAYS
-from onewindow.backend.geo import distance_km
+from onewindow.storage import models
 
 KIND_ORDER = ("service_centre", "specialist_office", "rural_point", "mobile_point")  # the order offices are offered in
 
@@ -61,9 +62,7 @@ class CatalogueQueries:
     older than `ttl_seconds`, so a `make seed` shows in running servers within that time.
     """
 
-    def __init__(
-        self, sessions: sessionmaker, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, sessions: sessionmaker, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._sessions = sessions
         self._ttl = ttl_seconds
         self._clock = clock
@@ -132,7 +131,8 @@ class CatalogueQueries:
         """The offices (offering the service, or one of the services, if given) closest to a position, with their distance in km."""
         wanted = [service_ids] if isinstance(service_ids, str) else list(service_ids or [])
         placed = [
-            o for o in self.offices()
+            o
+            for o in self.offices()
             if (not wanted or set(wanted) & set(o.service_ids)) and o.latitude is not None and o.longitude is not None
         ]
         ranked = sorted(
@@ -153,7 +153,6 @@ class CatalogueQueries:
         return dict(sorted(self._current().districts.items(), key=lambda item: item[1]))
 
 
-
 def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
     with sessions() as session:
         city_row = session.get(models.City, 1)
@@ -166,9 +165,7 @@ def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
         services = {
             s.id: _service_record(s, events)
             for s in session.scalars(
-                select(models.Service)
-                .where(models.Service.active.is_(True))
-                .options(selectinload(models.Service.offices))
+                select(models.Service).where(models.Service.active.is_(True)).options(selectinload(models.Service.offices))
             )
         }
         offered: Dict[str, List[str]] = defaultdict(list)
@@ -193,18 +190,14 @@ def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
                 e.sympathy,
             )
             for e in session.scalars(
-                select(models.LifeEvent)
-                .where(models.LifeEvent.active.is_(True))
-                .options(selectinload(models.LifeEvent.steps))
+                select(models.LifeEvent).where(models.LifeEvent.active.is_(True)).options(selectinload(models.LifeEvent.steps))
             )
         }
         districts = {d.id: d.name for d in session.scalars(select(models.District))}
         aliases: Dict[str, Dict[str, List[str]]] = defaultdict(lambda: defaultdict(list))
         for alias in session.scalars(select(models.Alias).order_by(models.Alias.target_id)):
             aliases[alias.kind][alias.phrase].append(alias.target_id)
-        categories = set(
-            session.scalars(select(models.ReportCategory.id).where(models.ReportCategory.active.is_(True)))
-        )
+        categories = set(session.scalars(select(models.ReportCategory.id).where(models.ReportCategory.active.is_(True))))
     ids = {
         "service": set(services),
         "office": {o.id for o in offices},
@@ -213,11 +206,15 @@ def _load_snapshot(sessions: sessionmaker, taken_at: float) -> _Snapshot:
         "report_category": categories,
     }
     return _Snapshot(
-        city, services, offices, life_events, districts,
-        {k: dict(v) for k, v in aliases.items()}, ids, taken_at,
+        city,
+        services,
+        offices,
+        life_events,
+        districts,
+        {k: dict(v) for k, v in aliases.items()},
+        ids,
+        taken_at,
     )
-
-
 
 
 def _life_events_by_service(session: Session) -> Dict[str, List[str]]:

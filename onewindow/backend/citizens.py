@@ -1,4 +1,5 @@
 """Citizens and the channel identities (chats, caller numbers) linked to them."""
+
 from __future__ import annotations
 
 import re
@@ -7,14 +8,14 @@ from typing import List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from onewindow.storage import models
 from onewindow import settings
+from onewindow.storage import models
 
 PHONE_PATTERN = re.compile(r"^\+?\d{8,15}$")
 
 
 def normalise_phone(text: Optional[str]) -> Optional[str]:
-    """"0412 345-678" -> "0412345678"; None when it cannot be a phone number.
+    """ "0412 345-678" -> "0412345678"; None when it cannot be a phone number.
 
     A number in international form with the city's own country code ("+61 412 345 678", or
     "61412345678" as Telegram shares contacts) becomes the national form "0412345678", so the
@@ -28,7 +29,7 @@ def normalise_phone(text: Optional[str]) -> Optional[str]:
     home = settings.country_calling_code()
     international = compact[1:] if compact.startswith("+") else compact
     if international.startswith(home) and not international.startswith("0") and len(international) > len(home) + 7:
-        return "0" + international[len(home):]
+        return "0" + international[len(home) :]
     return compact
 
 
@@ -67,9 +68,7 @@ class Citizens:
             citizen = find_or_create_citizen(session, normalised, name)
             identity = session.scalars(_identity(channel, external_id)).first()
             if identity is None:
-                session.add(
-                    models.ChannelIdentity(citizen_id=citizen.id, channel=channel, external_id=external_id)
-                )
+                session.add(models.ChannelIdentity(citizen_id=citizen.id, channel=channel, external_id=external_id))
             else:
                 identity.citizen_id = citizen.id
             return citizen.id
@@ -102,9 +101,11 @@ class Citizens:
         if normalised is None:
             return []
         with self._sessions() as session:
-            return list(session.scalars(
-                select(models.ChannelIdentity.external_id)
-                .join(models.Citizen)
-                .where(models.Citizen.phone == normalised, models.ChannelIdentity.channel == channel)
-                .order_by(models.ChannelIdentity.linked_at)
-            ))
+            return list(
+                session.scalars(
+                    select(models.ChannelIdentity.external_id)
+                    .join(models.Citizen)
+                    .where(models.Citizen.phone == normalised, models.ChannelIdentity.channel == channel)
+                    .order_by(models.ChannelIdentity.linked_at)
+                )
+            )

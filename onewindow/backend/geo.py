@@ -1,4 +1,5 @@
 """Distances on the Earth's surface, for finding the office nearest to a shared location."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ The queue is every open handoff, highest priority (1) first, then oldest first; 
 handoff has left the queue (a person is on it). This table is the staff side's state; the
 conversation's `handoff_active` slot is the assistant's, and both are changed together.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +17,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.sql import ColumnElement
 
-from onewindow.storage import models
 from onewindow.backend.records import DeskMessage, HandoffRecord, QueueItem
 from onewindow.backend.references import unused_reference
 from onewindow.infra.logs import log_event, pseudonym
+from onewindow.storage import models
 
 logger = logging.getLogger(__name__)
 ACTIVE = ("open", "claimed")
@@ -57,17 +58,32 @@ def wait_for_place(position: int, minutes_per_place: float) -> int:
 
 def _record(row: Handoff, positions: Dict[int, int]) -> HandoffRecord:
     return HandoffRecord(
-        row.reference, row.sender_id, row.reason, row.priority, row.status,
-        positions.get(row.id), row.notified_position, bool(row.callback_requested),
+        row.reference,
+        row.sender_id,
+        row.reason,
+        row.priority,
+        row.status,
+        positions.get(row.id),
+        row.notified_position,
+        bool(row.callback_requested),
     )
 
 
 def _item(row: Handoff, positions: Dict[int, int]) -> QueueItem:
     return QueueItem(
-        reference=row.reference, sender_id=row.sender_id, channel=row.channel, reason=row.reason,
-        priority=row.priority, status=row.status, created_at=row.created_at, claimed_by=row.claimed_by,
-        claimed_at=row.claimed_at, position=positions.get(row.id), summary=dict(row.summary or {}),
-        callback_requested=bool(row.callback_requested), outcome=row.outcome,
+        reference=row.reference,
+        sender_id=row.sender_id,
+        channel=row.channel,
+        reason=row.reason,
+        priority=row.priority,
+        status=row.status,
+        created_at=row.created_at,
+        claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at,
+        position=positions.get(row.id),
+        summary=dict(row.summary or {}),
+        callback_requested=bool(row.callback_requested),
+        outcome=row.outcome,
         messages=[DeskMessage(m.kind, m.author, m.text, bool(m.delivered), m.created_at) for m in row.messages],
     )
 
@@ -78,24 +94,34 @@ class Handoffs:
 
     # --- the citizen's side (actions) ------------------------------------------------------------
 
-    def request(
-        self, sender_id: str, channel: str, reason: str, summary: Dict[str, Any], priority: int = 2
-    ) -> HandoffRecord:
+    def request(self, sender_id: str, channel: str, reason: str, summary: Dict[str, Any], priority: int = 2) -> HandoffRecord:
         """Open a handoff for this conversation, or return the active one (made more urgent if this reason is)."""
         with self._sessions.begin() as session:
             row = self._active_row(session, sender_id)
             if row is None:
                 row = Handoff(
-                    reference=unused_reference(session, Handoff, "handoff"), sender_id=sender_id,
-                    channel=channel, reason=reason, summary=summary, priority=priority,
+                    reference=unused_reference(session, Handoff, "handoff"),
+                    sender_id=sender_id,
+                    channel=channel,
+                    reason=reason,
+                    summary=summary,
+                    priority=priority,
                 )
                 session.add(row)
             elif priority < row.priority:
                 row.priority, row.reason = priority, reason
             session.flush()
             record = _record(row, queue_positions(session))
-        log_event(logger, "handoff.requested", reference=record.reference, reason=record.reason, priority=record.priority,
-                  channel=channel, sender=pseudonym(sender_id), position=record.position_in_queue)
+        log_event(
+            logger,
+            "handoff.requested",
+            reference=record.reference,
+            reason=record.reason,
+            priority=record.priority,
+            channel=channel,
+            sender=pseudonym(sender_id),
+            position=record.position_in_queue,
+        )
         return record
 
     def active(self, sender_id: str) -> Optional[HandoffRecord]:
@@ -151,8 +177,10 @@ class Handoffs:
         with self._sessions() as session:
             positions = queue_positions(session)
             rows = session.scalars(
-                select(Handoff).options(selectinload(Handoff.messages))
-                .where(Handoff.status.in_(ACTIVE)).order_by(Handoff.priority, Handoff.id)
+                select(Handoff)
+                .options(selectinload(Handoff.messages))
+                .where(Handoff.status.in_(ACTIVE))
+                .order_by(Handoff.priority, Handoff.id)
             )
             return [_item(row, positions) for row in rows]
 
@@ -215,8 +243,10 @@ class Handoffs:
         """The median claim wait of recent handoffs, or a default without history."""
         with self._sessions() as session:
             recent = session.execute(
-                select(Handoff.created_at, Handoff.claimed_at).where(Handoff.claimed_at.is_not(None))
-                .order_by(Handoff.claimed_at.desc()).limit(RECENT_CLAIMS)
+                select(Handoff.created_at, Handoff.claimed_at)
+                .where(Handoff.claimed_at.is_not(None))
+                .order_by(Handoff.claimed_at.desc())
+                .limit(RECENT_CLAIMS)
             ).all()
         waits = [(claimed - created).total_seconds() / 60 for created, claimed in recent]
         return statistics.median(waits) if waits else DEFAULT_MINUTES_PER_PLACE
@@ -226,11 +256,10 @@ class Handoffs:
         with self._sessions() as session:
             active = session.execute(
                 select(Handoff.id, Handoff.status, Handoff.priority, Handoff.claimed_by, Handoff.callback_requested)
-                .where(Handoff.status.in_(ACTIVE)).order_by(Handoff.id)
+                .where(Handoff.status.in_(ACTIVE))
+                .order_by(Handoff.id)
             ).all()
-            totals = session.execute(
-                select(func.count(Handoff.id), func.max(Handoff.closed_at)).select_from(Handoff)
-            ).one()
+            totals = session.execute(select(func.count(Handoff.id), func.max(Handoff.closed_at)).select_from(Handoff)).one()
             messages = session.scalar(select(func.max(models.HandoffMessage.id)))
         return hashlib.sha256(repr((active, tuple(totals), messages)).encode()).hexdigest()[:16]
 

@@ -8,6 +8,7 @@ Failed look-ups (no such reference, wrong digits) are stored in `record_lookups`
 only; five within an hour for the same conversation, source or record stop further look-ups there,
 and the assistant offers the office and a person instead.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -19,12 +20,12 @@ from typing import Callable, List, Optional, Tuple
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow.storage import models
 from onewindow.backend.applications import Applications
 from onewindow.backend.bookings import Bookings
-from onewindow.backend.records import AppointmentRecord, ApplicationRecord
+from onewindow.backend.records import ApplicationRecord, AppointmentRecord
 from onewindow.backend.references import mistyped_reference, normalise_reference
 from onewindow.infra.logs import log_event, pseudonym
+from onewindow.storage import models
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +199,12 @@ class Ownership:
         lookups = models.RecordLookup
         query = (
             select(
-                lookups.source_key, lookups.channel, func.count(), func.count().filter(lookups.reason == "limited"),
-                func.min(lookups.at), func.max(lookups.at),
+                lookups.source_key,
+                lookups.channel,
+                func.count(),
+                func.count().filter(lookups.reason == "limited"),
+                func.min(lookups.at),
+                func.max(lookups.at),
             )
             .where(lookups.at >= since)
             .group_by(lookups.source_key, lookups.channel)
@@ -244,8 +249,13 @@ class Ownership:
         with self._sessions.begin() as session:
             session.add(
                 models.RecordLookup(
-                    at=self._clock(), kind=kind, channel=requester.channel, conversation_key=conversation,
-                    source_key=source, record_key=record, reason=reason,
+                    at=self._clock(),
+                    kind=kind,
+                    channel=requester.channel,
+                    conversation_key=conversation,
+                    source_key=source,
+                    record_key=record,
+                    reason=reason,
                 )
             )
         log_event(logger, "record.lookup_failed", kind=kind, reason=reason, channel=requester.channel, conversation=conversation)
@@ -269,4 +279,3 @@ class Ownership:
                     models.ChannelIdentity.channel == channel, models.ChannelIdentity.external_id == external_id
                 )
             ).first()
-

@@ -1,4 +1,5 @@
 """Per-chat preferences: answers by voice as well as text, slower speech."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Plain records the backend hands to actions and channels (no database sessions attached)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ digits make 900 million codes of each kind, so a valid one cannot be guessed. Re
 before this format (a prefix and six digits, "BK-482913") are still read as they are. Reports and
 handoffs, which nobody looks up by reference, still get six-digit references.
 """
+
 from __future__ import annotations
 
 import re
@@ -95,7 +96,7 @@ def parse_reference(text: Optional[str], kind: Optional[str] = None) -> Optional
 
 
 def normalise_reference(text: Optional[str], kind: Optional[str] = None) -> Optional[str]:
-    """"bk 48291 37506" -> "BK-48291-37506", "bk 123456" -> "BK-123456"; None when malformed, mistyped or of another kind."""
+    """ "bk 48291 37506" -> "BK-48291-37506", "bk 123456" -> "BK-123456"; None when malformed, mistyped or of another kind."""
     parsed = parse_reference(text, kind)
     if parsed is None or parsed[2] is not None:
         return None

@@ -1,4 +1,5 @@
 """Issues citizens report (potholes, broken lights...), routed to the right department."""
+
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,10 @@ from typing import List, Tuple
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from onewindow.storage import models
 from onewindow.backend.records import ReportRecord
 from onewindow.backend.references import unused_reference
 from onewindow.infra.logs import log_event, pseudonym
+from onewindow.storage import models
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,7 @@ class Reports:
             )
             return [(row.id, row.name) for row in rows]
 
-    def submit(
-        self, category_id: str, location: str, description: str, channel: str, sender_id: str
-    ) -> ReportRecord:
+    def submit(self, category_id: str, location: str, description: str, channel: str, sender_id: str) -> ReportRecord:
         """File a report; raises LookupError for an unknown category."""
         with self._sessions.begin() as session:
             category = session.get(models.ReportCategory, category_id)
@@ -53,5 +52,7 @@ class Reports:
                 )
             )
             record = ReportRecord(reference, category.name, category.department, category.urgent)
-        log_event(logger, "report.submitted", reference=reference, category=category_id, channel=channel, sender=pseudonym(sender_id))
+        log_event(
+            logger, "report.submitted", reference=reference, category=category_id, channel=channel, sender=pseudonym(sender_id)
+        )
         return record

@@ -7,6 +7,7 @@ through Rasa's HTTP API). A staff reply reaches the citizen on their own channel
 metadata {"staff": username}. When the queue moves, each waiting citizen whose place changed
 is told their new place and wait.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,14 @@ from onewindow.infra.logs import log_event, pseudonym
 from onewindow.settings import checked_api_secret
 
 __all__ = [
-    "DeskMessage", "HandoffNotFound", "HandoffStateError", "OUTCOMES", "QueueItem", "StaffDesk",
-    "queue_place_text", "tell_queue_moves",
+    "DeskMessage",
+    "HandoffNotFound",
+    "HandoffStateError",
+    "OUTCOMES",
+    "QueueItem",
+    "StaffDesk",
+    "queue_place_text",
+    "tell_queue_moves",
 ]
 logger = logging.getLogger(__name__)
 OUTCOMES = ("answered", "booked", "referred to an office", "callback arranged", "no reply from citizen")
@@ -49,8 +56,11 @@ async def tell_queue_moves(backend: ServiceBackend, outbound: OutboundChannels) 
 
     A citizen who cannot be reached now (a REST client, a caller) is told at their next message.
     """
-    moved = [h for h in await asyncio.to_thread(backend.handoffs.waiting)
-             if h.position_in_queue is not None and h.position_in_queue != h.notified_position]
+    moved = [
+        h
+        for h in await asyncio.to_thread(backend.handoffs.waiting)
+        if h.position_in_queue is not None and h.position_in_queue != h.notified_position
+    ]
     if not moved:
         return 0
     per_place = await asyncio.to_thread(backend.handoffs.minutes_per_place)  # one query for all of them

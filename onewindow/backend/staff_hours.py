@@ -3,6 +3,7 @@
 Staff work the city hotline's hours (catalogue/city.yml, `city.hotline.hours`, validated by
 onewindow/service_catalogue/schema.py): `staff_hours` is the one place that reads them for a handoff.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -36,7 +37,7 @@ def next_opening(hours: Hours, moment: datetime) -> Optional[datetime]:
 
 
 def day_text(day: date, today: date) -> str:
-    """"today", "tomorrow" or "on Monday" (within the coming week)."""
+    """ "today", "tomorrow" or "on Monday" (within the coming week)."""
     if day == today:
         return "today"
     if day == today + timedelta(days=1):
@@ -45,7 +46,7 @@ def day_text(day: date, today: date) -> str:
 
 
 def when_staff_reply(hours: Hours, moment: datetime) -> str:
-    """"on Monday from 8 am": when a person will answer a conversation handed over at `moment`."""
+    """ "on Monday from 8 am": when a person will answer a conversation handed over at `moment`."""
     if staff_working(hours, moment):
         return "soon"
     opening = next_opening(hours, moment)

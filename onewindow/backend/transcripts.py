@@ -1,4 +1,5 @@
 """Voice call transcripts: stored when a call ends, read by staff in the console."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,5 +51,13 @@ class Transcripts:
 
 
 def _record(row: models.CallTranscript) -> CallRecord:
-    return CallRecord(row.call_id, row.channel, row.sender_id, row.started_at, row.ended_at, row.outcome,
-                      row.caller_audio_seconds, list(row.turns or []))
+    return CallRecord(
+        row.call_id,
+        row.channel,
+        row.sender_id,
+        row.started_at,
+        row.ended_at,
+        row.outcome,
+        row.caller_audio_seconds,
+        list(row.turns or []),
+    )

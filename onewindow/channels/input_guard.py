@@ -1,4 +1,5 @@
 """Check a citizen's raw message before NLU: empty, too long, or not in a language we read."""
+
 from __future__ import annotations
 
 import unicodedata

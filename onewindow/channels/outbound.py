@@ -6,6 +6,7 @@ the bot's own TELEGRAM_TOKEN and TELEGRAM_API_URL. A phone or kiosk conversation
 reached once the call is over (the console offers a call back), nor can a REST client.
 Logs name the channel and a pseudonym of the conversation, never the text or a number.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,9 @@ TELEGRAM_API_URL = "https://api.telegram.org/bot"
 
 
 class OutboundChannels:
-    def __init__(self, telegram_token: Optional[str] = None, telegram_api_url: str = TELEGRAM_API_URL, timeout: float = 10.0) -> None:
+    def __init__(
+        self, telegram_token: Optional[str] = None, telegram_api_url: str = TELEGRAM_API_URL, timeout: float = 10.0
+    ) -> None:
         self.telegram_token = telegram_token
         self.telegram_api_url = telegram_api_url
         self.timeout = timeout

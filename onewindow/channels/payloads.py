@@ -8,6 +8,7 @@ channel adapters send themselves (the Telegram commands /human and /cancel, a sh
 the keypad's 0, the hotline's main menu at the start of a call and its "nothing understood").
 Anything else is read as the words the citizen typed.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Set
@@ -18,8 +19,11 @@ CHANNEL_COMMANDS = frozenset({"/request_human", "/stop", "/find_office", "/main_
 
 def button_payloads(message: Mapping[str, Any]) -> Set[str]:
     """The payloads of one assistant message's buttons (a response, or a bot event's data)."""
-    return {button["payload"] for button in message.get("buttons") or []
-            if isinstance(button, Mapping) and isinstance(button.get("payload"), str)}
+    return {
+        button["payload"]
+        for button in message.get("buttons") or []
+        if isinstance(button, Mapping) and isinstance(button.get("payload"), str)
+    }
 
 
 def offered_payloads(events: Iterable[Mapping[str, Any]]) -> Set[str]:

@@ -1,4 +1,5 @@
 """How channels talk to the Rasa server: the REST channel for messages, the HTTP API for a conversation's events."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -7,7 +8,6 @@ from urllib.parse import quote
 import httpx
 
 from onewindow.channels.senders import sign_sender
-
 from onewindow.infra.api_auth import authorization
 
 
@@ -41,7 +41,9 @@ class RasaClient:
         await self._client.aclose()
 
 
-async def append_events(base_url: str, api_secret: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0) -> None:
+async def append_events(
+    base_url: str, api_secret: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0
+) -> None:
     """Add events to a conversation through Rasa's HTTP API (POST /conversations/<id>/tracker/events),
     at `base_url` (the router's internal listener), with a token signed with `api_secret`."""
     path = f"/conversations/{quote(sender_id, safe=':+')}/tracker/events"

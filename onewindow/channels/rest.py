@@ -1,4 +1,5 @@
 """The REST channel with OneWindow's input checks; registered as `rest` in credentials.yml."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,10 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, Sanic
 from sqlalchemy.exc import SQLAlchemyError
 
-from onewindow.text.channel_wording import CHAT, Abilities, abilities_for
 from onewindow.channels.input_guard import input_problem
 from onewindow.channels.payloads import button_payloads, citizen_text, is_payload, offered_payloads
 from onewindow.infra.logs import pseudonym
+from onewindow.text.channel_wording import CHAT, Abilities, abilities_for
 from onewindow.text.wording import technical_apology
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ Anyone can post to the REST webhook with any sender id, so the channel adapters 
 the hotline gateway) sign each message's sender id with a secret only they and the action server
 know; only a signed sender's identity proves who is talking (onewindow/backend/ownership.py).
 """
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ A header, not Rasa's `?token=`: query strings end up in access logs.
 
     RASA_JWT_SECRET=$(cat var/api-secret) .venv/bin/python -m onewindow.infra.api_auth   # prints a token for curl
 """
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Helpers for starting the servers on this machine: their endpoints.yml and a readiness probe."""
+
 from __future__ import annotations
 
 import urllib.error

@@ -6,6 +6,7 @@ adds the exception's class and its traceback (redacted too). String fields
 are scrubbed of phone numbers and long digit runs (ID numbers); people are named only by
 a pseudonym (`pseudonym(sender_id)`), never by name.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -29,6 +29,7 @@ conversation was bound to an instance by a hash, 263 to 287 ms with this queue.
     RASA_JWT_SECRET=... python -m onewindow.infra.router --port 5005 --api-port 5100 \
         --upstream http://127.0.0.1:5101 --upstream http://127.0.0.1:5102
 """
+
 from __future__ import annotations
 
 import argparse
@@ -204,7 +205,10 @@ def is_channel_path(raw_path: str) -> bool:
 
 
 def make_apps(
-    upstreams: List[str], api_secret: str, messages_per_instance: int = MESSAGES_PER_INSTANCE, timeout_seconds: float = 60.0,
+    upstreams: List[str],
+    api_secret: str,
+    messages_per_instance: int = MESSAGES_PER_INSTANCE,
+    timeout_seconds: float = 60.0,
 ) -> Tuple[web.Application, web.Application]:
     """The public application (the channels and a liveness answer) and the internal one (the HTTP API, with a token).
 
@@ -261,7 +265,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--api-port", type=int, required=True)
     parser.add_argument("--upstream", action="append", required=True, help="a Rasa server URL; repeat for each instance")
     parser.add_argument(
-        "--messages-per-instance", type=int,
+        "--messages-per-instance",
+        type=int,
         default=int(os.environ.get("ONEWINDOW_MESSAGES_PER_INSTANCE", MESSAGES_PER_INSTANCE)),
         help=f"messages an instance works on at once; the rest wait in the router's queue (default {MESSAGES_PER_INSTANCE})",
     )

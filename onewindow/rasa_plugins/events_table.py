@@ -4,6 +4,7 @@ The tracker store is configured in endpoints.yml the way Rasa users know; this m
 that section into an SQLAlchemy URL and describes Rasa's `events` table, so that the console
 reads conversations from the one copy Rasa keeps rather than a second copy of its own.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any, Dict, Optional
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import URL, Engine
 
-from onewindow.storage.db import make_engine, use_write_ahead_log
 from onewindow.settings import PROJECT_ROOT
+from onewindow.storage.db import make_engine, use_write_ahead_log
 
 metadata = MetaData()
 
@@ -65,8 +66,12 @@ def tracker_database_url(endpoints: Path = PROJECT_ROOT / "endpoints.yml") -> st
         return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
     return str(
         URL.create(
-            dialect, username=config.get("username"), password=config.get("password"),
-            host=url, port=config.get("port"), database=db,
+            dialect,
+            username=config.get("username"),
+            password=config.get("password"),
+            host=url,
+            port=config.get("port"),
+            database=db,
         )
     )
 
@@ -78,4 +83,3 @@ def tracker_engine(endpoints: Path = PROJECT_ROOT / "endpoints.yml", url: Option
     use_write_ahead_log(engine)
     metadata.create_all(engine)
     return engine
-

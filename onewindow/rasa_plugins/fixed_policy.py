@@ -1,4 +1,5 @@
 """FixedPolicy: a Rasa policy with fixed behaviour, which insists on one action or leaves the choice to the others."""
+
 from __future__ import annotations
 
 from typing import Any, List, Optional

@@ -7,6 +7,7 @@ benchmark that bookkeeping was 15 % of the Rasa server's time. This runner works
 of the nodes once per set of targets and then calls the same nodes with the same inputs, in
 an order that respects every dependency, as dask's synchronous scheduler does.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text, Tuple

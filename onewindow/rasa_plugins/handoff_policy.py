@@ -15,6 +15,7 @@ open handoff; if so it predicts `action_handoff_waiting`, which puts the slot ba
 indexed query per session, never per message; a database it cannot read counts as no handoff.
 Like every FixedPolicy (onewindow/rasa_plugins/fixed_policy.py) its predictions also win over a form's happy path.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.backend.handoffs import HANDOFF_SLOT, Handoffs
-from onewindow.rasa_plugins.fixed_policy import FixedPolicy
 from onewindow.infra.logs import log_event
+from onewindow.rasa_plugins.fixed_policy import FixedPolicy
 
 DISTRESS_ENTITY = "distress"
 WAITING_ACTION = "action_handoff_waiting"

@@ -6,6 +6,7 @@ learns the same kind of model but builds its input from Rasa's sparse feature ob
 cost about 4 ms per message in scipy bookkeeping; here a message costs well under 1 ms.
 The model is stored as JSON vocabularies and NumPy arrays (no pickle).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,16 @@ def _vectorizers(config: Dict[str, Any], vocabularies: Optional[List[Dict[str, i
     word, char = vocabularies or (None, None)
     return [
         TfidfVectorizer(
-            analyzer="word", ngram_range=tuple(config["word_ngrams"]), token_pattern=TOKEN_PATTERN,
-            sublinear_tf=True, lowercase=True, vocabulary=word,
+            analyzer="word",
+            ngram_range=tuple(config["word_ngrams"]),
+            token_pattern=TOKEN_PATTERN,
+            sublinear_tf=True,
+            lowercase=True,
+            vocabulary=word,
         ),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(config["char_ngrams"]), sublinear_tf=True, lowercase=True, vocabulary=char),
+        TfidfVectorizer(
+            analyzer="char_wb", ngram_range=tuple(config["char_ngrams"]), sublinear_tf=True, lowercase=True, vocabulary=char
+        ),
     ]
 
 
@@ -50,7 +57,14 @@ class TextIntentClassifier(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"C": 10.0, "max_iter": 3000, "class_weight": "balanced", "word_ngrams": [1, 2], "char_ngrams": [2, 5], "ranking_length": 10}
+        return {
+            "C": 10.0,
+            "max_iter": 3000,
+            "class_weight": "balanced",
+            "word_ngrams": [1, 2],
+            "char_ngrams": [2, 5],
+            "ranking_length": 10,
+        }
 
     def __init__(self, config: Dict[str, Any], storage: ModelStorage, resource: Resource) -> None:
         self.config = {**self.get_default_config(), **config}
@@ -63,7 +77,9 @@ class TextIntentClassifier(GraphComponent):
         self.bias = np.zeros(0)
 
     @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "TextIntentClassifier":
+    def create(
+        cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext
+    ) -> "TextIntentClassifier":
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -94,7 +110,14 @@ class TextIntentClassifier(GraphComponent):
             np.savez_compressed(folder / self.WEIGHTS_FILE, weights=self.weights, bias=self.bias)
 
     @classmethod
-    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext, **kwargs: Any) -> "TextIntentClassifier":
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "TextIntentClassifier":
         component = cls(config, model_storage, resource)
         with model_storage.read_from(resource) as folder:
             described = json.loads((folder / cls.MODEL_FILE).read_text())

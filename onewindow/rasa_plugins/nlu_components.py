@@ -4,6 +4,7 @@ LongestEntityWins: the RegexEntityExtractor matches every lookup table on its ow
 "west service centre" also yields the district "west". Citizens mean the longest phrase.
 UnknownWordsFallback, FuzzyCatalogueEntities, MisspeltWeekdays: see their docstrings.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,14 +85,18 @@ class UnknownWordsFallback(GraphComponent):
     def get_default_config() -> Dict[str, Any]:
         return {"unknown_share": 0.75}
 
-    def __init__(self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, vocabulary: Optional[Set[str]] = None) -> None:
+    def __init__(
+        self, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, vocabulary: Optional[Set[str]] = None
+    ) -> None:
         self._config = {**self.get_default_config(), **config}
         self._storage = model_storage
         self._resource = resource
         self.vocabulary = vocabulary or set()
 
     @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "UnknownWordsFallback":
+    def create(
+        cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext
+    ) -> "UnknownWordsFallback":
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -105,7 +110,14 @@ class UnknownWordsFallback(GraphComponent):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext, **kwargs: Any) -> "UnknownWordsFallback":
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "UnknownWordsFallback":
         with model_storage.read_from(resource) as folder:
             vocabulary = set(json.loads((folder / cls.VOCABULARY_FILE).read_text()))
         return cls(config, model_storage, resource, vocabulary)
@@ -170,7 +182,9 @@ class Candidate:
 WordCost = Callable[[str, str, bool], Optional[int]]
 
 
-def match_alias(tokens: List[Tuple[str, int, int]], first: int, alias: Sequence[str], cost_of: WordCost) -> Optional[Tuple[int, int]]:
+def match_alias(
+    tokens: List[Tuple[str, int, int]], first: int, alias: Sequence[str], cost_of: WordCost
+) -> Optional[Tuple[int, int]]:
     """(index after the last token, total typos) if the alias is said from tokens[first], else None.
 
     Inflections count only in aliases of several words ("house" is not "housing"), and little
@@ -272,8 +286,14 @@ class FuzzyCatalogueEntities(GraphComponent):
 
     FILE = "catalogue_names.json"
 
-    def __init__(self, model_storage: ModelStorage, resource: Resource, tables: Optional[Dict[str, List[str]]] = None,
-                 synonyms: Optional[Dict[str, str]] = None, vocabulary: Optional[Set[str]] = None) -> None:
+    def __init__(
+        self,
+        model_storage: ModelStorage,
+        resource: Resource,
+        tables: Optional[Dict[str, List[str]]] = None,
+        synonyms: Optional[Dict[str, str]] = None,
+        vocabulary: Optional[Set[str]] = None,
+    ) -> None:
         self._storage = model_storage
         self._resource = resource
         self.tables = tables or {}
@@ -282,7 +302,9 @@ class FuzzyCatalogueEntities(GraphComponent):
         self.names = catalogue_names(self.tables, self.synonyms)
 
     @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "FuzzyCatalogueEntities":
+    def create(
+        cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext
+    ) -> "FuzzyCatalogueEntities":
         return cls(model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -300,7 +322,14 @@ class FuzzyCatalogueEntities(GraphComponent):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext, **kwargs: Any) -> "FuzzyCatalogueEntities":
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "FuzzyCatalogueEntities":
         with model_storage.read_from(resource) as folder:
             saved = json.loads((folder / cls.FILE).read_text())
         return cls(model_storage, resource, saved["tables"], saved["synonyms"], set(saved["vocabulary"]))
@@ -332,8 +361,9 @@ def misspelt_weekdays(text: str, entities: List[Dict[str, Any]]) -> List[Dict[st
         if day is None or word in WEEKDAY_NAMES or overlaps:
             continue
         value = " ".join(filter(None, [match.group(1), WEEKDAY_NAMES[day]]))
-        found.append({"entity": "date", "start": match.start(), "end": match.end(), "value": value,
-                      **tolerant_match(MisspeltWeekdays)})
+        found.append(
+            {"entity": "date", "start": match.start(), "end": match.end(), "value": value, **tolerant_match(MisspeltWeekdays)}
+        )
     return found
 
 
@@ -342,8 +372,14 @@ class MisspeltWeekdays(GraphComponent):
     """The date regex knows day names spelt right only; this adds the misspelt ones."""
 
     @classmethod
-    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext, **kwargs: Optional[Any]) -> "MisspeltWeekdays":
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Optional[Any],
+    ) -> "MisspeltWeekdays":
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:

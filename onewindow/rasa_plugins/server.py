@@ -6,6 +6,7 @@ the HTTP API requires a token signed with RASA_JWT_SECRET (onewindow/infra/api_a
 is added to Rasa's arguments inside this process, so it never shows on a command line (`ps`),
 and without it the server refuses to start.
 """
+
 from __future__ import annotations
 
 import sys

@@ -17,6 +17,7 @@ none changes what Rasa computes.
    loop, which keeps connections open (idle ones are closed after 2 seconds, before the
    action server's own 5-second keep-alive limit, so a request never meets a closing connection).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,6 @@ import json
 from typing import Any, Callable, Dict, Tuple
 
 import aiohttp
-
 import jsonschema
 from jsonschema import exceptions, validators
 

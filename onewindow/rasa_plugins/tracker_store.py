@@ -20,6 +20,7 @@ Configure it in endpoints.yml with the usual SQL tracker store settings:
       dialect: sqlite
       db: var/tracker.db
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,12 +29,12 @@ from collections import OrderedDict
 from typing import Any, Dict, Optional, Tuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import NullPool, SingletonThreadPool
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool, SingletonThreadPool
 
 # how many of a tracker's events are stored; set when the tracker is read or saved here
 STORED_EVENTS = "_onewindow_stored_events"
@@ -127,4 +128,3 @@ def event_row(sender_id: str, event: Event) -> Dict[str, Any]:
         "action_name": data.get("name"),
         "data": json.dumps(data),
     }
-

@@ -12,6 +12,7 @@ Otherwise it predicts nothing and the other policies decide. A turn it stops is 
 `turn_guard.stopped` with the actions' names, so the rule or action that looped can be found;
 the dialogue's own design (rules, forms, the fallback's rewind) should never need it.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Load the catalogue YAML files and validate them, naming file, line, entry and field."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -122,17 +123,13 @@ class _Reader:
                 ok = False
         return ok
 
-    def report(
-        self, name: str, item: Any, where: str, key: str, problem: str, line: Optional[int] = None
-    ) -> None:
+    def report(self, name: str, item: Any, where: str, key: str, problem: str, line: Optional[int] = None) -> None:
         line = line or _line_of(item, key)
         label = f" ({item.get('id')})" if isinstance(item, dict) and item.get("id") else ""
         location = f"{self.folder / name}:{line}" if line else f"{self.folder / name}"
         self.problems.append(f"{location}: {where}{label}: field '{key}' {problem}")
 
-    def report_entry(
-        self, name: str, entry_id: str, key: str, problem: str, line: Optional[int] = None
-    ) -> None:
+    def report_entry(self, name: str, entry_id: str, key: str, problem: str, line: Optional[int] = None) -> None:
         """Report a problem found after reading (a reference, an alias), at the entry's field."""
         where, item = self.read.get((name, entry_id), ("", {"id": entry_id}))
         self.report(name, item, where, key, problem, line)
@@ -201,7 +198,9 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
     for office in catalogue.offices:
         if office["district"] not in district_ids:
             reader.report_entry(
-                "offices.yml", office["id"], "district",
+                "offices.yml",
+                office["id"],
+                "district",
                 f"'{office['district']}' is not a district in city.yml",
             )
         _check_stops(office, reader)
@@ -209,7 +208,9 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
         for office_id in service["offices"]:
             if office_id not in office_ids:
                 reader.report_entry(
-                    "services.yml", service["id"], "offices",
+                    "services.yml",
+                    service["id"],
+                    "offices",
                     f"'{office_id}' is not an office in offices.yml",
                 )
     for event in catalogue.life_events:
@@ -218,7 +219,9 @@ def _check_references(catalogue: Catalogue, reader: _Reader) -> None:
             if step["service"] not in service_ids:
                 step_read = read["steps"][position - 1] if "steps" in read else None
                 reader.report_entry(
-                    "life_events.yml", event["id"], "steps",
+                    "life_events.yml",
+                    event["id"],
+                    "steps",
                     f"step {position}: '{step['service']}' is not a service in services.yml",
                     line=_line_of(step_read, "service"),
                 )
@@ -236,7 +239,9 @@ def _check_stops(office: Dict[str, Any], reader: _Reader) -> None:
     missing = [day for day in schema.WEEKDAYS if day in open_days - stop_days]
     closed = [day for day in schema.WEEKDAYS if day in stop_days - open_days]
     if missing:
-        reader.report_entry("offices.yml", office["id"], "stops", f"needs a stop on every open day (missing: {', '.join(missing)})")
+        reader.report_entry(
+            "offices.yml", office["id"], "stops", f"needs a stop on every open day (missing: {', '.join(missing)})"
+        )
     if closed:
         reader.report_entry("offices.yml", office["id"], "stops", f"has a stop on a closed day ({', '.join(closed)})")
 
@@ -262,10 +267,7 @@ def _check_alias_clashes(catalogue: Catalogue, reader: _Reader) -> None:
             owners[phrase].add(kind)
     for phrase, kinds in sorted(owners.items()):
         if len(kinds) > 1:
-            problem = (
-                f"is used by more than one kind of entry ({', '.join(sorted(kinds))}); "
-                "each phrase may name only one kind"
-            )
+            problem = f"is used by more than one kind of entry ({', '.join(sorted(kinds))}); each phrase may name only one kind"
             for kind in sorted(kinds):
                 for entry_id in aliases[kind][phrase]:
                     report(kind, entry_id, phrase, problem)

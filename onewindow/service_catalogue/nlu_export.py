@@ -1,4 +1,5 @@
 """Generate Rasa lookup tables and synonyms from the catalogue (nlu/catalogue_lookups.yml)."""
+
 from __future__ import annotations
 
 from pathlib import Path

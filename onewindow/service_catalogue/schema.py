@@ -1,4 +1,5 @@
 """Field checks for catalogue entries; each returns an error message or None."""
+
 from __future__ import annotations
 
 import re
@@ -150,7 +151,8 @@ def online(value: Any) -> Optional[str]:
 def benefit(value: Any) -> Optional[str]:
     """What a service that pays the citizen money pays: {amount, period, basis, up_to (optional)}."""
     message = (
-        "must be {amount: <number above 0>, period: " + " | ".join(BENEFIT_PERIODS)
+        "must be {amount: <number above 0>, period: "
+        + " | ".join(BENEFIT_PERIODS)
         + ", basis: <plain words>, up_to: true or false (optional)}"
     )
     if not isinstance(value, dict) or not {"amount", "period", "basis"} <= set(value) <= {"amount", "period", "basis", "up_to"}:

@@ -1,4 +1,5 @@
 """Write a validated catalogue into the database (insert or update, never lose bookings)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -6,17 +7,14 @@ from typing import Optional
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from onewindow.storage import models
 from onewindow.service_catalogue.loader import Catalogue
 from onewindow.service_catalogue.schema import WEEKDAYS, parse_day_hours
+from onewindow.storage import models
 
 
 def week_periods(hours: dict) -> dict:
     """{"mon": "08:00-12:00, 13:00-17:00"} -> {"mon": [["08:00", "12:00"], ["13:00", "17:00"]]}."""
-    return {
-        day: [[o.strftime("%H:%M"), c.strftime("%H:%M")] for o, c in parse_day_hours(hours[day])]
-        for day in WEEKDAYS
-    }
+    return {day: [[o.strftime("%H:%M"), c.strftime("%H:%M")] for o, c in parse_day_hours(hours[day])] for day in WEEKDAYS}
 
 
 def seed_catalogue(session: Session, catalogue: Catalogue) -> None:
@@ -86,11 +84,7 @@ def _seed_offices(session: Session, catalogue: Catalogue) -> None:
         )
         for weekday, day in enumerate(WEEKDAYS):
             for opens, closes in parse_day_hours(office["hours"][day]):
-                session.add(
-                    models.OpeningHours(
-                        office_id=office["id"], weekday=weekday, opens=opens, closes=closes
-                    )
-                )
+                session.add(models.OpeningHours(office_id=office["id"], weekday=weekday, opens=opens, closes=closes))
 
 
 def benefit_columns(benefit: Optional[dict]) -> dict:
@@ -129,8 +123,7 @@ def _seed_services(session: Session, catalogue: Catalogue) -> None:
             )
         )
         session.add_all(
-            models.ServiceOffice(service_id=service["id"], office_id=office_id)
-            for office_id in dict.fromkeys(service["offices"])
+            models.ServiceOffice(service_id=service["id"], office_id=office_id) for office_id in dict.fromkeys(service["offices"])
         )
 
 
@@ -144,8 +137,6 @@ def _seed_life_events(session: Session, catalogue: Catalogue) -> None:
             )
         )
         session.add_all(
-            models.LifeEventStep(
-                life_event_id=event["id"], position=position, service_id=step["service"], when=step["when"]
-            )
+            models.LifeEventStep(life_event_id=event["id"], position=position, service_id=step["service"], when=step["when"])
             for position, step in enumerate(event["steps"], start=1)
         )

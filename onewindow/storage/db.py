@@ -1,4 +1,5 @@
 """Engine and sessions for SQLite (default) or PostgreSQL (`DATABASE_URL`)."""
+
 from __future__ import annotations
 
 from pathlib import Path

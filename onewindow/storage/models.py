@@ -1,4 +1,5 @@
 """SQLAlchemy models of the service backend (written in 2.0 style on SQLAlchemy 1.4)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -123,9 +124,7 @@ class LifeEvent(Base):
     sympathy = Column(Text)  # a short word of sympathy said first, for sad events
     active = Column(Boolean, nullable=False, default=True)
 
-    steps = relationship(
-        "LifeEventStep", cascade="all, delete-orphan", order_by="LifeEventStep.position"
-    )
+    steps = relationship("LifeEventStep", cascade="all, delete-orphan", order_by="LifeEventStep.position")
 
 
 class LifeEventStep(Base):

@@ -1,5 +1,6 @@
 """Deleting conversations: one citizen's on request (/forget), and all older than the retention period (with the
 failed record look-ups of that age)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,9 +10,9 @@ from typing import List, Optional
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from onewindow.storage import models
 from onewindow.backend import ServiceBackend
 from onewindow.rasa_plugins.events_table import events
+from onewindow.storage import models
 
 
 def forget_conversation(backend: ServiceBackend, tracker: Engine, sender_id: str) -> int:

@@ -15,6 +15,7 @@ Domain responses get the same wording through Rasa's channel variations: the RES
 its output channel after the mode (onewindow/channels/rest.py), so `channel: voice` and
 `channel: keypad` variations are chosen for calls, the plain one for chats.
 """
+
 from __future__ import annotations
 
 import string

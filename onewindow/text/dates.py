@@ -1,4 +1,5 @@
 """Understand the dates and times citizens say, and say dates back in plain words."""
+
 from __future__ import annotations
 
 import calendar
@@ -11,12 +12,32 @@ from onewindow.text.typos import corrected
 
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTH_NAMES = (
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 )
 NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
 }
 MINUTE_WORDS = {"fifteen": 15, "thirty": 30, "forty five": 45, "forty-five": 45, "o'clock": 0}
 PERIODS = {"morning": (time(0, 0), time(12, 0)), "afternoon": (time(12, 0), time(23, 59))}
@@ -143,12 +164,12 @@ def parse_time(text: str) -> TimeAnswer:
 
 
 def spoken_date(value: date) -> str:
-    """"Monday 30 November" — reads naturally aloud and in chat."""
+    """ "Monday 30 November" — reads naturally aloud and in chat."""
     return f"{WEEKDAY_NAMES[value.weekday()].title()} {value.day} {MONTH_NAMES[value.month - 1].title()}"
 
 
 def spoken_time(value: time) -> str:
-    """"10:30 am", "2 pm"."""
+    """ "10:30 am", "2 pm"."""
     hour = value.hour % 12 or 12
     suffix = "am" if value.hour < 12 else "pm"
     return f"{hour} {suffix}" if value.minute == 0 else f"{hour}:{value.minute:02d} {suffix}"

@@ -1,4 +1,5 @@
 """How far a word a citizen typed is from a word the assistant knows (typo tolerance)."""
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Set

@@ -1,4 +1,5 @@
 """Plain-language wording shared by every channel: short, and easy to read aloud."""
+
 from __future__ import annotations
 
 from datetime import date, time
