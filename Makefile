@@ -12,7 +12,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
-.PHONY: run shell test install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad voice-model lock clean
+.PHONY: run shell test check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad voice-model lock clean
 
 run: install $(MODEL) seed
 	@scripts/run.sh
@@ -53,6 +53,17 @@ $(MODEL): $(TRAINING_DATA) catalogue/services.yml catalogue/offices.yml catalogu
 	@$(RASA) train --data nlu dialogue --domain domain.yml --config config.yml \
 	  --out models --fixed-model-name onewindow
 	@touch $@
+
+# quality gates: lint, format and types (settings in pyproject.toml); `make format` rewrites the files
+check: install
+	@echo "==> make check: ruff check, ruff format --check, mypy"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+format: install
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
 
 validate: install
 	@echo "==> rasa data validate (must print no warnings)"
