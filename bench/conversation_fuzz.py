@@ -3,7 +3,8 @@
 The same properties as tests/test_conversation_invariants.py (which `make test` runs with 80
 cases, the same ones every time), here with a new random seed and many more cases; the
 Telegram and phone invariant tests can be added with --channels. Prints the seed (to replay a
-failure: --seed N), the number of cases and the time, and writes them to bench/results/.
+failure: --seed N), the number of cases and the time, and writes them to bench/results/
+(and the summary to docs/results/conversation_fuzz.md).
 
     make bench-fuzz                     # or: .venv/bin/python -m bench.conversation_fuzz [--examples 3000]
 """
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.summary import Table, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_conversation_invariants.py"]
@@ -69,7 +72,11 @@ def main() -> int:
         "seconds": round(seconds),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    (results / f"conversation_fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(record, indent=2))
+    output = results / f"conversation_fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    output.write_text(json.dumps(record, indent=2))
+    rows = [[" ".join(targets), args.examples, args.seed, "passed" if status == 0 else "FAILED", f"{seconds / 60:.1f}"]]
+    table = Table("The invariants on generated messages", ["tests", "cases per property", "seed", "outcome", "minutes"], rows)
+    write_summary("conversation_fuzz", "Conversation invariants, long run", [table], output)
     return status
 
 

@@ -3,7 +3,8 @@
 Each call is what the gateway sends for keys alone (signed "phone:<number>", metadata
 {"input": "keypad", "speech": false}): the main menu, a booking under the caller's number (every
 free day and time offered), then a report with the part of the city. Prints, per step, the
-p50/p95 latency and how many options the step offered (what the gateway pages).
+p50/p95 latency and how many options the step offered (what the gateway pages), and writes them to
+docs/results/keypad_turns.md.
 
     .venv/bin/python -m bench.keypad_turns [--calls 20]
 """
@@ -18,8 +19,9 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+from bench.summary import Table, write_summary
 from harness.stack import Stack
 from onewindow.channels.senders import sign_sender
 
@@ -82,14 +84,26 @@ def main() -> None:
                 one_call(stack.rasa_port, number, timings, options)
         finally:
             stack.stop()
+    rows = step_rows(timings, options)
     print(f"{args.calls} keypad-only calls, {len(CALL)} turns each (ms)")
     print(f"{'step':24} {'p50':>7} {'p95':>7} {'options':>8}")
-    for step, _ in CALL:
-        values = sorted(timings[step])
-        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-        print(f"{step:24} {statistics.median(values):7.0f} {p95:7.0f} {options[step]:8d}")
-    every = sorted(v for values in timings.values() for v in values)
-    print(f"{'every turn':24} {statistics.median(every):7.0f} {every[round(0.95 * (len(every) - 1))]:7.0f}")
+    for step, p50, p95, offered in rows:
+        print(f"{step:24} {p50:7.0f} {p95:7.0f} {'' if offered is None else offered:>8}")
+    table = Table(
+        f"{args.calls} keypad-only calls, {len(CALL)} turns each", ["step", "p50 ms", "p95 ms", "options offered"], rows
+    )
+    write_summary("keypad_turns", "Keypad-only hotline calls over REST", [table])
+
+
+def step_rows(timings: Dict[str, List[float]], options: Dict[str, int]) -> List[Tuple[str, int, int, Optional[int]]]:
+    """Per step, then for every turn: p50 and p95 latency (ms) and the options the step offered."""
+
+    def spread(values: List[float]) -> Tuple[int, int]:
+        ordered = sorted(values)
+        return round(statistics.median(ordered)), round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))])
+
+    rows: List[Tuple[str, int, int, Optional[int]]] = [(step, *spread(timings[step]), options[step]) for step, _ in CALL]
+    return rows + [("every turn", *spread([v for values in timings.values() for v in values]), None)]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ For each pipeline: training time, parse time per message, and
     out-of-scope recall on the 1,000 out-of-scope rows (predicted out_of_scope, or below the
     fallback threshold), trained on the full training set with out_of_scope as an intent;
   - OneWindow: intent macro-F1 on tests/nlu/test_nlu.yml, trained on nlu/.
+The figures go to bench/results/nlu_pipelines.json and their summary to docs/results/nlu_pipelines.md.
 
     .venv/bin/python -m bench.nlu_pipelines [--only lr] [--clinc-limit N]
 """
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import yaml
+
+from bench.summary import Table, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -149,18 +152,31 @@ def main() -> int:
             if not args.skip_clinc:
                 results[name]["clinc150"] = clinc(name, PIPELINES[name], Path(scratch), args.clinc_limit)
             print(json.dumps(results[name]), flush=True)
+    rows = summary_rows(results)
     print(
-        f"\n{'pipeline':<15} {'own macro-F1':>12} {'CLINC in-scope':>14} {'CLINC OOS recall':>16} {'parse ms':>8} {'CLINC train s':>13}"
+        f"\n{'pipeline':<15} {'own macro-F1':>12} {'own parse ms':>12} {'CLINC in-scope':>14} {'CLINC OOS recall':>16} {'parse ms':>8} {'CLINC train s':>13}"
     )
-    for name, r in results.items():
-        clinc150 = r.get("clinc150", {})
-        row = [clinc150.get(k, "-") for k in ("in_scope_accuracy", "oos_recall", "parse_ms", "train_s")]
-        print(f"{name:<15} {r['own']['intent_macro_f1']:>12} {row[0]:>14} {row[1]:>16} {row[2]:>8} {row[3]:>13}")
+    for row in rows:
+        cells = ["-" if cell is None else cell for cell in row]
+        print(f"{cells[0]:<15} {cells[1]:>12} {cells[2]:>12} {cells[3]:>14} {cells[4]:>16} {cells[5]:>8} {cells[6]:>13}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "nlu_pipelines.json").write_text(
         json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2)
     )
+    header = ["pipeline", "OneWindow held-out intent macro-F1", "OneWindow parse ms", "CLINC150 in-scope accuracy"]
+    header += ["CLINC150 out-of-scope recall", "CLINC150 parse ms", "CLINC150 training s"]
+    write_summary("nlu_pipelines", "Candidate NLU pipelines", [Table("Pipelines", header, rows)], RESULTS / "nlu_pipelines.json")
     return 0
+
+
+def summary_rows(results: Dict[str, Dict]) -> List[List[object]]:
+    """One row per pipeline: OneWindow's held-out set, then CLINC150 (None where it was skipped)."""
+    rows: List[List[object]] = []
+    for name, r in results.items():
+        clinc150 = r.get("clinc150", {})
+        scores = [clinc150.get(k) for k in ("in_scope_accuracy", "oos_recall", "parse_ms", "train_s")]
+        rows.append([name, r["own"]["intent_macro_f1"], r["own"]["parse_ms"], *scores])
+    return rows
 
 
 if __name__ == "__main__":

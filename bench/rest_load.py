@@ -3,7 +3,8 @@
 Drives each running stack with 1 and with 20 concurrent conversations of mixed flows and
 prints turn latency (p50/p95/p99), messages per second and the peak memory (RSS) of each
 server process. The stock assistant is created with `rasa init` in a temporary folder and
-trained once per run (about 2 minutes); pass --skip-reference to leave it out.
+trained once per run (about 2 minutes); pass --skip-reference to leave it out. The figures go to
+bench/results/rest_load.json and their summary to docs/results/rest_load.md.
 
     make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000]
 """
@@ -27,6 +28,7 @@ from typing import Dict, List
 
 import aiohttp
 
+from bench.summary import Table, write_summary
 from harness.stack import Stack, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -256,7 +258,27 @@ def main() -> int:
         json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2)
     )
     print(f"figures saved to {RESULTS / 'rest_load.json'}")
+    write_summary("rest_load", "REST channel under load", summary_tables(results), RESULTS / "rest_load.json")
     return 0
+
+
+def summary_tables(results: List[Dict]) -> List[Table]:
+    """The committed summary: messages per second, latency and memory of each assistant."""
+    rows = [
+        [
+            r["assistant"],
+            r[key]["concurrency"],
+            r[key]["messages_per_second"],
+            r[key]["p50_ms"],
+            r[key]["p95_ms"],
+            r[key]["p99_ms"],
+        ]
+        + [f"{r['total_rss_mb']} MB" if key == "single" else None]
+        for r in results
+        for key in ("single", "twenty")
+    ]
+    header = ["assistant", "conversations", "msg/s", "p50 ms", "p95 ms", "p99 ms", "peak memory (RSS, all servers)"]
+    return [Table("Throughput and turn latency", header, rows)]
 
 
 if __name__ == "__main__":

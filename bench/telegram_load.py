@@ -20,7 +20,7 @@ The last message of an answer is found with the conversation tracker: the turn's
 say how many Telegram messages the bot had to send; turns where the count does not fit are
 left out of that figure (and listed in the JSON).
 Logs of every process stay in bench/results/telegram_load-<time>/, the figures go to
-bench/results/telegram_load-<time>.json.
+bench/results/telegram_load-<time>.json and their summary to docs/results/telegram_load.md.
 
     .venv/bin/python -m bench.telegram_load [--chats 50] [--turns 6] [--instances 2] [--voice-repeats 3] [--skip-voice]
 """
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from bench.rest_load import rss_bytes
+from bench.summary import Table, write_summary
 from bot.rendering import split_text
 from harness.stack import Stack
 from tests.telegram_api import ApiCall, LocalBotApi
@@ -626,7 +627,35 @@ def main() -> int:
     output = RESULTS / f"telegram_load-{stamp}.json"
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"figures saved to {output}")
+    write_summary("telegram_load", "Telegram bot under load", summary_tables(result), output, summary_notes(result))
     return 0
+
+
+LATENCY_ROWS = (("first_reply", "first reply"), ("last_message", "last message of the answer"))
+
+
+def summary_tables(result: dict[str, Any]) -> list[Table]:
+    """The committed summary: update-to-reply latency of the text load, and the voice notes."""
+    text = result["text"]
+    label = f"{result['chats']} chats x {result['turns_per_chat']} turns, {result['instances']} Rasa instance(s)"
+    rows = [[name] + [text[key][k] for k in ("p50_ms", "p95_ms", "max_ms")] for key, name in LATENCY_ROWS]
+    tables = [Table(f"Text: {label}", ["update to", "p50 ms", "p95 ms", "max ms"], rows)]
+    voice = result.get("voice")
+    if voice:
+        keys = ("audio_seconds", "heard_seconds", "answer_seconds", "answer_per_audio_second", "runs")
+        clips = [[name] + [row[k] for k in keys] for name, row in [*voice["clips"].items(), ("overall", voice["overall"])]]
+        header = ["clip", "audio s", '"I heard" after s', "answer after s", "processing per second of audio", "runs"]
+        tables.append(Table("Voice notes, one at a time (medians)", header, clips))
+    return tables
+
+
+def summary_notes(result: dict[str, Any]) -> list[str]:
+    text = result["text"]
+    return [
+        f"{text['turns']} turns: {text['timed_out']} timed out, {text['apologies']} apologies, "
+        f"{text['unexpected_answers']} unexpected answers; {text['messages_per_second']} messages/s",
+        "bot memory (RSS, MB): " + ", ".join(f"{k} {v}" for k, v in result["bot_rss_mb"].items()),
+    ]
 
 
 if __name__ == "__main__":

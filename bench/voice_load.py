@@ -36,7 +36,7 @@ call tests do), then measures:
    second of CPU on first use).
 
 Logs (the gateway's JSON log, Rasa, action server) stay in bench/results/voice_load-<time>/, the
-figures go to bench/results/voice_load-<time>.json.
+figures go to bench/results/voice_load-<time>.json and their summary to docs/results/voice_load.md.
 
     .venv/bin/python -m bench.voice_load [--turns 3] [--concurrency 5 10 20 30 40]
         [--end-silence-ms 350 500] [--skip-vosk] [--vosk-calls 2 5] [--instances 1] [--keep-going]
@@ -63,6 +63,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import voice.gateway
 from bench.rest_load import Sampler, rss_bytes
+from bench.summary import Table, write_summary
 from bench.telegram_load import cpu_seconds, log_problems
 from harness.stack import Stack
 from onewindow.infra.logs import JsonFormatter
@@ -1040,7 +1041,73 @@ def main() -> int:
     output = RESULTS / f"voice_load-{stamp}.json"
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     print(f"figures saved to {output}")
+    write_summary("voice_load", "Phone hotline under load", summary_tables(result), output)
     return 0
+
+
+def summary_tables(result: Dict[str, Any]) -> List[Table]:
+    """The committed summary: the engines and the scripted call when they ran, and every level of simultaneous calls."""
+    tables: List[Table] = []
+    if "model" in result:
+        engines = [
+            [
+                "vosk model load",
+                f"{result['model']['load_seconds']} s, +{result['model']['rss_delta_mb']} MB ({result['model']['model']})",
+            ],
+            [
+                "recognition at 8 kHz, CPU per second of audio",
+                f"first utterance {result['recognition']['first_cpu_rtf']}, later {result['recognition']['later_cpu_rtf_median']}",
+            ],
+        ]
+        tables.append(Table("Speech engines", ["what", "figure"], engines))
+    tts = result.get("synthesis")
+    if tts:
+        rows = [
+            ["first sentence", tts["first_sentence"]["median_ms"]],
+            ["two-sentence answer, whole", tts["two_sentences"]["median_ms"]],
+            [f"whole spoken turn ({tts['sentences']} sentences)", tts["whole_answer"]["median_ms"]],
+            ["the gateway's path (first chunk)", tts["voicing_first_chunk"]["median_ms"]],
+        ]
+        tables.append(Table("Speech synthesis, time to first audio at 8 kHz", ["what", "median ms"], rows))
+    calls = [
+        [
+            c["recogniser"],
+            c["end_silence_ms"],
+            c["speech"]["n"],
+            cells(c["speech"], ("p50_ms", "p95_ms", "max_ms")),
+            cells(c["keypad"], ("p50_ms", "p95_ms", "max_ms")),
+        ]
+        for c in result.get("scripted_calls", [])
+    ]
+    if calls:
+        header = [
+            "recogniser",
+            "end silence ms",
+            "spoken turns",
+            "end of speech to first audio p50/p95/max ms",
+            "keypad p50/p95/max ms",
+        ]
+        tables.append(Table("A scripted call", header, calls))
+    levels = [
+        [
+            ramp_result["recogniser"],
+            f["calls"],
+            f["calls"] - f["calls_failed"],
+            cells(f["frame_gaps"], ("p50_ms", "p99_ms", "max_ms")),
+            f["pauses_in_prompts"]["n"],
+            cells(f["answered_after"], ("p50_ms", "p95_ms")),
+            cells(f["key_latency"], ("p50_ms", "p95_ms", "max_ms")),
+            cells(f["reply_latency"], ("p50_ms", "p95_ms")),
+            f["cores_used"]["other processes"],
+            "yes" if f["passed"] else "NO",
+        ]
+        for ramp_result in result["concurrency"]
+        for f in ramp_result["levels"]
+    ]
+    header = ["recogniser", "calls", "ok", "frame gap p50/p99/max", "pauses in prompts", "first frame p50/p95"]
+    header += ["key p50/p95/max", "end of speech p50/p95", "other load (cores)", "passed"]
+    tables.append(Table("Simultaneous calls (ms)", header, levels))
+    return tables
 
 
 if __name__ == "__main__":
