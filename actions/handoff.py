@@ -5,7 +5,8 @@ priority), sets the `handoff_active` slot and tells the citizen their place, the
 and the staff hours, or outside staff hours the offline path (an office, the hotline, a call
 back). Its answer carries the structured signal `{"handoff": {...}}` that channels act on
 (the phone call transfers on it). While `handoff_active` is true, onewindow/rasa_plugins/handoff_policy.py
-sends every message to `action_handoff_waiting`.
+sends every message to `action_handoff_waiting`; a new Rasa session gets the slot back from
+`action_session_start` (actions/session.py) while the handoff is open.
 
 Triggers (reason, priority): citizen_request 2 (asking for a person), keypad 2 (a caller
 pressing 0), silence 2 (a caller silent after the hotline's reprompts), low_confidence 3 (a chat
@@ -189,7 +190,7 @@ class ActionRequestHuman(Action):
         return "action_request_human"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        reason = REASONS_BY_INPUT.get(latest_metadata(tracker).get("input"), "citizen_request")
+        reason = REASONS_BY_INPUT.get(latest_metadata(tracker).get("input", ""), "citizen_request")
         return await hand_off(dispatcher, tracker, reason, 2, "I have asked a person from the service centre to help you.")
 
 
@@ -260,8 +261,7 @@ class ActionHandoffWaiting(Action):
             await call(backend().handoffs.mark_notified, handoff.reference, handoff.position_in_queue)
         else:  # a person is talking with the citizen, and answers
             dispatcher.utter_message(json_message=handoff_payload(handoff, wait))
-        # a new session starts without the slot: the open handoff puts the hold back
-        return [] if tracker.get_slot(HANDOFF_SLOT) else [SlotSet(HANDOFF_SLOT, True)]
+        return []
 
     @staticmethod
     async def _leave_queue(dispatcher: CollectingDispatcher, handoff: HandoffRecord) -> List[EventType]:

@@ -518,18 +518,14 @@ def test_policy_sends_distress_to_a_person_whatever_the_intent() -> None:
     assert policy_next([*said("x", "inform", distress), {"event": "action", "name": "action_handle_distress"}]) == "action_listen"
 
 
-def test_a_new_session_keeps_the_hold_while_the_handoff_is_open(
-    actions_db: ServiceBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from onewindow.rasa_plugins import handoff_policy
-
-    monkeypatch.setattr(handoff_policy, "service_handoffs", lambda: actions_db.handoffs)
-    new_session = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"}, *said("hello", "greet")]
-    assert policy_next(new_session) is None, "nothing open for this conversation"
-    actions_db.handoffs.request("x", "rest", "citizen_request", {"intents": [], "slots": {}, "last_turns": []})
-    assert policy_next(new_session) == "action_handoff_waiting"
-    later = [*new_session, {"event": "action", "name": "utter_greet"}, *said("again", "greet")]
-    assert policy_next(later) is None, "only the first message of a session asks the database"
+def test_a_new_session_keeps_the_hold_that_its_start_put_back() -> None:
+    """action_session_start (tests/test_session.py) sets the slot while the handoff is open; the policy reads no database."""
+    started: List[Dict[str, Any]] = [{"event": "action", "name": "action_session_start"}, {"event": "session_started"}]
+    held = [*started, {"event": "slot", "name": "handoff_active", "value": True}, *said("hello", "greet")]
+    assert policy_next([*started, *said("hello", "greet")]) is None, "nothing open for this conversation"
+    assert policy_next(held) == "action_handoff_waiting"
+    later = [*held, {"event": "action", "name": "action_handoff_waiting"}, *said("again", "greet")]
+    assert policy_next(later) == "action_handoff_waiting"
 
 
 def distress_pattern() -> re.Pattern:
