@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from dataclasses import replace
 from typing import List, Optional
 
 from console.settings import ConsoleSettings
 from console.users import ROLES, AccountError, create_user, list_users
+from onewindow.settings.variables import ONEWINDOW_RETENTION_DAYS
 from onewindow.storage.db import make_engine
 
 
@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     purge_parser = sub.add_parser(
         "purge", help="forget conversations idle for longer than the retention period and failed record look-ups older than it"
     )
-    purge_parser.add_argument("--older-than-days", type=int, default=int(os.environ.get("ONEWINDOW_RETENTION_DAYS", "90")))
+    purge_parser.add_argument("--older-than-days", type=int, default=ONEWINDOW_RETENTION_DAYS.read())
     args = parser.parse_args(argv)
     settings = ConsoleSettings.from_env()
     if args.command == "serve":

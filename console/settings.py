@@ -1,12 +1,12 @@
-"""The staff console's configuration, from environment variables with defaults that run locally."""
+"""The staff console's configuration: a typed view of its settings in onewindow/settings/variables.py."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Optional
 
-from onewindow import settings as onewindow_settings
+from onewindow.settings import variables as setting
 
 
 @dataclass(frozen=True)
@@ -19,24 +19,23 @@ class ConsoleSettings:
     rasa_api_secret: str = field(repr=False)  # signs the HTTP API's tokens (RASA_JWT_SECRET); serve refuses to start without
     session_minutes: int  # a login lasts this long
     secure_cookies: bool  # set the Secure flag (behind HTTPS)
-    low_confidence: float = 0.5  # Improve lists messages understood with less confidence than this
-    idle_minutes: int = 30  # a session without a request for this long has ended (CONSOLE_IDLE_MINUTES)
-    proxies_count: int = 0  # reverse proxies in front (CONSOLE_PROXIES_COUNT): then X-Forwarded-For gives the source
+    low_confidence: float = setting.CONSOLE_LOW_CONFIDENCE.default_value  # Improve lists messages understood with less
+    idle_minutes: int = setting.CONSOLE_IDLE_MINUTES.default_value  # a session without a request for this long has ended
+    proxies_count: int = setting.CONSOLE_PROXIES_COUNT.default_value  # reverse proxies in front: X-Forwarded-For gives the source
 
     @classmethod
-    def from_env(cls) -> "ConsoleSettings":
-        """CONSOLE_HOST, CONSOLE_PORT, DATABASE_URL, RASA_ENDPOINTS, RASA_URL, RASA_JWT_SECRET, CONSOLE_SESSION_MINUTES,
-        CONSOLE_SECURE_COOKIES, CONSOLE_LOW_CONFIDENCE, CONSOLE_IDLE_MINUTES, CONSOLE_PROXIES_COUNT."""
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "ConsoleSettings":
+        """CONSOLE_*, DATABASE_URL, RASA_ENDPOINTS, RASA_URL and RASA_JWT_SECRET from `env` (os.environ by default)."""
         return cls(
-            host=os.environ.get("CONSOLE_HOST", "127.0.0.1"),
-            port=int(os.environ.get("CONSOLE_PORT", "5080")),
-            database_url=onewindow_settings.database_url(),
-            endpoints=Path(os.environ.get("RASA_ENDPOINTS", onewindow_settings.PROJECT_ROOT / "endpoints.yml")),
-            rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5100").rstrip("/"),
-            rasa_api_secret=os.environ.get(onewindow_settings.API_SECRET_VARIABLE, ""),
-            session_minutes=int(os.environ.get("CONSOLE_SESSION_MINUTES", "480")),
-            secure_cookies=os.environ.get("CONSOLE_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
-            low_confidence=float(os.environ.get("CONSOLE_LOW_CONFIDENCE", "0.5")),
-            idle_minutes=int(os.environ.get("CONSOLE_IDLE_MINUTES", "30")),
-            proxies_count=int(os.environ.get("CONSOLE_PROXIES_COUNT", "0")),
+            host=setting.CONSOLE_HOST.read(env),
+            port=setting.CONSOLE_PORT.read(env),
+            database_url=setting.DATABASE_URL.read(env),
+            endpoints=setting.RASA_ENDPOINTS.read(env),
+            rasa_url=setting.CONSOLE_RASA_URL.read(env),
+            rasa_api_secret=setting.RASA_JWT_SECRET.read(env),
+            session_minutes=setting.CONSOLE_SESSION_MINUTES.read(env),
+            secure_cookies=setting.CONSOLE_SECURE_COOKIES.read(env),
+            low_confidence=setting.CONSOLE_LOW_CONFIDENCE.read(env),
+            idle_minutes=setting.CONSOLE_IDLE_MINUTES.read(env),
+            proxies_count=setting.CONSOLE_PROXIES_COUNT.read(env),
         )

@@ -1,7 +1,9 @@
 """Start the real action server and Rasa server on loopback, on a fresh seeded database.
 
-Each stack has its own random RASA_JWT_SECRET: its clients reach Rasa's HTTP API through the
-router's internal listener (`api_url`) with `api_get`/`api_post`, which sign the header.
+The programs and their environment are those of `make run` (onewindow/processes.py), started here as
+plain subprocesses on free ports, with their logs in the stack's folder. Each stack has its own random
+RASA_JWT_SECRET: its clients reach Rasa's HTTP API through the router's internal listener (`api_url`)
+with `api_get`/`api_post`, which sign the header.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -21,11 +22,14 @@ from urllib.parse import quote
 
 from onewindow.__main__ import seed
 from onewindow.infra.api_auth import authorization
-from onewindow.infra.local_servers import http_get, write_endpoints
+from onewindow.infra.local_servers import http_get
+from onewindow.processes import Program, action_server, rasa_server, router, shared_environment, telegram_bot, write_endpoints
 from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
+from onewindow.settings.variables import DATABASE_URL, ONEWINDOW_MODEL
 
-MODEL = Path(os.environ.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz"))
+__all__ = ["MODEL", "Stack", "free_port", "http_get", "write_endpoints"]
+MODEL = ONEWINDOW_MODEL.read()
 STARTUP_SECONDS = 180
 
 
@@ -67,71 +71,28 @@ class Stack:
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "SANIC_HOST": "127.0.0.1",
-            **self.api_env(),
-        }
-        rasa = str(Path(sys.executable).with_name("rasa"))
-        self._spawn("action server", [rasa, "run", "actions", "--actions", "actions", "-p", str(self.actions_port)], env)
+        self._spawn("action server", action_server(self.actions_port))
         self.instance_ports = [free_port() for _ in range(self.instances)]
         for number, port in enumerate(self.instance_ports, start=1):
-            self._spawn(
-                f"rasa server {number}",
-                [
-                    sys.executable,
-                    "-m",
-                    "onewindow.rasa_plugins.server",
-                    "run",
-                    "-m",
-                    str(MODEL),
-                    "--enable-api",
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "--endpoints",
-                    str(endpoints),
-                    "--credentials",
-                    str(PROJECT_ROOT / "credentials.yml"),
-                ],
-                env,
-            )
-        upstreams = [arg for port in self.instance_ports for arg in ("--upstream", f"http://127.0.0.1:{port}")]
-        self._spawn(
-            "router",
-            [
-                sys.executable,
-                "-m",
-                "onewindow.infra.router",
-                "--port",
-                str(self.rasa_port),
-                "--api-port",
-                str(self.api_port),
-                *upstreams,
-            ],
-            env,
-        )
+            self._spawn(f"rasa server {number}", rasa_server(number, port, MODEL, endpoints))
+        self._spawn("router", router(self.rasa_port, self.api_port, self.instance_ports))
         self._wait_ready()
         return self
 
-    def _spawn(self, name: str, command: List[str], env: Dict[str, str]) -> None:
+    def _spawn(self, name: str, program: Program, env: Optional[Dict[str, str]] = None) -> None:
+        """Start `program` as `name` (its log: `<workdir>/<name>.log`) with the environment every program gets
+        (os.environ now, the secret, the endpoints and the database), the program's own, and `env`."""
+        shared = {**shared_environment(os.environ, self.api_secret, self.endpoints), DATABASE_URL.name: self.database_url}
+        self._start(name, program.command, {**shared, **program.env, **(env or {})})
+
+    def _start(self, name: str, command: List[str], env: Dict[str, str]) -> None:
         handle = open(self.workdir / f"{name.replace(' ', '-')}.log", "ab")
         self.commands[name] = (command, env)
         self.processes[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
     def spawn_bot(self, name: str, env: Dict[str, str]) -> subprocess.Popen:
         """Start `python -m bot` talking to this stack's Rasa server and database; `env` adds TELEGRAM_*."""
-        base = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "RASA_URL": f"http://127.0.0.1:{self.rasa_port}",
-            "RASA_ENDPOINTS": str(self.endpoints),
-        }
-        self._spawn(f"bot {name}", [sys.executable, "-m", "bot"], {**base, **env})
+        self._spawn(f"bot {name}", telegram_bot(self.rasa_port), env)
         return self.processes[f"bot {name}"]
 
     def halt(self, name: str) -> None:
@@ -146,7 +107,7 @@ class Stack:
 
     def resume(self, name: str) -> None:
         """Start a halted server again with the same command, and wait until everything is ready."""
-        self._spawn(name, *self.commands[name])
+        self._start(name, *self.commands[name])
         self._wait_ready()
 
     def restart(self, name: str) -> None:

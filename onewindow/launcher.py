@@ -1,81 +1,59 @@
-"""`make run`: every server of OneWindow under supervisord, which starts again any that stops.
+"""`make run`: every server of OneWindow under supervisord, which starts again any that stops; `make shell`.
 
-    python -m onewindow.launcher      # what scripts/run.sh runs after the first-admin prompt
+    python -m onewindow.launcher            # what scripts/run.sh runs after the first-admin prompt
+    python -m onewindow.launcher --shell    # `make shell`: the action server, and `rasa shell` in this terminal
+    python -m onewindow.launcher --dry-run  # print the supervisord configuration `make run` would use
 
 Writes `<var>/supervisord.conf` (programs: the action server, the Rasa instances, the router, the
-hotline gateway, the staff console, and the Telegram bot when TELEGRAM_TOKEN is set), runs
-`supervisord -n` in the foreground (Ctrl-C or SIGTERM stops everything), waits until the servers
-answer and prints where to reach them. Each program is restarted when it exits (autorestart) and
-given 20 s to stop, more than Sanic's 15 s graceful shutdown; logs go to `<var>/log/<program>.log`.
+hotline gateway, the staff console, and the Telegram bot when TELEGRAM_TOKEN is set; their commands
+come from onewindow/processes.py), runs `supervisord -n` in the foreground (Ctrl-C or SIGTERM stops
+everything), waits until the servers answer and prints where to reach them. Each program is restarted
+when it exits (autorestart) and given 20 s to stop, more than Sanic's 15 s graceful shutdown; logs go
+to `<var>/log/<program>.log`.
 
 The HTTP API's secret is RASA_JWT_SECRET, or else `<var>/api-secret` (made once, mode 0600). It reaches
 the programs through supervisord's environment: it is in no file but that one, on no command line.
 
-Settings (environment): ONEWINDOW_VAR (default var/), ONEWINDOW_MODEL, RASA_PORT (5005, the channels),
-RASA_API_PORT (5100, the HTTP API, loopback), RASA_INSTANCES (2 on two cores or more), RASA_INSTANCE_PORT
-(RASA_PORT + 100; instance n listens on it + n), ACTIONS_PORT (5055), VOICE_PORT (9092), VOICE_CONTROL_PORT
-(9093), CONSOLE_PORT (5080), RASA_HOST (127.0.0.1: the address of the public port), TELEGRAM_TOKEN.
+Settings (docs/configuration.md): ONEWINDOW_VAR, ONEWINDOW_MODEL, RASA_PORT, RASA_API_PORT, RASA_INSTANCES,
+RASA_INSTANCE_PORT, ACTIONS_PORT, VOICE_PORT, VOICE_CONTROL_PORT, CONSOLE_PORT, RASA_HOST, TELEGRAM_TOKEN.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from onewindow.infra.api_auth import authorization
-from onewindow.infra.local_servers import http_get, write_endpoints
-from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, checked_api_secret
+from onewindow.infra.local_servers import http_get
+from onewindow.processes import (
+    Ports,
+    Program,
+    action_server,
+    local_url,
+    rasa_shell,
+    served_programs,
+    shared_environment,
+    write_endpoints,
+)
+from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT, checked_api_secret
+from onewindow.settings import variables as setting
 
 STARTUP_SECONDS = 180
 STOP_SECONDS = 20  # Sanic waits up to 15 s for open requests when it stops
-LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Ports:
-    rasa: int
-    api: int
-    actions: int
-    instances: Tuple[int, ...]
-    voice: int
-    voice_control: int
-    console: int
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Ports":
-        rasa = int(env.get("RASA_PORT", "5005"))
-        count = int(env.get("RASA_INSTANCES", "2" if (os.cpu_count() or 1) >= 2 else "1"))
-        first = int(env.get("RASA_INSTANCE_PORT", str(rasa + 100)))
-        return cls(
-            rasa=rasa,
-            api=int(env.get("RASA_API_PORT", "5100")),
-            actions=int(env.get("ACTIONS_PORT", "5055")),
-            instances=tuple(first + n for n in range(1, count + 1)),
-            voice=int(env.get("VOICE_PORT", "9092")),
-            voice_control=int(env.get("VOICE_CONTROL_PORT", "9093")),
-            console=int(env.get("CONSOLE_PORT", "5080")),
-        )
-
-
-@dataclass(frozen=True)
-class Program:
-    name: str
-    command: List[str]
-    env: Dict[str, str]
-    start_seconds: int = 3  # up this long counts as started; a quicker exit is retried up to 5 times
 
 
 def api_secret(var: Path, env: Mapping[str, str]) -> Tuple[str, str]:
     """The HTTP API's secret and where it is: RASA_JWT_SECRET, or `var`/api-secret (created once, mode 0600)."""
-    if env.get(API_SECRET_VARIABLE):
-        return checked_api_secret(env[API_SECRET_VARIABLE]), API_SECRET_VARIABLE
+    if setting.RASA_JWT_SECRET.given(env):
+        return checked_api_secret(setting.RASA_JWT_SECRET.read(env)), API_SECRET_VARIABLE
     path = var / "api-secret"
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -85,81 +63,6 @@ def api_secret(var: Path, env: Mapping[str, str]) -> Tuple[str, str]:
     with os.fdopen(descriptor, "w") as file:
         file.write(secrets.token_urlsafe(32) + "\n")
     return checked_api_secret(path.read_text().strip()), str(path)
-
-
-def programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str]) -> List[Program]:
-    """What `make run` serves; no secret in any of them (it comes from supervisord's environment)."""
-    python, rasa = sys.executable, str(Path(sys.executable).with_name("rasa"))
-    public = f"http://{LOOPBACK}:{ports.rasa}"
-    found = [
-        Program("actions", [rasa, "run", "actions", "--actions", "actions", "-p", str(ports.actions)], {"SANIC_HOST": LOOPBACK})
-    ]
-    found += [
-        Program(
-            f"rasa-{n}",
-            [
-                python,
-                "-m",
-                "onewindow.rasa_plugins.server",
-                "run",
-                "-m",
-                str(model),
-                "--enable-api",
-                "-i",
-                LOOPBACK,
-                "-p",
-                str(port),
-                "--endpoints",
-                str(endpoints),
-                "--credentials",
-                str(PROJECT_ROOT / "credentials.yml"),
-            ],
-            {},
-            start_seconds=10,
-        )
-        for n, port in enumerate(ports.instances, start=1)
-    ]
-    upstreams = [arg for port in ports.instances for arg in ("--upstream", f"http://{LOOPBACK}:{port}")]
-    found.append(
-        Program(
-            "router",
-            [
-                python,
-                "-m",
-                "onewindow.infra.router",
-                "--host",
-                env.get("RASA_HOST", LOOPBACK),
-                "--port",
-                str(ports.rasa),
-                "--api-port",
-                str(ports.api),
-                *upstreams,
-            ],
-            {},
-        )
-    )
-    found.append(
-        Program(
-            "voice",
-            [python, "-m", "voice", "gateway"],
-            {
-                "RASA_URL": public,
-                "RASA_API_URL": f"http://{LOOPBACK}:{ports.api}",
-                "VOICE_PORT": str(ports.voice),
-                "VOICE_CONTROL_PORT": str(ports.voice_control),
-            },
-        )
-    )
-    found.append(
-        Program(
-            "console",
-            [python, "-m", "console", "serve"],
-            {"RASA_URL": f"http://{LOOPBACK}:{ports.api}", "CONSOLE_HOST": LOOPBACK, "CONSOLE_PORT": str(ports.console)},
-        )
-    )
-    if env.get("TELEGRAM_TOKEN"):
-        found.append(Program("bot", [python, "-m", "bot"], {"RASA_URL": public}))
-    return found
 
 
 def quoted(value: str) -> str:
@@ -212,13 +115,13 @@ def supervisord_config(var: Path, found: List[Program]) -> str:
 def ready_checks(ports: Ports) -> Dict[str, Tuple[str, bool]]:
     """What must answer before OneWindow counts as running: name -> (URL, whether it needs the API token)."""
     checks = {
-        "action server": (f"http://{LOOPBACK}:{ports.actions}/health", False),
-        "router": (f"http://{LOOPBACK}:{ports.rasa}/health", False),
-        "HTTP API": (f"http://{LOOPBACK}:{ports.api}/status", True),
-        "hotline gateway": (f"http://{LOOPBACK}:{ports.voice_control}/health", False),
-        "staff console": (f"http://{LOOPBACK}:{ports.console}/login", False),
+        "action server": (local_url(ports.actions) + "/health", False),
+        "router": (local_url(ports.rasa) + "/health", False),
+        "HTTP API": (local_url(ports.api) + "/status", True),
+        "hotline gateway": (local_url(ports.voice_control) + "/health", False),
+        "staff console": (local_url(ports.console) + "/login", False),
     }
-    checks.update({f"Rasa instance {n}": (f"http://{LOOPBACK}:{port}/status", True) for n, port in enumerate(ports.instances, 1)})
+    checks.update({f"Rasa instance {n}": (local_url(port) + "/status", True) for n, port in enumerate(ports.instances, 1)})
     return checks
 
 
@@ -241,15 +144,16 @@ def shown(path: Path) -> str:
 
 def summary(ports: Ports, var: Path, secret_place: str, env: Mapping[str, str], instances: int) -> str:
     logs, config = shown(var / "log"), shown(var / "supervisord.conf")
-    if env.get("TELEGRAM_TOKEN"):
-        mode = f"webhook at {env['TELEGRAM_WEBHOOK_URL']}" if env.get("TELEGRAM_WEBHOOK_URL") else "long polling"
+    if setting.TELEGRAM_TOKEN.given(env):
+        webhook = setting.TELEGRAM_WEBHOOK_URL.read(env)
+        mode = f"webhook at {webhook}" if webhook else "long polling"
         telegram = f"running ({mode}; log: {logs}/bot.log)"
     else:
         telegram = "not started: set TELEGRAM_TOKEN (a token from @BotFather) to chat in Telegram; see bot/README.md"
-    if not env.get("VOSK_MODEL_PATH"):
+    if not setting.VOSK_MODEL_PATH.given(env):
         telegram += "\n                 voice notes: set VOSK_MODEL_PATH (scripts/get-vosk-model.sh downloads the English model)"
-    database = "DATABASE_URL (" if env.get("DATABASE_URL") else "the embedded default (SQLite file var/onewindow.db, "
-    host = env.get("RASA_HOST", LOOPBACK)
+    database = "DATABASE_URL (" if setting.DATABASE_URL.given(env) else "the embedded default (SQLite file var/onewindow.db, "
+    host = setting.RASA_HOST.read(env)
     if secret_place != API_SECRET_VARIABLE:
         secret_place = shown(Path(secret_place))
     from_file = "" if secret_place == API_SECRET_VARIABLE else f"RASA_JWT_SECRET=$(cat {secret_place}) "
@@ -264,30 +168,32 @@ OneWindow is running on {database}{instances} Rasa instance(s)).
   Action server: http://{LOOPBACK}:{ports.actions}/health  (no authentication: keep it on loopback)
   Telegram bot:  {telegram}
   Hotline:       AudioSocket on {LOOPBACK}:{ports.voice} (control: http://{LOOPBACK}:{ports.voice_control}/health; log: {logs}/voice.log)
-                 Asterisk dialplan: see voice/README.md ("Connect Asterisk"); kiosk: .venv/bin/python -m voice kiosk
+                 Asterisk dialplan: see docs/hotline.md ("Connect Asterisk"); kiosk: .venv/bin/python -m voice kiosk
   Staff console: http://{LOOPBACK}:{ports.console}/  (log: {logs}/console.log; accounts: .venv/bin/python -m console create-user --help)
   Supervisor:    a server that stops is started again; .venv/bin/supervisorctl -c {config} status  (logs: {logs}/)
   Terminal chat: make shell   (in another terminal, on other ports: ACTIONS_PORT=5056 RASA_PORT=5006 make shell)
 Press Ctrl-C to stop."""
 
 
-def main() -> int:
-    env = dict(os.environ)
-    var = Path(env.get("ONEWINDOW_VAR", PROJECT_ROOT / "var")).resolve()
+def serve(env: Dict[str, str]) -> int:
+    """`make run`: everything under supervisord until Ctrl-C or SIGTERM; supervisord's exit status."""
+    var = setting.ONEWINDOW_VAR.read(env).resolve()
     (var / "log").mkdir(parents=True, exist_ok=True)
     ports = Ports.from_env(env)
-    model = Path(env.get("ONEWINDOW_MODEL", PROJECT_ROOT / "models" / "onewindow.tar.gz")).resolve()
     secret, secret_place = api_secret(var, env)
     endpoints = write_endpoints(var / "endpoints.yml", var / "tracker.db", ports.actions)
     config = var / "supervisord.conf"
-    config.write_text(supervisord_config(var, programs(ports, model, endpoints, env)))
-    child_env = {**env, API_SECRET_VARIABLE: secret, "PYTHONPATH": str(PROJECT_ROOT), "RASA_ENDPOINTS": str(endpoints)}
+    config.write_text(
+        supervisord_config(var, served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env))
+    )
     print(
         f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds",
         flush=True,
     )
     supervisor = subprocess.Popen(
-        [str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)], cwd=PROJECT_ROOT, env=child_env
+        [str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)],
+        cwd=PROJECT_ROOT,
+        env=shared_environment(env, secret, endpoints),
     )
 
     def stop(signal_number: int, _frame: object) -> None:
@@ -302,6 +208,58 @@ def main() -> int:
             print(f"==> not answering after {STARTUP_SECONDS} s: {', '.join(missing)}; see {var / 'log'}/", flush=True)
         print(summary(ports, var, secret_place, env, len(ports.instances)), flush=True)
     return supervisor.wait()
+
+
+def shell(env: Dict[str, str]) -> int:
+    """`make shell`: the action server in the background (log: <var>/log/actions.log), `rasa shell` in this terminal."""
+    var = setting.ONEWINDOW_VAR.read(env).resolve()
+    (var / "log").mkdir(parents=True, exist_ok=True)
+    actions_port = setting.ACTIONS_PORT.read(env)
+    descriptor, name = tempfile.mkstemp(prefix="shell-endpoints-", suffix=".yml", dir=var)
+    os.close(descriptor)
+    endpoints = write_endpoints(Path(name), var / "tracker.db", actions_port)
+    actions = action_server(actions_port)
+    print(f"==> starting the action server on {LOOPBACK}:{actions_port} (log: {shown(var / 'log' / 'actions.log')})", flush=True)
+    with open(var / "log" / "actions.log", "ab") as log:
+        server = subprocess.Popen(
+            actions.command,
+            cwd=PROJECT_ROOT,
+            env={**env, **actions.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C is for the chat; the action server is stopped below
+        )
+    chat = rasa_shell(setting.ONEWINDOW_MODEL.read(env), endpoints, setting.RASA_PORT.read(env))
+    try:
+        return subprocess.run(chat.command, cwd=PROJECT_ROOT, env={**env, **chat.env}).returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        endpoints.unlink(missing_ok=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m onewindow.launcher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--shell", action="store_true", help="`make shell`: chat with the assistant in this terminal")
+    mode.add_argument("--dry-run", action="store_true", help="print the supervisord configuration and exit (writes nothing)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.shell:
+        return shell(env)
+    if args.dry_run:
+        var, ports = setting.ONEWINDOW_VAR.read(env).resolve(), Ports.from_env(env)
+        model = setting.ONEWINDOW_MODEL.read(env).resolve()
+        print(supervisord_config(var, served_programs(ports, model, var / "endpoints.yml", env)), end="")
+        return 0
+    return serve(env)
 
 
 if __name__ == "__main__":

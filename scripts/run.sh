@@ -3,26 +3,13 @@
 # the Rasa servers behind the router (the channels on RASA_PORT, the HTTP API with a token on
 # RASA_API_PORT, both on loopback), the hotline gateway, the staff console, and the Telegram bot
 # when TELEGRAM_TOKEN is set; a server that stops is started again.
-# With --shell, chat in this terminal instead.
+# With --shell, chat in this terminal instead. The commands of every server: onewindow/processes.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export PYTHONPATH="$PWD"
-
 if [ "${1:-}" = "--shell" ]; then
-  RASA=.venv/bin/rasa
-  MODEL=${ONEWINDOW_MODEL:-models/onewindow.tar.gz}
-  ACTIONS_PORT=${ACTIONS_PORT:-5055}
-  RASA_PORT=${RASA_PORT:-5005}
-  LOGS=var/log
-  mkdir -p "$LOGS"
-  endpoints=$(mktemp)
-  sed "s#http://localhost:5055/webhook#http://127.0.0.1:${ACTIONS_PORT}/webhook#" endpoints.yml > "$endpoints"
-  trap 'kill $(jobs -p) 2>/dev/null; rm -f "$endpoints"' EXIT INT TERM
-  echo "==> starting the action server on 127.0.0.1:${ACTIONS_PORT} (log: $LOGS/actions.log)"
-  SANIC_HOST=127.0.0.1 "$RASA" run actions --actions actions -p "$ACTIONS_PORT" > "$LOGS/actions.log" 2>&1 &
-  "$RASA" shell -m "$MODEL" --endpoints "$endpoints" -p "$RASA_PORT"
-  exit 0
+  # the action server, and `rasa shell` in this terminal (onewindow/launcher.py, onewindow/processes.py)
+  exec .venv/bin/python -m onewindow.launcher --shell
 fi
 
 # The staff console: the first admin account is made here, in the terminal, never with a default password.

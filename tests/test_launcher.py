@@ -1,7 +1,8 @@
 """`make run`'s launcher (onewindow/launcher.py): everything under supervisord, a server that dies comes back.
 
-Starts the real launcher on free ports and a temporary folder, kills the action server with SIGKILL,
-and checks that supervisord starts it again and the assistant answers again.
+First what it would start (onewindow/processes.py, the programs the harness starts too), without starting
+anything; then (marked `stack`) the real launcher on free ports and a temporary folder: it kills the
+action server with SIGKILL and checks that supervisord starts it again and the assistant answers again.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import pytest
 from harness.stack import MODEL, free_port
 from onewindow.__main__ import seed
 from onewindow.infra.local_servers import http_get
-from onewindow.launcher import api_secret
+from onewindow.launcher import api_secret, main, supervisord_config
+from onewindow.processes import Ports, served_programs, shared_environment, write_endpoints
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from tests.sockets import listening_addresses
 
-pytestmark = pytest.mark.stack
 SUPERVISORCTL = str(Path(sys.executable).with_name("supervisorctl"))
 
 
@@ -39,6 +40,56 @@ def test_the_secret_is_made_once_readable_by_its_owner_only_and_the_environment_
     assert api_secret(tmp_path, {API_SECRET_VARIABLE: "e" * 40}) == ("e" * 40, API_SECRET_VARIABLE)
     with pytest.raises(MissingApiSecret):
         api_secret(tmp_path, {API_SECRET_VARIABLE: "short"})
+
+
+def test_the_ports_of_make_run_and_the_instances_after_rasa_port_plus_100() -> None:
+    assert Ports.from_env({"RASA_INSTANCES": "2"}) == Ports(5005, 5100, 5055, (5106, 5107), 9092, 9093, 5080)
+    moved = Ports.from_env({"RASA_PORT": "6005", "RASA_INSTANCES": "1", "CONSOLE_PORT": "6080"})
+    assert (moved.rasa, moved.instances, moved.console) == (6005, (6106,), 6080)
+
+
+def test_make_run_serves_every_program_the_bot_only_with_a_token_and_no_secret_or_pythonpath(tmp_path: Path) -> None:
+    ports = Ports.from_env({"RASA_INSTANCES": "2"})
+    model, endpoints = tmp_path / "model.tar.gz", tmp_path / "endpoints.yml"
+    served = served_programs(ports, model, endpoints, {})
+    assert [program.name for program in served] == ["actions", "rasa-1", "rasa-2", "router", "voice", "console"]
+    with_bot = served_programs(ports, model, endpoints, {"TELEGRAM_TOKEN": "1:abc", "RASA_HOST": "0.0.0.0"})
+    assert with_bot[-1].name == "bot" and with_bot[-1].env == {"RASA_URL": "http://127.0.0.1:5005"}
+    router = next(program for program in with_bot if program.name == "router")
+    assert router.command[router.command.index("--host") + 1] == "0.0.0.0"
+    assert router.command[-4:] == ["--upstream", "http://127.0.0.1:5106", "--upstream", "http://127.0.0.1:5107"]
+    programs = {program.name: program for program in served}
+    assert programs["voice"].env["RASA_URL"] == "http://127.0.0.1:5005" and programs["voice"].env["RASA_API_URL"].endswith(
+        ":5100"
+    )
+    assert programs["console"].env["RASA_URL"] == "http://127.0.0.1:5100"
+    assert str(endpoints) in programs["rasa-1"].command and str(model) in programs["rasa-1"].command
+    for program in with_bot:
+        assert "PYTHONPATH" not in program.env and API_SECRET_VARIABLE not in program.env
+    config = supervisord_config(tmp_path, served)
+    assert config.count("[program:") == 6 and "PYTHONPATH" not in config and API_SECRET_VARIABLE not in config
+
+
+def test_every_program_shares_the_secret_and_the_endpoints_through_the_environment(tmp_path: Path) -> None:
+    shared = shared_environment({"PATH": "/bin"}, "s" * 32, tmp_path / "endpoints.yml")
+    assert shared == {"PATH": "/bin", API_SECRET_VARIABLE: "s" * 32, "RASA_ENDPOINTS": str(tmp_path / "endpoints.yml")}
+
+
+def test_the_endpoints_point_at_this_tracker_database_and_action_server(tmp_path: Path) -> None:
+    written = write_endpoints(tmp_path / "endpoints.yml", tmp_path / "tracker.db", 6055).read_text()
+    assert f"db: {tmp_path / 'tracker.db'}" in written and "http://127.0.0.1:6055/webhook" in written
+    assert "localhost:5055" not in written and "db: var/tracker.db" not in written
+
+
+def test_a_dry_run_prints_the_configuration_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ONEWINDOW_VAR", str(tmp_path / "var"))
+    monkeypatch.setenv("ACTIONS_PORT", "6055")
+    assert main(["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "[program:actions]" in printed and "-p 6055" in printed and "[program:console]" in printed
+    assert not (tmp_path / "var").exists()
 
 
 class Launched:
@@ -105,7 +156,6 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
         DATABASE_URL=database,
         RASA_INSTANCES="1",
         RASA_INSTANCE_PORT=str(free_port() - 1),
-        PYTHONPATH=str(PROJECT_ROOT),
     )
     running = Launched(var, env)
     running.ports = {key: int(value) for key, value in ports.items()}  # type: ignore[attr-defined]
@@ -121,6 +171,7 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
             raise
 
 
+@pytest.mark.stack
 def test_make_run_prints_where_everything_is(launched: Launched) -> None:
     printed = "".join(launched.output)
     ports = launched.ports  # type: ignore[attr-defined]
@@ -139,6 +190,7 @@ def test_make_run_prints_where_everything_is(launched: Launched) -> None:
         assert listening_addresses(port) == ["127.0.0.1"], name
 
 
+@pytest.mark.stack
 def test_a_killed_action_server_is_started_again_and_the_assistant_answers_again(launched: Launched) -> None:
     ports = launched.ports  # type: ignore[attr-defined]
     assert "100 dollars" in json.dumps(say(ports["RASA_PORT"], "launcher-1", "how much is a passport renewal?"))
@@ -155,6 +207,7 @@ def test_a_killed_action_server_is_started_again_and_the_assistant_answers_again
     assert "100 dollars" in json.dumps(say(ports["RASA_PORT"], "launcher-2", "how much is a passport renewal?"))
 
 
+@pytest.mark.stack
 def test_the_secret_is_on_no_command_line_and_in_no_log(launched: Launched) -> None:
     secret = (launched.var / "api-secret").read_text().strip().encode()
     pids = [int(pid) for pid in launched.supervisorctl("pid", "all").split() if pid.isdigit() and pid != "0"]

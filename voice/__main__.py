@@ -1,17 +1,17 @@
 """`python -m voice gateway | kiosk | devices`: the hotline gateway, the kiosk, the sound devices.
 
-The gateway's settings, all read here: VOICE_HOST, VOICE_PORT, VOICE_CONTROL_PORT; RASA_URL and
-RASA_TIMEOUT (the REST channel); RASA_API_URL and RASA_JWT_SECRET (Rasa's HTTP API, where turns
-the gateway answers itself are added to the conversation); VOSK_MODEL_PATH and VOSK_MODEL_LANGUAGE
-(the speech model and, when its folder does not tell, its language); ONEWINDOW_SILENCE_ACTION
-(person or hangup: what a silent caller gets after one reprompt).
+The gateway's settings (declared in onewindow/settings/variables.py), all read here: VOICE_HOST,
+VOICE_PORT, VOICE_CONTROL_PORT; RASA_URL and RASA_TIMEOUT (the REST channel); RASA_API_URL and
+RASA_JWT_SECRET (Rasa's HTTP API, where turns the gateway answers itself are added to the
+conversation); VOSK_MODEL_PATH and VOSK_MODEL_LANGUAGE (the speech model and, when its folder does
+not tell, its language); ONEWINDOW_SILENCE_ACTION (person or hangup: what a silent caller gets
+after one reprompt).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from functools import partial
 from typing import List, Optional
@@ -19,16 +19,15 @@ from typing import List, Optional
 from onewindow.backend import ServiceBackend
 from onewindow.channels.rasa_client import RasaClient, append_events
 from onewindow.infra.logs import configure
-from onewindow.settings import API_SECRET_VARIABLE, checked_api_secret
-from voice.call import CallSession, CallSettings, LocalTurns
-from voice.gateway import Address, Gateway
+from onewindow.settings import rasa_jwt_secret
+from onewindow.settings import variables as setting
+from voice.call import CallSettings, LocalTurns
+from voice.gateway import Address, CallFactory, Gateway
 from voice.kiosk import KioskError, KioskTransport, audio_devices, find_device
-from voice.listening import Listener
 from voice.recognition import LiveRecognition, Recogniser, SpeechUnavailable, model_path_from_environment, shared_recogniser
 from voice.recognition_worker import PoolSettings, RecognitionPool
 from voice.speech_language import Hearing, hearing
-from voice.synthesis import PromptCache, shared_synthesiser
-from voice.voicing import Voicing
+from voice.speech_synthesis import PromptCache, shared_synthesiser
 
 
 def speech_or_keypad() -> Optional[Recogniser]:
@@ -55,7 +54,7 @@ def gateway_speech() -> Optional[RecognitionPool]:
 
 def speech_check(recogniser: Optional[LiveRecognition]) -> Hearing:
     """Speech only with a model in the assistant's language (VOSK_MODEL_LANGUAGE when its folder does not say)."""
-    hears = hearing(recogniser, model_path_from_environment(), os.environ.get("VOSK_MODEL_LANGUAGE"))
+    hears = hearing(recogniser, model_path_from_environment(), setting.VOSK_MODEL_LANGUAGE.read())
     if recogniser is not None and hears.reason:
         off = "" if hears.speech else "; speech recognition is off and callers can use the keypad only"
         print(f"voice: {hears.reason}{off}", file=sys.stderr)
@@ -64,28 +63,28 @@ def speech_check(recogniser: Optional[LiveRecognition]) -> Hearing:
 
 def call_settings() -> CallSettings:
     """ONEWINDOW_SILENCE_ACTION: "person" (default) puts a silent caller through after one reprompt, "hangup" says goodbye."""
-    return CallSettings(silence_action=os.environ.get("ONEWINDOW_SILENCE_ACTION", "person").strip().lower())
+    return CallSettings(silence_action=setting.ONEWINDOW_SILENCE_ACTION.read())
 
 
 def conversation_turns() -> Optional[LocalTurns]:
     """Turns answered by the gateway (repeat, slower, more, a reprompt) added to the conversation through Rasa's
     HTTP API at RASA_API_URL (the router's internal listener), signed with RASA_JWT_SECRET; None without the URL."""
-    url = os.environ.get("RASA_API_URL")
+    url = setting.RASA_API_URL.read()
     if not url:
         print("voice: RASA_API_URL is not set: repeats and reprompts are only in the call transcript", file=sys.stderr)
         return None
-    return partial(append_events, url.rstrip("/"), checked_api_secret(os.environ.get(API_SECRET_VARIABLE, "")))
+    return partial(append_events, url, rasa_jwt_secret())
 
 
 def rasa_client(channel: str) -> RasaClient:
-    return RasaClient(os.environ.get("RASA_URL", "http://127.0.0.1:5005"), float(os.environ.get("RASA_TIMEOUT", "8")), channel)
+    return RasaClient(setting.RASA_URL.read(), setting.RASA_TIMEOUT.read(), channel)
 
 
 async def serve_gateway() -> None:
     address = Address(
-        os.environ.get("VOICE_HOST", "127.0.0.1"),
-        int(os.environ.get("VOICE_PORT", "9092")),
-        int(os.environ.get("VOICE_CONTROL_PORT", "9093")),
+        setting.VOICE_HOST.read(),
+        setting.VOICE_PORT.read(),
+        setting.VOICE_CONTROL_PORT.read(),
     )
     recogniser = gateway_speech()
     gateway = Gateway(
@@ -108,8 +107,7 @@ async def run_kiosk(device: Optional[str]) -> None:
     backend, rasa, settings, turns = ServiceBackend.from_url(), rasa_client("kiosk"), call_settings(), conversation_turns()
     while True:  # one conversation after another, like calls
         transport = KioskTransport(microphone, speaker)
-        listener = Listener(hears.recogniser, settings.end_silence_ms, settings.max_utterance_ms)
-        await CallSession(transport, listener, Voicing(prompts), rasa, backend, settings, hears.speech, turns).run()
+        await CallFactory(hears.recogniser, prompts, rasa, backend, settings, hears.speech, turns).call(transport).run()
         await asyncio.sleep(2)
 
 

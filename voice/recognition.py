@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import vosk
 
 from onewindow.infra.logs import log_event
+from onewindow.settings.variables import VOSK_MODEL_PATH
 from voice.audio import AudioError, Pcm, resample
 
 logger = logging.getLogger("onewindow.voice.recognition")
@@ -307,11 +308,13 @@ class SpeechRecogniser(Recogniser):
         if not self.supports_grammar:
             self._warn_once("unsupported", "speech.grammar_ignored", reason="model has no graph/HCLr.fst and graph/Gr.fst")
             return None
-        kept, missing = [], []
+        kept: List[str] = []
+        missing: List[str] = []
         for phrase in phrases:
             spelled = [self._in_vocabulary(word) for word in phrase.split()]
-            if spelled and all(spelled):
-                kept.append(" ".join(spelled))  # type: ignore[arg-type]
+            known = [word for word in spelled if word is not None]
+            if spelled and len(known) == len(spelled):
+                kept.append(" ".join(known))
             else:
                 missing.extend(word for word, known in zip(phrase.split(), spelled) if not known)
         if missing:
@@ -355,7 +358,7 @@ class SpeechRecogniser(Recogniser):
 
 def model_path_from_environment() -> Optional[str]:
     """The vosk model folder named by VOSK_MODEL_PATH, or None."""
-    return os.environ.get("VOSK_MODEL_PATH") or None
+    return VOSK_MODEL_PATH.read()
 
 
 @lru_cache(maxsize=1)
@@ -376,4 +379,7 @@ def shared_recogniser() -> SpeechRecogniser:
         return _load_shared_recogniser()
 
 
-shared_recogniser.cache_clear = _load_shared_recogniser.cache_clear  # type: ignore[attr-defined]  # as with lru_cache
+def forget_shared_recogniser() -> None:
+    """Forget the loaded model: the next shared_recogniser() loads VOSK_MODEL_PATH again."""
+    with _LOADING:
+        _load_shared_recogniser.cache_clear()

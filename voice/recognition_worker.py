@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Awaitable, Dict, List, Optional, Sequence, Set, Tuple
 
 from onewindow.infra.logs import log_event
+from onewindow.settings.variables import VOICE_RECOGNITION_NICE, VOICE_RECOGNITION_WORKERS, VOICE_WARM_RECOGNISERS
 from voice.recognition import (
     LiveRecognition,
     LiveStream,
@@ -54,18 +55,17 @@ WARM_UP_AUDIO = bytes(8000)  # half a second of silence at 8 kHz: vosk's first d
 class PoolSettings:
     """How many worker processes, how much lower their CPU priority, how many warm recognisers each keeps."""
 
-    workers: int = os.cpu_count() or 2
-    niceness: int = 10
-    warm: int = 6
+    workers: int = VOICE_RECOGNITION_WORKERS.default_value
+    niceness: int = VOICE_RECOGNITION_NICE.default_value
+    warm: int = VOICE_WARM_RECOGNISERS.default_value
 
     @classmethod
     def from_environment(cls) -> "PoolSettings":
         """VOICE_RECOGNITION_WORKERS (default: the number of cores), VOICE_RECOGNITION_NICE (10), VOICE_WARM_RECOGNISERS (6)."""
-        default = cls()
         return cls(
-            workers=max(1, int(os.environ.get("VOICE_RECOGNITION_WORKERS") or default.workers)),
-            niceness=max(0, int(os.environ.get("VOICE_RECOGNITION_NICE") or default.niceness)),
-            warm=max(0, int(os.environ.get("VOICE_WARM_RECOGNISERS") or default.warm)),
+            workers=max(1, VOICE_RECOGNITION_WORKERS.read()),
+            niceness=VOICE_RECOGNITION_NICE.read(),
+            warm=VOICE_WARM_RECOGNISERS.read(),
         )
 
 
@@ -115,11 +115,11 @@ class _Decoder:
                 self.failures[stream_id] = str(error)
             return None
         if kind == "close":
-            key, stream = self.streams.pop(stream_id, (None, None))
+            closed = self.streams.pop(stream_id, None)
             self.failures.pop(stream_id, None)
-            if stream is not None:
-                stream.reset()
-                self.spare.setdefault(key, []).append(stream)
+            if closed is not None:
+                closed[1].reset()
+                self.spare.setdefault(closed[0], []).append(closed[1])
             return None
         if stream_id not in self.streams:
             failure = self.failures.get(stream_id, "no such stream")
@@ -144,11 +144,13 @@ def serve(model_path: str, niceness: int, warm: int) -> None:
     os.dup2(2, 1)  # anything printed goes to stderr, never into the answers
     jobs, answers = Connection(0, writable=False), Connection(answers_fd, readable=False)
     started = time.perf_counter()
+    decoder: Optional[_Decoder] = None
+    failure = ""
     try:
-        decoder: Optional[_Decoder] = _Decoder(SpeechRecogniser(model_path), warm)
-        failure = ""
-        while decoder.needs_warming():  # the first calls find warm recognisers
-            decoder.warm_one()
+        loaded = _Decoder(SpeechRecogniser(model_path), warm)
+        while loaded.needs_warming():  # the first calls find warm recognisers
+            loaded.warm_one()
+        decoder = loaded
     except SpeechUnavailable as error:
         decoder, failure = None, str(error)
     answers.send(("ready", os.getpid(), time.perf_counter() - started, failure))
@@ -202,7 +204,7 @@ class _Worker:
             env=env,
         )
         self.pid = self.process.pid
-        closed = asyncio.ensure_future(self.process.stdin.wait_closed())  # type: ignore[union-attr]
+        closed = asyncio.ensure_future(self.process.stdin.wait_closed())  # type: ignore[union-attr]  # started just above, with a stdin pipe
         closed.add_done_callback(lambda done: done.cancelled() or done.exception())  # a dead worker's pipe: seen by _read
         try:
             kind, _, seconds, failure = await asyncio.wait_for(self._receive(), START_SECONDS)
@@ -218,14 +220,14 @@ class _Worker:
         return ""
 
     async def _receive(self) -> tuple:
-        reader = self.process.stdout  # type: ignore[union-attr]
-        (length,) = struct.unpack("!i", await reader.readexactly(4))  # type: ignore[union-attr]
-        return pickle.loads(await reader.readexactly(length))  # type: ignore[union-attr]
+        reader = self.process.stdout  # type: ignore[union-attr]  # start() made the process, with a stdout pipe
+        (length,) = struct.unpack("!i", await reader.readexactly(4))  # type: ignore[union-attr]  # as above
+        return pickle.loads(await reader.readexactly(length))  # type: ignore[union-attr]  # as above
 
     def send(self, message: Optional[tuple]) -> None:
         """Write one message to the worker's pipe; never waits (asyncio buffers what the pipe cannot take yet)."""
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self.process.stdin.write(struct.pack("!i", len(data)) + data)  # type: ignore[union-attr]
+        self.process.stdin.write(struct.pack("!i", len(data)) + data)  # type: ignore[union-attr]  # only sent to after start(), with a stdin pipe
 
     def finish(self, stream_id: int) -> "asyncio.Future[Tuple[Transcript, float]]":
         request = next(_request_ids)
@@ -264,7 +266,7 @@ class _Worker:
                 if not answer.done():
                     answer.set_exception(WorkerGone(f"the recognition worker (pid {self.pid}) stopped"))
             self._waiting.clear()
-        await self.process.wait()  # type: ignore[union-attr]
+        await self.process.wait()  # type: ignore[union-attr]  # read only after start()
 
     async def stop(self) -> None:
         """Ask the process to end, and kill it if it does not within STOP_SECONDS."""
@@ -274,7 +276,7 @@ class _Worker:
         if self.process.returncode is None:
             try:
                 self.send(None)
-                self.process.stdin.close()  # type: ignore[union-attr]
+                self.process.stdin.close()  # type: ignore[union-attr]  # started with a stdin pipe
                 await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
             except (asyncio.TimeoutError, ConnectionError):
                 self.process.kill()
@@ -323,7 +325,7 @@ class RecognitionPool(LiveRecognition):
 
     async def _watch(self, worker: _Worker) -> None:
         """When a worker's process ends unasked, start another in its place."""
-        await worker.process.wait()  # type: ignore[union-attr]
+        await worker.process.wait()  # type: ignore[union-attr]  # watched only once started
         if worker in self.workers:
             self.workers.remove(worker)
         if not any(w.alive for w in self.workers):
@@ -334,7 +336,7 @@ class RecognitionPool(LiveRecognition):
             logger,
             "speech.worker_stopped",
             pid=worker.pid,
-            exit_code=worker.process.returncode,  # type: ignore[union-attr]
+            exit_code=worker.process.returncode,  # type: ignore[union-attr]  # as above
             streams=len(worker.streams),
         )
         self._keep(self._replace())

@@ -10,21 +10,20 @@ Logs name the channel and a pseudonym of the conversation, never the text or a n
 from __future__ import annotations
 
 import logging
-import os
 from typing import Mapping, Optional
 
 import httpx
 
 from onewindow.channels.senders import channel_of_sender, split_sender
 from onewindow.infra.logs import log_event, pseudonym
+from onewindow.settings.variables import TELEGRAM_API_URL, TELEGRAM_TOKEN
 
 logger = logging.getLogger(__name__)
-TELEGRAM_API_URL = "https://api.telegram.org/bot"
 
 
 class OutboundChannels:
     def __init__(
-        self, telegram_token: Optional[str] = None, telegram_api_url: str = TELEGRAM_API_URL, timeout: float = 10.0
+        self, telegram_token: Optional[str] = None, telegram_api_url: str = TELEGRAM_API_URL.default_value, timeout: float = 10.0
     ) -> None:
         self.telegram_token = telegram_token
         self.telegram_api_url = telegram_api_url
@@ -33,9 +32,9 @@ class OutboundChannels:
             logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines contain the bot token
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str] = os.environ) -> "OutboundChannels":
+    def from_environment(cls, env: Optional[Mapping[str, str]] = None) -> "OutboundChannels":
         """Telegram from the bot's TELEGRAM_TOKEN and TELEGRAM_API_URL (not configured without a token)."""
-        return cls(env.get("TELEGRAM_TOKEN", "").strip() or None, env.get("TELEGRAM_API_URL", TELEGRAM_API_URL))
+        return cls(TELEGRAM_TOKEN.read(env), TELEGRAM_API_URL.read(env))
 
     async def deliver(self, sender_id: str, text: str) -> bool:
         """Send `text` to the conversation's citizen; True when their channel accepted it."""

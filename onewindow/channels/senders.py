@@ -15,7 +15,7 @@ import os
 import secrets
 from typing import Optional, Tuple
 
-from onewindow.settings import PROJECT_ROOT
+from onewindow.settings.variables import ONEWINDOW_CHANNEL_SECRET, PROJECT_ROOT
 
 IDENTIFIED_CHANNELS = ("telegram", "phone", "kiosk")
 REST = "rest"
@@ -37,7 +37,7 @@ def channel_of_sender(sender_id: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _channel_secret() -> bytes:
     """`ONEWINDOW_CHANNEL_SECRET`, or a random key kept in var/channel.key (made on first use, owner-only)."""
-    configured = os.environ.get("ONEWINDOW_CHANNEL_SECRET")
+    configured = ONEWINDOW_CHANNEL_SECRET.read()
     if configured:
         return configured.encode()
     path = PROJECT_ROOT / "var" / "channel.key"

@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from onewindow.settings.variables import ONEWINDOW_LOG_LEVEL, ONEWINDOW_LOG_SALT
+
 PHONE_OR_ID = re.compile(r"\+?\d[\d\s\-().]{6,}\d")
-SALT = os.environ.get("ONEWINDOW_LOG_SALT", "onewindow")
+SALT = ONEWINDOW_LOG_SALT.read()
 
 
 def redact(text: str) -> str:
@@ -68,7 +69,7 @@ def configure(level: str = "") -> None:
     handler = CurrentStderr()
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
-    logger.setLevel(level or os.environ.get("ONEWINDOW_LOG_LEVEL", "INFO"))
+    logger.setLevel(level or ONEWINDOW_LOG_LEVEL.read())
     logger.propagate = False
 
 

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import re
 import signal
 import time
@@ -51,11 +50,12 @@ from yarl import URL
 from onewindow.infra.api_auth import refusal
 from onewindow.infra.logs import configure, log_event
 from onewindow.settings import rasa_jwt_secret
+from onewindow.settings.variables import ONEWINDOW_MESSAGES_PER_INSTANCE
 
 log = logging.getLogger("onewindow.infra.router")
 CONVERSATION_PATH = re.compile(r"^/conversations/([^/]+)/")
 CHANNEL_PATH = re.compile(r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$")
-MESSAGES_PER_INSTANCE = 2  # one working while the other waits for the action server
+MESSAGES_PER_INSTANCE = ONEWINDOW_MESSAGES_PER_INSTANCE.default_value  # 2: one working, one waiting for the actions
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
 
@@ -267,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument(
         "--messages-per-instance",
         type=int,
-        default=int(os.environ.get("ONEWINDOW_MESSAGES_PER_INSTANCE", MESSAGES_PER_INSTANCE)),
+        default=ONEWINDOW_MESSAGES_PER_INSTANCE.read(),
         help=f"messages an instance works on at once; the rest wait in the router's queue (default {MESSAGES_PER_INSTANCE})",
     )
     args = parser.parse_args(argv)

@@ -1,0 +1,127 @@
+"""How each OneWindow program is started: its command line, its environment and the endpoints.yml it reads.
+
+`make run` (onewindow/launcher.py, under supervisord), `make shell` (the same launcher) and the harness of
+the tests and benchmarks (harness/stack.py, plain subprocesses) all start their programs from here. A
+program's `env` holds only what differs from the environment every program shares (`shared_environment`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT
+from onewindow.settings import variables as setting
+
+PYTHON = sys.executable
+RASA = str(Path(sys.executable).with_name("rasa"))
+CREDENTIALS = PROJECT_ROOT / "credentials.yml"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where `make run`'s servers listen (all on loopback but the router's public port, on RASA_HOST)."""
+
+    rasa: int
+    api: int
+    actions: int
+    instances: Tuple[int, ...]
+    voice: int
+    voice_control: int
+    console: int
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Ports":
+        first = setting.RASA_INSTANCE_PORT.read(env)
+        return cls(
+            rasa=setting.RASA_PORT.read(env),
+            api=setting.RASA_API_PORT.read(env),
+            actions=setting.ACTIONS_PORT.read(env),
+            instances=tuple(first + n for n in range(1, setting.RASA_INSTANCES.read(env) + 1)),
+            voice=setting.VOICE_PORT.read(env),
+            voice_control=setting.VOICE_CONTROL_PORT.read(env),
+            console=setting.CONSOLE_PORT.read(env),
+        )
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    command: List[str]
+    env: Dict[str, str] = field(default_factory=dict)  # added to the shared environment
+    start_seconds: int = 3  # up this long counts as started (supervisord); a quicker exit is retried up to 5 times
+
+
+def local_url(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}"
+
+
+def write_endpoints(path: Path, tracker_db: Path, actions_port: Optional[int] = None) -> Path:
+    """The project's endpoints.yml with its SQLite tracker store at `tracker_db` (and the action server on `actions_port`)."""
+    text = (PROJECT_ROOT / "endpoints.yml").read_text().replace("db: var/tracker.db", f"db: {tracker_db}")
+    path.write_text(text.replace("localhost:5055", f"{LOOPBACK}:{actions_port}") if actions_port else text)
+    return path
+
+
+def shared_environment(base: Mapping[str, str], api_secret: str, endpoints: Path) -> Dict[str, str]:
+    """What every program gets: `base`, the HTTP API's secret (in no command line) and Rasa's endpoints.yml."""
+    return {**base, API_SECRET_VARIABLE: api_secret, setting.RASA_ENDPOINTS.name: str(endpoints)}
+
+
+def action_server(port: int) -> Program:
+    return Program("actions", [RASA, "run", "actions", "--actions", "actions", "-p", str(port)], {"SANIC_HOST": LOOPBACK})
+
+
+def rasa_server(number: int, port: int, model: Path, endpoints: Path) -> Program:
+    """Rasa server `number` (from 1) with its HTTP API, on loopback; the router is in front of it."""
+    command = [PYTHON, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(model), "--enable-api", "-i", LOOPBACK]
+    command += ["-p", str(port), "--endpoints", str(endpoints), "--credentials", str(CREDENTIALS)]
+    return Program(f"rasa-{number}", command, start_seconds=10)
+
+
+def router(port: int, api_port: int, instance_ports: Sequence[int], host: str = LOOPBACK) -> Program:
+    """The channels on `host`:`port`, the HTTP API on loopback:`api_port`, spread over the Rasa servers."""
+    upstreams = [arg for instance in instance_ports for arg in ("--upstream", local_url(instance))]
+    command = [PYTHON, "-m", "onewindow.infra.router", "--host", host, "--port", str(port), "--api-port", str(api_port)]
+    return Program("router", command + upstreams)
+
+
+def voice_gateway(ports: Ports) -> Program:
+    env = {
+        setting.RASA_URL.name: local_url(ports.rasa),
+        setting.RASA_API_URL.name: local_url(ports.api),
+        setting.VOICE_PORT.name: str(ports.voice),
+        setting.VOICE_CONTROL_PORT.name: str(ports.voice_control),
+    }
+    return Program("voice", [PYTHON, "-m", "voice", "gateway"], env)
+
+
+def staff_console(ports: Ports) -> Program:
+    env = {
+        setting.CONSOLE_RASA_URL.name: local_url(ports.api),
+        setting.CONSOLE_HOST.name: LOOPBACK,
+        setting.CONSOLE_PORT.name: str(ports.console),
+    }
+    return Program("console", [PYTHON, "-m", "console", "serve"], env)
+
+
+def telegram_bot(rasa_port: int) -> Program:
+    return Program("bot", [PYTHON, "-m", "bot"], {setting.RASA_URL.name: local_url(rasa_port)})
+
+
+def rasa_shell(model: Path, endpoints: Path, port: int) -> Program:
+    """`rasa shell`: chat in the terminal (`make shell`)."""
+    return Program("shell", [RASA, "shell", "-m", str(model), "--endpoints", str(endpoints), "-p", str(port)])
+
+
+def served_programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str]) -> List[Program]:
+    """What `make run` serves: the Telegram bot only with TELEGRAM_TOKEN; no secret in any of them."""
+    found = [action_server(ports.actions)]
+    found += [rasa_server(n, port, model, endpoints) for n, port in enumerate(ports.instances, start=1)]
+    found.append(router(ports.rasa, ports.api, ports.instances, setting.RASA_HOST.read(env)))
+    found += [voice_gateway(ports), staff_console(ports)]
+    if setting.TELEGRAM_TOKEN.read(env):
+        found.append(telegram_bot(ports.rasa))
+    return found
