@@ -22,6 +22,8 @@ from actions.shared import (
     channel_of,
     choices_offered_this_turn,
     first,
+    known_office,
+    known_service,
     now,
     office_buttons,
     requester_of,
@@ -159,14 +161,14 @@ class InFormOrder:
     async def get_validation_events(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[Dict[Text, Any]]:
-        order = self.domain_slots(domain)  # type: ignore[attr-defined]
+        order = self.domain_slots(domain)  # type: ignore[attr-defined]  # a mixin: FormValidationAction, beside it in the form class, has it
         unordered = tracker.slots_to_validate
 
         def ordered() -> Slots:
             return dict(sorted(unordered().items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
 
-        tracker.slots_to_validate = ordered  # type: ignore[assignment]
-        return await super().get_validation_events(dispatcher, tracker, domain)  # type: ignore[misc]
+        tracker.slots_to_validate = ordered
+        return await super().get_validation_events(dispatcher, tracker, domain)  # type: ignore[misc]  # FormValidationAction's, next in the form class's MRO
 
 
 class DateTimeValidation(InFormOrder):
@@ -247,7 +249,7 @@ class ReferenceValidation(RecordProof, InFormOrder):
 
     def accepted(self, record: AppointmentRecord, dispatcher: CollectingDispatcher) -> Slots:
         """The service and office of a proven appointment; a cancelled one can only be checked."""
-        if record.status != "booked" and self.form_name() != "check_appointment_form":  # type: ignore[attr-defined]
+        if record.status != "booked" and self.form_name() != "check_appointment_form":  # type: ignore[attr-defined]  # a mixin: FormValidationAction has it
             dispatcher.utter_message(text=PROBLEMS["not_active"])
             return {"appointment_reference": None}
         return {"service": record.service_id, "office": record.office_id}
@@ -326,7 +328,7 @@ class ValidateAppointmentForm(DateTimeValidation, TaskFormValidation):
                 dispatcher.utter_message(text=booking_at(matches[0].name, tracker))
             return {"office": matches[0].id}
         if not matches and len(named) == 1:  # an office that does not offer the service: the form asks for one that does
-            office, record = await call(backend().catalogue.office, named[0]), await call(backend().catalogue.service, service)
+            office, record = await known_office(named[0]), await known_service(service)
             dispatcher.utter_message(text=not_offered(office.name, record.name))
         return {"office": None}
 
@@ -478,7 +480,7 @@ class ActionAskOffice(Action):
         return "action_ask_office"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        service = await call(backend().catalogue.service, tracker.get_slot("service"))
+        service = await known_service(tracker.get_slot("service"))
         offices = await call(backend().catalogue.offices, service_id=service.id)
         districts = [d for said in tracker.get_latest_entity_values("district") for d in await resolve_one("district", said)]
         nearby = [o for o in offices if o.district_id in districts]
@@ -551,8 +553,8 @@ class ActionAskBookingConfirmed(Action):
         return "action_ask_booking_confirmed"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        service = await call(backend().catalogue.service, tracker.get_slot("service"))
-        office = await call(backend().catalogue.office, tracker.get_slot("office"))
+        service = await known_service(tracker.get_slot("service"))
+        office = await known_office(tracker.get_slot("office"))
         moment = _slot_start(tracker)
         if tracker.active_loop_name == "reschedule_form":
             text = f"Shall I move appointment {tracker.get_slot('appointment_reference')} to {spoken_datetime(moment)}?"

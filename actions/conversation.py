@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import hand_off
 from actions.menu import main_menu_buttons, send_main_menu
-from actions.shared import TASK_SLOTS, abilities_of, leave_task  # noqa: F401 - TASK_SLOTS: what stop clears
+from actions.shared import TASK_SLOTS, abilities_of, leave_task  # noqa: F401 - TASK_SLOTS re-exported: the slots stop clears
 from onewindow.text.channel_wording import Prompt
 
 LOW_CONFIDENCE_ACTION = "action_handle_low_confidence"

@@ -47,7 +47,7 @@ def in_person_text(event: LifeEventRecord, offices: List[OfficeRecord]) -> str:
 def bundle_text(event: LifeEventRecord, mode: Optional[str] = None, offices: Optional[List[OfficeRecord]] = None) -> str:
     departments = sorted({step.service.department for step in event.steps})
     steps = " ".join(f"{number}. {step.service.name}: {step.when}" for number, step in enumerate(event.steps, start=1))
-    route = {ONLINE: from_home_text(event), IN_PERSON: in_person_text(event, offices or [])}.get(mode) or online_text(event)
+    route = {ONLINE: from_home_text(event), IN_PERSON: in_person_text(event, offices or [])}.get(mode or "") or online_text(event)
     sympathy = f"{event.sympathy} " if event.sympathy else ""
     return (
         f"{sympathy}{event.summary} Here is everything to do, in order. {steps} "

@@ -187,9 +187,9 @@ def button_referred(text: str, buttons: Sequence[Mapping[str, Any]], by_name: bo
         and any(re.search(rf"(?<!\d){int(match.group('bare'))}(?!\d)", str(b.get("title", ""))) for b in buttons)
     ):
         return None
-    position = ordinal(text)
-    if position is not None:
-        return buttons[position if position == -1 else position - 1] if -1 <= position <= len(buttons) and position else None
+    numbered = ordinal(text)
+    if numbered is not None:
+        return buttons[numbered if numbered == -1 else numbered - 1] if -1 <= numbered <= len(buttons) and numbered else None
     if not by_name:
         return None
     titles = [WORD.findall(str(b.get("title", "")).lower()) for b in buttons]

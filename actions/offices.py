@@ -10,8 +10,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.listed import reference_in
-from actions.shared import backend, button, call, latest_metadata, now, office_buttons, resolve_one, venue
-from onewindow.backend.geo import valid_position
+from actions.shared import backend, button, call, known_office, latest_metadata, now, office_buttons, resolve_one, venue
+from onewindow.backend.geo import checked_position
 from onewindow.backend.records import OfficeRecord
 from onewindow.text.dates import parse_date, spoken_date
 from onewindow.text.wording import distance_text, join_words, periods_text, week_text
@@ -81,8 +81,7 @@ def office_listing(offices: List[OfficeRecord], today: date) -> str:
 def shared_position(tracker: Tracker) -> Optional[Tuple[float, float]]:
     """(latitude, longitude) when the citizen shared a location with the latest message."""
     location = latest_metadata(tracker).get("location") or {}
-    latitude, longitude = location.get("latitude"), location.get("longitude")
-    return (latitude, longitude) if valid_position(latitude, longitude) else None
+    return checked_position(location.get("latitude"), location.get("longitude"))
 
 
 def _current(tracker: Tracker, slot: str) -> Optional[str]:
@@ -109,7 +108,7 @@ class ActionAnswerOfficeQuestion(Action):
             return [SlotSet("office", nearest)] if nearest else []  # the nearest office is the one settled on
         office_ids = await resolve_one("office", _current(tracker, "office"))
         if len(office_ids) == 1:
-            office = await call(catalogue.office, office_ids[0])
+            office = await known_office(office_ids[0])
             await self._describe(dispatcher, office, today, day_asked(tracker, today) if hours_question else None, hours_question)
             return [SlotSet("office", office.id)]
         district_ids = await resolve_one("district", _current(tracker, "district"))

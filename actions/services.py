@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.listed import reference_in
 from actions.routes import documents_listing, route_buttons, route_text, stated_mode
-from actions.shared import abilities_of, backend, button, call, now, resolve_one, service_buttons
+from actions.shared import abilities_of, backend, button, call, known_service, now, resolve_one, service_buttons
 from onewindow.backend.records import ServiceRecord
 from onewindow.text.channel_wording import Abilities, Prompt
 from onewindow.text.wording import join_words, money, processing_time
@@ -131,7 +131,7 @@ class ActionAnswerServiceQuestion(Action):
         if len(ids) != 1:
             await self._ask_which(dispatcher, ids, aspect, tracker.get_slot("service"), abilities_of(tracker))
             return [SlotSet("question", aspect), SlotSet("service", None)]
-        service = await call(backend().catalogue.service, ids[0])
+        service = await known_service(ids[0])
         city = await call(backend().catalogue.city)
         mode = stated_mode(tracker.get_slot("mode"))
         if mode and aspect in ROUTE_ASPECTS:

@@ -44,6 +44,22 @@ async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(function, *args, **kwargs)
 
 
+async def known_service(service_id: str) -> ServiceRecord:
+    """A service the conversation has settled on (a resolved name or a validated slot), so in the catalogue."""
+    service = await call(backend().catalogue.service, service_id)
+    if service is None:
+        raise LookupError(f"Service {service_id!r} is not in the catalogue.")
+    return service
+
+
+async def known_office(office_id: str) -> OfficeRecord:
+    """An office the conversation has settled on (a resolved name or a validated slot), so in the catalogue."""
+    office = await call(backend().catalogue.office, office_id)
+    if office is None:
+        raise LookupError(f"Office {office_id!r} is not in the catalogue.")
+    return office
+
+
 def now() -> datetime:
     return datetime.now()
 

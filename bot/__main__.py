@@ -25,13 +25,14 @@ def main() -> int:
     except SettingsError as error:
         print(f"bot: {error}", file=sys.stderr)
         return 2
-    if settings.webhook_mode:
+    webhook_url = settings.webhook_url if settings.webhook_mode else None
+    if webhook_url is not None:
         log_event(logger, "bot.webhook_mode", port=settings.webhook_port)
         application.run_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
-            url_path=urlparse(settings.webhook_url).path.lstrip("/"),
-            webhook_url=settings.webhook_url,
+            url_path=urlparse(webhook_url).path.lstrip("/"),
+            webhook_url=webhook_url,
             secret_token=settings.secret_token,
             allowed_updates=Update.ALL_TYPES,
         )

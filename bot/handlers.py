@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Awaitable, Dict, Optional
+from datetime import timedelta
+from typing import Any, Awaitable, Dict, Optional, TypeVar, Union
 
 from sqlalchemy.engine import Engine
 from telegram import Message, Update
@@ -25,6 +26,7 @@ from voice.recognition import SpeechUnavailable, model_path_from_environment
 logger = logging.getLogger("onewindow.bot")
 Context = ContextTypes.DEFAULT_TYPE
 NEW = filters.UpdateType.MESSAGE
+T = TypeVar("T")
 
 
 def welcome_text(listening: bool) -> str:
@@ -75,8 +77,24 @@ def listening() -> bool:
     return model_path_from_environment() is not None
 
 
+def expected(value: Optional[T], what: str) -> T:
+    """What the handler's filter promises the update carries (a chat, a message, its text); an error if it does not."""
+    if value is None:
+        raise LookupError(f"the update carries no {what}")
+    return value
+
+
 def chat_of(update: Update) -> int:
-    return update.effective_chat.id  # type: ignore[union-attr]
+    return expected(update.effective_chat, "chat").id
+
+
+def message_of(update: Update) -> Message:
+    return expected(update.effective_message, "message")
+
+
+def seconds_of(duration: Union[int, timedelta]) -> float:
+    """A Telegram duration in seconds: python-telegram-bot 22 gives an int, or a timedelta when PTB_TIMEDELTA is set."""
+    return duration.total_seconds() if isinstance(duration, timedelta) else duration
 
 
 class ChatHandlers:
@@ -110,10 +128,10 @@ class ChatHandlers:
     # --- commands ---------------------------------------------------------------------
 
     async def start(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(welcome_text(listening()), reply_markup=share_keyboard())  # type: ignore[union-attr]
+        await message_of(update).reply_text(welcome_text(listening()), reply_markup=share_keyboard())
 
     async def help(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(HELP, reply_markup=share_keyboard())  # type: ignore[union-attr]
+        await message_of(update).reply_text(HELP, reply_markup=share_keyboard())
 
     async def human(self, update: Update, context: Context) -> None:
         await self.conversations.turn(context.bot, chat_of(update), "/request_human")
@@ -122,34 +140,34 @@ class ChatHandlers:
         await self.conversations.turn(context.bot, chat_of(update), "/stop")
 
     async def language(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(  # type: ignore[union-attr]
+        await message_of(update).reply_text(
             "Which language? More languages are coming; for now I speak English.",
             reply_markup=choice_keyboard("language", {"en": "English"}),
         )
 
     async def forget(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(  # type: ignore[union-attr]
+        await message_of(update).reply_text(
             "Shall I delete what this chat has stored: our conversation, the phone number you shared and "
             "your voice settings? Appointments and applications stay valid.",
             reply_markup=choice_keyboard("forget", {"yes": "Yes, delete it", "no": "No, keep it"}),
         )
 
     async def voice_settings(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(  # type: ignore[union-attr]
+        await message_of(update).reply_text(
             "How would you like my answers?", reply_markup=choice_keyboard("voice", VOICE_SETTINGS)
         )
 
     async def unknown_command(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(UNKNOWN_COMMAND)  # type: ignore[union-attr]
+        await message_of(update).reply_text(UNKNOWN_COMMAND)
 
     # --- messages -----------------------------------------------------------------------
 
     async def text(self, update: Update, context: Context) -> None:
-        typed = update.effective_message.text.strip().lstrip("/")  # type: ignore[union-attr]  # typed text is never an intent payload
+        typed = expected(message_of(update).text, "text").strip().lstrip("/")  # typed text is never an intent payload
         await self.conversations.turn(context.bot, chat_of(update), typed)
 
     async def contact(self, update: Update, context: Context) -> None:
-        message: Message = update.effective_message  # type: ignore[assignment]
+        message = message_of(update)
         contact = message.contact
         if contact is None or update.effective_user is None or contact.user_id != update.effective_user.id:
             await message.reply_text(
@@ -168,21 +186,21 @@ class ChatHandlers:
         )
 
     async def location(self, update: Update, context: Context) -> None:
-        place = update.effective_message.location  # type: ignore[union-attr]
-        metadata = {"location": {"latitude": place.latitude, "longitude": place.longitude}}  # type: ignore[union-attr]
+        place = expected(message_of(update).location, "location")
+        metadata = {"location": {"latitude": place.latitude, "longitude": place.longitude}}
         await self.conversations.turn(context.bot, chat_of(update), "/find_office", metadata)
 
     async def voice_note(self, update: Update, context: Context) -> None:
-        message: Message = update.effective_message  # type: ignore[assignment]
-        note = message.voice or message.audio
+        message = message_of(update)
+        note = message.voice or expected(message.audio, "voice message")
         chat = chat_of(update)
-        too_big = (note.file_size or 0) > MAX_VOICE_NOTE_BYTES or (note.duration or 0) > MAX_VOICE_NOTE_SECONDS  # type: ignore[union-attr]
+        too_big = (note.file_size or 0) > MAX_VOICE_NOTE_BYTES or seconds_of(note.duration or 0) > MAX_VOICE_NOTE_SECONDS
         if too_big:
             await message.reply_text("That voice message is too long for me. Please send a shorter one.")
             return
         try:
             async with typing(context.bot, chat):
-                ogg = bytes(await (await note.get_file()).download_as_bytearray())  # type: ignore[union-attr]
+                ogg = bytes(await (await note.get_file()).download_as_bytearray())
                 transcript = await transcribe_voice_note(ogg)
         except SpeechUnavailable as error:
             log_event(logger, "bot.speech_unavailable", level=logging.WARNING, exc_info=error, chat=pseudonym(chat))
@@ -207,13 +225,13 @@ class ChatHandlers:
         await self.conversations.turn(context.bot, chat, transcript.text, {"input": "voice", "confidence": transcript.confidence})
 
     async def unsupported(self, update: Update, context: Context) -> None:
-        await update.effective_message.reply_text(unsupported_text(listening()))  # type: ignore[union-attr]
+        await message_of(update).reply_text(unsupported_text(listening()))
 
     # --- button presses -------------------------------------------------------------------
 
     async def button(self, update: Update, context: Context) -> None:
-        query = update.callback_query
-        data = query.data or ""  # type: ignore[union-attr]
+        query = expected(update.callback_query, "button press")
+        data = query.data or ""
         name, _, choice = data.partition(":")
         if name in ("forget", "voice", "language"):
             await self._close_keyboard(update)
@@ -221,16 +239,16 @@ class ChatHandlers:
             return
         payload = self.store.payload(data)
         if payload is None:
-            await query.answer("This button has expired. Please type your answer instead.", show_alert=True)  # type: ignore[union-attr]
+            await query.answer("This button has expired. Please type your answer instead.", show_alert=True)
             return
         await self._close_keyboard(update)  # a choice is made once
         await self.conversations.turn(context.bot, chat_of(update), payload)
 
     async def _close_keyboard(self, update: Update) -> None:
         """Acknowledge the press and remove the keyboard; the answer does not wait on either succeeding."""
-        query = update.callback_query
-        await self._aside(update, "answer_button", query.answer())  # type: ignore[union-attr]
-        await self._aside(update, "remove_keyboard", query.edit_message_reply_markup(None))  # type: ignore[union-attr]
+        query = expected(update.callback_query, "button press")
+        await self._aside(update, "answer_button", query.answer())
+        await self._aside(update, "remove_keyboard", query.edit_message_reply_markup(None))
 
     async def _aside(self, update: Update, step: str, call: Awaitable[Any]) -> None:
         """Run a step the citizen's answer does not depend on: a failure is logged and the update goes on."""

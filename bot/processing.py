@@ -49,7 +49,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         if isinstance(update, Update) and not self.seen.first_time(update.update_id):
             log_event(logger, "bot.duplicate_update_dropped", update_id=update.update_id)
-            coroutine.close()  # type: ignore[attr-defined]
+            coroutine.close()  # type: ignore[attr-defined]  # typed Awaitable by PTB, always a coroutine: closed, never awaited
             return
         chat = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
         if chat is None:

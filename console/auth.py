@@ -24,12 +24,12 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 from functools import wraps
-from inspect import isawaitable
-from typing import Any, Awaitable, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 from urllib.parse import quote
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, redirect, text
+from sanic.models.handler_types import RouteHandler
+from sanic.response import BaseHTTPResponse, HTTPResponse, redirect, text
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -54,7 +54,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
+Handler = RouteHandler  # an async route handler, as Sanic types it (it may return None: server-sent events)
 TOUCH_SECONDS = 15  # a session's last activity is written at most this often
 
 
@@ -200,14 +200,13 @@ def requires(role: str, touch: bool = True) -> Callable[[Handler], Handler]:
 
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
-        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> Optional[HTTPResponse]:
             refusal = await _refusal(request, role, touch)
             if refusal is not None:
                 return refusal
-            response = handler(request, *args, **kwargs)
-            return await response if isawaitable(response) else response
+            return await handler(request, *args, **kwargs)
 
-        guarded.console_access = role  # type: ignore[attr-defined]
+        guarded.console_access = role  # type: ignore[attr-defined]  # a mark on the function, read by _refuse_unguarded
         return guarded
 
     return decorate
@@ -215,7 +214,7 @@ def requires(role: str, touch: bool = True) -> Callable[[Handler], Handler]:
 
 def public(handler: Handler) -> Handler:
     """Mark a handler that needs no session (the login page); it must do its own CSRF check."""
-    handler.console_access = "public"  # type: ignore[attr-defined]
+    handler.console_access = "public"  # type: ignore[attr-defined]  # a mark on the function, read by _refuse_unguarded
     return handler
 
 
@@ -228,7 +227,7 @@ async def _refuse_unguarded(request: Request) -> Optional[HTTPResponse]:
     return None
 
 
-async def _security_headers(request: Request, response: HTTPResponse) -> None:
+async def _security_headers(request: Request, response: BaseHTTPResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     route = request.route

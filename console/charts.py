@@ -65,14 +65,14 @@ def stacked_columns(chart: str, title: str, categories: Sequence[str], series: S
     width = max(2.0, step * 0.7)
     body: List[str] = []
     for number, (name, _) in enumerate(series):
-        x = left + number * 110
+        legend_x = left + number * 110
         body.append(
-            f'<rect x="{x}" y="4" width="12" height="12" fill="{PALETTE[number % len(PALETTE)]}"/>'
-            f'<text x="{x + 16}" y="14" font-size="12">{escape(name)}</text>'
+            f'<rect x="{legend_x}" y="4" width="12" height="12" fill="{PALETTE[number % len(PALETTE)]}"/>'
+            f'<text x="{legend_x + 16}" y="14" font-size="12">{escape(name)}</text>'
         )
     for index, category in enumerate(categories):
         x = left + index * step
-        base = top + plot_height
+        base: float = top + plot_height
         for number, (name, values) in enumerate(series):
             value = values[index]
             if not value:

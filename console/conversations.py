@@ -636,18 +636,13 @@ class ConversationStore:
 
     def save_review(self, sender_id: str, tags: List[str], note: str, reviewed: bool, username: str) -> Review:
         """Replace the conversation's tags, note and reviewed mark."""
-        values = {
-            "tags": tags,
-            "note": note,
-            "reviewed": reviewed,
-            "reviewed_by": username if reviewed else None,
-            "updated_at": datetime.utcnow(),
-        }
+        reviewed_by, updated_at = (username if reviewed else None), datetime.utcnow()
+        values = {"tags": tags, "note": note, "reviewed": reviewed, "reviewed_by": reviewed_by, "updated_at": updated_at}
         with self.service.begin() as connection:
             changed = connection.execute(update(reviews).where(reviews.c.sender_id == sender_id).values(**values)).rowcount
             if not changed:
                 connection.execute(insert(reviews).values(sender_id=sender_id, **values))
-        return Review(tags, note, reviewed, values["reviewed_by"], values["updated_at"])
+        return Review(tags, note, reviewed, reviewed_by, updated_at)
 
     def all_tags(self) -> List[str]:
         """Every tag in use, for the filter's suggestions."""

@@ -44,7 +44,7 @@ class QueueWatch:
         while True:
             try:
                 version = await asyncio.to_thread(self.desk.queue_version)
-            except Exception as error:  # noqa: BLE001 - a database hiccup must not end the live updates
+            except Exception as error:  # a database hiccup must not end the live updates
                 log_event(logger, "console.queue_poll_failed", error=error.__class__.__name__)
             else:
                 if version != self.version:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.citizens import find_or_create_citizen, normalise_phone
-from onewindow.backend.records import AppointmentRecord
+from onewindow.backend.records import AppointmentRecord, OfficeRecord
 from onewindow.backend.references import normalise_reference, unused_reference
 from onewindow.infra.logs import log_event
 from onewindow.storage import models
@@ -158,7 +158,7 @@ class Bookings:
             session.flush()
             reference = appointment.reference
         log_event(logger, "appointment.booked", reference=reference, service=service_id, office=office_id, channel=channel)
-        return self.get(reference)  # type: ignore[return-value]
+        return self._written(reference)
 
     def cancel(self, reference: str) -> AppointmentRecord:
         code = normalise_reference(reference, "appointment")
@@ -173,7 +173,7 @@ class Bookings:
                 raise BookingError("not_active")
             self._release_place(session, appointment.slot_id)
         log_event(logger, "appointment.cancelled", reference=code)
-        return self.get(code)  # type: ignore[arg-type,return-value]
+        return self._written(code)
 
     def reschedule(self, reference: str, starts_at: datetime) -> AppointmentRecord:
         """Move an appointment to a new free slot at the same office, atomically."""
@@ -199,7 +199,7 @@ class Bookings:
                 raise BookingError("not_active")
             self._release_place(session, old_slot)
         log_event(logger, "appointment.rescheduled", reference=code)
-        return self.get(code)  # type: ignore[arg-type,return-value]
+        return self._written(code)
 
     # --- lookups --------------------------------------------------------------------
 
@@ -232,6 +232,19 @@ class Bookings:
 
     # --- internals ------------------------------------------------------------------
 
+    def _written(self, reference: Optional[str]) -> AppointmentRecord:
+        """The appointment a committed change has just written (so it exists)."""
+        record = self.get(reference)
+        if record is None:
+            raise BookingError("unknown_reference")
+        return record
+
+    def _office(self, office_id: str) -> OfficeRecord:
+        office = self._catalogue.office(office_id)
+        if office is None:
+            raise BookingError("not_offered")
+        return office
+
     def _require_free(self, service_id: str, office_id: str, starts_at: datetime) -> None:
         """A BookingError unless the slot starting at `starts_at` can still be booked."""
         free = self.check_day(service_id, office_id, starts_at.date())
@@ -244,14 +257,14 @@ class Bookings:
         return office.hours_on(day) if office else []
 
     def _slot_length(self, office_id: str) -> timedelta:
-        return timedelta(minutes=self._catalogue.office(office_id).slot_minutes)
+        return timedelta(minutes=self._office(office_id).slot_minutes)
 
     def _ensure_slots(self, office_id: str, day: date) -> None:
         """Create the day's slots from the opening hours the first time anyone asks."""
         with self._sessions() as session:
             if session.scalars(select(Slot.id).where(Slot.office_id == office_id, Slot.day == day).limit(1)).first():
                 return
-            office = self._catalogue.office(office_id)
+            office = self._office(office_id)
             length = timedelta(minutes=office.slot_minutes)
             slots = []
             for opens, closes in self._periods(office_id, day):

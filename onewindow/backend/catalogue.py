@@ -131,12 +131,12 @@ class CatalogueQueries:
         """The offices (offering the service, or one of the services, if given) closest to a position, with their distance in km."""
         wanted = [service_ids] if isinstance(service_ids, str) else list(service_ids or [])
         placed = [
-            o
+            (o, o.latitude, o.longitude)
             for o in self.offices()
             if (not wanted or set(wanted) & set(o.service_ids)) and o.latitude is not None and o.longitude is not None
         ]
         ranked = sorted(
-            ((o, distance_km(latitude, longitude, o.latitude, o.longitude)) for o in placed),  # type: ignore[arg-type]
+            ((o, distance_km(latitude, longitude, at_latitude, at_longitude)) for o, at_latitude, at_longitude in placed),
             key=lambda pair: pair[1],
         )
         return ranked[:limit]

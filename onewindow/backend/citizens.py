@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Select
 
 from onewindow import settings
 from onewindow.storage import models
@@ -49,7 +50,7 @@ def _is_identity(channel: str, external_id: str) -> tuple:
     return (models.ChannelIdentity.channel == channel, models.ChannelIdentity.external_id == external_id)
 
 
-def _identity(channel: str, external_id: str):  # type: ignore[no-untyped-def]
+def _identity(channel: str, external_id: str) -> Select:
     return select(models.ChannelIdentity).where(*_is_identity(channel, external_id))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional, Tuple
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -16,7 +17,10 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
-def valid_position(latitude: object, longitude: object) -> bool:
-    """True for numbers within -90..90 and -180..180."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (latitude, longitude))
-    return numbers and -90 <= latitude <= 90 and -180 <= longitude <= 180  # type: ignore[operator]
+def checked_position(latitude: object, longitude: object) -> Optional[Tuple[float, float]]:
+    """(latitude, longitude) when both are numbers within -90..90 and -180..180, else None."""
+    if isinstance(latitude, bool) or isinstance(longitude, bool):
+        return None  # True and False are ints to isinstance, not coordinates
+    if isinstance(latitude, (int, float)) and isinstance(longitude, (int, float)):
+        return (latitude, longitude) if -90 <= latitude <= 90 and -180 <= longitude <= 180 else None
+    return None

@@ -218,9 +218,9 @@ class Ownership:
 
     def _granted(self, kind: str, reference: Optional[str], requester: Requester) -> str:
         verdict = self.check(kind, reference, requester)
-        if not verdict.granted:
+        if not verdict.granted or verdict.reference is None:  # a granted verdict always names its record
             raise NotYours(verdict)
-        return verdict.reference  # type: ignore[return-value]
+        return verdict.reference
 
     @staticmethod
     def _keys(code: str, requester: Requester) -> Tuple[str, str, str]:

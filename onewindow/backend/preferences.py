@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.sql import Select
 
 from onewindow.storage import models
 
@@ -50,7 +51,7 @@ class ChatPreferences:
             )
 
     @staticmethod
-    def _query(channel: str, external_id: str):  # type: ignore[no-untyped-def]
+    def _query(channel: str, external_id: str) -> Select:
         return select(models.ChatPreference).where(
             models.ChatPreference.channel == channel, models.ChatPreference.external_id == external_id
         )

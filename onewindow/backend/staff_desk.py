@@ -57,7 +57,7 @@ async def tell_queue_moves(backend: ServiceBackend, outbound: OutboundChannels) 
     A citizen who cannot be reached now (a REST client, a caller) is told at their next message.
     """
     moved = [
-        h
+        (h, h.position_in_queue)
         for h in await asyncio.to_thread(backend.handoffs.waiting)
         if h.position_in_queue is not None and h.position_in_queue != h.notified_position
     ]
@@ -65,8 +65,7 @@ async def tell_queue_moves(backend: ServiceBackend, outbound: OutboundChannels) 
         return 0
     per_place = await asyncio.to_thread(backend.handoffs.minutes_per_place)  # one query for all of them
     told = 0
-    for handoff in moved:
-        place = handoff.position_in_queue
+    for handoff, place in moved:
         text = "An update on your request: " + queue_place_text(place, wait_for_place(place, per_place))
         if await outbound.deliver(handoff.sender_id, text):
             await asyncio.to_thread(backend.handoffs.mark_notified, handoff.reference, place)

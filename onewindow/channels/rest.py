@@ -48,7 +48,7 @@ class CountingOutputChannel(OutputChannel):
         self.sent = 0
         self.payloads: Set[str] = set()
 
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self.mode
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ class GuardedRestInput(RestInput):
                 await answer(message, abilities)
             except asyncio.CancelledError:
                 logger.error("rest.turn_cancelled", extra={"fields": {"sender": pseudonym(message.sender_id)}})
-            except Exception:  # noqa: BLE001 - whatever broke, the citizen gets an answer; the traceback is logged
+            except Exception:  # whatever broke, the citizen gets an answer; the traceback is logged
                 logger.exception("rest.turn_failed", extra={"fields": {"sender": pseudonym(message.sender_id)}})
             if counting.sent == 0:
                 logger.error("rest.turn_without_answer", extra={"fields": {"sender": pseudonym(message.sender_id)}})

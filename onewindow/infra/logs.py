@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, TextIO
 
 from onewindow.settings.variables import ONEWINDOW_LOG_LEVEL, ONEWINDOW_LOG_SALT
 
@@ -52,12 +52,12 @@ class JsonFormatter(logging.Formatter):
 class CurrentStderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (a test runner may have swapped and closed the old one)."""
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+    def stream(self, value: TextIO) -> None:
         """sys.stderr is always used."""
 
 

@@ -235,7 +235,7 @@ def make_apps(
     for handler in (public, internal):
         app = web.Application(client_max_size=4 * 2**20)
         app.router.add_route("*", "/{tail:.*}", handler)
-        app.on_cleanup.append(relay.close)
+        app.on_cleanup.append(relay.close)  # type: ignore[arg-type]  # aiohttp 3.9's Signal type predates aiosignal 1.4's
         apps.append(app)
     return apps[0], apps[1]
 

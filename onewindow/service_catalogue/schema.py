@@ -96,7 +96,7 @@ def parse_day_hours(value: Any) -> List[Tuple[time, time]]:
         return []
     if not isinstance(value, str):
         raise ValueError('must be "HH:MM-HH:MM", several of them separated by commas, or closed')
-    periods = []
+    periods: List[Tuple[time, time]] = []
     for part in value.split(","):
         match = HOURS_PATTERN.match(part.strip())
         if not match:

@@ -8,10 +8,12 @@ The first five have references of the six-digit format made before the ten-digit
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import List, Optional, Tuple
 
 from onewindow.backend import ServiceBackend
 
-SAMPLE_APPLICATIONS = [
+Change = Tuple[str, int, Optional[str]]  # status, days ago, note
+SAMPLE_APPLICATIONS: List[Tuple[str, str, str, List[Change]]] = [  # reference, service, phone, history
     (
         "APP-100001",
         "passport_renewal",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -29,7 +31,20 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+if TYPE_CHECKING:
+    # SQLAlchemy 1.4 ships no type information and declarative_base() returns a class built at run time,
+    # which mypy cannot use as a base. This stand-in declares what the declarative base gives every model,
+    # so mypy checks the models as ordinary classes (a misspelt attribute is an error); the columns are
+    # Any, as sqlalchemy is untyped. (sqlalchemy2-stubs is alpha and needs SQLAlchemy's deprecated mypy plugin.)
+
+    class Base:
+        metadata: ClassVar[MetaData]
+        __table__: ClassVar[Table]
+
+        def __init__(self, **columns: Any) -> None: ...
+
+else:
+    Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
 
 
 def utcnow() -> datetime:

@@ -107,8 +107,8 @@ def parse_date(text: str, today: date) -> DateAnswer:
     if cleaned in ("day after tomorrow", "after tomorrow"):
         return DateAnswer(today + timedelta(days=2))
     match = re.fullmatch(r"(?:(next|this|coming)\s+)?([a-z]+)", cleaned)
-    if match and weekday_of(match.group(2)) is not None:
-        ahead = (weekday_of(match.group(2)) - today.weekday()) % 7
+    if match and (weekday := weekday_of(match.group(2))) is not None:
+        ahead = (weekday - today.weekday()) % 7
         return DateAnswer(today + timedelta(days=ahead or 7))
     match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", cleaned)
     if match:
@@ -118,13 +118,13 @@ def parse_date(text: str, today: date) -> DateAnswer:
         year = int(match.group(3)) if match.group(3) else None
         return _day_month(int(match.group(1)), int(match.group(2)), year, today)
     match = re.fullmatch(r"(\d{1,2})\s+([a-z.]+)(?:\s+(\d{4}))?", cleaned)
-    if match and _month(match.group(2)):
+    if match and (month := _month(match.group(2))):
         year = int(match.group(3)) if match.group(3) else None
-        return _day_month(int(match.group(1)), _month(match.group(2)), year, today)
+        return _day_month(int(match.group(1)), month, year, today)
     match = re.fullmatch(r"([a-z.]+)\s+(\d{1,2})(?:\s+(\d{4}))?", cleaned)
-    if match and _month(match.group(1)):
+    if match and (month := _month(match.group(1))):
         year = int(match.group(3)) if match.group(3) else None
-        return _day_month(int(match.group(2)), _month(match.group(1)), year, today)
+        return _day_month(int(match.group(2)), month, year, today)
     return DateAnswer(problem="unknown")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Set
+from typing import AbstractSet, List, Optional, Sequence
 
 
 def typo_distance(a: str, b: str, limit: int) -> int:
@@ -27,7 +27,7 @@ def allowed_typos(word: str) -> int:
     return 0 if len(word) < 5 else 1 if len(word) <= 7 else 2
 
 
-def misspelling_of(said: str, known: str, real_words: Set[str] = frozenset()) -> Optional[int]:
+def misspelling_of(said: str, known: str, real_words: AbstractSet[str] = frozenset()) -> Optional[int]:
     """The number of typos if said is a misspelling of known, else None.
 
     A misspelling keeps the first letter and five letters or more ("fire" and "tired" are not
@@ -40,7 +40,7 @@ def misspelling_of(said: str, known: str, real_words: Set[str] = frozenset()) ->
     return distance if distance <= limit else None
 
 
-def corrected(said: str, known_words: Sequence[str], real_words: Set[str] = frozenset()) -> Optional[str]:
+def corrected(said: str, known_words: Sequence[str], real_words: AbstractSet[str] = frozenset()) -> Optional[str]:
     """The one known word said is a misspelling of (fewest typos), or None if none or a tie."""
     costs = {known: misspelling_of(said, known, real_words) for known in known_words}
     found = sorted((cost, known) for known, cost in costs.items() if cost is not None)
