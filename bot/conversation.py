@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot.delivery import current_deliveries
 from bot.rendering import Renderer, spoken_text
-from bot.speech import synthesise_voice_reply
+from bot.voice_notes import synthesise_voice_reply
 from onewindow.backend import ServiceBackend
 from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
 from onewindow.infra.logs import log_event, pseudonym

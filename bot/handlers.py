@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.conversation import CHANNEL, Conversations, typing
 from bot.delivery import current_deliveries
 from bot.keyboards import PayloadStore, choice_keyboard, share_keyboard
-from bot.speech import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
+from bot.voice_notes import MAX_VOICE_NOTE_BYTES, MAX_VOICE_NOTE_SECONDS, transcribe_voice_note
 from onewindow.backend import ServiceBackend
 from onewindow.infra.logs import log_event, pseudonym
 from onewindow.storage.retention import forget_conversation

@@ -11,7 +11,7 @@ from telegram.constants import MessageLimit, ParseMode
 
 from bot.keyboards import PayloadStore, inline_keyboard
 from onewindow.infra.logs import log_event
-from voice.speaking import find_listing
+from voice.phone_wording import find_listing
 
 logger = logging.getLogger("onewindow.bot")
 

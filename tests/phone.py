@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Deque, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Coroutine, Deque, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy
 import soundfile
@@ -28,9 +28,9 @@ from onewindow.channels.rasa_client import RasaClient, append_events
 from voice.audiosocket import Kind, encode
 from voice.call import CallSettings
 from voice.gateway import Address, Gateway
-from voice.recognition import Recogniser, RecognitionStream, Transcript
+from voice.recognition import LiveRecognition, Recogniser, RecognitionStream, Transcript
 from voice.speech_language import Hearing
-from voice.synthesis import PromptCache, shared_synthesiser
+from voice.speech_synthesis import PromptCache, shared_synthesiser
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, RATE
 
 T = TypeVar("T")
@@ -201,7 +201,7 @@ class RunningGateway:
     def __init__(
         self,
         stack: Stack,
-        recogniser: Optional[Recogniser],
+        recogniser: Optional[LiveRecognition],
         settings: CallSettings = TEST_SETTINGS,
         hears: Optional[Hearing] = None,
     ) -> None:
@@ -233,7 +233,7 @@ class RunningGateway:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def run(scenario: Callable[[], Awaitable[T]]) -> T:
+def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(scenario())
 
 
@@ -247,7 +247,9 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
 def saved_transcript(gateway: RunningGateway, call: PhoneCall) -> CallRecord:
     """The call's transcript, once the gateway has stored it (when the call ends)."""
     wait_until(lambda: gateway.backend.transcripts.get(call.call_id) is not None)
-    return gateway.backend.transcripts.get(call.call_id)  # type: ignore[return-value]
+    record = gateway.backend.transcripts.get(call.call_id)
+    assert record is not None
+    return record
 
 
 def transcript_texts(gateway: RunningGateway, call: PhoneCall) -> str:

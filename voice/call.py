@@ -4,12 +4,16 @@ choices, repeat, slower speech, misses, silence, and transfer to a person.
 The call is a conversation with the same Rasa assistant as every channel (sender
 `phone:<caller number or call id>`). Every message carries the call's abilities
 (`{"input": "voice"|"keypad"|"silence"|"call_start", "speech": bool}`) so the assistant words its
-prompts for them; what the assistant says is rendered for the ear (voice/speaking.py); what the
+prompts for them; what the assistant says is worded for the ear (voice/phone_wording.py); what the
 caller says is normalised before NLU (voice/normalise.py). Speech the recogniser cannot use goes
 to the assistant as "/nlu_fallback" (its miss ladder: rephrase, the menu, a person); silence
 after one reprompt as "/request_human" (or goodbye, `silence_action="hangup"`). Repeat, slower
 and more are answered here and added to the conversation through `LocalTurns`, so staff see
 every turn.
+
+The call's stages are passed in (interfaces in voice/stages.py): the line, the caller's side (keypad,
+utterances, barge-in, recognition), the assistant, the bot's voice and the outbound clock; the gateway
+(voice/gateway.py) builds the real ones, tests/test_call_logic.py runs the same logic on stand-ins.
 """
 
 from __future__ import annotations
@@ -24,15 +28,26 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 from onewindow.backend import ServiceBackend
 from onewindow.backend.citizens import normalise_phone
 from onewindow.backend.transcripts import CallRecord
-from onewindow.channels.rasa_client import RasaClient, RasaUnavailable
+from onewindow.channels.rasa_client import RasaUnavailable
 from onewindow.infra.logs import log_event
 from voice.listening import Interrupted, Key, Listener, Utterance
 from voice.normalise import normalise_caller_text
-from voice.playback import Playback
-from voice.speaking import MORE_KEY, PERSON_KEY, REPEAT_KEY, SLOWER_KEY, SpokenTurn, by_key, choose, speak_responses, spell_code
-from voice.synthesis import SLOW, Voice
+from voice.phone_wording import (
+    MORE_KEY,
+    PERSON_KEY,
+    REPEAT_KEY,
+    SLOWER_KEY,
+    SpokenTurn,
+    by_key,
+    choose,
+    speak_responses,
+    spell_code,
+)
+from voice.playback import LOOP_CLOCK, Playback
+from voice.sentence_audio import sentences
+from voice.speech_synthesis import SLOW, Voice
+from voice.stages import Assistant, Clock, SpeechOutput
 from voice.transport import RATE, CallTransport, DigitIn, HungUp
-from voice.voicing import Voicing, sentences
 
 logger = logging.getLogger("onewindow.voice.call")
 
@@ -76,19 +91,21 @@ class CallSession:
         self,
         transport: CallTransport,
         listener: Listener,
-        voicing: Voicing,
-        rasa: RasaClient,
+        speech_out: SpeechOutput,
+        assistant: Assistant,
         backend: ServiceBackend,
         settings: CallSettings = CallSettings(),
         speech: bool = True,
         local_turns: Optional[LocalTurns] = None,
+        clock: Clock = LOOP_CLOCK,
     ) -> None:
         """`speech`: a recogniser for the assistant's language listens (else keypad only, and no prompt offers
-        speaking); `local_turns`: how turns answered here reach the conversation (None: only the call transcript)."""
-        self.transport, self.listener, self.voicing = transport, listener, voicing
-        self.rasa, self.backend, self.settings = rasa, backend, settings
+        speaking); `local_turns`: how turns answered here reach the conversation (None: only the call transcript);
+        `clock`: the outbound audio's (real time on a line)."""
+        self.transport, self.listener, self.speech_out = transport, listener, speech_out
+        self.assistant, self.backend, self.settings = assistant, backend, settings
         self.speech, self.local_turns = speech, local_turns
-        self.playback = Playback(transport)
+        self.playback = Playback(transport, clock)
         self.voice = Voice()
         self.events: "asyncio.Queue[Event]" = asyncio.Queue()
         self.last = SpokenTurn(text=settings.greeting, options=())
@@ -100,7 +117,7 @@ class CallSession:
         self.record = CallRecord(
             call_id=transport.call_id,
             channel=transport.channel,
-            sender_id=rasa.sender_id(self.caller_id),
+            sender_id=assistant.sender_id(self.caller_id),
             started_at=datetime.now(),
             outcome="completed",
         )
@@ -140,7 +157,7 @@ class CallSession:
         """A known caller number finds the citizen's appointments, as a shared phone number does in chat."""
         number = normalise_phone(self.transport.caller)
         if number:
-            await asyncio.to_thread(self.backend.citizens.link_identity, self.rasa.channel, number, number)
+            await asyncio.to_thread(self.backend.citizens.link_identity, self.assistant.channel, number, number)
 
     async def _converse(self) -> None:
         if await self._greet():
@@ -310,7 +327,7 @@ class CallSession:
     async def _send(self, message: str, via: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
         """The assistant's responses to one message, with the call's abilities; [] when it cannot answer."""
         try:
-            return await self.rasa.send(self.caller_id, message, {"input": via, "speech": self.speech, **(metadata or {})})
+            return await self.assistant.send(self.caller_id, message, {"input": via, "speech": self.speech, **(metadata or {})})
         except RasaUnavailable:
             return []
 
@@ -365,7 +382,7 @@ class CallSession:
         if self.local_turns is None:
             return
         now = time.time()
-        parse = {"text": said, "intent": {}, "entities": []}  # no intent: the assistant did not read it
+        parse: Dict[str, Any] = {"text": said, "intent": {}, "entities": []}  # no intent: the assistant did not read it
         events = (
             [{"event": "user", "text": said, "parse_data": parse, "metadata": metadata, "timestamp": now}]
             if said is not None
@@ -385,7 +402,7 @@ class CallSession:
         self._note("bot", text)
         self.listener.forget_speech()
         self.listener.bot_started_speaking()
-        finished = await self.playback.play(self.voicing.audio(text, self.voice, fixed))
+        finished = await self.playback.play(self.speech_out.audio(text, self.voice, fixed))
         if asked_at is not None and self.playback.first_frame_at is not None:
             latency = (self.playback.first_frame_at - asked_at) * 1000
             self.latencies_ms.append(latency)

@@ -5,6 +5,9 @@ and a small HTTP control port the dialplan uses before and after the call:
     GET  /calls/<call id>/outcome  -> "transfer" or "hangup" (after AudioSocket returns)
     GET  /health                   -> {"calls": <active calls>, "speech": <callers can speak>, the speech model's
                                        language, the assistant's, whether they match, and why speech is off}
+
+Each call is built here from the real stages (`CallFactory`): the AudioSocket line, keypad tones,
+webrtcvad's utterances and barge-in, the recogniser, Rasa, and espeak-ng's voice through the prompt cache.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from onewindow.channels.rasa_client import RasaClient
 from onewindow.infra.logs import log_event
 from voice.audiosocket import AudioSocketTransport, ProtocolError
 from voice.call import CallSession, CallSettings, LocalTurns
+from voice.dtmf import DtmfDetector
 from voice.listening import Listener
 from voice.recognition import LiveRecognition, SpeechUnavailable
+from voice.sentence_audio import SentenceAudio, sentences
 from voice.speech_language import Hearing, hearing, keypad_only
-from voice.synthesis import PromptCache, Voice
-from voice.transport import RATE
-from voice.voicing import Voicing, sentences
+from voice.speech_synthesis import PromptCache, Voice
+from voice.transport import RATE, CallTransport
+from voice.vad import BargeIn, UtteranceDetector
 
 logger = logging.getLogger("onewindow.voice.gateway")
 KEEP_OUTCOMES = 10_000
@@ -38,6 +43,43 @@ class Address:
     host: str = "127.0.0.1"
     port: int = 9092
     control_port: int = 9093
+
+
+def telephone_listener(recogniser: Optional[LiveRecognition], end_silence_ms: int, max_utterance_ms: int) -> Listener:
+    """The caller's side of a call on the real detectors: keypad tones (Goertzel), utterances and barge-in (webrtcvad)."""
+    return Listener(
+        recogniser,
+        UtteranceDetector(rate=RATE, end_silence_ms=end_silence_ms, max_utterance_ms=max_utterance_ms),
+        BargeIn(rate=RATE),
+        DtmfDetector(rate=RATE),
+    )
+
+
+@dataclass(frozen=True)
+class CallFactory:
+    """The real stages every call is built from (the gateway's calls, the kiosk's conversations)."""
+
+    recogniser: Optional[LiveRecognition]  # None: keypad only
+    prompts: PromptCache
+    assistant: RasaClient
+    backend: ServiceBackend
+    settings: CallSettings
+    speech: bool
+    local_turns: Optional[LocalTurns] = None
+
+    def call(self, transport: CallTransport) -> CallSession:
+        """A new call on `transport`."""
+        listener = telephone_listener(self.recogniser, self.settings.end_silence_ms, self.settings.max_utterance_ms)
+        return CallSession(
+            transport,
+            listener,
+            SentenceAudio(self.prompts),
+            self.assistant,
+            self.backend,
+            self.settings,
+            self.speech,
+            self.local_turns,
+        )
 
 
 class Gateway:
@@ -106,17 +148,10 @@ class Gateway:
             writer.close()
             return
         transport.caller = self.callers.pop(call_id, None)
-        listener = Listener(self.recogniser, self.call_settings.end_silence_ms, self.call_settings.max_utterance_ms)
-        session = CallSession(
-            transport,
-            listener,
-            Voicing(self.prompts),
-            self.rasa,
-            self.backend,
-            self.call_settings,
-            self.hears.speech,
-            self.local_turns,
+        calls = CallFactory(
+            self.recogniser, self.prompts, self.rasa, self.backend, self.call_settings, self.hears.speech, self.local_turns
         )
+        session = calls.call(transport)
         self.calls[call_id] = session
         log_event(logger, "gateway.call_started", call=call_id, active=len(self.calls))
         try:

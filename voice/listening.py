@@ -5,7 +5,8 @@ the event loop wait (a worker process or the recognition threads decode them), s
 activity detection decides the caller has finished only the last batch and the final result
 remain. With `deliver` set, the finished utterance is handed over when its transcript is ready and
 hear() goes on meanwhile: keys and the end of the call are seen at once while recognition works.
-Keypad tones found in the audio count like DTMF frames.
+Keypad tones found in the audio count like DTMF frames. The detectors and the recogniser are passed
+in (voice.stages); voice/gateway.py's `telephone_listener` builds the real ones.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional, Set, Union
 
-from voice.dtmf import DtmfDetector
 from voice.recognition import LiveRecognition, LiveStream, SpeechUnavailable, Transcript
+from voice.stages import BargeInDetection, KeypadDetection, UtteranceDetection
 from voice.transport import FRAME_BYTES, RATE
-from voice.vad import BargeIn, SpeechStarted, UtteranceDetector, UtteranceEnded
+from voice.vad import SpeechStarted, UtteranceEnded
 
 PRE_ROLL_FRAMES = 10  # 200 ms before the detected start of speech
 BATCH_FRAMES = 10  # feed the recogniser every 200 ms of speech
@@ -48,12 +49,19 @@ Heard = Union[Utterance, Key, Interrupted]
 
 
 class Listener:
-    def __init__(self, recogniser: Optional[LiveRecognition], end_silence_ms: int, max_utterance_ms: int) -> None:
+    """One call's caller side: each frame goes to the keypad detector, then barge-in (while the bot speaks) and
+    the utterance detector; speech goes to the recogniser (None: keypad only, utterances are heard as nothing)."""
+
+    def __init__(
+        self,
+        recogniser: Optional[LiveRecognition],
+        utterances: UtteranceDetection,
+        barge_in: BargeInDetection,
+        keypad: KeypadDetection,
+    ) -> None:
         self._recogniser = recogniser
         self._stream: Optional[LiveStream] = None
-        self._vad = UtteranceDetector(rate=RATE, end_silence_ms=end_silence_ms, max_utterance_ms=max_utterance_ms)
-        self._barge_in = BargeIn(rate=RATE)
-        self._dtmf = DtmfDetector(rate=RATE)
+        self._vad, self._barge_in, self._dtmf = utterances, barge_in, keypad
         self._recent: Deque[bytes] = deque(maxlen=PRE_ROLL_FRAMES)
         self._batch: List[bytes] = []
         self._in_utterance = False
@@ -97,9 +105,10 @@ class Listener:
             self._fed = True
 
     def _opened(self) -> LiveStream:
-        """The call's recognition stream, opened on first use."""
+        """The call's recognition stream, opened on first use (only ever with a recogniser)."""
         if self._stream is None:
-            self._stream = self._recogniser.live(RATE)  # type: ignore[union-attr]
+            assert self._recogniser is not None, "no recogniser: a keypad-only call opens no recognition stream"
+            self._stream = self._recogniser.live(RATE)
         return self._stream
 
     async def _finish(self, event: UtteranceEnded) -> List[Heard]:

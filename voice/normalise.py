@@ -134,6 +134,7 @@ def _reference(keys: List[str], index: int) -> Found:
 def _small_number(keys: List[str], index: int, highest: int) -> Tuple[Optional[int], int]:
     """(1..highest said as words or digits, next index): "twenty four" -> 24."""
     key = keys[index] if index < len(keys) else ""
+    value: Optional[int]
     if key.isdigit():
         value, end = int(key), index + 1
     elif key in TENS:
@@ -214,7 +215,7 @@ def _time(keys: List[str], index: int) -> Found:
         hour = NUMBER_WORDS.get(keys[index + 2])
         if hour is None or (keys[index + 1] == "to" and key != "quarter"):
             return None
-        minute = PAST_MINUTES[key]
+        minute: Optional[int] = PAST_MINUTES[key]
         if keys[index + 1] == "to":
             hour, minute = (hour - 2) % 12 + 1, 45
         meridiem, end = _meridiem(keys, index + 3)

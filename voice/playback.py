@@ -1,6 +1,7 @@
 """The call's outbound clock: one 20 ms frame every 20 ms, stoppable at once for barge-in.
 
-Frames are due at absolute times (the event loop's clock) from the start of a turn, so a late
+Frames are due at absolute times (a `Clock`: the event loop's in a call, one that never waits in
+tests/test_call_logic.py) from the start of a turn, so a late
 wake-up does not push every later frame back: the frames that fell due meanwhile go out at once
 and the line catches up (the far end's jitter buffer plays them without a gap). Only when the audio
 itself was late (the next sentence still being synthesised) by more than CATCH_UP_SECONDS does the
@@ -16,6 +17,7 @@ import time
 from typing import AsyncIterator, Optional
 
 from onewindow.infra.logs import log_event
+from voice.stages import Clock
 from voice.transport import FRAME_BYTES, FRAME_SECONDS, CallTransport
 
 logger = logging.getLogger("onewindow.voice.playback")
@@ -24,11 +26,24 @@ LEAD_FRAMES = 2  # sent ahead of the clock at the start of a turn (40 ms): barge
 CATCH_UP_SECONDS = 0.1  # behind the clock by up to this, frames go out at once to catch up; further, the clock restarts
 
 
-class Playback:
-    """Plays audio on a transport in real time; `stop()` silences it within one frame."""
+class LoopClock:
+    """Real time: the running event loop's clock."""
 
-    def __init__(self, transport: CallTransport) -> None:
-        self._transport = transport
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+LOOP_CLOCK = LoopClock()
+
+
+class Playback:
+    """Plays audio on a transport in real time (on `clock`); `stop()` silences it within one frame."""
+
+    def __init__(self, transport: CallTransport, clock: Clock = LOOP_CLOCK) -> None:
+        self._transport, self._clock = transport, clock
         self._stop = asyncio.Event()
         self.playing = False
         self.first_frame_at: Optional[float] = None  # time.monotonic() of the last turn's first frame
@@ -56,7 +71,7 @@ class Playback:
 
     async def _send(self, frame: bytes) -> None:
         """Send one frame at its due time (at once when the clock is behind), then set the next one's."""
-        now = asyncio.get_running_loop().time()
+        now = self._clock.now()
         if self._due is None:
             self._due = now - LEAD_FRAMES * FRAME_SECONDS
         elif now - self._due > CATCH_UP_SECONDS:
@@ -65,7 +80,7 @@ class Playback:
             self._due = now
             self.restarts += 1
         elif self._due > now:
-            await asyncio.sleep(self._due - now)
+            await self._clock.sleep(self._due - now)
         if self._stop.is_set():
             return
         if self.first_frame_at is None:

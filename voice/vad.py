@@ -46,8 +46,8 @@ def _energy(frame: bytes) -> float:
     return float(samples @ samples) / len(samples)
 
 
-class _Voicing:
-    """Which frames are speech: webrtcvad's verdict, less keypad tones (which it calls speech) and its hangover."""
+class _SpeechEnergy:
+    """The energy of a frame if it is speech, else 0: webrtcvad's verdict, less keypad tones (which it calls speech) and its hangover."""
 
     def __init__(self, rate: int, aggressiveness: int) -> None:
         """webrtcvad in mode `aggressiveness` (0 to 3) for 20 ms frames at `rate` Hz."""
@@ -94,7 +94,7 @@ class UtteranceDetector:
         max_utterance_ms: int = 15000,
     ) -> None:
         """Speech starts after `min_speech_ms` of mostly speech frames, ends after `end_silence_ms` without."""
-        self._voicing = _Voicing(rate, aggressiveness)
+        self._speech_energy = _SpeechEnergy(rate, aggressiveness)
         self.end_silence_ms = end_silence_ms
         self.max_utterance_ms = max_utterance_ms
         self._min_frames = max(1, -(-min_speech_ms // FRAME_MS))
@@ -121,7 +121,7 @@ class UtteranceDetector:
 
     def feed(self, frame: bytes) -> Optional[Union[SpeechStarted, UtteranceEnded]]:
         """Take one 20 ms frame; SpeechStarted or UtteranceEnded when this frame decides one, else None."""
-        energy = self._voicing(frame)
+        energy = self._speech_energy(frame)
         self._now_ms += FRAME_MS
         self._history.append(frame)
         if self._began_ms is None:
@@ -161,7 +161,7 @@ class BargeIn:
 
     def __init__(self, rate: int = 8000, aggressiveness: int = 3, speech_ms: int = 240) -> None:
         """Confirm barge-in after `speech_ms` of speech frames in a row."""
-        self._voicing = _Voicing(rate, aggressiveness)
+        self._speech_energy = _SpeechEnergy(rate, aggressiveness)
         self._needed = max(1, -(-speech_ms // FRAME_MS))
         self.reset()
 
@@ -172,7 +172,7 @@ class BargeIn:
 
     def feed(self, frame: bytes) -> bool:
         """Take one 20 ms frame; True on the frame where barge-in is confirmed (once until reset)."""
-        self._run = self._run + 1 if self._voicing(frame) else 0
+        self._run = self._run + 1 if self._speech_energy(frame) else 0
         if self._confirmed or self._run < self._needed:
             return False
         self._confirmed = True

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Set
 
-# sent by bot/handlers.py and voice/ (call.py, speaking.py) on the citizen's behalf
+# sent by bot/handlers.py and voice/ (call.py, phone_wording.py) on the citizen's behalf
 CHANNEL_COMMANDS = frozenset({"/request_human", "/stop", "/find_office", "/main_menu", "/nlu_fallback"})
 
 

@@ -10,7 +10,7 @@ citizen's `mode`, and every prompt is worded for it:
   "call the hotline" (they are on it);
 - keypad (a call without speech): neither "say" nor "type"; the choices are the message's buttons.
 
-Keys and "press N" are never written here: the gateway adds them from the buttons (voice/speaking.py).
+Keys and "press N" are never written here: the gateway adds them from the buttons (voice/phone_wording.py).
 Domain responses get the same wording through Rasa's channel variations: the REST channel names
 its output channel after the mode (onewindow/channels/rest.py), so `channel: voice` and
 `channel: keypad` variations are chosen for calls, the plain one for chats.

@@ -1,4 +1,4 @@
-"""The hotline's words: bot responses rendered for the ear (voice.speaking) and callers' words for the NLU (voice.normalise).
+"""The hotline's words: bot responses rendered for the ear (voice.phone_wording) and callers' words for the NLU (voice.normalise).
 
 Most tests use responses made by the real actions on a real seeded SQLite database. Seeding
 takes about a second, so this module seeds once and builds every real response it needs
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from ruamel.yaml import YAML
@@ -25,7 +25,7 @@ from onewindow.__main__ import seed
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import point_actions_at
 from voice.normalise import normalise_caller_text
-from voice.speaking import Option, SpokenTurn, by_key, choose, make_options, speak_responses, spell_code, spell_phone
+from voice.phone_wording import Option, SpokenTurn, by_key, choose, make_options, speak_responses, spell_code, spell_phone
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "catalogue"
 THURSDAY_MORNING = datetime(2026, 11, 26, 10, 0)
@@ -57,6 +57,12 @@ def spelled_by_hand(reference: str) -> str:
     digits = digits.replace("-", "")
     groups = [digits[:3], digits[3:6]] + ([digits[6:]] if len(digits) > 6 else [])
     return ", ".join([" ".join(prefix)] + [" ".join(group) for group in groups])
+
+
+def found(option: Optional[Option]) -> Option:
+    """The option chosen, which must be one."""
+    assert option is not None, "no option was chosen"
+    return option
 
 
 def button(title: str, payload: str) -> Dict[str, str]:
@@ -102,7 +108,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
             "ask_reference": run_action(ActionAskAppointmentReference(), make_tracker({}))[0],
             "greet": [load_domain()["responses"]["utter_greet"][0]],
         }
-        pointed.close()
+        next(pointed, None)  # the actions' backend is disposed and forgotten
 
 
 def test_office_list_is_read_as_its_choices_each_with_its_key(real: Dict[str, Any]) -> None:
@@ -223,8 +229,8 @@ def test_life_event_list_aligned_with_its_buttons(real: Dict[str, Any]) -> None:
     assert "Birth registration: Within 30 days of the birth. For birth registration, press 1." in turn.text
     assert "Only if you plan to travel abroad with your baby. For new passport, press 5. That is 5 services" in turn.text
     assert turn.text.endswith("For a person, press 0.")
-    assert choose("child benefit", turn.options).payload == '/ask_documents{"service":"child_benefit"}'
-    assert choose("maternity", turn.options).key == "4"
+    assert found(choose("child benefit", turn.options)).payload == '/ask_documents{"service":"child_benefit"}'
+    assert found(choose("maternity", turn.options)).key == "4"
 
 
 def test_appointment_number_question_groups_the_spelled_example(real: Dict[str, Any]) -> None:
@@ -241,7 +247,7 @@ def test_greeting_buttons_read_as_sentences_and_need_no_person_key(real: Dict[st
         "For I have a life event, press 1. To find an office, press 2. To book an appointment, press 3. "
         "To check an application, press 4. To report a problem, press 5. To talk to a person, press 6."
     ), "one option already asks for a person"
-    assert choose("I want to report a pothole", turn.options).payload == "/report_issue"
+    assert found(choose("I want to report a pothole", turn.options)).payload == "/report_issue"
     assert choose("I have a question", turn.options) is None
 
 
@@ -357,7 +363,7 @@ def test_options_are_paged_by_eight_with_nine_for_more_and_zero_for_a_person() -
         "For choice i, press 1. For choice j, press 2. For choice k, press 3. "
         "To hear the first choices again, press 9. For a person, press 0."
     )
-    assert by_key("1", turn.options, 1).title == "Choice i" and by_key("9", turn.options, 0) is None
+    assert found(by_key("1", turn.options, 1)).title == "Choice i" and by_key("9", turn.options, 0) is None
     assert choose("choice k", turn.options) is turn.options[-1], "said words find an option on any page"
     assert choose("0", turn.options) is None
 

@@ -187,7 +187,7 @@ def speakable(text: str) -> str:
 
 def find_listing(text: str) -> Optional[Listing]:
     """The first numbered list ("1. ... 2. ...") of at least two items in a plain text."""
-    markers = []
+    markers: List[re.Match[str]] = []
     for match in LIST_MARKER.finditer(text):
         if int(match.group(1)) == len(markers) + 1:
             markers.append(match)
@@ -343,7 +343,7 @@ def choice_pages(
     if not options:
         return ()
     count = max(o.page for o in options) + 1
-    items = listing.items if _aligned(options, listing) else []  # type: ignore[union-attr]
+    items = listing.items if listing is not None and _aligned(options, listing) else []
     person = any(o.payload.startswith(PERSON_PAYLOAD) for o in options)
     return tuple(
         page_sentence(
@@ -376,7 +376,9 @@ def _texts(responses: Sequence[Dict[str, Any]]) -> List[str]:
     said = " ".join(texts).lower()
     for response in responses:
         checklist = (response.get("custom") or {}).get("checklist")
-        items = (checklist.get("items") or []) if isinstance(checklist, dict) else []
+        if not isinstance(checklist, dict):
+            continue
+        items = checklist.get("items") or []
         if items and not all(str(item).lower().rstrip(". ") in said for item in items):
             texts.append(checklist_text(checklist))
     return [text for text in texts if text]

@@ -29,14 +29,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import spawn
 from multiprocessing.connection import Connection
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import numpy
 
 from onewindow.infra.logs import log_event
 from voice.audio import Pcm, resample
 
-logger = logging.getLogger("onewindow.voice.synthesis")
+if TYPE_CHECKING:
+    from voice.stages import Synthesiser
+
+logger = logging.getLogger("onewindow.voice.speech_synthesis")
 TIMEOUT_SECONDS = 30.0  # per job, from the call to the answer (read at each call)
 STOP_SECONDS = 5.0  # how long close() lets the worker finish its queued jobs
 NATIVE_RATE = 22050  # what espeak-ng writes
@@ -245,7 +248,7 @@ class _Worker:
         _start_without_main(self.process)
         jobs_out.close()  # only the worker holds these ends now: its death closes the pipes (EOF)
         answers_in.close()
-        self.pid: int = self.process.pid  # type: ignore[assignment]
+        self.pid: int = self.process.pid  # type: ignore[assignment]  # a started process has its pid
         self._jobs, self._answers = jobs_in, answers_out
         self._sending = threading.Lock()
         self._lock = threading.Lock()
@@ -438,7 +441,7 @@ def shared_synthesiser() -> SpeechSynthesiser:
 class PromptCache:
     """Synthesised fixed prompts (greeting, reprompts), kept in memory."""
 
-    def __init__(self, synthesiser: SpeechSynthesiser, size: int = 256) -> None:
+    def __init__(self, synthesiser: Synthesiser, size: int = 256) -> None:
         if size < 1:
             raise ValueError("a prompt cache holds at least one prompt")
         self.synthesiser = synthesiser

@@ -7,7 +7,7 @@ import re
 from typing import AsyncIterator, List
 
 from voice.audio import Pcm
-from voice.synthesis import PromptCache, Voice
+from voice.speech_synthesis import PromptCache, Voice
 from voice.transport import RATE
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -17,7 +17,10 @@ def sentences(text: str) -> List[str]:
     return [part for part in SENTENCE_END.split(text.strip()) if part.strip()]
 
 
-class Voicing:
+class SentenceAudio:
+    """The bot's voice on a call (a voice.stages.SpeechOutput): fixed prompts from the prompt cache, answers
+    synthesised, the next sentence made while this one plays."""
+
     def __init__(self, prompts: PromptCache) -> None:
         self._prompts = prompts
 
@@ -27,16 +30,20 @@ class Voicing:
         Fixed prompts (the greeting, reprompts) come from the prompt cache; answers are synthesised.
         """
         parts = sentences(text)
-        upcoming = self._start(parts[0], voice, fixed) if parts else None
-        for index in range(len(parts)):
-            current = upcoming
-            upcoming = self._start(parts[index + 1], voice, fixed) if index + 1 < len(parts) else None
+        if not parts:
+            return
+        current = self._start(parts[0], voice, fixed)
+        for following in parts[1:] + [None]:
+            upcoming = self._start(following, voice, fixed) if following is not None else None
             try:
-                yield (await current).to_bytes()  # type: ignore[misc]
+                yield (await current).to_bytes()
             except BaseException:
                 if upcoming is not None:
                     upcoming.cancel()
                 raise
+            if upcoming is None:
+                return
+            current = upcoming
 
     def _start(self, sentence: str, voice: Voice, fixed: bool) -> "asyncio.Future[Pcm]":
         """The sentence's audio: a fixed prompt already in the cache at once, anything else from the

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from voice.audio import decode_ogg_opus, encode_ogg_opus
 from voice.recognition import SpeechRecogniser, Transcript, shared_recogniser
-from voice.synthesis import SLOW, Voice, shared_synthesiser
+from voice.speech_synthesis import SLOW, Voice, shared_synthesiser
 
 MAX_VOICE_NOTE_BYTES = 20 * 1024 * 1024  # what a bot may download from Telegram
 MAX_VOICE_NOTE_SECONDS = 120  # decoding holds about 190 KB per second of audio in memory
