@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import and_, case, func, insert, not_, or_, select, update
+from sqlalchemy import and_, insert, not_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from console.filters import FALLBACK_INTENT, ConversationFilter
 from console.masking import NAME_SLOTS, NOT_NAMES, PERSONAL_SLOTS, PROOF_SLOTS, Masker, slot_personal_values
 from onewindow.channels.senders import IDENTIFIED_CHANNELS, REST, channel_of_sender
-from onewindow.rasa_plugins.events_table import events
+from onewindow.rasa_plugins import events_table
 from onewindow.storage import models
 
 PER_PAGE = 25
@@ -56,10 +56,6 @@ calls = models.CallTranscript.__table__
 def moment(timestamp: Optional[float]) -> datetime:
     """An event timestamp as a naive UTC datetime (the convention of the service database)."""
     return datetime.fromtimestamp(timestamp or 0, timezone.utc).replace(tzinfo=None)
-
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # --- records -------------------------------------------------------------------------------
@@ -301,12 +297,6 @@ def personal_values_in(rows: Iterable[Any]) -> Dict[str, List[str]]:
     return values
 
 
-def personal_events() -> ColumnElement:
-    """The events personal_values_in reads: personal slots, the slot being asked for, and the citizen's messages."""
-    slots = and_(events.c.type_name == "slot", events.c.action_name.in_((*PERSONAL_SLOTS, REQUESTED_SLOT)))
-    return or_(slots, events.c.type_name == "user")
-
-
 # --- the store ---------------------------------------------------------------------------------
 
 
@@ -326,7 +316,7 @@ class ConversationStore:
     def sender_of(self, key: int) -> Optional[str]:
         """The sender whose first event has id `key`."""
         with self.tracker.connect() as connection:
-            sender = connection.execute(select(events.c.sender_id).where(events.c.id == key)).scalar()
+            sender = events_table.sender_of_event(connection, key)
             if sender is None or self._key(connection, sender) != key:
                 return None
             return sender
@@ -337,7 +327,7 @@ class ConversationStore:
 
     @staticmethod
     def _key(connection: Connection, sender_id: str) -> Optional[int]:
-        return connection.execute(select(func.min(events.c.id)).where(events.c.sender_id == sender_id)).scalar()
+        return events_table.first_event_id(connection, sender_id)
 
     # the list --------------------------------------------------------------------------------
 
@@ -347,7 +337,7 @@ class ConversationStore:
             grouped = self._grouped(connection, criteria)
             if grouped is None:
                 return Page([], 0, page, per_page)
-            total = connection.execute(select(func.count()).select_from(grouped.subquery())).scalar() or 0
+            total = events_table.count_of(connection, grouped)
             rows = connection.execute(grouped.limit(per_page).offset((page - 1) * per_page)).all()
         return Page(self._summaries(rows), total, page, per_page)
 
@@ -365,50 +355,25 @@ class ConversationStore:
         if criteria.channel:
             conditions.append(channel_condition(criteria.channel))
         if criteria.intent:
-            with_intent = select(events.c.sender_id).where(events.c.type_name == "user", events.c.intent_name == criteria.intent)
-            conditions.append(events.c.sender_id.in_(with_intent))
+            conditions.append(events_table.sender_said_intent(criteria.intent))
         if criteria.text:
-            conditions.append(events.c.sender_id.in_(self._senders_saying(connection, criteria.text)))
+            conditions.append(events_table.sender_in(self._senders_saying(connection, criteria.text)))
         if criteria.reason:
-            conditions.append(events.c.sender_id.in_(self._handed_off(criteria.reason)))
+            conditions.append(events_table.sender_in(self._handed_off(criteria.reason)))
         if criteria.outcome:
             conditions.append(outcome_condition(criteria.outcome, self._handed_off()))
         if criteria.tag:
-            conditions.append(events.c.sender_id.in_(self._tagged(criteria.tag)))
+            conditions.append(events_table.sender_in(self._tagged(criteria.tag)))
         if criteria.reviewed:
-            reviewed = events.c.sender_id.in_(self._reviewed())
+            reviewed = events_table.sender_in(self._reviewed())
             conditions.append(reviewed if criteria.reviewed == "yes" else not_(reviewed))
-        user_messages = func.sum(case((events.c.type_name == "user", 1), else_=0))
-        last_at = func.max(events.c.timestamp)
-        having = [user_messages > 0]
-        if criteria.since() is not None:
-            having.append(last_at >= criteria.since())
-        if criteria.until() is not None:
-            having.append(func.min(events.c.timestamp) < criteria.until())
-        return (
-            select(
-                events.c.sender_id,
-                func.min(events.c.id).label("key"),
-                func.min(events.c.timestamp).label("first_at"),
-                last_at.label("last_at"),
-                user_messages.label("user_messages"),
-            )
-            .where(*conditions)
-            .group_by(events.c.sender_id)
-            .having(and_(*having))
-            .order_by(last_at.desc(), events.c.sender_id)
-        )
+        return events_table.conversation_groups(conditions, criteria.since(), criteria.until())
 
     def _senders_saying(self, connection: Connection, text: str) -> Set[str]:
         """Senders with a user or bot message containing `text` (case-insensitive), in clear or masked (see the
         class): narrowed with LIKE on the event JSON, then checked on the message text itself."""
-        # the text as it appears inside the stored JSON
-        needle = json.dumps(text if self.search_in_clear else longest_letter_run(text))[1:-1]
-        query = select(events.c.sender_id, events.c.data).where(events.c.type_name.in_(("user", "bot")))
-        if needle:
-            query = query.where(events.c.data.ilike(f"%{escape_like(needle)}%", escape="\\"))
         texts: Dict[str, List[str]] = {}
-        for row in connection.execute(query):
+        for row in events_table.messages_containing(connection, text if self.search_in_clear else longest_letter_run(text)):
             texts.setdefault(row.sender_id, []).append(json.loads(row.data).get("text") or "")
         wanted = text.casefold()
         if self.search_in_clear:
@@ -443,11 +408,7 @@ class ConversationStore:
         if not senders:
             return []
         with self.tracker.connect() as connection:
-            user_rows = connection.execute(
-                select(events.c.sender_id, events.c.intent_name, events.c.data)
-                .where(events.c.sender_id.in_(senders), events.c.type_name == "user")
-                .order_by(events.c.id)
-            ).all()
+            user_rows = events_table.user_messages_of(connection, senders)
         first_text: Dict[str, str] = {}
         intents: Dict[str, List[str]] = {}
         last_intent: Dict[str, Optional[str]] = {}
@@ -481,11 +442,7 @@ class ConversationStore:
         if not senders:
             return {}
         with self.tracker.connect() as connection:
-            rows = connection.execute(
-                select(events.c.sender_id, events.c.type_name, events.c.action_name, events.c.data)
-                .where(events.c.sender_id.in_(list(senders)), personal_events())
-                .order_by(events.c.id)
-            ).all()
+            rows = events_table.slots_and_messages_of(connection, senders, (*PERSONAL_SLOTS, REQUESTED_SLOT))
         return personal_values_in(rows)
 
     def requests_before_handoffs(self, since: Optional[datetime] = None, until: Optional[datetime] = None) -> List[UserMessage]:
@@ -502,12 +459,7 @@ class ConversationStore:
             return []
         by_sender: Dict[str, List[Any]] = {}
         with self.tracker.connect() as connection:
-            rows = connection.execute(
-                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data)
-                .where(events.c.sender_id.in_({r.sender_id for r in requested}), events.c.type_name == "user")
-                .order_by(events.c.id)
-            )
-            for row in rows:
+            for row in events_table.user_messages_of(connection, {r.sender_id for r in requested}):
                 by_sender.setdefault(row.sender_id, []).append(row)
         found: Dict[int, UserMessage] = {}
         for handoff in requested:
@@ -522,11 +474,7 @@ class ConversationStore:
     def transcript(self, sender_id: str) -> Optional[Transcript]:
         """The sender's whole history (every session), with handoffs, review and phone calls."""
         with self.tracker.connect() as connection:
-            rows = connection.execute(
-                select(events)
-                .where(events.c.sender_id == sender_id, events.c.type_name.in_(TRANSCRIPT_EVENTS))
-                .order_by(events.c.id)
-            ).all()
+            rows = events_table.events_of(connection, [sender_id], TRANSCRIPT_EVENTS)
             key = self._key(connection, sender_id)
         if key is None:
             return None
@@ -539,11 +487,7 @@ class ConversationStore:
             return []
         by_sender: Dict[str, List[Any]] = {sender: [] for sender in senders}
         with self.tracker.connect() as connection:
-            for row in connection.execute(
-                select(events)
-                .where(events.c.sender_id.in_(senders), events.c.type_name.in_(TRANSCRIPT_EVENTS))
-                .order_by(events.c.id)
-            ):
+            for row in events_table.events_of(connection, senders, TRANSCRIPT_EVENTS):
                 by_sender[row.sender_id].append(row)
         handoff_map, review_map = self.handoffs_of(senders), self.reviews_of(senders)
         return [
@@ -672,23 +616,15 @@ def outcome_of(handed_off: bool, last_intent: Optional[str]) -> str:
 
 def channel_condition(channel: str) -> ColumnElement:
     if channel == REST:
-        return and_(*(not_(events.c.sender_id.like(f"{p}:%")) for p in IDENTIFIED_CHANNELS))
-    return events.c.sender_id.like(f"{channel}:%")
-
-
-def abandoned_senders() -> Select:
-    """Senders whose last user message was a fallback (in SQL, to filter by outcome)."""
-    last_user = (
-        select(func.max(events.c.id).label("id")).where(events.c.type_name == "user").group_by(events.c.sender_id).subquery()
-    )
-    return select(events.c.sender_id).where(events.c.id.in_(select(last_user.c.id)), events.c.intent_name == FALLBACK_INTENT)
+        return and_(*(not_(events_table.sender_starts_with(f"{p}:")) for p in IDENTIFIED_CHANNELS))
+    return events_table.sender_starts_with(f"{channel}:")
 
 
 def outcome_condition(outcome: str, handed_off: Set[str]) -> ColumnElement:
-    is_handed_off = events.c.sender_id.in_(handed_off)
+    is_handed_off = events_table.sender_in(handed_off)
     if outcome == "handed_off":
         return is_handed_off
-    is_abandoned = events.c.sender_id.in_(abandoned_senders())
+    is_abandoned = events_table.sender_last_message_with(FALLBACK_INTENT)
     if outcome == "abandoned":
         return and_(not_(is_handed_off), is_abandoned)
     return and_(not_(is_handed_off), not_(is_abandoned))

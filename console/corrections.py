@@ -12,28 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
 
-from sqlalchemy import Float, cast, func, insert, or_, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from console.conversations import ConversationStore, UserMessage, is_typed, user_message
 from console.filters import FALLBACK_INTENT, InvalidFilter, domain_intents
 from console.masking import Masker
-from onewindow.rasa_plugins.events_table import events
+from onewindow.rasa_plugins import events_table
 from onewindow.storage import models
 
 corrections = models.NluCorrection.__table__
 PER_PAGE = 25
 WHY = {"fallback": "not understood", "low_confidence": "low confidence", "handoff": "last message before a handoff"}
-
-
-def confidence_column(dialect: str) -> ColumnElement:
-    """The intent confidence inside a user event's JSON, as an SQL expression for `dialect`."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return cast(cast(events.c.data, JSONB)["parse_data"]["intent"]["confidence"].astext, Float)
-    return func.json_extract(events.c.data, "$.parse_data.intent.confidence")
 
 
 @dataclass
@@ -72,14 +62,8 @@ class Corrections:
     def misunderstood(self, page: int = 1, include_corrected: bool = False, per_page: int = PER_PAGE) -> MisunderstoodPage:
         """Misunderstood messages, newest first; those already corrected only when `include_corrected`."""
         why: Dict[int, str] = {}
-        confidence = confidence_column(self.tracker.dialect.name)
         with self.tracker.connect() as connection:
-            for row in connection.execute(
-                select(events.c.id, events.c.intent_name).where(
-                    events.c.type_name == "user",
-                    or_(events.c.intent_name == FALLBACK_INTENT, confidence < self.threshold),
-                )
-            ):
+            for row in events_table.unsure_or_with_intent(connection, self.threshold, FALLBACK_INTENT):
                 why[row.id] = "fallback" if row.intent_name == FALLBACK_INTENT else "low_confidence"
         for message in self.store.requests_before_handoffs():
             why.setdefault(message.event_id, "handoff")
@@ -94,16 +78,9 @@ class Corrections:
         return MisunderstoodPage(items, len(ids), page, per_page)
 
     @staticmethod
-    def _typed(connection, ids: Sequence[int]) -> Dict[int, UserMessage]:  # type: ignore[no-untyped-def]
-        found: Dict[int, UserMessage] = {}
-        for start in range(0, len(ids), 500):
-            rows = connection.execute(
-                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
-                    events.c.id.in_(ids[start : start + 500])
-                )
-            )
-            found.update({m.event_id: m for m in map(user_message, rows) if is_typed(m.text)})
-        return found
+    def _typed(connection: Connection, ids: Sequence[int]) -> Dict[int, UserMessage]:
+        rows = events_table.user_messages_by_id(connection, ids)
+        return {m.event_id: m for m in map(user_message, rows) if is_typed(m.text)}
 
     def corrected_intents(self) -> Dict[int, str]:
         """event id -> the intent staff picked."""
@@ -115,11 +92,7 @@ class Corrections:
         if correct_intent not in domain_intents():
             raise InvalidFilter("pick one of the assistant's intents")
         with self.tracker.connect() as connection:
-            row = connection.execute(
-                select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
-                    events.c.id == event_id, events.c.type_name == "user"
-                )
-            ).first()
+            row = events_table.user_message(connection, event_id)
         if row is None:
             raise InvalidFilter("that message does not exist (any more)")
         message = user_message(row)

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from console.conversations import ConversationStore, abandoned_senders, handoffs, moment, user_message
+from console.conversations import ConversationStore, handoffs, moment, user_message
 from console.filters import FALLBACK_INTENT, OUTCOMES, day_start
 from console.masking import Masker
 from onewindow.channels.senders import channel_of_sender
-from onewindow.rasa_plugins.events_table import events
+from onewindow.rasa_plugins import events_table
 
 TOP = 10
 UNMET_INTENTS = (FALLBACK_INTENT, "out_of_scope")
@@ -48,28 +48,16 @@ class Analytics:
 def analytics(store: ConversationStore, date_from: date, date_to: date) -> Analytics:
     since, until = day_start(date_from), day_start(date_to + timedelta(days=1))
     result = Analytics(date_from, date_to)
-    in_range = (events.c.type_name == "user", events.c.timestamp >= since, events.c.timestamp < until)
     with store.tracker.connect() as connection:
-        active = connection.execute(select(events.c.sender_id, events.c.timestamp).where(*in_range)).all()
-        intents = connection.execute(
-            select(events.c.intent_name, func.count().label("n"))
-            .where(*in_range, events.c.intent_name.isnot(None))
-            .group_by(events.c.intent_name)
-            .order_by(func.count().desc(), events.c.intent_name)
-            .limit(TOP)
-        ).all()
-        unmet_rows = connection.execute(
-            select(events.c.id, events.c.sender_id, events.c.timestamp, events.c.intent_name, events.c.data).where(
-                *in_range, events.c.intent_name.in_(UNMET_INTENTS)
-            )
-        ).all()
+        active = events_table.user_messages_between(connection, since, until)
+        result.top_intents = events_table.top_intents(connection, since, until, TOP)
+        unmet_rows = events_table.user_messages_with_intents(connection, since, until, UNMET_INTENTS)
         senders: Set[str] = {row.sender_id for row in active}
-        abandoned = set(connection.execute(abandoned_senders()).scalars()) & senders
+        abandoned = events_table.senders_last_message_with(connection, FALLBACK_INTENT) & senders
     per_day: Dict[date, Set[Tuple[str, str]]] = {}
     for row in active:
         per_day.setdefault(moment(row.timestamp).date(), set()).add((row.sender_id, channel_of_sender(row.sender_id)))
     result.per_day = {day: dict(Counter(channel for _, channel in pairs)) for day, pairs in sorted(per_day.items())}
-    result.top_intents = [(row.intent_name, int(row.n)) for row in intents]
 
     start, end = datetime.utcfromtimestamp(since), datetime.utcfromtimestamp(until)
     with store.service.connect() as connection:

@@ -1,10 +1,13 @@
-"""The dask-free graph runner gives exactly what Rasa's dask runner gives, on the trained model."""
+"""The dask-free graph runner (onewindow/rasa_plugins/patches/graph_runner.py) gives exactly what Rasa's dask
+runner gives, on the trained model, and is the runner Rasa loads the model with once installed."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
 import pytest
+import rasa.core.processor
+import rasa.engine.runner.dask
 from rasa.core.channels.channel import UserMessage
 from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
 from rasa.engine.exceptions import GraphRunError
@@ -15,7 +18,8 @@ from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from harness.stack import MODEL
-from onewindow.rasa_plugins.graph_runner import SequentialGraphRunner
+from onewindow.rasa_plugins.patches import graph_runner
+from onewindow.rasa_plugins.patches.graph_runner import SequentialGraphRunner
 
 MESSAGES = [
     "hello",
@@ -87,3 +91,14 @@ def test_each_node_runs_after_what_it_needs_and_only_what_the_targets_need(loade
     assert not any("policy" in name.lower() for name in order), "NLU does not run the policies"
     with pytest.raises(GraphRunError):
         runner.run(inputs={PLACEHOLDER_TRACKER: order[0]}, targets=[metadata.nlu_target])
+
+
+def test_the_installed_patch_is_the_runner_rasa_loads_the_model_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """patches/graph_runner.py replaces the name rasa.core.processor loads a model with, and only that."""
+    monkeypatch.setattr(rasa.core.processor, "DaskGraphRunner", DaskGraphRunner)  # restored after the test
+    graph_runner.install()
+    _, metadata, runner = rasa.core.processor.MessageProcessor._load_model(MODEL)
+    assert type(runner) is SequentialGraphRunner
+    assert rasa.engine.runner.dask.DaskGraphRunner is DaskGraphRunner, "training still runs with dask"
+    parsed = runner.run(inputs={PLACEHOLDER_MESSAGE: [UserMessage("hello")]}, targets=[metadata.nlu_target])
+    assert parsed[metadata.nlu_target][0].get("intent")["name"] == "greet"

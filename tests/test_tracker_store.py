@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from onewindow.rasa_plugins.events_table import events as events_table
 from onewindow.rasa_plugins.events_table import tracker_engine
-from onewindow.rasa_plugins.tracker_store import STORED_EVENTS, LeanSQLTrackerStore
+from onewindow.rasa_plugins.patches.tracker_store import STORED_EVENTS, LeanSQLTrackerStore
 from onewindow.settings import PROJECT_ROOT
 from tests.conftest import DATABASE_KINDS, empty_database
 
@@ -223,3 +225,55 @@ def test_only_the_most_recent_conversations_are_kept(url: str, domain: Domain) -
     never = LeanSQLTrackerStore(domain, keep_trackers=0, **settings_for(url))
     kept_none = _next_turn(never, "citizen-8", "and how long", start + 3)
     assert asyncio.run(never.retrieve("citizen-8")) is not kept_none
+
+
+# the events of a conversation, any mix and order, several sessions and timestamps that may tie or go back
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["user", "bot", "slot", "action", "session", "loop"]),
+        st.sampled_from(["hello", "how much is it", "/affirm", "service", "question", "handoff_active"]),
+        st.integers(0, 50),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def as_event(kind: str, word: str, second: int, start: float) -> Event:
+    at = start + second
+    if kind == "user":
+        return UserUttered(word, {"name": "greet", "confidence": 0.7}, timestamp=at)
+    if kind == "bot":
+        return BotUttered(f"answer to {word}", timestamp=at)
+    if kind == "slot":
+        value = True if word == "handoff_active" else word
+        return SlotSet(word if word in ("service", "question", "handoff_active") else "question", value, timestamp=at)
+    if kind == "session":
+        return SessionStarted(timestamp=at)
+    if kind == "loop":
+        return ActiveLoop("booking_form" if second % 2 else None, timestamp=at)
+    return ActionExecuted("action_listen" if second % 2 else "action_session_start", timestamp=at)
+
+
+def test_the_overridden_retrieve_gives_the_tracker_of_the_original(url: str, domain: Domain) -> None:
+    """LeanSQLTrackerStore._retrieve (patches/tracker_store.py) against SQLTrackerStore._retrieve, on rows written by
+    Rasa's own store: the same events and state, the latest session or all of them."""
+    lean, stock = stores(url, domain)
+    start = time.time() - 3600
+    conversations = iter(range(10_000))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(EVENTS)
+    def same_tracker(drawn: List[Tuple[str, str, int]]) -> None:
+        sender = f"citizen-{next(conversations)}"
+        events = [as_event(*event, start) for event in drawn]
+        asyncio.run(stock.save(DialogueStateTracker.from_events(sender, events, domain.slots)))
+        for all_sessions in (False, True):
+            by_lean = asyncio.run(lean._retrieve(sender, all_sessions))
+            by_stock = asyncio.run(stock._retrieve(sender, all_sessions))
+            assert by_lean is not None and by_stock is not None
+            assert [e.as_dict() for e in by_lean.events] == [e.as_dict() for e in by_stock.events]
+            assert by_lean.current_state() == by_stock.current_state()
+        assert asyncio.run(lean._retrieve("nobody", False)) is asyncio.run(stock._retrieve("nobody", False)) is None
+
+    same_tracker()

@@ -1,7 +1,8 @@
-"""`python -m onewindow.rasa_plugins.server run ...`: the `rasa` command with OneWindow's speed-ups.
+"""`python -m onewindow.rasa_plugins.server run ...`: the `rasa` command with OneWindow's patches.
 
 Takes exactly the arguments of `rasa` (for example `run -m models/onewindow.tar.gz
---enable-api`); see onewindow/rasa_plugins/speedups.py for what it changes and why. With `--enable-api`
+--enable-api`); see onewindow/rasa_plugins/patches/ for what they change and why (the shared HTTP
+sessions of the action-server calls are closed when the server stops). With `--enable-api`
 the HTTP API requires a token signed with RASA_JWT_SECRET (onewindow/infra/api_auth.py): the secret
 is added to Rasa's arguments inside this process, so it never shows on a command line (`ps`),
 and without it the server refuses to start.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import List
 
-from onewindow.rasa_plugins.speedups import install
+from onewindow.rasa_plugins.patches import install
 from onewindow.settings import API_SECRET_VARIABLE, rasa_jwt_secret
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import List, Optional
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
 from onewindow.backend import ServiceBackend
-from onewindow.rasa_plugins.events_table import events
+from onewindow.rasa_plugins import events_table
 from onewindow.storage import models
 
 
@@ -21,8 +21,7 @@ def forget_conversation(backend: ServiceBackend, tracker: Engine, sender_id: str
     Returns how many tracker events were deleted. Appointments, applications, reports and the
     handoff records stay: they are the city's records of services given, not the conversation.
     """
-    with tracker.begin() as connection:
-        deleted = connection.execute(delete(events).where(events.c.sender_id == sender_id)).rowcount
+    deleted = events_table.delete_conversation(tracker, sender_id)
     with backend.engine.begin() as connection:
         for table in (models.ConversationReview, models.NluCorrection, models.CallTranscript):
             connection.execute(delete(table).where(table.sender_id == sender_id))
@@ -31,10 +30,7 @@ def forget_conversation(backend: ServiceBackend, tracker: Engine, sender_id: str
 
 def stale_conversations(tracker: Engine, days: int, now: Optional[datetime] = None) -> List[str]:
     """Senders whose last stored event is more than `days` old."""
-    cutoff = ((now or datetime.now()) - timedelta(days=days)).timestamp()
-    query = select(events.c.sender_id).group_by(events.c.sender_id).having(func.max(events.c.timestamp) < cutoff)
-    with tracker.connect() as connection:
-        return list(connection.execute(query).scalars())
+    return events_table.senders_idle_since(tracker, ((now or datetime.now()) - timedelta(days=days)).timestamp())
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
-"""Rasa's model graph run node after node, without dask; installed by onewindow/rasa_plugins/speedups.py.
+"""Patch: Rasa's model graph runs node after node, without dask.
 
-Rasa 3.6 runs its prediction graph (NLU on each message, the policies on each prediction)
-through `dask.get`, which on every run rebuilds the graph, walks the dependencies recursively,
-orders the tasks and schedules them one by one on the calling thread. Profiled under the REST
-benchmark that bookkeeping was 15 % of the Rasa server's time. This runner works out the order
-of the nodes once per set of targets and then calls the same nodes with the same inputs, in
-an order that respects every dependency, as dask's synchronous scheduler does.
+Replaces `rasa.engine.runner.dask.DaskGraphRunner` as the runner `rasa.core.processor.MessageProcessor`
+loads a model with (the name `DaskGraphRunner` in rasa.core.processor; training keeps dask).
+Rasa 3.6 runs its prediction graph (NLU on each message, the policies on each prediction) through
+`dask.get`, which on every run rebuilds the graph, walks the dependencies recursively, orders the
+tasks and schedules them one by one on the calling thread. Profiled under the REST benchmark that
+bookkeeping was 15 % of the Rasa server's time. This runner, a DaskGraphRunner subclass that uses its
+private `_graph_schema` and `_instantiated_nodes`, works out the order of the nodes once per set of
+targets and then calls the same nodes with the same inputs, in an order that respects every
+dependency, as dask's synchronous scheduler does.
+Checked by tests/test_graph_runner.py (the same parses and predictions as DaskGraphRunner on the trained model).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text, Tuple
 
+import rasa.core.processor
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 
@@ -64,3 +69,7 @@ class SequentialGraphRunner(DaskGraphRunner):
         for target in targets:
             place(target)
         return plan
+
+
+def install() -> None:
+    rasa.core.processor.DaskGraphRunner = SequentialGraphRunner
