@@ -176,6 +176,10 @@ def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, se
     assert signal(answer)["reference"] == reference
     events = stack.tracker(sender)["events"]
     assert any(e["event"] == "session_started" for e in events), "a new session did start"
+    started = max(i for i, e in enumerate(events) if e["event"] == "session_started")
+    first_message = next(i for i, e in enumerate(events) if e["event"] == "user" and i > started)
+    hold = [e for e in events[started:first_message] if e["event"] == "slot" and e["name"] == "handoff_active"]
+    assert [e["value"] for e in hold] == [True], "action_session_start put the hold back before the first message"
     assert handed_off(stack, sender)
     assert row(backend, sender).status == "open"
 
