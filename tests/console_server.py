@@ -137,16 +137,24 @@ def csrf_token_in(page: str) -> str:
     return match.group(1)
 
 
-def logged_in_client(base_url: str, username: str, password: str, landing: str = "/queue") -> httpx.Client:
-    """An httpx.Client with a session cookie; `client.csrf_token` is the session's CSRF token (read from the
-    page `landing`, any page the user may see)."""
-    client = httpx.Client(base_url=base_url, timeout=30)
+class StaffClient(httpx.Client):
+    """An httpx.Client for the console, logged in as `username`; `csrf_token` is its session's CSRF token."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        super().__init__(base_url=base_url, timeout=30)
+        self.username = username
+        self.csrf_token = ""
+
+
+def logged_in_client(base_url: str, username: str, password: str, landing: str = "/queue") -> StaffClient:
+    """A StaffClient with a session cookie; its CSRF token is read from the page `landing`, any page the user may see."""
+    client = StaffClient(base_url, username)
     login_token = csrf_token_in(client.get("/login").text)
     answer = client.post("/login", data={"csrf_token": login_token, "username": username, "password": password, "next": landing})
     if answer.status_code != 303:
         client.close()
         raise AssertionError(f"login as {username} failed: {answer.status_code}")
-    client.csrf_token = csrf_token_in(client.get(landing).text)  # type: ignore[attr-defined]
+    client.csrf_token = csrf_token_in(client.get(landing).text)
     return client
 
 
@@ -177,7 +185,7 @@ def console_routes(console: RunningConsole) -> List[ConsoleRoute]:
         secure_cookies=False,
     )
     app = create_app(settings)
-    routes = []
+    routes: List[ConsoleRoute] = []
     for route in app.router.routes:
         if getattr(route.ctx, "static", False):
             continue

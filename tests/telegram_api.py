@@ -66,6 +66,13 @@ class ApiError(Exception):
         return body
 
 
+def response_json(response: web.Response) -> Any:
+    """The JSON of a response built here: TypeError when its body is not bytes, ValueError when they are not JSON."""
+    if not isinstance(response.body, bytes):
+        raise TypeError(f"the response's body is {type(response.body).__name__}, not bytes")
+    return json.loads(response.body)
+
+
 def bad_request(detail: str) -> ApiError:
     """A 400 error, worded like Telegram's ("Bad Request: <detail>")."""
     return ApiError(400, f"Bad Request: {detail}")
@@ -823,7 +830,8 @@ class BotApiState:
     def target_message(self, params: JSON, action: str) -> tuple[ChatState, JSON]:
         """The message named by ``chat_id`` and ``message_id``."""
         chat = self.target_chat(params)
-        message = chat.messages.get(params.get("message_id"))  # type: ignore[arg-type]
+        message_id = params.get("message_id")
+        message = chat.messages.get(message_id) if message_id is not None else None
         if message is None:
             raise bad_request(f"message to {action} not found")
         return chat, message
@@ -1237,7 +1245,7 @@ class LocalBotApi:
         try:
             loop.run_until_complete(self._startup(sock))
             self._loop = loop
-        except Exception as error:  # noqa: BLE001 - reported to start()
+        except Exception as error:  # reported to start()
             started["error"] = error
             ready.set()
             loop.close()
@@ -1344,9 +1352,10 @@ class LocalBotApi:
             return "polling" if any(call.method == "getUpdates" for call in self.calls) else None
 
         with self._cond:
-            if not self._cond.wait_for(mode, timeout):
+            listening = self._cond.wait_for(mode, timeout)
+            if listening is None:
                 raise AssertionError(f"the bot did not start listening within {timeout}s; calls:\n{self.recent_calls()}")
-            return mode()  # type: ignore[return-value]
+            return listening
 
     def wait_webhook_deliveries(self, count: int = 1, timeout: float = 15.0) -> list[tuple[int, int]]:
         """Block until at least `count` webhook deliveries finished (any status)."""
@@ -1617,12 +1626,11 @@ class LocalBotApi:
         return web.Response(body=stored.data, content_type="application/octet-stream")
 
     async def _api_call(self, request: web.Request, token: str, method_name: str) -> web.Response:
+        early: ApiError | None = None
         try:
             params, files = await read_params(request)
         except ApiError as error:
             params, files, early = {}, {}, error
-        else:
-            early = None
         method = self._canonical(method_name)
         call = ApiCall(method, params, files, time.monotonic())
         with self._cond:
@@ -1637,7 +1645,7 @@ class LocalBotApi:
             if response.status == DROPPED:
                 call.error = "connection closed without an answer"
             elif response.status == 200:
-                call.result = json.loads(response.body)["result"]  # type: ignore[arg-type]
+                call.result = response_json(response)["result"]
             else:
                 call.error = self._error_text(response)
             self._cond.notify_all()
@@ -1653,7 +1661,7 @@ class LocalBotApi:
     @staticmethod
     def _error_text(response: web.Response) -> str:
         try:
-            return json.loads(response.body)["description"]  # type: ignore[arg-type]
+            return response_json(response)["description"]
         except (ValueError, KeyError, TypeError):
             return f"HTTP {response.status} (non-JSON body)"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
@@ -19,6 +19,7 @@ from onewindow.storage import models
 from onewindow.storage.db import make_sessionmaker
 from onewindow.storage.demo_data import SAMPLE_APPLICATIONS, load_sample_applications
 from onewindow.text.dates import spoken_date
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 SAMPLES = {reference: (service_id, changes) for reference, service_id, _, changes in SAMPLE_APPLICATIONS}
@@ -31,7 +32,9 @@ PHONES = {reference: phone for reference, _, phone, _ in SAMPLE_APPLICATIONS}
 def test_sample_applications_have_old_and_new_references_and_an_owner() -> None:
     assert sorted(SAMPLES) == [f"APP-10000{n}" for n in range(1, 6)] + ["APP-48291-37508"]
     assert all(normalise_reference(reference, "application") == reference for reference in SAMPLES)
-    assert all(normalise_phone(phone).startswith("0491570") for phone in PHONES.values())
+    assert all(
+        expect.present(normalise_phone(phone), f"a phone number in {phone!r}").startswith("0491570") for phone in PHONES.values()
+    )
 
 
 def test_every_sample_application_is_found_with_its_history(module_backend: ServiceBackend) -> None:
@@ -39,14 +42,14 @@ def test_every_sample_application_is_found_with_its_history(module_backend: Serv
         record = module_backend.applications.status(reference)
         assert record is not None, reference
         assert record.reference == reference
-        assert record.service_name == module_backend.catalogue.service(service_id).name
+        assert record.service_name == expect.service(module_backend.catalogue, service_id).name
         assert record.status == changes[-1][0]
         assert [(c.status, c.note) for c in record.history] == [(s, note) for s, _, note in changes]
         assert record.submitted_at == record.history[0].changed_at
 
 
 def test_history_is_in_time_order(module_backend: ServiceBackend) -> None:
-    record = module_backend.applications.status("APP-100001")
+    record = expect.present(module_backend.applications.status("APP-100001"), "application APP-100001")
     times = [change.changed_at for change in record.history]
     assert len(times) == 4 and times == sorted(times) and times[0] < times[-1]
 
@@ -92,7 +95,7 @@ def test_loading_samples_again_adds_nothing(module_backend: ServiceBackend) -> N
 
 
 def validate(
-    slot: str, value: Any, slots: Dict[str, Any] = None, sender: str = ""
+    slot: str, value: Any, slots: Optional[Dict[str, Any]] = None, sender: str = ""
 ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """(slots set, messages) when the status form validates `slot`; each call its own conversation unless `sender` is given."""
     dispatcher = CollectingDispatcher()
@@ -105,7 +108,7 @@ def validate(
 
 
 def last_four(reference: str) -> str:
-    return normalise_phone(PHONES[reference])[-4:]
+    return expect.present(normalise_phone(PHONES[reference]), f"a phone number on {reference}")[-4:]
 
 
 def test_a_known_reference_alone_shows_nothing_and_asks_for_proof(module_action_backend: ServiceBackend) -> None:
@@ -166,7 +169,7 @@ def check(reference: Any, proof: Any = None) -> Tuple[str, Dict[str, Any]]:
 
 @pytest.mark.parametrize("reference", sorted(SAMPLES))
 def test_status_message_has_service_status_date_and_note(module_action_backend: ServiceBackend, reference: str) -> None:
-    record = module_action_backend.applications.status(reference)
+    record = expect.present(module_action_backend.applications.status(reference), f"application {reference}")
     text, slots = check(reference, last_four(reference))
     latest = record.history[-1]
     assert f"Application {reference}, {record.service_name}" in text
@@ -188,7 +191,7 @@ def test_without_proof_the_status_is_not_shown(module_action_backend: ServiceBac
 def test_rejected_application_gives_the_reason(module_action_backend: ServiceBackend) -> None:
     _, changes = SAMPLES["APP-100004"]
     text, _ = check("APP-100004", last_four("APP-100004"))
-    assert "rejected" in text and changes[-1][2] in text
+    assert "rejected" in text and expect.present(changes[-1][2], "the reason of the rejection") in text
 
 
 def test_status_of_unknown_application(module_action_backend: ServiceBackend) -> None:

@@ -54,6 +54,7 @@ from onewindow.backend import BookingError, ServiceBackend
 from onewindow.channels.senders import sign_sender
 from onewindow.storage import models
 from onewindow.text.dates import spoken_date, spoken_datetime
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import DATABASE_KINDS, postgres_database
 
@@ -215,11 +216,12 @@ def appointment_count(backend: ServiceBackend) -> int:
         return session.scalar(select(func.count(models.Appointment.id)))
 
 
-def stored_appointment(backend: ServiceBackend, reference: str) -> Optional[models.Appointment]:
+def stored_appointment(backend: ServiceBackend, reference: str) -> models.Appointment:
+    """The appointment row `reference`, which the test expects in the database, with its slot and citizen loaded."""
     with Session(backend.engine) as session:
         appointment = session.scalars(select(models.Appointment).where(models.Appointment.reference == reference)).first()
-        if appointment is not None:
-            _ = appointment.slot, appointment.citizen  # load before the session closes
+        assert appointment is not None, f"no appointment {reference} in the database"
+        _ = appointment.slot, appointment.citizen  # load before the session closes
         return appointment
 
 
@@ -522,7 +524,7 @@ def test_racing_for_the_last_place_only_one_wins(clocked_backend, threads: int) 
             outcomes[index] = ("booked", record.reference)
         except BookingError as error:
             outcomes[index] = ("refused", error.reason)
-        except Exception as error:  # noqa: BLE001 - any other failure is reported below
+        except Exception as error:  # any other failure is reported below
             outcomes[index] = ("crashed", repr(error))
 
     workers = [threading.Thread(target=attempt, args=(i,)) for i in range(threads)]
@@ -552,7 +554,7 @@ def test_conversations_asking_for_a_new_day_at_once_create_its_slots_once(clocke
         barrier.wait(timeout=30)
         try:
             answers[index] = backend.bookings.free_slots("central_centre", THU)
-        except Exception as error:  # noqa: BLE001 - reported below
+        except Exception as error:  # reported below
             answers[index] = repr(error)
 
     workers = [threading.Thread(target=ask, args=(i,)) for i in range(threads)]
@@ -830,7 +832,7 @@ def test_validate_date(action_backend, domain) -> None:
     )
     assert slots == {"appointment_date": None}
     assert messages[0]["text"].startswith("The office is closed on that day.")
-    offered = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
+    offered = [date.fromisoformat(expect.matched(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
     assert offered and all(d > sunday and d.weekday() != 6 for d in offered)
 
     day = open_day(action_backend, "riverside_point")
@@ -842,7 +844,7 @@ def test_validate_date(action_backend, domain) -> None:
     messages, slots = validate(form, domain, BOOKING, [("appointment_date", day.isoformat())])
     assert slots == {"appointment_date": None}
     assert messages[0]["text"].startswith("That day is fully booked. The nearest free times are")
-    later = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
+    later = [date.fromisoformat(expect.matched(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
     assert later and all(d > day for d in later)
 
 
@@ -1045,7 +1047,7 @@ def test_ask_service_and_office(action_backend, domain) -> None:
     messages, events = run(ActionAskOffice(), domain, {"service": "passport_renewal"})
     offices = service_yml("passport_renewal")["offices"]
     assert f"{len(offices)} offices offer passport renewal or replacement." in messages[0]["text"]
-    shown = [re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
+    shown = [expect.matched(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
     assert sorted(shown) == sorted(offices)  # every office that offers it, none left out
     messages, _ = run(ActionAskOffice(), domain, {"service": "food_business_permit"})
     assert "1 office offers food business permit." in messages[0]["text"]
@@ -1059,9 +1061,9 @@ BOOKABLE = [s["id"] for s in _yaml("services.yml", "services").values() if s["bo
 def test_every_office_offering_a_service_is_a_button_and_the_count_matches(action_backend, domain, service: str) -> None:
     offices = service_yml(service)["offices"]
     messages, _ = run(ActionAskOffice(), domain, {"service": service})
-    shown = [re.search(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
+    shown = [expect.matched(r'"office":"(\w+)"', p).group(1) for p in payloads(messages[0])]
     assert sorted(shown) == sorted(offices)
-    assert re.search(r"(\d+) offices? offers?", messages[0]["text"]).group(1) == str(len(shown))
+    assert expect.matched(r"(\d+) offices? offers?", messages[0]["text"]).group(1) == str(len(shown))
     kinds = [office_yml(o)["kind"] for o in shown]
     assert "mobile_point" not in kinds or kinds[-1] == "mobile_point"  # the van, open a few hours a week, comes last
 
@@ -1080,7 +1082,7 @@ def test_moving_an_appointment_offers_other_days_than_its_own(action_backend, do
         "record_proof": proof_of(action_backend, record.reference),
     }
     messages, _ = run(ActionAskAppointmentDate(), domain, slots, "reschedule_form")
-    offered = [date.fromisoformat(re.search(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
+    offered = [date.fromisoformat(expect.matched(r'"date":"([\d-]+)"', p).group(1)) for p in payloads(messages[0])]
     assert len(offered) == 4 and first.date() not in offered
     assert (
         offered
@@ -1147,7 +1149,7 @@ def test_ask_time_offers_free_times_of_the_day(action_backend, domain) -> None:
     messages, events = run(ActionAskAppointmentTime(), domain, {"office": "west_centre", "appointment_date": day.isoformat()})
     assert events == []
     assert messages[0]["text"] == f"What time on {spoken_date(day)}? Free times start at 9 am, and the last is 4:30 pm."
-    times = [re.search(r'"time":"([\d:]+)"', p).group(1) for p in payloads(messages[0])]
+    times = [expect.matched(r'"time":"([\d:]+)"', p).group(1) for p in payloads(messages[0])]
     assert [at(day, t) for t in times] == free, "every free time is offered (the phone pages them)"
     assert "08:30" not in times
     assert times == sorted(times) and len(set(times)) == len(times)

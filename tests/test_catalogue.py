@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 from ruamel.yaml import YAML
@@ -22,6 +22,7 @@ from onewindow.service_catalogue import Catalogue, CatalogueError, load_catalogu
 from onewindow.service_catalogue.nlu_export import render_lookups
 from onewindow.storage import models
 from onewindow.storage.db import make_engine, make_sessionmaker
+from tests import expect
 
 CATALOGUE = settings.PROJECT_ROOT / "catalogue"
 LOOKUPS = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
@@ -436,7 +437,7 @@ def test_synonym_maps_unambiguous_alias_but_not_shared_one(catalogue: Catalogue)
 # --- seeding ----------------------------------------------------------------------------
 
 
-def _snapshot(url: str) -> Dict[str, object]:
+def _snapshot(url: str) -> Dict[str, Dict[str, Any]]:
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -528,7 +529,7 @@ def test_removed_service_becomes_inactive_and_keeps_its_appointments(database_ur
                 select(models.Appointment).where(models.Appointment.reference == booked.reference)
             ).one()
             assert appointment.service_id == "passport_renewal" and appointment.status == "booked"
-        assert backend.bookings.get(booked.reference).service_id == "passport_renewal"
+        assert expect.booking(backend, booked.reference).service_id == "passport_renewal"
 
         shutil.rmtree(copy)
         shutil.copytree(CATALOGUE, copy)

@@ -36,7 +36,10 @@ FORBIDDEN: Dict[str, str] = {
 ANY_MODE = "|".join(FORBIDDEN.values())
 WORDED_SOURCES = [
     *(settings.PROJECT_ROOT / "actions").glob("*.py"),
-    *(settings.PROJECT_ROOT / "onewindow" / name for name in ("text/wording.py", "backend/staff_desk.py", "backend/staff_hours.py")),
+    *(
+        settings.PROJECT_ROOT / "onewindow" / name
+        for name in ("text/wording.py", "backend/staff_desk.py", "backend/staff_hours.py")
+    ),
     settings.PROJECT_ROOT / "onewindow" / "channels" / "input_guard.py",
 ]
 
@@ -105,9 +108,9 @@ def plain_strings(path: Path) -> Iterator[Tuple[int, str]]:
         and isinstance(node.body[0].value, ast.Constant)
     }
     for node in ast.walk(tree):
-        words = (
-            isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip()
-        )  # not a key or a name
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        words = " " in node.value.strip()  # not a key or a name
         if words and id(node) not in inside_prompts | docstrings:
             yield node.lineno, node.value
 

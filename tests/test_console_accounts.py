@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from datetime import datetime, timedelta
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import httpx
 import pytest
@@ -17,9 +17,11 @@ from console.accounts import UNKNOWN_ACCOUNT
 from console.users import authenticate
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
+from tests import expect
 from tests.console_server import (
     ConsoleRoute,
     RunningConsole,
+    StaffClient,
     console_routes,
     create_staff_user,
     csrf_token_in,
@@ -59,7 +61,7 @@ def staff(console: RunningConsole, role: str) -> str:
     return username
 
 
-def client_as(console: RunningConsole, role: str) -> httpx.Client:
+def client_as(console: RunningConsole, role: str) -> StaffClient:
     return logged_in_client(console.base_url, staff(console, role), PASSWORD)
 
 
@@ -98,13 +100,23 @@ def test_password_checks_compare_in_constant_time_and_cost_the_same_for_unknown_
     console: RunningConsole, engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     username = staff(console, "agent")
-    compared, derived = [], []
+    compared: List[int] = []
+    derived: List[int] = []
     real_compare, real_scrypt = passwords.hmac.compare_digest, passwords._scrypt
-    monkeypatch.setattr(passwords.hmac, "compare_digest", lambda a, b: compared.append(1) or real_compare(a, b))
-    monkeypatch.setattr(passwords, "_scrypt", lambda *args: derived.append(1) or real_scrypt(*args))
+
+    def counted_compare(a: bytes, b: bytes) -> bool:
+        compared.append(1)
+        return real_compare(a, b)
+
+    def counted_scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+        derived.append(1)
+        return real_scrypt(password, salt, n, r, p)
+
+    monkeypatch.setattr(passwords.hmac, "compare_digest", counted_compare)
+    monkeypatch.setattr(passwords, "_scrypt", counted_scrypt)
     assert authenticate(engine, username, "wrong password") is None
     assert authenticate(engine, "nobody-here", PASSWORD) is None
-    assert authenticate(engine, username, PASSWORD).username == username
+    assert expect.present(authenticate(engine, username, PASSWORD), "the member, signed in").username == username
     assert compared == [1, 1, 1] and derived == [1, 1, 1]
 
 
@@ -245,8 +257,13 @@ def test_every_state_changing_route_needs_the_session_csrf_token(console: Runnin
     changing = [r for r in routes if r.method not in ("GET", "HEAD") and (r.method, r.path) not in PUBLIC]
     assert changing
     for route in changing:
-        for attempt in ({}, {"data": {"csrf_token": "forged"}}, {"headers": {"X-CSRF-Token": "forged"}}):
-            answer = client.request(route.method, route.path, **attempt)
+        attempts: List[Dict[str, Dict[str, str]]] = [
+            {},
+            {"data": {"csrf_token": "forged"}},
+            {"headers": {"X-CSRF-Token": "forged"}},
+        ]
+        for attempt in attempts:
+            answer = client.request(route.method, route.path, data=attempt.get("data"), headers=attempt.get("headers"))
             assert answer.status_code == 403 and "This form has expired" in answer.text, (route, attempt)
 
 

@@ -49,7 +49,7 @@ def test_corrections_are_saved_and_exported_as_nlu_training_data(console: Runnin
     with staff(console, "agent", landing="/improve") as agent:
         messages = listed(agent)
         number, hostile = messages["my number is •••• 78"], messages["&lt;script&gt;alert(1)&lt;/script&gt;"]
-        csrf = agent.csrf_token  # type: ignore[attr-defined]
+        csrf = agent.csrf_token
         forged = agent.post("/improve/corrections", data={"event_id": str(number), "intent": "inform"})
         unknown = agent.post("/improve/corrections", data={"event_id": str(number), "intent": "drop_tables", "csrf_token": csrf})
         missing = agent.post("/improve/corrections", data={"event_id": "x1", "intent": "inform", "csrf_token": csrf})

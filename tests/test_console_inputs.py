@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.console_server import ConsoleRoute, RunningConsole, console_routes
+from tests.console_server import ConsoleRoute, RunningConsole, StaffClient, console_routes
 from tests.tracker_rows import console_with_samples, staff
 
 QUERY_NAMES = (
@@ -54,7 +54,7 @@ FORM_NAMES = (
 # /logout would end the session the generated requests use; /queue/events is a stream that never ends by itself
 # (its parameters are none: tests/test_console_queue.py reads it)
 NOT_GENERATED = ("/logout", "/queue/events")
-texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=24)
 encoded = st.one_of(
     texts.map(lambda value: quote(value, safe="")), st.binary(max_size=12).map(lambda b: quote_from_bytes(b, safe=""))
 )
@@ -75,7 +75,7 @@ def routes(console: RunningConsole) -> List[ConsoleRoute]:
 
 
 @pytest.fixture(scope="module")
-def admin(console: RunningConsole) -> Iterator[httpx.Client]:
+def admin(console: RunningConsole) -> Iterator[StaffClient]:
     with staff(console, "admin") as client:
         yield client
 
@@ -89,13 +89,13 @@ def check(answer: httpx.Response, what: str) -> None:
 @settings(max_examples=250, deadline=None)
 @given(data=st.data())
 def test_generated_addresses_never_get_a_server_error(
-    routes: List[ConsoleRoute], admin: httpx.Client, data: st.DataObject
+    routes: List[ConsoleRoute], admin: StaffClient, data: st.DataObject
 ) -> None:
     route = data.draw(st.sampled_from(routes), label="route")
     path = re.sub(r"<[^>]+>", lambda _: data.draw(encoded, label="segment"), route.pattern)
     url = f"{path}?{data.draw(queries, label='query')}"
     form = {
-        "csrf_token": admin.csrf_token,  # type: ignore[attr-defined]
+        "csrf_token": admin.csrf_token,
         **data.draw(st.dictionaries(st.sampled_from(FORM_NAMES), texts, max_size=3), label="form"),
     }
     answer = admin.request(route.method, url, data=form if route.method == "POST" else None)

@@ -19,6 +19,7 @@ from onewindow.backend.ownership import MAX_FAILURES, Ownership, Requester
 from onewindow.infra.logs import pseudonym
 from onewindow.storage import models
 from onewindow.storage.db import make_engine, make_sessionmaker
+from tests import expect
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, run_console
 from tests.tracker_rows import staff
@@ -86,7 +87,7 @@ def test_supervisors_see_who_keeps_failing_and_the_latest_failures_without_perso
     assert backend.ownership.check("application", APPLICATION, slip).reason == "wrong_proof"
     with staff(console, "supervisor") as supervisor:
         answer = supervisor.get("/lookups")
-        username = supervisor.username  # type: ignore[attr-defined]
+        username = supervisor.username
     assert answer.status_code == 200
     repeated, latest = sections(answer.text)
     row = re.search(
@@ -122,7 +123,7 @@ def test_agents_are_refused_and_it_is_audited_and_the_nav_links_the_page_for_sup
     with staff(console, "agent") as agent, staff(console, "supervisor") as supervisor:
         assert agent.get("/lookups").status_code == 403
         assert 'href="/lookups"' not in agent.get("/queue").text and 'href="/lookups"' in supervisor.get("/queue").text
-        username = agent.username  # type: ignore[attr-defined]
+        username = agent.username
     denied = [(u, t, d["reason"]) for u, t, d in audit_rows(backend, "access.denied")]
     assert (username, "/lookups", "role") in denied
     assert username not in {u for u, _, _ in audit_rows(backend, "lookups.view")}
@@ -130,7 +131,9 @@ def test_agents_are_refused_and_it_is_audited_and_the_nav_links_the_page_for_sup
 
 def repeated_count(client: httpx.Client) -> int:
     page = client.get("/analytics").text
-    return int(re.search(r'id="repeated-lookups">(\d+) sources? with repeated failed look-ups in the last 7 days', page).group(1))
+    return int(
+        expect.matched(r'id="repeated-lookups">(\d+) sources? with repeated failed look-ups in the last 7 days', page).group(1)
+    )
 
 
 def test_analytics_counts_the_sources_with_repeated_failures_this_week(console: RunningConsole, backend: ServiceBackend) -> None:

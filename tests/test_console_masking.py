@@ -209,7 +209,7 @@ def test_pages_and_every_export_mask_personal_data_by_kind(console: RunningConso
                 "/improve/corrections",
                 data={
                     "csrf_token": agent.csrf_token,
-                    "event_id": event_id,  # type: ignore[attr-defined]
+                    "event_id": event_id,
                     "intent": "inform",
                 },
             )
@@ -236,7 +236,7 @@ def test_pages_and_every_export_mask_personal_data_by_kind(console: RunningConso
 def test_agents_search_only_the_masked_text(console: RunningConsole, query: str) -> None:
     with staff(console, "agent") as agent:
         found = agent.get("/transcripts", params={"q": query})
-        username = agent.username  # type: ignore[attr-defined]
+        username = agent.username
     assert found.status_code == 200 and "No conversation matches" in found.text and LINK.findall(found.text) == []
     [detail] = search_audit(console, username)
     assert detail["in_clear"] is False and query not in json.dumps(detail) and detail["length"] == len(query)
@@ -256,7 +256,7 @@ def test_supervisors_search_personal_data_in_clear_and_it_is_audited_without_the
     with staff(console, "supervisor") as supervisor:
         found = supervisor.get("/transcripts", params={"q": query})
         exported = supervisor.get("/transcripts/export.csv", params={"q": query})
-        username = supervisor.username  # type: ignore[attr-defined]
+        username = supervisor.username
     assert "telegram:•••• 11" in found.text and len(LINK.findall(found.text)) == 1
     assert {row["sender"] for row in csv.DictReader(io.StringIO(exported.text))} == {"telegram:•••• 11"}
     details = search_audit(console, username)

@@ -20,6 +20,7 @@ from console import throttle
 from console.password_policy import WeakPasswordError, check_password
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
+from tests import expect
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.console_server import RunningConsole, create_staff_user, csrf_token_in, logged_in_client
 
@@ -109,8 +110,8 @@ def test_an_attack_from_many_sources_slows_the_account_down_and_an_admin_unlocks
     assert login(console, target, PASSWORD, next(sources)).status_code == 429
     admin = logged_in_client(console.base_url, admin_name, PASSWORD)
     page = admin.get("/admin/users").text
-    user_id = re.search(rf'<td>{target}</td>.*?action="/admin/users/(\d+)/unlock"', page, re.S).group(1)
-    unlocked = admin.post(f"/admin/users/{user_id}/unlock", data={"csrf_token": admin.csrf_token})  # type: ignore[attr-defined]
+    user_id = expect.matched(rf'<td>{target}</td>.*?action="/admin/users/(\d+)/unlock"', page, re.S).group(1)
+    unlocked = admin.post(f"/admin/users/{user_id}/unlock", data={"csrf_token": admin.csrf_token})
     assert unlocked.status_code == 200 and f"Unlocked {target}" in unlocked.text
     assert login(console, target, PASSWORD, next(sources)).status_code == 303
     assert (admin_name, target, {"failures": throttle.ACCOUNT_FAILURES}) in audit_rows(engine, "user.unlock")
@@ -142,7 +143,7 @@ def test_failures_are_stored_only_as_keyed_hashes(console: RunningConsole, engin
 
 COMMON = [word for word in FREQUENCY_LISTS["passwords"][:3000] if len(word) >= 10]
 trivial_passwords = st.one_of(
-    st.builds(lambda ch, n: ch * n, st.characters(blacklist_categories=("Cs",)), st.integers(10, 40)),
+    st.builds(lambda ch, n: ch * n, st.characters(exclude_categories=["Cs"]), st.integers(10, 40)),
     st.builds(lambda chunk, n: (chunk * n)[: max(10, len(chunk))], st.text(min_size=1, max_size=3), st.integers(10, 20)),
     st.sampled_from(COMMON),
     st.builds(
@@ -170,7 +171,7 @@ def test_the_examples_of_the_issue_are_refused_by_the_admin_page(console: Runnin
         "/admin/users",
         data={
             "csrf_token": admin.csrf_token,
-            "username": "ann.smith",  # type: ignore[attr-defined]
+            "username": "ann.smith",
             "role": "agent",
             "password": password,
         },
@@ -191,7 +192,7 @@ def test_unusual_words_together_are_accepted() -> None:
 def test_a_member_changes_their_password(console: RunningConsole, engine) -> None:
     username = member(console)
     here, elsewhere = (logged_in_client(console.base_url, username, PASSWORD) for _ in range(2))
-    form = {"csrf_token": here.csrf_token}  # type: ignore[attr-defined]
+    form = {"csrf_token": here.csrf_token}
     wrong = here.post("/account/password", data={**form, "current": "not it", "new": NEW_PASSWORD, "again": NEW_PASSWORD})
     weak = here.post("/account/password", data={**form, "current": PASSWORD, "new": "aaaaaaaaaa", "again": "aaaaaaaaaa"})
     differ = here.post("/account/password", data={**form, "current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD + "x"})

@@ -148,8 +148,8 @@ def test_a_transcript_is_masked_and_its_view_audited(console: RunningConsole, st
     conversation = key(store, "telegram:123456789")
     with staff(console, "agent") as agent:
         page = agent.get(f"/transcripts/{conversation}")
-        refused = agent.post(f"/transcripts/{conversation}/reveal", data={"csrf_token": agent.csrf_token})  # type: ignore[attr-defined]
-        username = agent.username  # type: ignore[attr-defined]
+        refused = agent.post(f"/transcripts/{conversation}/reveal", data={"csrf_token": agent.csrf_token})
+        username = agent.username
     assert page.status_code == 200
     assert "Ana Silva" not in page.text and "0412 345 678" not in page.text and "123456789" not in page.text
     assert "my number is •••• 78" in page.text and "Thanks ••••, I have •••• 78." in page.text
@@ -168,9 +168,9 @@ def test_a_supervisor_reveals_personal_data_for_one_response_and_it_is_audited(
     with staff(console, "supervisor") as supervisor:
         assert "Reveal personal data" in supervisor.get(f"/transcripts/{conversation}").text
         forged = supervisor.post(f"/transcripts/{conversation}/reveal")
-        revealed = supervisor.post(f"/transcripts/{conversation}/reveal", data={"csrf_token": supervisor.csrf_token})  # type: ignore[attr-defined]
+        revealed = supervisor.post(f"/transcripts/{conversation}/reveal", data={"csrf_token": supervisor.csrf_token})
         again = supervisor.get(f"/transcripts/{conversation}")
-        username = supervisor.username  # type: ignore[attr-defined]
+        username = supervisor.username
     assert forged.status_code == 403 and "Ana Silva" not in forged.text
     assert revealed.status_code == 200 and 'id="revealed"' in revealed.text
     assert "Thanks Ana Silva, I have 0412 345 678." in revealed.text and "telegram:123456789" in revealed.text
@@ -206,12 +206,12 @@ def test_tags_notes_and_the_reviewed_mark_need_the_csrf_token(console: RunningCo
     form = {"tags": "Hostile, needs review", "note": "<img src=x onerror=alert(1)>", "reviewed": "on"}
     with staff(console, "agent") as agent:
         forged = agent.post(f"/transcripts/{conversation}/review", data=form)
-        saved = agent.post(f"/transcripts/{conversation}/review", data={**form, "csrf_token": agent.csrf_token})  # type: ignore[attr-defined]
-        bad = agent.post(f"/transcripts/{conversation}/review", data={**form, "tags": "<b>", "csrf_token": agent.csrf_token})  # type: ignore[attr-defined]
+        saved = agent.post(f"/transcripts/{conversation}/review", data={**form, "csrf_token": agent.csrf_token})
+        bad = agent.post(f"/transcripts/{conversation}/review", data={**form, "tags": "<b>", "csrf_token": agent.csrf_token})
         page = agent.get(f"/transcripts/{conversation}").text
         tagged = agent.get("/transcripts", params={"tag": "hostile"}).text
         reviewed = agent.get("/transcripts", params={"reviewed": "yes"}).text
-        username = agent.username  # type: ignore[attr-defined]
+        username = agent.username
     assert forged.status_code == 403
     assert saved.status_code == 303 and saved.headers["location"] == f"/transcripts/{conversation}"
     assert bad.status_code == 400 and "a tag is" in bad.text
@@ -227,7 +227,7 @@ def test_csv_export_is_the_filtered_set_masked_and_audited(console: RunningConso
     with staff(console, "agent") as agent:
         answer = agent.get("/transcripts/export.csv", params={"channel": "telegram"})
         everything = agent.get("/transcripts/export.csv")
-        username = agent.username  # type: ignore[attr-defined]
+        username = agent.username
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
     assert "attachment" in answer.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(answer.text)))

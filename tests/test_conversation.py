@@ -9,6 +9,7 @@ import pytest
 from actions.conversation import TASK_SLOTS, ActionHandleLowConfidence, ActionStop, trailing_fallbacks
 from actions.menu import main_menu_buttons
 from onewindow.backend import ServiceBackend
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 
@@ -108,7 +109,7 @@ def test_second_misunderstanding_in_a_row_hands_over_to_a_person(module_action_b
     )
     assert hands_off(message) and not asks_to_rephrase(message)
     assert message["text"].startswith("I am still not sure what you need, so I have asked a person")
-    assert module_action_backend.handoffs.active("lost-1").priority == 3
+    assert expect.present(module_action_backend.handoffs.active("lost-1"), "a handoff").priority == 3
 
 
 def test_third_misunderstanding_still_hands_over(module_action_backend: ServiceBackend) -> None:
@@ -220,7 +221,7 @@ def test_on_a_call_the_second_miss_gives_the_main_menu_and_the_third_a_person(
     assert second_events[0] == {"event": "rewind", "timestamp": None}
     assert {"event": "active_loop", "name": None, "timestamp": None} in second_events
     assert (third[0].get("custom") or {}).get("handoff", {}).get("reason") == "not_understood"
-    assert module_action_backend.handoffs.active(sender).reason == "not_understood"
+    assert expect.present(module_action_backend.handoffs.active(sender), "a handoff").reason == "not_understood"
 
 
 def test_a_miss_handed_over_inside_a_form_forgets_what_the_missed_message_filled(module_action_backend: ServiceBackend) -> None:

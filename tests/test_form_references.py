@@ -75,7 +75,10 @@ def question(slot: str, count: int) -> List[Dict[str, Any]]:
 def tracker_after(
     buttons: List[Dict[str, Any]], slot: str, text: str, entities: Any = None, form: str = "appointment_form"
 ) -> Any:
-    events = [{"event": "user", "text": "earlier"}, {"event": "bot", "text": "Which one?", "data": {"buttons": buttons}}]
+    events: List[Dict[str, Any]] = [
+        {"event": "user", "text": "earlier"},
+        {"event": "bot", "text": "Which one?", "data": {"buttons": buttons}},
+    ]
     return make_tracker(
         {"requested_slot": slot}, intent="choose_listed", text=text, entities=entities, events=events, active_loop=form
     )

@@ -16,6 +16,7 @@ from actions.offices import ActionAnswerOfficeQuestion
 from actions.services import ActionAnswerServiceQuestion
 from onewindow.backend import ServiceBackend
 from onewindow.service_catalogue import Catalogue
+from tests import expect
 from tests.action_harness import make_tracker, run_action, slot_events
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -120,7 +121,7 @@ def test_choose_listed_answers_about_the_item(module_action_backend: ServiceBack
     for said, expected in (("the rent one", "rent_subsidy"), ("the second one", "unemployment_benefit")):
         tracker = make_tracker(slots, intent="choose_listed", text=said, events=events)
         messages, returned = run_action(ActionChooseListed(), tracker)
-        name = module_action_backend.catalogue.service(expected).name
+        name = expect.service(module_action_backend.catalogue, expected).name
         assert len(messages) == 1 and messages[0]["text"].startswith(f"{name}. "), said
         assert slot_events(returned)["service"] == expected
 
@@ -129,10 +130,10 @@ def test_choose_listed_of_a_question_still_waiting_answers_that_question(module_
     """ "How much is a passport?" "Do you mean New passport or Passport renewal?" "The second one"."""
     messages, returned = run_action(ActionAnswerServiceQuestion(), make_tracker({"service": "passport"}, intent="ask_fee"))
     asked = slot_events(returned)
-    second = latest_listing([bot_event(messages[0])]).ids[1]
+    second = expect.present(latest_listing([bot_event(messages[0])]), "the list just shown").ids[1]
     tracker = make_tracker(asked, intent="choose_listed", text="the second one", events=[bot_event(messages[0])])
     answered, _ = run_action(ActionChooseListed(), tracker)
-    service = module_action_backend.catalogue.service(second)
+    service = expect.service(module_action_backend.catalogue, second)
     assert answered[0]["text"].startswith(f"{service.name} costs")
 
 
@@ -142,7 +143,7 @@ def test_where_to_go_for_a_listed_service_lists_its_offices(module_action_backen
     messages, returned = run_action(ActionAnswerOfficeQuestion(), tracker)
     offices = module_action_backend.catalogue.offices(service_id="rent_subsidy")
     assert messages[0]["text"].startswith("Offices for rent subsidy: 1. ")
-    assert latest_listing([bot_event(messages[0])]).ids == [o.id for o in offices]
+    assert expect.present(latest_listing([bot_event(messages[0])]), "the list just shown").ids == [o.id for o in offices]
     assert slot_events(returned)["service"] == "rent_subsidy"
 
 
@@ -151,7 +152,7 @@ def test_an_office_of_an_office_list_is_chosen_by_ordinal_or_name(module_action_
     messages, _ = run_action(ActionAnswerOfficeQuestion(), tracker)
     events = [bot_event(m) for m in messages if m.get("buttons")]
     offices = module_action_backend.catalogue.offices(service_id="passport_renewal")
-    assert latest_listing(events).ids == [o.id for o in offices]
+    assert expect.present(latest_listing(events), "the list just shown").ids == [o.id for o in offices]
     for said, expected in (
         ("the second one", offices[1].id),
         ("the last one", offices[-1].id),
@@ -161,7 +162,7 @@ def test_an_office_of_an_office_list_is_chosen_by_ordinal_or_name(module_action_
             ActionChooseListed(), make_tracker({"service": "passport_renewal"}, intent="choose_listed", text=said, events=events)
         )
         assert slot_events(chosen)["office"] == expected, said
-        office = module_action_backend.catalogue.office(expected)
+        office = expect.office(module_action_backend.catalogue, expected)
         assert shown[0]["text"].startswith(office.name), said
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any, Callable, Dict
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from onewindow.infra.logs import JsonFormatter, log_event, pseudonym
 
 
-def captured(emit) -> dict:  # type: ignore[no-untyped-def]
+def captured(emit: Callable[[logging.Logger], object]) -> Dict[str, Any]:
     """The one JSON record `emit(logger)` writes."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

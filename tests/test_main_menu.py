@@ -10,9 +10,10 @@ import pytest
 from actions.menu import ActionMainMenu, main_menu_buttons
 from actions.shared import TASK_SLOTS
 from onewindow.backend import ServiceBackend
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
-PHONE_KEYPAD = {"sender_id": "phone:0412345678", "metadata": {"input": "keypad", "speech": False}}
+PHONE_KEYPAD: Dict[str, Any] = {"sender_id": "phone:0412345678", "metadata": {"input": "keypad", "speech": False}}
 
 
 def menu(submenu: str = "", **entities: str) -> List[Dict[str, Any]]:
@@ -61,7 +62,7 @@ def test_every_service_is_reached_through_its_department(module_action_backend: 
 
 
 def test_a_service_chosen_gives_its_documents_fee_and_time(module_action_backend: ServiceBackend) -> None:
-    service = module_action_backend.catalogue.service("passport_renewal")
+    service = expect.service(module_action_backend.catalogue, "passport_renewal")
     messages, events = run_action(
         ActionMainMenu(),
         make_tracker(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, List, Set
+from typing import Iterator, List, Optional, Set
 
 import pytest
 from alembic import command
@@ -50,7 +50,7 @@ def _tables(engine: Engine) -> Set[str]:
     return set(inspect(engine).get_table_names()) - {"alembic_version"}
 
 
-def _current(engine: Engine) -> str:
+def _current(engine: Engine) -> Optional[str]:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 

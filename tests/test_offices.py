@@ -17,6 +17,7 @@ from actions.offices import MAX_LISTED, ActionAnswerOfficeQuestion
 from onewindow.backend import ServiceBackend
 from onewindow.service_catalogue import Catalogue
 from onewindow.service_catalogue.schema import WEEKDAYS
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 
 THURSDAY = datetime(2026, 11, 26, 10, 0)
@@ -157,8 +158,12 @@ def week_words(catalogue: Catalogue, office_id: str) -> str:
             groups[-1] = (groups[-1][0], index, words)
         else:
             groups.append((index, index, words))
-    label = lambda a, b: DAY_NAMES[a] if a == b else f"{DAY_NAMES[a]} to {DAY_NAMES[b]}"  # noqa: E731
-    return " ".join(f"{label(a, b)}: {words}." for a, b, words in groups)
+    return " ".join(f"{day_range(a, b)}: {words}." for a, b, words in groups)
+
+
+def day_range(first: int, last: int) -> str:
+    """ "Monday", or "Monday to Friday" (days counted from Monday = 0)."""
+    return DAY_NAMES[first] if first == last else f"{DAY_NAMES[first]} to {DAY_NAMES[last]}"
 
 
 @pytest.mark.parametrize("office_id", ["central_centre", "north_centre", "riverside_point", "mobile_van"])
@@ -269,7 +274,7 @@ def test_unknown_office_name_asks_again(actions_db: ServiceBackend) -> None:
 
 
 def test_today_text_uses_the_day_of_the_clock(actions_db: ServiceBackend, catalogue: Catalogue) -> None:
-    office = actions_db.catalogue.office("central_centre")
+    office = expect.office(actions_db.catalogue, "central_centre")
     saturday = date(2026, 11, 28)
     assert office_actions.today_text(office, saturday) == (f"Open today from {hours_words(catalogue, 'central_centre', 'sat')}.")
 

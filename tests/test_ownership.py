@@ -22,6 +22,7 @@ from onewindow.backend.references import new_reference
 from onewindow.infra.logs import pseudonym
 from onewindow.storage import models
 from onewindow.storage.db import make_sessionmaker
+from tests import expect
 
 ACTIONS = Path(__file__).resolve().parent.parent / "actions"
 PHONE, OTHER_PHONE = "0412 555 0137", "0412 555 0842"
@@ -67,15 +68,16 @@ def test_the_last_four_digits_of_the_phone_on_the_booking_prove_it(module_backen
     for proof in ("0137", " 0 1 3 7 ", "it ends in 0137"):
         verdict, shown = gate.appointment(record.reference.lower().replace("-", " "), someone(proof))
         assert verdict.reason == "proof" and shown == record, proof
-    for proof, reason in (
+    refused: List[Tuple[Optional[str], str]] = [
         (None, "needs_proof"),
         ("", "needs_proof"),
         ("0842", "wrong_proof"),
         ("137", "wrong_proof"),
         ("50137", "wrong_proof"),
-    ):
-        verdict, shown = gate.appointment(record.reference, someone(proof))
-        assert (verdict.reason, shown) == (reason, None), proof
+    ]
+    for offered, reason in refused:
+        verdict, shown = gate.appointment(record.reference, someone(offered))
+        assert (verdict.reason, shown) == (reason, None), offered
 
 
 def test_a_linked_identity_proves_only_its_own_citizens_records(module_backend: ServiceBackend, gate: Ownership) -> None:
@@ -87,14 +89,14 @@ def test_a_linked_identity_proves_only_its_own_citizens_records(module_backend: 
     verdict, shown = gate.appointment(mine.reference, chat)
     assert verdict.reason == "linked" and shown == mine
     assert gate.appointment(theirs.reference, chat)[0].reason == "needs_proof"
-    assert [r.reference for r in gate.upcoming_appointments(chat)] == [mine.reference]
+    assert [r.reference for r in expect.present(gate.upcoming_appointments(chat), "the chat's appointments")] == [mine.reference]
     assert gate.upcoming_appointments(someone()) is None  # no identity vouched for: nobody known, nothing listed
 
 
 def test_a_linked_identity_lists_only_its_own_citizens_applications(module_backend: ServiceBackend, gate: Ownership) -> None:
     module_backend.citizens.link_identity("phone", "0491570006", "0491 570 006")  # the sample APP-100001's number
     caller = someone(identity=("phone", "0491570006"), channel="phone")
-    assert [a.reference for a in gate.applications_of(caller)] == ["APP-100001"]
+    assert [a.reference for a in expect.present(gate.applications_of(caller), "the caller's applications")] == ["APP-100001"]
     assert gate.applications_of(someone()) is None
     stranger = uuid.uuid4().hex[:8]
     module_backend.citizens.link_identity("telegram", stranger, f"0413{random.randrange(10**6):06d}")
@@ -121,7 +123,7 @@ def test_application_status_needs_the_proof(gate: Ownership) -> None:
     verdict, shown = gate.application("APP-100001", someone())
     assert (verdict.reason, shown) == ("needs_proof", None)
     verdict, shown = gate.application("app 100001", someone("0006"))
-    assert verdict.reason == "proof" and shown.reference == "APP-100001" and shown.history
+    assert verdict.reason == "proof" and shown is not None and shown.reference == "APP-100001" and shown.history
     assert gate.application("APP-100001", someone("0156"))[1] is None
     assert gate.check("application", "APP-48291-37508", someone("0110")).reason == "proof"
     assert gate.check("application", "APP-48291-37580", someone("0110")).reason == "mistyped"

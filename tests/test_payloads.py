@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Dict, List
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,11 +11,11 @@ from hypothesis import strategies as st
 from onewindow.channels.payloads import CHANNEL_COMMANDS, citizen_text, is_payload, offered_payloads
 from onewindow.channels.rest import OfferedPayloads
 
-BUTTONS = [
+BUTTONS: List[Dict[str, Any]] = [
     {"title": "Passport renewal", "payload": '/inform{"service": "passport_renewal"}'},
     {"title": "Yes", "payload": "/affirm"},
 ]
-SESSION = [
+SESSION: List[Dict[str, Any]] = [
     {"event": "bot", "text": "Old", "data": {"buttons": [{"title": "Old", "payload": "/old"}]}},
     {"event": "session_started"},
     {"event": "bot", "text": "Which service?", "data": {"buttons": BUTTONS}},

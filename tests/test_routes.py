@@ -15,6 +15,7 @@ from actions.routes import IN_PERSON, MODES, ONLINE, stated_mode
 from actions.services import ROUTE_ASPECTS, ActionAnswerServiceQuestion
 from onewindow.backend import ServiceBackend
 from onewindow.service_catalogue import Catalogue
+from tests import expect
 from tests.action_harness import make_tracker, run_action, slot_events
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -45,7 +46,7 @@ def test_in_person_gives_where_to_go_what_to_bring_and_booking(module_action_bac
     @SETTINGS
     @given(service_id=st.sampled_from(ids), aspect=st.sampled_from(ROUTE_ASPECTS), as_list=st.booleans())
     def check(service_id: str, aspect: str, as_list: bool) -> None:
-        service = module_action_backend.catalogue.service(service_id)
+        service = expect.service(module_action_backend.catalogue, service_id)
         offices = module_action_backend.catalogue.offices(service_id=service_id)
         message, slots = answer({"service": service_id, "mode": [IN_PERSON] if as_list else IN_PERSON}, aspect)
         text = message["text"]
@@ -75,7 +76,7 @@ def test_from_home_gives_the_online_way_or_says_it_is_not_possible_and_offers_th
     @SETTINGS
     @given(service_id=st.sampled_from(ids), aspect=st.sampled_from(ROUTE_ASPECTS))
     def check(service_id: str, aspect: str) -> None:
-        service = module_action_backend.catalogue.service(service_id)
+        service = expect.service(module_action_backend.catalogue, service_id)
         offices = module_action_backend.catalogue.offices(service_id=service_id)
         message, _ = answer({"service": service_id, "mode": ONLINE}, aspect)
         text, buttons = message["text"], pressed(message)
@@ -140,7 +141,7 @@ def test_a_life_event_from_home_names_what_can_be_done_online_and_what_needs_a_v
     module_action_backend: ServiceBackend, catalogue: Catalogue
 ) -> None:
     for entry in catalogue.life_events:
-        event = module_action_backend.catalogue.life_event(entry["id"])
+        event = expect.life_event(module_action_backend.catalogue, entry["id"])
         text = bundle(entry["id"], ONLINE)
         online = [s.service.name for s in event.steps if s.service.online_available]
         visits = [s.service.name for s in event.steps if not s.service.online_available]

@@ -18,6 +18,7 @@ from onewindow.backend.catalogue import CatalogueQueries
 from onewindow.backend.records import ServiceRecord
 from onewindow.service_catalogue import Catalogue
 from onewindow.storage.db import make_engine, make_sessionmaker
+from tests import expect
 from tests.action_harness import load_domain, make_tracker, run_action, slot_events
 from tests.conftest import point_actions_at
 
@@ -61,7 +62,7 @@ def fee_words(service: ServiceRecord) -> str:
 
 
 def test_documents_lists_every_document_of_the_service(module_action_backend: ServiceBackend) -> None:
-    service = module_action_backend.catalogue.service("passport_renewal")
+    service = expect.service(module_action_backend.catalogue, "passport_renewal")
     message, slots = ask({"service": "renew my passport"}, "ask_documents")
     assert len(service.documents) >= 2
     for document in service.documents:
@@ -72,7 +73,7 @@ def test_documents_lists_every_document_of_the_service(module_action_backend: Se
 
 @pytest.mark.parametrize("service_id", ["birth_registration", "death_registration", "business_licence", "pension_application"])
 def test_documents_for_other_services(module_action_backend: ServiceBackend, service_id: str) -> None:
-    service = module_action_backend.catalogue.service(service_id)
+    service = expect.service(module_action_backend.catalogue, service_id)
     message, _ = ask({"service": service_id}, "ask_documents")
     assert all(document in message["text"] for document in service.documents)
     visit = "one visit is enough" if service.one_visit else "come back once"
@@ -81,7 +82,7 @@ def test_documents_for_other_services(module_action_backend: ServiceBackend, ser
 
 @pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "business_licence"])
 def test_fee_in_dollars_or_free(module_action_backend: ServiceBackend, service_id: str) -> None:
-    service = module_action_backend.catalogue.service(service_id)
+    service = expect.service(module_action_backend.catalogue, service_id)
     message, _ = ask({"service": service_id}, "ask_fee")
     assert f"{service.name} {'is' if service.fee == 0 else 'costs'} {fee_words(service)}" in message["text"]
     if service.fee_note:
@@ -101,7 +102,7 @@ def test_every_service_answers_how_much_you_get_from_its_catalogue_entry(
     module_action_backend: ServiceBackend, catalogue: Catalogue
 ) -> None:
     for entry in catalogue.services:
-        service = module_action_backend.catalogue.service(entry["id"])
+        service = expect.service(module_action_backend.catalogue, entry["id"])
         message, slots = ask({"service": entry["id"]}, "ask_benefit_amount")
         if entry.get("benefit"):
             assert message["text"].startswith(f"{service.name} {pays_words(entry['benefit'])}"), entry["id"]
@@ -152,7 +153,7 @@ def test_catalogue_has_both_free_and_paid_services(module_action_backend: Servic
 
 @pytest.mark.parametrize("service_id", ["passport_renewal", "birth_registration", "unemployment_benefit"])
 def test_processing_time(module_action_backend: ServiceBackend, service_id: str) -> None:
-    service = module_action_backend.catalogue.service(service_id)
+    service = expect.service(module_action_backend.catalogue, service_id)
     message, _ = ask({"service": service_id}, "ask_processing_time")
     days = service.processing_days
     expected = "the same day" if days == 0 else "one working day" if days == 1 else f"about {days} working days"
@@ -176,7 +177,7 @@ def test_online_when_not_available_says_go_to_an_office(module_action_backend: S
 
 
 def test_service_info_gives_the_overview(module_action_backend: ServiceBackend) -> None:
-    service = module_action_backend.catalogue.service("birth_registration")
+    service = expect.service(module_action_backend.catalogue, "birth_registration")
     message, slots = ask({"service": "register a birth"}, "ask_service_info")
     for part in (service.name, service.description, service.eligibility, fee_words(service)):
         assert part in message["text"]
@@ -211,7 +212,7 @@ def test_ambiguous_passport_asks_which_with_same_intent(module_action_backend: S
     assert len(candidates) >= 2
     message, slots = ask({"service": "passport"}, intent)
     assert message["text"].startswith("Do you mean")
-    names = [module_action_backend.catalogue.service(c).name for c in candidates]
+    names = [expect.service(module_action_backend.catalogue, c).name for c in candidates]
     assert all(name in message["text"] for name in names)
     buttons = [payload(b) for b in message["buttons"]]
     assert sorted(e["service"] for _, e in buttons) == sorted(candidates)
@@ -237,7 +238,7 @@ def test_unknown_service_says_so(module_action_backend: ServiceBackend) -> None:
 
 def test_inform_with_service_answers_the_pending_question(module_action_backend: ServiceBackend) -> None:
     _, first = ask({}, "ask_fee")
-    service = module_action_backend.catalogue.service("passport_renewal")
+    service = expect.service(module_action_backend.catalogue, "passport_renewal")
     message, slots = ask({"question": first["question"], "service": "renew my passport"}, "inform")
     assert message["text"].startswith(f"{service.name} costs {fee_words(service)}")
     assert slots == {"question": None, "service": "passport_renewal"}
@@ -245,14 +246,14 @@ def test_inform_with_service_answers_the_pending_question(module_action_backend:
 
 def test_inform_after_ambiguity_answers_the_pending_question(module_action_backend: ServiceBackend) -> None:
     _, first = ask({"service": "passport"}, "ask_documents")
-    service = module_action_backend.catalogue.service("passport_new")
+    service = expect.service(module_action_backend.catalogue, "passport_new")
     message, _ = ask({"question": first["question"], "service": "passport_new"}, "inform")
     assert all(document in message["text"] for document in service.documents)
 
 
 def test_service_in_context_answers_follow_up_without_entity(module_action_backend: ServiceBackend) -> None:
     """ "How much is it?" after talking about passport renewal: the slot is still set, no entity."""
-    service = module_action_backend.catalogue.service("passport_renewal")
+    service = expect.service(module_action_backend.catalogue, "passport_renewal")
     messages, events = run_action(
         ActionAnswerServiceQuestion(),
         tracker({"service": "passport_renewal"}, "ask_fee", text="how much is it?"),
@@ -263,7 +264,7 @@ def test_service_in_context_answers_follow_up_without_entity(module_action_backe
 
 
 def test_inform_without_pending_question_gives_the_overview(module_action_backend: ServiceBackend) -> None:
-    service = module_action_backend.catalogue.service("child_benefit")
+    service = expect.service(module_action_backend.catalogue, "child_benefit")
     message, _ = ask({"service": "child benefit"}, "inform")
     assert service.description in message["text"]
 
@@ -304,10 +305,10 @@ def test_a_running_backend_sees_a_reseeded_catalogue_once_its_copy_expires(seede
     engine = make_engine(seeded_url)
     now = [0.0]
     catalogue = CatalogueQueries(make_sessionmaker(engine), ttl_seconds=30, clock=lambda: now[0])
-    assert catalogue.service("passport_renewal").fee == 100
+    assert expect.service(catalogue, "passport_renewal").fee == 100
     seed(seeded_url, folder=_catalogue_with_fee(tmp_path / "cat", "passport_renewal", "fee: 100\n", "fee: 90\n"))
     now[0] = 29.0
-    assert catalogue.service("passport_renewal").fee == 100, "the in-memory copy is kept within its TTL"
+    assert expect.service(catalogue, "passport_renewal").fee == 100, "the in-memory copy is kept within its TTL"
     now[0] = 31.0
-    assert catalogue.service("passport_renewal").fee == 90
+    assert expect.service(catalogue, "passport_renewal").fee == 90
     engine.dispose()

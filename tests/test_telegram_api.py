@@ -22,11 +22,13 @@ from telegram import (
     Message,
     ReplyKeyboardMarkup,
     Update,
+    Voice,
     WebhookInfo,
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter
 
+from tests import expect
 from tests.telegram_api import LocalBotApi
 
 T = TypeVar("T")
@@ -48,6 +50,16 @@ def with_bot(api: LocalBotApi, use: Callable[[Bot], Awaitable[T]], token: str | 
             return await use(bot)
 
     return asyncio.run(main())
+
+
+def message_of(update: Update) -> Message:
+    """The message an update carries (the test sent one)."""
+    return expect.present(update.message, f"a message in update {update.update_id}")
+
+
+def voice_of(message: Message) -> Voice:
+    """The voice note of a message (the test sent one)."""
+    return expect.present(message.voice, f"a voice note in message {message.message_id}")
 
 
 def seconds(period: int | dtm.timedelta) -> float:
@@ -102,11 +114,13 @@ def test_get_updates_receives_user_messages_and_the_offset_confirms_them(api: Lo
 
     first, again = with_bot(api, poll)
     assert [u.update_id for u in first] == [sent["update_id"], sent["update_id"] + 1] and again == ()
-    message = first[0].message
-    assert message.text == "/start booking" and message.from_user.first_name == "Ana"
-    assert message.chat.type == "private" and message.chat.id == message.from_user.id == CHAT
+    message = message_of(first[0])
+    sender = expect.present(message.from_user, "the message's sender")
+    assert message.text == "/start booking" and sender.first_name == "Ana"
+    assert message.chat.type == "private" and message.chat.id == sender.id == CHAT
     assert message.entities[0].type == "bot_command" and message.parse_entity(message.entities[0]) == "/start"
-    assert first[1].message.contact.user_id == CHAT and first[1].message.contact.phone_number == "+61412345678"
+    contact = expect.present(message_of(first[1]).contact, "the shared contact")
+    assert contact.user_id == CHAT and contact.phone_number == "+61412345678"
     assert api.calls_to("getUpdates")[-1].result == []
 
 
@@ -124,7 +138,7 @@ def test_a_redelivered_update_reaches_a_polling_bot_again(api: LocalBotApi) -> N
     first, second, third = with_bot(api, poll_twice)
     assert [u.update_id for u in first] == [original["update_id"]]
     assert [u.update_id for u in second] == [original["update_id"], original["update_id"] + 1]
-    assert second[0].message.text == "book an id card" and third == ()
+    assert message_of(second[0]).text == "book an id card" and third == ()
 
 
 def test_long_polling_returns_as_soon_as_an_update_arrives(api: LocalBotApi) -> None:
@@ -135,11 +149,11 @@ def test_long_polling_returns_as_soon_as_an_update_arrives(api: LocalBotApi) -> 
         return time.monotonic() - started, updates
 
     elapsed, updates = with_bot(api, poll)
-    assert updates[0].message.text == "anyone there?" and 0.2 < elapsed < 3
+    assert message_of(updates[0]).text == "anyone there?" and 0.2 < elapsed < 3
 
 
 def test_a_second_poller_terminates_the_first_with_a_conflict(api: LocalBotApi) -> None:
-    async def two_pollers(bot: Bot) -> list[Any]:
+    async def two_pollers(bot: Bot) -> tuple[tuple[Update, ...] | BaseException, tuple[Update, ...] | BaseException]:
         async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as other_instance:
             first = asyncio.create_task(bot.get_updates(timeout=5))
             await asyncio.sleep(0.2)
@@ -155,13 +169,14 @@ def test_voice_note_downloads_byte_for_byte(api: LocalBotApi) -> None:
 
     async def download(bot: Bot) -> tuple[Update, File, bytearray]:
         (received,) = await bot.get_updates()
-        file = await received.message.voice.get_file()
+        file = await voice_of(message_of(received)).get_file()
         return received, file, await file.download_as_bytearray()
 
     received, file, data = with_bot(api, download)
-    assert received.message.voice.duration == dtm.timedelta(seconds=3) or received.message.voice.duration == 3
-    assert received.message.voice.mime_type == "audio/ogg" and received.message.voice.file_size == len(OGG)
-    assert file.file_path.startswith(api.base_file_url + api.token + "/voice/")
+    voice = voice_of(message_of(received))
+    assert voice.duration == dtm.timedelta(seconds=3) or voice.duration == 3
+    assert voice.mime_type == "audio/ogg" and voice.file_size == len(OGG)
+    assert expect.present(file.file_path, "the file's path").startswith(api.base_file_url + api.token + "/voice/")
     assert bytes(data) == OGG and update["message"]["voice"]["file_id"] == file.file_id
     assert api.calls_to("downloadFile")[0].params["file_path"].endswith(".oga")
 
@@ -171,13 +186,13 @@ def test_send_voice_uploads_multipart_bytes(api: LocalBotApi) -> None:
 
     async def send(bot: Bot) -> tuple[Message, bytearray]:
         message = await bot.send_voice(CHAT, OGG, duration=2, caption="Your appointment")
-        file = await bot.get_file(message.voice.file_id)
+        file = await bot.get_file(voice_of(message).file_id)
         return message, await file.download_as_bytearray()
 
     message, downloaded = with_bot(api, send)
     call = api.calls_to("sendVoice")[0]
     assert call.files["voice"] == OGG and call.params["caption"] == "Your appointment"
-    assert message.voice.file_size == len(OGG) and message.caption == "Your appointment"
+    assert voice_of(message).file_size == len(OGG) and message.caption == "Your appointment"
     assert bytes(downloaded) == OGG and api.sent_texts(CHAT) == ["Your appointment"]
 
 
@@ -232,11 +247,12 @@ def test_button_press_callback_answer_and_keyboard_edit(api: LocalBotApi) -> Non
     update = api.user_presses_button(CHAT, "day:tue")
     assert update["callback_query"]["message"]["message_id"] == sent.message_id
 
-    async def react(bot: Bot) -> tuple[CallbackQuery, Message, BaseException]:
+    async def react(bot: Bot) -> tuple[CallbackQuery, Message, BadRequest]:
         received = (await bot.get_updates())[-1]  # after the user's "book"
-        query = received.callback_query
+        query = expect.present(received.callback_query, "the button press")
         await query.answer("Tuesday it is")
         edited = await query.edit_message_reply_markup(None)
+        assert isinstance(edited, Message), "a bot's own message edited: Telegram answers with the message"
         try:
             await query.edit_message_reply_markup(None)
         except BadRequest as error:
@@ -244,7 +260,7 @@ def test_button_press_callback_answer_and_keyboard_edit(api: LocalBotApi) -> Non
         raise AssertionError("an edit changing nothing must fail")
 
     query, edited, not_modified = with_bot(api, react)
-    assert query.data == "day:tue" and query.message.reply_markup == keyboard
+    assert isinstance(query.message, Message) and query.data == "day:tue" and query.message.reply_markup == keyboard
     assert edited.reply_markup is None and edited.edit_date is not None
     assert "message is not modified" in not_modified.message.lower()
     with pytest.raises(AssertionError, match="inline keyboard"):
@@ -325,7 +341,7 @@ async def webhook_receiver(path: str, receive: Callable[[web.Request], Awaitable
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}{path}"
 
 
@@ -336,7 +352,7 @@ def test_webhook_deliveries_carry_the_secret_and_block_get_updates(api: LocalBot
         received.append((await request.json(), request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
         return web.Response(text="ok")
 
-    async def scenario(bot: Bot) -> tuple[WebhookInfo, BaseException]:
+    async def scenario(bot: Bot) -> tuple[WebhookInfo, Conflict]:
         runner, url = await webhook_receiver("/telegram", receive)
         try:
             await bot.set_webhook(url, secret_token="s3cret_Token-1")
@@ -352,7 +368,7 @@ def test_webhook_deliveries_carry_the_secret_and_block_get_updates(api: LocalBot
 
     info, conflict = with_bot(api, scenario)
     ((update, secret),) = received
-    assert Update.de_json(update, None).message.text == "via webhook" and secret == "s3cret_Token-1"
+    assert message_of(Update.de_json(update, None)).text == "via webhook" and secret == "s3cret_Token-1"
     assert api.webhook_deliveries == [(update["update_id"], 200)] and info.pending_update_count == 0
     assert info.url.endswith("/telegram") and "webhook is active" in conflict.message
 
@@ -409,9 +425,10 @@ def test_every_user_update_deserialises_in_ptb(api: LocalBotApi) -> None:
     updates = with_bot(api, lambda bot: bot.get_updates())
     kinds = ("text", "photo", "document", "sticker", "contact", "location")
     assert [next(k for k in kinds if getattr(u.message, k)) for u in updates] == list(kinds)
-    command = updates[0].message.entities[0]
-    assert updates[0].message.parse_entity(command) == "/help@onewindow_test_bot"
-    assert updates[4].message.contact.user_id != CHAT and updates[1].message.caption == "pothole"
+    command = message_of(updates[0]).entities[0]
+    assert message_of(updates[0]).parse_entity(command) == "/help@onewindow_test_bot"
+    contact = expect.present(message_of(updates[4]).contact, "the shared contact")
+    assert contact.user_id != CHAT and message_of(updates[1]).caption == "pothole"
 
 
 def test_waiting_helpers_time_out_with_the_recent_calls(api: LocalBotApi) -> None:

@@ -23,6 +23,7 @@ from bot.keyboards import CALLBACK_LIMIT, PayloadStore, inline_keyboard
 from bot.processing import PerChatUpdateProcessor, SeenUpdates
 from bot.rendering import Renderer, checklist_text, list_lines, split_text, spoken_text
 from bot.settings import SettingsError, settings_from_environment
+from tests import expect
 from tests.telegram_api import LocalBotApi
 
 # --- settings ---------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def run_with_failures(failures: List[Exception], endpoint: str) -> Dict[str, Any
 
     try:
         return {"result": asyncio.run(go()), "attempts": len(attempts)}
-    except Exception as error:  # noqa: BLE001 - the test inspects which error escaped
+    except Exception as error:  # the test inspects which error escaped
         return {"error": error, "attempts": len(attempts)}
 
 
@@ -241,7 +242,7 @@ def test_seen_updates_forget_the_oldest_beyond_capacity() -> None:
 
 def test_renderer_sends_escaped_split_text_buttons_pins_and_checklists() -> None:
     long_text = ("Bring your <ID card> & two photos. " * 200).strip()
-    responses = [
+    responses: List[Dict[str, Any]] = [
         {"text": long_text, "buttons": [{"title": "Yes", "payload": "/affirm"}]},
         {"custom": {"venue": {"latitude": 52.09, "longitude": 5.12, "title": "Central", "address": "1 Market Square"}}},
         {"custom": {"checklist": {"title": "Bring", "items": ["ID <card>"]}}},
@@ -265,7 +266,11 @@ def test_renderer_sends_escaped_split_text_buttons_pins_and_checklists() -> None
         assert " ".join(m["text"] for m in stored[:pieces]) == long_text  # Telegram's view, after parsing the HTML
         assert all(len(c.params["text"]) <= 4096 for c in sent if c.method == "sendMessage")
         keyboards = [c.params.get("reply_markup") for c in sent[:pieces]]
-        assert keyboards[:-1] == [None] * (pieces - 1) and keyboards[-1]["inline_keyboard"][0][0]["callback_data"] == "/affirm"
+        assert (
+            keyboards[:-1] == [None] * (pieces - 1)
+            and expect.present(keyboards[-1], "a keyboard on the last piece")["inline_keyboard"][0][0]["callback_data"]
+            == "/affirm"
+        )
         assert stored[pieces]["text"] == "Bring\n☐ ID <card>"
 
 
@@ -304,7 +309,7 @@ def test_typing_stops_even_when_a_request_in_flight_ignores_cancellation() -> No
     async def go() -> float:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        async with typing(StubbornBot(), 1):  # type: ignore[arg-type]
+        async with typing(StubbornBot(), 1):  # type: ignore[arg-type]  # a stand-in for Bot with only the send_chat_action typing() calls
             await asyncio.sleep(0.4)  # slower than TYPING_AFTER_SECONDS: the indicator shows
         ended = loop.time() - started
         await asyncio.sleep(0.5)

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional
 
-import httpx
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
@@ -21,7 +20,7 @@ from onewindow.backend.transcripts import CallRecord
 from onewindow.rasa_plugins.events_table import events, tracker_database_url, tracker_engine
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
-from tests.console_server import RunningConsole, create_staff_user, logged_in_client
+from tests.console_server import RunningConsole, StaffClient, create_staff_user, logged_in_client
 
 if TYPE_CHECKING:
     from harness.stack import Stack
@@ -180,12 +179,11 @@ def console_with_samples(workdir: Path) -> Iterator[RunningConsole]:
 
 
 @contextmanager
-def staff(console: RunningConsole, role: str, landing: str = "/transcripts") -> Iterator[httpx.Client]:
+def staff(console: RunningConsole, role: str, landing: str = "/transcripts") -> Iterator[StaffClient]:
     """A new staff member with `role`, logged in (`client.username`, `client.csrf_token`)."""
     username = next(usernames)
     create_staff_user(console.database_url, username, role, PASSWORD)
     client = logged_in_client(console.base_url, username, PASSWORD, landing=landing)
-    client.username = username  # type: ignore[attr-defined]
     try:
         yield client
     finally:
