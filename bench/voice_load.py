@@ -56,6 +56,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import AsyncGenerator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,10 +66,10 @@ import voice.gateway
 from bench.rest_load import Sampler, rss_bytes
 from bench.summary import Table, write_summary
 from bench.telegram_load import cpu_seconds, log_problems
+from harness.speech_models import KOREAN_MODEL
 from harness.stack import Stack
 from onewindow.infra.logs import JsonFormatter
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, wait_until
-from tests.test_voice_calls import KOREAN_MODEL
 from voice.call import CallSettings
 from voice.listening import Listener, Utterance
 from voice.recognition import LiveRecognition, Recogniser, SpeechRecogniser, model_path_from_environment
@@ -240,7 +241,7 @@ def gateway(stack: Stack, recogniser: LiveRecognition, end_silence_ms: int) -> R
         finally:
             PROBES.asked.append((str(external_id), started, time.monotonic()))
 
-    rasa.send = timed_send  # type: ignore[method-assign]
+    rasa.send = timed_send  # type: ignore[method-assign]  # the bench times this gateway's Rasa requests
     return hotline
 
 
@@ -338,7 +339,7 @@ def recognition_rtf(recogniser: SpeechRecogniser, utterances: int = 4) -> Dict[s
         fresh.accept(bytes(RATE))
         fresh.finish()
         warmed.append(time.perf_counter() - started)
-    figures = {
+    figures: Dict[str, Any] = {
         "audio_seconds": round(audio, 2),
         "prompts": list(RTF_PROMPTS),
         "utterances": rows,
@@ -394,6 +395,7 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
         for _ in range(TTS_RUNS):
             started = time.perf_counter()
             chunks = voicing.audio(answer, Voice())
+            assert isinstance(chunks, AsyncGenerator), "closing the audio stops the synthesis of the next sentence"
             await chunks.__anext__()
             spent.append(time.perf_counter() - started)
             await chunks.aclose()
@@ -401,7 +403,7 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
         return spent
 
     voicing_times = asyncio.run(first_chunks())
-    figures = {
+    figures: Dict[str, Any] = {
         "question": TTS_QUESTION,
         "answer": answer,
         "sentences": len(parts),
@@ -537,7 +539,7 @@ def run_scripted_call(
     finally:
         hotline.stop()
     paired = caller_turns(record)
-    rows = []
+    rows: List[Dict[str, Any]] = []
     for index, turn in enumerate(turns):
         noted, reply = paired[index] if index < len(paired) else ({}, {})
         client_ms = None if turn.first_audio is None else round((turn.first_audio - turn.ended) * 1000)
@@ -734,7 +736,8 @@ def run_level(
         **stack.pids(),
         "callers": callers_pid,
     }
-    cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+    watched = {name: pid for name, pid in pids.items() if pid}
+    cpu = {name: cpu_seconds(pid) for name, pid in watched.items()}
     machine = machine_busy_seconds()
     lag: List[float] = []
     probe = asyncio.run_coroutine_threadsafe(loop_lag(lag), hotline.loop)
@@ -751,7 +754,7 @@ def run_level(
         probe.cancel()
         memory.running = False
     elapsed = time.monotonic() - started
-    cores = {name: round((cpu_seconds(pids[name]) - spent) / elapsed, 2) for name, spent in cpu.items()}
+    cores = {name: round((cpu_seconds(watched[name]) - spent) / elapsed, 2) for name, spent in cpu.items()}
     cores["other processes"] = round((machine_busy_seconds() - machine) / elapsed - sum(cores.values()), 2)
     outcomes: Dict[str, int] = {}
     for result in results:
@@ -1012,12 +1015,12 @@ def main() -> int:
     print(f"==> starting the action server and {args.instances} Rasa instance(s) (logs in {workdir})", flush=True)
     stack = Stack(workdir, instances=args.instances)
     callers = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    plain_listener, voice.gateway.Listener = voice.gateway.Listener, TimedListener  # type: ignore[misc]
+    plain_listener, voice.gateway.Listener = voice.gateway.Listener, TimedListener  # type: ignore[misc]  # timed for this run
     try:
         stack.start()
         figures = measure(stack, args, callers)
     finally:
-        voice.gateway.Listener = plain_listener  # type: ignore[misc]
+        voice.gateway.Listener = plain_listener  # type: ignore[misc]  # the class is put back
         callers.shutdown(cancel_futures=True)
         stack.stop()
         shared_synthesiser().close()

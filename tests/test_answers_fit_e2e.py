@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.service_catalogue import Catalogue
+from tests import expect
 
 pytestmark = pytest.mark.stack
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]
@@ -75,7 +76,7 @@ def test_must_go_to_the_office_gets_where_to_go_not_the_online_answer(stack: Sta
     offices = backend.catalogue.offices(service_id="pension_application")
     assert "These offices offer it" in text and offices[0].name in text, text
     assert "fully online" not in text
-    service = backend.catalogue.service("pension_application")
+    service = expect.service(backend.catalogue, "pension_application")
     assert all(document in text for document in service.documents)
 
 
@@ -84,7 +85,7 @@ def test_cannot_leave_the_house_gets_the_way_from_home(stack: Stack, backend: Se
         ("child_benefit", "I can't leave the house, how do I get the child benefit"),
         ("death_registration", "i am housebound, can i register a death from home"),
     ):
-        service = backend.catalogue.service(service_id)
+        service = expect.service(backend.catalogue, service_id)
         text = text_of(stack.say(next(senders), said))
         if service.online_available:
             assert f"from home, online, at the {service.online_where}" in text, text
@@ -101,7 +102,7 @@ def test_the_rent_one_and_the_unemployment_money_after_losing_a_job(stack: Stack
     assert "Rent subsidy" in listed and "Unemployment benefit" in listed
     rent = text_of(stack.say(sender, "the rent one, how do I get it"))
     assert rent.startswith("Rent subsidy."), rent
-    unemployment = backend.catalogue.service("unemployment_benefit")
+    unemployment = expect.service(backend.catalogue, "unemployment_benefit")
     online = text_of(stack.say(sender, "ok and the unemployment money, can I do that from home?"))
     expected = (
         f"from home, online, at the {unemployment.online_where}"
@@ -133,7 +134,7 @@ def test_an_ordinal_after_a_life_event_gets_that_service(
     listed = text_of(stack.say(sender, payload))
     assert event["summary"] in listed, listed
     text = text_of(stack.say(sender, said))
-    service = backend.catalogue.service(event["steps"][position - 1]["service"])
+    service = expect.service(backend.catalogue, event["steps"][position - 1]["service"])
     assert text.startswith(service.name), (event["id"], said, text)
 
 

@@ -51,7 +51,7 @@ def rasa_api_routes() -> List[ApiRoute]:
     import rasa.server
 
     app = rasa.server.create_app(jwt_secret="x" * 32, jwt_method="HS256")
-    routes = []
+    routes: List[ApiRoute] = []
     for route in app.router.routes:
         # requires_auth's wrapper closes over its scope check; functools.wraps hides it from the name
         protected = "sufficient_scope" in route.handler.__code__.co_freevars
@@ -186,7 +186,7 @@ def test_the_rest_channel_and_the_liveness_answer_work_on_the_public_port(stack:
     assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
-ID_CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+ID_CHARACTERS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 DISGUISES = [
     "{path}",
     "/webhooks/..{path}",

@@ -13,7 +13,7 @@ import itertools
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -22,6 +22,9 @@ from onewindow.settings import PROJECT_ROOT
 from tests.console_server import RunningConsole, create_staff_user
 from tests.telegram_api import LocalBotApi
 from tests.test_telegram import bot_env, say, started, texts
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -71,7 +74,7 @@ def console(stack: Stack, api: LocalBotApi, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator["playwright_api.Browser"]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/system-packages.sh installs it)")
     with playwright_api.sync_playwright() as playwright:
@@ -86,13 +89,13 @@ def hold_other_conversations(stack: Stack) -> None:
             assert stack.say(sender, message), (sender, message)
 
 
-def shoot(page: "playwright_api.Page", name: str) -> None:
+def shoot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_a_supervisor_takes_over_a_telegram_conversation_and_reviews_it(
-    browser: "playwright_api.Browser", console: RunningConsole, api: LocalBotApi, stack: Stack
+    browser: Browser, console: RunningConsole, api: LocalBotApi, stack: Stack
 ) -> None:
     expect = playwright_api.expect
     hold_other_conversations(stack)

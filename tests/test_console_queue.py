@@ -24,7 +24,7 @@ from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.settings import PROJECT_ROOT
 from onewindow.storage import models
-from tests.console_server import RunningConsole, create_staff_user, logged_in_client
+from tests.console_server import RunningConsole, StaffClient, create_staff_user, logged_in_client
 from tests.telegram_api import LocalBotApi
 
 PASSWORD = "correct horse battery"
@@ -54,11 +54,10 @@ def backend(console: RunningConsole) -> Iterator[ServiceBackend]:
     backend.engine.dispose()
 
 
-def staff(console: RunningConsole, role: str = "agent") -> httpx.Client:
+def staff(console: RunningConsole, role: str = "agent") -> StaffClient:
     username = next(names)
     create_staff_user(console.database_url, username, role, PASSWORD)
     client = logged_in_client(console.base_url, username, PASSWORD)
-    client.username = username  # type: ignore[attr-defined]
     return client
 
 
@@ -98,8 +97,8 @@ def audited(backend: ServiceBackend, username: str) -> List[tuple]:
         ).all()
 
 
-def form(client: httpx.Client, **fields: str) -> Dict[str, str]:
-    return {"csrf_token": client.csrf_token, **fields}  # type: ignore[attr-defined]
+def form(client: StaffClient, **fields: str) -> Dict[str, str]:
+    return {"csrf_token": client.csrf_token, **fields}
 
 
 # --- the list ------------------------------------------------------------------------------------
@@ -115,7 +114,7 @@ def test_queue_shows_highest_priority_first_then_the_longest_waiting(console: Ru
     shown = [ref for ref in REFERENCE_LINK.findall(page.text) if ref in (low, normal_old, high, normal_new, claimed)]
     assert shown == [high, claimed, normal_old, normal_new, low]
     claimed_row = page.text[page.text.index(claimed) :].split("</tr>")[0]
-    assert agent.username in claimed_row  # type: ignore[attr-defined]
+    assert agent.username in claimed_row
     items = agent.get("/queue/items").text  # the fragment the page fetches on a live update
     assert REFERENCE_LINK.findall(items) == REFERENCE_LINK.findall(page.text)
 
@@ -138,7 +137,7 @@ def test_claim_reply_note_and_resolve_through_the_web(
     chat = int(row(backend, reference).sender_id.split(":")[1])
 
     assert agent.post(f"/handoffs/{reference}/claim", data=form(agent)).headers["location"] == f"/handoffs/{reference}"
-    assert row(backend, reference).status == "claimed" and row(backend, reference).claimed_by == agent.username  # type: ignore[attr-defined]
+    assert row(backend, reference).status == "claimed" and row(backend, reference).claimed_by == agent.username
 
     reply = agent.post(f"/handoffs/{reference}/reply", data=form(agent, text="Hello, this is Sam from the service centre."))
     assert reply.status_code == 303
@@ -163,7 +162,7 @@ def test_claim_reply_note_and_resolve_through_the_web(
     closed = row(backend, reference)
     assert (closed.status, closed.outcome) == ("resolved", "answered")
     assert reference not in agent.get("/queue").text
-    actions = [action for action, target in audited(backend, agent.username) if target == reference]  # type: ignore[attr-defined]
+    actions = [action for action, target in audited(backend, agent.username) if target == reference]
     assert actions == ["handoff.claim", "handoff.reply", "handoff.note", "handoff.view", "handoff.resolve"]
 
 
@@ -190,8 +189,8 @@ def test_a_handoff_claimed_by_someone_else_cannot_be_worked_on(console: RunningC
     for action, fields in (("claim", {}), ("reply", {"text": "hi"}), ("resolve", {"outcome": "answered"}), ("hand-back", {})):
         answer = second.post(f"/handoffs/{reference}/{action}", data=form(second, **fields))
         assert answer.status_code == 409, action
-        assert f"claimed by {first.username}" in answer.text  # type: ignore[attr-defined]
-    assert row(backend, reference).claimed_by == first.username  # type: ignore[attr-defined]
+        assert f"claimed by {first.username}" in answer.text
+    assert row(backend, reference).claimed_by == first.username
 
 
 def test_a_closed_handoff_answers_409_and_unknown_ones_404(console: RunningConsole, backend: ServiceBackend) -> None:
@@ -229,12 +228,12 @@ def test_notes_follow_the_ownership_rules_of_replies(console: RunningConsole, ba
     claimed, closed = handoff(backend), handoff(backend)
     first.post(f"/handoffs/{claimed}/claim", data=form(first))
     refused = second.post(f"/handoffs/{claimed}/note", data=form(second, text="I will take this over"))
-    assert refused.status_code == 409 and f"claimed by {first.username}" in refused.text  # type: ignore[attr-defined]
+    assert refused.status_code == 409 and f"claimed by {first.username}" in refused.text
     assert first.post(f"/handoffs/{claimed}/note", data=form(first, text="called back")).status_code == 303
     first.post(f"/handoffs/{closed}/resolve", data=form(first, outcome="answered"))
     late = first.post(f"/handoffs/{closed}/note", data=form(first, text="afterthought"))
     assert late.status_code == 409 and "is resolved" in late.text
-    assert [(m.author, m.text) for m in row(backend, claimed).messages] == [(first.username, "called back")]  # type: ignore[attr-defined]
+    assert [(m.author, m.text) for m in row(backend, claimed).messages] == [(first.username, "called back")]
     assert row(backend, closed).messages == []
 
 
@@ -244,20 +243,20 @@ def test_supervisors_release_or_reassign_a_handoff_whose_claimer_left(console: R
     reference = handoff(backend)
     leaver.post(f"/handoffs/{reference}/claim", data=form(leaver))
     users_page = admin.get("/admin/users").text
-    leaver_row = users_page[users_page.index(f"<td>{leaver.username}</td>") :]  # type: ignore[attr-defined]
+    leaver_row = users_page[users_page.index(f"<td>{leaver.username}</td>") :]
     leaver_id = leaver_row[leaver_row.index('action="/admin/users/') + len('action="/admin/users/') :].split("/")[0]
     assert admin.post(f"/admin/users/{leaver_id}/deactivate", data=form(admin)).status_code == 200
     assert colleague.post(f"/handoffs/{reference}/resolve", data=form(colleague, outcome="answered")).status_code == 409
     assert colleague.post(f"/handoffs/{reference}/reassign", data=form(colleague, to="")).status_code == 403
-    to_nobody = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=leaver.username))  # type: ignore[attr-defined]
+    to_nobody = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=leaver.username))
     assert to_nobody.status_code == 400 and "active staff member" in to_nobody.text
     released = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=""))
     assert released.status_code == 303 and row(backend, reference).status == "open" and row(backend, reference).claimed_by is None
-    given = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=colleague.username))  # type: ignore[attr-defined]
-    assert given.status_code == 303 and row(backend, reference).claimed_by == colleague.username  # type: ignore[attr-defined]
+    given = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=colleague.username))
+    assert given.status_code == 303 and row(backend, reference).claimed_by == colleague.username
     assert colleague.post(f"/handoffs/{reference}/resolve", data=form(colleague, outcome="answered")).status_code == 303
     assert row(backend, reference).status == "resolved"
-    actions = [action for action, target in audited(backend, supervisor.username) if target == reference]  # type: ignore[attr-defined]
+    actions = [action for action, target in audited(backend, supervisor.username) if target == reference]
     assert actions == ["handoff.release", "handoff.reassign"]
     closed = supervisor.post(f"/handoffs/{reference}/reassign", data=form(supervisor, to=""))
     assert closed.status_code == 409
@@ -296,8 +295,8 @@ def test_personal_data_is_masked_and_only_supervisors_reveal_it(console: Running
     assert agent.post(f"/handoffs/{reference}/reveal", data=form(agent)).status_code == 403
     revealed = supervisor.post(f"/handoffs/{reference}/reveal", data=form(supervisor))
     assert revealed.status_code == 200 and "Maria Jones" in revealed.text and "0412 345 678" in revealed.text
-    assert ("personal_data.reveal", reference) in audited(backend, supervisor.username)  # type: ignore[attr-defined]
-    assert ("personal_data.reveal", reference) not in audited(backend, agent.username)  # type: ignore[attr-defined]
+    assert ("personal_data.reveal", reference) in audited(backend, supervisor.username)
+    assert ("personal_data.reveal", reference) not in audited(backend, agent.username)
 
 
 def test_a_name_the_assistant_echoed_is_masked_after_the_slot_was_cleared(
@@ -437,7 +436,7 @@ def test_a_citizen_asks_for_a_person_and_staff_answer_then_hand_back(assistant: 
     reference = references[0]
     assert agent.post(f"/handoffs/{reference}/reply", data=form(agent, text="Hello, I am here to help.")).status_code == 303
     events = stack.tracker(citizen)["events"]
-    staff_said = [e for e in events if e["event"] == "bot" and (e.get("metadata") or {}).get("staff") == agent.username]  # type: ignore[attr-defined]
+    staff_said = [e for e in events if e["event"] == "bot" and (e.get("metadata") or {}).get("staff") == agent.username]
     assert [e["text"] for e in staff_said] == ["Hello, I am here to help."]
     assert stack.tracker(citizen)["slots"]["handoff_active"] is True
     assert agent.post(f"/handoffs/{reference}/hand-back", data=form(agent)).status_code == 303

@@ -4,9 +4,10 @@ real Rasa server that held conversations over REST."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
@@ -22,6 +23,7 @@ from onewindow.rasa_plugins.events_table import tracker_engine
 from onewindow.service_catalogue import Catalogue
 from onewindow.storage import models
 from onewindow.storage.db import make_engine
+from tests import expect
 from tests.conftest import DATABASE_KINDS, empty_database
 from tests.test_e2e_rest import booking_request
 from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_conversations
@@ -30,20 +32,18 @@ from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_convers
 @pytest.fixture(params=DATABASE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConversationStore]:
     """The tracker store and the service database in one empty database of each kind, with the hand-built rows."""
-    database = empty_database(request.param, tmp_path)
-    url = next(database)
-    tracker, service = tracker_engine(url=url), make_engine(url)
-    models.Base.metadata.create_all(service)
-    conversations = ConversationStore(tracker, service)
-    write_sample_conversations(tracker, service)
-    yield conversations
-    tracker.dispose()
-    service.dispose()
-    database.close()
+    with contextlib.contextmanager(empty_database)(request.param, tmp_path) as url:
+        tracker, service = tracker_engine(url=url), make_engine(url)
+        models.Base.metadata.create_all(service)
+        conversations = ConversationStore(tracker, service)
+        write_sample_conversations(tracker, service)
+        yield conversations
+        tracker.dispose()
+        service.dispose()
 
 
-def senders(store: ConversationStore, **criteria: object) -> List[str]:
-    return [item.sender_id for item in store.search(ConversationFilter(**criteria)).items]  # type: ignore[arg-type]
+def senders(store: ConversationStore, **criteria: Any) -> List[str]:
+    return [item.sender_id for item in store.search(ConversationFilter(**criteria)).items]
 
 
 # --- filters and masking (no database) ------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_a_valid_filter_round_trips_through_its_parameters() -> None:
     criteria = parse_filter(args)
     assert criteria.tag == "wrong answer"
     assert parse_filter(criteria.params()) == criteria
-    assert criteria.until() - criteria.since() == 2 * 86400
+    assert expect.present(criteria.until(), "an end") - expect.present(criteria.since(), "a start") == 2 * 86400
     assert parse_filter({}).params() == {}
 
 
@@ -179,13 +179,14 @@ def test_a_transcript_has_every_session_turn_intent_action_and_slot(store: Conve
     first, second = transcript.sessions
     assert first.started_at == datetime.utcfromtimestamp(T1 + 1) and second.started_at == datetime.utcfromtimestamp(T2 + 1)
     hello, documents = first.turns
-    assert (hello.citizen.text, hello.citizen.intent, hello.citizen.confidence) == ("hello", "greet", 0.99)
+    greeting = expect.present(hello.citizen, "the citizen's first message")
+    assert (greeting.text, greeting.intent, greeting.confidence) == ("hello", "greet", 0.99)
     assert hello.actions == ["utter_greet"] and [r.text for r in hello.replies] == ["Hi, how can I help?"]
     assert documents.actions == ["action_documents"] and documents.slots == [("service", "passport_renewal")]
-    assert [t.citizen.text for t in second.turns] == ["thanks"]
+    assert [expect.present(t.citizen, "a citizen's message").text for t in second.turns] == ["thanks"]
     assert transcript.outcome == "resolved"
 
-    kiosk = store.transcript("kiosk:7")
+    kiosk = expect.present(store.transcript("kiosk:7"), "the kiosk's transcript")
     person = kiosk.sessions[0].turns[-1]
     assert [(r.speaker, r.author, r.text) for r in person.replies] == [
         ("assistant", "", "A person will reply."),
@@ -196,7 +197,7 @@ def test_a_transcript_has_every_session_turn_intent_action_and_slot(store: Conve
 
 
 def test_transcripts_know_the_personal_values_to_mask(store: ConversationStore) -> None:
-    transcript = store.transcript("telegram:123456789")
+    transcript = expect.present(store.transcript("telegram:123456789"), "the Telegram transcript")
     assert set(transcript.personal_values) == {"Ana Silva", "0412 345 678"}
     mask = Masker(transcript.personal_values)
     texts = [mask(m.text) for turn in transcript.turns() for m in ([turn.citizen] if turn.citizen else []) + turn.replies]
@@ -305,7 +306,7 @@ def test_real_conversations_are_listed_and_filtered(real: ConversationStore) -> 
 def test_a_real_transcript_shows_intents_actions_slots_and_the_handoff(real: ConversationStore) -> None:
     transcript = real_transcript(real, "web-help")
     turns = [t for t in transcript.turns() if t.citizen]
-    assert [t.citizen.intent for t in turns] == ["nlu_fallback", "nlu_fallback", "request_human"]
+    assert [t.citizen.intent for t in turns if t.citizen] == ["nlu_fallback", "nlu_fallback", "request_human"]
     assert "action_handle_low_confidence" in turns[0].actions and all(t.actions for t in turns)
     assert turns[0].replies and all(r.speaker == "assistant" for t in turns for r in t.replies)
     assert transcript.outcome == "handed_off" and len(transcript.handoffs) == 1

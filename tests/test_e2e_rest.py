@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.storage import models
+from tests import expect
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")
@@ -73,7 +74,7 @@ def book_by_buttons(stack: Stack, sender: str) -> str:
 
 def test_book_check_reschedule_and_cancel(stack: Stack, backend: ServiceBackend) -> None:
     reference = book_by_buttons(stack, "e2e-booker")
-    booked = backend.bookings.get(reference)
+    booked = expect.booking(backend, reference)
     assert booked.status == "booked" and booked.office_id == "north_centre" and booked.service_id == "passport_renewal"
 
     answer = stack.say("e2e-checker", "can you check my appointment")
@@ -92,7 +93,7 @@ def test_book_check_reschedule_and_cancel(stack: Stack, backend: ServiceBackend)
     assert "Shall I move" in texts(answer)
     answer = press(stack, "e2e-mover", answer, "/affirm")
     assert "moved" in texts(answer)
-    moved = backend.bookings.get(reference)
+    moved = expect.booking(backend, reference)
     assert moved.starts_at != booked.starts_at and moved.status == "booked"
 
     answer = stack.say("e2e-canceller", f"please cancel appointment {reference}")
@@ -101,7 +102,7 @@ def test_book_check_reschedule_and_cancel(stack: Stack, backend: ServiceBackend)
     assert "Shall I cancel" in texts(answer)
     answer = stack.say("e2e-canceller", "yes")
     assert "is cancelled" in texts(answer)
-    assert backend.bookings.get(reference).status == "cancelled"
+    assert expect.booking(backend, reference).status == "cancelled"
 
 
 def test_question_in_the_middle_of_a_booking_is_answered_and_the_booking_goes_on(stack: Stack) -> None:
@@ -124,7 +125,7 @@ def test_context_carries_over_to_the_next_question(stack: Stack) -> None:
 
 def test_life_event_gets_every_related_service(stack: Stack, backend: ServiceBackend) -> None:
     answer = stack.say("e2e-life", "my father passed away last week, what do I have to do")
-    event = backend.catalogue.life_event("death")
+    event = expect.life_event(backend.catalogue, "death")
     for step in event.steps:
         assert step.service.name in texts(answer)
 

