@@ -25,6 +25,7 @@ from onewindow.channels.outbound import OutboundChannels
 from onewindow.rasa_plugins.events_table import events as tracker_events
 from onewindow.rasa_plugins.events_table import tracker_engine
 from onewindow.storage import models
+from tests.expect import present
 from tests.telegram_api import LocalBotApi
 from tests.test_telegram import bot_env, press, started
 from tests.test_telegram import say as telegram_say
@@ -61,6 +62,11 @@ def signal(responses: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return next((r["custom"]["handoff"] for r in responses if "handoff" in (r.get("custom") or {})), None)
 
 
+def sent_signal(responses: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The handoff signal of an answer that must carry one."""
+    return present(signal(responses), f"a handoff signal in {responses}")
+
+
 def texts(responses: List[Dict[str, Any]]) -> str:
     return " ".join(r["text"] for r in responses if r.get("text"))
 
@@ -77,11 +83,11 @@ def row(backend: ServiceBackend, sender: str) -> models.HandoffRequest:
 def test_asking_for_a_person_puts_the_assistant_on_hold(stack: Stack, backend: ServiceBackend, sender: str) -> None:
     answer = stack.say(sender, "I want to talk to a person")
     assert "I have asked a person from the service centre" in texts(answer)
-    assert signal(answer)["state"] == "waiting" and handed_off(stack, sender)
+    assert sent_signal(answer)["state"] == "waiting" and handed_off(stack, sender)
     for question in ("how much does a passport renewal cost", "hello", "book an appointment for an id card"):
         follow_up = stack.say(sender, question)
         assert texts(follow_up).startswith(KEPT_FOR_STAFF), "no assistant answer, only the place in the queue"
-        assert signal(follow_up)["reference"] == signal(answer)["reference"]
+        assert sent_signal(follow_up)["reference"] == sent_signal(answer)["reference"]
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("citizen_request", 2)
 
 
@@ -130,7 +136,7 @@ def test_distress_words_hand_over_with_the_emergency_line(stack: Stack, backend:
     answer = stack.say(sender, "please help my partner hits me and I am scared")
     assert texts(answer).startswith("If you or someone else is in danger or hurt right now, please call emergency services")
     assert (row(backend, sender).reason, row(backend, sender).priority) == ("distress", 1)
-    assert signal(answer)["priority"] == 1
+    assert sent_signal(answer)["priority"] == 1
 
 
 def test_distress_inside_a_form_still_reaches_a_person(stack: Stack, backend: ServiceBackend, sender: str) -> None:
@@ -142,12 +148,12 @@ def test_distress_inside_a_form_still_reaches_a_person(stack: Stack, backend: Se
 def test_a_caller_pressing_zero_is_recorded_as_keypad(stack: Stack, backend: ServiceBackend) -> None:
     caller = f"phone:04120000{next(senders):02d}"
     answer = stack.say(caller, "/request_human", {"channel": "phone", "input": "keypad"})
-    assert signal(answer)["reason"] == "keypad"
+    assert sent_signal(answer)["reason"] == "keypad"
     assert (row(backend, caller).reason, row(backend, caller).channel) == ("keypad", "phone")
 
 
 def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend, desk: StaffDesk, sender: str) -> None:
-    reference = signal(stack.say(sender, "can I speak to someone"))["reference"]
+    reference = sent_signal(stack.say(sender, "can I speak to someone"))["reference"]
     asyncio.run(desk.claim(reference, "maria"))
     assert asyncio.run(desk.reply(reference, "maria", "Hello, this is Maria from the north centre.")) is False  # REST: no push
     staff_turns = [e for e in stack.tracker(sender)["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
@@ -155,12 +161,12 @@ def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend
         ("Hello, this is Maria from the north centre.", "maria")
     ]
     answer = stack.say(sender, "thank you Maria")
-    assert texts(answer) == "" and signal(answer)["state"] == "with_staff"
+    assert texts(answer) == "" and sent_signal(answer)["state"] == "with_staff"
 
     stack.restart("rasa server 1")
     assert handed_off(stack, sender), "the hold survives a restart of the Rasa server"
     answer = stack.say(sender, "how much does a passport renewal cost")
-    assert texts(answer) == "" and signal(answer)["state"] == "with_staff"
+    assert texts(answer) == "" and sent_signal(answer)["state"] == "with_staff"
 
     asyncio.run(desk.hand_back(reference, "maria"))
     assert not handed_off(stack, sender) and row(backend, sender).status == "returned"
@@ -169,11 +175,11 @@ def test_staff_reply_restart_and_hand_back(stack: Stack, backend: ServiceBackend
 
 def test_the_hold_outlasts_the_session(stack: Stack, backend: ServiceBackend, sender: str) -> None:
     """After an hour of silence Rasa starts a new session without the slot; the open handoff keeps the hold."""
-    reference = signal(stack.say(sender, "I want to talk to a person"))["reference"]
+    reference = sent_signal(stack.say(sender, "I want to talk to a person"))["reference"]
     age_conversation(stack, sender, 2 * 3600)
     answer = stack.say(sender, "how much does a passport renewal cost")
     assert texts(answer).startswith(KEPT_FOR_STAFF), "no assistant answer in the new session"
-    assert signal(answer)["reference"] == reference
+    assert sent_signal(answer)["reference"] == reference
     events = stack.tracker(sender)["events"]
     assert any(e["event"] == "session_started" for e in events), "a new session did start"
     started = max(i for i, e in enumerate(events) if e["event"] == "session_started")
