@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.stack
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]
 PERIODS = {"week": "a week", "month": "a month", "year": "a year", "once": "as one payment"}
 senders = (f"fit-{number}" for number in itertools.count())
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("stack"))).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 import pytest
@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from harness.stack import MODEL, Stack, free_port
 from onewindow.infra.api_auth import api_token, authorization
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
+from tests.fixtures_stack import RunningStack
 from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
@@ -105,11 +106,10 @@ def bearer(token: str) -> Dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("api-auth"))).start()
+def stack(running_stack: RunningStack) -> Stack:
+    running = running_stack()
     running.say(CONVERSATION, "hello")  # a conversation to try to read
-    yield running
-    running.stop()
+    return running
 
 
 def test_the_routes_come_from_rasa() -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,13 +20,6 @@ from onewindow.service_catalogue import Catalogue
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
 EXAMPLES = int(os.environ.get("ONEWINDOW_FUZZ_EXAMPLES", "80")) // 6
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("booking-context"))).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

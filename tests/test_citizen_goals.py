@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -39,13 +39,6 @@ RESULTS_FILE = PROJECT_ROOT / "results" / "citizen_goals.txt"
 SUCCESS_THRESHOLD = 95.0
 CONVERSATIONS_AT_ONCE = 4
 GOALS = load_goals(GOALS_FILE)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("citizen-goals"))).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

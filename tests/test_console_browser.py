@@ -20,6 +20,7 @@ import pytest
 from harness.stack import Stack
 from onewindow.settings import PROJECT_ROOT
 from tests.console_server import RunningConsole, create_staff_user
+from tests.fixtures_stack import RunningStack
 from tests.telegram_api import LocalBotApi
 from tests.test_telegram import bot_env, say, started, texts
 
@@ -44,10 +45,8 @@ OTHER_CONVERSATIONS = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("browser"))).start()
-    yield running
-    running.stop()
+def stack(running_stack: RunningStack) -> Stack:
+    return running_stack(fresh=True)  # the analytics page counts every conversation
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.settings import PROJECT_ROOT
 from onewindow.storage import models
 from tests.console_server import RunningConsole, StaffClient, create_staff_user, logged_in_client
+from tests.fixtures_stack import RunningStack
 from tests.telegram_api import LocalBotApi
 
 PASSWORD = "correct horse battery"
@@ -413,17 +413,17 @@ def test_event_stream_ends_when_the_session_ends(console: RunningConsole) -> Non
 
 
 @pytest.fixture(scope="module")
-def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+def assistant(tmp_path_factory: pytest.TempPathFactory, running_stack: RunningStack) -> Iterator[tuple]:
     """The real Rasa server and action server, and a console on the same databases and Rasa HTTP API."""
-    workdir = tmp_path_factory.mktemp("console-assistant")
-    stack = Stack(workdir).start()
-    try:
-        with RunningConsole(
-            stack.database_url, workdir, endpoints=stack.endpoints, rasa_url=stack.api_url, env=stack.api_env()
-        ) as running:
-            yield stack, running
-    finally:
-        stack.stop()
+    stack = running_stack(fresh=True)  # the queue must hold only this module's handoff
+    with RunningConsole(
+        stack.database_url,
+        tmp_path_factory.mktemp("console-assistant"),
+        endpoints=stack.endpoints,
+        rasa_url=stack.api_url,
+        env=stack.api_env(),
+    ) as running:
+        yield stack, running
 
 
 def test_a_citizen_asks_for_a_person_and_staff_answer_then_hand_back(assistant: tuple) -> None:

@@ -19,8 +19,7 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -51,13 +50,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
 )
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("invariants"))).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

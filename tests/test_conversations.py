@@ -25,6 +25,7 @@ from onewindow.storage import models
 from onewindow.storage.db import make_engine
 from tests import expect
 from tests.conftest import DATABASE_KINDS, empty_database
+from tests.fixtures_stack import RunningStack
 from tests.test_e2e_rest import booking_request
 from tests.tracker_rows import DAY1, DAY2, SENDERS, T1, T2, write_sample_conversations
 
@@ -259,10 +260,8 @@ def test_analytics_for_a_range(store: ConversationStore) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("conversations"))).start()
-    yield running
-    running.stop()
+def stack(running_stack: RunningStack) -> Stack:
+    return running_stack(fresh=True)  # the tests list every conversation in the tracker store
 
 
 @pytest.fixture(scope="module")

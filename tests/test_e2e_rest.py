@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +14,7 @@ from harness.stack import Stack
 from onewindow.backend import ServiceBackend
 from onewindow.storage import models
 from tests import expect
+from tests.fixtures_stack import RunningStack
 
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")
@@ -22,10 +22,8 @@ PROOF = "5678"  # the last four digits of the phone number the booking was made 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("stack")), instances=2).start()  # the default: two instances behind the router
-    yield running
-    running.stop()
+def stack(running_stack: RunningStack) -> Stack:
+    return running_stack(instances=2)  # the default of `make run`: two instances behind the router
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ runner gives, on the trained model, and is the runner Rasa loads the model with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -17,7 +18,6 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from harness.stack import MODEL
 from onewindow.rasa_plugins.patches import graph_runner
 from onewindow.rasa_plugins.patches.graph_runner import SequentialGraphRunner
 
@@ -34,11 +34,11 @@ MESSAGES = [
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: `make test` trains it first")
+def loaded(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Dict[str, Any]:
     return {
-        runner.__name__: load_predict_graph_runner(tmp_path_factory.mktemp(runner.__name__), MODEL, LocalModelStorage, runner)
+        runner.__name__: load_predict_graph_runner(
+            tmp_path_factory.mktemp(runner.__name__), trained_model, LocalModelStorage, runner
+        )
         for runner in (DaskGraphRunner, SequentialGraphRunner)
     }
 
@@ -93,11 +93,13 @@ def test_each_node_runs_after_what_it_needs_and_only_what_the_targets_need(loade
         runner.run(inputs={PLACEHOLDER_TRACKER: order[0]}, targets=[metadata.nlu_target])
 
 
-def test_the_installed_patch_is_the_runner_rasa_loads_the_model_with(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_installed_patch_is_the_runner_rasa_loads_the_model_with(
+    monkeypatch: pytest.MonkeyPatch, trained_model: Path
+) -> None:
     """patches/graph_runner.py replaces the name rasa.core.processor loads a model with, and only that."""
     monkeypatch.setattr(rasa.core.processor, "DaskGraphRunner", DaskGraphRunner)  # restored after the test
     graph_runner.install()
-    _, metadata, runner = rasa.core.processor.MessageProcessor._load_model(MODEL)
+    _, metadata, runner = rasa.core.processor.MessageProcessor._load_model(trained_model)
     assert type(runner) is SequentialGraphRunner
     assert rasa.engine.runner.dask.DaskGraphRunner is DaskGraphRunner, "training still runs with dask"
     parsed = runner.run(inputs={PLACEHOLDER_MESSAGE: [UserMessage("hello")]}, targets=[metadata.nlu_target])

@@ -10,7 +10,6 @@ import itertools
 import re
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
@@ -34,13 +33,6 @@ from tests.tracker_rows import age_conversation
 
 pytestmark = pytest.mark.stack
 senders = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("handoff"))).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,9 @@ of a caller nobody understands. Whole calls with audio and keys are tests/test_h
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 from datetime import date
-from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -24,6 +22,7 @@ from onewindow.backend import ServiceBackend
 from onewindow.channels.senders import sign_sender
 from onewindow.rasa_plugins.events_table import tracker_engine
 from tests import expect
+from tests.fixtures_stack import RunningStack
 from tests.telegram_api import LocalBotApi
 from tests.test_channel_wording import FORBIDDEN
 
@@ -41,17 +40,9 @@ def telegram() -> Iterator[LocalBotApi]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, telegram: LocalBotApi) -> Iterator[Stack]:
+def stack(telegram: LocalBotApi, running_stack: RunningStack) -> Stack:
     """One instance, whose action server sends outbound messages to the local Bot API."""
-    saved = {name: os.environ.get(name) for name in ("TELEGRAM_TOKEN", "TELEGRAM_API_URL")}
-    os.environ.update(TELEGRAM_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.base_url)
-    try:
-        running = Stack(Path(tmp_path_factory.mktemp("hotline")), instances=1).start()
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
-    yield running
-    running.stop()
+    return running_stack(env={"TELEGRAM_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.base_url})
 
 
 @pytest.fixture(scope="module")

@@ -53,13 +53,6 @@ def catalogue(name: str, key: str) -> Dict[str, Dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("hotline"))).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def keypad(stack: Stack) -> Iterator[RunningGateway]:
     """A hotline that cannot hear speech: every task must work by keys."""
     running = RunningGateway(stack, None, hears=keypad_only("keypad-only test"))

@@ -17,6 +17,8 @@ from scipy.sparse import hstack
 from onewindow.rasa_plugins.intent_classifier import TextIntentClassifier
 from onewindow.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # trains the classifier on the whole NLU data
+
 HELD_OUT = load_data(str(PROJECT_ROOT / "tests" / "nlu"))
 
 

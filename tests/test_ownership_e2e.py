@@ -6,8 +6,7 @@ import json
 import re
 import urllib.request
 from datetime import date
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -20,13 +19,6 @@ from onewindow.infra.logs import pseudonym
 pytestmark = pytest.mark.stack
 REFERENCE = re.compile(r"\bBK-\d{5}-\d{5}\b")
 REFUSAL = "For your security I cannot show or change this"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("stack")), instances=1).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

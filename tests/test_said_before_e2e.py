@@ -7,8 +7,7 @@ import itertools
 import json
 import os
 from datetime import date
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,13 +26,6 @@ STACK_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 ASKS_PROOF = "last four digits"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("said-before")), instances=1).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

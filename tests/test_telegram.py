@@ -46,13 +46,6 @@ chats = itertools.count(7001)
 # --- fixtures: one stack and one polling bot for the module ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("telegram"))).start()
-    yield running
-    running.stop()
-
-
 def bot_env(api: LocalBotApi, **extra: str) -> Dict[str, str]:
     return {"TELEGRAM_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url, "TELEGRAM_FILE_URL": api.base_file_url, **extra}
 

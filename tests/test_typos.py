@@ -5,6 +5,7 @@ tolerance adds no entity to a held-out sentence that was not annotated with it."
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -14,7 +15,6 @@ from hypothesis import strategies as st
 from rasa.core.agent import Agent
 from rasa.shared.nlu.training_data.loading import load_data
 
-from harness.stack import MODEL
 from onewindow.rasa_plugins.nlu_components import TOKEN
 from onewindow.settings import PROJECT_ROOT
 from onewindow.text.dates import WEEKDAY_NAMES, parse_date
@@ -43,10 +43,8 @@ CATALOGUE_WORDS = {w for _, alias in ALIASES for w in TOKEN.findall(alias)}
 
 
 @pytest.fixture(scope="module")
-def parse() -> Any:
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: `make train` first")
-    agent = Agent.load(str(MODEL))
+def parse(trained_model: Path) -> Any:
+    agent = Agent.load(str(trained_model))
     loop = asyncio.new_event_loop()
     yield lambda text: loop.run_until_complete(agent.parse_message(text))
     loop.close()

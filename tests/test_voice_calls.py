@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from harness.stack import Stack
 from onewindow.storage import models
 from tests.conversation_fuzz import citizen_messages, nlu_phrases
+from tests.fixtures_stack import RunningStack
 from tests.phone import (
     PhoneCall,
     RunningGateway,
@@ -48,10 +49,8 @@ SHORT_SPEECH = recorded_speech("auth-thankyou")  # 1 s
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(Path(tmp_path_factory.mktemp("voice"))).start()
-    yield running
-    running.stop()
+def stack(running_stack: RunningStack) -> Stack:
+    return running_stack(fresh=True)  # a test counts every appointment booked by phone
 
 
 @pytest.fixture(scope="module")

@@ -367,6 +367,7 @@ def test_threads_synthesise_at_once(synthesiser: SpeechSynthesiser, english: Pcm
     assert len(results) == len(kinds)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_or_hangs_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = SpeechSynthesiser()
     try:
@@ -491,6 +492,7 @@ def test_korean_model_folder_is_a_vosk_model() -> None:
     assert (KOREAN_MODEL / "am" / "final.mdl").is_file() and (KOREAN_MODEL / "conf" / "model.conf").is_file()
 
 
+@pytest.mark.slow
 def test_transcribing_speech_gives_words(recogniser: SpeechRecogniser, korean: Pcm) -> None:
     transcript = recogniser.transcribe(korean)
     assert isinstance(transcript, Transcript) and isinstance(transcript.text, str)
@@ -536,6 +538,7 @@ def test_the_recogniser_is_the_engine_interface_channels_use(recogniser: SpeechR
         recogniser.stream(8000).accept(b"\x00\x00\x00")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [8000, 16000])
 def test_streaming_gives_partials_word_timings_and_serves_the_next_turn(
     recogniser: SpeechRecogniser, korean: Pcm, hello: Pcm, rate: int, voice_log: List[logging.LogRecord]
@@ -563,6 +566,7 @@ def test_streaming_gives_partials_word_timings_and_serves_the_next_turn(
     assert [record.fields["words"] for record in logged] == [len(first.words), len(second.words), 0]  # type: ignore[attr-defined]  # log_event's fields ride on the record
 
 
+@pytest.mark.slow
 def test_an_endpoint_vosk_finds_in_the_middle_loses_nothing(recogniser: SpeechRecogniser, hello: Pcm) -> None:
     word = resample(hello, 8000)
     stream = recogniser.stream(8000)
@@ -578,6 +582,7 @@ def test_an_endpoint_vosk_finds_in_the_middle_loses_nothing(recogniser: SpeechRe
     assert partials[-1].startswith(" ".join(before))  # partial text keeps what came before the endpoint
 
 
+@pytest.mark.slow
 def test_many_streams_at_once(recogniser: SpeechRecogniser, hello: Pcm) -> None:
     calls = 3  # each new recogniser costs about a second of CPU on its first audio: kept small for this 2-core machine
     start = threading.Barrier(calls)
@@ -796,6 +801,7 @@ def call_frames(pcm: Pcm) -> List[bytes]:
     return [audio[i : i + 320].ljust(320, b"\0") for i in range(0, len(audio), 320)]
 
 
+@pytest.mark.slow
 def test_recognition_in_a_worker_process_gives_the_in_process_transcripts(
     pool: RecognitionPool,
     pool_loop: asyncio.AbstractEventLoop,
@@ -829,6 +835,7 @@ def test_recognition_in_a_worker_process_gives_the_in_process_transcripts(
     assert span[0] == pytest.approx(span[1], abs=0.3)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_mid_utterance_is_replaced_and_the_call_still_hears_it(
     pool: RecognitionPool, pool_loop: asyncio.AbstractEventLoop, choices: Dict[str, Pcm]
 ) -> None:
@@ -936,6 +943,7 @@ async def played_over_tcp(
     return recorder, playback
 
 
+@pytest.mark.slow
 def test_the_playout_clock_catches_up_after_a_blocked_tick_without_dropping_frames() -> None:
     frames = 100  # 2 s
 
@@ -952,6 +960,7 @@ def test_the_playout_clock_catches_up_after_a_blocked_tick_without_dropping_fram
     assert sum(1 for gap in gaps if gap < 0.005) >= 3 + LEAD_FRAMES and playback.restarts == 0
 
 
+@pytest.mark.slow
 def test_audio_that_comes_late_restarts_the_clock_without_a_burst() -> None:
     async def audio() -> AsyncIterator[bytes]:
         yield bytes(320 * 25)

@@ -171,15 +171,13 @@ class PipeKiosk:
 
 
 @pytest.fixture
-def kiosk(tmp_path: Path) -> Iterator[PipeKiosk]:
+def kiosk(tmp_path: Path, stack: Stack) -> Iterator[PipeKiosk]:
     """The kiosk talking to the real assistant (it asks for the main menu as it starts)."""
     if not Path("/usr/share/alsa/alsa.conf").exists():
         pytest.skip("no ALSA configuration (/usr/share/alsa/alsa.conf) for the file plugin device")
-    stack = Stack(tmp_path / "stack").start()
     running = PipeKiosk(tmp_path, stack)
     yield running
     running.stop()
-    stack.stop()
 
 
 def seconds(turn: List[Tuple[float, bytes]]) -> float:
