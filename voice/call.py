@@ -140,8 +140,8 @@ class CallSession:
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
             self.listener.close()
+            self.record.ended_at = datetime.now()  # before the line is hung up: the dialplan asks for the outcome then
             await self.transport.hang_up()
-            self.record.ended_at = datetime.now()
             await asyncio.to_thread(self.backend.transcripts.save, self.record)
             log_event(
                 logger,

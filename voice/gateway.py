@@ -21,6 +21,7 @@ from typing import Dict, Optional
 from aiohttp import web
 
 from onewindow.backend import ServiceBackend
+from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient
 from onewindow.infra.logs import log_event
 from voice.audiosocket import AudioSocketTransport, ProtocolError
@@ -80,6 +81,11 @@ class CallFactory:
             self.speech,
             self.local_turns,
         )
+
+
+def line_outcome(record: CallRecord) -> str:
+    """What the dialplan does after the call: "transfer" to a person, or "hangup"."""
+    return "transfer" if record.outcome == "transferred" else "hangup"
 
 
 class Gateway:
@@ -158,7 +164,7 @@ class Gateway:
             record = await session.run()
         finally:
             del self.calls[call_id]
-        self.outcomes[call_id] = "transfer" if record.outcome == "transferred" else "hangup"
+        self.outcomes[call_id] = line_outcome(record)
         while len(self.outcomes) > KEEP_OUTCOMES:
             self.outcomes.popitem(last=False)
 
@@ -179,7 +185,12 @@ class Gateway:
         return web.Response(status=204)
 
     async def _outcome(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.outcomes.get(request.match_info["call_id"], "unknown"))
+        """The call's outcome once it has ended: a call whose line was just hung up may still be saving its transcript."""
+        call_id = request.match_info["call_id"]
+        session = self.calls.get(call_id)
+        if call_id not in self.outcomes and session is not None and session.record.ended_at is not None:
+            return web.Response(text=line_outcome(session.record))
+        return web.Response(text=self.outcomes.get(call_id, "unknown"))
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": len(self.calls), **self.hears.health()})
