@@ -36,8 +36,8 @@ from onewindow.text.dates import spoken_time
 from tests import expect
 from tests.phone import PhoneCall, RunningGateway, ScriptedRecogniser, recorded_speech, run, saved_transcript, wait_until
 from voice.call import CallSettings
+from voice.phone_wording import spell_code
 from voice.recognition import SpeechRecogniser
-from voice.speaking import spell_code
 from voice.speech_language import keypad_only
 
 pytestmark = pytest.mark.stack
