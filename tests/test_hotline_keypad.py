@@ -197,7 +197,8 @@ def test_book_an_appointment_by_keypad_under_the_callers_number_at_a_time_on_a_l
         await caller.pick(r"\bbook")
         await caller.pick(r"passport renewal")
         await caller.pick(r"central")
-        chosen["day"] = await caller.pick(r".")  # the first day offered
+        days = await asyncio.to_thread(caller.choices)  # the second day offered is never today (its times depend on the hour)
+        chosen["day"] = await caller.pick(f"^{re.escape(days[1])}$")
         titles = await asyncio.to_thread(caller.choices)
         assert len(titles) > PAGE, f"every free time is offered: {titles}"
         chosen["time"] = await caller.pick_last()  # on the last page
