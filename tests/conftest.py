@@ -45,7 +45,7 @@ def postgres_database() -> Generator[str, None, None]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001 - any connection failure means no server here
+    except Exception as error:  # any connection failure means no server here
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {error.__class__.__name__}")
     url = make_url(POSTGRES_ADMIN_URL).set(database=name)
     try:

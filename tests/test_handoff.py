@@ -588,7 +588,7 @@ class RasaApiStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if refusal(API_SECRET, self.headers.get("Authorization")):  # as Rasa with --jwt-secret
                     self.send_response(401)

@@ -98,6 +98,7 @@ class Launched:
     def __init__(self, var: Path, env: Dict[str, str]) -> None:
         self.var = var
         self.output: List[str] = []
+        self.ports: Dict[str, int] = {}  # the ports it was given (set by the fixture)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "onewindow.launcher"],
             cwd=PROJECT_ROOT,
@@ -158,7 +159,7 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
         RASA_INSTANCE_PORT=str(free_port() - 1),
     )
     running = Launched(var, env)
-    running.ports = {key: int(value) for key, value in ports.items()}  # type: ignore[attr-defined]
+    running.ports = {key: int(value) for key, value in ports.items()}
     try:
         running.wait_for("OneWindow is running", 150)
         yield running
@@ -174,7 +175,7 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
 @pytest.mark.stack
 def test_make_run_prints_where_everything_is(launched: Launched) -> None:
     printed = "".join(launched.output)
-    ports = launched.ports  # type: ignore[attr-defined]
+    ports = launched.ports
     assert f"http://127.0.0.1:{ports['RASA_PORT']}/webhooks/rest/webhook" in printed
     assert f"http://127.0.0.1:{ports['RASA_API_PORT']}/status" in printed and str(launched.var / "api-secret") in printed
     assert "supervisorctl" in printed and "not answering" not in printed
@@ -192,7 +193,7 @@ def test_make_run_prints_where_everything_is(launched: Launched) -> None:
 
 @pytest.mark.stack
 def test_a_killed_action_server_is_started_again_and_the_assistant_answers_again(launched: Launched) -> None:
-    ports = launched.ports  # type: ignore[attr-defined]
+    ports = launched.ports
     assert "100 dollars" in json.dumps(say(ports["RASA_PORT"], "launcher-1", "how much is a passport renewal?"))
     pid = int(launched.supervisorctl("pid", "actions"))
     os.kill(pid, signal.SIGKILL)

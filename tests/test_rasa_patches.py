@@ -21,7 +21,7 @@ import pytest
 import rasa.api
 import rasa.core.processor
 import rasa.core.run
-import rasa.core.test  # noqa: F401  # defines EndToEndUserUtterance, a second event class named "user"
+import rasa.core.test  # defines EndToEndUserUtterance, a second event class named "user"
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -133,7 +133,7 @@ class CallSession:
             self.listener.prepare()
             await self._link_caller()
             await self._converse()
-        except Exception as error:  # noqa: BLE001 - one call's failure must not end the others
+        except Exception as error:  # one call's failure must not end the others
             self.record.outcome = "failed"
             log_event(logger, "call.failed", level=logging.ERROR, exc_info=error, call=self.transport.call_id)
         finally:

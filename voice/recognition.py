@@ -265,7 +265,7 @@ class SpeechRecogniser(Recogniser):
         started = time.perf_counter()
         try:
             self.model = vosk.Model(model_path=str(folder))
-        except Exception as error:  # noqa: BLE001 - vosk raises a bare Exception
+        except Exception as error:  # vosk raises a bare Exception
             missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             hint = f"; missing {', '.join(missing)}" if missing else ""
             raise SpeechUnavailable(

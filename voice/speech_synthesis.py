@@ -167,7 +167,7 @@ def _serve(jobs: Connection, answers: Connection) -> None:
     try:
         espeak = _Espeak()
         resample(Pcm(numpy.zeros(NATIVE_RATE // 100, dtype=numpy.int16), NATIVE_RATE), 8000)  # imports scipy now
-    except Exception as error:  # noqa: BLE001 - every job must hear why there is no speech
+    except Exception as error:  # every job must hear why there is no speech
         failure = f"speech synthesis is unavailable (pyttsx3 on espeak-ng): {error}"
     try:
         answers.send((0, "ready", time.perf_counter() - started, failure))
@@ -203,7 +203,7 @@ def _job(espeak: _Espeak, job_id: int, text: str, words_per_minute: int, name: O
         return (job_id, "ok", frames, rate, time.perf_counter() - started)
     except ValueError as error:  # a bad voice name
         return (job_id, "value", str(error))
-    except Exception as error:  # noqa: BLE001 - handed to the caller
+    except Exception as error:  # handed to the caller
         return (job_id, "error", f"speech synthesis failed: {error or type(error).__name__}")
 
 
