@@ -19,21 +19,10 @@ from rasa_sdk import Tracker
 
 from actions.shared import backend
 from onewindow.text.dates import NUMBER_WORDS as SPOKEN_NUMBERS
+from onewindow.text.dates import ORDINAL_WORDS as ORDINALS
 
 KINDS = ("service", "office")
-ORDINAL_WORDS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-    "tenth": 10,
-    "last": -1,
-}
+ORDINAL_WORDS = {**ORDINALS, "last": -1}
 NUMBER_WORDS = {word: value for word, value in SPOKEN_NUMBERS.items() if value <= 10}  # "number two", "option ten"
 _WORDS = "|".join(ORDINAL_WORDS)
 _NUMBER = r"\d{1,2}|" + "|".join(NUMBER_WORDS)

@@ -7,6 +7,7 @@ from typing import Callable, List, Optional, Tuple
 
 from onewindow.backend.references import BODY_DIGITS, PREFIXES, normalise_reference
 from onewindow.text.dates import MONTH_NAMES, NUMBER_WORDS
+from onewindow.text.dates import ORDINAL_WORDS as ORDINALS
 
 Found = Optional[Tuple[str, int]]  # (the written form, the index of the first word after it)
 
@@ -43,17 +44,7 @@ TEENS = {
     "nineteen": 19,
 }
 TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
-ORDINAL_UNITS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-}
+ORDINAL_UNITS = {word: value for word, value in ORDINALS.items() if value < 10}
 ORDINAL_WORDS = {
     **ORDINAL_UNITS,
     "tenth": 10,

@@ -41,8 +41,9 @@ def longest_entities(entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return sorted(kept, key=lambda e: e["start"])
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class LongestEntityWins(GraphComponent):
+class EntityRewriter(GraphComponent):
+    """A component with no state that rewrites each message's entities (`rewritten`; None leaves them as they are)."""
+
     @classmethod
     def create(
         cls,
@@ -51,15 +52,24 @@ class LongestEntityWins(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Optional[Any],
-    ) -> "LongestEntityWins":
+    ) -> "EntityRewriter":
         return cls()
+
+    def rewritten(self, text: str, entities: List[Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+        raise NotImplementedError
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            entities = message.get(ENTITIES) or []
-            if len(entities) > 1:
-                message.set(ENTITIES, longest_entities(entities), add_to_output=True)
+            entities = self.rewritten(message.get(TEXT) or "", message.get(ENTITIES) or [])
+            if entities is not None:
+                message.set(ENTITIES, entities, add_to_output=True)
         return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class LongestEntityWins(EntityRewriter):
+    def rewritten(self, text: str, entities: List[Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+        return longest_entities(entities) if len(entities) > 1 else None
 
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -368,24 +378,9 @@ def misspelt_weekdays(text: str, entities: List[Dict[str, Any]]) -> List[Dict[st
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class MisspeltWeekdays(GraphComponent):
+class MisspeltWeekdays(EntityRewriter):
     """The date regex knows day names spelt right only; this adds the misspelt ones."""
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Optional[Any],
-    ) -> "MisspeltWeekdays":
-        return cls()
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            entities = message.get(ENTITIES) or []
-            extra = misspelt_weekdays(message.get(TEXT) or "", entities)
-            if extra:
-                message.set(ENTITIES, sorted([*entities, *extra], key=lambda e: e["start"]), add_to_output=True)
-        return messages
+    def rewritten(self, text: str, entities: List[Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+        extra = misspelt_weekdays(text, entities)
+        return sorted([*entities, *extra], key=lambda e: e["start"]) if extra else None
