@@ -60,9 +60,15 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def start_stack(folder: Path, options: StackOptions) -> Stack:
-    """Start a stack in `folder` with `options` (the servers copy the environment as they start)."""
-    with environment(dict(options.env)):
-        return Stack(folder, instances=options.instances).start()
+    """Start a stack in `folder` with `options` (the servers copy the environment as they start); a stack that fails
+    to start is stopped, so that no server of it outlives the run."""
+    stack = Stack(folder, instances=options.instances)
+    try:
+        with environment(dict(options.env)):
+            return stack.start()
+    except BaseException:
+        stack.stop()
+        raise
 
 
 def restore(stack: Stack) -> None:
