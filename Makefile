@@ -133,6 +133,10 @@ bench-fuzz: install $(MODEL)
 bench-voice: install $(MODEL) seed
 	@$(PY) -m bench.voice_load $(BENCH_VOICE_ARGS)
 
+## Telegram through a local Bot API stand-in: 50 chats, text and voice notes, against the real stack
+bench-telegram: install $(MODEL) seed
+	@$(PY) -m bench.telegram_load
+
 ## whole keypad-only hotline calls over REST (20 calls): each step's p50/p95 latency and how many choices it offers
 bench-keypad: install $(MODEL)
 	@$(PY) -m bench.keypad_turns

@@ -57,8 +57,9 @@ DIGIT_RUN = re.compile(r"\d(?:[\s.-]*\d)*")  # "0137", "0 1 3 7": digits as a ci
 WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’-][^\W\d_]+)*"
 ANY_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
 CAPITALISED = rf"{WORD}(?:\s+{WORD}){{0,2}}"
+TITLE_PATTERN = re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister|Missus)\.?\s+(?P<name>{CAPITALISED})")
 NAME_PATTERNS = (
-    re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister|Missus)\.?\s+(?P<name>{CAPITALISED})"),
+    TITLE_PATTERN,
     re.compile(
         rf"(?i:\b(?:my name is|my name's|name is|name:|surname is|full name is))\s+(?P<name>{ANY_WORD}(?:\s+{ANY_WORD}){{0,2}})"
     ),
@@ -129,8 +130,9 @@ def names_in(text: str) -> List[str]:
     for pattern in NAME_PATTERNS:
         for match in pattern.finditer(text):
             words: List[str] = []
-            for word in match.group("name").split():
-                if word.lower() in NOT_NAMES:
+            for place, word in enumerate(match.group("name").split()):
+                after_a_title = pattern is TITLE_PATTERN and place == 0  # "Ms Now", "Mr Young": a surname, whatever the word
+                if word.lower() in NOT_NAMES and not after_a_title:
                     break
                 words.append(word)
             if words:
