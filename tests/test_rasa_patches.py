@@ -9,7 +9,6 @@ import asyncio
 import gc
 import hashlib
 import inspect
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from rasa.shared.utils.common import all_subclasses, arguments_of
 from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 from rasa.utils.endpoints import EndpointConfig
 
+from harness.stack import free_port
 from onewindow.rasa_plugins import patches, pinned
 from onewindow.rasa_plugins.patches import compiled_schemas, event_types, shared_sessions
 from onewindow.settings import PROJECT_ROOT
@@ -370,12 +370,6 @@ serve(model_path=sys.argv[1], port=int(sys.argv[3]), enable_api=False, channel="
       server_listeners=[(call_then_stop, "after_server_start")])
 print("stopped", flush=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.stack
