@@ -342,6 +342,9 @@ def test_a_time_offered_then_passing_the_lead_is_too_soon_not_taken(clocked_back
     error = reason_of(book, later, "passport_renewal", "central_centre", offered)
     assert error.reason == "too_soon" and error.alternatives and all(start > offered for start in error.alternatives)
     assert slot_row(later, "central_centre", offered)[0] == 0
+    free_later = later.bookings.check_day("passport_renewal", "central_centre", MON)
+    asked = reason_of(later.bookings.check_time, "central_centre", MON, offered.time(), free_later)
+    assert asked.reason == "too_soon"  # asking for that time by name gets the same answer
 
 
 # =========================================================================================

@@ -101,7 +101,7 @@ class Bookings:
         for start in free:
             if start <= moment < start + self._slot_length(office_id):
                 return start
-        raise BookingError("slot_taken", sorted(nearest))
+        raise BookingError("too_soon" if self._too_soon(moment) else "slot_taken", sorted(nearest))
 
     def next_free(self, office_id: str, start: date, count: int = 3) -> List[datetime]:
         """The first free slot on each of the next open days (up to `count`)."""
@@ -249,8 +249,11 @@ class Bookings:
         """A BookingError unless the slot starting at `starts_at` can still be booked."""
         free = self.check_day(service_id, office_id, starts_at.date())
         if starts_at not in free:
-            too_soon = starts_at < self._clock() + self.lead  # it was free when offered, the lead has passed since
-            raise BookingError("too_soon" if too_soon else "slot_taken", free[:3])
+            raise BookingError("too_soon" if self._too_soon(starts_at) else "slot_taken", free[:3])
+
+    def _too_soon(self, moment: datetime) -> bool:
+        """Whether `moment` is within the booking lead from now (a time nobody took, but too close to book)."""
+        return moment < self._clock() + self.lead
 
     def _periods(self, office_id: str, day: date) -> list:
         office = self._catalogue.office(office_id)
