@@ -4,8 +4,12 @@
 #   asterisk-core-sounds-en-wav  recorded 8 kHz English prompts: real human speech for the voice tests
 #   libportaudio2                audio devices for the kiosk mode (sounddevice)
 #   chromium                     the browser the staff console's Playwright tests drive, headless
+#   haproxy                      the proxy in front of the Rasa servers, action servers and consoles (production)
+#   prometheus                   the metrics server and promtool (alert rules checked in make test)
+#   docker-compose               `docker-compose config` checks the compose file without an engine
+#   iproute2                     network namespaces: the multi-host tests
 set -eu
-needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2 chromium)
+needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2 chromium haproxy prometheus docker-compose iproute2)
 missing=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
