@@ -181,7 +181,12 @@ def serve(env: Dict[str, str]) -> int:
     (var / "log").mkdir(parents=True, exist_ok=True)
     ports = Ports.from_env(env)
     secret, secret_place = api_secret(var, env)
-    endpoints = write_endpoints(var / "endpoints.yml", var / "tracker.db", ports.actions)
+    endpoints = write_endpoints(
+        var / "endpoints.yml",
+        setting.TRACKER_DATABASE_URL.read(env) or var / "tracker.db",
+        ports.actions,
+        setting.LOCK_STORE_URL.read(env),
+    )
     config = var / "supervisord.conf"
     config.write_text(
         supervisord_config(var, served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env))

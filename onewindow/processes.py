@@ -10,7 +10,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+from sqlalchemy.engine import make_url
 
 from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT
 from onewindow.settings import variables as setting
@@ -58,11 +61,33 @@ def local_url(port: int) -> str:
     return f"http://{LOOPBACK}:{port}"
 
 
-def write_endpoints(path: Path, tracker_db: Path, actions_port: Optional[int] = None) -> Path:
-    """The project's endpoints.yml with its SQLite tracker store at `tracker_db` (and the action server on `actions_port`)."""
-    text = (PROJECT_ROOT / "endpoints.yml").read_text().replace("db: var/tracker.db", f"db: {tracker_db}")
-    path.write_text(text.replace("localhost:5055", f"{LOOPBACK}:{actions_port}") if actions_port else text)
+def write_endpoints(
+    path: Path, tracker_db: Union[Path, str], actions_port: Optional[int] = None, lock_store_url: str = ""
+) -> Path:
+    """The project's endpoints.yml, written to `path`, with the tracker store at `tracker_db` (an SQLite file, or a
+    database URL such as postgresql://onewindow@db:5432/tracker), the action server on `actions_port` (or a URL)
+    and, with `lock_store_url` (redis://... or postgresql://...), the lock store every Rasa instance shares
+    (onewindow/rasa_plugins/lock_store.py); without it each instance has Rasa's in-memory lock store."""
+    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text())
+    endpoints["tracker_store"] = tracker_store_section(endpoints["tracker_store"], tracker_db)
+    if actions_port:
+        endpoints["action_endpoint"]["url"] = f"{local_url(actions_port)}/webhook"
+    if lock_store_url:
+        endpoints["lock_store"] = {"type": LOCK_STORE_TYPE, "url": lock_store_url}
+    path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
     return path
+
+
+LOCK_STORE_TYPE = "onewindow.rasa_plugins.lock_store.OrderedLockStore"
+
+
+def tracker_store_section(section: Mapping[str, object], tracker_db: Union[Path, str]) -> Dict[str, object]:
+    """endpoints.yml's tracker_store for an SQLite file or a database URL (the keys of Rasa's SQLTrackerStore)."""
+    if isinstance(tracker_db, Path) or "://" not in tracker_db:
+        return {**section, "dialect": "sqlite", "db": str(tracker_db)}
+    url = make_url(tracker_db)
+    keys = {"url": url.host, "port": url.port, "db": url.database, "username": url.username, "password": url.password}
+    return {"type": section["type"], "dialect": url.get_backend_name(), **{k: v for k, v in keys.items() if v is not None}}
 
 
 def shared_environment(base: Mapping[str, str], api_secret: str, endpoints: Path) -> Dict[str, str]:

@@ -182,6 +182,23 @@ RASA_ENDPOINTS = declare(
     shown_default="`<project>/endpoints.yml`",
 )
 
+TRACKER_DATABASE_URL = declare(
+    "TRACKER_DATABASE_URL",
+    OPTIONAL_TEXT,
+    "",
+    "the database Rasa keeps conversations in (SQLAlchemy URL, e.g. `postgresql://onewindow@db:5432/tracker`); blank: "
+    "`<ONEWINDOW_VAR>/tracker.db`",
+    ("launcher",),
+)
+LOCK_STORE_URL = declare(
+    "LOCK_STORE_URL",
+    OPTIONAL_TEXT,
+    "",
+    "the lock store every Rasa instance shares, so one conversation's messages run one at a time in arrival order "
+    "(`redis://host:6379/0` or `postgresql://...`); blank: each instance's own in-memory lock store",
+    ("launcher",),
+)
+
 # --- the staff console --------------------------------------------------------------------------
 
 CONSOLE_HOST = declare("CONSOLE_HOST", TEXT, LOOPBACK, "the address the staff console listens on", ("console",))
