@@ -75,6 +75,9 @@ class _Reader:
             return None
         try:
             document = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            self.problems.append(f"{path}: not UTF-8 text (byte {error.start} cannot be read); save the file as UTF-8")
+            return None
         except YAMLError as error:
             self.problems.append(f"{path}: not valid YAML: {error}".replace("\n", " "))
             return None

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Check = Callable[[Any], Optional[str]]
 
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")  # the database keeps ids of up to 50 characters
 HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OFFICE_KINDS = ("service_centre", "rural_point", "mobile_point", "specialist_office")
 BENEFIT_PERIODS = ("week", "month", "year", "once")
+MAX_AMOUNT = 1_000_000  # in the city currency: the database keeps cents in a 32-bit integer
+MAX_WHOLE_NUMBER = 100_000
+NAME_LENGTH, LONG_NAME_LENGTH, ADDRESS_LENGTH, CODE_LENGTH = 100, 200, 300, 40  # the database columns' lengths
 
 
 def identifier(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
-        return "must be a lowercase id (letters, digits, underscore), for example passport_new"
+        return "must be a lowercase id (letters, digits, underscore; at most 50), for example passport_new"
     return None
 
 
@@ -25,6 +29,18 @@ def text(value: Any) -> Optional[str]:
     if not isinstance(value, str) or not value.strip():
         return "must be non-empty text"
     return None
+
+
+def short_text(limit: int) -> Check:
+    """Non-empty text of at most `limit` characters (what its database column holds)."""
+
+    def check(value: Any) -> Optional[str]:
+        problem = text(value)
+        if problem is None and len(value) > limit:
+            return f"must be at most {limit} characters long (it has {len(value)})"
+        return problem
+
+    return check
 
 
 def optional_text(value: Any) -> Optional[str]:
@@ -45,6 +61,8 @@ def aliases(value: Any) -> Optional[str]:
         return problem
     if any(item != item.strip().lower() for item in value):
         return "aliases must be lowercase, without spaces around them"
+    if any(len(item) > LONG_NAME_LENGTH for item in value):
+        return f"every alias must be at most {LONG_NAME_LENGTH} characters long"
     return None
 
 
@@ -57,8 +75,8 @@ def boolean(value: Any) -> Optional[str]:
 
 
 def amount(value: Any) -> Optional[str]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        return "must be a number, 0 or more (0 means free)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= MAX_AMOUNT:
+        return f"must be a number from 0 to {MAX_AMOUNT:,} (0 means free)"
     return None
 
 
@@ -72,10 +90,10 @@ def coordinates(value: Any) -> Optional[str]:
     return None if -90 <= lat <= 90 and -180 <= lon <= 180 else message
 
 
-def whole_number(minimum: int) -> Check:
+def whole_number(minimum: int, maximum: int = MAX_WHOLE_NUMBER) -> Check:
     def check(value: Any) -> Optional[str]:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"must be a whole number, {minimum} or more"
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            return f"must be a whole number from {minimum} to {maximum:,}"
         return None
 
     return check
@@ -180,25 +198,25 @@ def steps(value: Any) -> Optional[str]:
 
 Schema = Dict[str, Tuple[Check, bool]]  # field -> (check, required)
 
-DISTRICT: Schema = {"id": (identifier, True), "name": (text, True), "aliases": (aliases, True)}
+DISTRICT: Schema = {"id": (identifier, True), "name": (short_text(NAME_LENGTH), True), "aliases": (aliases, True)}
 
 CITY: Schema = {
-    "name": (text, True),
-    "currency": (text, True),
+    "name": (short_text(NAME_LENGTH), True),
+    "currency": (short_text(30), True),
     "hotline": (lambda v: None if isinstance(v, dict) else "must have number and hours", True),
     "districts": (lambda v: None if isinstance(v, list) and v else "must list the districts", True),
 }
 
-HOTLINE: Schema = {"number": (text, True), "hours": (week_hours, True)}
+HOTLINE: Schema = {"number": (short_text(CODE_LENGTH), True), "hours": (week_hours, True)}
 
 OFFICE: Schema = {
     "id": (identifier, True),
-    "name": (text, True),
+    "name": (short_text(LONG_NAME_LENGTH), True),
     "kind": (one_of(*OFFICE_KINDS), True),
     "district": (identifier, True),
-    "address": (text, True),
+    "address": (short_text(ADDRESS_LENGTH), True),
     "location": (coordinates, True),
-    "phone": (text, True),
+    "phone": (short_text(CODE_LENGTH), True),
     "aliases": (aliases, True),
     "accessibility": (optional_texts, False),
     "windows": (whole_number(1), True),
@@ -210,9 +228,9 @@ OFFICE: Schema = {
 
 SERVICE: Schema = {
     "id": (identifier, True),
-    "name": (text, True),
+    "name": (short_text(LONG_NAME_LENGTH), True),
     "aliases": (aliases, True),
-    "department": (text, True),
+    "department": (short_text(LONG_NAME_LENGTH), True),
     "description": (text, True),
     "eligibility": (text, True),
     "documents": (texts, True),
@@ -228,7 +246,7 @@ SERVICE: Schema = {
 
 LIFE_EVENT: Schema = {
     "id": (identifier, True),
-    "name": (text, True),
+    "name": (short_text(LONG_NAME_LENGTH), True),
     "aliases": (aliases, True),
     "sympathy": (optional_text, False),
     "summary": (text, True),
@@ -237,8 +255,8 @@ LIFE_EVENT: Schema = {
 
 REPORT_CATEGORY: Schema = {
     "id": (identifier, True),
-    "name": (text, True),
+    "name": (short_text(LONG_NAME_LENGTH), True),
     "aliases": (aliases, True),
-    "department": (text, True),
+    "department": (short_text(LONG_NAME_LENGTH), True),
     "urgent": (boolean, True),
 }
