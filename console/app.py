@@ -8,12 +8,14 @@ app.ctx.desk      StaffDesk (the handoff queue and its actions)
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sanic import Request, Sanic
 from sanic.config import Config
 from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from console import accounts, analytics, audit, auth, improve, lookups, queue, transcripts, validation
 from console.settings import ConsoleSettings
@@ -21,9 +23,29 @@ from console.templates import error_page
 from onewindow.backend import ServiceBackend
 from onewindow.backend.staff_desk import StaffDesk
 from onewindow.channels.outbound import OutboundChannels
+from onewindow.infra import health, metrics
 from onewindow.rasa_plugins.events_table import tracker_engine
 
 STATIC = Path(__file__).parent / "static"
+PROCESS = "console"
+
+
+def install_health(app: Sanic, backend: ServiceBackend) -> None:
+    """/health/live, /health/ready (the service database reachable, not draining) and /metrics, with the handoff
+    queue's length and waits read from the handoffs table at scrape time."""
+    waits = metrics.handoff_waits()
+
+    async def refresh() -> None:
+        try:
+            waiting, claim_waits = await asyncio.to_thread(backend.handoffs.waiting_figures)
+        except SQLAlchemyError:  # the database is away: the last figures stay, the error is counted by the engine
+            return
+        metrics.HANDOFF_QUEUE_LENGTH.set(waiting)
+        waits.update(claim_waits)
+
+    readiness = health.Readiness(PROCESS).add("database", health.database_check(backend.engine))
+    health.install_sanic(app, readiness, mark=auth.public)
+    metrics.install_sanic(app, PROCESS, on_scrape=refresh, mark=auth.public)
 
 
 def create_app(settings: ConsoleSettings) -> Sanic:
@@ -43,6 +65,8 @@ def create_app(settings: ConsoleSettings) -> Sanic:
     validation.install(app)
     auth.install(app)
     queue.install(app)
+
+    install_health(app, app.ctx.backend)
 
     @app.exception(NotFound, MethodNotSupported)
     async def not_found(request: Request, exception: Exception) -> HTTPResponse:

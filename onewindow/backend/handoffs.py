@@ -11,7 +11,7 @@ import hashlib
 import logging
 import math
 import statistics
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -20,6 +20,7 @@ from sqlalchemy.sql import ColumnElement
 from onewindow.backend.records import DeskMessage, HandoffRecord, QueueItem
 from onewindow.backend.references import unused_reference
 from onewindow.infra.logs import log_event, pseudonym
+from onewindow.infra.metrics import HANDOFFS
 from onewindow.storage import models
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Handoffs:
                     priority=priority,
                 )
                 session.add(row)
+                HANDOFFS.labels(reason).inc()
             elif priority < row.priority:
                 row.priority, row.reason = priority, reason
             session.flush()
@@ -183,6 +185,13 @@ class Handoffs:
                 .order_by(Handoff.priority, Handoff.id)
             )
             return [_item(row, positions) for row in rows]
+
+    def waiting_figures(self) -> Tuple[int, Tuple[float, ...]]:
+        """For the metrics: open handoffs waiting now, and the seconds each claimed handoff waited for a person."""
+        with self._sessions() as session:
+            waiting = session.scalar(select(func.count()).select_from(Handoff).where(Handoff.status == "open"))
+            claims = session.execute(select(Handoff.created_at, Handoff.claimed_at).where(Handoff.claimed_at.is_not(None)))
+            return int(waiting or 0), tuple(max(0.0, (claimed - created).total_seconds()) for created, claimed in claims)
 
     def get(self, reference: str) -> QueueItem:
         with self._sessions() as session:

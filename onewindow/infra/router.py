@@ -48,7 +48,9 @@ from aiohttp import ClientConnectionError, ClientConnectorError, ClientSession, 
 from yarl import URL
 
 from onewindow.infra.api_auth import refusal
+from onewindow.infra.health import Readiness, drain_seconds, install_aiohttp
 from onewindow.infra.logs import configure, log_event
+from onewindow.infra.metrics import aiohttp_middleware
 from onewindow.settings import rasa_jwt_secret
 from onewindow.settings.variables import ONEWINDOW_MESSAGES_PER_INSTANCE
 
@@ -56,6 +58,8 @@ log = logging.getLogger("onewindow.infra.router")
 CONVERSATION_PATH = re.compile(r"^/conversations/([^/]+)/")
 CHANNEL_PATH = re.compile(r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$")
 MESSAGES_PER_INSTANCE = ONEWINDOW_MESSAGES_PER_INSTANCE.default_value  # 2: one working, one waiting for the actions
+PROCESS = "router"
+READINESS = Readiness(PROCESS)  # ready while not draining
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
 
@@ -233,7 +237,8 @@ def make_apps(
 
     apps = []
     for handler in (public, internal):
-        app = web.Application(client_max_size=4 * 2**20)
+        app = web.Application(client_max_size=4 * 2**20, middlewares=[aiohttp_middleware(PROCESS)])
+        install_aiohttp(app, READINESS, metrics=handler is internal)  # /metrics on the loopback listener only
         app.router.add_route("*", "/{tail:.*}", handler)
         app.on_cleanup.append(relay.close)  # type: ignore[arg-type]  # aiohttp 3.9's Signal type predates aiosignal 1.4's
         apps.append(app)
@@ -253,6 +258,9 @@ async def serve(apps: List[Tuple[web.Application, str, int]]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal_number, stopped.set)
     log_event(log, "router.started", listeners=[f"{host}:{port}" for _, host, port in apps])
     await stopped.wait()
+    READINESS.drain()  # /health/ready answers 503 while the proxy in front notices
+    log_event(log, "router.draining", seconds=drain_seconds())
+    await asyncio.sleep(drain_seconds())
     for runner in reversed(runners):
         await runner.cleanup()
 

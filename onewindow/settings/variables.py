@@ -80,6 +80,14 @@ ONEWINDOW_CHANNEL_SECRET = declare(
     ("bot", "voice", "actions"),
     shown_default="none (`var/channel.key`, made once, mode 0600)",
 )
+ONEWINDOW_DRAIN_SECONDS = declare(
+    "ONEWINDOW_DRAIN_SECONDS",
+    NUMBER,
+    "3",
+    "seconds a server keeps answering /health/ready with 503 after SIGTERM before it stops listening (then Sanic lets "
+    "requests in flight finish for SANIC_GRACEFUL_SHUTDOWN_TIMEOUT seconds)",
+    ("rasa", "actions", "console", "router"),
+)
 ONEWINDOW_LOG_LEVEL = declare("ONEWINDOW_LOG_LEVEL", LOG_LEVEL, "INFO", "the level of OneWindow's JSON logs", EVERY_PROCESS)
 ONEWINDOW_LOG_SALT = declare(
     "ONEWINDOW_LOG_SALT", TEXT, "onewindow", "the salt of the pseudonyms in logs; set a secret value in production", EVERY_PROCESS

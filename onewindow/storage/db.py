@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from onewindow import settings
+from onewindow.infra.metrics import count_database_errors
 
 
 def make_engine(url: Optional[str] = None) -> Engine:
@@ -19,7 +20,9 @@ def make_engine(url: Optional[str] = None) -> Engine:
     url = url or settings.database_url()
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, future=True, pool_pre_ping=True)
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+        count_database_errors(engine, parsed.database or "default")
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
