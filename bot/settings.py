@@ -24,6 +24,7 @@ class BotSettings:
     api_url: str = setting.TELEGRAM_API_URL.default_value
     file_url: str = setting.TELEGRAM_FILE_URL.default_value
     rasa_endpoints: Path = setting.RASA_ENDPOINTS.default_value  # where Rasa keeps conversations (/forget deletes there)
+    update_lease: float = setting.TELEGRAM_UPDATE_LEASE.default_value  # webhook: seconds an update stays with its handler
 
     @property
     def webhook_mode(self) -> bool:
@@ -52,4 +53,5 @@ def settings_from_environment(env: Optional[Mapping[str, str]] = None) -> BotSet
         api_url=setting.TELEGRAM_API_URL.read(env),
         file_url=setting.TELEGRAM_FILE_URL.read(env),
         rasa_endpoints=setting.RASA_ENDPOINTS.read(env),
+        update_lease=setting.TELEGRAM_UPDATE_LEASE.read(env),
     )

@@ -19,8 +19,14 @@ Faults (flood control, a bad gateway, server errors, a blocked bot) are injected
         api.wait_for("sendMessage", chat_id=42)
         assert "Welcome" in api.sent_texts(42)[0]
 
-Deliberate differences from Telegram: webhook URLs may be plain http on loopback, failed
-webhook deliveries are recorded but not retried, ``allowed_updates`` is stored but not
+Webhook deliveries: with ``LocalBotApi(redeliver_after=seconds)`` an update the webhook did not answer
+with 2xx (an error status, a refused or dropped connection) is posted again, after `redeliver_after`
+seconds doubling up to 8 times that, until it is accepted or the webhook is deleted, as Telegram does;
+each chat's updates wait behind their chat's unaccepted one (order kept). Without it a failed delivery
+is recorded and not retried (the stand-in's own tests count single deliveries).
+
+Deliberate differences from Telegram: webhook URLs may be plain http on loopback, Telegram's retry
+intervals are shorter here, ``allowed_updates`` is stored but not
 applied, uploaded media is not transcoded or measured, and leading/trailing whitespace of
 texts is kept.
 """
@@ -1107,7 +1113,7 @@ BAD_GATEWAY_HTML = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n"
 )
-FAULT_KINDS = ("flood", "bad_gateway", "server_error", "blocked", "disconnect")
+FAULT_KINDS = ("flood", "bad_gateway", "server_error", "blocked", "disconnect", "stall")
 DROPPED = 599  # the status of a "disconnect" fault's reply, which is never sent
 WEBHOOK_CONFLICT = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 POLL_CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
@@ -1141,7 +1147,7 @@ class Fault:
         return True
 
     def reply(self) -> web.Response:
-        if self.kind == "disconnect":
+        if self.kind in ("disconnect", "stall"):
             return web.Response(status=DROPPED)  # never written: the connection is closed instead
         if self.kind == "bad_gateway":
             return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
@@ -1175,8 +1181,11 @@ class LocalBotApi:
     this class is meant to be called from the test's thread (plain sync code).
     """
 
-    def __init__(self, token: str = "123456:TEST-TOKEN", bot_username: str = "onewindow_test_bot") -> None:
+    def __init__(
+        self, token: str = "123456:TEST-TOKEN", bot_username: str = "onewindow_test_bot", redeliver_after: float | None = None
+    ) -> None:
         self.token = token
+        self.redeliver_after = redeliver_after
         self.bot_username = bot_username
         self.port = 0
         self.state = BotApiState(token, bot_username)
@@ -1581,7 +1590,9 @@ class LocalBotApi:
 
         kind: "flood" (429 with retry_after), "bad_gateway" (502 nginx HTML page),
         "server_error" (500 JSON error), "blocked" (403 "bot was blocked by the user"),
-        "disconnect" (the connection is closed without an answer, as when a network drops).
+        "disconnect" (the connection is closed without an answer, as when a network drops),
+        "stall" (no answer for `retry_after` seconds, then a disconnect: a call the bot is stuck in, e.g.
+        to be killed there).
         Failed calls are recorded with their status (0 for a disconnect) but have no effect.
         """
         if kind not in FAULT_KINDS:
@@ -1673,6 +1684,8 @@ class LocalBotApi:
         with self._cond:
             fault = self._take_fault(call.method, call.params)
         if fault is not None:
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.retry_after)
             return fault.reply()
         if early is not None:
             return json_reply(early.status, early.payload())
@@ -1744,28 +1757,39 @@ class LocalBotApi:
         task.add_done_callback(self._tasks.discard)
 
     async def _post_update(self, update: JSON) -> None:
-        """One delivery: each chat's updates go one after the other, chats in parallel (up to 40)."""
+        """One delivery (and its retries with `redeliver_after`): each chat's updates go one after the other, chats in parallel (up to 40)."""
         assert self._delivery_slots is not None and self._session is not None
         lock = self._chat_locks.setdefault(update_chat_id(update), asyncio.Lock())
-        async with lock, self._delivery_slots:
-            with self._cond:
-                hook = copy.copy(self.state.webhook)
-            if hook is None:
-                return  # deleted meanwhile: the update stays pending for getUpdates
-            headers = {"Content-Type": "application/json"}
-            if hook.secret_token:
-                headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
-            error = None
-            try:
-                async with self._session.post(
-                    hook.url, data=json.dumps(update, ensure_ascii=False).encode(), headers=headers
-                ) as response:
-                    await response.read()
-                    status = response.status
-                    error = None if 200 <= status < 300 else f"Wrong response from the webhook: {status} {response.reason}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as failure:
-                status, error = 0, f"Connection failed: {failure.__class__.__name__}"
-            self._delivered(update["update_id"], status, error)
+        async with lock:
+            delay, longest = self.redeliver_after, (self.redeliver_after or 0) * 8
+            while True:
+                async with self._delivery_slots:
+                    with self._cond:
+                        hook = copy.copy(self.state.webhook)
+                    if hook is None:
+                        return  # deleted meanwhile: the update stays pending for getUpdates
+                    status, error = await self._post_once(hook, update)
+                    self._delivered(update["update_id"], status, error)
+                if error is None or delay is None or self._closing:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+
+    async def _post_once(self, hook: WebhookConfig, update: JSON) -> tuple[int, str | None]:
+        """POST `update` to the webhook: (status, None) on 2xx, else (status or 0, Telegram's error text)."""
+        assert self._session is not None
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
+        try:
+            async with self._session.post(
+                hook.url, data=json.dumps(update, ensure_ascii=False).encode(), headers=headers
+            ) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as failure:
+            return 0, f"Connection failed: {failure.__class__.__name__}"
+        return status, None if 200 <= status < 300 else f"Wrong response from the webhook: {status} {response.reason}"
 
     def _delivered(self, update_id: int, status: int, error: str | None) -> None:
         with self._cond:

@@ -312,3 +312,10 @@ TELEGRAM_WEBHOOK_LISTEN = declare(
     "TELEGRAM_WEBHOOK_LISTEN", TEXT, LOOPBACK, "the address the bot's webhook server listens on", ("bot",)
 )
 TELEGRAM_WEBHOOK_PORT = declare("TELEGRAM_WEBHOOK_PORT", PORT, "8443", "the bot's webhook server port", ("bot",))
+TELEGRAM_UPDATE_LEASE = declare(
+    "TELEGRAM_UPDATE_LEASE",
+    NUMBER,
+    "15",
+    "seconds a webhook update stays with the bot process handling it (renewed meanwhile) before another may take it over",
+    ("bot",),
+)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -430,3 +431,18 @@ class NluCorrection(Base):
     correct_intent = Column(String(80), nullable=False)
     corrected_by = Column(String(80), nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class TelegramUpdate(Base):
+    """A webhook update the bot has taken on: who holds it until when, and whether it was answered.
+
+    Telegram delivers an update again until the webhook answers 2xx; this record is how any bot process
+    (the active one, its standby, a restarted one) knows an update was already handled (bot/ledger.py).
+    """
+
+    __tablename__ = "telegram_updates"
+    bot_id = Column(String(20), primary_key=True)  # the token's numeric prefix: one ledger per bot
+    update_id = Column(BigInteger, primary_key=True, autoincrement=False)
+    holder = Column(String(40), nullable=False)  # the bot process handling it (random per start)
+    lease_until = Column(DateTime, nullable=False)  # renewed while it is handled; past it, another may take over
+    handled_at = Column(DateTime, index=True)  # set once answered: redeliveries get 200 without a second answer
