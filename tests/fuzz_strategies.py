@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from typing import Any, Dict, List
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -90,7 +91,7 @@ CONTENT_TYPES = (
 content_types = st.sampled_from(CONTENT_TYPES)
 query_strings = st.lists(
     st.tuples(st.sampled_from(["stream", "token", "output_channel", "include_events", "q", "x"]), texts), max_size=3
-).map(lambda pairs: "&".join(f"{name}={json.dumps(value)[1:-1]}" for name, value in pairs))
+).map(lambda pairs: "&".join(f"{name}={quote(value, safe='')}" for name, value in pairs))
 
 # --- HTTP requests -----------------------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Any, Awaitable, Callable, Dict, Set
+from typing import Any, Awaitable, Callable, Dict, Optional, Set
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, Sanic
+from sanic.exceptions import InvalidUsage
+from sanic.request import Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.channels.input_guard import input_problem
@@ -33,6 +35,24 @@ def hotline_number() -> str:
     except (SQLAlchemyError, LookupError, AttributeError):
         hotline_number.cache_clear()  # try again at the next apology
         return GENERIC_HOTLINE
+
+
+MAX_SENDER_LENGTH = 200
+
+
+def body_problem(body: Any) -> Optional[str]:
+    """Why a REST channel body cannot be a message: a JSON object with a non-empty text "sender" (no shared
+    "default" conversation for bodies without one), text or nothing as "message", an object as "metadata"."""
+    if not isinstance(body, dict):
+        return 'the body must be a JSON object: {"sender": "<conversation id>", "message": "<text>"}'
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
+        return f"'sender' must be text of 1 to {MAX_SENDER_LENGTH} characters"
+    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
+        return "'metadata' must be a JSON object"
+    if body.get("input_channel") is not None and not isinstance(body["input_channel"], str):
+        return "'input_channel' must be text"
+    return None
 
 
 class CountingOutputChannel(OutputChannel):
@@ -98,6 +118,13 @@ class GuardedRestInput(RestInput):
     @classmethod
     def name(cls) -> str:
         return "rest"
+
+    async def _extract_sender(self, req: Request) -> Optional[str]:
+        """The sender, after checking the body's shape (Rasa's channel reads it with `.get` and answers 500 otherwise)."""
+        problem = body_problem(req.json)
+        if problem:
+            raise InvalidUsage(problem)
+        return req.json["sender"]
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         offered = OfferedPayloads()

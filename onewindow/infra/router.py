@@ -71,7 +71,7 @@ def sender_of(method: str, path: str, body: bytes) -> Optional[str]:
     if method == "POST" and path.startswith("/webhooks/") and body:
         try:
             sender = json.loads(body).get("sender")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # not a JSON object, or nested too deep to read
             return None
         return str(sender) if sender is not None else None
     return None
