@@ -31,6 +31,7 @@ from tests.console_server import (
 
 PASSWORD = "correct horse battery"
 PUBLIC = {("GET", "/login"), ("POST", "/login")}
+PUBLIC |= {(m, p) for p in ("/health/live", "/health/ready") for m in ("GET", "HEAD")} | {("GET", "/metrics")}  # probes
 names = (f"user{n}" for n in itertools.count(1))
 
 

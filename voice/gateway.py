@@ -23,7 +23,9 @@ from aiohttp import web
 from onewindow.backend import ServiceBackend
 from onewindow.backend.transcripts import CallRecord
 from onewindow.channels.rasa_client import RasaClient
+from onewindow.infra.health import Readiness, install_aiohttp
 from onewindow.infra.logs import log_event
+from onewindow.infra.metrics import ACTIVE_CALLS, aiohttp_middleware
 from voice.audiosocket import AudioSocketTransport, ProtocolError
 from voice.call import CallSession, CallSettings, LocalTurns
 from voice.dtmf import DtmfDetector
@@ -37,6 +39,7 @@ from voice.vad import BargeIn, UtteranceDetector
 
 logger = logging.getLogger("onewindow.voice.gateway")
 KEEP_OUTCOMES = 10_000
+PROCESS = "voice"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Gateway:
         self.calls: Dict[str, CallSession] = {}
         self._server: Optional[asyncio.AbstractServer] = None
         self._control: Optional[web.AppRunner] = None
+        self.readiness = Readiness(PROCESS)
 
     async def start(self, address: Address = Address()) -> "Gateway":
         if self.recogniser is not None:
@@ -159,17 +163,20 @@ class Gateway:
         )
         session = calls.call(transport)
         self.calls[call_id] = session
+        ACTIVE_CALLS.inc()
         log_event(logger, "gateway.call_started", call=call_id, active=len(self.calls))
         try:
             record = await session.run()
         finally:
             del self.calls[call_id]
+            ACTIVE_CALLS.dec()
         self.outcomes[call_id] = line_outcome(record)
         while len(self.outcomes) > KEEP_OUTCOMES:
             self.outcomes.popitem(last=False)
 
     def _control_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[aiohttp_middleware(PROCESS)])
+        install_aiohttp(app, self.readiness)  # /health/live, /health/ready, /metrics
         app.router.add_post("/calls/{call_id}", self._register_caller)
         app.router.add_get("/calls/{call_id}/outcome", self._outcome)
         app.router.add_get("/health", self._health)
