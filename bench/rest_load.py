@@ -6,7 +6,10 @@ server process. The stock assistant is created with `rasa init` in a temporary f
 trained once per run (about 2 minutes); pass --skip-reference to leave it out. The figures go to
 bench/results/rest_load.json and their summary to docs/results/rest_load.md.
 
-    make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000]
+`--proxy haproxy|router|both` puts HAProxy (onewindow/infra/haproxy.py) or the router in front of the same stack;
+`both` alternates them, a fresh stack each, `--rounds` times (default 2: router, HAProxy, router, HAProxy).
+
+    make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000] [--proxy both --skip-reference]
 """
 
 from __future__ import annotations
@@ -221,21 +224,28 @@ def main() -> int:
         help="Rasa server instances behind the router",
     )
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the stock rasa init assistant")
+    parser.add_argument(
+        "--proxy", choices=("router", "haproxy", "both"), default="router", help="what is in front of the Rasa instances"
+    )
+    parser.add_argument("--rounds", type=int, default=0, help="with --proxy both: alternations (default 2; else 1)")
     args = parser.parse_args()
     results = []
+    proxies = ["router", "haproxy"] if args.proxy == "both" else [args.proxy]
+    rounds = args.rounds or (2 if args.proxy == "both" else 1)
     with tempfile.TemporaryDirectory() as scratch:
-        stack = Stack(Path(scratch), instances=args.instances).start()
-        try:
-            pids = stack.pids()
-            url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
-            flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
-            results.append(
-                measure(
-                    f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''})", url, pids, flows, args.turns
-                )
-            )
-        finally:
-            stack.stop()
+        for round_, proxy in ((r, proxy) for r in range(1, rounds + 1) for proxy in proxies):
+            stack = Stack(Path(scratch) / f"{proxy}-{round_}", instances=args.instances, proxy=proxy)
+            stack.workdir.mkdir()
+            try:
+                stack.start()
+                pids = stack.pids()
+                url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
+                flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
+                name = f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''}"
+                name += f", {'HAProxy' if proxy == 'haproxy' else 'router'}{f', round {round_}' if rounds > 1 else ''})"
+                results.append(measure(name, url, pids, flows, args.turns) | {"proxy": proxy, "round": round_})
+            finally:
+                stack.stop()
         if not args.skip_reference:
             process, port = start_stock_assistant(Path(scratch) / "stock")
             try:
@@ -248,8 +258,8 @@ def main() -> int:
             finally:
                 process.terminate()
                 process.wait(timeout=20)
-    if len(results) == 2:
-        ours, stock = results[0]["twenty"], results[1]["twenty"]
+    if not args.skip_reference:
+        ours, stock = results[0]["twenty"], results[-1]["twenty"]
         print(
             f"\nthroughput at 20 conversations: {ours['messages_per_second'] / stock['messages_per_second']:.1f}x the stock assistant"
         )
@@ -258,8 +268,39 @@ def main() -> int:
         json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2)
     )
     print(f"figures saved to {RESULTS / 'rest_load.json'}")
-    write_summary("rest_load", "REST channel under load", summary_tables(results), RESULTS / "rest_load.json")
+    tables = summary_tables(results)
+    if args.proxy == "both":
+        tables.append(proxy_table(results))
+        print("\n" + proxy_table(results).markdown())
+    write_summary("rest_load", "REST channel under load", tables, RESULTS / "rest_load.json")
     return 0
+
+
+def proxy_table(results: List[Dict]) -> Table:
+    """HAProxy against the router: each proxy's 20-conversation figures, per round and their median."""
+    rows: List[List[object]] = []
+    for proxy in ("router", "haproxy"):
+        runs = [r for r in results if r.get("proxy") == proxy]
+        for r in runs:
+            t = r["twenty"]
+            rows.append(
+                [
+                    proxy,
+                    r["round"],
+                    r["single"]["messages_per_second"],
+                    t["messages_per_second"],
+                    t["p50_ms"],
+                    t["p95_ms"],
+                    t["p99_ms"],
+                ]
+            )
+        if len(runs) > 1:
+            median = [
+                statistics.median(r["twenty"][key] for r in runs) for key in ("messages_per_second", "p50_ms", "p95_ms", "p99_ms")
+            ]
+            rows.append([proxy, "median", statistics.median(r["single"]["messages_per_second"] for r in runs), *median])
+    header = ["in front", "round", "msg/s at 1", "msg/s at 20", "p50 ms at 20", "p95 ms at 20", "p99 ms at 20"]
+    return Table("HAProxy against the router (same stack, alternating runs)", header, rows)
 
 
 def summary_tables(results: List[Dict]) -> List[Table]:

@@ -21,9 +21,20 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from onewindow.__main__ import seed
+from onewindow.infra import haproxy as haproxy_config
 from onewindow.infra.api_auth import authorization
 from onewindow.infra.local_servers import http_get
-from onewindow.processes import Program, action_server, rasa_server, router, shared_environment, telegram_bot, write_endpoints
+from onewindow.processes import (
+    HEALTH_PATHS,
+    Program,
+    action_server,
+    haproxy,
+    rasa_server,
+    router,
+    shared_environment,
+    telegram_bot,
+    write_endpoints,
+)
 from onewindow.rasa_plugins.events_table import tracker_database_url, tracker_engine
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT
 from onewindow.settings.variables import DATABASE_URL, ONEWINDOW_MODEL
@@ -44,11 +55,13 @@ class Stack:
     """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
 
     The Rasa servers (`instances` of them, on `instance_ports`) run behind the router (onewindow/infra/router.py), as
-    `make run` starts them: the channels on `rasa_port`, the HTTP API on `api_port`.
+    `make run` starts them: the channels on `rasa_port`, the HTTP API on `api_port`. With `proxy="haproxy"`, HAProxy
+    (onewindow/infra/haproxy.py, its config in the workdir, its own metrics on `stats_port`) is in front instead.
     """
 
     workdir: Path
     instances: int = 1
+    proxy: str = "router"  # or "haproxy"
     database_url: str = ""
     tracker_database_url: str = ""
     endpoints: Path = Path()
@@ -56,6 +69,7 @@ class Stack:
     api_port: int = 0
     actions_port: int = 0
     instance_ports: List[int] = field(default_factory=list)
+    stats_port: int = 0
     api_secret: str = field(default="", repr=False)
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: Dict[str, Tuple[List[str], Dict[str, str]]] = field(default_factory=dict, repr=False)  # the env holds the secret
@@ -75,9 +89,25 @@ class Stack:
         self.instance_ports = [free_port() for _ in range(self.instances)]
         for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(f"rasa server {number}", rasa_server(number, port, MODEL, endpoints))
-        self._spawn("router", router(self.rasa_port, self.api_port, self.instance_ports))
+        if self.proxy == "haproxy":
+            self._spawn("haproxy", haproxy(self._haproxy_config()))
+        else:
+            self._spawn("router", router(self.rasa_port, self.api_port, self.instance_ports))
         self._wait_ready()
         return self
+
+    def _haproxy_config(self) -> Path:
+        """haproxy.cfg in the workdir: the channels and the HTTP API on this stack's ports, over its Rasa servers."""
+        self.stats_port = free_port()
+        loopback = "127.0.0.1"
+        proxy = haproxy_config.onewindow_proxy(
+            public=haproxy_config.Address(loopback, self.rasa_port),
+            api=haproxy_config.Address(loopback, self.api_port),
+            rasa=[haproxy_config.Address(loopback, port) for port in self.instance_ports],
+            stats=haproxy_config.Address(loopback, self.stats_port),
+            rasa_health_path=HEALTH_PATHS["rasa"],
+        )
+        return haproxy_config.write(self.workdir / "haproxy.cfg", proxy, {**os.environ, API_SECRET_VARIABLE: self.api_secret})
 
     def _spawn(self, name: str, program: Program, env: Optional[Dict[str, str]] = None) -> None:
         """Start `program` as `name` (its log: `<workdir>/<name>.log`) with the environment every program gets

@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import yaml
 from sqlalchemy.engine import make_url
 
+from onewindow.infra.haproxy import command as haproxy_command
 from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT
 from onewindow.settings import variables as setting
 
@@ -96,7 +97,9 @@ def shared_environment(base: Mapping[str, str], api_secret: str, endpoints: Path
 
 
 def action_server(port: int) -> Program:
-    return Program("actions", [RASA, "run", "actions", "--actions", "actions", "-p", str(port)], {"SANIC_HOST": LOOPBACK})
+    """rasa-sdk's action server with /health/live, /health/ready and /metrics (onewindow/infra/action_server.py)."""
+    command = [PYTHON, "-m", "onewindow.infra.action_server", "--actions", "actions", "-p", str(port), "--host", LOOPBACK]
+    return Program("actions", command)
 
 
 def rasa_server(number: int, port: int, model: Path, endpoints: Path) -> Program:
@@ -111,6 +114,17 @@ def router(port: int, api_port: int, instance_ports: Sequence[int], host: str = 
     upstreams = [arg for instance in instance_ports for arg in ("--upstream", local_url(instance))]
     command = [PYTHON, "-m", "onewindow.infra.router", "--host", host, "--port", str(port), "--api-port", str(api_port)]
     return Program("router", command + upstreams)
+
+
+# What each program answers a proxy's health check on today (HAProxy's `option httpchk`): Rasa's greeting comes only
+# once the model is loaded. When every process serves /health/ready (onewindow/infra/health.py), these become it.
+HEALTH_PATHS = {"rasa": "/", "actions": "/health", "console": "/login"}
+
+
+def haproxy(config: Path) -> Program:
+    """HAProxy in the foreground on `config` (onewindow/infra/haproxy.py renders it); it reads RASA_JWT_SECRET
+    from the shared environment to check the HTTP API's tokens."""
+    return Program("haproxy", haproxy_command(config))
 
 
 def voice_gateway(ports: Ports) -> Program:
