@@ -294,7 +294,7 @@ class InvalidConfig(RuntimeError):
 
 def check(path: Path, env: Optional[dict] = None) -> None:
     """`haproxy -c -f path`; raises InvalidConfig with HAProxy's alerts when it refuses the file."""
-    done = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True, text=True, env=env)
+    done = subprocess.run([HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise InvalidConfig(f"haproxy refused {path}: {(done.stdout + done.stderr).strip()}")
 
