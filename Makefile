@@ -12,11 +12,11 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 # the fast layer of the tests (make test-fast): SQLite only, without the tests that start the stack or the console
 # server, load the trained model or take long (markers in pyproject.toml, set by tests/conftest.py)
-FAST_TESTS := not stack and not model and not console and not slow and not postgres
+FAST_TESTS := not stack and not model and not console and not slow and not postgres and not haproxy
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
-.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad voice-model lock clean
+.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz voice-model lock clean
 
 ## serve the assistant on this machine: every server under supervisord (installs, trains and seeds first)
 run: install $(MODEL) seed
@@ -132,6 +132,10 @@ bench-fuzz: install $(MODEL)
 ## the hotline benchmark: engines, a scripted call, 20 simultaneous callers (about 8 minutes)
 bench-voice: install $(MODEL) seed
 	@$(PY) -m bench.voice_load $(BENCH_VOICE_ARGS)
+
+## the entry-point fuzz tests (REST, HTTP API, AudioSocket, catalogue) in rounds with new seeds (BENCH_ENTRY_FUZZ_ARGS="--minutes 10")
+bench-entry-fuzz: install $(MODEL) seed
+	@$(PY) -m bench.entry_fuzz $(BENCH_ENTRY_FUZZ_ARGS)
 
 ## Telegram through a local Bot API stand-in: 50 chats, text and voice notes, against the real stack
 bench-telegram: install $(MODEL) seed
