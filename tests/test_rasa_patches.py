@@ -45,7 +45,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from harness.stack import free_port
 from onewindow.rasa_plugins import patches, pinned
-from onewindow.rasa_plugins.patches import compiled_schemas, event_types, shared_sessions
+from onewindow.rasa_plugins.patches import compiled_schemas, event_types, probes, shared_sessions
 from onewindow.settings import PROJECT_ROOT
 
 # sha256 (first 16 hex digits) of the source of each piece of Rasa (and jsonschema) a patch replaces or relies on,
@@ -58,6 +58,7 @@ RECORDED_SOURCES: Dict[str, Tuple[Callable[[], Any], str]] = {
     "EndpointConfig.request, which enters session() (shared_sessions)": (lambda: EndpointConfig.request, "ccdb778aed8208e2"),
     "rasa.core.run.serve_application (shared_sessions)": (lambda: shared_sessions.ORIGINAL_SERVE, "fa80588d9e008b67"),
     "rasa.api.run, which calls serve_application (shared_sessions)": (lambda: rasa.api.run, "03824a79eb4e4c72"),
+    "rasa.core.run.configure_app (probes)": (lambda: probes.ORIGINAL_CONFIGURE_APP, "72da30416f74c648"),
     "DaskGraphRunner (graph_runner)": (lambda: DaskGraphRunner, "78a7d146c5c06d4c"),
     "MessageProcessor._load_model, which names DaskGraphRunner (graph_runner)": (
         lambda: rasa.core.processor.MessageProcessor._load_model,

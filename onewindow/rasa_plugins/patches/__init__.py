@@ -9,6 +9,7 @@ none changes what Rasa computes. Each module says what it replaces, why and what
 - graph_runner: `rasa.core.processor.DaskGraphRunner` becomes SequentialGraphRunner (no dask per run).
 - shared_sessions: `EndpointConfig.session` shares one HTTP session, closed when the server stops
   (`rasa.core.run.serve_application` gets the `after_server_stop` listener).
+- probes: `rasa.core.run.configure_app` adds /health/live, /health/ready, /metrics and SIGTERM draining.
 - tracker_store: LeanSQLTrackerStore overrides `SQLTrackerStore._retrieve` and `save`
   (configured in endpoints.yml, not installed by `install()`).
 
@@ -25,7 +26,7 @@ from onewindow.rasa_plugins.pinned import require_pinned_rasa
 def install() -> None:
     """Install the patches into this process (after checking that Rasa is the pinned release)."""
     require_pinned_rasa()
-    from onewindow.rasa_plugins.patches import compiled_schemas, event_types, graph_runner, shared_sessions
+    from onewindow.rasa_plugins.patches import compiled_schemas, event_types, graph_runner, probes, shared_sessions
 
-    for patch in (compiled_schemas, event_types, graph_runner, shared_sessions):
+    for patch in (compiled_schemas, event_types, graph_runner, shared_sessions, probes):
         patch.install()
