@@ -185,7 +185,7 @@ def serve(env: Dict[str, str]) -> int:
         var / "endpoints.yml",
         setting.TRACKER_DATABASE_URL.read(env) or var / "tracker.db",
         ports.actions,
-        setting.LOCK_STORE_URL.read(env),
+        setting.LOCK_STORE_URL.read(env) or "",
     )
     config = var / "supervisord.conf"
     config.write_text(
