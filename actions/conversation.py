@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff import hand_off
 from actions.menu import main_menu_buttons, send_main_menu
 from actions.shared import TASK_SLOTS, abilities_of, leave_task  # noqa: F401 - TASK_SLOTS re-exported: the slots stop clears
+from onewindow.infra.metrics import FALLBACKS
 from onewindow.text.channel_wording import Prompt
 
 LOW_CONFIDENCE_ACTION = "action_handle_low_confidence"
@@ -107,6 +108,7 @@ class ActionHandleLowConfidence(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         abilities = abilities_of(tracker)
         misses = trailing_fallbacks(tracker)
+        FALLBACKS.labels(kind="nlu" if tracker.get_intent_of_latest_message() == "nlu_fallback" else "core").inc()
         if misses <= 1:  # a caller hears the choices again (on a call they are gone once said), or else the main menu
             offered = (
                 (last_offered(tracker) or ([] if tracker.active_loop_name else main_menu_buttons())) if abilities.on_call else []

@@ -17,7 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from onewindow.channels.input_guard import input_problem
 from onewindow.channels.payloads import button_payloads, citizen_text, is_payload, offered_payloads
+from onewindow.channels.senders import channel_of_sender
 from onewindow.infra.logs import pseudonym
+from onewindow.infra.metrics import MESSAGES, TURN_SECONDS
 from onewindow.text.channel_wording import CHAT, Abilities, abilities_for
 from onewindow.text.wording import technical_apology
 
@@ -130,6 +132,12 @@ class GuardedRestInput(RestInput):
         offered = OfferedPayloads()
 
         async def guarded(message: UserMessage) -> None:
+            channel = channel_of_sender(message.sender_id)
+            MESSAGES.labels(channel=channel).inc()
+            with TURN_SECONDS.labels(channel=channel).time():
+                await guarded_turn(message)
+
+        async def guarded_turn(message: UserMessage) -> None:
             abilities = abilities_for(message.sender_id, message.metadata if isinstance(message.metadata, dict) else None)
             counting = CountingOutputChannel(message.output_channel, abilities.mode)
             message.output_channel = counting

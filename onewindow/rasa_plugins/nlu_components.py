@@ -27,6 +27,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from onewindow.infra.metrics import INTENTS
 from onewindow.text.dates import WEEKDAY_NAMES, weekday_of
 from onewindow.text.typos import misspelling_of
 
@@ -133,16 +134,21 @@ class UnknownWordsFallback(GraphComponent):
         return cls(config, model_storage, resource, vocabulary)
 
     def process(self, messages: List[Message]) -> List[Message]:
+        """Read as nlu_fallback what is mostly unknown words; count every message's final intent (the last NLU step)."""
         for message in messages:
-            words = words_of(message.get(TEXT) or "")
-            if message.get(ENTITIES) or not words or not self.vocabulary:
-                continue
-            unknown = sum(1 for word in words if word not in self.vocabulary)
-            if unknown / len(words) >= self._config["unknown_share"]:
-                fallback = {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: 1 - unknown / len(words)}
-                message.set(INTENT, fallback, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, [fallback, *(message.get(INTENT_RANKING_KEY) or [])], add_to_output=True)
+            self._mark_unknown(message)
+            INTENTS.labels(intent=(message.get(INTENT) or {}).get(INTENT_NAME_KEY) or "none").inc()
         return messages
+
+    def _mark_unknown(self, message: Message) -> None:
+        words = words_of(message.get(TEXT) or "")
+        if message.get(ENTITIES) or not words or not self.vocabulary:
+            return
+        unknown = sum(1 for word in words if word not in self.vocabulary)
+        if unknown / len(words) >= self._config["unknown_share"]:
+            fallback = {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: 1 - unknown / len(words)}
+            message.set(INTENT, fallback, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [fallback, *(message.get(INTENT_RANKING_KEY) or [])], add_to_output=True)
 
 
 def tolerant_match(component: Any) -> Dict[str, Any]:
