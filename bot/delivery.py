@@ -27,6 +27,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
 from onewindow.infra.logs import log_event
+from onewindow.infra.metrics import TELEGRAM_DELIVERY_ERRORS
 
 logger = logging.getLogger("onewindow.bot")
 JSON = Union[bool, Dict[str, Any], list]
@@ -111,6 +112,15 @@ class SafeRetries(BaseRateLimiter):
         endpoint: str,
         data: Dict[str, Any],
         rate_limit_args: Optional[Any],
+    ) -> JSON:
+        try:
+            return await self._with_retries(callback, args, kwargs, endpoint)
+        except Exception:  # failed for good: counted (onewindow_telegram_delivery_errors_total), then the caller's
+            TELEGRAM_DELIVERY_ERRORS.inc()
+            raise
+
+    async def _with_retries(
+        self, callback: Callable[..., Coroutine[Any, Any, JSON]], args: Any, kwargs: Dict[str, Any], endpoint: str
     ) -> JSON:
         for attempt in range(1, self.max_attempts + 1):
             try:

@@ -23,6 +23,7 @@ from bot.keyboards import CALLBACK_LIMIT, PayloadStore, inline_keyboard
 from bot.processing import PerChatUpdateProcessor, SeenUpdates
 from bot.rendering import Renderer, checklist_text, list_lines, split_text, spoken_text
 from bot.settings import SettingsError, settings_from_environment
+from onewindow.infra.metrics import TELEGRAM_DELIVERY_ERRORS
 from tests import expect
 from tests.telegram_api import LocalBotApi
 
@@ -184,6 +185,7 @@ def run_with_failures(failures: List[Exception], endpoint: str) -> Dict[str, Any
 
 
 def test_safe_retries_honour_flood_control_and_never_resend_an_uncertain_message() -> None:
+    failed_before = TELEGRAM_DELIVERY_ERRORS._value.get()
     assert run_with_failures([RetryAfter(0), NetworkError("Bad Gateway")], "sendMessage") == {"result": True, "attempts": 3}
     uncertain = run_with_failures([TimedOut("Timed out")], "sendMessage")
     assert isinstance(uncertain["error"], TimedOut) and uncertain["attempts"] == 1
@@ -194,6 +196,7 @@ def test_safe_retries_honour_flood_control_and_never_resend_an_uncertain_message
     assert isinstance(refused["error"], BadRequest) and refused["attempts"] == 1
     too_long = run_with_failures([RetryAfter(3600)], "sendMessage")
     assert isinstance(too_long["error"], RetryAfter) and too_long["attempts"] == 1
+    assert TELEGRAM_DELIVERY_ERRORS._value.get() - failed_before == 4  # the four that failed for good, not the retried
 
 
 # --- ordering -------------------------------------------------------------------------------------------
