@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from functools import partial
 from typing import List, Optional
@@ -28,6 +29,8 @@ from voice.recognition import LiveRecognition, Recogniser, SpeechUnavailable, mo
 from voice.recognition_worker import PoolSettings, RecognitionPool
 from voice.speech_language import Hearing, hearing
 from voice.speech_synthesis import PromptCache, shared_synthesiser
+
+CLOSE_CALLS_SECONDS = 15.0  # on SIGTERM, calls in progress get this long to hear the apology (supervisord waits 20 s)
 
 
 def speech_or_keypad() -> Optional[Recogniser]:
@@ -97,7 +100,12 @@ async def serve_gateway() -> None:
         conversation_turns(),
     )
     await gateway.start(address)
-    await asyncio.Event().wait()
+    stopping = asyncio.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
+    await stopping.wait()
+    await gateway.drain(CLOSE_CALLS_SECONDS)
+    await gateway.stop()
 
 
 async def run_kiosk(device: Optional[str]) -> None:

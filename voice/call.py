@@ -83,7 +83,15 @@ class TimeUp:
     """The call reached its length limit."""
 
 
-Event = Union[Utterance, Key, Interrupted, HungUp, TimeUp]
+class Closing:
+    """The gateway is stopping (SIGTERM): the caller hears an apology and is hung up."""
+
+
+CLOSING_APOLOGY = (
+    "Sorry, this line has to close now for maintenance. Please call again in a minute, or visit any service centre. Goodbye."
+)
+
+Event = Union[Utterance, Key, Interrupted, HungUp, TimeUp, Closing]
 
 
 class CallSession:
@@ -168,6 +176,10 @@ class CallSession:
             if isinstance(event, HungUp):
                 self.record.outcome = "caller_hung_up"
                 return
+            if isinstance(event, Closing):
+                await self._say(CLOSING_APOLOGY)
+                self.record.outcome = "gateway_closed"
+                return
             if isinstance(event, TimeUp):
                 await self._say("This call has reached its time limit. Please call again if you need more help. Goodbye.")
                 self.record.outcome = "too_long"
@@ -221,6 +233,11 @@ class CallSession:
                 if isinstance(heard, (Interrupted, Key)):
                     self._interrupt()
                 await self.events.put(heard)
+
+    def close(self) -> None:
+        """End the call with CLOSING_APOLOGY: now if the call waits for the caller, else once the turn in progress is said."""
+        self._interrupt()
+        self.events.put_nowait(Closing())
 
     def _interrupt(self) -> None:
         if self.playback.playing:

@@ -140,6 +140,21 @@ class Gateway:
         )
         return self
 
+    async def drain(self, seconds: float) -> None:
+        """SIGTERM: not ready and no new calls at once; every call in progress hears an apology and is hung up
+        (after the turn it is in); calls still open after `seconds` are cut."""
+        self.readiness.drain()
+        if self._server is not None:
+            self._server.close()
+        log_event(logger, "gateway.draining", active=len(self.calls), seconds=seconds)
+        for session in list(self.calls.values()):
+            session.close()
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self.calls and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.calls:
+            log_event(logger, "gateway.calls_cut", level=logging.WARNING, active=len(self.calls))
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
