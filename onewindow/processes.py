@@ -116,9 +116,9 @@ def router(port: int, api_port: int, instance_ports: Sequence[int], host: str = 
     return Program("router", command + upstreams)
 
 
-# What each program answers a proxy's health check on today (HAProxy's `option httpchk`): Rasa's greeting comes only
-# once the model is loaded. When every process serves /health/ready (onewindow/infra/health.py), these become it.
-HEALTH_PATHS = {"rasa": "/", "actions": "/health", "console": "/login"}
+# What each program answers a proxy's health check on (HAProxy's `option httpchk`): readiness
+# (onewindow/infra/health.py: the model loaded, the database reachable, not draining).
+HEALTH_PATHS = {"rasa": "/health/ready", "actions": "/health/ready", "console": "/health/ready"}
 
 
 def haproxy(config: Path) -> Program:
