@@ -62,6 +62,7 @@ class Stack:
     workdir: Path
     instances: int = 1
     proxy: str = "router"  # or "haproxy"
+    lock_store_url: str = ""  # a lock store every instance shares (redis://...); empty: each its own in memory
     database_url: str = ""
     tracker_database_url: str = ""
     endpoints: Path = Path()
@@ -81,7 +82,9 @@ class Stack:
         seed(self.database_url, demo=True)
         self.rasa_port, self.api_port, self.actions_port = free_port(), free_port(), free_port()
         self.api_secret = secrets.token_urlsafe(32)
-        endpoints = write_endpoints(self.workdir / "endpoints.yml", self.workdir / "tracker.db", self.actions_port)
+        endpoints = write_endpoints(
+            self.workdir / "endpoints.yml", self.workdir / "tracker.db", self.actions_port, self.lock_store_url
+        )
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()
