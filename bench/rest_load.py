@@ -6,10 +6,10 @@ server process. The stock assistant is created with `rasa init` in a temporary f
 trained once per run (about 2 minutes); pass --skip-reference to leave it out. The figures go to
 bench/results/rest_load.json and their summary to docs/results/rest_load.md.
 
-`--proxy haproxy|router|both` puts HAProxy (onewindow/infra/haproxy.py) or the router in front of the same stack;
-`both` alternates them, a fresh stack each, `--rounds` times (default 2: router, HAProxy, router, HAProxy).
+OneWindow runs as `make run` starts it: the Rasa instances behind HAProxy (onewindow/infra/haproxy.py);
+`--rounds` measures that many fresh stacks one after the other (the spread between them is the machine's noise).
 
-    make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000] [--proxy both --skip-reference]
+    make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000] [--rounds 2 --skip-reference]
 """
 
 from __future__ import annotations
@@ -221,20 +221,16 @@ def main() -> int:
         "--instances",
         type=int,
         default=int(os.environ.get("RASA_INSTANCES", "2")),
-        help="Rasa server instances behind the router",
+        help="Rasa server instances behind HAProxy",
     )
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the stock rasa init assistant")
-    parser.add_argument(
-        "--proxy", choices=("router", "haproxy", "both"), default="router", help="what is in front of the Rasa instances"
-    )
-    parser.add_argument("--rounds", type=int, default=0, help="with --proxy both: alternations (default 2; else 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh stacks measured one after the other")
     args = parser.parse_args()
     results = []
-    proxies = ["router", "haproxy"] if args.proxy == "both" else [args.proxy]
-    rounds = args.rounds or (2 if args.proxy == "both" else 1)
+    rounds = args.rounds
     with tempfile.TemporaryDirectory() as scratch:
-        for round_, proxy in ((r, proxy) for r in range(1, rounds + 1) for proxy in proxies):
-            stack = Stack(Path(scratch) / f"{proxy}-{round_}", instances=args.instances, proxy=proxy)
+        for round_ in range(1, rounds + 1):
+            stack = Stack(Path(scratch) / f"stack-{round_}", instances=args.instances)
             stack.workdir.mkdir()
             try:
                 stack.start()
@@ -242,8 +238,8 @@ def main() -> int:
                 url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
                 flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
                 name = f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''}"
-                name += f", {'HAProxy' if proxy == 'haproxy' else 'router'}{f', round {round_}' if rounds > 1 else ''})"
-                results.append(measure(name, url, pids, flows, args.turns) | {"proxy": proxy, "round": round_})
+                name += f", HAProxy{f', round {round_}' if rounds > 1 else ''})"
+                results.append(measure(name, url, pids, flows, args.turns) | {"round": round_})
             finally:
                 stack.stop()
         if not args.skip_reference:
@@ -268,39 +264,8 @@ def main() -> int:
         json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "results": results}, indent=2)
     )
     print(f"figures saved to {RESULTS / 'rest_load.json'}")
-    tables = summary_tables(results)
-    if args.proxy == "both":
-        tables.append(proxy_table(results))
-        print("\n" + proxy_table(results).markdown())
-    write_summary("rest_load", "REST channel under load", tables, RESULTS / "rest_load.json")
+    write_summary("rest_load", "REST channel under load", summary_tables(results), RESULTS / "rest_load.json")
     return 0
-
-
-def proxy_table(results: List[Dict]) -> Table:
-    """HAProxy against the router: each proxy's 20-conversation figures, per round and their median."""
-    rows: List[List[object]] = []
-    for proxy in ("router", "haproxy"):
-        runs = [r for r in results if r.get("proxy") == proxy]
-        for r in runs:
-            t = r["twenty"]
-            rows.append(
-                [
-                    proxy,
-                    r["round"],
-                    r["single"]["messages_per_second"],
-                    t["messages_per_second"],
-                    t["p50_ms"],
-                    t["p95_ms"],
-                    t["p99_ms"],
-                ]
-            )
-        if len(runs) > 1:
-            median = [
-                statistics.median(r["twenty"][key] for r in runs) for key in ("messages_per_second", "p50_ms", "p95_ms", "p99_ms")
-            ]
-            rows.append([proxy, "median", statistics.median(r["single"]["messages_per_second"] for r in runs), *median])
-    header = ["in front", "round", "msg/s at 1", "msg/s at 20", "p50 ms at 20", "p95 ms at 20", "p99 ms at 20"]
-    return Table("HAProxy against the router (same stack, alternating runs)", header, rows)
 
 
 def summary_tables(results: List[Dict]) -> List[Table]:

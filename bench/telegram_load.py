@@ -1,6 +1,6 @@
 """Load benchmark of the Telegram bot through the local Bot API server (tests/telegram_api.py).
 
-Starts the real stack (action server, Rasa server(s) behind the router), a local Bot
+Starts the real stack (action server, Rasa server(s) behind HAProxy), a local Bot
 API server speaking Telegram's HTTP protocol and one `python -m bot` in long-polling mode, then:
 
 1. text: --chats simulated citizens at once, each asking --turns questions one at a time
@@ -572,7 +572,7 @@ def parse_args() -> argparse.Namespace:
         "--instances",
         type=int,
         default=2 if (os.cpu_count() or 1) >= 2 else 1,
-        help="Rasa server instances behind the router (default 2 with two or more cores)",
+        help="Rasa server instances behind HAProxy (default 2 with two or more cores)",
     )
     parser.add_argument("--voice-repeats", type=int, default=3, help="times each voice clip is sent (default 3)")
     parser.add_argument("--skip-voice", action="store_true", help="leave out the voice notes")

@@ -2,7 +2,7 @@
 
 The programs and their environment are those of `make run` (onewindow/processes.py), started here as
 plain subprocesses on free ports, with their logs in the stack's folder. Each stack has its own random
-RASA_JWT_SECRET: its clients reach Rasa's HTTP API through the router's internal listener (`api_url`)
+RASA_JWT_SECRET: its clients reach Rasa's HTTP API through HAProxy's internal listener (`api_url`)
 with `api_get`/`api_post`, which sign the header.
 """
 
@@ -25,13 +25,13 @@ from onewindow.infra import haproxy as haproxy_config
 from onewindow.infra.api_auth import authorization
 from onewindow.infra.local_servers import http_get
 from onewindow.processes import (
-    HEALTH_PATHS,
     Program,
     action_server,
     haproxy,
+    loopback,
     rasa_server,
-    router,
     shared_environment,
+    single_machine_proxy,
     telegram_bot,
     write_endpoints,
 )
@@ -54,14 +54,13 @@ def free_port() -> int:
 class Stack:
     """A running OneWindow: action server + Rasa server(s) (REST channel and HTTP API).
 
-    The Rasa servers (`instances` of them, on `instance_ports`) run behind the router (onewindow/infra/router.py), as
-    `make run` starts them: the channels on `rasa_port`, the HTTP API on `api_port`. With `proxy="haproxy"`, HAProxy
-    (onewindow/infra/haproxy.py, its config in the workdir, its own metrics on `stats_port`) is in front instead.
+    The Rasa servers (`instances` of them, on `instance_ports`) run behind HAProxy as `make run` starts them
+    (onewindow/processes.py `single_machine_proxy`, its config in the workdir): the channels on `rasa_port`, the HTTP
+    API on `api_port`, HAProxy's own metrics on `stats_port`.
     """
 
     workdir: Path
     instances: int = 1
-    proxy: str = "router"  # or "haproxy"
     lock_store_url: str = ""  # a lock store every instance shares (redis://...); empty: each its own in memory
     database_url: str = ""
     tracker_database_url: str = ""
@@ -92,23 +91,15 @@ class Stack:
         self.instance_ports = [free_port() for _ in range(self.instances)]
         for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(f"rasa server {number}", rasa_server(number, port, MODEL, endpoints))
-        if self.proxy == "haproxy":
-            self._spawn("haproxy", haproxy(self._haproxy_config()))
-        else:
-            self._spawn("router", router(self.rasa_port, self.api_port, self.instance_ports))
+        self._spawn("haproxy", haproxy(self._haproxy_config()))
         self._wait_ready()
         return self
 
     def _haproxy_config(self) -> Path:
         """haproxy.cfg in the workdir: the channels and the HTTP API on this stack's ports, over its Rasa servers."""
         self.stats_port = free_port()
-        loopback = "127.0.0.1"
-        proxy = haproxy_config.onewindow_proxy(
-            public=haproxy_config.Address(loopback, self.rasa_port),
-            api=haproxy_config.Address(loopback, self.api_port),
-            rasa=[haproxy_config.Address(loopback, port) for port in self.instance_ports],
-            stats=haproxy_config.Address(loopback, self.stats_port),
-            rasa_health_path=HEALTH_PATHS["rasa"],
+        proxy = single_machine_proxy(
+            loopback(self.rasa_port), self.api_port, self.stats_port, self.instance_ports, self.lock_store_url
         )
         return haproxy_config.write(self.workdir / "haproxy.cfg", proxy, {**os.environ, API_SECRET_VARIABLE: self.api_secret})
 
@@ -159,10 +150,16 @@ class Stack:
             urls = [*(f"http://127.0.0.1:{port}" for port in self.instance_ports), self.api_url]
             ready = [http_get(f"{url}/status", headers=authorization(self.api_secret)) for url in urls]
             health = [http_get(f"http://127.0.0.1:{port}/health") for port in (self.actions_port, self.rasa_port)]
-            if all(status and b"model_id" in status for status in ready) and all(health):
+            if all(status and b"model_id" in status for status in ready) and all(health) and self._proxy_sees_every_instance():
                 return
             time.sleep(0.5)
         raise RuntimeError(f"servers not ready after {STARTUP_SECONDS} s; logs in {self.workdir}")
+
+    def _proxy_sees_every_instance(self) -> bool:
+        """HAProxy's health checks have found every Rasa server up (its stats as CSV: pxname, svname, ..., status)."""
+        table = http_get(f"http://127.0.0.1:{self.stats_port}/stats;csv")
+        rows = [line.split(",") for line in (table or b"").decode().splitlines() if line.startswith("rasa,rasa-")]
+        return len(rows) == len(self.instance_ports) and all(row[17] == "UP" for row in rows)
 
     def say(
         self, sender: str, message: Any, metadata: Optional[Dict[str, Any]] = None, timeout: float = 30.0
@@ -178,7 +175,7 @@ class Stack:
 
     @property
     def api_url(self) -> str:
-        """Rasa's HTTP API: the router's internal listener."""
+        """Rasa's HTTP API: HAProxy's internal listener."""
         return f"http://127.0.0.1:{self.api_port}"
 
     def api_env(self) -> Dict[str, str]:

@@ -4,9 +4,9 @@
     python -m onewindow.launcher --shell    # `make shell`: the action server, and `rasa shell` in this terminal
     python -m onewindow.launcher --dry-run  # print the supervisord configuration `make run` would use
 
-Writes `<var>/supervisord.conf` (programs: the action server, the Rasa instances, the router, the
-hotline gateway, the staff console, and the Telegram bot when TELEGRAM_TOKEN is set; their commands
-come from onewindow/processes.py), runs `supervisord -n` in the foreground (Ctrl-C or SIGTERM stops
+Writes `<var>/haproxy.cfg` (onewindow/infra/haproxy.py, checked with `haproxy -c`) and `<var>/supervisord.conf`
+(programs: the action server, the Rasa instances, HAProxy in front of them, the hotline gateway, the staff
+console, and the Telegram bot when TELEGRAM_TOKEN is set; their commands come from onewindow/processes.py), runs `supervisord -n` in the foreground (Ctrl-C or SIGTERM stops
 everything), waits until the servers answer and prints where to reach them. Each program is restarted
 when it exits (autorestart) and given 20 s to stop, more than Sanic's 15 s graceful shutdown; logs go
 to `<var>/log/<program>.log`.
@@ -15,7 +15,8 @@ The HTTP API's secret is RASA_JWT_SECRET, or else `<var>/api-secret` (made once,
 the programs through supervisord's environment: it is in no file but that one, on no command line.
 
 Settings (docs/configuration.md): ONEWINDOW_VAR, ONEWINDOW_MODEL, RASA_PORT, RASA_API_PORT, RASA_INSTANCES,
-RASA_INSTANCE_PORT, ACTIONS_PORT, VOICE_PORT, VOICE_CONTROL_PORT, CONSOLE_PORT, RASA_HOST, TELEGRAM_TOKEN.
+RASA_INSTANCE_PORT, ACTIONS_PORT, HAPROXY_STATS_PORT, VOICE_PORT, VOICE_CONTROL_PORT, CONSOLE_PORT, RASA_HOST,
+TELEGRAM_TOKEN, TRACKER_DATABASE_URL, LOCK_STORE_URL.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from onewindow.infra import haproxy as haproxy_config
 from onewindow.infra.api_auth import authorization
 from onewindow.infra.local_servers import http_get
 from onewindow.processes import (
@@ -41,6 +43,7 @@ from onewindow.processes import (
     rasa_shell,
     served_programs,
     shared_environment,
+    single_machine_proxy,
     write_endpoints,
 )
 from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT, checked_api_secret
@@ -116,7 +119,7 @@ def ready_checks(ports: Ports) -> Dict[str, Tuple[str, bool]]:
     """What must answer before OneWindow counts as running: name -> (URL, whether it needs the API token)."""
     checks = {
         "action server": (local_url(ports.actions) + "/health", False),
-        "router": (local_url(ports.rasa) + "/health", False),
+        "HAProxy": (local_url(ports.proxy_stats) + "/health/ready", False),
         "HTTP API": (local_url(ports.api) + "/status", True),
         "hotline gateway": (local_url(ports.voice_control) + "/health", False),
         "staff console": (local_url(ports.console) + "/login", False),
@@ -165,6 +168,7 @@ OneWindow is running on {database}{instances} Rasa instance(s)).
                  (this port serves the channels, /webhooks/..., and /health only)
   HTTP API:      http://{LOOPBACK}:{ports.api}/status  (Rasa HTTP API, loopback only; with a token signed with the secret in {secret_place}:)
                  curl -H "Authorization: Bearer $({token_command})" http://{LOOPBACK}:{ports.api}/status
+  HAProxy:       http://{LOOPBACK}:{ports.proxy_stats}/stats  (in front of the Rasa instances; its metrics: /metrics; config: {shown(var / "haproxy.cfg")})
   Action server: http://{LOOPBACK}:{ports.actions}/health  (no authentication: keep it on loopback)
   Telegram bot:  {telegram}
   Hotline:       AudioSocket on {LOOPBACK}:{ports.voice} (control: http://{LOOPBACK}:{ports.voice_control}/health; log: {logs}/voice.log)
@@ -181,15 +185,19 @@ def serve(env: Dict[str, str]) -> int:
     (var / "log").mkdir(parents=True, exist_ok=True)
     ports = Ports.from_env(env)
     secret, secret_place = api_secret(var, env)
+    lock_store = setting.LOCK_STORE_URL.read(env) or ""
     endpoints = write_endpoints(
-        var / "endpoints.yml",
-        setting.TRACKER_DATABASE_URL.read(env) or var / "tracker.db",
-        ports.actions,
-        setting.LOCK_STORE_URL.read(env) or "",
+        var / "endpoints.yml", setting.TRACKER_DATABASE_URL.read(env) or var / "tracker.db", ports.actions, lock_store
+    )
+    public = haproxy_config.Address(setting.RASA_HOST.read(env), ports.rasa)
+    proxy = haproxy_config.write(
+        var / "haproxy.cfg",
+        single_machine_proxy(public, ports.api, ports.proxy_stats, ports.instances, lock_store),
+        shared_environment(env, secret, endpoints),
     )
     config = var / "supervisord.conf"
     config.write_text(
-        supervisord_config(var, served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env))
+        supervisord_config(var, served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env, proxy))
     )
     print(
         f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds",
@@ -262,7 +270,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.dry_run:
         var, ports = setting.ONEWINDOW_VAR.read(env).resolve(), Ports.from_env(env)
         model = setting.ONEWINDOW_MODEL.read(env).resolve()
-        print(supervisord_config(var, served_programs(ports, model, var / "endpoints.yml", env)), end="")
+        served = served_programs(ports, model, var / "endpoints.yml", env, var / "haproxy.cfg")
+        print(supervisord_config(var, served), end="")
         return 0
     return serve(env)
 

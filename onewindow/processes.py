@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import yaml
 from sqlalchemy.engine import make_url
 
-from onewindow.infra.haproxy import command as haproxy_command
+from onewindow.infra import haproxy as haproxy_config
 from onewindow.settings import API_SECRET_VARIABLE, LOOPBACK, PROJECT_ROOT
 from onewindow.settings import variables as setting
 
@@ -26,7 +26,7 @@ CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 
 @dataclass(frozen=True)
 class Ports:
-    """Where `make run`'s servers listen (all on loopback but the router's public port, on RASA_HOST)."""
+    """Where `make run`'s servers listen (all on loopback but HAProxy's public port, on RASA_HOST)."""
 
     rasa: int
     api: int
@@ -35,6 +35,7 @@ class Ports:
     voice: int
     voice_control: int
     console: int
+    proxy_stats: int
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Ports":
@@ -47,6 +48,7 @@ class Ports:
             voice=setting.VOICE_PORT.read(env),
             voice_control=setting.VOICE_CONTROL_PORT.read(env),
             console=setting.CONSOLE_PORT.read(env),
+            proxy_stats=setting.HAPROXY_STATS_PORT.read(env),
         )
 
 
@@ -103,28 +105,36 @@ def action_server(port: int) -> Program:
 
 
 def rasa_server(number: int, port: int, model: Path, endpoints: Path) -> Program:
-    """Rasa server `number` (from 1) with its HTTP API, on loopback; the router is in front of it."""
+    """Rasa server `number` (from 1) with its HTTP API, on loopback; HAProxy is in front of it."""
     command = [PYTHON, "-m", "onewindow.rasa_plugins.server", "run", "-m", str(model), "--enable-api", "-i", LOOPBACK]
     command += ["-p", str(port), "--endpoints", str(endpoints), "--credentials", str(CREDENTIALS)]
     return Program(f"rasa-{number}", command, start_seconds=10)
 
 
-def router(port: int, api_port: int, instance_ports: Sequence[int], host: str = LOOPBACK) -> Program:
-    """The channels on `host`:`port`, the HTTP API on loopback:`api_port`, spread over the Rasa servers."""
-    upstreams = [arg for instance in instance_ports for arg in ("--upstream", local_url(instance))]
-    command = [PYTHON, "-m", "onewindow.infra.router", "--host", host, "--port", str(port), "--api-port", str(api_port)]
-    return Program("router", command + upstreams)
-
-
-# What each program answers a proxy's health check on (HAProxy's `option httpchk`): readiness
-# (onewindow/infra/health.py: the model loaded, the database reachable, not draining).
-HEALTH_PATHS = {"rasa": "/health/ready", "actions": "/health/ready", "console": "/health/ready"}
-
-
 def haproxy(config: Path) -> Program:
     """HAProxy in the foreground on `config` (onewindow/infra/haproxy.py renders it); it reads RASA_JWT_SECRET
     from the shared environment to check the HTTP API's tokens."""
-    return Program("haproxy", haproxy_command(config))
+    return Program("haproxy", haproxy_config.command(config))
+
+
+def loopback(port: int) -> haproxy_config.Address:
+    return haproxy_config.Address(LOOPBACK, port)
+
+
+def single_machine_proxy(
+    public: haproxy_config.Address, api_port: int, stats_port: int, instance_ports: Sequence[int], lock_store_url: str
+) -> haproxy_config.Proxy:
+    """HAProxy as `make run` and the harness put it in front of the Rasa servers on this machine: the channels on
+    `public`, the HTTP API and HAProxy's stats on loopback; without a shared lock store (`lock_store_url` empty)
+    each conversation stays on one instance, where Rasa's in-memory lock orders its messages."""
+    return haproxy_config.onewindow_proxy(
+        public=public,
+        api=loopback(api_port),
+        rasa=[loopback(port) for port in instance_ports],
+        stats=loopback(stats_port),
+        messages_per_instance=setting.ONEWINDOW_MESSAGES_PER_INSTANCE.read(),
+        sticky=not lock_store_url,
+    )
 
 
 def voice_gateway(ports: Ports) -> Program:
@@ -155,11 +165,12 @@ def rasa_shell(model: Path, endpoints: Path, port: int) -> Program:
     return Program("shell", [RASA, "shell", "-m", str(model), "--endpoints", str(endpoints), "-p", str(port)])
 
 
-def served_programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str]) -> List[Program]:
-    """What `make run` serves: the Telegram bot only with TELEGRAM_TOKEN; no secret in any of them."""
+def served_programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str, str], proxy: Path) -> List[Program]:
+    """What `make run` serves, HAProxy on its config at `proxy`: the Telegram bot only with TELEGRAM_TOKEN; no secret
+    in any of them."""
     found = [action_server(ports.actions)]
     found += [rasa_server(n, port, model, endpoints) for n, port in enumerate(ports.instances, start=1)]
-    found.append(router(ports.rasa, ports.api, ports.instances, setting.RASA_HOST.read(env)))
+    found.append(haproxy(proxy))
     found += [voice_gateway(ports), staff_console(ports)]
     if setting.TELEGRAM_TOKEN.read(env):
         found.append(telegram_bot(ports.rasa))

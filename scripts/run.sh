@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Serve OneWindow on this machine under supervisord (onewindow/launcher.py): the action server,
-# the Rasa servers behind the router (the channels on RASA_PORT, the HTTP API with a token on
+# the Rasa servers behind HAProxy (the channels on RASA_PORT, the HTTP API with a token on
 # RASA_API_PORT, both on loopback), the hotline gateway, the staff console, and the Telegram bot
 # when TELEGRAM_TOKEN is set; a server that stops is started again.
 # With --shell, chat in this terminal instead. The commands of every server: onewindow/processes.py.

@@ -1,6 +1,6 @@
 """Rasa's HTTP API is not open to the public (issue 11).
 
-Against the real stack (harness.stack.Stack: the router, a Rasa instance, the action server):
+Against the real stack (harness.stack.Stack: HAProxy, a Rasa instance, the action server):
 every route of Rasa 3.6's HTTP API, read from Rasa's own Sanic application, is refused on the
 public port (404, even with a valid token) and on the internal port without a valid admin token
 (401/403), is refused by the Rasa instance itself without one, and is served with one. The REST
@@ -33,7 +33,7 @@ from tests.sockets import listening_addresses
 
 pytestmark = pytest.mark.stack
 CONVERSATION = "telegram:42"  # a guessable id, as in the issue
-ROUTER_NOT_FOUND = {"error": "not found"}
+PROXY_NOT_FOUND = {"error": "not found"}
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def test_the_routes_come_from_rasa() -> None:
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_every_api_route_is_refused_on_the_public_port_even_with_a_token(stack: Stack, route: ApiRoute) -> None:
     status, body = call(stack.rasa_port, route.method, route.path, authorization(stack.api_secret), body_for(route))
-    assert status == 404 and json.loads(body) == ROUTER_NOT_FOUND, "answered by the router, never forwarded"
+    assert status == 404 and json.loads(body) == PROXY_NOT_FOUND, "answered by HAProxy, never forwarded"
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)
@@ -227,18 +227,17 @@ def test_the_secret_is_in_no_log_and_on_no_command_line(stack: Stack) -> None:
 
 
 def test_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> None:
-    for port in (stack.rasa_port, stack.api_port, stack.actions_port, *stack.instance_ports):
+    for port in (stack.rasa_port, stack.api_port, stack.stats_port, stack.actions_port, *stack.instance_ports):
         assert listening_addresses(port) == ["127.0.0.1"], port
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        ["-m", "onewindow.infra.router", "--port", "1", "--api-port", "2", "--upstream", "http://127.0.0.1:3"],
         ["-m", "onewindow.rasa_plugins.server", "run", "--enable-api", "-p", "1"],
         ["-m", "console", "serve", "--port", "1"],
     ],
-    ids=["router", "rasa", "console"],
+    ids=["rasa", "console"],  # HAProxy: tests/test_haproxy.py
 )
 def test_the_servers_refuse_to_start_without_the_secret(command: List[str], tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != API_SECRET_VARIABLE}

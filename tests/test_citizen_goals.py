@@ -1,7 +1,7 @@
 """Conversations, not only messages: simulated citizens reach their goals over REST against the real stack.
 
 Every goal of tests/citizen_goals.yml is one conversation with the real Rasa model, action server,
-router and database (tests/citizen_simulator.py plays the citizen). The table of goals (success, turns
+HAProxy and database (tests/citizen_simulator.py plays the citizen). The table of goals (success, turns
 to success, the last exchanges of each failure) and the totals by area and style are printed at the
 end of the pytest run and written to results/citizen_goals.txt. The rule is the rate: the build fails
 below SUCCESS_THRESHOLD percent of goals met, not on any single goal.

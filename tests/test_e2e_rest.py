@@ -23,7 +23,7 @@ PROOF = "5678"  # the last four digits of the phone number the booking was made 
 
 @pytest.fixture(scope="module")
 def stack(running_stack: RunningStack) -> Stack:
-    return running_stack(instances=2)  # the default of `make run`: two instances behind the router
+    return running_stack(instances=2)  # the default of `make run`: two instances behind HAProxy
 
 
 @pytest.fixture(scope="module")
@@ -217,18 +217,23 @@ def test_booking_in_the_past_or_outside_hours_gets_a_clear_reply(stack: Stack) -
 
 
 def test_a_booking_goes_on_when_the_instance_it_started_on_stops(stack: Stack) -> None:
-    """The instances share the tracker store: the other one continues the conversation where it was."""
+    """The instances share the tracker store: the other one continues the conversation where it was. HAProxy keeps
+    the conversation on one instance; stopping each in turn stops the one it is on at least once."""
     sender = "e2e-failover"
     answer = stack.say(sender, "I would like to book an appointment for a passport renewal please")
     answer = press(stack, sender, answer, "north_centre")
     assert "Which day" in texts(answer)
-    stack.halt("rasa server 1")  # the first instance took the idle router's first message
+    stack.halt("rasa server 1")
     try:
         answer = press(stack, sender, answer, '"date"')
         assert "What time" in texts(answer), "the form goes on at the step it had reached"
+    finally:
+        stack.resume("rasa server 1")
+    stack.halt("rasa server 2")
+    try:
         answer = stack.say(sender, "how much is it?")
         assert "100 dollars" in texts(answer) and "What time" in texts(answer)
     finally:
-        stack.resume("rasa server 1")
+        stack.resume("rasa server 2")
     answer = stack.say(sender, "stop")
     assert "stopped" in texts(answer)

@@ -1,4 +1,4 @@
-"""The hotline's conversation by keypad alone, over REST with the real stack (router, Rasa, action server, database).
+"""The hotline's conversation by keypad alone, over REST with the real stack (HAProxy, Rasa, action server, database).
 
 Each message is what the gateway sends for a key: a button's payload, signed as the caller
 "phone:<number>", with the metadata {"input": "keypad", "speech": false}. Every top task runs from

@@ -23,9 +23,10 @@ import pytest
 
 from harness.stack import MODEL, free_port
 from onewindow.__main__ import seed
+from onewindow.infra import haproxy
 from onewindow.infra.local_servers import http_get
 from onewindow.launcher import api_secret, main, supervisord_config
-from onewindow.processes import Ports, served_programs, shared_environment, write_endpoints
+from onewindow.processes import Ports, served_programs, shared_environment, single_machine_proxy, write_endpoints
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from tests.sockets import listening_addresses
 
@@ -43,7 +44,7 @@ def test_the_secret_is_made_once_readable_by_its_owner_only_and_the_environment_
 
 
 def test_the_ports_of_make_run_and_the_instances_after_rasa_port_plus_100() -> None:
-    assert Ports.from_env({"RASA_INSTANCES": "2"}) == Ports(5005, 5100, 5055, (5106, 5107), 9092, 9093, 5080)
+    assert Ports.from_env({"RASA_INSTANCES": "2"}) == Ports(5005, 5100, 5055, (5106, 5107), 9092, 9093, 5080, 8404)
     moved = Ports.from_env({"RASA_PORT": "6005", "RASA_INSTANCES": "1", "CONSOLE_PORT": "6080"})
     assert (moved.rasa, moved.instances, moved.console) == (6005, (6106,), 6080)
 
@@ -51,13 +52,12 @@ def test_the_ports_of_make_run_and_the_instances_after_rasa_port_plus_100() -> N
 def test_make_run_serves_every_program_the_bot_only_with_a_token_and_no_secret_or_pythonpath(tmp_path: Path) -> None:
     ports = Ports.from_env({"RASA_INSTANCES": "2"})
     model, endpoints = tmp_path / "model.tar.gz", tmp_path / "endpoints.yml"
-    served = served_programs(ports, model, endpoints, {})
-    assert [program.name for program in served] == ["actions", "rasa-1", "rasa-2", "router", "voice", "console"]
-    with_bot = served_programs(ports, model, endpoints, {"TELEGRAM_TOKEN": "1:abc", "RASA_HOST": "0.0.0.0"})
+    proxy = tmp_path / "haproxy.cfg"
+    served = served_programs(ports, model, endpoints, {}, proxy)
+    assert [program.name for program in served] == ["actions", "rasa-1", "rasa-2", "haproxy", "voice", "console"]
+    with_bot = served_programs(ports, model, endpoints, {"TELEGRAM_TOKEN": "1:abc"}, proxy)
     assert with_bot[-1].name == "bot" and with_bot[-1].env == {"RASA_URL": "http://127.0.0.1:5005"}
-    router = next(program for program in with_bot if program.name == "router")
-    assert router.command[router.command.index("--host") + 1] == "0.0.0.0"
-    assert router.command[-4:] == ["--upstream", "http://127.0.0.1:5106", "--upstream", "http://127.0.0.1:5107"]
+    assert next(program for program in served if program.name == "haproxy").command[-2:] == ["-f", str(proxy)]
     programs = {program.name: program for program in served}
     assert programs["voice"].env["RASA_URL"] == "http://127.0.0.1:5005" and programs["voice"].env["RASA_API_URL"].endswith(
         ":5100"
@@ -68,6 +68,17 @@ def test_make_run_serves_every_program_the_bot_only_with_a_token_and_no_secret_o
         assert "PYTHONPATH" not in program.env and API_SECRET_VARIABLE not in program.env
     config = supervisord_config(tmp_path, served)
     assert config.count("[program:") == 6 and "PYTHONPATH" not in config and API_SECRET_VARIABLE not in config
+
+
+def test_haproxy_of_make_run_binds_the_channels_on_rasa_host_and_sticks_conversations_without_a_lock_store() -> None:
+    ports = Ports.from_env({"RASA_INSTANCES": "2"})
+    public = haproxy.Address("0.0.0.0", ports.rasa)
+    alone = haproxy.render(single_machine_proxy(public, ports.api, ports.proxy_stats, ports.instances, ""))
+    assert "bind 0.0.0.0:5005" in alone and "bind 127.0.0.1:5100" in alone and "bind 127.0.0.1:8404" in alone
+    assert "server rasa-1 127.0.0.1:5106 " in alone and "server rasa-2 127.0.0.1:5107 " in alone
+    assert "stick on var(txn.conversation)" in alone, "each instance has its own in-memory lock: a conversation stays on one"
+    shared = haproxy.render(single_machine_proxy(public, ports.api, ports.proxy_stats, ports.instances, "redis://x"))
+    assert "stick" not in shared, "with a shared lock store any instance takes any message"
 
 
 def test_every_program_shares_the_secret_and_the_endpoints_through_the_environment(tmp_path: Path) -> None:
@@ -148,7 +159,15 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
     seed(database, demo=True)
     ports = {
         name: str(free_port())
-        for name in ("RASA_PORT", "RASA_API_PORT", "ACTIONS_PORT", "VOICE_PORT", "VOICE_CONTROL_PORT", "CONSOLE_PORT")
+        for name in (
+            "RASA_PORT",
+            "RASA_API_PORT",
+            "ACTIONS_PORT",
+            "HAPROXY_STATS_PORT",
+            "VOICE_PORT",
+            "VOICE_CONTROL_PORT",
+            "CONSOLE_PORT",
+        )
     }
     env = {key: value for key, value in os.environ.items() if key not in (API_SECRET_VARIABLE, "TELEGRAM_TOKEN")}
     env.update(
@@ -186,7 +205,7 @@ def test_make_run_prints_where_everything_is(launched: Launched) -> None:
             break
         time.sleep(1)
     assert all(line.split()[1] == "RUNNING" for line in status.splitlines()), status
-    assert {line.split()[0] for line in status.splitlines()} == {"actions", "rasa-1", "router", "voice", "console"}
+    assert {line.split()[0] for line in status.splitlines()} == {"actions", "rasa-1", "haproxy", "voice", "console"}
     for name, port in ports.items():
         assert listening_addresses(port) == ["127.0.0.1"], name
 
@@ -218,3 +237,4 @@ def test_the_secret_is_on_no_command_line_and_in_no_log(launched: Launched) -> N
     for log in (launched.var / "log").glob("*.log"):
         assert secret not in log.read_bytes(), log.name
     assert secret not in (launched.var / "supervisord.conf").read_bytes()
+    assert secret not in (launched.var / "haproxy.cfg").read_bytes(), "HAProxy reads it from its environment"

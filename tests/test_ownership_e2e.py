@@ -1,4 +1,4 @@
-"""Nobody reaches another citizen's records: the real stack over REST (router, Rasa, action server, database)."""
+"""Nobody reaches another citizen's records: the real stack over REST (HAProxy, Rasa, action server, database)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def call_settings() -> CallSettings:
 
 def conversation_turns() -> Optional[LocalTurns]:
     """Turns answered by the gateway (repeat, slower, more, a reprompt) added to the conversation through Rasa's
-    HTTP API at RASA_API_URL (the router's internal listener), signed with RASA_JWT_SECRET; None without the URL."""
+    HTTP API at RASA_API_URL (HAProxy's internal listener), signed with RASA_JWT_SECRET; None without the URL."""
     url = setting.RASA_API_URL.read()
     if not url:
         print("voice: RASA_API_URL is not set: repeats and reprompts are only in the call transcript", file=sys.stderr)

@@ -85,7 +85,7 @@ def staff_event(text: str, username: str) -> Dict[str, Any]:
 
 class StaffDesk:
     def __init__(self, backend: ServiceBackend, rasa_url: str, outbound: OutboundChannels, api_secret: str) -> None:
-        """`rasa_url`: Rasa's HTTP API (the router's internal listener); `api_secret` signs its tokens (RASA_JWT_SECRET)."""
+        """`rasa_url`: Rasa's HTTP API (HAProxy's internal listener); `api_secret` signs its tokens (RASA_JWT_SECRET)."""
         self.backend = backend
         self.rasa_url = rasa_url.rstrip("/")
         self.api_secret = checked_api_secret(api_secret)

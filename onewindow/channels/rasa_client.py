@@ -45,7 +45,7 @@ async def append_events(
     base_url: str, api_secret: str, sender_id: str, events: List[Dict[str, Any]], timeout: float = 10.0
 ) -> None:
     """Add events to a conversation through Rasa's HTTP API (POST /conversations/<id>/tracker/events),
-    at `base_url` (the router's internal listener), with a token signed with `api_secret`."""
+    at `base_url` (HAProxy's internal listener), with a token signed with `api_secret`."""
     path = f"/conversations/{quote(sender_id, safe=':+')}/tracker/events"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:

@@ -1,1 +1,1 @@
-"""Infrastructure: the local router, structured logs, loopback helpers and the HTTP API's signed tokens."""
+"""Infrastructure: HAProxy's configuration, structured logs, loopback helpers and the HTTP API's signed tokens."""

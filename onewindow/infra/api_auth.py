@@ -3,7 +3,7 @@
 Rasa started with `--jwt-secret` (onewindow/rasa_plugins/server.py) serves an HTTP API route only to a token
 signed with that secret whose payload has `user.role` "admin" (rasa/server.py `requires_auth`; the
 role "user" would open the one conversation named by `user.username`: OneWindow never issues it).
-The router's internal listener (onewindow/infra/router.py) checks the same before forwarding anything.
+HAProxy's internal listener (onewindow/infra/haproxy.py) checks the same before forwarding anything.
 A header, not Rasa's `?token=`: query strings end up in access logs.
 
     RASA_JWT_SECRET=$(cat var/api-secret) .venv/bin/python -m onewindow.infra.api_auth   # prints a token for curl

@@ -12,12 +12,14 @@ writes it and checks it with `haproxy -c`; `command(path)` is the command line t
     )
     write(Path("var/haproxy.cfg"), proxy)   # then: haproxy -db -f var/haproxy.cfg (RASA_JWT_SECRET in its environment)
 
-What each frontend keeps from onewindow/infra/router.py:
+Frontends:
 
-- `channels` (the public port): only a channel's path, /webhooks/<channel>/..., exactly as sent (the router's
-  CHANNEL_PATH: no percent-encoding, no dot segments, no empty segment; the query is not part of the check) is
-  forwarded, unchanged (HAProxy 2.6 normalises no URI unless told to); `GET`/`HEAD /health` is answered by
-  HAProxy itself with `{"status": "ok"}`; anything else is a 404 `{"error": "not found"}` that reaches no server.
+- `channels` (the public port): only a channel's path, /webhooks/<channel>/..., exactly as sent (CHANNEL_PATH: no
+  percent-encoding, no dot segments, no empty segment; the query is not part of the check) is forwarded, unchanged
+  (HAProxy 2.6 normalises no URI unless told to); HAProxy answers `GET`/`HEAD /health` and `/health/live` itself
+  with `{"status": "ok"}` and `/health/ready` with 200 while its backend has a server up (503 otherwise); anything
+  else is a 404 `{"error": "not found"}` that reaches no server. With a `BotWebhook`, the Telegram bot's path
+  (a channel path too) goes to the bots: the active one, and its standby (`backup`) only while it is down.
 - `api` (the internal port, loopback or an internal address): Rasa's HTTP API, only with an admin token, checked
   like onewindow/infra/api_auth.py's `refusal`: a `Bearer` token (401 without one), signed HS256 with
   RASA_JWT_SECRET (401), not expired and with an `exp` (401), `user.role` "admin" (403). HAProxy reads the
@@ -32,11 +34,15 @@ draining
 gets nothing; `retry-on conn-failure` with `option redispatch`: a request is sent again, to another server, only
 when its connection never reached a server. Not `empty-response` (a server that closed without answering may
 have worked on the message: a message must not be processed twice) and not `response-timeout`; the caller of
-a request lost that way gets a 502 with a JSON body. Ordering is not the proxy's job (the lock store orders a
-conversation's messages across instances), so there is no stickiness.
+a request lost that way gets a 502 with a JSON body. Ordering is not the proxy's job when the instances share a
+lock store (onewindow/rasa_plugins/lock_store.py orders a conversation's messages across instances). Without one
+(`make run`'s default: each instance its own in-memory lock), `sticky=True` keeps each conversation on one instance
+(a stick table keyed by the REST body's `sender` or the API path's conversation id), so Rasa's lock there orders
+it; when that instance is down, the conversation moves to another (the tracker store is shared).
 
 The `stats` listener (internal) serves HAProxy's own Prometheus metrics at /metrics (the built-in
-prometheus-exporter), its stats page at /stats and /health/live. Logs: one JSON line per request on stdout
+prometheus-exporter), its stats page at /stats, /health/live and /health/ready (200 while every backend has a server
+up). Logs: one JSON line per request on stdout
 (frontend, backend, server, status, timings, retries, termination state; no path, which can hold a conversation
 id).
 """
@@ -44,6 +50,7 @@ id).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -55,8 +62,10 @@ from onewindow.settings.variables import ONEWINDOW_MESSAGES_PER_INSTANCE
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 READY_PATH = "/health/ready"  # every process's readiness (onewindow/infra/health.py)
-CHANNEL_PATH = r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$"  # as onewindow/infra/router.py's CHANNEL_PATH
-BODY_LIMIT = 4 * 2**20  # bytes, as the router's client_max_size
+CHANNEL_PATH = r"^/webhooks/[A-Za-z0-9_]+(/[A-Za-z0-9_-]*)*$"  # the public port's paths (Rasa's channels, the bot)
+BODY_LIMIT = 4 * 2**20  # bytes
+# a server that refuses a connection is down at once (not after two failed checks), so the retry goes elsewhere
+REFUSED_MARKS_DOWN = "observe layer4 error-limit 1 on-error mark-down"
 FrontendKind = Literal["channels", "api", "plain"]
 
 
@@ -79,6 +88,8 @@ class Backend:
     maxconn: int = 0
     check_seconds: float = 1.0  # between health checks; 2 failures mark a server down, 2 successes up
     forwarded_for: bool = False  # add X-Forwarded-For (the consoles' throttling by client address)
+    sticky: bool = False  # a conversation stays on one server (no lock store shared by the servers)
+    backups: Tuple[Address, ...] = ()  # used only while every server is down (a standby)
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,12 @@ class Frontend:
     bind: Address
     backend: str
     kind: FrontendKind = "plain"
+    routes: Tuple[Tuple[str, str], ...] = ()  # (path prefix, backend): requests under the prefix go to that backend
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. `server` must exceed the longest turn (the router waited 60 s for one)."""
+    """Seconds. `server` must exceed the longest turn (Rasa's lock lifetime, 60 s)."""
 
     connect: float = 2.0
     client: float = 90.0
@@ -114,7 +126,9 @@ class Proxy:
 
     def __post_init__(self) -> None:
         names = {backend.name for backend in self.backends}
-        missing = [frontend.backend for frontend in self.frontends if frontend.backend not in names]
+        named = [frontend.backend for frontend in self.frontends]
+        named += [backend for frontend in self.frontends for _, backend in frontend.routes]
+        missing = [name for name in named if name not in names]
         if missing:
             raise ValueError(f"frontends name unknown backends: {missing}")
         empty = [backend.name for backend in self.backends if not backend.servers]
@@ -131,6 +145,16 @@ class Listener:
     health_path: str = READY_PATH
 
 
+@dataclass(frozen=True)
+class BotWebhook:
+    """The Telegram bot's webhook on the public port: `path` (under /webhooks/) to `active`, `standby` while it is down."""
+
+    path: str
+    active: Sequence[Address]
+    standby: Sequence[Address] = ()
+    health_path: str = READY_PATH
+
+
 def onewindow_proxy(
     public: Address,
     api: Address,
@@ -141,12 +165,21 @@ def onewindow_proxy(
     messages_per_instance: int = ONEWINDOW_MESSAGES_PER_INSTANCE.default_value,
     rasa_health_path: str = READY_PATH,
     timeouts: Timeouts = Timeouts(),
+    sticky: bool = False,
+    bot: Optional[BotWebhook] = None,
 ) -> Proxy:
     """OneWindow's proxy: the channels on `public`, the HTTP API on `api` (keep it internal), both spread over the
-    Rasa instances at `rasa`; with `actions` the action servers (Rasa's action endpoint points at its bind), with
-    `consoles` the staff consoles; `stats`: HAProxy's own metrics."""
-    backends = [Backend("rasa", tuple(rasa), rasa_health_path, messages_per_instance)]
-    frontends = [Frontend("channels", public, "rasa", "channels"), Frontend("api", api, "rasa", "api")]
+    Rasa instances at `rasa` (`sticky`: each conversation on one instance, when they share no lock store); with
+    `actions` the action servers (Rasa's action endpoint points at its bind), with `consoles` the staff consoles,
+    with `bot` the Telegram bot's webhook on the public port; `stats`: HAProxy's own metrics."""
+    backends = [Backend("rasa", tuple(rasa), rasa_health_path, messages_per_instance, sticky=sticky)]
+    routes: Tuple[Tuple[str, str], ...] = ()
+    if bot is not None:
+        if not re.match(CHANNEL_PATH, bot.path):
+            raise ValueError(f"the bot's webhook path must be a channel path (/webhooks/<name>/...): {bot.path}")
+        backends.append(Backend("bot", tuple(bot.active), bot.health_path, backups=tuple(bot.standby)))
+        routes = ((bot.path, "bot"),)
+    frontends = [Frontend("channels", public, "rasa", "channels", routes), Frontend("api", api, "rasa", "api")]
     if actions is not None:
         backends.append(Backend("actions", tuple(actions.servers), actions.health_path))
         frontends.append(Frontend("actions", actions.bind, "actions"))
@@ -182,7 +215,10 @@ def _frontend_lines(frontend: Frontend) -> List[str]:
     lines.append(_answer(413, {"error": "the request is too large"}, f"if {{ req.hdr_val(content-length) gt {BODY_LIMIT} }}"))
     if frontend.kind == "channels":
         lines += [
-            _answer(200, {"status": "ok"}, "if { url /health } { method GET HEAD }"),
+            "    acl probe method GET HEAD",
+            _answer(200, {"status": "ok"}, "if probe { url /health /health/live }"),
+            _answer(200, {"status": "ready"}, f"if probe {{ url /health/ready }} {{ nbsrv({frontend.backend}) gt 0 }}"),
+            _answer(503, {"status": "not ready"}, "if probe { url /health/ready }"),
             f"    acl channel_path path -m reg {CHANNEL_PATH}",
             _answer(404, {"error": "not found"}, "unless channel_path"),
         ]
@@ -205,6 +241,9 @@ def _frontend_lines(frontend: Frontend) -> List[str]:
                 "unless { http_auth_bearer,jwt_payload_query('$.user.role') -m str admin }",
             ),
         ]
+    lines += [
+        f"    use_backend {backend} if {{ path {prefix} }} || {{ path_beg {prefix}/ }}" for prefix, backend in frontend.routes
+    ]
     lines.append(f"    default_backend {frontend.backend}")
     return lines
 
@@ -223,10 +262,19 @@ def _backend_lines(backend: Backend) -> List[str]:
     ]
     if backend.forwarded_for:
         lines.append("    option forwardfor")
+    if backend.sticky:
+        lines += [
+            "    option http-buffer-request",
+            "    stick-table type string len 128 size 100k expire 30m",
+            "    http-request set-var(txn.conversation) req.body,json_query('$.sender') if { method POST } { path_beg /webhooks/ }",
+            "    http-request set-var(txn.conversation) path,field(3,/),url_dec if { path_beg /conversations/ }",
+            "    stick on var(txn.conversation)",
+        ]
     limit = f" maxconn {backend.maxconn}" if backend.maxconn else ""
+    servers = [(address, "") for address in backend.servers] + [(address, " backup") for address in backend.backups]
     lines += [
-        f"    server {backend.name}-{n} {address} check inter {inter} fall 2 rise 2{limit}"
-        for n, address in enumerate(backend.servers, start=1)
+        f"    server {backend.name}-{n} {address} check inter {inter} fall 2 rise 2 {REFUSED_MARKS_DOWN}{limit}{backup}"
+        for n, (address, backup) in enumerate(servers, start=1)
     ]
     return lines
 
@@ -280,6 +328,12 @@ def render(proxy: Proxy) -> str:
             f"    bind {proxy.stats}",
             "    no log",
             "    monitor-uri /health/live",
+            _answer(
+                200,
+                {"status": "ready"},
+                "if { path /health/ready } " + " ".join(f"{{ nbsrv({b.name}) gt 0 }}" for b in proxy.backends),
+            ),
+            _answer(503, {"status": "not ready"}, "if { path /health/ready }"),
             "    http-request use-service prometheus-exporter if { path /metrics }",
             "    stats enable",
             "    stats uri /stats",

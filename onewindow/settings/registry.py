@@ -14,7 +14,7 @@ Env = Mapping[str, str]
 READERS: Dict[str, str] = {
     "rasa": "the Rasa servers (onewindow.rasa_plugins.server)",
     "actions": "the action server",
-    "router": "the router in front of the Rasa servers (onewindow.infra.router)",
+    "proxy": "HAProxy in front of the servers (its haproxy.cfg rendered by onewindow/infra/haproxy.py)",
     "console": "the staff console (python -m console)",
     "bot": "the Telegram bot (python -m bot)",
     "voice": "the hotline gateway and the kiosk (python -m voice)",

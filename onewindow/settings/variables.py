@@ -27,7 +27,7 @@ from onewindow.settings.registry import Env, declare
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
-EVERY_PROCESS = ("rasa", "actions", "router", "console", "bot", "voice", "cli")
+EVERY_PROCESS = ("rasa", "actions", "console", "bot", "voice", "cli")
 BACKEND_USERS = ("actions", "rasa", "bot", "voice", "console", "cli")  # the service database and its rules
 
 
@@ -69,7 +69,7 @@ RASA_JWT_SECRET = declare(
     TEXT,
     "",
     "signs the tokens of Rasa's HTTP API (32 characters or more); a server that needs it refuses to start without",
-    ("rasa", "router", "console", "voice", "launcher", "cli"),
+    ("rasa", "proxy", "console", "voice", "launcher", "cli"),
     shown_default="none (`make run` makes `var/api-secret` once, mode 0600)",
 )
 ONEWINDOW_CHANNEL_SECRET = declare(
@@ -86,7 +86,7 @@ ONEWINDOW_DRAIN_SECONDS = declare(
     "3",
     "seconds a server keeps answering /health/ready with 503 after SIGTERM before it stops listening (then Sanic lets "
     "requests in flight finish for SANIC_GRACEFUL_SHUTDOWN_TIMEOUT seconds)",
-    ("rasa", "actions", "console", "router"),
+    ("rasa", "actions", "console"),
 )
 ONEWINDOW_LOG_LEVEL = declare("ONEWINDOW_LOG_LEVEL", LOG_LEVEL, "INFO", "the level of OneWindow's JSON logs", EVERY_PROCESS)
 ONEWINDOW_LOG_SALT = declare(
@@ -118,18 +118,16 @@ ONEWINDOW_MODEL = declare(
     ("launcher", "harness"),
     shown_default="`<project>/models/onewindow.tar.gz`",
 )
-RASA_HOST = declare("RASA_HOST", TEXT, LOOPBACK, "the address of the router's public port (the channels only)", ("launcher",))
-RASA_PORT = declare(
-    "RASA_PORT", PORT, "5005", "the router's public port: the channels (/webhooks/...) and /health", ("launcher",)
-)
+RASA_HOST = declare("RASA_HOST", TEXT, LOOPBACK, "the address of HAProxy's public port (the channels only)", ("launcher",))
+RASA_PORT = declare("RASA_PORT", PORT, "5005", "HAProxy's public port: the channels (/webhooks/...) and /health", ("launcher",))
 RASA_API_PORT = declare(
-    "RASA_API_PORT", PORT, "5100", "the router's internal listener for Rasa's HTTP API, always on 127.0.0.1", ("launcher",)
+    "RASA_API_PORT", PORT, "5100", "HAProxy's internal listener for Rasa's HTTP API, always on 127.0.0.1", ("launcher",)
 )
 RASA_INSTANCES = declare(
     "RASA_INSTANCES",
     COUNT,
     lambda env: "2" if (os.cpu_count() or 1) >= 2 else "1",
-    "how many Rasa servers run behind the router",
+    "how many Rasa servers run behind HAProxy",
     ("launcher",),
     shown_default="2 (1 on a one-core machine)",
 )
@@ -148,12 +146,15 @@ RASA_INSTANCE_PORT = declare(
     shown_default="`RASA_PORT` + 100",
 )
 ACTIONS_PORT = declare("ACTIONS_PORT", PORT, "5055", "the action server's port (on 127.0.0.1)", ("launcher",))
+HAPROXY_STATS_PORT = declare(
+    "HAPROXY_STATS_PORT", PORT, "8404", "HAProxy's own /metrics, /stats and /health/ready (on 127.0.0.1)", ("launcher",)
+)
 ONEWINDOW_MESSAGES_PER_INSTANCE = declare(
     "ONEWINDOW_MESSAGES_PER_INSTANCE",
     COUNT,
     "2",
-    "messages the router lets each Rasa server work on at once; the rest wait in its queue, oldest first",
-    ("router",),
+    "messages HAProxy lets each Rasa server work on at once (its `maxconn`); the rest wait in its queue, oldest first",
+    ("launcher", "harness"),
 )
 
 # --- how the clients reach Rasa -----------------------------------------------------------------
@@ -162,14 +163,14 @@ RASA_URL = declare(
     "RASA_URL",
     URL,
     f"http://{LOOPBACK}:{RASA_PORT.default}",
-    "the bot's and the hotline's Rasa: its REST channel (the router's public port)",
+    "the bot's and the hotline's Rasa: its REST channel (HAProxy's public port)",
     ("bot", "voice"),
 )
 CONSOLE_RASA_URL = declare(
     "RASA_URL",
     URL,
     f"http://{LOOPBACK}:{RASA_API_PORT.default}",
-    "the console's Rasa: its HTTP API (the router's internal listener), for staff replies and hand-backs",
+    "the console's Rasa: its HTTP API (HAProxy's internal listener), for staff replies and hand-backs",
     ("console",),
 )
 RASA_TIMEOUT = declare("RASA_TIMEOUT", NUMBER, "8", "seconds the bot and the hotline wait for Rasa's answer", ("bot", "voice"))
