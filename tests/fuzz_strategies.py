@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from hypothesis import HealthCheck, settings
@@ -206,6 +207,40 @@ frame_sequences = st.tuples(
     st.one_of(call_ids.map(lambda call: encode(Kind.ID, call)), st.just(b""), bad_frames),  # the opening: a call id or not
     st.lists(st.one_of(good_frames, bad_frames), max_size=8),
 ).map(lambda parts: parts[0] + b"".join(parts[1]))
+dtmf_floods = st.tuples(st.sampled_from("0123456789*#"), st.integers(20, 400)).map(
+    lambda flood: encode(Kind.DTMF, flood[0].encode()) * flood[1]
+)
+hangups_mid_audio = st.tuples(st.integers(1, 30), st.integers(0, 10)).map(  # audio, a hang-up, then audio still coming
+    lambda counts: encode(Kind.AUDIO, bytes(320)) * counts[0] + encode(Kind.HANGUP) + encode(Kind.AUDIO, bytes(320)) * counts[1]
+)
+LINE_ENDS = ("eof", "close", "reset")  # the caller's side: half-closed (then the gateway must close), closed, reset
+
+
+@dataclass(frozen=True)
+class Line:
+    """One connection to the running gateway: its opening (`call` indexes the example's call ids, so that two lines
+    of one example may carry the same id; None: `opening` instead), the bytes after it in `cuts` pieces, `live`
+    seconds of 20 ms silence frames before the end, and how it ends."""
+
+    call: Optional[int]
+    opening: bytes
+    body: bytes
+    cuts: Tuple[int, ...]
+    live: float
+    end: str
+    delay: float
+
+
+lines = st.builds(
+    Line,
+    call=st.one_of(st.none(), st.integers(0, 1)),
+    opening=st.one_of(st.just(b""), bad_frames, call_ids.map(lambda call: encode(Kind.ID, call))),
+    body=st.one_of(st.lists(st.one_of(good_frames, bad_frames), max_size=8).map(b"".join), dtmf_floods, hangups_mid_audio),
+    cuts=st.lists(st.integers(0, 4000), max_size=4).map(lambda cuts: tuple(sorted(cuts))),
+    live=st.sampled_from([0.0, 0.0, 0.3, 1.0, 2.0]),
+    end=st.sampled_from(LINE_ENDS),
+    delay=st.sampled_from([0.0, 0.0, 0.05, 0.4]),
+)
 
 # --- catalogue YAML ----------------------------------------------------------------------------------------
 

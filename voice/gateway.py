@@ -172,6 +172,10 @@ class Gateway:
             log_event(logger, "gateway.call_refused", level=logging.WARNING, error=type(error).__name__)
             writer.close()
             return
+        if call_id in self.calls:  # a second line with a live call's id: refused, the call in progress goes on
+            log_event(logger, "gateway.call_refused", level=logging.WARNING, error="call id in use", call=call_id)
+            await transport.hang_up()
+            return
         transport.caller = self.callers.pop(call_id, None)
         calls = CallFactory(
             self.recogniser, self.prompts, self.rasa, self.backend, self.call_settings, self.hears.speech, self.local_turns
