@@ -8,31 +8,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
-from alembic import command
-from alembic.config import Config
-
 from onewindow import settings
 from onewindow.backend import ServiceBackend
 from onewindow.rasa_plugins.events_table import tracker_engine
 from onewindow.service_catalogue import CatalogueError, load_catalogue
 from onewindow.service_catalogue.nlu_export import write_lookups
 from onewindow.service_catalogue.seed import seed_catalogue
-from onewindow.storage.db import make_engine, make_sessionmaker, use_write_ahead_log
+from onewindow.settings.variables import TRACKER_DATABASE_URL
+from onewindow.storage.db import make_engine, make_sessionmaker
 from onewindow.storage.demo_data import load_sample_applications
+from onewindow.storage.migrate import migrate, prepare_tracker_store
 
 LOOKUPS_FILE = settings.PROJECT_ROOT / "nlu" / "catalogue_lookups.yml"
-
-
-def migrate(url: Optional[str] = None) -> None:
-    """Bring the database schema up to date with Alembic."""
-    config = Config(str(settings.PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(settings.PROJECT_ROOT / "migrations"))
-    engine = make_engine(url)
-    use_write_ahead_log(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    engine.dispose()
 
 
 def seed(url: Optional[str] = None, folder: Optional[Path] = None, demo: bool = False) -> str:
@@ -55,7 +42,11 @@ def seed(url: Optional[str] = None, folder: Optional[Path] = None, demo: bool = 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m onewindow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    sub.add_parser(
+        "migrate",
+        help="apply database migrations (DATABASE_URL) and create the tracker store's table (TRACKER_DATABASE_URL, if "
+        "set); several instances may run it at once",
+    )
     seed_parser = sub.add_parser("seed", help="migrate and load the catalogue into the database")
     seed_parser.add_argument("--demo", action="store_true", help="also add sample applications")
     sub.add_parser("check-catalogue", help="validate the catalogue files only")
@@ -64,7 +55,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "migrate":
             migrate()
-            print("database schema is up to date")
+            tracker = TRACKER_DATABASE_URL.read()
+            if tracker:
+                prepare_tracker_store(tracker)
+            print("database schema is up to date" + (" and the tracker store ready" if tracker else ""))
         elif args.command == "seed":
             print(f"seeded: {seed(demo=args.demo)}")
             tracker_engine().dispose()  # Rasa's tracker store (endpoints.yml), in WAL mode before Rasa opens it

@@ -45,6 +45,42 @@ DATABASE_URL = declare(
     BACKEND_USERS,
     shown_default="`sqlite:///<project>/var/onewindow.db`",
 )
+DATABASE_POOL_SIZE = declare(
+    "DATABASE_POOL_SIZE",
+    WHOLE,
+    "5",
+    "PostgreSQL: connections each process keeps open to the service database (SQLAlchemy's pool_size)",
+    BACKEND_USERS,
+)
+DATABASE_MAX_OVERFLOW = declare(
+    "DATABASE_MAX_OVERFLOW",
+    WHOLE,
+    "5",
+    "PostgreSQL: connections a process may open beyond the pool at a peak, closed when returned (max_overflow)",
+    BACKEND_USERS,
+)
+DATABASE_POOL_RECYCLE = declare(
+    "DATABASE_POOL_RECYCLE",
+    NUMBER,
+    "1800",
+    "PostgreSQL: seconds after which a pooled connection is replaced (before firewalls or proxies drop idle ones)",
+    BACKEND_USERS,
+)
+DATABASE_CONNECT_TIMEOUT = declare(
+    "DATABASE_CONNECT_TIMEOUT",
+    COUNT,
+    "5",
+    "PostgreSQL: seconds one connection attempt may take (libpq's connect_timeout; an unreachable host)",
+    BACKEND_USERS,
+)
+DATABASE_CONNECT_RETRY_SECONDS = declare(
+    "DATABASE_CONNECT_RETRY_SECONDS",
+    NUMBER,
+    "1",
+    "PostgreSQL: how long a refused connection is retried (exponential backoff from 50 ms) before the request fails; "
+    "during an outage each later attempt waits twice as long as the one before (at most 4 s) and requests fail at once",
+    BACKEND_USERS,
+)
 ONEWINDOW_CATALOGUE = declare(
     "ONEWINDOW_CATALOGUE",
     PATH,
@@ -196,8 +232,22 @@ TRACKER_DATABASE_URL = declare(
     OPTIONAL_TEXT,
     "",
     "the database Rasa keeps conversations in (SQLAlchemy URL, e.g. `postgresql://onewindow@db:5432/tracker`); blank: "
-    "`<ONEWINDOW_VAR>/tracker.db`",
-    ("launcher",),
+    "`<ONEWINDOW_VAR>/tracker.db`; `python -m onewindow migrate` creates its table",
+    ("launcher", "cli"),
+)
+TRACKER_POOL_SIZE = declare(
+    "TRACKER_POOL_SIZE",
+    WHOLE,
+    "2",
+    "PostgreSQL tracker store: connections each Rasa instance keeps open (Rasa's own default, SQL_POOL_SIZE, is 50)",
+    ("rasa",),
+)
+TRACKER_MAX_OVERFLOW = declare(
+    "TRACKER_MAX_OVERFLOW",
+    WHOLE,
+    "3",
+    "PostgreSQL tracker store: connections a Rasa instance may open beyond the pool (Rasa's SQL_MAX_OVERFLOW: 100)",
+    ("rasa",),
 )
 LOCK_STORE_URL = declare(
     "LOCK_STORE_URL",

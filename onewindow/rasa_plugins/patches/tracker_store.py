@@ -15,7 +15,9 @@ message of a conversation takes its tracker back instead of reading and replayin
 after one indexed query shows that the conversation's rows are still exactly the ones saved
 (newest row id and row count). Anything that changed them (another Rasa instance, the staff
 console through Rasa's API, `/forget` or the retention purge deleting rows) makes it read the
-table again. An SQLite file keeps one open connection instead of opening one per statement.
+table again. An SQLite file keeps one open connection instead of opening one per statement; PostgreSQL gets the
+engine of onewindow/storage/db.py (TRACKER_POOL_SIZE + TRACKER_MAX_OVERFLOW connections per Rasa instance instead of
+Rasa's 50 + 100, checked before use, reconnecting with backoff).
 Checked by tests/test_tracker_store.py (the same rows and trackers as SQLTrackerStore, SQLite and
 PostgreSQL) and tests/test_rasa_patches.py (`_retrieve` against the original on the same rows).
 """
@@ -35,6 +37,9 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, SingletonThreadPool
 
+from onewindow.settings.variables import TRACKER_MAX_OVERFLOW, TRACKER_POOL_SIZE
+from onewindow.storage.db import make_engine
+
 # how many of a tracker's events are stored; set when the tracker is read or saved here
 STORED_EVENTS = "_onewindow_stored_events"
 
@@ -49,6 +54,11 @@ class LeanSQLTrackerStore(SQLTrackerStore):
         if self.engine.dialect.name == "sqlite" and isinstance(self.engine.pool, NullPool):
             self.engine.dispose()
             self.engine = sa.create_engine(self.engine.url, poolclass=SingletonThreadPool)
+            self.sessionmaker = sessionmaker(bind=self.engine)
+        elif self.engine.dialect.name == "postgresql":  # Rasa's pool (50 + 100 per instance) and no reconnecting
+            url = self.engine.url.render_as_string(hide_password=False)
+            self.engine.dispose()
+            self.engine = make_engine(url, TRACKER_POOL_SIZE.read(), TRACKER_MAX_OVERFLOW.read())
             self.sessionmaker = sessionmaker(bind=self.engine)
         self.keep_trackers = int(keep_trackers)
         # sender -> ((newest row id, row count) when saved, the tracker as saved)
