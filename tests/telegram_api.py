@@ -37,6 +37,7 @@ import asyncio
 import copy
 import itertools
 import json
+import os
 import re
 import socket
 import threading
@@ -48,6 +49,7 @@ import aiohttp
 from aiohttp import web
 
 JSON = dict[str, Any]
+BOT_IDS = itertools.count(100_000 + 1_000 * (os.getpid() % 900_000))
 Handler = Callable[[JSON, dict[str, bytes]], Any]
 
 # --------------------------------------------------------------------------------------------
@@ -1182,13 +1184,15 @@ class LocalBotApi:
     """
 
     def __init__(
-        self, token: str = "123456:TEST-TOKEN", bot_username: str = "onewindow_test_bot", redeliver_after: float | None = None
+        self, token: str | None = None, bot_username: str = "onewindow_test_bot", redeliver_after: float | None = None
     ) -> None:
-        self.token = token
+        # each stand-in is another bot: update ids start again at every start, and a bot's records (the webhook's
+        # ledger of answered updates) are kept by its id, so two stand-ins never share one
+        self.token = token or f"{next(BOT_IDS)}:TEST-TOKEN"
         self.redeliver_after = redeliver_after
         self.bot_username = bot_username
         self.port = 0
-        self.state = BotApiState(token, bot_username)
+        self.state = BotApiState(self.token, bot_username)
         self.calls: list[ApiCall] = []
         self.webhook_deliveries: list[tuple[int, int]] = []
         self._faults: list[Fault] = []
