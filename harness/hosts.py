@@ -42,8 +42,8 @@ from sqlalchemy import create_engine, text
 from harness.stack import MODEL
 from onewindow.__main__ import seed
 from onewindow.infra import haproxy
-from onewindow.infra.haproxy import Address, Proxy, onewindow_proxy
-from onewindow.processes import LOOPBACK, Program, action_server, rasa_server, shared_environment, write_endpoints
+from onewindow.infra.haproxy import Address, Listener, Proxy, onewindow_proxy
+from onewindow.processes import LOOPBACK, RASA, Program, action_server, rasa_server, shared_environment, write_endpoints
 from onewindow.settings import PROJECT_ROOT
 from onewindow.settings import variables as setting
 
@@ -135,11 +135,18 @@ def http_status(url: str, timeout: float = 3.0) -> Tuple[int, bytes]:
         return 0, b""
 
 
-def haproxy_config(edge: Host, apps: Sequence[Host]) -> Proxy:
-    """The edge host's HAProxy (onewindow/infra/haproxy.py): channels on :80, the HTTP API on :8080, stats on :8404."""
+def haproxy_config(edge: Host, apps: Sequence[Host], rasa_health_path: str = haproxy.READY_PATH, actions: bool = True) -> Proxy:
+    """The edge host's HAProxy (onewindow/infra/haproxy.py): channels on :80, the HTTP API on :8080, stats on :8404
+    and, with `actions`, the action servers on :5055 (every Rasa instance's action endpoint)."""
     rasa = [Address(host.address, RASA_PORT) for host in apps]
+    listener = Listener(Address(edge.address, ACTIONS_PORT), [Address(host.address, ACTIONS_PORT) for host in apps])
     return onewindow_proxy(
-        Address(edge.address, EDGE_PORT), Address(edge.address, API_PORT), rasa, Address(edge.address, STATS_PORT)
+        public=Address(edge.address, EDGE_PORT),
+        api=Address(edge.address, API_PORT),
+        rasa=rasa,
+        stats=Address(edge.address, STATS_PORT),
+        actions=listener if actions else None,
+        rasa_health_path=rasa_health_path,
     )
 
 
@@ -153,9 +160,11 @@ class Topology:
     subnet: Optional[ipaddress.IPv4Network] = None
     hosts: Dict[str, Host] = field(default_factory=dict)
     processes: Dict[str, subprocess.Popen] = field(default_factory=dict)
-    programs: Dict[str, Tuple[str, List[str], Dict[str, str]]] = field(default_factory=dict, repr=False)
+    programs: Dict[str, Tuple[str, List[str], Dict[str, str], Path]] = field(default_factory=dict, repr=False)
     api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    stock: Optional[Path] = None  # a `rasa init` project (trained): its assistant on the app hosts instead of OneWindow
     lock_store: str = ""  # the lock store type in endpoints.yml
+    pg_ctl_command: List[str] = field(default_factory=list, repr=False)
     _client_veth: str = ""
 
     # --- names and addresses -------------------------------------------------------------------------------
@@ -265,14 +274,18 @@ class Topology:
         self._spawn("redis", "data", redis + ["--protected-mode", "no", "--dir", str(self.workdir)], {})
 
     def _endpoints(self, role: str) -> Path:
+        """endpoints.yml of the app host: the tracker store and the lock store on the data host, the action servers
+        through the edge's HAProxy; for the stock assistant Rasa's own SQL tracker store and Redis lock store."""
         path = write_endpoints(self.workdir / f"endpoints-{role}.yml", self.database_url("tracker"), ACTIONS_PORT, self.redis_url)
-        try:
-            import onewindow.rasa_plugins.lock_store  # noqa: F401  # helper H1's OrderedLockStore
-        except ImportError:  # until it lands: Rasa's stock Redis lock store (not safe across instances)
-            endpoints = yaml.safe_load(path.read_text())
-            endpoints["lock_store"] = {"type": "redis", "url": self.address("data"), "port": REDIS_PORT, "db": 0}
-            path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
-        self.lock_store = str(yaml.safe_load(path.read_text())["lock_store"]["type"])
+        endpoints = yaml.safe_load(path.read_text())
+        endpoints["action_endpoint"]["url"] = f"http://{self.address('edge')}:{ACTIONS_PORT}/webhook"
+        if self.stock is not None:
+            endpoints = {
+                "tracker_store": {**endpoints["tracker_store"], "type": "SQL"},
+                "lock_store": {"type": "redis", "url": self.address("data"), "port": REDIS_PORT, "db": 0},
+            }
+        path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+        self.lock_store = str(endpoints["lock_store"]["type"])
         return path
 
     def _app_host(self, role: str) -> None:
@@ -283,28 +296,33 @@ class Topology:
             setting.TRACKER_DATABASE_URL.name: self.database_url("tracker"),
             setting.LOCK_STORE_URL.name: self.redis_url,
         }
+        if self.stock is not None:  # `rasa run` on the stock project's model: the REST channel, no action server
+            command = [RASA, "run", "-m", str(self.stock / "models"), "-i", ANY_ADDRESS, "-p", str(RASA_PORT)]
+            self._spawn(f"rasa-{role}", role, [*command, "--endpoints", str(endpoints)], env, cwd=self.stock)
+            return
         actions = action_server(ACTIONS_PORT)
-        self._spawn(f"actions-{role}", role, actions.command, {**env, **actions.env, "SANIC_HOST": ANY_ADDRESS})
+        self._spawn(f"actions-{role}", role, listening_anywhere(actions), {**env, **actions.env})
         rasa = rasa_server(int(role[3:]), RASA_PORT, MODEL, endpoints)
         self._spawn(f"rasa-{role}", role, listening_anywhere(rasa), {**env, **rasa.env})
 
     def _edge_host(self) -> None:
         env = shared_environment(os.environ, self.api_secret, self.workdir / "endpoints-app1.yml")
-        proxy = haproxy_config(self.hosts["edge"], [self.hosts[r] for r in self.app_roles])
+        apps = [self.hosts[r] for r in self.app_roles]
+        proxy = haproxy_config(self.hosts["edge"], apps, "/" if self.stock else haproxy.READY_PATH, self.stock is None)
         config = haproxy.write(self.workdir / "haproxy.cfg", proxy, env)
         self._spawn("haproxy", "edge", haproxy.command(config), env)
 
-    def _spawn(self, name: str, role: str, command: List[str], env: Dict[str, str]) -> None:
-        self.programs[name] = (role, command, env)
+    def _spawn(self, name: str, role: str, command: List[str], env: Dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
+        self.programs[name] = (role, command, env, cwd)
         self.start_program(name)
 
     def start_program(self, name: str) -> subprocess.Popen:
         """Start program `name` (again) in its host's namespace, its log appended to `<workdir>/<name>.log`."""
-        role, command, env = self.programs[name]
+        role, command, env, cwd = self.programs[name]
         log = open(self.workdir / f"{name}.log", "ab")
         process = subprocess.Popen(
             ["ip", "netns", "exec", self.ns(role), *command],
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             env=env or None,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -319,7 +337,9 @@ class Topology:
         rasa, _ = http_status(self.rasa_url(role) + haproxy.READY_PATH)
         if rasa == 404:  # a Rasa server without the readiness route: its root answers once the model is loaded
             rasa, _ = http_status(self.rasa_url(role) + "/")
-        actions, _ = http_status(f"http://{self.address(role)}:{ACTIONS_PORT}/health")
+        if self.stock is not None:
+            return rasa == 200
+        actions, _ = http_status(f"http://{self.address(role)}:{ACTIONS_PORT}{haproxy.READY_PATH}")
         return rasa == 200 and actions == 200
 
     def in_haproxy(self, role: str) -> bool:
@@ -327,16 +347,29 @@ class Topology:
         return self.haproxy_states().get(f"rasa-{self.app_roles.index(role) + 1}") == "UP"
 
     def haproxy_states(self) -> Dict[str, str]:
-        """Each Rasa server's state in HAProxy (rasa-1, rasa-2: its stats page as CSV)."""
+        """Each Rasa server's state in HAProxy (rasa-1, rasa-2: "UP", "DOWN", ...)."""
+        return {server: cells[17] for server, cells in self._haproxy_servers("rasa").items()}
+
+    def served(self, backend: str = "rasa") -> Dict[str, int]:
+        """Requests each server of `backend` has been sent since HAProxy started (its stats: `stot`)."""
+        return {server: int(cells[7] or 0) for server, cells in self._haproxy_servers(backend).items()}
+
+    def _haproxy_servers(self, backend: str) -> Dict[str, List[str]]:
+        """The CSV row of HAProxy's stats page for each server of `backend`."""
         status, body = http_status(f"http://{self.address('edge')}:{STATS_PORT}/stats;csv")
         if status != 200:
             return {}
-        states = {}
-        for line in body.decode().splitlines():
-            cells = line.split(",")
-            if len(cells) > 17 and cells[0] == "rasa" and cells[1] not in ("FRONTEND", "BACKEND"):
-                states[cells[1]] = cells[17]
-        return states
+        rows = (line.split(",") for line in body.decode().splitlines())
+        return {c[1]: c for c in rows if len(c) > 17 and c[0] == backend and c[1] not in ("FRONTEND", "BACKEND")}
+
+    def wait_haproxy(self, role: str, state: str, timeout: float = 60.0) -> None:
+        """Wait until HAProxy counts the app host's Rasa as `state` ("UP" or "DOWN")."""
+        server = f"rasa-{self.app_roles.index(role) + 1}"
+        deadline = time.monotonic() + timeout
+        while self.haproxy_states().get(server) != state:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"HAProxy did not see {server} {state} within {timeout:.0f} s: {self.haproxy_states()}")
+            time.sleep(0.2)
 
     def wait_ready(self, roles: Optional[Sequence[str]] = None, timeout: float = STARTUP_SECONDS) -> None:
         """Wait until every app host in `roles` (all by default) is ready and HAProxy sends it traffic."""
@@ -386,6 +419,47 @@ class Topology:
     def reconnect(self, role: str) -> None:
         run("ip", "netns", "exec", self.ns("sw"), "ip", "link", "set", self.hosts[role].switch_veth, "up")
 
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Stop program `name` with `sig`, start it again and, for an app host's program, wait until it is ready."""
+        self.kill(name, sig)
+        self.start_program(name)
+        role = self.programs[name][0]
+        if role in self.app_roles:
+            self.wait_ready([role])
+
+    def database_clients(self, database: str = "tracker") -> List[str]:
+        """The addresses PostgreSQL's sessions on `database` come from (pg_stat_activity)."""
+        engine = create_engine(self.database_url("postgres"), future=True)
+        try:
+            with engine.connect() as connection:
+                query = text(
+                    "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE datname = :d AND client_addr IS NOT NULL"
+                )
+                return sorted(str(row[0]) for row in connection.execute(query, {"d": database}))
+        finally:
+            engine.dispose()
+
+    def redis_clients(self) -> List[str]:
+        """The addresses of Redis's connected clients (CLIENT LIST)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
+        try:
+            return sorted({str(entry["addr"]).rsplit(":", 1)[0] for entry in client.client_list()})
+        finally:
+            client.close()
+
+    def memory(self) -> Dict[str, int]:
+        """Resident memory (bytes) of every process of every host, by host and program name ("app1/rasa"...)."""
+        found: Dict[str, int] = {}
+        for role in self.hosts:
+            for pid in run("ip", "netns", "pids", self.ns(role), check=False).stdout.split():
+                name, rss = process_memory(int(pid))
+                if name:
+                    key = f"{role}/{name}"
+                    found[key] = found.get(key, 0) + rss
+        return found
+
     def pids(self) -> Dict[str, int]:
         return {name: p.pid for name, p in self.processes.items() if p.poll() is None}
 
@@ -401,7 +475,7 @@ class Topology:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if "data" in self.hosts and hasattr(self, "pg_ctl_command"):
+        if "data" in self.hosts and self.pg_ctl_command:
             run("ip", "netns", "exec", self.ns("data"), *self.pg_ctl_command, "stop", "-m", "immediate", check=False)
         for role in [*self.hosts, "sw"]:
             kill_namespace(self.ns(role))
@@ -415,6 +489,27 @@ class Topology:
         """Each program's log (the last 4,000 characters), for a failing test's report."""
         for path in sorted(self.workdir.glob("*.log")):
             yield path.name, path.read_text(errors="replace")[-4000:]
+
+
+PROGRAM_NAMES = {"onewindow.rasa_plugins.server": "rasa", "onewindow.infra.action_server": "actions"}
+
+
+def process_memory(pid: int) -> Tuple[str, int]:
+    """(program name, resident bytes) of process `pid` ("", 0 once it is gone): "rasa", "actions", "haproxy",
+    "postgres", "redis-server"."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "", 0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    name = fields.get("Name", "").strip()
+    words = [word.decode(errors="replace") for word in arguments]
+    if "-m" in words[:-1]:
+        name = PROGRAM_NAMES.get(words[words.index("-m") + 1], name)
+    elif len(words) > 1 and words[1].endswith("/rasa"):  # the stock assistant: the `rasa` script
+        name = "rasa"
+    return name, int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
 
 
 def listening_anywhere(program: Program) -> List[str]:
