@@ -1,25 +1,33 @@
 """The deployment files (deploy/), checked without an engine: compose config, promtool, HAProxy, the Dockerfile,
-and that every variable they set is a OneWindow setting (or one of the few third-party ones named below)."""
+the Kubernetes overlays rendered by `kubectl kustomize` and checked against Kubernetes 1.28's schemas, the Grafana
+dashboard, and that every variable they set is a OneWindow setting (or one of the few third-party ones named below)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Mapping, Set, Tuple
+from urllib.parse import urlparse
 
 import pytest
 import yaml
+from kubernetes_validate import ValidationError, validate
 
-from onewindow.infra.prometheus_config import COMPOSE_TARGETS, render_prometheus_config
+from onewindow.infra import deploy_configs, metrics
+from onewindow.infra.prometheus_config import render_prometheus_config
 from onewindow.settings import REGISTRY
+from onewindow.settings.variables import ONEWINDOW_DRAIN_SECONDS
 
 pytestmark = pytest.mark.deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
+KUBERNETES = DEPLOY / "kubernetes"
 SECRET_NAMES = ("RASA_JWT_SECRET", "ONEWINDOW_CHANNEL_SECRET", "TELEGRAM_TOKEN", "TELEGRAM_SECRET_TOKEN", "POSTGRES_PASSWORD")
 # variables of the images we run, not of OneWindow: Python's, Rasa's, the PostgreSQL image's
 THIRD_PARTY = {
@@ -107,14 +115,21 @@ def test_the_dockerfile_pins_its_base_runs_unprivileged_and_installs_the_locked_
     assert "build-essential" not in runtime_stage() and "gcc" not in runtime_stage()
 
 
-def test_haproxy_cfg_is_valid() -> None:
-    done = run("haproxy", "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg"))
+def test_the_rendered_files_are_their_rendering_now() -> None:
+    """deploy/haproxy/haproxy.cfg, the Kubernetes haproxy.cfg and prometheus.yml cannot drift from the code."""
+    assert deploy_configs.stale() == [], "run: python -m onewindow.infra.deploy_configs"
+
+
+@pytest.mark.parametrize(
+    "path", [DEPLOY / "haproxy" / "haproxy.cfg", KUBERNETES / "base" / "haproxy.cfg"], ids=["compose", "kubernetes"]
+)
+def test_haproxy_accepts_the_rendered_configurations(path: Path) -> None:
+    environment = {"PATH": "/usr/bin:/bin:/usr/sbin", "RASA_JWT_SECRET": "x" * 32, "POD_NAMESPACE": "onewindow"}
+    done = run("haproxy", "-c", "-f", str(path), env=environment)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_prometheus_config_is_the_rendered_one_and_promtool_accepts_it() -> None:
-    committed = (PROMETHEUS / "prometheus.yml").read_text()
-    assert yaml.safe_load(committed) == yaml.safe_load(render_prometheus_config(COMPOSE_TARGETS, ["alerts.yml"]))
+def test_promtool_accepts_the_prometheus_config() -> None:
     done = run("promtool", "check", "config", str(PROMETHEUS / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -143,3 +158,397 @@ def test_a_rendered_prometheus_config_is_valid(tmp_path: Path) -> None:
     path.write_text(render_prometheus_config({"rasa": ["127.0.0.1:5106", "127.0.0.1:5107"], "actions": ["127.0.0.1:5055"]}))
     done = run("promtool", "check", "config", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- Kubernetes: deploy/kubernetes/overlays/* rendered by `kubectl kustomize`, offline -------------------------------
+
+OVERLAYS = sorted(path.name for path in (KUBERNETES / "overlays").iterdir() if path.is_dir())
+SECRET = "onewindow-secrets"  # the one Secret the manifests read, created outside git
+KUBERNETES_VERSION = "1.28"
+PROGRAMS = {  # the module a container runs -> the program
+    "onewindow.rasa_plugins.server": "rasa",
+    "onewindow.infra.action_server": "actions",
+    "console": "console",
+    "bot": "bot",
+    "voice": "voice",
+}
+OUTSIDE_PROGRAMS = {"POD_NAMESPACE"}  # HAProxy's own (the downward API): its DNS names (onewindow/infra/deploy_configs.py)
+
+
+@functools.lru_cache(maxsize=None)
+def rendered(overlay: str) -> Tuple[Dict[str, Any], ...]:
+    done = run("kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay))
+    assert done.returncode == 0, done.stderr
+    return tuple(document for document in yaml.safe_load_all(done.stdout) if document)
+
+
+def objects(overlay: str, kind: str) -> Dict[str, Dict[str, Any]]:
+    return {item["metadata"]["name"]: item for item in rendered(overlay) if item["kind"] == kind}
+
+
+def pod_specs(overlay: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    for name, deployment in objects(overlay, "Deployment").items():
+        yield name, deployment["spec"]["template"]["spec"]
+
+
+def containers(spec: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def program_of(container: Mapping[str, Any]) -> str:
+    """rasa, actions, console, bot, voice (by the module the command runs), haproxy, or "" for another command."""
+    if container["image"].startswith("haproxy:"):
+        return "haproxy"
+    command = container.get("command", [])
+    return PROGRAMS.get(command[command.index("-m") + 1], "") if "-m" in command else ""
+
+
+def environment(overlay: str, container: Mapping[str, Any]) -> Dict[str, str]:
+    """The literal values a container gets: its ConfigMaps (envFrom), then its own `value`s."""
+    config_maps = objects(overlay, "ConfigMap")
+    found: Dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        found.update(config_maps[source["configMapRef"]["name"]]["data"])
+    found.update({item["name"]: item["value"] for item in container.get("env", []) if "value" in item})
+    return found
+
+
+def port_number(container: Mapping[str, Any], port: Any) -> int:
+    if isinstance(port, int):
+        return port
+    return next(item["containerPort"] for item in container["ports"] if item.get("name") == port)
+
+
+def listening_port(program: str, container: Mapping[str, Any], env: Mapping[str, str]) -> int:
+    """The port the program serves its health routes on, as the program reads it (its arguments or its settings)."""
+    from onewindow.settings import variables as setting
+
+    if program in ("rasa", "actions"):
+        return int(container["command"][container["command"].index("-p") + 1])
+    port = {"console": setting.CONSOLE_PORT, "bot": setting.TELEGRAM_WEBHOOK_PORT, "voice": setting.VOICE_CONTROL_PORT}[program]
+    return port.read(env)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_of_the_overlay_is_valid_for_kubernetes_1_28(overlay: str) -> None:
+    kinds = {item["kind"] for item in rendered(overlay)}
+    assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= kinds
+    problems = []
+    for item in rendered(overlay):
+        try:
+            validate(item, KUBERNETES_VERSION, strict=True)  # strict: an unknown (misspelt) field fails too
+        except ValidationError as error:
+            problems.append(f"{item['kind']}/{item['metadata']['name']}: {error}")
+    assert problems == []
+
+
+@functools.lru_cache(maxsize=None)
+def served_health_paths(framework: str) -> Set[str]:
+    """The routes onewindow/infra/health.py really adds, on a real Sanic (rasa, actions, console) or aiohttp (bot,
+    voice) application."""
+    from onewindow.infra.health import Readiness, install_aiohttp, install_sanic
+
+    if framework == "sanic":
+        from sanic import Sanic
+
+        sanic_app = Sanic("onewindow_deploy_probe_paths")
+        install_sanic(sanic_app, Readiness("deploy-test"))
+        return {"/" + route.path for route in sanic_app.router.routes}
+    from aiohttp import web
+
+    aiohttp_app = web.Application()
+    install_aiohttp(aiohttp_app, Readiness("deploy-test"), metrics=False)
+    return {resource.canonical for resource in aiohttp_app.router.resources()}
+
+
+def haproxy_served_paths(config: str, port: int) -> Set[str]:
+    """Paths the frontend bound on `port` answers itself (`monitor-uri`, `{ url ... }` conditions)."""
+    for section in re.split(r"\n(?=\S)", config):
+        if re.search(rf"^    bind \S+:{port}$", section, re.M):
+            paths = set(re.findall(r"^    monitor-uri (\S+)$", section, re.M))
+            return paths | {path for condition in re.findall(r"\{ url ([^}]*)\}", section) for path in condition.split()}
+    return set()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_probed_on_paths_and_ports_its_program_serves(overlay: str) -> None:
+    live, ready = "/health/live", "/health/ready"
+    haproxy_config = (KUBERNETES / "base" / "haproxy.cfg").read_text()
+    for name, spec in pod_specs(overlay):
+        for container in spec["containers"]:
+            program = program_of(container)
+            assert program, f"{name}: a container runs no known program"
+            probes = {kind: container.get(kind) for kind in ("livenessProbe", "readinessProbe")}
+            assert all(probes.values()), f"{name}: needs both a liveness and a readiness probe"
+            if "startupProbe" in container:
+                probes["startupProbe"] = container["startupProbe"]
+            for kind, probe in probes.items():
+                path, port = probe["httpGet"]["path"], port_number(container, probe["httpGet"]["port"])
+                if program == "haproxy":
+                    assert path in haproxy_served_paths(haproxy_config, port), (
+                        f"{name} {kind}: HAProxy does not answer {path} on {port}"
+                    )
+                else:
+                    assert path == (ready if kind == "readinessProbe" else live), f"{name} {kind}: {path}"
+                    assert path in served_health_paths("aiohttp" if program in ("bot", "voice") else "sanic"), path
+                    assert port == listening_port(program, container, environment(overlay, container)), (
+                        f"{name} {kind}: port {port}"
+                    )
+
+
+def hard_stop_seconds() -> float:
+    """HAProxy's hard-stop-after: how long its soft stop lets requests finish."""
+    found = re.search(r"^    hard-stop-after (\d+)s$", (KUBERNETES / "base" / "haproxy.cfg").read_text(), re.M)
+    assert found, "haproxy.cfg sets no hard-stop-after"
+    return float(found.group(1))
+
+
+def in_flight_seconds(program: str, env: Mapping[str, str]) -> float:
+    """How long a stopping program lets work in flight finish, as its code says."""
+    if program == "bot":
+        from bot.webhook import FINISH_SECONDS
+
+        return FINISH_SECONDS
+    if program == "voice":
+        from voice.__main__ import CLOSE_CALLS_SECONDS
+
+        return CLOSE_CALLS_SECONDS
+    if program == "haproxy":
+        return hard_stop_seconds()
+    from sanic.config import DEFAULT_CONFIG  # Sanic's graceful shutdown (the console sets less; this is the bound)
+
+    return float(env.get("SANIC_GRACEFUL_SHUTDOWN_TIMEOUT") or str(DEFAULT_CONFIG["GRACEFUL_SHUTDOWN_TIMEOUT"]))
+
+
+def stop_seconds(program: str, env: Mapping[str, str]) -> float:
+    """From SIGTERM to exit at worst: the drain (readiness 503 while still serving), then work in flight."""
+    drain = 0.0 if program == "haproxy" else ONEWINDOW_DRAIN_SECONDS.read(env)
+    return drain + in_flight_seconds(program, env)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_has_a_pre_stop_pause_and_a_grace_period_for_draining_and_work_in_flight(overlay: str) -> None:
+    for name, spec in pod_specs(overlay):
+        for container in spec["containers"]:
+            command = container["lifecycle"]["preStop"]["exec"]["command"]
+            assert command[0] == "sleep" and float(command[1]) > 0, name
+            needed = float(command[1]) + stop_seconds(program_of(container), environment(overlay, container))
+            assert spec["terminationGracePeriodSeconds"] >= needed, (
+                f"{name}: grace {spec['terminationGracePeriodSeconds']} s < {needed} s"
+            )
+
+
+def test_every_compose_program_has_a_stop_grace_period_for_draining_and_work_in_flight(tmp_path: Path) -> None:
+    for name, service in compose_config(tmp_path)["services"].items():
+        command = service.get("command") or []
+        program = (
+            "haproxy" if service["image"].startswith("haproxy:") else program_of({"image": service["image"], "command": command})
+        )
+        if program:
+            grace = float(service.get("stop_grace_period", "10s").rstrip("s"))
+            needed = stop_seconds(program, service.get("environment") or {})
+            assert grace >= needed, f"{name}: stop_grace_period {grace} s < {needed} s"
+
+
+def dockerfile_user() -> Tuple[int, int]:
+    user, group = re.findall(r"^USER (\d+):(\d+)$", runtime_stage(), re.M)[-1]
+    return int(user), int(group)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_runs_unprivileged_read_only_with_resources(overlay: str) -> None:
+    """The restricted Pod Security Standard, the image's own user, and requests and limits for the scheduler."""
+    for name, spec in pod_specs(overlay):
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True and pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for container in containers(spec):
+            if container["image"].split(":")[0].endswith("onewindow"):
+                assert (pod.get("runAsUser"), pod.get("runAsGroup")) == dockerfile_user(), name
+            context = container.get("securityContext", {})
+            assert context.get("readOnlyRootFilesystem") is True, f"{name}/{container['name']}"
+            assert context.get("allowPrivilegeEscalation") is False, f"{name}/{container['name']}"
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], f"{name}/{container['name']}"
+            resources = container.get("resources", {})
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), f"{name}/{container['name']}"
+            assert "memory" in resources.get("limits", {}), f"{name}/{container['name']}"
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_budgets_autoscalers_services_and_ingress_point_at_what_exists(overlay: str) -> None:
+    deployments = objects(overlay, "Deployment")
+    pod_labels = {name: item["spec"]["template"]["metadata"]["labels"] for name, item in deployments.items()}
+    for name, budget in objects(overlay, "PodDisruptionBudget").items():
+        matched = [d for d, labels in pod_labels.items() if selects(budget["spec"]["selector"]["matchLabels"], labels)]
+        assert len(matched) == 1, f"PodDisruptionBudget {name} selects {matched}"
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selects(selector, pod_labels[name]), name
+        assert [d for d, labels in pod_labels.items() if selects(selector, labels)] == [name], f"{name}'s selector is shared"
+    services = objects(overlay, "Service")
+    for name, service in services.items():
+        matched = [d for d, labels in pod_labels.items() if selects(service["spec"]["selector"], labels)]
+        assert len(matched) == 1, f"Service {name} selects {matched}"
+        ports = {
+            port.get("name") for c in deployments[matched[0]]["spec"]["template"]["spec"]["containers"] for port in c["ports"]
+        }
+        assert {port["targetPort"] for port in service["spec"]["ports"]} <= ports, f"Service {name}"
+    for ingress in objects(overlay, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend["port"]["name"] in {port["name"] for port in services[backend["name"]]["spec"]["ports"]}
+    config_maps = set(objects(overlay, "ConfigMap"))
+    for name, spec in pod_specs(overlay):
+        used = {volume["configMap"]["name"] for volume in spec.get("volumes", []) if "configMap" in volume}
+        used |= {source["configMapRef"]["name"] for c in containers(spec) for source in c.get("envFrom", [])}
+        assert used <= config_maps, f"{name} reads ConfigMaps that are not rendered: {used - config_maps}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscaled_deployments_leave_replicas_to_the_autoscaler_within_haproxys_slots(overlay: str) -> None:
+    deployments = objects(overlay, "Deployment")
+    backends = {service: backend for backend, service in deploy_configs.SERVICES.items()}
+    scaled = set()
+    for name, autoscaler in objects(overlay, "HorizontalPodAutoscaler").items():
+        target = autoscaler["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments, name
+        assert "replicas" not in deployments[target["name"]]["spec"], (
+            f"{target['name']}: kubectl apply would reset the autoscaler"
+        )
+        assert autoscaler["spec"]["maxReplicas"] <= deploy_configs.SLOTS[backends[target["name"]]], name
+        scaled.add(target["name"])
+    assert {"rasa", "actions"} <= scaled
+    for name in set(backends) - scaled:
+        assert deployments[name]["spec"].get("replicas", 1) <= deploy_configs.SLOTS[backends[name]], name
+
+
+def secret_names() -> Set[str]:
+    return set(re.findall(r"^(\w+)=", (DEPLOY / "secrets.env.example").read_text(), re.M))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_are_only_referenced_and_every_key_is_in_the_example(overlay: str) -> None:
+    assert objects(overlay, "Secret") == {}, "a Secret with its data is rendered from git"
+    secrets = secret_names()
+    referenced = set()
+    for name, spec in pod_specs(overlay):
+        for container in containers(spec):
+            for item in container.get("env", []):
+                reference = item.get("valueFrom", {}).get("secretKeyRef")
+                if reference:
+                    assert reference["name"] == SECRET and reference["key"] == item["name"], f"{name}: {item}"
+                    referenced.add(item["name"])
+                assert item["name"] not in secrets or reference, f"{name}: {item['name']} has a literal value"
+    assert referenced and referenced <= secrets, f"not in deploy/secrets.env.example: {referenced - secrets}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_the_manifests_set_is_declared_and_its_value_reads(overlay: str) -> None:
+    declared = {setting.name: setting for setting in REGISTRY}
+    substituted = set(re.findall(r"\$\{(\w+)\}", (KUBERNETES / "base" / "endpoints.yml").read_text()))
+    for name, spec in pod_specs(overlay):
+        for container in containers(spec):
+            names = {item["name"] for item in container.get("env", [])} | set(environment(overlay, container))
+            unknown = names - set(declared) - THIRD_PARTY - OUTSIDE_PROGRAMS
+            assert unknown == set(), f"{name}: not OneWindow settings: {unknown}"
+            env = environment(overlay, container)
+            for variable in set(env) & set(declared):
+                declared[variable].read(env)  # InvalidSetting names the variable and the value
+            if program_of(container) == "rasa":
+                assert substituted <= names, f"{name}: endpoints.yml needs {substituted - names}"
+
+
+def test_the_production_ingress_sends_the_telegram_webhook_to_the_bot() -> None:
+    settings = objects("production", "ConfigMap")
+    webhook = next(
+        urlparse(m["data"]["TELEGRAM_WEBHOOK_URL"]) for m in settings.values() if "TELEGRAM_WEBHOOK_URL" in m.get("data", {})
+    )
+    assert webhook.scheme == "https"
+    (ingress,) = objects("production", "Ingress").values()
+    routes = {
+        (rule["host"], path["path"]): path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert routes[(webhook.hostname, webhook.path)] == "bot"
+    assert any(webhook.hostname in tls["hosts"] for tls in ingress["spec"]["tls"])
+
+
+# --- Grafana and the alert rules use the metrics our programs expose -----------------------------------------------
+
+
+def exposed_metric_names() -> Set[str]:
+    """Every series name onewindow/infra/metrics.py defines, with the suffixes Prometheus' text format adds."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    families = [family for value in vars(metrics).values() if isinstance(value, MetricWrapperBase) for family in value.describe()]
+    families += list(metrics.HandoffWaits().collect())  # type: ignore[call-overload]
+    return {family.name + suffix for family in families for suffix in suffixes[family.type]}
+
+
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def dashboard_expressions() -> List[Tuple[str, str]]:
+    dashboard = json.loads((DEPLOY / "grafana" / "onewindow.json").read_text())
+    found = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expression = target["expr"]
+            for variable, value in GRAFANA_VARIABLES.items():
+                expression = expression.replace(variable, value)
+            found.append((f"{panel['title']} {target['refId']}", expression))
+    return found
+
+
+def metric_names_in(expression: str) -> Set[str]:
+    return set(re.findall(r"\b(onewindow_\w+|up)\b", expression))
+
+
+def test_every_dashboard_expression_parses_and_reads_metrics_we_expose(tmp_path: Path) -> None:
+    expressions = dashboard_expressions()
+    titles = " ".join(title for title, _ in expressions).lower()
+    for topic in (
+        "messages",
+        "latency",
+        "fallback",
+        "intents",
+        "handoffs",
+        "waiting",
+        "wait",
+        "calls",
+        "telegram",
+        "database",
+        "up",
+    ):
+        assert topic in titles, f"no panel about {topic}"
+    exposed = exposed_metric_names() | {"up"}
+    for title, expression in expressions:
+        names = metric_names_in(expression)
+        assert names and names <= exposed, f"{title}: {names - exposed or 'no metric'}"
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:expression_{n}", "expr": e} for n, (_, e) in enumerate(expressions)],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    done = run("promtool", "check", "rules", str(path))  # promtool parses every expression
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_rule_reads_metrics_we_expose() -> None:
+    exposed = exposed_metric_names() | {"up"}
+    for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]:
+        for rule in group["rules"]:
+            names = metric_names_in(rule["expr"])
+            assert names and names <= exposed, f"{rule['alert']}: {names - exposed or 'no metric'}"

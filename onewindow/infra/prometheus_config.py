@@ -1,7 +1,8 @@
 """prometheus.yml for OneWindow: one scrape job per program, static targets, the alert rules of deploy/prometheus.
 
 `make run-prod` renders it with the ports it chose; deploy/prometheus/prometheus.yml is the same function's output
-for deploy/compose.yml's service names (tests/test_deploy.py checks that the committed file is this output).
+for deploy/compose.yml's service names, written by `python -m onewindow.infra.deploy_configs` (tests/test_deploy.py
+checks that the committed file is this output).
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ COMPOSE_TARGETS: Mapping[str, Sequence[str]] = {
     "console": ["console-1:5080", "console-2:5080"],
     "voice": ["voice-1:9093", "voice-2:9093"],
     "bot": ["bot:8443"],
+    "haproxy": ["haproxy:8404"],
     "prometheus": ["localhost:9090"],
 }
-
-
-if __name__ == "__main__":
-    print("# written by `python -m onewindow.infra.prometheus_config` (deploy/compose.yml's services)")
-    print(render_prometheus_config(COMPOSE_TARGETS, ["alerts.yml"]), end="")
