@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
 KUBERNETES = DEPLOY / "kubernetes"
+PUBLIC_HOST = "chat.example.org"  # compose's ONEWINDOW_PUBLIC_HOST in the tests
 SECRET_NAMES = ("RASA_JWT_SECRET", "ONEWINDOW_CHANNEL_SECRET", "TELEGRAM_TOKEN", "TELEGRAM_SECRET_TOKEN", "POSTGRES_PASSWORD")
 # variables of the images we run, not of OneWindow: Python's, Rasa's, the PostgreSQL image's
 THIRD_PARTY = {
@@ -55,7 +56,7 @@ def compose_config(tmp_path: Path) -> Dict[str, Any]:
         "-f",
         str(DEPLOY / "compose.yml"),
         "config",
-        env={"ONEWINDOW_SECRETS_ENV": str(secrets), "PATH": "/usr/bin:/bin"},
+        env={"ONEWINDOW_SECRETS_ENV": str(secrets), "ONEWINDOW_PUBLIC_HOST": PUBLIC_HOST, "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
@@ -64,7 +65,7 @@ def compose_config(tmp_path: Path) -> Dict[str, Any]:
 def test_compose_config_passes_and_every_app_service_is_probed_on_readiness(tmp_path: Path) -> None:
     services = compose_config(tmp_path)["services"]
     expected = {"haproxy", "rasa-1", "rasa-2", "actions-1", "actions-2", "console-1", "console-2", "voice-1", "voice-2"}
-    assert expected | {"bot", "postgres", "redis", "prometheus"} <= set(services)
+    assert expected | {"bot-1", "bot-2", "postgres", "redis", "prometheus"} <= set(services)
     for name, service in services.items():
         if service.get("image", "").startswith("onewindow:"):
             assert "/health/ready" in " ".join(service["healthcheck"]["test"]), name
@@ -427,6 +428,56 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler_within_haproxys
         assert deployments[name]["spec"].get("replicas", 1) <= deploy_configs.SLOTS[backends[name]], name
 
 
+def label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions with In, NotIn, Exists, DoesNotExist) on `labels`."""
+    tests = {
+        "In": lambda key, values: labels.get(key) in values,
+        "NotIn": lambda key, values: labels.get(key) not in values,
+        "Exists": lambda key, values: key in labels,
+        "DoesNotExist": lambda key, values: key not in labels,
+    }
+    expressions = selector.get("matchExpressions", [])
+    return selects(selector.get("matchLabels", {}), labels) and all(
+        tests[e["operator"]](e["key"], e.get("values", [])) for e in expressions
+    )
+
+
+def addresses_used(overlay: str, spec: Mapping[str, Any]) -> Set[Tuple[str, int]]:
+    """(host, port) of every http(s) URL a pod is given: its environment and the ConfigMaps it mounts."""
+    config_maps = objects(overlay, "ConfigMap")
+    texts = [value for container in spec["containers"] for value in environment(overlay, container).values()]
+    for volume in spec.get("volumes", []):
+        if "configMap" in volume:
+            texts += list(config_maps[volume["configMap"]["name"]]["data"].values())
+    return {(host, int(port)) for text in texts for host, port in re.findall(r"https?://([\w.-]+):(\d+)", text)}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_address_a_program_is_given_is_a_service_its_network_policy_lets_it_reach(overlay: str) -> None:
+    services = objects(overlay, "Service")
+    policies = objects(overlay, "NetworkPolicy").values()
+    pod_labels = {name: item["spec"]["template"]["metadata"]["labels"] for name, item in objects(overlay, "Deployment").items()}
+    assert policies, "no NetworkPolicy guards the action servers"
+    for client, spec in pod_specs(overlay):
+        for host, port in addresses_used(overlay, spec):
+            assert host in services, f"{client} is given {host}:{port}, which is no Service"
+            assert port in {p["port"] for p in services[host]["spec"]["ports"]}, f"{client}: {host} has no port {port}"
+            targets = [d for d, labels in pod_labels.items() if selects(services[host]["spec"]["selector"], labels)]
+            for policy in policies:
+                if any(label_selector_matches(policy["spec"]["podSelector"], pod_labels[d]) for d in targets):
+                    allowed = [
+                        source["podSelector"]
+                        for rule in policy["spec"]["ingress"]
+                        for source in rule["from"]
+                        if "podSelector" in source and "namespaceSelector" not in source
+                    ]
+                    assert any(label_selector_matches(s, pod_labels[client]) for s in allowed), (
+                        f"{policy['metadata']['name']} blocks {client} -> {host}"
+                    )
+    guarded = [d for d in pod_labels if any(label_selector_matches(p["spec"]["podSelector"], pod_labels[d]) for p in policies)]
+    assert {"rasa", "actions", "console"} <= set(guarded)
+
+
 def secret_names() -> Set[str]:
     return set(re.findall(r"^(\w+)=", (DEPLOY / "secrets.env.example").read_text(), re.M))
 
@@ -468,7 +519,7 @@ def test_the_production_ingress_sends_the_telegram_webhook_to_the_bot() -> None:
     webhook = next(
         urlparse(m["data"]["TELEGRAM_WEBHOOK_URL"]) for m in settings.values() if "TELEGRAM_WEBHOOK_URL" in m.get("data", {})
     )
-    assert webhook.scheme == "https"
+    assert webhook.scheme == "https" and webhook.path == deploy_configs.BOT_WEBHOOK_PATH
     (ingress,) = objects("production", "Ingress").values()
     routes = {
         (rule["host"], path["path"]): path["backend"]["service"]["name"]
@@ -477,6 +528,21 @@ def test_the_production_ingress_sends_the_telegram_webhook_to_the_bot() -> None:
     }
     assert routes[(webhook.hostname, webhook.path)] == "bot"
     assert any(webhook.hostname in tls["hosts"] for tls in ingress["spec"]["tls"])
+
+
+def test_compose_sends_the_telegram_webhook_to_the_active_bot_and_to_its_standby_only_while_it_is_down(tmp_path: Path) -> None:
+    services = compose_config(tmp_path)["services"]
+    bots = sorted(name for name, service in services.items() if service.get("command") == ["python", "-m", "bot"])
+    assert bots == ["bot-1", "bot-2"]
+    for name in bots:
+        assert services[name]["environment"]["TELEGRAM_WEBHOOK_URL"] == f"https://{PUBLIC_HOST}{deploy_configs.BOT_WEBHOOK_PATH}"
+        assert "ports" not in services[name], f"{name}: reached through HAProxy only"
+    config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
+    backend = re.search(r"^backend bot\n((?:    .*\n)+)", config, re.M)
+    assert backend, "no bot backend in deploy/haproxy/haproxy.cfg"
+    servers = re.findall(r"^    server \S+ (\S+):8443 .*?( backup)?$", backend.group(1), re.M)
+    assert servers == [("bot-1", ""), ("bot-2", " backup")]
+    assert re.search(rf"^    use_backend bot if {{ path {deploy_configs.BOT_WEBHOOK_PATH} }}", config, re.M)
 
 
 # --- Grafana and the alert rules use the metrics our programs expose -----------------------------------------------

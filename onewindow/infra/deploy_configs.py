@@ -11,7 +11,8 @@ Both HAProxy files are `onewindow_proxy(...)` with every listener on all address
 servers named by DNS, resolved by HAProxy at run time (`resolvers dns` reads the container's /etc/resolv.conf; a
 server whose name does not resolve yet starts down instead of stopping HAProxy):
 
-- compose: one `server` per service of deploy/compose.yml (rasa-1, rasa-2, ...: prometheus_config.COMPOSE_TARGETS);
+- compose: one `server` per service of deploy/compose.yml (rasa-1, rasa-2, ...: prometheus_config.COMPOSE_TARGETS),
+  and the Telegram webhook's path (BOT_WEBHOOK_PATH) to bot-1, with bot-2 as a `backup` server (the standby);
 - Kubernetes: one `server-template` per headless Service (rasa, actions, console), `SLOTS` servers each, filled from
   the Service's DNS A records, which hold the addresses of its ready pods. Per-server `maxconn` then applies to each
   pod, which a Service's virtual IP could not do. The names are `<service>.${POD_NAMESPACE}.svc.<cluster domain>`:
@@ -25,9 +26,9 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from onewindow.infra.haproxy import Address, Listener, Proxy, onewindow_proxy, render
+from onewindow.infra.haproxy import Address, BotWebhook, Listener, Proxy, onewindow_proxy, render
 from onewindow.infra.prometheus_config import COMPOSE_TARGETS, render_prometheus_config
 from onewindow.settings import PROJECT_ROOT
 from onewindow.settings import variables as setting
@@ -40,6 +41,9 @@ RESOLVERS = "dns"
 SLOTS: Mapping[str, int] = {"rasa": 10, "actions": 10, "consoles": 4}
 # the headless Service behind each backend of the proxy (deploy/kubernetes/base)
 SERVICES: Mapping[str, str] = {"rasa": "rasa", "actions": "actions", "consoles": "console"}
+# the Telegram webhook's path in every deployment (TELEGRAM_WEBHOOK_URL's path): compose's HAProxy sends it to the
+# active bot and, while that one is down, to the standby; the Kubernetes Ingress sends it to the bot's Service
+BOT_WEBHOOK_PATH = "/webhooks/telegram"
 
 
 def _address(target: str) -> Address:
@@ -47,7 +51,9 @@ def _address(target: str) -> Address:
     return Address(host, int(port))
 
 
-def deploy_proxy(rasa: Sequence[Address], actions: Sequence[Address], consoles: Sequence[Address]) -> Proxy:
+def deploy_proxy(
+    rasa: Sequence[Address], actions: Sequence[Address], consoles: Sequence[Address], bot: Optional[BotWebhook] = None
+) -> Proxy:
     """The proxy of the container deployments: every listener on the container's addresses, on the default ports."""
 
     def bind(port: int) -> Address:
@@ -60,6 +66,7 @@ def deploy_proxy(rasa: Sequence[Address], actions: Sequence[Address], consoles: 
         stats=bind(STATS_PORT),
         actions=Listener(bind(setting.ACTIONS_PORT.default_value), actions),
         consoles=Listener(bind(setting.CONSOLE_PORT.default_value), consoles),
+        bot=bot,
     )
 
 
@@ -85,8 +92,12 @@ def _with_resolvers(text: str, init_addr: str) -> str:
 
 
 def compose_haproxy() -> str:
-    """haproxy.cfg for deploy/compose.yml: its Rasa servers, action servers and consoles by service name."""
-    proxy = deploy_proxy(*([_address(target) for target in COMPOSE_TARGETS[job]] for job in ("rasa", "actions", "console")))
+    """haproxy.cfg for deploy/compose.yml: its Rasa servers, action servers and consoles by service name, and the
+    bot's webhook to bot-1, with bot-2 as its standby."""
+    servers = {job: [_address(target) for target in targets] for job, targets in COMPOSE_TARGETS.items()}
+    active, standby = servers["bot"]
+    bot = BotWebhook(BOT_WEBHOOK_PATH, [active], [standby])
+    proxy = deploy_proxy(servers["rasa"], servers["actions"], servers["console"], bot)
     return _with_resolvers(render(proxy), "last,libc,none")
 
 

@@ -41,7 +41,7 @@ COMPOSE_TARGETS: Mapping[str, Sequence[str]] = {
     "actions": ["actions-1:5055", "actions-2:5055"],
     "console": ["console-1:5080", "console-2:5080"],
     "voice": ["voice-1:9093", "voice-2:9093"],
-    "bot": ["bot:8443"],
+    "bot": ["bot-1:8443", "bot-2:8443"],  # the active bot, then its standby
     "haproxy": ["haproxy:8404"],
     "prometheus": ["localhost:9090"],
 }
