@@ -16,7 +16,7 @@ FAST_TESTS := not stack and not model and not console and not slow and not postg
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
-.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz voice-model lock clean
+.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz bench-multihost voice-model lock clean
 
 ## serve the assistant on this machine: every server under supervisord (installs, trains and seeds first)
 run: install $(MODEL) seed
@@ -144,6 +144,10 @@ bench-telegram: install $(MODEL) seed
 ## whole keypad-only hotline calls over REST (20 calls): each step's p50/p95 latency and how many choices it offers
 bench-keypad: install $(MODEL)
 	@$(PY) -m bench.keypad_turns
+
+## OneWindow across hosts (network namespaces, root): 1 and 2 app hosts and the stock assistant, closed loop and an open-loop ramp (about 15 minutes; BENCH_MULTIHOST_ARGS="--soak 600" for the soak)
+bench-multihost: install $(MODEL)
+	@$(PY) -m bench.multihost $(BENCH_MULTIHOST_ARGS)
 
 ## download a vosk speech model (scripts/get-vosk-model.sh)
 voice-model:
