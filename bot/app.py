@@ -14,7 +14,7 @@ from bot.conversation import CHANNEL, Conversations
 from bot.delivery import SafeRetries
 from bot.handlers import ChatHandlers
 from bot.keyboards import PayloadStore
-from bot.processing import PerChatUpdateProcessor
+from bot.processing import PerChatUpdateProcessor, ReadableUpdates
 from bot.rendering import Renderer
 from bot.settings import BotSettings, SettingsError
 from onewindow.backend import ServiceBackend
@@ -73,6 +73,7 @@ def build_application(settings: BotSettings, backend: ServiceBackend) -> Applica
         .token(settings.token)
         .base_url(settings.api_url)
         .base_file_url(settings.file_url)
+        .get_updates_request(ReadableUpdates(connection_pool_size=1))  # one long poll at a time, as PTB's own
         .rate_limiter(SafeRetries())
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(post_init)

@@ -9,17 +9,49 @@ handled with its own record of what reached the chat (bot.delivery.recording).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
-from typing import Any, Awaitable, Dict
+from typing import Any, Awaitable, Dict, Optional, Tuple
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import BaseUpdateProcessor
+from telegram.request import HTTPXRequest
 
 from bot.delivery import recording
 from onewindow.infra.logs import log_event
 
 logger = logging.getLogger("onewindow.bot")
+
+
+def readable(data: Dict[str, Any], bot: Optional[Bot] = None) -> Dict[str, Any]:
+    """`data` when python-telegram-bot can read it as an update, else its update_id alone (an update without content).
+
+    PTB fails a whole getUpdates batch on one update it cannot read, and fetches the same batch again, forever: every
+    chat waits, and PTB logs the batch with the citizens' messages. A webhook delivery refused for it is retried by
+    Telegram. The unreadable update is logged by its id and the error's type only."""
+    update_id = data.get("update_id")
+    try:
+        Update.de_json(dict(data), bot)
+    except Exception as error:  # PTB raises whatever its constructors raise on malformed data
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise
+        log_event(logger, "bot.update_unreadable", level=logging.WARNING, update_id=update_id, error=type(error).__name__)
+        return {"update_id": update_id}
+    return data
+
+
+class ReadableUpdates(HTTPXRequest):
+    """getUpdates' connection: each update of a batch PTB could not read is passed on as its id alone (`readable`)."""
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> Tuple[int, bytes]:
+        status, payload = await super().do_request(url, method, *args, **kwargs)
+        if not url.endswith("/getUpdates") or status != 200:
+            return status, payload
+        answer = json.loads(payload)
+        if isinstance(answer, dict) and isinstance(answer.get("result"), list):
+            answer["result"] = [readable(item) if isinstance(item, dict) else item for item in answer["result"]]
+        return status, json.dumps(answer).encode()
 
 
 class SeenUpdates:

@@ -5,7 +5,8 @@ python-telegram-bot's own `run_webhook` answers 200 as soon as the update is in 
 queued is lost: Telegram never delivers it again. Here the answer waits for the handlers:
 
 - the `X-Telegram-Bot-Api-Secret-Token` header must equal TELEGRAM_SECRET_TOKEN (403 otherwise);
-- a body that is not an update is refused with 400 (never 5xx: Telegram would retry it for a day);
+- a body that is not an update (no update_id) is refused with 400 (never 5xx: Telegram would retry it for a day); an
+  update python-telegram-bot cannot read is handled as its id alone and answered 200 (bot/processing.py `readable`);
 - the update is taken in the ledger (bot/ledger.py, the service database), handled through the
   application's update processor (per-chat order, bot/processing.py), marked answered, then 200;
 - a second delivery of an update answered before gets 200 and nothing else; one another live process is
@@ -35,6 +36,7 @@ from telegram import Update
 from telegram.ext import Application, ExtBot
 
 from bot.ledger import Taken, UpdateLedger
+from bot.processing import readable
 from bot.settings import BotSettings
 from onewindow.infra.health import Readiness, database_check, drain_seconds, install_aiohttp
 from onewindow.infra.logs import log_event
@@ -87,11 +89,7 @@ class WebhookEndpoint:
         update_id = data.get("update_id")
         if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id <= BIGGEST_ID:
             return None
-        try:
-            update = Update.de_json(data, self.application.bot)
-        except Exception as error:  # PTB raises whatever its constructors raise on a malformed update
-            log_event(logger, "bot.webhook_bad_update", level=logging.WARNING, error=type(error).__name__)
-            return None
+        update = Update.de_json(readable(data, self.application.bot), self.application.bot)  # unreadable: its id alone
         if isinstance(self.application.bot, ExtBot):
             self.application.bot.insert_callback_data(update)
         return update
