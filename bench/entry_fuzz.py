@@ -1,5 +1,6 @@
-"""Long run of the entry-point fuzz tests (tests/test_fuzz_*.py): rounds with a new random seed and many more cases,
-until the time is up.
+"""Long run of the entry-point fuzz tests (tests/test_fuzz_*.py: REST and the HTTP API, Telegram updates into the bot,
+AudioSocket lines into the running gateway and its parser, console forms and parameters, catalogue files): rounds
+with a new random seed and many more cases, until the time is up.
 
 `make test` runs the same files with a few dozen cases each, the same in every run; here each round multiplies every
 test's count by --scale and draws new cases (ONEWINDOW_FUZZ_RANDOM) from a seed it prints (to replay a failing round:
@@ -23,7 +24,14 @@ from typing import List, Optional
 from bench.summary import Table, write_summary
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_fuzz_rest.py", "tests/test_fuzz_audiosocket.py", "tests/test_fuzz_catalogue.py"]
+TESTS = [
+    "tests/test_fuzz_rest.py",
+    "tests/test_fuzz_telegram.py",
+    "tests/test_fuzz_gateway.py",
+    "tests/test_fuzz_audiosocket.py",
+    "tests/test_fuzz_console.py",
+    "tests/test_fuzz_catalogue.py",
+]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
