@@ -16,15 +16,11 @@ FAST_TESTS := not stack and not model and not console and not slow and not postg
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
-.PHONY: run run-prod shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz bench-multihost voice-model lock clean
+.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz bench-multihost voice-model lock clean
 
 ## serve the assistant on this machine: every server under supervisord (installs, trains and seeds first)
 run: install $(MODEL) seed
 	@scripts/run.sh
-
-## the production topology on this machine under supervisord: HAProxy, 2 Rasa, 2 action servers, 2 consoles, 2 hotline gateways, the bots, Prometheus (docs/production.md)
-run-prod: install $(MODEL) lookups
-	@$(PY) -m onewindow.launcher --prod
 
 ## chat with the assistant in this terminal (rasa shell and the action server)
 shell: install $(MODEL) seed
