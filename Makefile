@@ -16,11 +16,15 @@ FAST_TESTS := not stack and not model and not console and not slow and not postg
 
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml dialogue/*.yml) onewindow/rasa_plugins/nlu_components.py onewindow/rasa_plugins/intent_classifier.py
 
-.PHONY: run shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz bench-multihost voice-model lock clean
+.PHONY: run run-prod shell test test-fast help check format install seed lookups train validate nlu-quality test-stories pytest bench bench-fuzz bench-telegram bench-voice bench-keypad bench-entry-fuzz bench-multihost voice-model lock clean
 
 ## serve the assistant on this machine: every server under supervisord (installs, trains and seeds first)
 run: install $(MODEL) seed
 	@scripts/run.sh
+
+## the production topology on this machine under supervisord: HAProxy, 2 Rasa, 2 action servers, 2 consoles, 2 hotline gateways, the bots, Prometheus (docs/production.md)
+run-prod: install $(MODEL) lookups
+	@$(PY) -m onewindow.launcher --prod
 
 ## chat with the assistant in this terminal (rasa shell and the action server)
 shell: install $(MODEL) seed
@@ -148,6 +152,11 @@ bench-keypad: install $(MODEL)
 ## OneWindow across hosts (network namespaces, root): 1 and 2 app hosts and the stock assistant, closed loop and an open-loop ramp (about 15 minutes; BENCH_MULTIHOST_ARGS="--soak 600" for the soak)
 bench-multihost: install $(MODEL)
 	@$(PY) -m bench.multihost $(BENCH_MULTIHOST_ARGS)
+
+.PHONY: bench-lock-stores
+## the lock stores side by side (Rasa's RedisLockStore, ours on Redis and on PostgreSQL): latency, throughput, overlaps, order (about 4 minutes; the machine's Redis and PostgreSQL)
+bench-lock-stores: install
+	@$(PY) -m bench.lock_stores $(BENCH_LOCK_STORES_ARGS)
 
 ## download a vosk speech model (scripts/get-vosk-model.sh)
 voice-model:

@@ -129,7 +129,11 @@ def end_other_sessions(engine: Engine, user_id: int, token: str) -> None:
 
 def source_address(request: Request) -> str:
     """Where the request comes from: the client's address, or the proxy's X-Forwarded-For when
-    CONSOLE_PROXIES_COUNT says how many proxies are in front."""
+    CONSOLE_PROXIES_COUNT says how many proxies are in front (and, with CONSOLE_TRUSTED_PROXIES, only when the
+    connection comes from one of them)."""
+    trusted = request.app.ctx.settings.trusted_proxies
+    if trusted and request.ip not in trusted:
+        return request.ip or "-"
     return request.remote_addr or request.ip or "-"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import FrozenSet, Mapping, Optional
 
 from onewindow.settings import variables as setting
 
@@ -22,6 +22,7 @@ class ConsoleSettings:
     low_confidence: float = setting.CONSOLE_LOW_CONFIDENCE.default_value  # Improve lists messages understood with less
     idle_minutes: int = setting.CONSOLE_IDLE_MINUTES.default_value  # a session without a request for this long has ended
     proxies_count: int = setting.CONSOLE_PROXIES_COUNT.default_value  # reverse proxies in front: X-Forwarded-For gives the source
+    trusted_proxies: FrozenSet[str] = frozenset()  # X-Forwarded-For only on connections from these addresses (empty: any)
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "ConsoleSettings":
@@ -38,4 +39,7 @@ class ConsoleSettings:
             low_confidence=setting.CONSOLE_LOW_CONFIDENCE.read(env),
             idle_minutes=setting.CONSOLE_IDLE_MINUTES.read(env),
             proxies_count=setting.CONSOLE_PROXIES_COUNT.read(env),
+            trusted_proxies=frozenset(
+                filter(None, (a.strip() for a in (setting.CONSOLE_TRUSTED_PROXIES.read(env) or "").split(",")))
+            ),
         )

@@ -3,6 +3,7 @@
     python -m onewindow.launcher            # what scripts/run.sh runs after the first-admin prompt
     python -m onewindow.launcher --shell    # `make shell`: the action server, and `rasa shell` in this terminal
     python -m onewindow.launcher --dry-run  # print the supervisord configuration `make run` would use
+    python -m onewindow.launcher --prod     # `make run-prod`: the production topology (onewindow/production.py)
 
 Writes `<var>/haproxy.cfg` (onewindow/infra/haproxy.py, checked with `haproxy -c`) and `<var>/supervisord.conf`
 (programs: the action server, the Rasa instances, HAProxy in front of them, the hotline gateway, the staff
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from onewindow import production
 from onewindow.infra import haproxy as haproxy_config
 from onewindow.infra.api_auth import authorization
 from onewindow.infra.local_servers import http_get
@@ -119,25 +121,27 @@ def ready_checks(ports: Ports) -> Dict[str, Tuple[str, bool]]:
     """What must answer before OneWindow counts as running: name -> (URL, whether it needs the API token)."""
     checks = {
         "action server": (local_url(ports.actions) + "/health", False),
-        "HAProxy": (local_url(ports.proxy_stats) + "/health/ready", False),
-        "HTTP API": (local_url(ports.api) + "/status", True),
         "hotline gateway": (local_url(ports.voice_control) + "/health", False),
         "staff console": (local_url(ports.console) + "/login", False),
     }
     checks.update({f"Rasa instance {n}": (local_url(port) + "/status", True) for n, port in enumerate(ports.instances, 1)})
+    checks["HAProxy"] = (local_url(ports.proxy_stats) + "/health/ready", False)
+    checks["HTTP API"] = (local_url(ports.api) + "/status", True)
     return checks
 
 
 def wait_ready(checks: Dict[str, Tuple[str, bool]], secret: str, supervisor: subprocess.Popen) -> List[str]:
-    """Waits until every check answers (or STARTUP_SECONDS pass); returns those that did not."""
-    waiting = dict(checks)
+    """Waits until every check answers, one after the other in their order (or STARTUP_SECONDS pass); returns those
+    that did not. The proxy comes last: it counts its servers up from the start, until its first health checks."""
+    waiting = list(checks.items())
     deadline = time.monotonic() + STARTUP_SECONDS
     while waiting and time.monotonic() < deadline and supervisor.poll() is None:
-        for name, (url, signed) in list(waiting.items()):
-            if http_get(url, headers=authorization(secret) if signed else None):
-                del waiting[name]
-        time.sleep(0.5)
-    return sorted(waiting)
+        _, (url, signed) = waiting[0]
+        if http_get(url, headers=authorization(secret) if signed else None):
+            waiting.pop(0)
+        else:
+            time.sleep(0.5)
+    return sorted(name for name, _ in waiting)
 
 
 def shown(path: Path) -> str:
@@ -179,12 +183,48 @@ OneWindow is running on {database}{instances} Rasa instance(s)).
 Press Ctrl-C to stop."""
 
 
-def serve(env: Dict[str, str]) -> int:
-    """`make run`: everything under supervisord until Ctrl-C or SIGTERM; supervisord's exit status."""
+def serve(env: Dict[str, str], prod: bool = False) -> int:
+    """`make run` (or with `prod`, `make run-prod`: onewindow/production.py): everything under supervisord until
+    Ctrl-C or SIGTERM; supervisord's exit status."""
     var = setting.ONEWINDOW_VAR.read(env).resolve()
     (var / "log").mkdir(parents=True, exist_ok=True)
-    ports = Ports.from_env(env)
     secret, secret_place = api_secret(var, env)
+    if prod:
+        plan = production.prepare(var, env, shared_environment(env, secret, var / "endpoints.yml"))
+        programs, checks, env, text = plan.programs, plan.checks, {**env, **plan.env}, plan.summary
+    else:
+        programs, checks, text = single_machine(var, env, secret, secret_place)
+    config = var / "supervisord.conf"
+    config.write_text(supervisord_config(var, programs))
+    print(
+        f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds",
+        flush=True,
+    )
+    supervisor = subprocess.Popen(
+        [str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)],
+        cwd=PROJECT_ROOT,
+        env=shared_environment(env, secret, var / "endpoints.yml"),
+    )
+
+    def stop(signal_number: int, _frame: object) -> None:
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    missing = wait_ready(checks, secret, supervisor)
+    if supervisor.poll() is None:
+        if missing:
+            print(f"==> not answering after {STARTUP_SECONDS} s: {', '.join(missing)}; see {var / 'log'}/", flush=True)
+        print(text, flush=True)
+    return supervisor.wait()
+
+
+def single_machine(
+    var: Path, env: Dict[str, str], secret: str, secret_place: str
+) -> Tuple[List[Program], Dict[str, Tuple[str, bool]], str]:
+    """`make run`'s programs, readiness checks and summary; writes its endpoints.yml and haproxy.cfg."""
+    ports = Ports.from_env(env)
     lock_store = setting.LOCK_STORE_URL.read(env) or ""
     endpoints = write_endpoints(
         var / "endpoints.yml", setting.TRACKER_DATABASE_URL.read(env) or var / "tracker.db", ports.actions, lock_store
@@ -195,32 +235,8 @@ def serve(env: Dict[str, str]) -> int:
         single_machine_proxy(public, ports.api, ports.proxy_stats, ports.instances, lock_store),
         shared_environment(env, secret, endpoints),
     )
-    config = var / "supervisord.conf"
-    config.write_text(
-        supervisord_config(var, served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env, proxy))
-    )
-    print(
-        f"==> starting OneWindow under supervisord ({config}; logs: {var / 'log'}/); loading the model takes a few seconds",
-        flush=True,
-    )
-    supervisor = subprocess.Popen(
-        [str(Path(sys.executable).with_name("supervisord")), "-n", "-c", str(config)],
-        cwd=PROJECT_ROOT,
-        env=shared_environment(env, secret, endpoints),
-    )
-
-    def stop(signal_number: int, _frame: object) -> None:
-        if supervisor.poll() is None:
-            supervisor.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    missing = wait_ready(ready_checks(ports), secret, supervisor)
-    if supervisor.poll() is None:
-        if missing:
-            print(f"==> not answering after {STARTUP_SECONDS} s: {', '.join(missing)}; see {var / 'log'}/", flush=True)
-        print(summary(ports, var, secret_place, env, len(ports.instances)), flush=True)
-    return supervisor.wait()
+    programs = served_programs(ports, setting.ONEWINDOW_MODEL.read(env).resolve(), endpoints, env, proxy)
+    return programs, ready_checks(ports), summary(ports, var, secret_place, env, len(ports.instances))
 
 
 def shell(env: Dict[str, str]) -> int:
@@ -262,7 +278,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--shell", action="store_true", help="`make shell`: chat with the assistant in this terminal")
-    mode.add_argument("--dry-run", action="store_true", help="print the supervisord configuration and exit (writes nothing)")
+    parser.add_argument("--dry-run", action="store_true", help="print the supervisord configuration and exit (writes nothing)")
+    parser.add_argument("--prod", action="store_true", help="`make run-prod`: the production topology (onewindow/production.py)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.shell:
@@ -270,10 +287,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.dry_run:
         var, ports = setting.ONEWINDOW_VAR.read(env).resolve(), Ports.from_env(env)
         model = setting.ONEWINDOW_MODEL.read(env).resolve()
-        served = served_programs(ports, model, var / "endpoints.yml", env, var / "haproxy.cfg")
+        if args.prod:
+            served = production.prepare(var, env, env, dry_run=True).programs
+        else:
+            served = served_programs(ports, model, var / "endpoints.yml", env, var / "haproxy.cfg")
         print(supervisord_config(var, served), end="")
         return 0
-    return serve(env)
+    return serve(env, args.prod)
 
 
 if __name__ == "__main__":

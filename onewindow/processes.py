@@ -137,21 +137,23 @@ def single_machine_proxy(
     )
 
 
-def voice_gateway(ports: Ports) -> Program:
+def voice_gateway(rasa_port: int, api_port: int, audio_port: int, control_port: int) -> Program:
+    """The hotline gateway: AudioSocket on `audio_port`, /health and /metrics on `control_port` (loopback)."""
     env = {
-        setting.RASA_URL.name: local_url(ports.rasa),
-        setting.RASA_API_URL.name: local_url(ports.api),
-        setting.VOICE_PORT.name: str(ports.voice),
-        setting.VOICE_CONTROL_PORT.name: str(ports.voice_control),
+        setting.RASA_URL.name: local_url(rasa_port),
+        setting.RASA_API_URL.name: local_url(api_port),
+        setting.VOICE_PORT.name: str(audio_port),
+        setting.VOICE_CONTROL_PORT.name: str(control_port),
     }
     return Program("voice", [PYTHON, "-m", "voice", "gateway"], env)
 
 
-def staff_console(ports: Ports) -> Program:
+def staff_console(port: int, api_port: int) -> Program:
+    """The staff console on loopback:`port`, talking to Rasa's HTTP API on `api_port`."""
     env = {
-        setting.CONSOLE_RASA_URL.name: local_url(ports.api),
+        setting.CONSOLE_RASA_URL.name: local_url(api_port),
         setting.CONSOLE_HOST.name: LOOPBACK,
-        setting.CONSOLE_PORT.name: str(ports.console),
+        setting.CONSOLE_PORT.name: str(port),
     }
     return Program("console", [PYTHON, "-m", "console", "serve"], env)
 
@@ -171,7 +173,7 @@ def served_programs(ports: Ports, model: Path, endpoints: Path, env: Mapping[str
     found = [action_server(ports.actions)]
     found += [rasa_server(n, port, model, endpoints) for n, port in enumerate(ports.instances, start=1)]
     found.append(haproxy(proxy))
-    found += [voice_gateway(ports), staff_console(ports)]
+    found += [voice_gateway(ports.rasa, ports.api, ports.voice, ports.voice_control), staff_console(ports.console, ports.api)]
     if setting.TELEGRAM_TOKEN.read(env):
         found.append(telegram_bot(ports.rasa))
     return found

@@ -245,3 +245,18 @@ def test_refused_requests_are_audited_with_the_reason(console: RunningConsole, e
     denied = [(u, t, d["reason"]) for u, t, d in audit_rows(engine, "access.denied")]
     assert (username, "/audit", "role") in denied and (username, "/handoffs/HO-100000/claim", "csrf") in denied
     assert ("-", "/login", "csrf") in denied
+
+
+def test_x_forwarded_for_from_a_connection_that_is_not_the_proxy_is_not_believed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With CONSOLE_TRUSTED_PROXIES naming another address than this test's (loopback), a spray that names a new
+    X-Forwarded-For on every attempt still counts as one source and is stopped."""
+    workdir = tmp_path_factory.mktemp("console-untrusted")
+    (url,) = empty_database("sqlite", workdir)
+    env = {"CONSOLE_PROXIES_COUNT": "1", "CONSOLE_TRUSTED_PROXIES": "192.0.2.1"}  # RFC 5737: not this machine
+    with RunningConsole(url, workdir, env=env) as running:
+        create_staff_user(running.database_url, "untrusted-real", "agent", PASSWORD)
+        for number in range(throttle.SOURCE_FAILURES):
+            assert login(running, f"spray{number}", "guessing", next(sources)).status_code == 401
+        assert login(running, "untrusted-real", PASSWORD, next(sources)).status_code == 429

@@ -185,6 +185,9 @@ ACTIONS_PORT = declare("ACTIONS_PORT", PORT, "5055", "the action server's port (
 HAPROXY_STATS_PORT = declare(
     "HAPROXY_STATS_PORT", PORT, "8404", "HAProxy's own /metrics, /stats and /health/ready (on 127.0.0.1)", ("launcher",)
 )
+PROMETHEUS_PORT = declare(
+    "PROMETHEUS_PORT", PORT, "9090", "`make run-prod`: the Prometheus server's port (on 127.0.0.1)", ("launcher",)
+)
 ONEWINDOW_MESSAGES_PER_INSTANCE = declare(
     "ONEWINDOW_MESSAGES_PER_INSTANCE",
     COUNT,
@@ -277,6 +280,14 @@ CONSOLE_PROXIES_COUNT = declare(
     WHOLE,
     "0",
     "reverse proxies in front of the console: then X-Forwarded-For gives the source address",
+    ("console",),
+)
+CONSOLE_TRUSTED_PROXIES = declare(
+    "CONSOLE_TRUSTED_PROXIES",
+    OPTIONAL_TEXT,
+    "",
+    "with CONSOLE_PROXIES_COUNT: the proxies' addresses (comma-separated); X-Forwarded-For is then believed only on a "
+    "connection from one of them, any other request counts from its own address; blank: from any connection",
     ("console",),
 )
 
