@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Sequence
 
 import pytest
 
@@ -106,12 +106,12 @@ def test_a_dry_run_prints_the_configuration_and_writes_nothing(
 class Launched:
     """`python -m onewindow.launcher` with its output collected in a thread."""
 
-    def __init__(self, var: Path, env: Dict[str, str]) -> None:
+    def __init__(self, var: Path, env: Dict[str, str], args: Sequence[str] = ()) -> None:
         self.var = var
         self.output: List[str] = []
         self.ports: Dict[str, int] = {}  # the ports it was given (set by the fixture)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "onewindow.launcher"],
+            [sys.executable, "-m", "onewindow.launcher", *args],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.PIPE,
