@@ -9,8 +9,9 @@
 #   docker-compose               `docker-compose config` checks the compose file without an engine
 #   iproute2                     network namespaces: the multi-host tests
 #   kubectl                      `kubectl kustomize` renders the Kubernetes overlays offline (tests/test_deploy.py)
+#   dnsmasq-base                 a DNS server standing in for the cluster's: the Kubernetes HAProxy finds pods by DNS (tests/test_deploy.py)
 set -eu
-needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2 chromium haproxy prometheus docker-compose iproute2 kubectl)
+needed=(espeak-ng asterisk-core-sounds-en-wav libportaudio2 chromium haproxy prometheus docker-compose iproute2 kubectl dnsmasq-base)
 missing=()
 for package in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,13 +4,18 @@ dashboard, and that every variable they set is a OneWindow setting (or one of th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Set, Tuple
 from urllib.parse import urlparse
 
 import pytest
@@ -543,6 +548,151 @@ def test_compose_sends_the_telegram_webhook_to_the_active_bot_and_to_its_standby
     servers = re.findall(r"^    server \S+ (\S+):8443 .*?( backup)?$", backend.group(1), re.M)
     assert servers == [("bot-1", ""), ("bot-2", " backup")]
     assert re.search(rf"^    use_backend bot if {{ path {deploy_configs.BOT_WEBHOOK_PATH} }}", config, re.M)
+
+
+# --- The Kubernetes HAProxy configuration running: pods found by DNS, in two network namespaces -----------------------
+
+# Stands in for pods: answers the readiness check (503 while <flags>/<its address> exists) and every POST with its
+# address. One server per address:port given.
+POD_SERVER = """
+import json, os, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Pod(BaseHTTPRequestHandler):
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        ready = not os.path.exists(os.path.join(sys.argv[1], self.server.server_address[0]))
+        self.answer(200 if ready else 503, {"ready": ready})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(200, [{"pod": self.server.server_address[0]}])
+
+    def log_message(self, *args):
+        pass
+
+for address in sys.argv[2:]:
+    host, port = address.rsplit(":", 1)
+    server = ThreadingHTTPServer((host, int(port)), Pod)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+threading.Event().wait()
+"""
+# In the edge namespace: POSTs `count` turns to `url` and prints which pods answered, or HAProxy's error status
+# (503 while no server is up yet), as a JSON list.
+TURNS = """
+import json, sys, urllib.error, urllib.request
+seen = []
+for _ in range(int(sys.argv[2])):
+    request = urllib.request.Request(sys.argv[1], data=b"{}", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            seen.append(json.loads(answer.read())[0]["pod"])
+    except urllib.error.HTTPError as error:
+        seen.append(f"status {error.code}")
+print(json.dumps(seen))
+"""
+SUBNET = "10.99.0"  # inside the test's own namespaces only
+NAMESPACE = "onewindow"  # the pods' Kubernetes namespace, as the downward API gives it to HAProxy
+
+
+@contextlib.contextmanager
+def edge_and_pods() -> Iterator[Tuple[str, str]]:
+    """Two network namespaces joined by a veth pair: `edge` (SUBNET.1; /etc/resolv.conf names 127.0.0.1 there) and
+    `pods` (SUBNET.2 and SUBNET.3, two pod addresses); removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root (ip netns), as the multi-host tests do")
+    tag = secrets.token_hex(3)
+    edge, pods = f"owk8s-{tag}-edge", f"owk8s-{tag}-pods"
+    resolv = Path("/etc/netns") / edge / "resolv.conf"  # `ip netns exec` mounts it over /etc/resolv.conf
+    steps = [
+        ["ip", "netns", "add", edge],
+        ["ip", "netns", "add", pods],
+        ["ip", "link", "add", f"owk8s{tag}e", "type", "veth", "peer", "name", f"owk8s{tag}p"],
+        ["ip", "link", "set", f"owk8s{tag}e", "netns", edge],
+        ["ip", "link", "set", f"owk8s{tag}p", "netns", pods],
+        ["ip", "-n", edge, "addr", "add", f"{SUBNET}.1/24", "dev", f"owk8s{tag}e"],
+        ["ip", "-n", pods, "addr", "add", f"{SUBNET}.2/24", "dev", f"owk8s{tag}p"],
+        ["ip", "-n", pods, "addr", "add", f"{SUBNET}.3/24", "dev", f"owk8s{tag}p"],
+        *(
+            ["ip", "-n", ns, "link", "set", name, "up"]
+            for ns, name in ((edge, "lo"), (pods, "lo"), (edge, f"owk8s{tag}e"), (pods, f"owk8s{tag}p"))
+        ),
+    ]
+    try:
+        for step in steps:
+            done = run(*step)
+            assert done.returncode == 0, f"{step}: {done.stderr}"
+        resolv.parent.mkdir(parents=True)
+        resolv.write_text("nameserver 127.0.0.1\n")
+        yield edge, pods
+    finally:
+        for ns in (edge, pods):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(resolv.parent, ignore_errors=True)
+
+
+def turns_answered_by(edge: str, count: int = 20) -> Set[str]:
+    done = run(
+        "ip", "netns", "exec", edge, sys.executable, "-c", TURNS, "http://127.0.0.1:5005/webhooks/rest/webhook", str(count)
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def eventually(check: Callable[[], Set[str]], wanted: Set[str], seconds: float = 30.0) -> Set[str]:
+    """`check()` until it gives `wanted` (HAProxy resolves and health-checks every second), or the last answer."""
+    deadline = time.monotonic() + seconds
+    seen = check()
+    while seen != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen = check()
+    return seen
+
+
+def stop(processes: List[subprocess.Popen]) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.haproxy
+def test_the_kubernetes_haproxy_finds_the_pods_by_dns_and_sends_turns_only_to_the_ready_ones(tmp_path: Path) -> None:
+    """The rendered deploy/kubernetes/base/haproxy.cfg, unchanged, run by HAProxy: its server-template slots fill
+    from the headless Services' DNS records (dnsmasq standing in for the cluster's DNS, the names built from
+    POD_NAMESPACE), and a pod whose readiness fails gets no more turns until it is ready again."""
+    if shutil.which("dnsmasq") is None:
+        pytest.fail("dnsmasq is not installed (scripts/system-packages.sh installs dnsmasq-base)")
+    running: List[subprocess.Popen] = []
+    with edge_and_pods() as (edge, pods), contextlib.ExitStack() as stack:
+        stack.callback(stop, running)
+        addresses = [f"{SUBNET}.2", f"{SUBNET}.3"]
+        ports = {"rasa": 5005, "actions": 5055, "console": 5080}
+        records = [f"--host-record={service}.{NAMESPACE}.svc.cluster.local,{a}" for service in ports for a in addresses]
+        dns = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--user=root"]
+        dns += ["--listen-address=127.0.0.1", "--bind-interfaces", "--local-ttl=1", *records]
+        servers = [f"{a}:{port}" for a in addresses for port in ports.values()]
+        environment = {"PATH": os.environ["PATH"], "POD_NAMESPACE": NAMESPACE, "RASA_JWT_SECRET": secrets.token_urlsafe(32)}
+        proxy = ["haproxy", "-db", "-f", str(KUBERNETES / "base" / "haproxy.cfg")]
+        for namespace, command, env in (
+            (edge, dns, None),
+            (pods, [sys.executable, "-c", POD_SERVER, str(tmp_path), *servers], None),
+            (edge, proxy, environment),
+        ):
+            log = open(tmp_path / f"{command[0].rsplit('/', 1)[-1]}.log", "wb")
+            running.append(subprocess.Popen(["ip", "netns", "exec", namespace, *command], stdout=log, stderr=log, env=env))
+        both = eventually(lambda: turns_answered_by(edge), set(addresses))
+        assert both == set(addresses), (tmp_path / "haproxy.log").read_text()[-2000:]
+        (tmp_path / addresses[0]).touch()  # the first pod's readiness now fails
+        assert eventually(lambda: turns_answered_by(edge), {addresses[1]}) == {addresses[1]}
+        (tmp_path / addresses[0]).unlink()
+        assert eventually(lambda: turns_answered_by(edge), set(addresses)) == set(addresses)
 
 
 # --- Grafana and the alert rules use the metrics our programs expose -----------------------------------------------
