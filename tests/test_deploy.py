@@ -11,12 +11,14 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Set, Tuple
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
+from urllib.request import urlopen
 
 import pytest
 import yaml
@@ -711,16 +713,21 @@ def exposed_metric_names() -> Set[str]:
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 
 
-def dashboard_expressions() -> List[Tuple[str, str]]:
+def dashboard_targets(variables: Mapping[str, str] = GRAFANA_VARIABLES) -> List[Tuple[str, str, str]]:
+    """(panel and query, expression with Grafana's variables replaced by `variables`, legend) of every query."""
     dashboard = json.loads((DEPLOY / "grafana" / "onewindow.json").read_text())
     found = []
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             expression = target["expr"]
-            for variable, value in GRAFANA_VARIABLES.items():
+            for variable, value in variables.items():
                 expression = expression.replace(variable, value)
-            found.append((f"{panel['title']} {target['refId']}", expression))
+            found.append((f"{panel['title']} {target['refId']}", expression, target.get("legendFormat", "")))
     return found
+
+
+def dashboard_expressions() -> List[Tuple[str, str]]:
+    return [(title, expression) for title, expression, _ in dashboard_targets()]
 
 
 def metric_names_in(expression: str) -> Set[str]:
@@ -760,6 +767,77 @@ def test_every_dashboard_expression_parses_and_reads_metrics_we_expose(tmp_path:
     path.write_text(yaml.safe_dump(rules))
     done = run("promtool", "check", "rules", str(path))  # promtool parses every expression
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def exercise_every_metric() -> None:
+    """One observation of each metric of onewindow/infra/metrics.py, with label values the programs give them."""
+    metrics.MESSAGES.labels("telegram").inc()
+    metrics.TURN_SECONDS.labels("telegram").observe(0.2)
+    metrics.FALLBACKS.labels("nlu").inc()
+    metrics.INTENTS.labels("greet").inc()
+    metrics.HANDOFFS.labels("citizen_request").inc()
+    metrics.HANDOFF_QUEUE_LENGTH.set(2)
+    metrics.ACTIVE_CALLS.set(1)
+    metrics.TELEGRAM_DELIVERY_ERRORS.inc()
+    metrics.DATABASE_ERRORS.labels("onewindow").inc()
+    metrics.LOCK_ERRORS.inc()
+    metrics.LOCK_WAIT_SECONDS.observe(0.01)
+    metrics.observe_request("rasa", "/webhooks/rest/webhook", 200, time.perf_counter())
+    metrics.READY.labels("rasa").set(1)
+    metrics.handoff_waits().update((45.0, 200.0))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def promql(port: int, expression: str) -> List[Dict[str, Any]]:
+    with urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={quote(expression)}", timeout=10) as answer:
+        body = json.loads(answer.read())
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def labels_shown(expression: str, legend: str) -> Set[str]:
+    """The labels a query's series must carry: those it groups by (but `le`) and those its legend shows."""
+    grouped = {name.strip() for group in re.findall(r"\bby \(([^)]*)\)", expression) for name in group.split(",")}
+    return (grouped - {"le"}) | set(re.findall(r"\{\{(\w+)\}\}", legend))
+
+
+@pytest.mark.slow
+def test_every_dashboard_query_gives_series_with_the_labels_it_shows_on_a_real_prometheus(tmp_path: Path) -> None:
+    """The Debian Prometheus scrapes this process's registry (the metric objects every program exports) every
+    second; each panel's query then answers series carrying the labels its legend and grouping name."""
+    exercise_every_metric()
+    from prometheus_client import start_http_server
+
+    exporter, _ = start_http_server(free_port(), addr="127.0.0.1")
+    api_port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_prometheus_config({"onewindow": [f"127.0.0.1:{exporter.server_port}"]}, [], "1s"))
+    command = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}"]
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        server = subprocess.Popen([*command, f"--web.listen-address=127.0.0.1:{api_port}"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if promql(api_port, "count_over_time(up[1m]) >= 4"):  # four scrapes: every rate has points
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        for title, expression, legend in dashboard_targets({**GRAFANA_VARIABLES, "$__rate_interval": "30s"}):
+            series = promql(api_port, expression)
+            assert series, f"{title}: no series for {expression}"
+            for found in series:
+                assert labels_shown(expression, legend) <= set(found["metric"]), f"{title}: {found['metric']}"
+    finally:
+        server.terminate()
+        server.wait(30)
+        exporter.shutdown()
 
 
 def test_every_alert_rule_reads_metrics_we_expose() -> None:
