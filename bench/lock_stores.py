@@ -80,10 +80,12 @@ def worker(
                 leaving = time.perf_counter()
             timings.append((entered - asked, time.perf_counter() - leaving))
 
-        await asyncio.gather(*(sender() for _lane in range(args["concurrency"])))
-        log.rpush(f"{log_key}:timings", json.dumps(timings))
-        if hasattr(store, "close"):
-            await store.close()
+        try:
+            await asyncio.gather(*(sender() for _lane in range(args["concurrency"])))
+        finally:  # a LockError ends the process, after the timings of the messages it had
+            log.rpush(f"{log_key}:timings", json.dumps(timings))
+            if hasattr(store, "close"):
+                await store.close()
 
     asyncio.run(go())
 
