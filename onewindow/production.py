@@ -96,7 +96,8 @@ def create_missing_databases(*urls: str) -> None:
             with admin.connect() as connection:
                 found = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database})
                 if not found:
-                    connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+                    quoted = str(url.database).replace('"', '""')
+                    connection.execute(text(f'CREATE DATABASE "{quoted}"'))
         finally:
             admin.dispose()
 

@@ -27,6 +27,7 @@ from onewindow.infra import haproxy
 from onewindow.infra.local_servers import http_get
 from onewindow.launcher import api_secret, main, supervisord_config
 from onewindow.processes import Ports, served_programs, shared_environment, single_machine_proxy, write_endpoints
+from onewindow.production import ProdPorts, bot_webhook_path, prod_programs, prod_proxy
 from onewindow.settings import API_SECRET_VARIABLE, PROJECT_ROOT, MissingApiSecret
 from tests.sockets import listening_addresses
 
@@ -79,6 +80,27 @@ def test_haproxy_of_make_run_binds_the_channels_on_rasa_host_and_sticks_conversa
     assert "stick on var(txn.conversation)" in alone, "each instance has its own in-memory lock: a conversation stays on one"
     shared = haproxy.render(single_machine_proxy(public, ports.api, ports.proxy_stats, ports.instances, "redis://x"))
     assert "stick" not in shared, "with a shared lock store any instance takes any message"
+
+
+def test_run_prod_serves_two_of_each_the_bots_behind_the_webhook_path_and_prometheus(tmp_path: Path) -> None:
+    env = {"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_WEBHOOK_URL": "https://bot.example/webhooks/telegram/hook"}
+    ports, path = ProdPorts.from_env(env), bot_webhook_path(env)
+    programs = prod_programs(ports, tmp_path / "model.tar.gz", tmp_path / "endpoints.yml", tmp_path, path)
+    assert [program.name for program in programs] == [
+        "haproxy", "rasa-1", "rasa-2", "actions-1", "actions-2", "console-1", "console-2", "voice-1", "voice-2",
+        "bot-active", "bot-standby", "prometheus",
+    ]  # fmt: skip
+    by_name = {program.name: program for program in programs}
+    assert (
+        by_name["console-2"].env["CONSOLE_TRUSTED_PROXIES"] == "127.0.0.1" and by_name["console-2"].env["CONSOLE_PORT"] == "5082"
+    )
+    assert by_name["bot-standby"].env["TELEGRAM_WEBHOOK_PORT"] == "8444" and by_name["voice-2"].env["VOICE_PORT"] == "9094"
+    rendered = haproxy.render(prod_proxy(ports, "127.0.0.1", path))
+    assert "server bot-2 127.0.0.1:8444 " in rendered and rendered.count(" backup") == 1
+    assert "use_backend bot if { path /webhooks/telegram/hook }" in rendered and "stick" not in rendered
+    assert bot_webhook_path({}) is None, "no bots without a token"
+    with pytest.raises(ValueError, match="/webhooks/telegram/"):
+        bot_webhook_path({"TELEGRAM_TOKEN": "1:abc", "TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram"})
 
 
 def test_every_program_shares_the_secret_and_the_endpoints_through_the_environment(tmp_path: Path) -> None:
