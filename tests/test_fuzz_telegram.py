@@ -41,7 +41,7 @@ DRAWN_CHAT = 987_654_321  # the chat the strategy draws updates for; each case m
 def bot(request: pytest.FixtureRequest, stack: Stack) -> Iterator[Tuple[LocalBotApi, str]]:
     """A bot of its own (its own token, so its own webhook ledger) in each mode."""
     mode = request.param
-    api = LocalBotApi(token=f"{os.getpid() % 90_000 + 10_000}{len(mode)}:FUZZ-TOKEN", redeliver_after=0.3).start()
+    api = LocalBotApi(token=f"{os.getpid() % 90_000 + 10_000}{int(mode == 'webhook')}:FUZZ-TOKEN", redeliver_after=0.3).start()
     env = bot_env(api)
     if mode == "webhook":
         port = free_port()
