@@ -7,7 +7,8 @@ trained once per run (about 2 minutes); pass --skip-reference to leave it out. T
 bench/results/rest_load.json and their summary to docs/results/rest_load.md.
 
 OneWindow runs as `make run` starts it: the Rasa instances behind HAProxy (onewindow/infra/haproxy.py);
-`--rounds` measures that many fresh stacks one after the other (the spread between them is the machine's noise).
+`--rounds` measures that many fresh stacks one after the other (the spread between them is the machine's noise);
+`--lock-store redis://...` gives the instances a shared lock store, so HAProxy spreads messages without stickiness.
 
     make bench              # or: .venv/bin/python -m bench.rest_load [--turns 2000] [--rounds 2 --skip-reference]
 """
@@ -225,12 +226,18 @@ def main() -> int:
     )
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the stock rasa init assistant")
     parser.add_argument("--rounds", type=int, default=1, help="fresh stacks measured one after the other")
+    parser.add_argument(
+        "--lock-store",
+        default="",
+        help="a lock store the instances share (redis://...): HAProxy then spreads every message; "
+        "without one (make run's default) each conversation sticks to an instance",
+    )
     args = parser.parse_args()
     results = []
     rounds = args.rounds
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(1, rounds + 1):
-            stack = Stack(Path(scratch) / f"stack-{round_}", instances=args.instances)
+            stack = Stack(Path(scratch) / f"stack-{round_}", instances=args.instances, lock_store_url=args.lock_store)
             stack.workdir.mkdir()
             try:
                 stack.start()
@@ -238,7 +245,7 @@ def main() -> int:
                 url = f"http://127.0.0.1:{stack.rasa_port}/webhooks/rest/webhook"
                 flows: List = [QUESTION_FLOW, LIFE_EVENT_FLOW, booking_flow, OFFICE_FLOW]
                 name = f"OneWindow ({args.instances} Rasa instance{'s' if args.instances > 1 else ''}"
-                name += f", HAProxy{f', round {round_}' if rounds > 1 else ''})"
+                name += f", HAProxy, {'shared lock store' if args.lock_store else 'sticky'}{f', round {round_}' if rounds > 1 else ''})"
                 results.append(measure(name, url, pids, flows, args.turns) | {"round": round_})
             finally:
                 stack.stop()
