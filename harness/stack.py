@@ -63,7 +63,7 @@ class Stack:
     instances: int = 1
     lock_store_url: str = ""  # a lock store every instance shares (redis://...); empty: each its own in memory
     database_url: str = ""
-    tracker_database_url: str = ""
+    tracker_database_url: str = ""  # the tracker store's database (postgresql://...); empty: an SQLite file in workdir
     endpoints: Path = Path()
     rasa_port: int = 0
     api_port: int = 0
@@ -81,9 +81,8 @@ class Stack:
         seed(self.database_url, demo=True)
         self.rasa_port, self.api_port, self.actions_port = free_port(), free_port(), free_port()
         self.api_secret = secrets.token_urlsafe(32)
-        endpoints = write_endpoints(
-            self.workdir / "endpoints.yml", self.workdir / "tracker.db", self.actions_port, self.lock_store_url
-        )
+        tracker_db = self.tracker_database_url or self.workdir / "tracker.db"  # a database URL given, or SQLite
+        endpoints = write_endpoints(self.workdir / "endpoints.yml", tracker_db, self.actions_port, self.lock_store_url)
         self.endpoints = endpoints
         self.tracker_database_url = tracker_database_url(endpoints)
         tracker_engine(url=self.tracker_database_url).dispose()

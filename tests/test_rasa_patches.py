@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.core.nlg.callback import nlg_response_format_spec
-from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
     ActiveLoop,
@@ -39,13 +40,14 @@ from rasa.shared.core.events import (
     SlotSet,
     UserUttered,
 )
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses, arguments_of
 from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 from rasa.utils.endpoints import EndpointConfig
 
 from harness.stack import free_port
 from onewindow.rasa_plugins import patches, pinned
-from onewindow.rasa_plugins.patches import compiled_schemas, event_types, probes, shared_sessions
+from onewindow.rasa_plugins.patches import compiled_schemas, event_types, probes, shared_sessions, tracker_errors
 from onewindow.settings import PROJECT_ROOT
 
 # sha256 (first 16 hex digits) of the source of each piece of Rasa (and jsonschema) a patch replaces or relies on,
@@ -66,6 +68,8 @@ RECORDED_SOURCES: Dict[str, Tuple[Callable[[], Any], str]] = {
     ),
     "SQLTrackerStore, whose _retrieve and save are overridden (tracker_store)": (lambda: SQLTrackerStore, "e9b81646501a716e"),
     "TrackerStore, which calls _retrieve (tracker_store)": (lambda: TrackerStore, "73fedcc90750abca"),
+    "Agent._create_tracker_store (tracker_errors)": (lambda: tracker_errors.ORIGINAL_CREATE_TRACKER_STORE, "97499b594b45581b"),
+    "FailSafeTrackerStore, whose error hook it sets (tracker_errors)": (lambda: FailSafeTrackerStore, "84833481b14c2271"),
 }
 
 
@@ -403,3 +407,31 @@ def test_closing_leaves_nothing_for_the_garbage_collector_to_warn_about() -> Non
 
     asyncio.run(run())
     assert warnings == [] and not shared_sessions._SESSIONS
+
+
+# --- tracker_errors: Agent._create_tracker_store -------------------------------------------------------------------
+
+
+class BrokenStore(InMemoryTrackerStore):
+    async def retrieve(self, sender_id: str) -> Any:
+        raise ConnectionError("the tracker database is down")
+
+    async def save(self, tracker: Any) -> None:
+        raise ConnectionError("the tracker database is down")
+
+
+@pytest.mark.parametrize("create", ["patched", "original"])
+def test_a_failing_tracker_store_fails_the_turn_instead_of_falling_back_to_memory(create: str) -> None:
+    """Patched, retrieve and save raise the store's error; Rasa's original gives None and saves in memory."""
+    maker = tracker_errors.create_tracker_store if create == "patched" else tracker_errors.ORIGINAL_CREATE_TRACKER_STORE
+    store = maker(BrokenStore(Domain.empty()), Domain.empty())
+    tracker = DialogueStateTracker("someone", [])
+    if create == "patched":
+        with pytest.raises(ConnectionError):
+            asyncio.run(store.retrieve("someone"))
+        with pytest.raises(ConnectionError):
+            asyncio.run(store.save(tracker))
+    else:
+        assert asyncio.run(store.retrieve("someone")) is None
+        asyncio.run(store.save(tracker))
+        assert asyncio.run(store.fallback_tracker_store.retrieve("someone")) is not None

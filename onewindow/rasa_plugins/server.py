@@ -23,7 +23,8 @@ def rasa_arguments(argv: List[str]) -> List[str]:
         raise SystemExit(f"pass the HTTP API's secret in {API_SECRET_VARIABLE}, not on the command line")
     if "--enable-api" not in argv:
         return argv
-    return [*argv, "--jwt-secret", rasa_jwt_secret(), "--jwt-method", "HS256"]
+    # one argument with `=`: a secret that begins with "-" (token_urlsafe makes them) is not taken for an option
+    return [*argv, f"--jwt-secret={rasa_jwt_secret()}", "--jwt-method", "HS256"]
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ none changes what Rasa computes. Each module says what it replaces, why and what
 - shared_sessions: `EndpointConfig.session` shares one HTTP session, closed when the server stops
   (`rasa.core.run.serve_application` gets the `after_server_stop` listener).
 - probes: `rasa.core.run.configure_app` adds /health/live, /health/ready, /metrics and SIGTERM draining.
+- tracker_errors: `Agent._create_tracker_store` gives FailSafeTrackerStore a hook that raises a tracker store's
+  error (the turn fails with the channel's apology) instead of falling back to memory.
 - tracker_store: LeanSQLTrackerStore overrides `SQLTrackerStore._retrieve` and `save`
   (configured in endpoints.yml, not installed by `install()`).
 
@@ -26,7 +28,14 @@ from onewindow.rasa_plugins.pinned import require_pinned_rasa
 def install() -> None:
     """Install the patches into this process (after checking that Rasa is the pinned release)."""
     require_pinned_rasa()
-    from onewindow.rasa_plugins.patches import compiled_schemas, event_types, graph_runner, probes, shared_sessions
+    from onewindow.rasa_plugins.patches import (
+        compiled_schemas,
+        event_types,
+        graph_runner,
+        probes,
+        shared_sessions,
+        tracker_errors,
+    )
 
-    for patch in (compiled_schemas, event_types, graph_runner, shared_sessions, probes):
+    for patch in (compiled_schemas, event_types, graph_runner, shared_sessions, probes, tracker_errors):
         patch.install()
