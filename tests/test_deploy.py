@@ -251,9 +251,9 @@ def test_every_object_of_the_overlay_is_valid_for_kubernetes_1_28(overlay: str) 
 
 
 @functools.lru_cache(maxsize=None)
-def served_health_paths(framework: str) -> Set[str]:
-    """The routes onewindow/infra/health.py really adds, on a real Sanic (rasa, actions, console) or aiohttp (bot,
-    voice) application."""
+def served_paths(framework: str) -> Set[str]:
+    """The routes onewindow/infra/health.py and metrics.py really add, on a real Sanic (rasa, actions, console) or
+    aiohttp (bot, voice) application."""
     from onewindow.infra.health import Readiness, install_aiohttp, install_sanic
 
     if framework == "sanic":
@@ -261,27 +261,37 @@ def served_health_paths(framework: str) -> Set[str]:
 
         sanic_app = Sanic("onewindow_deploy_probe_paths")
         install_sanic(sanic_app, Readiness("deploy-test"))
+        metrics.install_sanic(sanic_app, "deploy-test")
         return {"/" + route.path for route in sanic_app.router.routes}
     from aiohttp import web
 
     aiohttp_app = web.Application()
-    install_aiohttp(aiohttp_app, Readiness("deploy-test"), metrics=False)
+    install_aiohttp(aiohttp_app, Readiness("deploy-test"))
     return {resource.canonical for resource in aiohttp_app.router.resources()}
 
 
 def haproxy_served_paths(config: str, port: int) -> Set[str]:
-    """Paths the frontend bound on `port` answers itself (`monitor-uri`, `{ url ... }` conditions)."""
+    """Paths the frontend bound on `port` answers itself (`monitor-uri`, `{ url ... }` and `{ path ... }` conditions)."""
     for section in re.split(r"\n(?=\S)", config):
         if re.search(rf"^    bind \S+:{port}$", section, re.M):
             paths = set(re.findall(r"^    monitor-uri (\S+)$", section, re.M))
+            paths |= set(re.findall(r"\{ path (\S+) \}", section))
             return paths | {path for condition in re.findall(r"\{ url ([^}]*)\}", section) for path in condition.split()}
     return set()
+
+
+def serves(overlay: str, container: Mapping[str, Any], path: str, port: Any) -> bool:
+    """Whether the container's program answers `path` on `port` (a number or a port's name)."""
+    program, number = program_of(container), port_number(container, port)
+    if program == "haproxy":
+        return path in haproxy_served_paths((KUBERNETES / "base" / "haproxy.cfg").read_text(), number)
+    framework = "aiohttp" if program in ("bot", "voice") else "sanic"
+    return path in served_paths(framework) and number == listening_port(program, container, environment(overlay, container))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_probed_on_paths_and_ports_its_program_serves(overlay: str) -> None:
     live, ready = "/health/live", "/health/ready"
-    haproxy_config = (KUBERNETES / "base" / "haproxy.cfg").read_text()
     for name, spec in pod_specs(overlay):
         for container in spec["containers"]:
             program = program_of(container)
@@ -291,17 +301,20 @@ def test_every_container_is_probed_on_paths_and_ports_its_program_serves(overlay
             if "startupProbe" in container:
                 probes["startupProbe"] = container["startupProbe"]
             for kind, probe in probes.items():
-                path, port = probe["httpGet"]["path"], port_number(container, probe["httpGet"]["port"])
-                if program == "haproxy":
-                    assert path in haproxy_served_paths(haproxy_config, port), (
-                        f"{name} {kind}: HAProxy does not answer {path} on {port}"
-                    )
-                else:
+                path, port = probe["httpGet"]["path"], probe["httpGet"]["port"]
+                assert serves(overlay, container, path, port), f"{name} {kind}: {path} on {port} is not served"
+                if program != "haproxy":
                     assert path == (ready if kind == "readinessProbe" else live), f"{name} {kind}: {path}"
-                    assert path in served_health_paths("aiohttp" if program in ("bot", "voice") else "sanic"), path
-                    assert port == listening_port(program, container, environment(overlay, container)), (
-                        f"{name} {kind}: port {port}"
-                    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_is_scraped_where_its_program_serves_its_metrics(overlay: str) -> None:
+    for name, deployment in objects(overlay, "Deployment").items():
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        path, port = annotations["prometheus.io/path"], int(annotations["prometheus.io/port"])
+        assert path == "/metrics" and serves(overlay, container, path, port), f"{name}: {path} on {port}"
 
 
 def hard_stop_seconds() -> float:
