@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Set, Tuple
@@ -55,22 +56,25 @@ def run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, **kwargs)
 
 
-def compose_config(tmp_path: Path) -> Dict[str, Any]:
-    secrets = tmp_path / "secrets.env"
-    secrets.write_text("".join(f"{name}=\n" for name in SECRET_NAMES))
-    done = run(
-        "docker-compose",
-        "-f",
-        str(DEPLOY / "compose.yml"),
-        "config",
-        env={"ONEWINDOW_SECRETS_ENV": str(secrets), "ONEWINDOW_PUBLIC_HOST": PUBLIC_HOST, "PATH": "/usr/bin:/bin"},
-    )
+@functools.lru_cache(maxsize=None)
+def compose_services() -> Dict[str, Any]:
+    """The services of `docker-compose config` (run once), with a secrets file of blank values."""
+    with tempfile.TemporaryDirectory() as folder:
+        secrets = Path(folder) / "secrets.env"
+        secrets.write_text("".join(f"{name}=\n" for name in SECRET_NAMES))
+        done = run(
+            "docker-compose",
+            "-f",
+            str(DEPLOY / "compose.yml"),
+            "config",
+            env={"ONEWINDOW_SECRETS_ENV": str(secrets), "ONEWINDOW_PUBLIC_HOST": PUBLIC_HOST, "PATH": "/usr/bin:/bin"},
+        )
     assert done.returncode == 0, done.stderr
-    return yaml.safe_load(done.stdout)
+    return dict(yaml.safe_load(done.stdout)["services"])
 
 
-def test_compose_config_passes_and_every_app_service_is_probed_on_readiness(tmp_path: Path) -> None:
-    services = compose_config(tmp_path)["services"]
+def test_compose_config_passes_and_every_app_service_is_probed_on_readiness() -> None:
+    services = compose_services()
     expected = {"haproxy", "rasa-1", "rasa-2", "actions-1", "actions-2", "console-1", "console-2", "voice-1", "voice-2"}
     assert expected | {"bot-1", "bot-2", "postgres", "redis", "prometheus"} <= set(services)
     for name, service in services.items():
@@ -91,9 +95,9 @@ def environment_names(services: Dict[str, Any]) -> List[str]:
     return [name for service in services.values() for name in (service.get("environment") or {})]
 
 
-def test_every_variable_the_deploy_files_set_is_a_declared_setting(tmp_path: Path) -> None:
+def test_every_variable_the_deploy_files_set_is_a_declared_setting() -> None:
     declared = {setting.name for setting in REGISTRY}
-    names = set(environment_names(compose_config(tmp_path)["services"]))
+    names = set(environment_names(compose_services()))
     names |= set(re.findall(r"\$\{(\w+)\}", (DEPLOY / "kubernetes" / "base" / "endpoints.yml").read_text()))
     names |= set(re.findall(r"^(\w+)=", (DEPLOY / "secrets.env.example").read_text(), re.M))
     image_env = re.search(r"^ENV (.*?[^\\])$", runtime_stage(), re.M | re.S)
@@ -317,6 +321,20 @@ def test_every_pod_is_scraped_where_its_program_serves_its_metrics(overlay: str)
         assert path == "/metrics" and serves(overlay, container, path, port), f"{name}: {path} on {port}"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_program_runs_in_kubernetes_with_the_command_it_has_in_compose(overlay: str) -> None:
+    compose: Dict[str, List[str]] = {}
+    for service in compose_services().values():
+        program = program_of({"image": service["image"], "command": service.get("command") or []})
+        if program not in ("", "haproxy"):
+            compose.setdefault(program, service["command"])
+    for name, spec in pod_specs(overlay):
+        for container in spec["containers"]:
+            program = program_of(container)
+            if program != "haproxy":
+                assert container["command"] == compose[program], f"{name}: {container['command']}"
+
+
 def hard_stop_seconds() -> float:
     """HAProxy's hard-stop-after: how long its soft stop lets requests finish."""
     found = re.search(r"^    hard-stop-after (\d+)s$", (KUBERNETES / "base" / "haproxy.cfg").read_text(), re.M)
@@ -359,8 +377,8 @@ def test_every_pod_has_a_pre_stop_pause_and_a_grace_period_for_draining_and_work
             )
 
 
-def test_every_compose_program_has_a_stop_grace_period_for_draining_and_work_in_flight(tmp_path: Path) -> None:
-    for name, service in compose_config(tmp_path)["services"].items():
+def test_every_compose_program_has_a_stop_grace_period_for_draining_and_work_in_flight() -> None:
+    for name, service in compose_services().items():
         command = service.get("command") or []
         program = (
             "haproxy" if service["image"].startswith("haproxy:") else program_of({"image": service["image"], "command": command})
@@ -550,8 +568,8 @@ def test_the_production_ingress_sends_the_telegram_webhook_to_the_bot() -> None:
     assert any(webhook.hostname in tls["hosts"] for tls in ingress["spec"]["tls"])
 
 
-def test_compose_sends_the_telegram_webhook_to_the_active_bot_and_to_its_standby_only_while_it_is_down(tmp_path: Path) -> None:
-    services = compose_config(tmp_path)["services"]
+def test_compose_sends_the_telegram_webhook_to_the_active_bot_and_to_its_standby_only_while_it_is_down() -> None:
+    services = compose_services()
     bots = sorted(name for name, service in services.items() if service.get("command") == ["python", "-m", "bot"])
     assert bots == ["bot-1", "bot-2"]
     for name in bots:
