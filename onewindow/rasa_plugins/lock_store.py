@@ -21,9 +21,11 @@ Two backends, chosen by the URL's scheme:
   a turn keeps the event loop busy; a killed process's tickets lapse after `lease_seconds` and the next waiter
   reaps them. Waiters poll every `poll_seconds` (20 ms).
 - ``postgresql://``: session advisory locks (`pg_advisory_lock` on a hash of the conversation id) on a connection
-  of their own per held or awaited lock; PostgreSQL queues waiters for one key first come, first served, and frees
-  the lock when the session ends (a killed process's socket closes at once; a vanished host is found by the TCP
-  keepalives each lock connection sets: 2 s idle, 1 s interval, 3 probes, tcp_user_timeout 5 s).
+  of their own per held or awaited lock; PostgreSQL frees the lock when the session ends (a killed process's socket
+  closes at once; a vanished host is found by the TCP keepalives each lock connection sets: 2 s idle, 1 s interval,
+  3 probes, tcp_user_timeout 5 s). It queues waiters in the order their server processes reach the lock, which is
+  not always the order the requests were sent (measured: tests/test_lock_store.py, bench/lock_stores.py): one
+  conversation at a time, but not in arrival order, so Redis is the production choice (docs/production.md).
 
 Both: within one instance a conversation's messages enter the shared queue in their local arrival order (a local
 FIFO around the entry step only, so a message arriving later at another instance still queues behind one that
