@@ -37,6 +37,16 @@ class PgCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """Create database `name` in the cluster; its URL."""
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.url(), isolation_level="AUTOCOMMIT", future=True)
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return self.url(name)
+
     def pg_ctl(self, *action: str) -> None:
         log = self.folder / "postgresql.log"
         command = [*AS_POSTGRES, "pg_ctl", "-D", str(self.data), "-l", str(log), "-w", "-t", "60", *action]

@@ -31,11 +31,7 @@ HANG_SECONDS = 60  # a request still unanswered after this long counts as hangin
 def cluster() -> Iterator[PgCluster]:
     cluster = PgCluster().start()
     try:
-        admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT", future=True)
-        with admin.connect() as connection:
-            connection.execute(text("CREATE DATABASE onewindow"))
-        admin.dispose()
-        migrate(cluster.url("onewindow"))
+        migrate(cluster.create_database("onewindow"))
         yield cluster
     finally:
         cluster.remove()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from harness.stack import Stack
 from tests.pg_cluster import PgCluster, available
@@ -28,11 +27,8 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     cluster = PgCluster().start()
     stack = None
     try:
-        admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT", future=True)
-        with admin.connect() as connection:
-            connection.execute(text("CREATE DATABASE tracker"))
-        admin.dispose()
-        stack = Stack(Path(tmp_path_factory.mktemp("pgtracker")), tracker_database_url=cluster.url("tracker")).start()
+        tracker = cluster.create_database("tracker")
+        stack = Stack(Path(tmp_path_factory.mktemp("pgtracker")), tracker_database_url=tracker).start()
         yield cluster, stack
     finally:
         if stack is not None:
