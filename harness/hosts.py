@@ -450,7 +450,8 @@ class Topology:
             client.close()
 
     def memory(self) -> Dict[str, int]:
-        """Resident memory (bytes) of every process of every host, by host and program name ("app1/rasa"...)."""
+        """Resident memory (bytes, shared memory left out) of every process of every host, summed by host and program
+        name ("app1/rasa", "data/postgres": the postmaster and its backends)."""
         found: Dict[str, int] = {}
         for role in self.hosts:
             for pid in run("ip", "netns", "pids", self.ns(role), check=False).stdout.split():
@@ -496,7 +497,8 @@ PROGRAM_NAMES = {"onewindow.rasa_plugins.server": "rasa", "onewindow.infra.actio
 
 def process_memory(pid: int) -> Tuple[str, int]:
     """(program name, resident bytes) of process `pid` ("", 0 once it is gone): "rasa", "actions", "haproxy",
-    "postgres", "redis-server"."""
+    "postgres", "redis-server". Resident memory without shared memory (RSS less RssShmem): PostgreSQL's shared
+    buffers would otherwise count once in every backend that touched them."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -509,7 +511,8 @@ def process_memory(pid: int) -> Tuple[str, int]:
         name = PROGRAM_NAMES.get(words[words.index("-m") + 1], name)
     elif len(words) > 1 and words[1].endswith("/rasa"):  # the stock assistant: the `rasa` script
         name = "rasa"
-    return name, int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    kilobytes = int(fields.get("VmRSS", "0 kB").split()[0]) - int(fields.get("RssShmem", "0 kB").split()[0])
+    return name, kilobytes * 1024
 
 
 def listening_anywhere(program: Program) -> List[str]:
