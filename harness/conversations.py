@@ -11,9 +11,8 @@ Each message ends as one of:
 - `wrong`: 200 with an answer to something else (never acceptable);
 - `apology`: 200 with the channel's technical apology (onewindow/text/wording.py);
 - `http_error`: any other status (HAProxy's 502/503/504 with a JSON body);
-- `closed`: the connection was closed before any answer: what HAProxy does instead of a 502 when a server dies
-  mid-request on a kept-alive client connection (RFC 9112 9.3.1: such a client may retry; the REST client here does
-  not, a POST is not idempotent) — a failure the sender sees at once;
+- `closed`: the connection was closed before any answer: what HAProxy did here, instead of a 502, when a server
+  died mid-request on a kept-alive client connection (the client sees the failure at once; it does not retry a POST);
 - `no_answer`: nothing came back within the client's timeout, or no connection to the proxy.
 """
 

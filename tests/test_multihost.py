@@ -2,13 +2,14 @@
 hosts each with a Rasa instance and an action server, and a data host with its own PostgreSQL cluster and Redis,
 every query and lock crossing the veth network. Load through HAProxy, then one fault at a time during load.
 
-Each message's outcome is counted (harness/conversations.py: answered, wrong, apology, http_error, no_answer).
-The bound every fault test asserts: no wrong answer and no silent failure ever; a message not answered was in
-flight at some moment of the fault and its sender got a clear error (an HTTP error status from HAProxy, or the
-channel's technical apology, or the connection closed before any answer, which is what HAProxy does instead of a
-502 on a kept-alive client connection); every message sent after the fault ended is answered; the trackers in PostgreSQL
-hold every answered message once, in the order sent, followed by its answer (a lost one at most once). What was
-lost is in each assertion's message (and printed with `pytest -s`). One topology serves the whole module.
+Each message's outcome is counted (harness/conversations.py: answered, wrong, apology, http_error, closed,
+no_answer). The bound every fault test asserts: no wrong answer and no silent failure ever; a message not
+answered was in flight at some moment of the fault and its sender got a clear error at once (an HTTP error status
+from HAProxy, the channel's technical apology, or the connection closed before any answer, which is what HAProxy
+did instead of a 502 on a kept-alive client connection when a Rasa server died mid-request); every message sent
+after the fault ended is answered; the trackers in PostgreSQL hold every answered message once, in the order
+sent, followed by its answer (a lost one at most once). What was lost is in each assertion's message (and printed
+with `pytest -s`). One topology serves the whole module.
 """
 
 from __future__ import annotations
