@@ -18,12 +18,13 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import redis
 from sqlalchemy import create_engine, text
 
+from actions.handoff import KEPT_FOR_STAFF
 from harness.stack import Stack
 from onewindow.rasa_plugins.lock_store import OrderedLockStore
 from tests.conftest import POSTGRES_ADMIN_URL
@@ -167,6 +168,18 @@ def shared_lock_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         stack.stop()
 
 
+def say_on(stack: Stack, instance: int, sender: str, message: str) -> List[Dict[str, Any]]:
+    """One message over the REST channel straight to Rasa instance `instance` (0 or 1), not through the proxy."""
+    body = json.dumps({"sender": sender, "message": message}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.instance_ports[instance]}/webhooks/rest/webhook",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
 @pytest.mark.stack
 def test_one_conversation_sent_to_two_instances_at_once_runs_in_order(shared_lock_stack: Stack) -> None:
     """Inside Rasa: messages of one conversation posted straight to both Rasa instances, 30 ms apart, all go
@@ -175,15 +188,9 @@ def test_one_conversation_sent_to_two_instances_at_once_runs_in_order(shared_loc
     stack, sender = shared_lock_stack, f"lock-{uuid.uuid4().hex[:8]}"
     texts = ["hello", "what are your opening hours", "thank you", "how much is a work permit"] * 2
 
-    def post(number: int) -> list:
+    def post(number: int) -> List[Dict[str, Any]]:
         time.sleep(number * 0.03)
-        port = stack.instance_ports[number % 2]
-        body = json.dumps({"sender": sender, "message": texts[number]}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/webhooks/rest/webhook", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())
+        return say_on(stack, number % 2, sender, texts[number])
 
     with ThreadPoolExecutor(len(texts)) as pool:
         replies = list(pool.map(post, range(len(texts))))
@@ -195,3 +202,37 @@ def test_one_conversation_sent_to_two_instances_at_once_runs_in_order(shared_loc
     # which a busy instance's event loop can shift by a turn: the order itself is tested above, in one process)
     kinds = [event["event"] for event in events if event["event"] in ("user", "bot")]
     assert all(kinds[i + 1] == "bot" for i, kind in enumerate(kinds) if kind == "user")
+
+
+def said(messages: List[Dict[str, Any]]) -> str:
+    return " ".join(m.get("text", "") for m in messages)
+
+
+def button(messages: List[Dict[str, Any]], contains: str) -> str:
+    offered = [b["payload"] for m in messages for b in m.get("buttons", []) if contains in b["payload"]]
+    assert offered, f"no button with {contains!r} in {messages}"
+    return offered[0]
+
+
+@pytest.mark.stack
+def test_a_form_and_a_handoff_hold_carry_over_when_the_instances_take_turns(shared_lock_stack: Stack) -> None:
+    """Each message of one conversation goes to the other instance than the one before: every instance reads what
+    the other wrote (the tracker store keeps a tracker between turns only while the table holds exactly what it
+    saved), so the booking form goes on from its last question and the hold for a person stays on everywhere."""
+    stack, sender = shared_lock_stack, f"turns-{uuid.uuid4().hex[:8]}"
+    answer = say_on(stack, 0, sender, "I would like to book an appointment for a passport renewal please")
+    assert "Which office" in said(answer)
+    answer = say_on(stack, 1, sender, button(answer, "north_centre"))
+    assert "Which day" in said(answer), said(answer)
+    answer = say_on(stack, 0, sender, button(answer, '"date"'))  # instance 0 kept its tracker from two turns ago
+    assert "What time" in said(answer), said(answer)
+    answer = say_on(stack, 1, sender, button(answer, '"time"'))
+    assert "name" in said(answer), said(answer)
+    say_on(stack, 0, sender, "stop")
+    assert not stack.tracker(sender).get("active_loop", {}).get("name"), "the form stopped on instance 0"
+    asked = say_on(stack, 1, sender, "I want to talk to a person")
+    assert "I have asked a person from the service centre" in said(asked), said(asked)
+    for instance, question in ((0, "how much does a passport renewal cost"), (1, "hello"), (0, "what are your opening hours")):
+        assert said(say_on(stack, instance, sender, question)).startswith(KEPT_FOR_STAFF), (instance, question)
+    users = [event["text"] for event in stack.tracker(sender)["events"] if event["event"] == "user"]
+    assert len(users) == 9 and users[-1] == "what are your opening hours", users
