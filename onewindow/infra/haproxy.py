@@ -34,7 +34,8 @@ draining
 gets nothing; `retry-on conn-failure` with `option redispatch`: a request is sent again, to another server, only
 when its connection never reached a server. Not `empty-response` (a server that closed without answering may
 have worked on the message: a message must not be processed twice) and not `response-timeout`; the caller of
-a request lost that way gets a 502 with a JSON body. Ordering is not the proxy's job when the instances share a
+a request lost that way gets a JSON 502, or, on a kept-alive client connection, sees that connection closed with
+no answer (what HAProxy does when the server dies mid-request: tests/test_multihost.py). Ordering is not the proxy's job when the instances share a
 lock store (onewindow/rasa_plugins/lock_store.py orders a conversation's messages across instances). Without one
 (`make run`'s default: each instance its own in-memory lock), `sticky=True` keeps each conversation on one instance
 (a stick table keyed by the REST body's `sender` or the API path's conversation id), so Rasa's lock there orders
