@@ -409,6 +409,31 @@ def test_event_stream_ends_when_the_session_ends(console: RunningConsole) -> Non
         assert list(stream.lines) == []  # and the server closed it
 
 
+def test_two_consoles_share_sessions_and_the_live_queue(
+    console: RunningConsole, backend: ServiceBackend, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two console processes on one database (as behind the proxy): a session made on one is valid on the other,
+    work done through the second shows on the first's live queue, and a logout on the second ends the first's stream."""
+    env = {"TELEGRAM_TOKEN": "", "TELEGRAM_API_URL": ""}
+    with RunningConsole(console.database_url, tmp_path_factory.mktemp("console-two"), console.endpoints, env=env) as other:
+        agent = staff(console)
+        elsewhere = httpx.Client(base_url=other.base_url, cookies=agent.cookies, timeout=30)
+        assert elsewhere.get("/queue").status_code == 200 and agent.username in elsewhere.get("/queue").text
+        reference = handoff(backend)
+        with agent.stream("GET", "/queue/events", timeout=httpx.Timeout(30.0)) as response:
+            stream = EventStream(response)
+            first = stream.next_event(time.monotonic() + 10)
+            claimed = elsewhere.post(f"/handoffs/{reference}/claim", data=form(agent))
+            assert claimed.status_code == 303 and row(backend, reference).claimed_by == agent.username
+            update = stream.next_event(time.monotonic() + 10)
+            assert update["event"] == "queue" and update["data"] != first["data"]
+            assert elsewhere.post("/logout", data=form(agent)).status_code == 303
+            create_handoff_in_another_process(console, "web-sse-two")  # the next change wakes the stream
+            assert stream.next_event(time.monotonic() + 10)["event"] == "logout"
+        assert agent.get("/queue").status_code != 200  # logged out on both
+        elsewhere.close()
+
+
 # --- with the real assistant ---------------------------------------------------------------------
 
 
