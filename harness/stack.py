@@ -91,7 +91,7 @@ class Stack:
         for number, port in enumerate(self.instance_ports, start=1):
             self._spawn(f"rasa server {number}", rasa_server(number, port, MODEL, endpoints))
         self._spawn("haproxy", haproxy(self._haproxy_config()))
-        self._wait_ready()
+        self.wait_ready()
         return self
 
     def _haproxy_config(self) -> Path:
@@ -131,7 +131,7 @@ class Stack:
     def resume(self, name: str) -> None:
         """Start a halted server again with the same command, and wait until everything is ready."""
         self._start(name, *self.commands[name])
-        self._wait_ready()
+        self.wait_ready()
 
     def restart(self, name: str) -> None:
         """Stop one server and start it again (what survives a restart is what was stored)."""
@@ -141,7 +141,8 @@ class Stack:
     def pids(self) -> Dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
+        """Wait until every server answers and HAProxy sees every Rasa instance up (after a start or a fault)."""
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if any(p.poll() is not None for name, p in self.processes.items() if not name.startswith("bot ")):

@@ -112,13 +112,15 @@ async def play(port: int, line: Line, call_ids: List[bytes]) -> None:
     except ConnectionError:
         pass  # the gateway ended the call first (a protocol error, a hang-up frame)
     if line.end == "eof":
-        with contextlib.suppress(OSError):  # not connected any more: the gateway has closed it already
+        with contextlib.suppress(OSError, RuntimeError):  # the gateway has closed it already (uvloop: RuntimeError)
             writer.write_eof()
         with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread: the kernel resets the line
             await asyncio.wait_for(draining, CLOSE_SECONDS)  # a line the gateway leaves open times out here
     elif line.end == "reset":
-        with contextlib.suppress(OSError):  # the gateway may have closed the line already
-            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock = writer.get_extra_info("socket")  # None once the gateway has closed the line
+        with contextlib.suppress(OSError):
+            if sock is not None and not writer.is_closing():
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.close()
     draining.cancel()
     await asyncio.gather(draining, return_exceptions=True)

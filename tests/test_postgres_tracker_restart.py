@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from harness.stack import Stack
 from tests.pg_cluster import PgCluster, available
@@ -64,3 +65,29 @@ def test_a_turn_during_a_postgresql_outage_gets_the_apology_and_the_conversation
     assert [event["text"] for event in events if event["event"] == "user"] == answered
     kinds = [event["event"] for event in events if event["event"] in ("user", "bot")]
     assert all(kinds[i + 1] == "bot" for i, kind in enumerate(kinds) if kind == "user")
+
+
+def test_a_turn_whose_save_fails_gets_the_apology_not_its_unsaved_reply(cluster_stack: tuple) -> None:
+    """The tracker is read, the turn runs and its reply is collected, then storing its events fails: the citizen
+    gets the apology, not a reply to a message the conversation will not hold (PostgreSQL refuses the insert)."""
+    _, stack = cluster_stack
+    sender = f"pg-save-{uuid.uuid4().hex[:8]}"
+    engine = create_engine(stack.tracker_database_url)
+    refuse = f"""
+        CREATE FUNCTION refuse_{sender.replace("-", "_")}() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+        CREATE TRIGGER refuse_{sender.replace("-", "_")} BEFORE INSERT ON events FOR EACH ROW
+        WHEN (NEW.sender_id = '{sender}') EXECUTE FUNCTION refuse_{sender.replace("-", "_")}();
+    """
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(refuse))
+        during = texts(stack.say(sender, "how much is a work permit", timeout=60))
+        assert APOLOGY in during and "costs" not in during, during
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TRIGGER refuse_{sender.replace('-', '_')} ON events"))
+        engine.dispose()
+    assert "costs" in texts(stack.say(sender, "how much is a work permit"))
+    said = [event["text"] for event in stack.tracker(sender)["events"] if event["event"] == "user"]
+    assert said == ["how much is a work permit"], said

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Dict, Optional, Set
 
-from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, Sanic
 from sanic.exceptions import InvalidUsage
@@ -78,6 +78,12 @@ class CountingOutputChannel(OutputChannel):
         self.payloads |= button_payloads(message)
         await self.inner.send_response(recipient_id, message)
 
+    def withdraw(self) -> None:
+        """Take back what a failed turn collected and has not delivered (a reply whose turn was not stored)."""
+        if isinstance(self.inner, CollectingOutputChannel):
+            self.inner.messages.clear()
+            self.sent, self.payloads = 0, set()
+
 
 class OfferedPayloads:
     """The button payloads this server offered to its recent conversations, with the tracker store behind it.
@@ -113,7 +119,8 @@ class GuardedRestInput(RestInput):
     (onewindow/channels/payloads.py); otherwise it is read as typed words.
 
     A turn that produced no response at all (the action server down, a lock or database error, a
-    timeout) gets the technical apology with the hotline instead of Rasa's `[]`; the error is logged
+    timeout) gets the technical apology with the hotline instead of Rasa's `[]`; so does a turn that failed
+    after collecting replies (its tracker was not saved): those replies are withdrawn. The error is logged
     without the message text.
     """
 
@@ -147,6 +154,9 @@ class GuardedRestInput(RestInput):
                 logger.error("rest.turn_cancelled", extra={"fields": {"sender": pseudonym(message.sender_id)}})
             except Exception:  # whatever broke, the citizen gets an answer; the traceback is logged
                 logger.exception("rest.turn_failed", extra={"fields": {"sender": pseudonym(message.sender_id)}})
+                # the turn was not stored (e.g. the tracker database went away before its save): replies it collected
+                # would answer a message the conversation does not hold, so the citizen gets the apology instead
+                counting.withdraw()
             if counting.sent == 0:
                 logger.error("rest.turn_without_answer", extra={"fields": {"sender": pseudonym(message.sender_id)}})
                 await counting.inner.send_text_message(message.sender_id, technical_apology(hotline_number(), abilities))
