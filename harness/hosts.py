@@ -46,6 +46,7 @@ from onewindow.infra.haproxy import Address, Listener, Proxy, onewindow_proxy
 from onewindow.processes import LOOPBACK, RASA, Program, action_server, rasa_server, shared_environment, write_endpoints
 from onewindow.settings import PROJECT_ROOT
 from onewindow.settings import variables as setting
+from onewindow.storage.db import create_missing_databases
 
 PREFIX = "owmh"
 OWNERS = Path(tempfile.gettempdir())  # owmh-<hex>.owner: the pid of the run that made the namespaces
@@ -264,11 +265,7 @@ class Topology:
         log = cluster / "postgresql.log"  # a file the postgres user may write
         self.pg_ctl_command = [*as_postgres, "pg_ctl", "-D", str(cluster), "-l", str(log), "-w", "-t", "60"]
         run("ip", "netns", "exec", data.namespace, *self.pg_ctl_command, "-o", options, "start")
-        admin = create_engine(self.database_url("postgres"), isolation_level="AUTOCOMMIT", future=True)
-        with admin.connect() as connection:
-            for database in ("onewindow", "tracker"):
-                connection.execute(text(f'CREATE DATABASE "{database}"'))
-        admin.dispose()
+        create_missing_databases(self.database_url("onewindow"), self.database_url("tracker"))
         seed(self.database_url(), demo=True)
         redis = ["redis-server", "--bind", data.address, "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"]
         self._spawn("redis", "data", redis + ["--protected-mode", "no", "--dir", str(self.workdir)], {})

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from onewindow.infra import haproxy as haproxy_config
@@ -53,6 +52,7 @@ from onewindow.processes import (
 )
 from onewindow.settings import LOOPBACK
 from onewindow.settings import variables as setting
+from onewindow.storage.db import create_missing_databases
 
 PRODUCTION_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/onewindow"
 PRODUCTION_LOCK_STORE_URL = "redis://127.0.0.1:6379/0"
@@ -83,23 +83,6 @@ class Data:
             setting.TRACKER_DATABASE_URL.name: self.tracker_database_url,
             setting.LOCK_STORE_URL.name: self.lock_store_url,
         }
-
-
-def create_missing_databases(*urls: str) -> None:
-    """CREATE DATABASE for each PostgreSQL URL whose database does not exist yet (SQLite files need nothing)."""
-    for raw in urls:
-        url = make_url(raw)
-        if url.get_backend_name() != "postgresql":
-            continue
-        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                found = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database})
-                if not found:
-                    quoted = str(url.database).replace('"', '""')
-                    connection.execute(text(f'CREATE DATABASE "{quoted}"'))
-        finally:
-            admin.dispose()
 
 
 @dataclass(frozen=True)

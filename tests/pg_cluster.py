@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import List
 
+from onewindow.storage.db import create_missing_databases
+
 AS_POSTGRES = ("runuser", "-u", "postgres", "--")
 
 
@@ -39,12 +41,7 @@ class PgCluster:
 
     def create_database(self, name: str) -> str:
         """Create database `name` in the cluster; its URL."""
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(self.url(), isolation_level="AUTOCOMMIT", future=True)
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        create_missing_databases(self.url(name))
         return self.url(name)
 
     def pg_ctl(self, *action: str) -> None:

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -77,3 +77,20 @@ def use_write_ahead_log(engine: Engine) -> None:
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     """Sessions that run a read again after a lost connection while their transaction has written nothing."""
     return sessionmaker(bind=engine, future=True, expire_on_commit=False, class_=reconnect.ReadRetrySession)
+
+
+def create_missing_databases(*urls: str) -> None:
+    """CREATE DATABASE for each PostgreSQL URL whose database does not exist yet (SQLite files need nothing)."""
+    for raw in urls:
+        url = make_url(raw)
+        if url.get_backend_name() != "postgresql":
+            continue
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                found = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database})
+                if not found:
+                    quoted = str(url.database).replace('"', '""')
+                    connection.execute(text(f'CREATE DATABASE "{quoted}"'))
+        finally:
+            admin.dispose()
